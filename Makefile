@@ -1,0 +1,37 @@
+# One command per habit. Every target sets up the virtual environment first if needed.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install validate test check lint types schemas clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)  ## set up .venv with jobrunner and its development tools
+
+validate: $(STAMP)  ## check the example manifests in jobs.d/
+	$(BIN)/jobrunner validate jobs.d
+
+test: $(STAMP)  ## the test suite (integration tests start their own MQTT broker)
+	$(BIN)/pytest
+
+lint: $(STAMP)  ## ruff, formatting, and the import layers of DESIGN §2
+	$(BIN)/ruff check jobrunner tests
+	$(BIN)/ruff format --check jobrunner tests
+	$(BIN)/lint-imports
+
+types: $(STAMP)  ## mypy --strict on the package
+	$(BIN)/mypy
+
+check: lint types test  ## everything CI runs
+
+schemas: $(STAMP)  ## regenerate schemas/ from the manifest models
+	$(BIN)/python -m jobrunner.manifests.schema schemas
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,97 @@
+"""The `jobrunner` command group: thin shells over the library, one module per command family."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from typing import Any
+
+import click
+
+from jobrunner import __version__
+from jobrunner.cli.validate import validate
+from jobrunner.errors import JobrunnerError
+
+COMMANDS: list[click.Command] = [validate]
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class Group(click.Group):
+    """Commands listed in the order a user meets them; library errors become user errors."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except JobrunnerError as error:
+            click.echo(f"error: {error}", err=True)
+            ctx.exit(error.exit_code)
+
+
+@click.group(cls=Group, context_settings=CONTEXT)
+@click.version_option(__version__, "--version", prog_name="jobrunner")
+@click.option("--debug", is_flag=True, help="Show tracebacks of internal errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Run device-management jobs on fleets of Eclipse Kura / ESF gateways, declared in git.
+
+    \b
+    Operators commit job manifests (which devices, which operations in which
+    order, when) to a jobs directory. jobrunner validates them, reconciles them
+    against the state it has recorded, and drives every device over MQTT with
+    the Kura request/response protocol, writing each target's status and each
+    execution's log back as files in the state directory.
+
+    \b
+    Everyday use:
+      jobrunner validate              check the manifests (exit 1 on errors)
+      jobrunner plan                  show what reconcile would do
+      jobrunner reconcile --wait      apply it and run what is due
+      jobrunner watch                 the daemon: reconcile on every change
+      jobrunner status JOB            targets, executions, schedules of a job
+
+    \b
+    Common options of the commands (each also read from the environment):
+      --jobs-dir DIR     manifests (default: jobs.d)       JOBRUNNER_JOBS_DIR
+      --state-dir DIR    recorded state (default: state)   JOBRUNNER_STATE_DIR
+      --broker URL       mqtt://host:port or mqtts://...    JOBRUNNER_BROKER
+      --scope NAME       scope of manifests that name none  JOBRUNNER_SCOPE
+
+    JOB is NAME or SCOPE/NAME. Run `jobrunner COMMAND --help` for each command.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the console script: user errors print a message, never a traceback."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        cli.main(args=args, prog_name="jobrunner")
+    except SystemExit:
+        raise
+    except Exception as error:
+        if "--debug" in args:
+            traceback.print_exc()
+        else:
+            click.echo(
+                f"internal error: {type(error).__name__}: {error}\n"
+                "This is a bug in jobrunner; run again with --debug for the traceback"
+                " and report it.",
+                err=True,
+            )
+        sys.exit(70)
+
+
+def echo_json(value: Any) -> None:
+    """Print a value as indented JSON (for `-o json`)."""
+    import json
+
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+for command in COMMANDS:
+    cli.add_command(command)

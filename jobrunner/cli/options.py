@@ -1,0 +1,51 @@
+"""Options shared by the commands; each is also read from a `JOBRUNNER_*` environment variable."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_SCOPE = "default"
+
+jobs_dir_option = click.option(
+    "--jobs-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("jobs.d"),
+    envvar="JOBRUNNER_JOBS_DIR",
+    show_default=True,
+    help="Directory of the manifests (a git checkout).",
+)
+state_dir_option = click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("state"),
+    envvar="JOBRUNNER_STATE_DIR",
+    show_default=True,
+    help="Directory of the recorded state; one process owns it at a time.",
+)
+broker_option = click.option(
+    "--broker",
+    metavar="URL",
+    envvar="JOBRUNNER_BROKER",
+    default="mqtt://127.0.0.1:1883",
+    show_default=True,
+    help="MQTT broker: mqtt://host:port, or mqtts://host:port for TLS.",
+)
+scope_option = click.option(
+    "--scope",
+    metavar="NAME",
+    envvar="JOBRUNNER_SCOPE",
+    default=DEFAULT_SCOPE,
+    show_default=True,
+    help="Scope of manifests whose metadata names none.",
+)
+
+
+def manifest_options(function: F) -> F:
+    """--jobs-dir and --scope: what a command needs to read the manifests."""
+    return jobs_dir_option(scope_option(function))

@@ -1,0 +1,51 @@
+"""`jobrunner validate`: check manifests without touching state or devices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from jobrunner.cli.options import manifest_options
+from jobrunner.manifests import load_manifests
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@manifest_options
+@click.option("-q", "--quiet", is_flag=True, help="Print errors only, not warnings.")
+@click.pass_context
+def validate(
+    ctx: click.Context, paths: tuple[Path, ...], jobs_dir: Path, scope: str, quiet: bool
+) -> None:
+    """Check manifests: YAML, every field, and the rules across files.
+
+    Reads every *.yaml and *.yml file under each PATH (default: the jobs
+    directory), every document of each file, and prints one line per problem:
+
+    \b
+        FILE:LINE: message
+        FILE:LINE: warning: message
+
+    All files are checked in one run; one broken file does not hide the errors
+    of another. Warnings (a target device or tag that matches no registered
+    device, a file with no documents) do not fail the check.
+
+    Exit status: 0 when there is no error, 1 when there is at least one.
+    """
+    result = load_manifests(list(paths) or [jobs_dir], default_scope=scope)
+    for diagnostic in result.diagnostics:
+        if diagnostic.is_error or not quiet:
+            click.echo(str(diagnostic))
+    errors, warnings = len(result.errors), len(result.warnings)
+    summary = (
+        f"{len(result.files)} file(s): {len(result.jobs)} job(s),"
+        f" {sum(len(d) for d in result.devices.values())} device(s),"
+        f" {errors} error(s), {warnings} warning(s)"
+    )
+    click.echo(summary, err=True)
+    if not result.files:
+        click.echo(
+            f"no *.yaml or *.yml files under {', '.join(map(str, paths or [jobs_dir]))}", err=True
+        )
+    ctx.exit(1 if errors else 0)

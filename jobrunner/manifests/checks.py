@@ -1,0 +1,164 @@
+"""Checks across documents and files: unique names, scope quotas, targets that match nothing.
+
+Each declaration is checked in reading order (files sorted by path, documents in file order),
+so "the second declaration is the error" is well defined and stable between runs.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from jobrunner.manifests.declarations import (
+    Declared,
+    DeclaredDevice,
+    ManifestSet,
+    Origin,
+    RejectedDocument,
+)
+from jobrunner.manifests.kinds import DeviceList, Job, Scope
+
+
+@dataclass
+class Collected:
+    """Valid documents in reading order, before the cross-document checks."""
+
+    scopes: list[Declared[Scope]] = field(default_factory=list)
+    device_lists: list[Declared[DeviceList]] = field(default_factory=list)
+    jobs: list[Declared[Job]] = field(default_factory=list)
+
+
+def check_declarations(collected: Collected, result: ManifestSet) -> None:
+    """Fill `result` with the declarations that pass, and diagnostics for those that do not."""
+    _check_scopes(collected.scopes, result)
+    _check_devices(collected.device_lists, result)
+    jobs_per_scope: Counter[str] = Counter()
+    for declared in collected.jobs:
+        if _job_is_consistent(declared, result) and _within_quota(
+            declared, jobs_per_scope[declared.scope], result
+        ):
+            jobs_per_scope[declared.scope] += 1
+            result.jobs[(declared.scope, declared.manifest.metadata.name)] = declared
+            _warn_unmatched_targets(declared, result)
+        else:
+            result.rejected.append(_rejection(declared))
+
+
+def _check_scopes(scopes: list[Declared[Scope]], result: ManifestSet) -> None:
+    for declared in scopes:
+        name = declared.manifest.metadata.name
+        first = result.scopes.get(name)
+        if first is not None:
+            result.error(
+                declared.origin.file,
+                declared.origin.line("metadata", "name"),
+                f"scope '{name}' is already declared at {first.origin.at('metadata', 'name')}",
+            )
+            continue
+        result.scopes[name] = declared
+
+
+def _check_devices(device_lists: list[Declared[DeviceList]], result: ManifestSet) -> None:
+    for declared in device_lists:
+        registry = result.devices.setdefault(declared.scope, {})
+        for index, device in enumerate(declared.manifest.devices):
+            path = ("devices", index, "clientId")
+            first = registry.get(device.client_id)
+            if first is not None:
+                result.error(
+                    declared.origin.file,
+                    declared.origin.line(*path),
+                    f"device '{device.client_id}' is already declared in scope"
+                    f" '{declared.scope}' at {first.origin.file}:{first.line}",
+                )
+                continue
+            registry[device.client_id] = DeclaredDevice(device, declared.origin, path)
+
+
+def _job_is_consistent(declared: Declared[Job], result: ManifestSet) -> bool:
+    job = declared.manifest
+    origin = declared.origin
+    first = result.jobs.get((declared.scope, job.metadata.name))
+    if first is not None:
+        result.error(
+            origin.file,
+            origin.line("metadata", "name"),
+            f"job '{job.metadata.name}' is already declared in scope '{declared.scope}'"
+            f" at {first.origin.at('metadata', 'name')}; job names are unique in a scope",
+        )
+        return False
+    ok = _unique_names(origin, "steps", [s.name for s in job.spec.steps], "step", result)
+    schedule_names = [s.name for s in job.spec.schedules]
+    return _unique_names(origin, "schedules", schedule_names, "schedule", result) and ok
+
+
+def _unique_names(
+    origin: Origin, key: str, names: list[str], what: str, result: ManifestSet
+) -> bool:
+    seen: dict[str, int] = {}
+    ok = True
+    for index, name in enumerate(names):
+        if name in seen:
+            first_line = origin.line("spec", key, seen[name], "name")
+            result.error(
+                origin.file,
+                origin.line("spec", key, index, "name"),
+                f"{what} name '{name}' is already used at line {first_line};"
+                f" {what} names are unique in a job",
+            )
+            ok = False
+        else:
+            seen[name] = index
+    return ok
+
+
+def _within_quota(declared: Declared[Job], held: int, result: ManifestSet) -> bool:
+    scope = result.scopes.get(declared.scope)
+    if scope is None or scope.manifest.spec.max_jobs is None:
+        return True
+    limit = scope.manifest.spec.max_jobs
+    if held < limit:
+        return True
+    where = scope.origin.at("spec", "maxJobs")
+    name = declared.manifest.metadata.name
+    message = (
+        f"scope '{declared.scope}' refuses jobs (maxJobs: 0 at {where}); job '{name}' is refused"
+        if limit == 0
+        else f"scope '{declared.scope}' already holds its {limit} job(s) (maxJobs at {where});"
+        f" job '{name}' is refused: remove a job or raise maxJobs"
+    )
+    result.error(declared.origin.file, declared.origin.line("metadata", "name"), message)
+    return False
+
+
+def _warn_unmatched_targets(declared: Declared[Job], result: ManifestSet) -> None:
+    registry = result.devices.get(declared.scope, {})
+    targets = declared.manifest.spec.targets
+    origin = declared.origin
+    for index, client_id in enumerate(targets.devices):
+        if client_id not in registry:
+            result.warning(
+                origin.file,
+                origin.line("spec", "targets", "devices", index),
+                f"device '{client_id}' is not in the registry of scope '{declared.scope}';"
+                " it becomes a target if it is registered (or connects) before the first"
+                " execution",
+            )
+    known_tags = {tag for d in registry.values() for tag in d.device.tags}
+    for index, tag in enumerate(targets.tags):
+        if tag not in known_tags:
+            result.warning(
+                origin.file,
+                origin.line("spec", "targets", "tags", index),
+                f"tag '{tag}' matches no registered device of scope '{declared.scope}'",
+            )
+
+
+def _rejection(declared: Declared[Job]) -> RejectedDocument:
+    return RejectedDocument(
+        file=declared.origin.file,
+        line=declared.origin.source.value_line(()),
+        kind="Job",
+        scope=declared.scope,
+        name=declared.manifest.metadata.name,
+    )

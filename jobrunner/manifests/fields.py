@@ -1,0 +1,213 @@
+"""Field types of the manifest language: names, durations, times, zones, cron expressions.
+
+Every type here validates YAML-native input (the loader keeps ISO times as strings) and
+describes itself in JSON Schema, so that editors check the same rules as `jobrunner validate`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from pydantic import AfterValidator, BeforeValidator, Field, PlainSerializer, WithJsonSchema
+
+from jobrunner.cron import CronSyntaxError, parse_quartz
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
+SCOPE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
+# MQTT client ids appear as a topic segment and as a file name: no '/', '+', '#', spaces.
+CLIENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+TAG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,62}$"
+
+_DURATION_RE = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$")
+DURATION_PATTERN = r"^(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)?$"
+_DURATION_HINT = "write a number and a unit, e.g. 30s, 10m, 2h, 1d (or combined: 1h30m; 500ms)"
+
+
+def _named_pattern(pattern: str, what: str, example: str) -> AfterValidator:
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.match(value):
+            raise ValueError(f"{value!r} is not a valid {what}: {example}")
+        return value
+
+    return AfterValidator(check)
+
+
+Name = Annotated[
+    str,
+    _named_pattern(
+        NAME_PATTERN,
+        "name",
+        "use 1-63 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit",
+    ),
+    WithJsonSchema({"type": "string", "pattern": NAME_PATTERN}),
+]
+"""A job, step or schedule name: safe as a file name and as an MQTT topic segment."""
+
+ScopeName = Annotated[
+    str,
+    _named_pattern(
+        SCOPE_PATTERN,
+        "scope name",
+        "use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        " (it is the Kura account in MQTT topics)",
+    ),
+    WithJsonSchema({"type": "string", "pattern": SCOPE_PATTERN}),
+]
+
+ClientId = Annotated[
+    str,
+    _named_pattern(
+        CLIENT_ID_PATTERN,
+        "device client id",
+        "use 1-128 letters, digits, '.', '_', ':' or '-' (no '/', '+', '#' or spaces)",
+    ),
+    WithJsonSchema({"type": "string", "pattern": CLIENT_ID_PATTERN}),
+]
+
+Tag = Annotated[
+    str,
+    _named_pattern(
+        TAG_PATTERN,
+        "tag",
+        "use 1-63 letters, digits, '.', '_', ':', '/' or '-', starting with a letter or digit",
+    ),
+    WithJsonSchema({"type": "string", "pattern": TAG_PATTERN}),
+]
+
+
+def parse_duration(text: object) -> timedelta:
+    """Parse `30s`, `10m`, `2h`, `1d`, `1h30m` or `500ms` into a positive timedelta."""
+    if isinstance(text, timedelta):
+        return text
+    if not isinstance(text, str):
+        raise ValueError(f"a duration must be a string; {_DURATION_HINT}")
+    match = _DURATION_RE.match(text.strip())
+    if not text.strip() or match is None:
+        raise ValueError(f"{text!r} is not a duration; {_DURATION_HINT}")
+    days, hours, minutes, seconds, millis = (int(g) if g else 0 for g in match.groups())
+    value = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds, milliseconds=millis)
+    if value <= timedelta(0):
+        raise ValueError(f"{text!r} is not a positive duration; {_DURATION_HINT}")
+    if value > timedelta(days=3650):
+        raise ValueError(f"{text!r} is longer than ten years; is the unit right?")
+    return value
+
+
+def format_duration(value: timedelta) -> str:
+    """The shortest manifest spelling of a duration: 90 seconds is `1m30s`."""
+    millis = round(value.total_seconds() * 1000)
+    parts = []
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        count, millis = divmod(millis, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    if millis:
+        parts.append(f"{millis}ms")
+    return "".join(parts) or "0s"
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "examples": ["30s", "1h"]}),
+]
+
+
+def _require_zone(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(
+            "the time has no zone; write it with one, e.g. 2026-12-01T00:00:00Z"
+            " or 2026-12-01T01:00:00+01:00"
+        )
+    return value
+
+
+def _parse_time(value: object) -> object:
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not an ISO-8601 time; write e.g. 2026-12-01T00:00:00Z"
+            ) from None
+    return value
+
+
+AwareTime = Annotated[
+    datetime,
+    BeforeValidator(_parse_time),
+    AfterValidator(_require_zone),
+    Field(strict=False),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+"""An ISO-8601 time with a zone (`Z` or an offset)."""
+
+
+def _check_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        hint = _closest_zone(value)
+        raise ValueError(
+            f"{value!r} is not an IANA time zone"
+            + (f"; did you mean {hint!r}?" if hint else "; write e.g. Europe/Rome or UTC")
+        ) from None
+    return value
+
+
+def _closest_zone(value: str) -> str | None:
+    import difflib
+
+    matches = difflib.get_close_matches(value, sorted(available_timezones()), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+TimeZone = Annotated[
+    str,
+    AfterValidator(_check_zone),
+    WithJsonSchema({"type": "string", "examples": ["UTC", "Europe/Rome"]}),
+]
+
+
+def _check_cron(value: str) -> str:
+    try:
+        parse_quartz(value)
+    except CronSyntaxError as error:
+        raise ValueError(f"invalid Quartz cron expression {value!r}: {error}") from None
+    return value
+
+
+CronExpression = Annotated[
+    str,
+    AfterValidator(_check_cron),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "description": "Quartz cron: sec min hour day-of-month month day-of-week [year]",
+            "examples": ["0 0 2 ? * MON-FRI"],
+        }
+    ),
+]
+
+
+def _scalar_to_text(value: Any) -> Any:
+    # YAML reads `run: 2026-11-27-1` as a string but `run: 7` as an int; both are tokens.
+    if isinstance(value, bool):
+        raise ValueError("a run token must be a string or a number, not true/false")
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+RunToken = Annotated[
+    str,
+    BeforeValidator(_scalar_to_text),
+    Field(min_length=1, max_length=200),
+    WithJsonSchema({"type": ["string", "number"], "minLength": 1, "maxLength": 200}),
+]

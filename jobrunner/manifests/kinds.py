@@ -1,0 +1,129 @@
+"""The three manifest kinds: Scope, DeviceList and Job (DESIGN §3)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from jobrunner.manifests.base import API_VERSION, Strict
+from jobrunner.manifests.fields import ClientId, Name, RunToken, ScopeName, Tag
+from jobrunner.manifests.schedules import Schedule
+from jobrunner.manifests.steps import Step
+
+ApiVersion = Literal["jobrunner/v1"]
+assert API_VERSION == "jobrunner/v1"
+
+Description = Annotated[str, Field(max_length=4096)]
+
+
+# --- Scope ------------------------------------------------------------------------------------
+
+
+class ScopeMetadata(Strict):
+    name: ScopeName
+    description: Description | None = None
+
+
+class ScopeSpec(Strict):
+    max_jobs: int | None = Field(
+        default=None, ge=0, description="how many jobs the scope may hold; 0 refuses all"
+    )
+    payload_encoding: Literal["kura-protobuf", "simple-json"] = Field(
+        default="kura-protobuf",
+        description="how the scope's devices encode payloads (Kura's payload.encoding)",
+    )
+
+
+class Scope(Strict):
+    """A tenant; its name is the Kura account in MQTT topics."""
+
+    api_version: ApiVersion
+    kind: Literal["Scope"]
+    metadata: ScopeMetadata
+    spec: ScopeSpec = ScopeSpec()
+
+
+# --- DeviceList -------------------------------------------------------------------------------
+
+
+class Device(Strict):
+    """A gateway of the registry, known by its MQTT client id."""
+
+    client_id: ClientId
+    display_name: Annotated[str, Field(max_length=256)] | None = None
+    tags: list[Tag] = Field(default_factory=list)
+
+
+class DeviceListMetadata(Strict):
+    scope: ScopeName | None = Field(default=None, description="default: the configured scope")
+    description: Description | None = None
+
+
+class DeviceList(Strict):
+    """Devices of a scope, declared in git (devices also register themselves on connect)."""
+
+    api_version: ApiVersion
+    kind: Literal["DeviceList"]
+    metadata: DeviceListMetadata = DeviceListMetadata()
+    devices: list[Device]
+
+
+# --- Job --------------------------------------------------------------------------------------
+
+
+class JobMetadata(Strict):
+    name: Name
+    scope: ScopeName | None = Field(default=None, description="default: the configured scope")
+    description: Description | None = None
+
+
+class Targets(Strict):
+    """The union of the selectors; resolved and frozen at the first execution."""
+
+    devices: list[ClientId] = Field(default_factory=list)
+    tags: list[Tag] = Field(default_factory=list)
+    all: bool = Field(default=False, description="every device of the scope")
+
+    @model_validator(mode="after")
+    def _something_selected(self) -> Targets:
+        if not (self.devices or self.tags or self.all):
+            raise ValueError(
+                "targets select no device; list client ids under 'devices',"
+                " tags under 'tags', or write 'all: true'"
+            )
+        return self
+
+
+class JobSpec(Strict):
+    targets: Targets
+    steps: list[Step]
+    schedules: list[Schedule] = Field(default_factory=list)
+    run: RunToken | None = Field(
+        default=None, description="on-demand start: every new value starts one execution"
+    )
+    suspend: bool = Field(default=False, description="start nothing; stop a running execution")
+
+    @field_validator("steps")
+    @classmethod
+    def _at_least_one_step(cls, steps: list[Step]) -> list[Step]:
+        if not steps:
+            raise ValueError("a job needs at least one step")
+        return steps
+
+
+class Job(Strict):
+    """Which devices (targets), what to do (steps, in order), when (schedules, run token)."""
+
+    api_version: ApiVersion
+    kind: Literal["Job"]
+    metadata: JobMetadata
+    spec: JobSpec
+
+
+Manifest = Annotated[Scope | DeviceList | Job, Field(discriminator="kind")]
+KINDS: dict[str, type[Scope | DeviceList | Job]] = {
+    "Scope": Scope,
+    "DeviceList": DeviceList,
+    "Job": Job,
+}

@@ -1,0 +1,172 @@
+"""Reading the jobs directory: every YAML file, every document, every error with its line.
+
+One broken file never hides the errors of another, and the valid documents still load. A file
+with errors is remembered as broken, so that nothing declared in it can be mistaken for
+removed (the reconciler never deletes a job whose file it could not read).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from jobrunner.manifests.base import API_VERSION
+from jobrunner.manifests.checks import Collected, check_declarations
+from jobrunner.manifests.declarations import Declared, ManifestSet, Origin, RejectedDocument
+from jobrunner.manifests.errors import located_messages, suggest
+from jobrunner.manifests.kinds import KINDS, DeviceList, Scope
+from jobrunner.manifests.yamlsource import SourceMap, YamlError, read_documents
+
+MAX_FILE_BYTES = 16 * 1024 * 1024
+MANIFEST_SUFFIXES = (".yaml", ".yml")
+
+
+def manifest_files(paths: Iterable[Path]) -> Iterator[Path]:
+    """YAML files under each path (sorted, hidden files and folders such as .git skipped)."""
+    for root in paths:
+        if not root.is_dir():
+            yield root
+            continue
+        found: list[Path] = []
+        for folder, subfolders, names in os.walk(root):
+            subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+            found.extend(
+                Path(folder) / name
+                for name in names
+                if name.endswith(MANIFEST_SUFFIXES) and not name.startswith(".")
+            )
+        yield from sorted(found)
+
+
+def load_manifests(paths: Sequence[Path], default_scope: str) -> ManifestSet:
+    """Read and check every manifest under `paths` (files or directories)."""
+    result = ManifestSet(default_scope=default_scope)
+    collected = Collected()
+    for file in manifest_files(paths):
+        result.files.append(file)
+        _load_file(file, result, collected)
+    check_declarations(collected, result)
+    result.diagnostics.sort(key=lambda d: (str(d.file), d.line))
+    return result
+
+
+def read_text(file: Path) -> str:
+    """The text of a manifest file; YamlError when it is missing, huge, binary or not UTF-8."""
+    try:
+        size = file.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise YamlError(
+                1,
+                f"the file is {size / 1_048_576:.1f} MB; manifests are at most"
+                f" {MAX_FILE_BYTES // 1_048_576} MB (is it really a manifest?)",
+            )
+        raw = file.read_bytes()
+    except FileNotFoundError:
+        raise YamlError(1, "no such file or directory") from None
+    except OSError as error:
+        raise YamlError(1, f"cannot read the file: {error.strerror}") from None
+    if b"\0" in raw:
+        line = raw[: raw.index(b"\0")].count(b"\n") + 1
+        raise YamlError(line, "the file is binary (it holds NUL bytes), not a YAML manifest")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise YamlError(
+            line, f"the file is not UTF-8 text (byte 0x{raw[error.start]:02x}); save it as UTF-8"
+        ) from None
+
+
+def _load_file(file: Path, result: ManifestSet, collected: Collected) -> None:
+    try:
+        text = read_text(file)
+        count = 0
+        for document in read_documents(text):
+            if document.data is None:
+                continue
+            count += 1
+            _load_document(file, document.data, document.source, result, collected)
+        if count == 0:
+            result.warning(file, 1, "the file holds no manifest documents")
+    except YamlError as error:
+        result.error(file, error.line, error.message)
+
+
+def _load_document(
+    file: Path, data: Any, source: SourceMap, result: ManifestSet, collected: Collected
+) -> None:
+    if not isinstance(data, dict):
+        shape = "a list" if isinstance(data, list) else "a single value"
+        result.error(
+            file,
+            source.value_line(()),
+            f"a manifest document must be a mapping (apiVersion, kind, metadata, ...);"
+            f" this one is {shape}",
+        )
+        return
+    kind = _check_header(file, data, source, result)
+    if kind is None:
+        return
+    model = KINDS[kind]
+    try:
+        manifest = model.model_validate(data)
+    except ValidationError as error:
+        for line, message in located_messages(error, model, data, source):
+            result.error(file, line, message)
+        result.rejected.append(_rejected(file, source, kind, data, result.default_scope))
+        return
+    origin = Origin(file, source)
+    if isinstance(manifest, Scope):
+        collected.scopes.append(Declared(manifest, origin, manifest.metadata.name))
+    elif isinstance(manifest, DeviceList):
+        scope = manifest.metadata.scope or result.default_scope
+        collected.device_lists.append(Declared(manifest, origin, scope))
+    else:
+        scope = manifest.metadata.scope or result.default_scope
+        collected.jobs.append(Declared(manifest, origin, scope))
+
+
+def _check_header(
+    file: Path, data: dict[str, Any], source: SourceMap, result: ManifestSet
+) -> str | None:
+    """The document's kind when apiVersion and kind are right, else None (errors recorded)."""
+    ok = True
+    if "apiVersion" not in data:
+        result.error(file, source.value_line(()), f"missing apiVersion: write {API_VERSION}")
+        ok = False
+    elif data["apiVersion"] != API_VERSION:
+        result.error(
+            file,
+            source.line_of(("apiVersion",)),
+            f"apiVersion {data['apiVersion']!r} is not supported; write {API_VERSION}",
+        )
+        ok = False
+    kind = data.get("kind")
+    if "kind" not in data:
+        result.error(file, source.value_line(()), f"missing kind: one of {', '.join(KINDS)}")
+        return None
+    if not isinstance(kind, str) or kind not in KINDS:
+        hint = suggest(str(kind), KINDS) or f"; use one of: {', '.join(KINDS)}"
+        result.error(file, source.line_of(("kind",)), f"unknown kind {kind!r}{hint}")
+        return None
+    return kind if ok else None
+
+
+def _rejected(
+    file: Path, source: SourceMap, kind: str, data: dict[str, Any], default_scope: str
+) -> RejectedDocument:
+    found = data.get("metadata")
+    metadata: dict[str, Any] = found if isinstance(found, dict) else {}
+    name = metadata.get("name")
+    scope = name if kind == "Scope" else metadata.get("scope", default_scope)
+    return RejectedDocument(
+        file=file,
+        line=source.value_line(()),
+        kind=kind,
+        scope=scope if isinstance(scope, str) else None,
+        name=name if isinstance(name, str) else None,
+    )

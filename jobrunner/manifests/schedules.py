@@ -1,0 +1,63 @@
+"""Schedules (triggers) of a job: interval, cron and device-connect."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from jobrunner.manifests.base import Strict
+from jobrunner.manifests.fields import AwareTime, CronExpression, Duration, Name, TimeZone
+
+MIN_INTERVAL = timedelta(minutes=1)
+
+
+class ScheduleBase(Strict):
+    """What every schedule has: a name unique in its job and an optional active window."""
+
+    name: Name
+    starts_on: AwareTime | None = Field(default=None, description="fire no earlier than this")
+    ends_on: AwareTime | None = Field(default=None, description="fire no later than this")
+
+    @field_validator("ends_on")
+    @classmethod
+    def _window(cls, ends_on: datetime | None, info: ValidationInfo) -> datetime | None:
+        starts_on = info.data.get("starts_on")
+        if starts_on is not None and ends_on is not None and ends_on <= starts_on:
+            raise ValueError(
+                f"endsOn ({ends_on.isoformat()}) must be after startsOn ({starts_on.isoformat()})"
+            )
+        return ends_on
+
+
+class IntervalSchedule(ScheduleBase):
+    """Every `interval`, counted from `startsOn` (from 1970-01-01T00:00Z when not given)."""
+
+    type: Literal["interval"]
+    interval: Duration
+
+    @model_validator(mode="after")
+    def _at_least_a_minute(self) -> IntervalSchedule:
+        if self.interval < MIN_INTERVAL:
+            raise ValueError("interval must be at least 1m; schedules count in minutes or longer")
+        return self
+
+
+class CronSchedule(ScheduleBase):
+    """A Quartz cron expression evaluated in `timezone`."""
+
+    type: Literal["cron"]
+    cron: CronExpression
+    timezone: TimeZone = "UTC"
+
+
+class DeviceConnectSchedule(ScheduleBase):
+    """Run the job for one target when its device connects (publishes its BIRTH)."""
+
+    type: Literal["device-connect"]
+
+
+Schedule = Annotated[
+    IntervalSchedule | CronSchedule | DeviceConnectSchedule, Field(discriminator="type")
+]

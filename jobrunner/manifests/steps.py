@@ -1,0 +1,429 @@
+"""Steps: the 13 step definitions of the catalogue and the typed properties of each.
+
+A step is written with the definition's display name (`definition: Bundle Stop`); the
+`definition` key selects the property model. Device-side wire contracts live in
+`jobrunner.device.operations`; this module only describes what the operator may write.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from datetime import timedelta
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal, get_args
+
+from pydantic import AfterValidator, Field, field_validator, model_validator
+
+from jobrunner.manifests.base import Strict
+from jobrunner.manifests.fields import Duration, Name, format_duration
+from jobrunner.manifests.secrets import Secret
+
+DEFAULT_TIMEOUT = timedelta(seconds=30)
+DEFAULT_COMPLETION_TIMEOUT = timedelta(hours=1)
+
+_PEM_RE = re.compile(r"-----BEGIN [A-Z0-9 ]+-----[\s\S]+?-----END [A-Z0-9 ]+-----")
+_HASH_RE = re.compile(r"^[A-Za-z0-9-]+:[0-9a-fA-F]+$")
+_URI_RE = re.compile(r"^(https?|ftp)://[^\s/]+\S*$")
+_PEM_MAX = 1_048_576  # the device cloud's limit for a certificate property
+
+
+def _check_pem(value: str) -> str:
+    if len(value) > _PEM_MAX:
+        raise ValueError(f"the PEM text is longer than {_PEM_MAX} characters")
+    if not _PEM_RE.search(value):
+        raise ValueError(
+            "not PEM text; paste the certificate including its"
+            " '-----BEGIN CERTIFICATE-----' and '-----END CERTIFICATE-----' lines"
+        )
+    return value
+
+
+def _check_hash(value: str) -> str:
+    if not _HASH_RE.match(value):
+        raise ValueError(f"{value!r} is not ALGO:hex; write e.g. MD5:46cb0ad3a1c5...")
+    return value
+
+
+def _check_download_uri(value: str) -> str:
+    if not _URI_RE.match(value):
+        raise ValueError(
+            f"{value!r} is not a URL the device can download; write http(s)://host/path"
+        )
+    return value
+
+
+Pem = Annotated[
+    str,
+    AfterValidator(_check_pem),
+    Field(json_schema_extra={"contentMediaType": "application/x-pem-file"}),
+]
+FileHash = Annotated[
+    str, AfterValidator(_check_hash), Field(json_schema_extra={"pattern": _HASH_RE.pattern})
+]
+DownloadUri = Annotated[
+    str, Field(min_length=1, max_length=2048), AfterValidator(_check_download_uri)
+]
+Text = Annotated[str, Field(min_length=1, max_length=4096)]
+
+
+# --- Command Execution ----------------------------------------------------------------------
+
+
+class CommandExecution(Strict):
+    """CMD-V1 EXEC/command: run a command line on the gateway; non-zero exit fails the step."""
+
+    command: Text
+    arguments: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    environment: dict[str, str] = Field(default_factory=dict)
+    working_directory: Text | None = None
+    stdin: str | None = None
+    password: Secret | None = None
+    run_async: bool = False
+    command_timeout: Duration | None = Field(
+        default=None, description="device-side limit, sent to the device in whole seconds"
+    )
+
+    @field_validator("environment")
+    @classmethod
+    def _names_without_equals(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not name or "=" in name:
+                raise ValueError(f"environment name {name!r} must be non-empty and without '='")
+        return value
+
+
+# --- Configuration Put ----------------------------------------------------------------------
+
+ConfigurationType = Literal[
+    "String", "Long", "Double", "Float", "Integer", "Byte", "Char", "Boolean", "Short", "Password"
+]
+ScalarValue = str | bool | int | float
+
+
+class TypedProperty(Strict):
+    """A configuration property whose Kura type is written out: `{type: Long, value: 5}`."""
+
+    type: ConfigurationType
+    value: ScalarValue | list[ScalarValue]
+
+
+class ComponentConfiguration(Strict):
+    """The properties of one OSGi component, by its PID."""
+
+    pid: Text
+    properties: dict[str, ScalarValue | list[ScalarValue] | TypedProperty]
+
+
+class ConfigurationPut(Strict):
+    """CONF-V1 PUT/configurations: apply component configurations (structured, or the XML form)."""
+
+    configurations: list[ComponentConfiguration] | None = Field(default=None, min_length=1)
+    xml: str | None = Field(default=None, description="an esf:configurations XML document")
+
+    @model_validator(mode="after")
+    def _one_form(self) -> ConfigurationPut:
+        if (self.configurations is None) == (self.xml is None):
+            raise ValueError("give either 'configurations' or 'xml' (the esf:configurations form)")
+        return self
+
+
+# --- Bundles ----------------------------------------------------------------------------------
+
+
+class BundleProperties(Strict):
+    """DEPLOY-V2 EXEC/start|stop/{bundleId}."""
+
+    bundle_id: int = Field(ge=0, description="numeric OSGi bundle id")
+
+    @field_validator("bundle_id", mode="before")
+    @classmethod
+    def _digits(cls, value: Any) -> Any:
+        # Definitions ported from the device cloud carry the id as a string ("42").
+        if isinstance(value, str) and value.strip().isdigit():
+            return int(value)
+        return value
+
+
+# --- Packages -------------------------------------------------------------------------------
+
+
+class FileType(StrEnum):
+    DEPLOYMENT_PACKAGE = "DEPLOYMENT_PACKAGE"
+    EXECUTABLE_SCRIPT = "EXECUTABLE_SCRIPT"
+
+
+class PackageDownload(Strict):
+    """DEPLOY-V2 EXEC/download: fetch (and by default install) a deployment package."""
+
+    uri: DownloadUri
+    name: Annotated[str, Field(min_length=1, max_length=256)]
+    version: Annotated[str, Field(min_length=1, max_length=256)]
+    install: bool = True
+    reboot: bool = False
+    reboot_delay: Duration | None = None
+    username: str | None = None
+    password: Secret | None = None
+    file_hash: FileHash | None = Field(default=None, description="ALGO:hex, e.g. MD5:46cb...")
+    file_type: FileType = FileType.DEPLOYMENT_PACKAGE
+    restart: bool = Field(default=False, description="download again even if the file exists")
+    block_size: int | None = Field(default=None, gt=0)
+    block_delay: Duration | None = None
+    block_timeout: Duration | None = None
+    notify_block_size: int | None = Field(default=None, gt=0)
+    install_verifier_uri: DownloadUri | None = None
+
+
+class PackageUninstall(Strict):
+    """DEPLOY-V2 EXEC/uninstall."""
+
+    name: Annotated[str, Field(min_length=1, max_length=256)]
+    version: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+    reboot: bool = False
+    reboot_delay: Duration | None = None
+
+
+# --- Asset Write ------------------------------------------------------------------------------
+
+ChannelType = Literal["BOOLEAN", "BYTE_ARRAY", "DOUBLE", "INTEGER", "LONG", "FLOAT", "STRING"]
+_INT32 = (-(2**31), 2**31 - 1)
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+class ChannelWrite(Strict):
+    """One channel value; BYTE_ARRAY values are base64 text."""
+
+    name: Text
+    type: ChannelType
+    value: ScalarValue
+
+    @model_validator(mode="after")
+    def _value_fits_type(self) -> ChannelWrite:
+        problem = _channel_value_problem(self.type, self.value)
+        if problem:
+            raise ValueError(f"channel {self.name!r}: {problem}")
+        return self
+
+
+def _channel_value_problem(kind: str, value: ScalarValue) -> str | None:
+    if kind == "BOOLEAN":
+        return None if isinstance(value, bool) else "a BOOLEAN value is true or false"
+    if kind in ("INTEGER", "LONG"):
+        low, high = _INT32 if kind == "INTEGER" else _INT64
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"an {kind} value is a whole number"
+        return None if low <= value <= high else f"{value} does not fit in {kind}"
+    if kind in ("DOUBLE", "FLOAT"):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return None if ok else f"a {kind} value is a number"
+    if kind == "BYTE_ARRAY":
+        if not isinstance(value, str):
+            return "a BYTE_ARRAY value is base64 text"
+        try:
+            base64.b64decode(value, validate=True)
+        except binascii.Error:
+            return f"{value!r} is not base64 text"
+        return None
+    return None if isinstance(value, str) else "a STRING value is text (quote it)"
+
+
+class AssetWriteTarget(Strict):
+    name: Text
+    channels: list[ChannelWrite] = Field(min_length=1)
+
+
+class AssetWrite(Strict):
+    """ASSET-V1 EXEC/write: write channel values of the gateway's assets."""
+
+    assets: list[AssetWriteTarget] = Field(min_length=1)
+
+
+# --- Keystores (KEYS-V1) ----------------------------------------------------------------------
+
+
+class KeystoreCertificateCreate(Strict):
+    keystore_id: Text = Field(description="keystore service PID, e.g. SSLKeystore")
+    alias: Text
+    certificate: Pem
+
+
+class KeystoreItemDelete(Strict):
+    keystore_id: Text
+    alias: Text
+
+
+class KeystoreKeypairCreate(Strict):
+    keystore_id: Text
+    alias: Text
+    algorithm: Text = Field(examples=["RSA", "EC"])
+    size: int = Field(gt=0, examples=[2048, 4096])
+    signature_algorithm: Text = Field(examples=["SHA256withRSA"])
+    attributes: Text = Field(description="the subject, e.g. CN=gw-0001,O=Acme,C=IT")
+
+
+# --- Device certificates (no public contract; see README "Device certificate management") ----
+
+
+class DeviceCertificateInstall(Strict):
+    certificate: Pem
+    alias: Text | None = None
+    keystore_id: Text | None = None
+
+
+class DeviceCertificateRevoke(Strict):
+    alias: Text | None = None
+    certificate: Pem | None = None
+    keystore_id: Text | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> DeviceCertificateRevoke:
+        if (self.alias is None) == (self.certificate is None):
+            raise ValueError("give either 'alias' or 'certificate' of the certificate to revoke")
+        return self
+
+
+# --- Activity Submit (ESF; see README "Activity Submit") -------------------------------------
+
+
+class ActivitySubmit(Strict):
+    activity_uri: DownloadUri
+    username: str | None = None
+    password: Secret | None = None
+    file_hash: FileHash | None = None
+    resume: bool = False
+    block_size: int | None = Field(default=None, gt=0)
+    block_delay: Duration | None = None
+    block_timeout: Duration | None = None
+    notify_block_size: int | None = Field(default=None, gt=0)
+    download_timeout: Duration | None = None
+    log_level: Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR"] = "INFO"
+    resource_properties: dict[str, str] = Field(default_factory=dict)
+
+
+# --- Steps --------------------------------------------------------------------------------------
+
+
+class StepMode(StrEnum):
+    SYNC = "sync"
+    ASYNC = "async"
+
+
+class StepBase(Strict):
+    """What every step has: a name unique in its job, a reply timeout, typed properties."""
+
+    mode: ClassVar[StepMode] = StepMode.SYNC
+
+    name: Name
+    description: str | None = None
+    timeout: Duration = Field(
+        default=DEFAULT_TIMEOUT,
+        description="how long to wait for the device's reply",
+        json_schema_extra={"default": format_duration(DEFAULT_TIMEOUT)},
+    )
+
+    @property
+    def is_async(self) -> bool:
+        return self.mode is StepMode.ASYNC
+
+
+class AsyncStepBase(StepBase):
+    """An asynchronous step: the device accepts, works, then notifies its completion."""
+
+    mode: ClassVar[StepMode] = StepMode.ASYNC
+
+    completion_timeout: Duration = Field(
+        default=DEFAULT_COMPLETION_TIMEOUT,
+        description="how long to wait for the device's completion notification",
+        json_schema_extra={"default": format_duration(DEFAULT_COMPLETION_TIMEOUT)},
+    )
+
+
+class ActivitySubmitStep(AsyncStepBase):
+    definition: Literal["Activity Submit"]
+    properties: ActivitySubmit
+
+
+class AssetWriteStep(StepBase):
+    definition: Literal["Asset Write"]
+    properties: AssetWrite
+
+
+class BundleStartStep(StepBase):
+    definition: Literal["Bundle Start"]
+    properties: BundleProperties
+
+
+class BundleStopStep(StepBase):
+    definition: Literal["Bundle Stop"]
+    properties: BundleProperties
+
+
+class CommandExecutionStep(StepBase):
+    definition: Literal["Command Execution"]
+    properties: CommandExecution
+
+
+class ConfigurationPutStep(StepBase):
+    definition: Literal["Configuration Put"]
+    properties: ConfigurationPut
+
+
+class DeviceCertificateInstallStep(StepBase):
+    definition: Literal["Device Certificate Management Install"]
+    properties: DeviceCertificateInstall
+
+
+class DeviceCertificateRevokeStep(StepBase):
+    definition: Literal["Device Certificate Management Revoke"]
+    properties: DeviceCertificateRevoke
+
+
+class KeystoreCertificateCreateStep(StepBase):
+    definition: Literal["Keystore Certificate Create"]
+    properties: KeystoreCertificateCreate
+
+
+class KeystoreItemDeleteStep(StepBase):
+    definition: Literal["Keystore Item Delete"]
+    properties: KeystoreItemDelete
+
+
+class KeystoreKeypairCreateStep(StepBase):
+    definition: Literal["Keystore Keypair Create"]
+    properties: KeystoreKeypairCreate
+
+
+class PackageDownloadStep(AsyncStepBase):
+    definition: Literal["Package Download / Install"]
+    properties: PackageDownload
+
+
+class PackageUninstallStep(AsyncStepBase):
+    definition: Literal["Package Uninstall"]
+    properties: PackageUninstall
+
+
+Step = Annotated[
+    ActivitySubmitStep
+    | AssetWriteStep
+    | BundleStartStep
+    | BundleStopStep
+    | CommandExecutionStep
+    | ConfigurationPutStep
+    | DeviceCertificateInstallStep
+    | DeviceCertificateRevokeStep
+    | KeystoreCertificateCreateStep
+    | KeystoreItemDeleteStep
+    | KeystoreKeypairCreateStep
+    | PackageDownloadStep
+    | PackageUninstallStep,
+    Field(discriminator="definition"),
+]
+"""One step of a job, its properties typed by its `definition`."""
+
+STEP_TYPES: tuple[type[StepBase], ...] = get_args(get_args(Step)[0])
+CATALOGUE: dict[str, type[StepBase]] = {
+    get_args(t.model_fields["definition"].annotation)[0]: t for t in STEP_TYPES
+}
+"""Step definition display name -> step model, in the order of DESIGN's catalogue."""

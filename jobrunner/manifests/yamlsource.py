@@ -1,0 +1,289 @@
+"""Safe YAML reading that remembers where every key and value came from.
+
+Manifests are untrusted input. This reader builds plain Python data (dict, list, str, int,
+float, bool, None) from the YAML event stream itself, so that nothing can be constructed but
+data, and so that it can refuse, with the line to blame, what the YAML libraries accept
+silently: duplicate keys, tags that name Python objects, alias bombs, nesting deep enough to
+exhaust the stack. ISO times stay strings: the manifest models parse them and insist on a zone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from yaml.resolver import Resolver
+
+_Parser = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+MAX_DEPTH = 64
+# Per document, aliases expanded: room for a registry of 100,000 devices, and a "billion
+# laughs" is refused after at most this much work because an alias costs its expanded size.
+MAX_NODES = 2_000_000
+
+TAG = "tag:yaml.org,2002:"
+_PLAIN_SCALAR_TAGS = {TAG + t for t in ("str", "int", "float", "bool", "null", "timestamp")}
+
+PathKey = str | int
+DataPath = tuple[PathKey, ...]
+
+
+class YamlError(Exception):
+    """A document that cannot be read, with the 1-based line to blame."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
+
+
+@dataclass
+class SourceMap:
+    """Where each part of one document is: 1-based lines of keys and of values, by data path."""
+
+    start_line: int
+    key_lines: dict[DataPath, int] = field(default_factory=dict)
+    value_lines: dict[DataPath, int] = field(default_factory=dict)
+
+    def line_of(self, path: DataPath) -> int:
+        """Line of the key at `path` (or of the list item), else of its nearest recorded parent."""
+        for end in range(len(path), -1, -1):
+            prefix = path[:end]
+            line = self.key_lines.get(prefix) or self.value_lines.get(prefix)
+            if line is not None:
+                return line
+        return self.start_line
+
+    def value_line(self, path: DataPath) -> int:
+        """Line where the value at `path` starts (for a mapping: its first key)."""
+        line = self.value_lines.get(path)
+        return line if line is not None else self.line_of(path)
+
+
+@dataclass
+class Document:
+    data: Any
+    source: SourceMap
+
+
+@dataclass
+class _Frame:
+    """A mapping or sequence being built."""
+
+    value: dict[str, Any] | list[Any]
+    path: DataPath
+    anchor: str | None
+    line: int
+    pending_key: str | None = None
+    pending_key_line: int = 0
+    merges: list[tuple[dict[str, Any], int]] = field(default_factory=list)
+
+
+@dataclass
+class _Anchored:
+    value: Any
+    size: int
+
+
+class _DocumentBuilder:
+    """Turns the events of one document into data and a SourceMap, iteratively."""
+
+    def __init__(self, start_line: int) -> None:
+        self.source = SourceMap(start_line)
+        self.stack: list[_Frame] = []
+        self.anchors: dict[str, _Anchored] = {}
+        self.nodes = 0
+        self.root: Any = None
+        self.done = False
+        self.resolver = Resolver()
+        self.constructor = yaml.constructor.SafeConstructor()
+        self.sizes: dict[int, int] = {}
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _count(self, amount: int, line: int) -> None:
+        self.nodes += amount
+        if self.nodes > MAX_NODES:
+            raise YamlError(
+                line,
+                f"the document expands to more than {MAX_NODES} values (a YAML alias bomb?);"
+                " manifests are small: split it or remove the aliases",
+            )
+
+    def _child_path(self) -> DataPath | None:
+        """Path of the next value, or None when the next scalar is a mapping key."""
+        if not self.stack:
+            return ()
+        top = self.stack[-1]
+        if isinstance(top.value, list):
+            return (*top.path, len(top.value))
+        if top.pending_key is None:
+            return None
+        return (*top.path, top.pending_key)
+
+    def _attach(self, value: Any, line: int, anchor: str | None, size: int) -> None:
+        if anchor is not None:
+            self.anchors[anchor] = _Anchored(value, size)
+        if not self.stack:
+            self.root = value
+            self.done = True
+            return
+        top = self.stack[-1]
+        if isinstance(top.value, list):
+            top.value.append(value)
+            return
+        key = top.pending_key
+        assert key is not None
+        top.pending_key = None
+        if key == "<<":
+            self._merge(top, value, line)
+            return
+        if key in top.value:
+            raise YamlError(
+                top.pending_key_line,
+                f"duplicate key '{key}' (first at line {self.source.key_lines[(*top.path, key)]});"
+                " YAML would silently keep only the last one",
+            )
+        top.value[key] = value
+        self.source.key_lines[(*top.path, key)] = top.pending_key_line
+
+    def _merge(self, frame: _Frame, value: Any, line: int) -> None:
+        sources = value if isinstance(value, list) else [value]
+        if not all(isinstance(s, dict) for s in sources):
+            raise YamlError(line, "a merge key '<<' takes a mapping or a list of mappings")
+        frame.merges.extend((s, line) for s in sources)
+
+    # -- events --------------------------------------------------------------------------
+
+    def scalar(self, event: yaml.ScalarEvent) -> None:
+        line = _line(event)
+        self._count(1, line)
+        path = self._child_path()
+        if path is None:  # a mapping key: keys are names, whatever YAML would make of them
+            top = self.stack[-1]
+            if event.tag not in (None, "!", TAG + "str"):
+                raise YamlError(line, f"key '{event.value}' has a tag; keys are plain names")
+            key = event.value
+            if event.implicit[0] and self._resolve(yaml.ScalarNode, key, event.implicit) == (
+                TAG + "merge"
+            ):
+                key = "<<"
+            top.pending_key = key
+            top.pending_key_line = line
+            return
+        self.source.value_lines[path] = line
+        self._attach(self._construct(event, line), line, event.anchor, 1)
+
+    def _resolve(self, kind: type[yaml.Node], value: str, implicit: tuple[bool, bool]) -> str:
+        tag: str = self.resolver.resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
+        return tag
+
+    def _construct(self, event: yaml.ScalarEvent, line: int) -> Any:
+        tag = event.tag
+        if tag is None or tag == "!":
+            tag = self._resolve(yaml.ScalarNode, event.value, event.implicit)
+        if tag not in _PLAIN_SCALAR_TAGS:
+            shown = tag.replace(TAG, "!!")
+            raise YamlError(
+                line,
+                f"tag '{shown}' is not allowed; manifests hold plain data"
+                " (text, numbers, true/false, lists and mappings)",
+            )
+        if tag in (TAG + "str", TAG + "timestamp"):
+            return event.value
+        node = yaml.ScalarNode(tag, event.value)
+        constructor = self.constructor
+        return {
+            TAG + "int": constructor.construct_yaml_int,
+            TAG + "float": constructor.construct_yaml_float,
+            TAG + "bool": constructor.construct_yaml_bool,
+            TAG + "null": constructor.construct_yaml_null,
+        }[tag](node)
+
+    def start_collection(
+        self, event: yaml.MappingStartEvent | yaml.SequenceStartEvent, is_mapping: bool
+    ) -> None:
+        line = _line(event)
+        expected = TAG + ("map" if is_mapping else "seq")
+        if event.tag not in (None, "!", expected):
+            shown = event.tag.replace(TAG, "!!")
+            raise YamlError(line, f"tag '{shown}' is not allowed; manifests hold plain data")
+        path = self._child_path()
+        if path is None:
+            raise YamlError(line, "a mapping or list cannot be a key; keys are plain names")
+        if len(self.stack) >= MAX_DEPTH:
+            raise YamlError(line, f"the document is nested more than {MAX_DEPTH} levels deep")
+        self._count(1, line)
+        self.source.value_lines[path] = line
+        value: dict[str, Any] | list[Any] = {} if is_mapping else []
+        self.stack.append(_Frame(value, path, event.anchor, line))
+
+    def end_collection(self) -> None:
+        frame = self.stack.pop()
+        if isinstance(frame.value, dict):
+            # Explicit keys win over merged ones, whatever their order in the text.
+            for source, line in frame.merges:
+                for key, merged in source.items():
+                    if key not in frame.value:
+                        frame.value[key] = merged
+                        self.source.key_lines.setdefault((*frame.path, key), line)
+        # Sizes make an alias cost what it expands to, counted in O(1) per alias.
+        children = frame.value.values() if isinstance(frame.value, dict) else frame.value
+        size = 1 + sum(self.sizes.get(id(child), 1) for child in children)
+        self.sizes[id(frame.value)] = size
+        self._attach(frame.value, frame.line, frame.anchor, size)
+
+    def alias(self, event: yaml.AliasEvent) -> None:
+        line = _line(event)
+        anchored = self.anchors.get(event.anchor or "")
+        if anchored is None:
+            if any(f.anchor == event.anchor for f in self.stack):
+                raise YamlError(line, f"alias '*{event.anchor}' refers to itself")
+            raise YamlError(line, f"alias '*{event.anchor}' has no anchor '&{event.anchor}' above")
+        path = self._child_path()
+        if path is None:
+            raise YamlError(line, "an alias cannot be a key; keys are plain names")
+        self._count(anchored.size, line)
+        self.source.value_lines[path] = line
+        self._attach(anchored.value, line, None, anchored.size)
+
+
+def _line(event: yaml.Event) -> int:
+    mark = event.start_mark
+    return mark.line + 1 if mark is not None else 1
+
+
+def read_documents(text: str) -> Iterator[Document]:
+    """Yield each document of a YAML stream with its SourceMap; raise YamlError at the first fault.
+
+    Documents before a fault are yielded first, so a caller may keep them.
+    """
+    builder: _DocumentBuilder | None = None
+    try:
+        for event in yaml.parse(text, Loader=_Parser):
+            if isinstance(event, yaml.DocumentStartEvent):
+                builder = _DocumentBuilder(_line(event))
+            elif builder is None:
+                continue
+            elif isinstance(event, yaml.ScalarEvent):
+                builder.scalar(event)
+            elif isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+                builder.start_collection(event, isinstance(event, yaml.MappingStartEvent))
+            elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+                builder.end_collection()
+            elif isinstance(event, yaml.AliasEvent):
+                builder.alias(event)
+            elif isinstance(event, yaml.DocumentEndEvent):
+                if builder.done:
+                    yield Document(builder.root, builder.source)
+                builder = None
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        problem = error.problem or "malformed YAML"
+        context = f" ({error.context})" if error.context else ""
+        raise YamlError(line, f"YAML syntax error: {problem}{context}") from None
+    except yaml.YAMLError as error:
+        raise YamlError(1, f"YAML error: {error}") from None

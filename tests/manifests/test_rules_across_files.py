@@ -1,0 +1,173 @@
+"""Rules that span documents and files: unique names, quotas, targets that match nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from jobrunner.manifests import ManifestSet
+
+from .conftest import MINIMAL_JOB, Write, job_with_spec, messages
+
+SCOPE = """\
+apiVersion: jobrunner/v1
+kind: Scope
+metadata: {{name: acme}}
+spec:
+  maxJobs: {limit}
+"""
+
+
+def test_second_declaration_of_a_job_name_is_the_error(
+    write: Write, load: Callable[[], ManifestSet]
+) -> None:
+    first = write("a.yaml", MINIMAL_JOB.format(name="rollout"))
+    second = write("b.yaml", MINIMAL_JOB.format(name="rollout"))
+
+    result = load()
+
+    assert messages(result, first) == []
+    assert messages(result, second) == [
+        (
+            4,
+            f"job 'rollout' is already declared in scope 'acme' at {first}:4;"
+            " job names are unique in a scope",
+        )
+    ]
+    assert result.jobs[("acme", "rollout")].origin.file == first
+
+
+def test_same_job_name_in_two_scopes_is_fine(write: Write, load: Callable[[], ManifestSet]) -> None:
+    write("a.yaml", MINIMAL_JOB.format(name="rollout"))
+    write("b.yaml", MINIMAL_JOB.format(name="rollout").replace("scope: acme", "scope: other"))
+
+    result = load()
+
+    assert not result.errors
+    assert {("acme", "rollout"), ("other", "rollout")} <= set(result.jobs)
+
+
+def test_job_without_scope_takes_the_configured_one(
+    write: Write, load: Callable[[], ManifestSet]
+) -> None:
+    write("a.yaml", MINIMAL_JOB.format(name="rollout").replace("  scope: acme\n", ""))
+    assert ("acme", "rollout") in load().jobs
+
+
+def test_step_names_are_unique_in_a_job(write: Write, load: Callable[[], ManifestSet]) -> None:
+    path = write(
+        "a.yaml",
+        job_with_spec(
+            """\
+            targets: {devices: [gw-1]}
+            steps:
+              - {name: stop, definition: Bundle Stop, properties: {bundleId: 1}}
+              - {name: start, definition: Bundle Start, properties: {bundleId: 1}}
+              - {name: stop, definition: Bundle Stop, properties: {bundleId: 2}}
+            """
+        ),
+    )
+
+    result = load()
+
+    assert messages(result, path) == [
+        (11, "step name 'stop' is already used at line 9; step names are unique in a job")
+    ]
+    assert ("acme", "job-1") not in result.jobs
+
+
+def test_schedule_names_are_unique_in_a_job(write: Write, load: Callable[[], ManifestSet]) -> None:
+    path = write(
+        "a.yaml",
+        job_with_spec(
+            """\
+            targets: {devices: [gw-1]}
+            steps:
+              - {name: stop, definition: Bundle Stop, properties: {bundleId: 1}}
+            schedules:
+              - {name: s, type: device-connect}
+              - {name: s, type: interval, interval: 1h}
+            """
+        ),
+    )
+
+    assert messages(load(), path) == [
+        (12, "schedule name 's' is already used at line 11; schedule names are unique in a job")
+    ]
+
+
+def test_max_jobs_zero_refuses_every_job(write: Write, load: Callable[[], ManifestSet]) -> None:
+    scope = write("scope.yaml", SCOPE.format(limit=0))
+    job = write("a.yaml", MINIMAL_JOB.format(name="rollout"))
+
+    result = load()
+
+    assert messages(result, job) == [
+        (4, f"scope 'acme' refuses jobs (maxJobs: 0 at {scope}:5); job 'rollout' is refused")
+    ]
+    assert not result.jobs
+
+
+def test_max_jobs_refuses_the_jobs_beyond_the_cap(
+    write: Write, load: Callable[[], ManifestSet]
+) -> None:
+    scope = write("0-scope.yaml", SCOPE.format(limit=2))
+    for name in ("a", "b", "c"):
+        write(f"{name}.yaml", MINIMAL_JOB.format(name=name))
+
+    result = load()
+
+    assert sorted(result.jobs) == [("acme", "a"), ("acme", "b")]
+    assert [str(e) for e in result.errors] == [
+        f"{scope.parent / 'c.yaml'}:4: scope 'acme' already holds its 2 job(s)"
+        f" (maxJobs at {scope}:5); job 'c' is refused: remove a job or raise maxJobs"
+    ]
+
+
+def test_duplicate_device_in_a_scope_is_an_error(
+    write: Write, load: Callable[[], ManifestSet]
+) -> None:
+    path = write(
+        "z-more-devices.yaml",
+        """\
+        apiVersion: jobrunner/v1
+        kind: DeviceList
+        metadata: {scope: acme}
+        devices:
+          - {clientId: gw-3}
+          - {clientId: gw-1, displayName: again}
+        """,
+    )
+
+    result = load()
+
+    assert len(messages(result, path)) == 1
+    line, message = messages(result, path)[0]
+    assert line == 6
+    assert message.startswith("device 'gw-1' is already declared in scope 'acme' at ")
+    assert set(result.devices["acme"]) == {"gw-1", "gw-2", "gw-3"}
+
+
+def test_unknown_devices_and_tags_are_warnings(
+    write: Write, load: Callable[[], ManifestSet]
+) -> None:
+    path = write(
+        "a.yaml",
+        job_with_spec(
+            """\
+            targets:
+              devices: [gw-1, gw-9]
+              tags: [line-1, line-9]
+            steps:
+              - {name: stop, definition: Bundle Stop, properties: {bundleId: 1}}
+            """
+        ),
+    )
+
+    result = load()
+
+    assert not result.errors
+    assert [(w.line, w.message.split(";")[0]) for w in result.warnings if w.file == path] == [
+        (8, "device 'gw-9' is not in the registry of scope 'acme'"),
+        (9, "tag 'line-9' matches no registered device of scope 'acme'"),
+    ]
+    assert ("acme", "job-1") in result.jobs
