@@ -1,0 +1,187 @@
+"""Crash-safe files: atomic replacement and append-only journals of JSON lines.
+
+Every record on disk is written one of two ways, so that a process killed at any instant
+leaves either the old or the new state, never a mix:
+
+- `atomic_write`: write a temporary file beside the target, fsync it, rename it over the
+  target, fsync the folder. Readers see the old file or the new one.
+- `Journal`: JSON lines appended to one file. A crash can only tear the last line; reading
+  drops a torn last line (it was never acknowledged) and reports any other damage with its
+  file and line. `compact` replaces the journal by a snapshot through `atomic_write`.
+
+The first line of a journal is its header, `{"format": KIND, "version": N}`; a file written
+by a newer jobrunner (a higher version) is refused with a message that says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from jobrunner.errors import StateError, StateVersionError
+
+Record = dict[str, Any]
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make a rename or a new file in `folder` durable."""
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def atomic_write(path: Path, data: bytes, durable: bool = True) -> None:
+    """Replace `path` by `data` so that a crash leaves the old content or the new, whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with temporary.open("wb") as handle:
+        handle.write(data)
+        if durable:
+            handle.flush()
+            os.fsync(handle.fileno())
+    temporary.replace(path)
+    if durable:
+        fsync_folder(path.parent)
+
+
+def write_json(path: Path, value: Any, durable: bool = True) -> None:
+    """atomic_write of a JSON document (indented: state is meant to be read by people too)."""
+    text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+    atomic_write(path, text.encode("utf-8"), durable)
+
+
+def read_json(path: Path, kind: str, version: int) -> Record:
+    """A JSON record written by write_json with `format`/`version` keys; StateError if unusable."""
+    try:
+        value = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise StateError(f"{path}: unreadable ({error}); restore it from a backup or remove it")
+    if not isinstance(value, dict):
+        raise StateError(f"{path}: not a JSON object; restore it from a backup or remove it")
+    check_header(path, value, kind, version)
+    return value
+
+
+def check_header(path: Path, header: Record, kind: str, version: int) -> None:
+    """Refuse a record of another kind, or written by a newer jobrunner."""
+    if header.get("format") != kind:
+        raise StateError(f"{path}: not a {kind} record (format {header.get('format')!r})")
+    found = header.get("version")
+    if not isinstance(found, int):
+        raise StateError(f"{path}: the {kind} record has no version")
+    if found > version:
+        raise StateVersionError(
+            f"{path}: written by a newer jobrunner ({kind} version {found}; this jobrunner"
+            f" reads up to {version}); upgrade jobrunner to use this state directory"
+        )
+
+
+class Journal:
+    """An append-only file of JSON lines after a header line; see the module docstring."""
+
+    def __init__(self, path: Path, kind: str, version: int) -> None:
+        self.path = path
+        self.kind = kind
+        self.version = version
+        self._handle: IO[bytes] | None = None
+        self._pending: list[bytes] = []
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def read(self) -> Iterator[Record]:
+        """The records (without the header). A torn last line is dropped; other damage raises."""
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return
+        lines = data.split(b"\n")
+        torn = lines.pop()  # empty when the file ends with a newline, as every append does
+        if torn:
+            lines.append(b"")  # keep numbering; the torn tail is dropped on purpose
+        for number, line in enumerate(lines, start=1):
+            if not line:
+                if number == len(lines) and torn:
+                    return
+                raise StateError(f"{self.path}:{number}: empty line in a journal")
+            try:
+                record = json.loads(line)
+            except (UnicodeDecodeError, json.JSONDecodeError) as error:
+                raise StateError(
+                    f"{self.path}:{number}: damaged journal line ({error.__class__.__name__});"
+                    " restore the file from a backup, or remove it to forget its records"
+                ) from None
+            if not isinstance(record, dict):
+                raise StateError(f"{self.path}:{number}: journal line is not a JSON object")
+            if number == 1:
+                check_header(self.path, record, self.kind, self.version)
+                continue
+            yield record
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def append(self, record: Record) -> None:
+        """Queue one record; `flush` writes the queue (a batch of transitions costs one write)."""
+        self._pending.append(_line(record))
+
+    def flush(self, durable: bool = False) -> None:
+        """Write queued records; with `durable`, also fsync (a crash then cannot lose them)."""
+        if not self._pending:
+            return
+        handle = self._open()
+        handle.write(b"".join(self._pending))
+        self._pending.clear()
+        handle.flush()
+        if durable:
+            os.fsync(handle.fileno())
+
+    def compact(self, records: Iterable[Record]) -> None:
+        """Replace the whole journal by `records` (a snapshot), atomically."""
+        self.flush()
+        self.close()
+        body = b"".join(_line(r) for r in records)
+        atomic_write(self.path, self._header() + body)
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def _header(self) -> bytes:
+        return _line({"format": self.kind, "version": self.version})
+
+    def _open(self) -> IO[bytes]:
+        if self._handle is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._repair_torn_tail()
+            fresh = not self.path.exists() or self.path.stat().st_size == 0
+            self._handle = self.path.open("ab")
+            if fresh:
+                self._handle.write(self._header())
+        return self._handle
+
+    def _repair_torn_tail(self) -> None:
+        """Cut a line torn by a crash, so that the next append starts on a line of its own."""
+        try:
+            with self.path.open("rb+") as handle:
+                size = handle.seek(0, os.SEEK_END)
+                if size == 0:
+                    return
+                handle.seek(size - 1)
+                if handle.read(1) == b"\n":
+                    return
+                handle.seek(0)
+                data = handle.read()
+                handle.truncate(data.rfind(b"\n") + 1)
+        except FileNotFoundError:
+            return
+
+
+def _line(record: Record) -> bytes:
+    return json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode("utf-8") + b"\n"

@@ -1,0 +1,82 @@
+"""Atomic files and journals survive a crash at any byte."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from jobrunner.errors import StateError, StateVersionError
+from jobrunner.state.files import Journal, atomic_write, read_json, write_json
+
+
+def test_atomic_write_replaces_the_whole_file(tmp_path: Path) -> None:
+    target = tmp_path / "a" / "job.json"
+    atomic_write(target, b"old")
+    atomic_write(target, b"new")
+    assert target.read_bytes() == b"new"
+    assert [p.name for p in target.parent.iterdir()] == ["job.json"]
+
+
+def test_journal_reads_back_what_was_appended(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "t.journal", "targets", 1)
+    journal.append({"a": 1})
+    journal.append({"b": "é"})
+    journal.flush(durable=True)
+    journal.close()
+    assert list(Journal(tmp_path / "t.journal", "targets", 1).read()) == [{"a": 1}, {"b": "é"}]
+
+
+@pytest.mark.parametrize("cut", range(1, 12))
+def test_a_torn_last_line_is_dropped_and_repaired_on_the_next_append(
+    tmp_path: Path, cut: int
+) -> None:
+    path = tmp_path / "t.journal"
+    journal = Journal(path, "targets", 1)
+    journal.append({"n": 1})
+    journal.append({"n": 22222})
+    journal.flush()
+    journal.close()
+    path.write_bytes(path.read_bytes()[:-cut])  # a crash in the middle of the last write
+
+    survivors = list(Journal(path, "targets", 1).read())
+    assert survivors in ([{"n": 1}], [{"n": 1}, {"n": 22222}][: len(survivors)])
+
+    again = Journal(path, "targets", 1)
+    again.append({"n": 3})
+    again.flush()
+    again.close()
+    assert list(Journal(path, "targets", 1).read())[-1] == {"n": 3}
+
+
+def test_damage_in_the_middle_is_reported_with_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "t.journal"
+    path.write_text('{"format":"targets","version":1}\n{"n":1}\n{"n":\n{"n":3}\n')
+    with pytest.raises(StateError, match=r"t\.journal:3: damaged journal line"):
+        list(Journal(path, "targets", 1).read())
+
+
+def test_a_newer_version_is_refused_saying_which_side_is_too_old(tmp_path: Path) -> None:
+    path = tmp_path / "job.json"
+    write_json(path, {"format": "job", "version": 9})
+    with pytest.raises(StateVersionError, match="written by a newer jobrunner"):
+        read_json(path, "job", 1)
+
+
+def test_compaction_replaces_history_by_a_snapshot(tmp_path: Path) -> None:
+    path = tmp_path / "t.journal"
+    journal = Journal(path, "targets", 1)
+    for n in range(100):
+        journal.append({"n": n})
+    journal.flush()
+    journal.compact([{"n": 99}])
+    journal.append({"n": 100})
+    journal.flush()
+    journal.close()
+    lines = path.read_text().splitlines()
+    assert [json.loads(line) for line in lines] == [
+        {"format": "targets", "version": 1},
+        {"n": 99},
+        {"n": 100},
+    ]
