@@ -22,7 +22,6 @@ _TYPE_NAMES = {
     "model_type": "a mapping",
     "model_attributes_type": "a mapping",
     "datetime_type": "an ISO-8601 time",
-    "enum": "one of the listed values",
 }
 
 
@@ -164,7 +163,7 @@ def message_for(error: ErrorDetails, model: type[BaseModel]) -> str:
         return f"unknown {field} '{tag}'{hint}{listing}"
     if kind == "union_tag_not_found":
         return f"missing required key {ctx.get('discriminator')}"
-    if kind == "literal_error":
+    if kind in ("literal_error", "enum"):
         return f"expected {ctx.get('expected')}, found {describe(value)}"
     if kind in ("value_error", "assertion_error"):
         return str(ctx.get("error", error["msg"]))

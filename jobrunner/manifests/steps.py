@@ -10,15 +10,17 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Callable
 from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, field_validator, model_validator
 
 from jobrunner.manifests.base import Strict
 from jobrunner.manifests.fields import Duration, Name, format_duration
 from jobrunner.manifests.secrets import Secret
+from jobrunner.manifests.xmlforms import XmlFormError, assets_from_xml, configurations_from_xml
 
 DEFAULT_TIMEOUT = timedelta(seconds=30)
 DEFAULT_COMPLETION_TIMEOUT = timedelta(hours=1)
@@ -116,17 +118,49 @@ class ComponentConfiguration(Strict):
     properties: dict[str, ScalarValue | list[ScalarValue] | TypedProperty]
 
 
+def _either_structured_or_xml(key: str) -> Callable[[dict[str, Any]], None]:
+    """JSON Schema: `key` or `xml` is required (the models fill `key` from `xml`)."""
+
+    def adjust(schema: dict[str, Any]) -> None:
+        schema["required"] = [r for r in schema.get("required", []) if r != key]
+        schema["oneOf"] = [{"required": [key]}, {"required": ["xml"]}]
+
+    return adjust
+
+
+def _structured_from_xml(data: Any, key: str, read: Callable[[str], list[Any]]) -> Any:
+    """Fill `key` from the `xml` form; exactly one of the two may be written."""
+    if not isinstance(data, dict) or "xml" not in data:
+        return data
+    if key in data:
+        raise ValueError(f"give either '{key}' or 'xml', not both")
+    if not isinstance(data["xml"], str):
+        raise ValueError("'xml' is the XML document as text (use a | block)")
+    try:
+        return {**data, key: read(data["xml"])}
+    except XmlFormError as error:
+        raise ValueError(str(error)) from None
+
+
 class ConfigurationPut(Strict):
-    """CONF-V1 PUT/configurations: apply component configurations (structured, or the XML form)."""
+    """CONF-V1 PUT/configurations: apply component configurations.
 
-    configurations: list[ComponentConfiguration] | None = Field(default=None, min_length=1)
-    xml: str | None = Field(default=None, description="an esf:configurations XML document")
+    Written as structured YAML (`configurations`) or as the device cloud's XML (`xml`: Kura's
+    esf:configurations or the cloud's configurations document), which is read into the
+    structured form here, so that every later stage sees one form.
+    """
 
-    @model_validator(mode="after")
-    def _one_form(self) -> ConfigurationPut:
-        if (self.configurations is None) == (self.xml is None):
-            raise ValueError("give either 'configurations' or 'xml' (the esf:configurations form)")
-        return self
+    model_config = ConfigDict(json_schema_extra=_either_structured_or_xml("configurations"))
+
+    configurations: list[ComponentConfiguration] = Field(min_length=1)
+    xml: str | None = Field(
+        default=None, description="an esf:configurations (or configurations) XML document"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_xml(cls, data: Any) -> Any:
+        return _structured_from_xml(data, "configurations", configurations_from_xml)
 
 
 # --- Bundles ----------------------------------------------------------------------------------
@@ -166,7 +200,8 @@ class PackageDownload(Strict):
     username: str | None = None
     password: Secret | None = None
     file_hash: FileHash | None = Field(default=None, description="ALGO:hex, e.g. MD5:46cb...")
-    file_type: FileType = FileType.DEPLOYMENT_PACKAGE
+    # strict=False: the YAML text `EXECUTABLE_SCRIPT` is the enum member of that name.
+    file_type: Annotated[FileType, Field(strict=False)] = FileType.DEPLOYMENT_PACKAGE
     restart: bool = Field(default=False, description="download again even if the file exists")
     block_size: int | None = Field(default=None, gt=0)
     block_delay: Duration | None = None
@@ -234,9 +269,20 @@ class AssetWriteTarget(Strict):
 
 
 class AssetWrite(Strict):
-    """ASSET-V1 EXEC/write: write channel values of the gateway's assets."""
+    """ASSET-V1 EXEC/write: write channel values of the gateway's assets.
+
+    Written as structured YAML (`assets`) or as the device cloud's deviceAssets XML (`xml`).
+    """
+
+    model_config = ConfigDict(json_schema_extra=_either_structured_or_xml("assets"))
 
     assets: list[AssetWriteTarget] = Field(min_length=1)
+    xml: str | None = Field(default=None, description="a deviceAssets XML document")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_xml(cls, data: Any) -> Any:
+        return _structured_from_xml(data, "assets", assets_from_xml)
 
 
 # --- Keystores (KEYS-V1) ----------------------------------------------------------------------

@@ -111,6 +111,24 @@ CASES: list[tuple[str, str, int, str]] = [
         "expected text, found the number 1.2",
     ),
     (
+        "enum-value-not-in-the-list",
+        job_with_spec(
+            """\
+            targets: {devices: [gw-1]}
+            steps:
+              - name: install
+                definition: Package Download / Install
+                properties:
+                  uri: https://repo.example.com/a.sh
+                  name: a
+                  version: 1.2.0
+                  fileType: SCRIPT
+            """
+        ),
+        15,
+        "expected 'DEPLOYMENT_PACKAGE' or 'EXECUTABLE_SCRIPT', found the text 'SCRIPT'",
+    ),
+    (
         "missing-property",
         job_with_spec(
             """\
