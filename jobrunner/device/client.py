@@ -1,0 +1,268 @@
+"""The runner's device client: Kura requests out; replies, timeouts, notifications and
+lifecycle messages in, correlated and checked.
+
+Threads: paho's network thread (see `connection.Session`) receives every message and calls
+the `ClientEvents` handler (through `inbound.Inbound`); the timer thread of `PendingTable`
+reports timeouts; the caller (the engine's dispatcher) calls `send`. Nothing blocks on the
+hot path: `send` encodes and hands the bytes to paho; a reply is one topic split, one decode,
+one dictionary look-up.
+
+Wire rules (../shared/kura-protocol.md §2, §5): requests at QoS 0, retain false — a QoS 1
+retransmission after a reconnect would make a device run an operation twice; every request
+carries `request.id` and `requester.client.id` as STRING metrics (Kura silently drops a
+request without them); replies come on `$EDC/{account}/{us}/{APP}/REPLY/{requestId}`,
+notifications on `$EDC/{account}/{us}/{APP}/NOTIFY/{device}/{resource}` with `job.id`.
+Paho is imported by `connection` only.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import time
+from typing import Generic, TypeVar
+
+from jobrunner.device.connection import CODECS, Session, codec_named
+from jobrunner.device.correlation import PendingTable, TableFullError
+from jobrunner.device.inbound import Inbound
+from jobrunner.device.model import (
+    ClientBusyError,
+    ClientEvents,
+    ConnectError,
+    Device,
+    DeviceClientError,
+    NotConnectedError,
+    PayloadCodec,
+    Pending,
+    Request,
+    Tracked,
+    device_text,
+)
+from jobrunner.device.payload import KuraPayload, Metric
+from jobrunner.device.settings import BrokerSettings
+
+T = TypeVar("T")
+
+DEFAULT_MAX_IN_FLIGHT = 256
+"""Well under stock mosquitto's 1,000 queued messages per client (PERFORMANCE-NOTES)."""
+
+__all__ = [
+    "CODECS",
+    "DEFAULT_MAX_IN_FLIGHT",
+    "ClientBusyError",
+    "ConnectError",
+    "DeviceClient",
+    "DeviceClientError",
+    "NotConnectedError",
+    "codec_named",
+]
+
+
+def _check_segment(value: str, what: str) -> None:
+    if not value or "/" in value or "+" in value or "#" in value:
+        raise ValueError(f"{what} {value!r} cannot be a topic segment (empty, '/', '+' or '#')")
+
+
+class DeviceClient(Generic[T]):
+    """Requests to Kura devices and their replies, notifications and lifecycle messages.
+
+    `T` is the type of the caller's tags, handed back with each event.
+    """
+
+    def __init__(
+        self,
+        settings: BrokerSettings,
+        events: ClientEvents[T],
+        *,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    ) -> None:
+        self.settings = settings
+        self._events = events
+        self._table: PendingTable[T] = PendingTable(max_in_flight, self._timed_out)
+        self._codecs: dict[str, PayloadCodec] = {}
+        self._tracked: dict[tuple[str, int], Tracked[T]] = {}
+        self._prefix = secrets.token_hex(4) + "-"  # ids never repeat those of an earlier run
+        self._ids = itertools.count(1)
+        self._requester = Metric.string(settings.client_id)
+        self._inbound = Inbound(
+            settings.client_id, events, self._table, self._codecs, self._tracked
+        )
+        self._session = Session(settings, self._codecs, self._inbound.on_message, self._connection)
+
+    # -- observation -----------------------------------------------------------------------
+
+    @property
+    def client_id(self) -> str:
+        return self.settings.client_id
+
+    @property
+    def connected(self) -> bool:
+        """Connected, and subscribed for every account."""
+        return self._session.connected
+
+    @property
+    def in_flight(self) -> int:
+        """Requests sent and not yet answered, timed out or cancelled."""
+        return self._table.in_flight
+
+    @property
+    def max_in_flight(self) -> int:
+        return self._table.max_in_flight
+
+    @property
+    def pending_count(self) -> int:
+        """Requests awaited, including those re-armed with `expect`."""
+        return len(self._table)
+
+    @property
+    def tracked_count(self) -> int:
+        return len(self._tracked)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Connect, subscribe for every account and wait for the SUBACKs; ConnectError if the
+        broker cannot be reached, refuses, or does not answer within `timeout` seconds."""
+        self._table.start()
+        try:
+            self._session.start(timeout)
+        except ConnectError:
+            self._table.stop()
+            raise
+
+    def stop(self) -> None:
+        """Disconnect and stop the threads; pending requests are forgotten without events."""
+        self._session.stop()
+        self._table.stop()
+
+    def add_account(
+        self, account: str, codec: str | PayloadCodec = "kura-protobuf", timeout: float = 10.0
+    ) -> None:
+        """Serve the devices of `account` (a scope) with its payload encoding. When connected,
+        subscribe and wait for the SUBACK (ConnectError after `timeout` seconds); otherwise
+        `start` (or the next reconnection) subscribes."""
+        _check_segment(account, "account")
+        self._session.add_account(
+            account, codec_named(codec) if isinstance(codec, str) else codec, timeout
+        )
+
+    def remove_account(self, account: str) -> None:
+        """Stop serving `account`; its messages are then reported as anomalies."""
+        self._session.remove_account(account)
+
+    # -- requests --------------------------------------------------------------------------
+
+    def new_request_id(self) -> str:
+        """A fresh request id, for a caller that records it before `send` (crash safety)."""
+        return f"{self._prefix}{next(self._ids)}"
+
+    def send(
+        self,
+        device: Device,
+        request: Request,
+        timeout: float,
+        tag: T,
+        request_id: str | None = None,
+    ) -> str:
+        """Publish `request` to `device` = (account, client id); its reply, or its timeout
+        after `timeout` seconds, is reported with `tag`. Returns the request id (the given
+        one, from `new_request_id`, or a fresh one).
+
+        Raises NotConnectedError or ClientBusyError (window full): nothing was sent.
+        An asynchronous request (`request.operation_id`) is tracked from now on: its
+        notifications are reported until `untrack`.
+        """
+        account, client_id = device
+        _check_segment(client_id, "device client id")
+        codec = self._codecs.get(account)
+        if codec is None:
+            raise NotConnectedError(
+                f"request {request.name} to {device_text(device)} not sent: account"
+                f" {account} is not served by this client (add_account first)"
+            )
+        if not self._session.subscribed(account):
+            raise NotConnectedError(
+                f"request {request.name} to {device_text(device)} not sent: not connected"
+                f" to the broker {self.settings.url} ({self._session.down_reason()})"
+            )
+        if self._table.in_flight >= self._table.max_in_flight:  # before the encoding work
+            raise ClientBusyError(
+                f"request {request.name} to {device_text(device)} not sent:"
+                f" {self._table.max_in_flight} requests are already in flight"
+            )
+        if request_id is None:
+            request_id = self.new_request_id()
+        else:
+            _check_segment(request_id, "request id")
+        metrics = dict(request.metrics)
+        metrics["request.id"] = Metric.string(request_id)
+        metrics["requester.client.id"] = self._requester
+        data = codec.encode(
+            KuraPayload(metrics=metrics, body=request.body, timestamp=int(time.time() * 1000))
+        )
+        pending = Pending(
+            (account, client_id), request_id, request.app_id, request.name, tag,
+            time.time() + timeout,
+        )  # fmt: skip
+        try:
+            self._table.add(pending)
+        except TableFullError:
+            raise ClientBusyError(
+                f"request {request.name} to {device_text(device)} not sent:"
+                f" {self._table.max_in_flight} requests are already in flight"
+            ) from None
+        if request.operation_id is not None:
+            self.track(device, request.operation_id, request.app_id, tag)
+        problem = self._session.publish(request.topic(account, client_id), data)
+        if problem is not None:
+            self._table.discard(request_id)
+            if request.operation_id is not None:
+                self.untrack(account, request.operation_id)
+            raise NotConnectedError(
+                f"request {request.name} to {device_text(device)} not sent: the connection to"
+                f" {self.settings.url} is down ({problem})"
+            )
+        return request_id
+
+    def expect(
+        self,
+        device: Device,
+        request_id: str,
+        *,
+        app_id: str,
+        deadline: float,
+        tag: T,
+        name: str = "",
+    ) -> None:
+        """Await the reply to a request sent by an earlier process (`deadline`: epoch
+        seconds). It does not occupy the in-flight window."""
+        pending = Pending(
+            (device[0], device[1]), request_id, app_id, name or app_id, tag, deadline, sent=False
+        )
+        self._table.add(pending, counted=False)
+
+    def cancel(self, request_id: str) -> bool:
+        """Stop awaiting a request (no timeout will be reported); False if it was not pending."""
+        return self._table.cancel(request_id) is not None
+
+    def wait_for_capacity(self, timeout: float) -> bool:
+        """Block until a request may be sent without ClientBusyError (True) or `timeout` passes."""
+        return self._table.wait_for_capacity(timeout)
+
+    def track(self, device: Device, operation_id: int, app_id: str, tag: T) -> None:
+        """Report the notifications of operation `operation_id` (their `job.id`) from `device`."""
+        self._tracked[(device[0], operation_id)] = Tracked(
+            (device[0], device[1]), operation_id, app_id, tag
+        )
+
+    def untrack(self, account: str, operation_id: int) -> bool:
+        """Stop reporting an operation's notifications; False if it was not tracked."""
+        return self._tracked.pop((account, operation_id), None) is not None
+
+    # -- events from the other threads ----------------------------------------------------
+
+    def _timed_out(self, pending: Pending[T]) -> None:
+        self._events.timeout(pending)
+
+    def _connection(self, connected: bool, reason: str) -> None:
+        self._events.connection(connected, reason)

@@ -1,0 +1,240 @@
+"""Every message the runner receives: routed by topic shape, decoded, checked, correlated.
+
+Called on paho's network thread for each message, so it stays cheap: one `split`, one decode,
+dictionary look-ups, one handler call. Whatever is wrong with a message (unreadable payload,
+topic with missing segments, reply for an unknown / answered / timed-out request, reply from
+another account or app, notification for an operation nobody awaits or from the wrong
+device) becomes an `Anomaly` naming the device and topic; it never raises into paho and never
+touches another request.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Generic, Protocol, TypeVar, cast
+
+from jobrunner.device.correlation import Claim, PendingTable
+from jobrunner.device.model import (
+    Anomaly,
+    AnomalyKind,
+    ClientEvents,
+    Device,
+    PayloadCodec,
+    Tracked,
+    device_text,
+)
+from jobrunner.device.payload import KuraPayload, MetricType
+from jobrunner.device.topics import Lifecycle, LifecycleTopic, NotifyTopic, TopicError, parse_topic
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+_ID_TYPES = (MetricType.INT64, MetricType.INT32)
+_UNCLAIMED = {
+    Claim.DUPLICATE: (AnomalyKind.DUPLICATE_REPLY, "the request was already answered"),
+    Claim.LATE: (AnomalyKind.LATE_REPLY, "it arrived after the request timed out"),
+    Claim.CANCELLED: (AnomalyKind.LATE_REPLY, "it arrived after the request was cancelled"),
+    Claim.UNKNOWN: (AnomalyKind.UNKNOWN_REQUEST, "no request with this id is pending"),
+}
+
+
+class Message(Protocol):
+    """What Inbound reads of a received message (paho's MQTTMessage)."""
+
+    @property
+    def topic(self) -> str: ...
+
+    @property
+    def payload(self) -> bytes | bytearray: ...
+
+
+class Inbound(Generic[T]):
+    """Routes received messages to the `ClientEvents` handler, or reports them as anomalies."""
+
+    def __init__(
+        self,
+        client_id: str,
+        events: ClientEvents[T],
+        table: PendingTable[T],
+        codecs: dict[str, PayloadCodec],
+        tracked: dict[tuple[str, int], Tracked[T]],
+    ) -> None:
+        self.client_id = client_id
+        self.events = events
+        self._table = table
+        self._codecs = codecs  # shared with the client, which adds and removes accounts
+        self._tracked = tracked
+
+    def on_message(self, _client: object, _userdata: object, message: Message) -> None:
+        """paho's on_message."""
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:
+            raw = getattr(message, "_topic", b"")
+            self.anomaly(AnomalyKind.BAD_TOPIC, "the topic is not UTF-8 text", repr(raw))
+            return
+        parts = topic.split("/")
+        count = len(parts)
+        data = cast(bytes, message.payload)  # paho hands received payloads over as bytes
+        try:
+            if "" in parts:
+                self._bad_topic(topic)
+            elif count == 6 and parts[4] == "REPLY":
+                self._reply(topic, parts, data)
+            elif count >= 7 and parts[4] == "NOTIFY":
+                self._notification(topic, parts, data)
+            elif count == 5 and parts[3] == "MQTT":
+                self._lifecycle(topic, parts, data)
+            else:
+                self._bad_topic(topic)
+        except Exception:  # a bug in a handler must never stop paho's network thread
+            log.exception("failed to handle a message on %s", topic)
+
+    def _reply(self, topic: str, parts: list[str], data: bytes) -> None:
+        account, app_id, request_id = parts[1], parts[3], parts[5]
+        codec = self._codec(account, topic)
+        if codec is None:
+            return
+        try:
+            payload = codec.decode(data)
+        except Exception as error:  # whatever a device sends, it is reported, never raised
+            pending = self._table.get(request_id)
+            waiting = "; still waiting for a readable reply" if pending else ""
+            self.anomaly(
+                AnomalyKind.UNDECODABLE,
+                f"reply to request {request_id} is not a readable {codec.name} payload"
+                f" ({error}); ignored{waiting}",
+                topic,
+                pending.device if pending else None,
+            )
+            return
+        verdict, pending = self._table.claim(request_id, account, app_id)
+        if pending is None:
+            kind, what = _UNCLAIMED[verdict]
+            self.anomaly(kind, f"reply to request {request_id}: {what}; ignored", topic)
+        elif verdict is Claim.CLAIMED:
+            self.events.reply(pending, payload)
+        else:
+            self.anomaly(
+                AnomalyKind.WRONG_SENDER,
+                f"reply to request {request_id} came from account {account} app {app_id}, but"
+                f" the request went to {device_text(pending.device)} app {pending.app_id};"
+                " ignored, still waiting for the right reply",
+                topic,
+                pending.device,
+            )
+
+    def _notification(self, topic: str, parts: list[str], data: bytes) -> None:
+        account, app_id, client_id = parts[1], parts[3], parts[5]
+        device = (account, client_id)
+        codec = self._codec(account, topic)
+        if codec is None:
+            return
+        try:
+            payload = codec.decode(data)
+        except Exception as error:
+            self.anomaly(
+                AnomalyKind.UNDECODABLE,
+                f"notification is not a readable {codec.name} payload ({error}); ignored",
+                topic,
+                device,
+            )
+            return
+        sender = payload.metrics.get("client.id")
+        if sender is not None and sender.value != client_id:
+            self.anomaly(
+                AnomalyKind.WRONG_SENDER,
+                f"the topic names device {client_id} but the client.id metric says"
+                f" {sender.value!r}; ignored",
+                topic,
+                device,
+            )
+            return
+        job = payload.metrics.get("job.id") or payload.metrics.get("operation.id")
+        if job is None or job.type not in _ID_TYPES:
+            found = "no job.id metric" if job is None else f"a job.id of type {job.type.name}"
+            self.anomaly(
+                AnomalyKind.BAD_METRIC,
+                f"notification has {found} (Kura sends job.id as INT64), so its operation is"
+                " unknown; ignored",
+                topic,
+                device,
+            )
+            return
+        operation_id = int(job.value)
+        tracked = self._tracked.get((account, operation_id))
+        if tracked is None:
+            self.anomaly(
+                AnomalyKind.UNKNOWN_OPERATION,
+                f"notification for operation {operation_id}, which no step awaits; ignored",
+                topic,
+                device,
+            )
+        elif tracked.device != device or tracked.app_id != app_id:
+            self.anomaly(
+                AnomalyKind.WRONG_SENDER,
+                f"notification for operation {operation_id} came from {device_text(device)}"
+                f" app {app_id}, but the operation went to {device_text(tracked.device)} app"
+                f" {tracked.app_id}; ignored",
+                topic,
+                device,
+            )
+        else:
+            notify = NotifyTopic(account, parts[2], app_id, client_id, tuple(parts[6:]))
+            self.events.notification(tracked, notify, payload)
+
+    def _lifecycle(self, topic: str, parts: list[str], data: bytes) -> None:
+        account, client_id, kind = parts[1], parts[2], parts[4]
+        if kind not in Lifecycle.__members__:
+            self._bad_topic(topic)
+            return
+        codec = self._codec(account, topic)
+        if codec is None:
+            return
+        lifecycle = Lifecycle(kind)
+        try:
+            payload = codec.decode(data) if data else KuraPayload()
+        except Exception as error:
+            payload = KuraPayload()
+            if lifecycle is not Lifecycle.LWT:  # an LWT is a raw string by default: expected
+                self.anomaly(
+                    AnomalyKind.UNDECODABLE,
+                    f"{kind} payload is not a readable {codec.name} payload ({error});"
+                    f" the {kind} is taken without its metrics",
+                    topic,
+                    (account, client_id),
+                )
+        self.events.lifecycle(LifecycleTopic(account, client_id, lifecycle), payload)
+
+    def _codec(self, account: str, topic: str) -> PayloadCodec | None:
+        codec = self._codecs.get(account)
+        if codec is None:
+            self.anomaly(
+                AnomalyKind.UNKNOWN_ACCOUNT,
+                f"message for account {account}, which this client does not serve; ignored",
+                topic,
+            )
+        return codec
+
+    def _bad_topic(self, topic: str) -> None:
+        try:
+            parse_topic(topic)
+            problem = "not a reply, notification or lifecycle topic"
+        except TopicError as error:
+            problem = str(error)
+        self.anomaly(
+            AnomalyKind.BAD_TOPIC,
+            f"{problem}; expected $EDC/{{account}}/{self.client_id}/{{APP}}/REPLY/{{requestId}},"
+            f" $EDC/{{account}}/{self.client_id}/{{APP}}/NOTIFY/{{device}}/{{resource}} or"
+            " $EDC/{account}/{device}/MQTT/{BIRTH|DC|LWT|APPS}; ignored",
+            topic,
+        )
+
+    def anomaly(
+        self, kind: AnomalyKind, message: str, topic: str, device: Device | None = None
+    ) -> None:
+        """Report an anomaly; a failing handler is logged, never raised into paho."""
+        try:
+            self.events.anomaly(Anomaly(kind, message, topic, device))
+        except Exception:
+            log.exception("the device event handler failed on an anomaly")

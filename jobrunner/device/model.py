@@ -1,0 +1,181 @@
+"""The values the device layer exchanges with its callers.
+
+- `Request`: one control request to send (app id, method, resources, typed metrics, body),
+  built by `jobrunner.device.operations`; the client adds `request.id` and
+  `requester.client.id`.
+- `Pending`: a request sent (or re-armed with `expect`) whose reply is awaited.
+- `Tracked`: an asynchronous operation whose notifications are awaited, by `job.id`.
+- `Anomaly`: a message that was ignored, and why (device, topic, what was expected).
+- `ClientEvents`: what the client calls; the engine's implementation only enqueues.
+- The client's errors:
+
+      DeviceClientError        (a JobrunnerError)
+      ├── ConnectError         the broker cannot be reached, or refused the connection
+      ├── NotConnectedError    a request was not sent: not connected / not subscribed
+      └── ClientBusyError      a request was not sent: the in-flight window is full
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Generic, Protocol, TypeVar
+
+from jobrunner.device.payload import KuraPayload, Metric
+from jobrunner.device.topics import CONTROL_PREFIX, LifecycleTopic, NotifyTopic
+from jobrunner.errors import JobrunnerError
+
+T = TypeVar("T")
+
+Device = tuple[str, str]
+"""(account, client id): the account is the scope, the client id the device's MQTT id."""
+
+
+def device_text(device: Device) -> str:
+    """`account/client-id`, the way messages name a device."""
+    return f"{device[0]}/{device[1]}"
+
+
+class DeviceClientError(JobrunnerError):
+    """The device client cannot do what was asked; the message says why."""
+
+
+class ConnectError(DeviceClientError):
+    """The broker could not be reached, refused the connection or a subscription."""
+
+
+class NotConnectedError(DeviceClientError):
+    """A request was not sent: the client is not connected and subscribed for its account."""
+
+
+class ClientBusyError(DeviceClientError):
+    """A request was not sent: the in-flight window is full (see `wait_for_capacity`)."""
+
+
+class PayloadCodec(Protocol):
+    """A payload encoding: `ProtobufCodec` (kura-protobuf) or `JsonCodec` (simple-json)."""
+
+    name: str
+
+    def encode(self, payload: KuraPayload) -> bytes: ...
+
+    def decode(self, data: bytes) -> KuraPayload: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A control request, without the two metrics the client adds to every request."""
+
+    app_id: str
+    method: str
+    resources: tuple[str, ...] = ()
+    metrics: Mapping[str, Metric] = field(default_factory=dict)
+    body: bytes | None = None
+    operation_id: int | None = None
+    """Set for asynchronous operations: their notifications carry it as `job.id`."""
+    secrets: frozenset[str] = frozenset()
+    """Names of metrics never shown (passwords)."""
+
+    def topic(self, account: str, client_id: str) -> str:
+        """`$EDC/{account}/{client}/{APP-VER}/{METHOD}/{resources...}`."""
+        return "/".join(
+            (CONTROL_PREFIX, account, client_id, self.app_id, self.method, *self.resources)
+        )
+
+    @property
+    def name(self) -> str:
+        """`CMD-V1 EXEC/command`: how messages name the request."""
+        return f"{self.app_id} {'/'.join((self.method, *self.resources))}"
+
+    def describe(self) -> str:
+        """The request with its metrics, secrets masked: for execution logs."""
+        shown = ", ".join(
+            f"{name}=***" if name in self.secrets else f"{name}={_shown(metric)}"
+            for name, metric in self.metrics.items()
+        )
+        body = f", body {len(self.body)} bytes" if self.body else ""
+        return f"{self.name} ({shown}{body})" if shown or body else self.name
+
+    def __repr__(self) -> str:
+        return f"Request<{self.describe()}>"
+
+
+def _shown(metric: Metric) -> str:
+    if isinstance(metric.value, bytes):
+        return f"<{len(metric.value)} bytes>"
+    text = repr(metric.value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+@dataclass(frozen=True, slots=True)
+class Pending(Generic[T]):
+    """A request whose reply is awaited; `tag` is the caller's, handed back with events."""
+
+    device: Device
+    request_id: str
+    app_id: str
+    name: str
+    tag: T
+    deadline: float
+    """Wall-clock time (epoch seconds) after which the request times out."""
+    sent: bool = True
+    """False for a request re-armed with `expect` (sent by an earlier process)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Tracked(Generic[T]):
+    """An asynchronous operation whose notifications are awaited."""
+
+    device: Device
+    operation_id: int
+    app_id: str
+    tag: T
+
+
+class AnomalyKind(StrEnum):
+    UNDECODABLE = "undecodable-payload"
+    BAD_TOPIC = "bad-topic"
+    UNKNOWN_ACCOUNT = "unknown-account"
+    UNKNOWN_REQUEST = "unknown-request"
+    DUPLICATE_REPLY = "duplicate-reply"
+    LATE_REPLY = "late-reply"
+    WRONG_SENDER = "wrong-sender"
+    UNKNOWN_OPERATION = "unknown-operation"
+    BAD_METRIC = "bad-metric"
+    HANDLER_ERROR = "handler-error"
+
+
+@dataclass(frozen=True, slots=True)
+class Anomaly:
+    """A message that was ignored (or read in part), and why."""
+
+    kind: AnomalyKind
+    message: str
+    topic: str
+    device: Device | None = None
+
+    def __str__(self) -> str:
+        where = f"device {device_text(self.device)}, " if self.device else ""
+        return f"{where}topic {self.topic}: {self.message}"
+
+
+class ClientEvents(Protocol[T]):
+    """What the device client reports. Called from paho's network thread (replies,
+    notifications, lifecycle, anomalies, connection changes) or from the client's timer
+    thread (timeouts): implementations must be quick and must not call back into the
+    client's blocking methods (`start`, `add_account`, `wait_for_capacity`)."""
+
+    def reply(self, pending: Pending[T], payload: KuraPayload) -> None: ...
+
+    def timeout(self, pending: Pending[T]) -> None: ...
+
+    def notification(
+        self, tracked: Tracked[T], topic: NotifyTopic, payload: KuraPayload
+    ) -> None: ...
+
+    def lifecycle(self, topic: LifecycleTopic, payload: KuraPayload) -> None: ...
+
+    def anomaly(self, anomaly: Anomaly) -> None: ...
+
+    def connection(self, connected: bool, reason: str) -> None: ...

@@ -1,0 +1,112 @@
+"""Activity Submit — after the public ESF description (kura-protocol.md §4.8); the topic and
+metrics of its notifications are ours (docs/wire-contracts.md), implemented the same way by
+the simulated fleet.
+
+    request       {ACTIVITY_APP} SUBMIT (no resources)
+                  id, job.id INT64 (the operation id); download.url STRING; optional
+                  download.username / .password / .hash STRING, download.resume BOOL,
+                  download.block.size INT32, download.block.delay / .block.timeout INT32 ms,
+                  download.notify.block.size INT32, download.timeout INT32 ms,
+                  notify.log.level STRING, resource.props STRING (a JSON object)
+    reply         200: accepted
+    notification  $EDC/{account}/{requester}/{ACTIVITY_APP}/NOTIFY/{device}/activity
+                  job.id INT64, status STRING (IN_PROGRESS | COMPLETED | FAILED),
+                  progress INT32, optional message STRING
+"""
+
+from __future__ import annotations
+
+import json
+from typing import ClassVar
+
+from jobrunner.device.model import Request
+from jobrunner.device.operations.base import (
+    AsyncState,
+    Operation,
+    Outcome,
+    OutcomeStatus,
+    int32_metric,
+    int_metric,
+    millis_metric,
+    operation_id_metric,
+    optional_string,
+    text_metric,
+    with_percent,
+)
+from jobrunner.device.payload import KuraPayload, Metric
+from jobrunner.manifests.steps import ActivitySubmit, StepMode
+
+ACTIVITY_APP = "ANSIBLE-V1"
+ACTIVITY = "activity"
+SECRETS = frozenset({"download.password"})
+
+
+class SubmitActivity(Operation[ActivitySubmit]):
+    definition: ClassVar[str] = "Activity Submit"
+    properties_type = ActivitySubmit
+    mode = StepMode.ASYNC
+
+    @property
+    def app_id(self) -> str:
+        return self.settings.activity_app
+
+    def request(self, operation_id: int = 0) -> Request:
+        p = self.properties
+        job = operation_id_metric(operation_id)
+        props = json.dumps(p.resource_properties, separators=(",", ":"), ensure_ascii=False)
+        metrics: dict[str, Metric | None] = {
+            "id": job,
+            "job.id": job,
+            "download.url": Metric.string(p.activity_uri),
+            "download.username": optional_string(p.username),
+            "download.password": optional_string(p.password),
+            "download.hash": optional_string(p.file_hash),
+            "download.resume": Metric.boolean(p.resume),
+            "download.block.size": int32_metric("blockSize", p.block_size),
+            "download.block.delay": millis_metric("blockDelay", p.block_delay),
+            "download.block.timeout": millis_metric("blockTimeout", p.block_timeout),
+            "download.notify.block.size": int32_metric("notifyBlockSize", p.notify_block_size),
+            "download.timeout": millis_metric("downloadTimeout", p.download_timeout),
+            "notify.log.level": Metric.string(p.log_level),
+            "resource.props": Metric.string(props) if p.resource_properties else None,
+        }
+        kept = {name: metric for name, metric in metrics.items() if metric is not None}
+        return Request(
+            self.app_id,
+            self.settings.activity_method,
+            self.settings.activity_resources,
+            kept,
+            operation_id=operation_id,
+            secrets=SECRETS,
+        )
+
+    def accepted(self, payload: KuraPayload, operation_id: int) -> Outcome:
+        return Outcome(
+            OutcomeStatus.ACCEPTED,
+            "device accepted the activity; waiting for its notifications",
+            AsyncState(operation_id, ACTIVITY, 0),
+        )
+
+    def notification(
+        self, state: AsyncState, resources: tuple[str, ...], payload: KuraPayload
+    ) -> Outcome:
+        expected = self.settings.activity_notify_resource
+        if resources and resources[0] != expected:
+            return Outcome.ignored(
+                f"a notification on resource {resources[0]!r} is not expected", state
+            )
+        job = int_metric(payload, "job.id")
+        if job is not None and job != state.operation_id:
+            return Outcome.ignored("notification for another operation", state)
+        status = text_metric(payload, "status")
+        message = text_metric(payload, "message")
+        if status == "COMPLETED":
+            return Outcome.ok("activity completed" + (f": {message}" if message else ""))
+        if status == "FAILED":
+            return Outcome.failed(f"activity failed on the device: {message or 'no reason given'}")
+        if status == "IN_PROGRESS":
+            now = with_percent(state, int_metric(payload, "progress"))
+            return Outcome.progress(
+                now, f"activity running: {now.percent or 0}%" + (f" ({message})" if message else "")
+            )
+        return Outcome.ignored(f"activity notification with unknown status {status!r}", state)

@@ -1,0 +1,312 @@
+"""Package Download / Install and Package Uninstall: DEPLOY-V2, asynchronous (§4.4, §4.5, §5).
+
+The 200 reply only means "accepted"; completion comes as notifications on
+`$EDC/{account}/{requester}/DEPLOY-V2/NOTIFY/{device}/{download|install|uninstall}`,
+correlated by `job.id`. With `install: true`, a download COMPLETED is not final: the install
+notification is. Kura publishes notifications at QoS 0, so a restarted runner may have missed
+them: `status_queries` / `recover` ask the device (GET download, GET install, GET packages).
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from typing import ClassVar
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring
+
+from jobrunner.device.model import Request
+from jobrunner.device.operations.base import (
+    AsyncState,
+    Operation,
+    Outcome,
+    OutcomeStatus,
+    StatusQuery,
+    int32_metric,
+    int_metric,
+    millis_metric,
+    operation_id_metric,
+    optional_string,
+    response_code,
+    text_metric,
+    with_percent,
+)
+from jobrunner.device.payload import KuraPayload, Metric
+from jobrunner.manifests.steps import FileType, PackageDownload, PackageUninstall, StepMode
+
+DOWNLOAD, INSTALL, UNINSTALL = "download", "install", "uninstall"
+DONE = ("COMPLETED", "ALREADY DONE")
+SECRETS = frozenset({"dp.download.password"})
+
+
+def notified_resource(resources: tuple[str, ...], payload: KuraPayload) -> str | None:
+    """download / install / uninstall: the topic's resource, else (as Kapua) the metrics."""
+    if resources and resources[0] in (DOWNLOAD, INSTALL, UNINSTALL):
+        return resources[0]
+    if payload.has("dp.download.status"):
+        return DOWNLOAD
+    if payload.has("dp.install.status"):
+        return INSTALL
+    if payload.has("dp.uninstall.progress") or payload.has("dp.uninstall.status"):
+        return UNINSTALL
+    return resources[0] if resources else None
+
+
+def _status(payload: KuraPayload, resource: str) -> tuple[str | None, int | None, str]:
+    """(status, percent, error message) of a DEPLOY-V2 notification or status reply."""
+    return (
+        text_metric(payload, f"dp.{resource}.status"),
+        int_metric(payload, f"dp.{resource}.progress"),
+        text_metric(payload, f"dp.{resource}.error.message") or "no reason given",
+    )
+
+
+def _other_job(state: AsyncState, payload: KuraPayload) -> bool:
+    job = int_metric(payload, "job.id")
+    return job is not None and job != state.operation_id
+
+
+class DownloadPackage(Operation[PackageDownload]):
+    definition: ClassVar[str] = "Package Download / Install"
+    properties_type = PackageDownload
+    mode = StepMode.ASYNC
+    failure_hints: ClassVar[dict[int, str]] = {
+        500: "another download may be in progress, or the request was malformed",
+    }
+
+    @property
+    def app_id(self) -> str:
+        return self.settings.deploy_app
+
+    @property
+    def package(self) -> str:
+        return f"{self.properties.name} {self.properties.version}"
+
+    def request(self, operation_id: int = 0) -> Request:
+        p = self.properties
+        metrics: dict[str, Metric | None] = {
+            "dp.uri": Metric.string(p.uri),
+            "dp.name": Metric.string(p.name),
+            "dp.version": Metric.string(p.version),
+            "dp.download.protocol": Metric.string("HTTP"),
+            "job.id": operation_id_metric(operation_id),
+            "dp.install.system.update": Metric.boolean(p.file_type is FileType.EXECUTABLE_SCRIPT),
+            "dp.install": Metric.boolean(p.install),
+            "dp.reboot": Metric.boolean(p.reboot),
+            "dp.reboot.delay": millis_metric("rebootDelay", p.reboot_delay),
+            "dp.download.force": Metric.boolean(p.restart),
+            "dp.download.block.size": int32_metric("blockSize", p.block_size),
+            "dp.download.block.delay": millis_metric("blockDelay", p.block_delay),
+            "dp.download.timeout": millis_metric("blockTimeout", p.block_timeout),
+            "dp.download.notify.block.size": int32_metric("notifyBlockSize", p.notify_block_size),
+            "dp.download.username": optional_string(p.username),
+            "dp.download.password": optional_string(p.password),
+            "dp.download.hash": optional_string(p.file_hash),
+            "dp.install.verifier.uri": optional_string(p.install_verifier_uri),
+        }
+        kept = {name: metric for name, metric in metrics.items() if metric is not None}
+        return Request(
+            self.app_id, "EXEC", (DOWNLOAD,), kept, operation_id=operation_id, secrets=SECRETS
+        )
+
+    def accepted(self, payload: KuraPayload, operation_id: int) -> Outcome:
+        return Outcome(
+            OutcomeStatus.ACCEPTED,
+            f"device accepted the download of {self.package}; waiting for its notifications",
+            AsyncState(operation_id, DOWNLOAD, 0),
+        )
+
+    def notification(
+        self, state: AsyncState, resources: tuple[str, ...], payload: KuraPayload
+    ) -> Outcome:
+        if _other_job(state, payload):
+            return Outcome.ignored("notification for another operation", state)
+        resource = notified_resource(resources, payload)
+        if resource == DOWNLOAD:
+            return self._download(state, payload)
+        if resource == INSTALL:
+            return self._install(state, payload)
+        return Outcome.ignored(f"a notification on resource {resource!r} is not expected", state)
+
+    def _download(self, state: AsyncState, payload: KuraPayload) -> Outcome:
+        status, percent, error = _status(payload, DOWNLOAD)
+        if state.phase != DOWNLOAD:
+            return Outcome.ignored(f"download notification ({status}) after the download", state)
+        if status == "IN_PROGRESS":
+            now = with_percent(state, percent)
+            return Outcome.progress(now, f"downloading {self.package}: {now.percent or 0}%")
+        if status in DONE:
+            if not self.properties.install:
+                return Outcome.ok(f"downloaded {self.package}")
+            return Outcome.progress(
+                with_percent(state, 0, INSTALL),
+                f"downloaded {self.package}; waiting for the install notification",
+            )
+        if status == "FAILED":
+            return Outcome.failed(f"download of {self.package} failed on the device: {error}")
+        if status == "CANCELLED":
+            return Outcome.failed(f"download of {self.package} was cancelled on the device")
+        return Outcome.ignored(f"download notification with unknown status {status!r}", state)
+
+    def _install(self, state: AsyncState, payload: KuraPayload) -> Outcome:
+        status, percent, error = _status(payload, INSTALL)
+        if not self.properties.install:
+            return Outcome.ignored("install notification, but install: false was asked", state)
+        if status in DONE:  # also final when the download COMPLETED was missed (QoS 0)
+            return Outcome.ok(f"installed {self.package}")
+        if status == "FAILED":
+            return Outcome.failed(f"install of {self.package} failed on the device: {error}")
+        if status in ("IN_PROGRESS", "IDLE"):
+            return Outcome.progress(
+                with_percent(state, percent, INSTALL), f"installing {self.package}"
+            )
+        return Outcome.ignored(f"install notification with unknown status {status!r}", state)
+
+    def status_queries(self, state: AsyncState) -> tuple[StatusQuery, ...]:
+        return tuple(
+            StatusQuery(name, Request(self.app_id, "GET", (name,)))
+            for name in (DOWNLOAD, INSTALL, "packages")
+        )
+
+    def status(self, state: AsyncState, query: str, payload: KuraPayload) -> Outcome | None:
+        p = self.properties
+        reply = _ok(payload)
+        if reply is None:
+            return None
+        if query == "packages":
+            installed = installed_packages(reply)
+            if p.install and installed is not None and (p.name, p.version) in installed:
+                return Outcome.ok(
+                    f"{self.package} is installed (the device's package list says so)"
+                )
+        elif query == DOWNLOAD:
+            status, percent, _ = _status(reply, DOWNLOAD)
+            if status == "IN_PROGRESS" and not _other_job(state, reply):
+                now = with_percent(state, percent, DOWNLOAD)
+                return Outcome.progress(now, f"still downloading {self.package}")
+        elif query == INSTALL and text_metric(reply, "dp.install.status") == "IN_PROGRESS":
+            name = text_metric(reply, "dp.name") or ""
+            if name == p.name or name.startswith(f"{p.name}_"):
+                return Outcome.progress(
+                    with_percent(state, None, INSTALL), f"still installing {self.package}"
+                )
+        return None
+
+    def recover(
+        self, state: AsyncState, replies: Mapping[str, KuraPayload | None]
+    ) -> Outcome | None:
+        settled = super().recover(state, replies)
+        if settled is not None:
+            return settled
+        answered = {name: _ok(replies.get(name)) for name in (DOWNLOAD, INSTALL, "packages")}
+        if None in answered.values() or installed_packages(answered["packages"]) is None:
+            return None  # a status query went unanswered: nothing is settled
+        if self.properties.install:
+            return Outcome.failed(
+                f"{self.package} is not installed and the device is neither downloading nor"
+                " installing it: the operation ended while its notification was missed; run"
+                " the job again"
+            )
+        return Outcome.failed(
+            f"the device is no longer downloading {self.package} and its outcome notification"
+            " was missed; run the job again (a downloaded file is not fetched twice)"
+        )
+
+
+class UninstallPackage(Operation[PackageUninstall]):
+    definition: ClassVar[str] = "Package Uninstall"
+    properties_type = PackageUninstall
+    mode = StepMode.ASYNC
+
+    @property
+    def app_id(self) -> str:
+        return self.settings.deploy_app
+
+    @property
+    def package(self) -> str:
+        version = self.properties.version
+        return self.properties.name + (f" {version}" if version else "")
+
+    def request(self, operation_id: int = 0) -> Request:
+        p = self.properties
+        metrics: dict[str, Metric | None] = {
+            "dp.name": Metric.string(p.name),
+            "job.id": operation_id_metric(operation_id),
+            "dp.version": optional_string(p.version),
+            "dp.reboot": Metric.boolean(p.reboot),
+            "dp.reboot.delay": millis_metric("rebootDelay", p.reboot_delay),
+        }
+        kept = {name: metric for name, metric in metrics.items() if metric is not None}
+        return Request(self.app_id, "EXEC", (UNINSTALL,), kept, operation_id=operation_id)
+
+    def accepted(self, payload: KuraPayload, operation_id: int) -> Outcome:
+        return Outcome(
+            OutcomeStatus.ACCEPTED,
+            f"device accepted the uninstall of {self.package}; waiting for its notification",
+            AsyncState(operation_id, UNINSTALL, 0),
+        )
+
+    def notification(
+        self, state: AsyncState, resources: tuple[str, ...], payload: KuraPayload
+    ) -> Outcome:
+        if _other_job(state, payload):
+            return Outcome.ignored("notification for another operation", state)
+        resource = notified_resource(resources, payload)
+        if resource != UNINSTALL:
+            return Outcome.ignored(
+                f"a notification on resource {resource!r} is not expected", state
+            )
+        status, percent, error = _status(payload, UNINSTALL)
+        if status in DONE:
+            return Outcome.ok(f"uninstalled {self.package}")
+        if status == "FAILED":
+            return Outcome.failed(f"uninstall of {self.package} failed on the device: {error}")
+        if status in ("IN_PROGRESS", "IDLE"):
+            return Outcome.progress(with_percent(state, percent), f"uninstalling {self.package}")
+        return Outcome.ignored(f"uninstall notification with unknown status {status!r}", state)
+
+    def status_queries(self, state: AsyncState) -> tuple[StatusQuery, ...]:
+        return (StatusQuery("packages", Request(self.app_id, "GET", ("packages",))),)
+
+    def status(self, state: AsyncState, query: str, payload: KuraPayload) -> Outcome | None:
+        installed = installed_packages(payload) if query == "packages" else None
+        if installed is None:
+            return None
+        name, version = self.properties.name, self.properties.version
+        if not any(n == name and (version is None or v == version) for n, v in installed):
+            return Outcome.ok(
+                f"{self.package} is no longer installed (learned from the device's package list)"
+            )
+        return Outcome.progress(
+            state, f"{self.package} is still installed; waiting for the uninstall notification"
+        )
+
+
+def _ok(payload: KuraPayload | None) -> KuraPayload | None:
+    return payload if payload is not None and response_code(payload) == 200 else None
+
+
+def installed_packages(payload: KuraPayload | None) -> set[tuple[str, str]] | None:
+    """(name, version) of each package of a GET packages reply; None if it cannot be read."""
+    reply = _ok(payload)
+    if reply is None:
+        return None
+    if not reply.body:
+        return set()
+    try:
+        root = fromstring(reply.body)
+    except (ET.ParseError, DefusedXmlException):
+        return None
+    found: set[tuple[str, str]] = set()
+    for element in root.iter():
+        if _local(element.tag) != "package":
+            continue
+        fields = {_local(child.tag): (child.text or "").strip() for child in element}
+        if fields.get("name"):
+            found.add((fields["name"], fields.get("version", "")))
+    return found
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]

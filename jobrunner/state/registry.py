@@ -1,0 +1,284 @@
+"""The device registry of a state directory: every device of every scope, as last seen.
+
+Per scope, per client id: declared in git (a DeviceList) or discovered (it connected
+without being declared: registered too, and marked so), its connection status (CONNECTED
+after a BIRTH or APPS, DISCONNECTED after a DC, MISSING after an LWT, UNKNOWN before any),
+when it was last seen, and what its BIRTH said (display name, model, firmware, framework
+version, application ids).
+
+Stored as `<state>/scopes/<scope>/devices.journal`: one JSON line per change (the device's
+whole record, or `{"clientId": ..., "deleted": true}`), the last line of a client id wins.
+The journal is compacted (rewritten as one line per live device) when it holds four times
+more lines than devices, so each lifecycle message costs O(1) amortized: a burst of 10,000
+BIRTHs is 10,000 appends. Not thread-safe: the engine's single thread owns it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from jobrunner.errors import StateError
+from jobrunner.state.files import Journal, Record
+from jobrunner.state.layout import StateDir
+
+FORMAT = "jobrunner.devices"
+VERSION = 1
+COMPACT_MIN_LINES = 1024
+COMPACT_FACTOR = 4
+
+
+class DeviceStatus(StrEnum):
+    """Connection status; the values are those of `jobrunner.device.lifecycle.ConnectionStatus`."""
+
+    UNKNOWN = "UNKNOWN"
+    CONNECTED = "CONNECTED"
+    DISCONNECTED = "DISCONNECTED"
+    MISSING = "MISSING"
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRecord:
+    """One device of one scope, as recorded."""
+
+    client_id: str
+    declared: bool = False
+    status: DeviceStatus = DeviceStatus.UNKNOWN
+    last_seen: datetime | None = None
+    display_name: str | None = None
+    model: str | None = None
+    firmware: str | None = None
+    framework_version: str | None = None
+    application_ids: tuple[str, ...] | None = None
+
+    @property
+    def discovered(self) -> bool:
+        """Known only because it connected: not declared in git."""
+        return not self.declared
+
+    def as_record(self) -> Record:
+        return {
+            "clientId": self.client_id,
+            "declared": self.declared,
+            "status": self.status.value,
+            "lastSeen": self.last_seen.isoformat() if self.last_seen else None,
+            "displayName": self.display_name,
+            "model": self.model,
+            "firmware": self.firmware,
+            "frameworkVersion": self.framework_version,
+            "applicationIds": None if self.application_ids is None else list(self.application_ids),
+        }
+
+    @classmethod
+    def from_record(cls, record: Record) -> DeviceRecord:
+        """The record `as_record` wrote; ValueError saying which field is wrong."""
+        client_id = _text(record, "clientId", required=True)
+        assert client_id is not None
+        declared = record.get("declared", False)
+        if not isinstance(declared, bool):
+            raise ValueError("'declared' is not true or false")
+        try:
+            status = DeviceStatus(record.get("status", "UNKNOWN"))
+        except ValueError:
+            raise ValueError(f"'status' {record.get('status')!r} is not a status") from None
+        seen = _text(record, "lastSeen")
+        ids = record.get("applicationIds")
+        if ids is not None and not (isinstance(ids, list) and all(isinstance(i, str) for i in ids)):
+            raise ValueError("'applicationIds' is not a list of strings")
+        return cls(
+            client_id=client_id,
+            declared=declared,
+            status=status,
+            last_seen=datetime.fromisoformat(seen) if seen else None,
+            display_name=_text(record, "displayName"),
+            model=_text(record, "model"),
+            firmware=_text(record, "firmware"),
+            framework_version=_text(record, "frameworkVersion"),
+            application_ids=None if ids is None else tuple(ids),
+        )
+
+
+def _text(record: Record, name: str, required: bool = False) -> str | None:
+    value = record.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or (required and not value):
+        raise ValueError(f"'{name}' is not {'a non-empty' if required else 'a'} string")
+    return value
+
+
+class ScopeRegistry:
+    """The devices of one scope, backed by its journal."""
+
+    def __init__(self, path: Path, autoflush: bool = True) -> None:
+        self.path = path
+        self.autoflush = autoflush
+        self._journal = Journal(path, FORMAT, VERSION)
+        self._devices: dict[str, DeviceRecord] = {}
+        self._lines = 0
+        self._load()
+
+    def _load(self) -> None:
+        for number, record in enumerate(self._journal.read(), start=2):  # line 1: the header
+            self._lines += 1
+            try:
+                if record.get("deleted") is True:
+                    self._devices.pop(_text(record, "clientId", required=True) or "", None)
+                    continue
+                device = DeviceRecord.from_record(record)
+            except ValueError as error:
+                raise StateError(
+                    f"{self.path}:{number}: damaged device record ({error}); restore the file"
+                    " from a backup, or remove it (devices are learned again as they connect)"
+                ) from None
+            self._devices[device.client_id] = device
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def get(self, client_id: str) -> DeviceRecord | None:
+        return self._devices.get(client_id)
+
+    def __contains__(self, client_id: object) -> bool:
+        return client_id in self._devices
+
+    def __iter__(self) -> Iterator[DeviceRecord]:
+        return iter(list(self._devices.values()))
+
+    def __len__(self) -> int:
+        return len(self._devices)
+
+    # -- changes ---------------------------------------------------------------------------
+
+    def declare(self, client_ids: Iterable[str]) -> None:
+        """Make exactly `client_ids` the declared devices (the scope's DeviceLists in git).
+
+        A device no longer declared stays as discovered if it was ever seen, else goes."""
+        wanted = set(client_ids)
+        for client_id in wanted:
+            device = self._devices.get(client_id)
+            if device is None:
+                self._put(DeviceRecord(client_id, declared=True))
+            elif not device.declared:
+                self._put(replace(device, declared=True))
+        for device in list(self._devices.values()):
+            if device.declared and device.client_id not in wanted:
+                if device.last_seen is None:
+                    self._delete(device.client_id)
+                else:
+                    self._put(replace(device, declared=False))
+        self._maybe_flush()
+
+    def connected(
+        self,
+        client_id: str,
+        at: datetime | None = None,
+        *,
+        display_name: str | None = None,
+        model: str | None = None,
+        firmware: str | None = None,
+        framework_version: str | None = None,
+        application_ids: Iterable[str] | None = None,
+    ) -> DeviceRecord:
+        """A BIRTH or APPS: CONNECTED, and the facts it gave (None keeps what was known)."""
+        device = self._devices.get(client_id) or DeviceRecord(client_id)
+        updated = replace(
+            device,
+            status=DeviceStatus.CONNECTED,
+            last_seen=at or datetime.now(UTC),
+            display_name=display_name if display_name is not None else device.display_name,
+            model=model if model is not None else device.model,
+            firmware=firmware if firmware is not None else device.firmware,
+            framework_version=framework_version or device.framework_version,
+            application_ids=(
+                tuple(application_ids) if application_ids is not None else device.application_ids
+            ),
+        )
+        return self._change(updated)
+
+    def disconnected(self, client_id: str, at: datetime | None = None) -> DeviceRecord:
+        """A DC: the device disconnected cleanly."""
+        return self._status(client_id, DeviceStatus.DISCONNECTED, at)
+
+    def missing(self, client_id: str, at: datetime | None = None) -> DeviceRecord:
+        """An LWT: the broker lost the device."""
+        return self._status(client_id, DeviceStatus.MISSING, at)
+
+    def flush(self, durable: bool = False) -> None:
+        """Write queued changes (needed only with `autoflush=False`)."""
+        self._journal.flush(durable)
+
+    def close(self) -> None:
+        self._journal.flush()
+        self._journal.close()
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _status(self, client_id: str, status: DeviceStatus, at: datetime | None) -> DeviceRecord:
+        device = self._devices.get(client_id) or DeviceRecord(client_id)
+        return self._change(replace(device, status=status, last_seen=at or datetime.now(UTC)))
+
+    def _change(self, device: DeviceRecord) -> DeviceRecord:
+        if self._devices.get(device.client_id) != device:
+            self._put(device)
+            self._maybe_flush()
+        return device
+
+    def _put(self, device: DeviceRecord) -> None:
+        self._devices[device.client_id] = device
+        self._append(device.as_record())
+
+    def _delete(self, client_id: str) -> None:
+        if self._devices.pop(client_id, None) is not None:
+            self._append({"clientId": client_id, "deleted": True})
+
+    def _append(self, record: dict[str, Any]) -> None:
+        self._journal.append(record)
+        self._lines += 1
+        if self._lines > max(COMPACT_MIN_LINES, COMPACT_FACTOR * len(self._devices)):
+            self._journal.compact(d.as_record() for d in self._devices.values())
+            self._lines = len(self._devices)
+
+    def _maybe_flush(self) -> None:
+        if self.autoflush:
+            self._journal.flush()
+
+
+class DeviceRegistry:
+    """The registries of every scope of a state directory, loaded on first use."""
+
+    def __init__(self, state_dir: Path, autoflush: bool = True) -> None:
+        self.layout = StateDir(state_dir)
+        self.autoflush = autoflush
+        self._scopes: dict[str, ScopeRegistry] = {}
+
+    def scope(self, scope: str) -> ScopeRegistry:
+        """The devices of `scope` (StateError if its journal is damaged)."""
+        registry = self._scopes.get(scope)
+        if registry is None:
+            registry = ScopeRegistry(self.layout.devices(scope), self.autoflush)
+            self._scopes[scope] = registry
+        return registry
+
+    def scopes(self) -> list[str]:
+        """Scopes with a registry on disk or in use."""
+        on_disk = {s for s in self.layout.scopes() if self.layout.devices(s).exists()}
+        return sorted(on_disk | self._scopes.keys())
+
+    def flush(self, durable: bool = False) -> None:
+        for registry in self._scopes.values():
+            registry.flush(durable)
+
+    def close(self) -> None:
+        for registry in self._scopes.values():
+            registry.close()
+        self._scopes.clear()
+
+    def __enter__(self) -> DeviceRegistry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

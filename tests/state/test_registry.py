@@ -1,0 +1,161 @@
+"""The device registry: statuses, declared vs discovered, reload, damage, compaction cost."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from jobrunner.errors import StateError, StateVersionError
+from jobrunner.state.files import Journal
+from jobrunner.state.registry import DeviceRecord, DeviceRegistry, DeviceStatus
+
+T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
+
+
+def journal(state: Path, scope: str = "acme") -> Path:
+    return state / "scopes" / scope / "devices.journal"
+
+
+def test_lifecycle_changes_and_reload(tmp_path: Path) -> None:
+    registry = DeviceRegistry(tmp_path)
+    acme = registry.scope("acme")
+    acme.declare(["gw-1", "gw-2"])
+    acme.connected(
+        "gw-1",
+        T0,
+        display_name="Line 3",
+        model="RG 10-20",
+        firmware="fw.v42",
+        framework_version="KURA_5.4.0",
+        application_ids=["CMD-V1", "DEPLOY-V2"],
+    )
+    acme.connected("gw-9", T0 + timedelta(seconds=1))  # not declared: discovered
+    acme.disconnected("gw-1", T0 + timedelta(seconds=2))
+    acme.missing("gw-9", T0 + timedelta(seconds=3))
+    acme.connected("gw-1", T0 + timedelta(seconds=4), application_ids=["CMD-V1"])
+    registry.close()
+
+    reloaded = DeviceRegistry(tmp_path).scope("acme")
+    assert reloaded.get("gw-1") == DeviceRecord(
+        "gw-1",
+        declared=True,
+        status=DeviceStatus.CONNECTED,
+        last_seen=T0 + timedelta(seconds=4),
+        display_name="Line 3",  # kept: the APPS-like update did not say
+        model="RG 10-20",
+        firmware="fw.v42",
+        framework_version="KURA_5.4.0",
+        application_ids=("CMD-V1",),
+    )
+    gw2, gw9 = reloaded.get("gw-2"), reloaded.get("gw-9")
+    assert gw2 is not None and (gw2.status, gw2.last_seen, gw2.declared) == (
+        DeviceStatus.UNKNOWN,
+        None,
+        True,
+    )
+    assert gw9 is not None and (gw9.status, gw9.discovered) == (DeviceStatus.MISSING, True)
+    assert sorted(d.client_id for d in reloaded) == ["gw-1", "gw-2", "gw-9"]
+    assert DeviceRegistry(tmp_path).scopes() == ["acme"]
+
+
+def test_undeclaring_keeps_seen_devices_as_discovered_and_forgets_the_others(
+    tmp_path: Path,
+) -> None:
+    acme = DeviceRegistry(tmp_path).scope("acme")
+    acme.declare(["gw-1", "gw-2"])
+    acme.connected("gw-1", T0)
+    acme.declare(["gw-3"])
+    gw1 = acme.get("gw-1")
+    assert gw1 is not None and gw1.discovered
+    assert "gw-2" not in acme
+    assert "gw-3" in acme
+    acme.close()
+    assert "gw-2" not in DeviceRegistry(tmp_path).scope("acme")
+
+
+def test_an_unchanged_state_appends_nothing(tmp_path: Path) -> None:
+    acme = DeviceRegistry(tmp_path).scope("acme")
+    acme.declare(["gw-1"])
+    acme.connected("gw-1", T0, display_name="x")
+    lines = journal(tmp_path).read_text().count("\n")
+    acme.declare(["gw-1"])
+    acme.connected("gw-1", T0)
+    acme.close()
+    assert journal(tmp_path).read_text().count("\n") == lines
+
+
+def test_a_damaged_journal_names_file_and_line(tmp_path: Path) -> None:
+    acme = DeviceRegistry(tmp_path).scope("acme")
+    acme.connected("gw-1", T0)
+    acme.connected("gw-2", T0)
+    acme.close()
+    path = journal(tmp_path)
+    lines = path.read_text().splitlines()
+    lines[1] = '{"clientId": "gw-1", "status": "SLEEPING"}'
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(StateError, match=rf"{path}:2: damaged device record \('status'"):
+        DeviceRegistry(tmp_path).scope("acme")
+    lines[1] = "{not json"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(StateError, match=rf"{path}:2: damaged journal line"):
+        DeviceRegistry(tmp_path).scope("acme")
+
+
+def test_a_torn_last_line_is_dropped(tmp_path: Path) -> None:
+    acme = DeviceRegistry(tmp_path).scope("acme")
+    acme.connected("gw-1", T0)
+    acme.close()
+    with journal(tmp_path).open("ab") as handle:
+        handle.write(b'{"clientId": "gw-2", "sta')
+    reloaded = DeviceRegistry(tmp_path).scope("acme")
+    assert [d.client_id for d in reloaded] == ["gw-1"]
+    reloaded.connected("gw-3", T0)
+    reloaded.close()
+    assert sorted(d.client_id for d in DeviceRegistry(tmp_path).scope("acme")) == ["gw-1", "gw-3"]
+
+
+def test_a_journal_from_a_newer_jobrunner_is_refused(tmp_path: Path) -> None:
+    path = journal(tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"format": "jobrunner.devices", "version": 99}) + "\n")
+    with pytest.raises(StateVersionError, match="upgrade jobrunner"):
+        DeviceRegistry(tmp_path).scope("acme")
+
+
+def test_an_unsafe_scope_name_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(StateError, match=r"scope '\.\./x' is not a valid name"):
+        DeviceRegistry(tmp_path).scope("../x")
+
+
+def test_a_burst_of_births_costs_linear_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """10,000 BIRTHs of distinct devices, then 10,000 of the same 10: appends, plus
+    compactions whose total size stays proportional to the number of messages."""
+    compacted: list[int] = []
+    real_compact = Journal.compact
+
+    def counting(self: Journal, records: object) -> None:
+        kept = list(records)  # type: ignore[call-overload]
+        compacted.append(len(kept))
+        real_compact(self, kept)
+
+    monkeypatch.setattr(Journal, "compact", counting)
+    acme = DeviceRegistry(tmp_path, autoflush=False).scope("acme")
+    for n in range(10_000):
+        acme.connected(f"gw-{n}", T0 + timedelta(milliseconds=n), application_ids=["CMD-V1"])
+    acme.close()
+    assert compacted == []  # one line per device: nothing to compact
+    many = DeviceRegistry(tmp_path / "other", autoflush=False).scope("acme")
+    for n in range(10_000):
+        many.connected(f"gw-{n % 10}", T0 + timedelta(milliseconds=n))
+    many.close()
+    assert sum(compacted) <= 10 * len(compacted) and len(compacted) <= 10
+    assert journal(tmp_path / "other").read_text().count("\n") <= 1 + 1024
+    with DeviceRegistry(tmp_path / "other") as registry:
+        reloaded = registry.scope("acme")
+    gw3 = reloaded.get("gw-3")
+    assert len(reloaded) == 10 and gw3 is not None
+    assert gw3.last_seen == T0 + timedelta(milliseconds=9_993)
