@@ -74,6 +74,9 @@ class ManifestSet:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     broken_files: set[Path] = field(default_factory=set)
+    unreadable_files: set[Path] = field(default_factory=set)
+    """Files not read to their end (YAML syntax, encoding, size): their declarations are
+    unknown, so nothing may be taken as removed while there is one."""
 
     @property
     def errors(self) -> list[Diagnostic]:

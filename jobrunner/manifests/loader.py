@@ -94,6 +94,7 @@ def _load_file(file: Path, result: ManifestSet, collected: Collected) -> None:
             result.warning(file, 1, "the file holds no manifest documents")
     except YamlError as error:
         result.error(file, error.line, error.message)
+        result.unreadable_files.add(file)
 
 
 def _load_document(

@@ -90,3 +90,20 @@ def test_every_catalogue_definition_has_a_schema_entry() -> None:
     assert len(CATALOGUE) == 13
     for definition in CATALOGUE:
         assert f'"{definition}"' in text
+
+
+def test_schema_accepts_the_xml_form_where_the_models_do() -> None:
+    import json
+
+    schema = json.loads((SCHEMAS / "job.schema.json").read_text(encoding="utf-8"))
+    validator = jsonschema.Draft202012Validator(schema)
+    step = {"name": "c", "definition": "Configuration Put", "properties": {"xml": "<x/>"}}
+    job = {
+        "apiVersion": "jobrunner/v1",
+        "kind": "Job",
+        "metadata": {"name": "x"},
+        "spec": {"targets": {"all": True}, "steps": [step]},
+    }
+    assert validator.is_valid(job)
+    step["properties"] = {}
+    assert not validator.is_valid(job)
