@@ -62,7 +62,9 @@ def read_json(path: Path, kind: str, version: int) -> Record:
     except FileNotFoundError:
         raise
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise StateError(f"{path}: unreadable ({error}); restore it from a backup or remove it")
+        raise StateError(
+            f"{path}: unreadable ({error}); restore it from a backup or remove it"
+        ) from None
     if not isinstance(value, dict):
         raise StateError(f"{path}: not a JSON object; restore it from a backup or remove it")
     check_header(path, value, kind, version)

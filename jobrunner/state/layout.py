@@ -1,0 +1,102 @@
+"""The layout of a state directory (documented in README "State directory").
+
+    STATE/
+      owner.lock                          held (flock) by the process that owns the directory
+      requests/                           start/stop/reconcile requests handed to the daemon
+      scopes/SCOPE/
+        devices.journal                   the device registry: births, disconnects, facts
+        jobs/JOB/
+          job.json                        the job record: frozen targets and steps, conflicts...
+          targets.journal                 every target transition, one JSON line each
+          executions/NNNNNN/summary.json  one execution: trigger, times, revision, counts
+          executions/NNNNNN/log.txt       its log: one line per dispatch, reply, notification...
+
+Names come from manifests (validated there) or from the command line and the directory
+itself (untrusted): every name is checked again before it becomes part of a path.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from jobrunner.errors import StateError
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+
+def safe_name(name: str, what: str) -> str:
+    """`name` if it is safe as one path segment; StateError otherwise."""
+    if not _SAFE_NAME.match(name) or name in (".", ".."):
+        raise StateError(f"{what} {name!r} is not a valid name")
+    return name
+
+
+@dataclass(frozen=True)
+class JobPaths:
+    folder: Path
+
+    @property
+    def record(self) -> Path:
+        return self.folder / "job.json"
+
+    @property
+    def targets(self) -> Path:
+        return self.folder / "targets.journal"
+
+    @property
+    def executions(self) -> Path:
+        return self.folder / "executions"
+
+    def execution(self, execution_id: int) -> Path:
+        return self.executions / f"{execution_id:06d}"
+
+    def summary(self, execution_id: int) -> Path:
+        return self.execution(execution_id) / "summary.json"
+
+    def log(self, execution_id: int) -> Path:
+        return self.execution(execution_id) / "log.txt"
+
+    def execution_ids(self) -> list[int]:
+        """Ids of the executions on disk, oldest first."""
+        if not self.executions.is_dir():
+            return []
+        return sorted(int(p.name) for p in self.executions.iterdir() if p.name.isdigit())
+
+
+@dataclass(frozen=True)
+class StateDir:
+    root: Path
+
+    @property
+    def lock(self) -> Path:
+        return self.root / "owner.lock"
+
+    @property
+    def requests(self) -> Path:
+        return self.root / "requests"
+
+    def scope(self, scope: str) -> Path:
+        return self.root / "scopes" / safe_name(scope, "scope")
+
+    def devices(self, scope: str) -> Path:
+        return self.scope(scope) / "devices.journal"
+
+    def job(self, scope: str, name: str) -> JobPaths:
+        return JobPaths(self.scope(scope) / "jobs" / safe_name(name, "job"))
+
+    def scopes(self) -> Iterator[str]:
+        folder = self.root / "scopes"
+        if folder.is_dir():
+            yield from sorted(p.name for p in folder.iterdir() if _SAFE_NAME.match(p.name))
+
+    def jobs(self) -> Iterator[tuple[str, str]]:
+        """(scope, name) of every job with a record on disk."""
+        for scope in self.scopes():
+            folder = self.scope(scope) / "jobs"
+            if folder.is_dir():
+                for job in sorted(folder.iterdir()):
+                    if _SAFE_NAME.match(job.name) and (job / "job.json").exists():
+                        yield scope, job.name

@@ -1,0 +1,81 @@
+"""Execution logs: one text line per event, appended as it happens, readable with `tail -f`.
+
+    2026-11-27T10:15:02.314Z target gw-0007 step 2 'install': no reply in 30s; failed
+
+A line is written whole or not at all from the reader's point of view: lines are appended
+with one write each batch, and a reader ignores a last line without its newline (it is still
+being written, or was torn by a crash).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+
+def timestamp(at: float | None = None) -> str:
+    """ISO-8601 UTC with milliseconds: `2026-11-27T10:15:02.314Z`."""
+    moment = datetime.fromtimestamp(time.time() if at is None else at, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+class ExecutionLog:
+    """Appends lines to one execution's log; `flush` writes what was queued."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._pending: list[str] = []
+        self._handle: IO[str] | None = None
+
+    def write(self, subject: str, message: str, at: float | None = None) -> None:
+        """Queue `TIME SUBJECT: MESSAGE` (newlines in the message are flattened)."""
+        text = message.replace("\n", " | ").replace("\r", "")
+        self._pending.append(f"{timestamp(at)} {subject}: {text}\n")
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        if self._handle is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._handle = self.path.open("a", encoding="utf-8")
+        self._handle.write("".join(self._pending))
+        self._pending.clear()
+        self._handle.flush()
+
+    def close(self) -> None:
+        self.flush()
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
+def read_lines(
+    path: Path,
+    follow: bool = False,
+    poll: float = 0.2,
+    until: Callable[[], bool] | None = None,
+) -> Iterator[str]:
+    """The complete lines of a log; with `follow`, keep yielding new ones as they are written,
+    until `until()` is true (the lines written before it became true are still yielded)."""
+    position = 0
+    partial = ""
+    last_pass = False
+    while True:
+        try:
+            with path.open("r", encoding="utf-8", errors="replace") as handle:
+                handle.seek(position)
+                chunk = handle.read()
+                position = handle.tell()
+        except FileNotFoundError:
+            chunk = ""
+        lines = (partial + chunk).split("\n")
+        partial = lines.pop()
+        yield from lines
+        if not follow or last_pass:
+            return
+        last_pass = until is not None and until()
+        if not last_pass:
+            time.sleep(poll)

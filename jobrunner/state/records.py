@@ -1,0 +1,156 @@
+"""The records kept per job on disk: the job record and each execution's summary.
+
+Both are small JSON documents replaced atomically when they change (rarely: never per
+target transition). Each carries `format` and `version`; one written by a newer jobrunner is
+refused, one that is damaged is reported with its path and what to do.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Final, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from jobrunner.errors import StateError
+from jobrunner.state.files import read_json, write_json
+
+JOB_FORMAT: Final = "jobrunner.job"
+JOB_VERSION = 1
+EXECUTION_FORMAT: Final = "jobrunner.execution"
+EXECUTION_VERSION = 1
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="ignore", validate_assignment=False)
+
+
+class SourceRef(Record):
+    """Where a job's manifest was written when it was last applied."""
+
+    file: str
+    line: int
+
+
+class Conflict(Record):
+    """A change in git to what was frozen; shown by plan and status, never applied."""
+
+    message: str
+    file: str
+    line: int
+    revision: str | None = None
+
+
+class FrozenJob(Record):
+    """Targets and steps as they were at the first execution: unmodifiable afterwards."""
+
+    at: datetime
+    revision: str | None = None
+    targets: list[str]
+    steps: list[dict[str, Any]]
+    digest: str
+
+
+class ScheduleState(Record):
+    since: datetime | None = None  # when the schedule was first applied
+    last_fire: datetime | None = None
+
+
+class JobRecord(Record):
+    """Everything recorded about one job apart from its targets and executions."""
+
+    format: Literal["jobrunner.job"] = JOB_FORMAT
+    version: int = JOB_VERSION
+    scope: str
+    name: str
+    description: str | None = None
+    source: SourceRef | None = None
+    spec: dict[str, Any] = Field(default_factory=dict)
+    spec_digest: str | None = None
+    schedule_digest: str | None = None
+    frozen: FrozenJob | None = None
+    run_token: str | None = None
+    suspend: bool = False
+    conflict: Conflict | None = None
+    problem: str | None = None  # why the last reconcile could not apply the manifest
+    orphaned: bool = False
+    revision_attempted: str | None = None
+    revision_applied: str | None = None
+    last_execution: int = 0
+    schedules: dict[str, ScheduleState] = Field(default_factory=dict)
+    updated: datetime = Field(default_factory=utc_now)
+
+    def save(self, path: Path) -> None:
+        self.updated = utc_now()
+        write_json(path, self.model_dump(mode="json"))
+
+    @classmethod
+    def load(cls, path: Path) -> JobRecord:
+        return _load(cls, path, JOB_FORMAT, JOB_VERSION)
+
+
+class ExecutionStatus(StrEnum):
+    RUNNING = "RUNNING"
+    TERMINATED = "TERMINATED"
+    STOPPED = "STOPPED"
+
+
+class TriggerKind(StrEnum):
+    MANUAL = "manual"
+    RUN = "run"
+    SCHEDULE = "schedule"
+    DEVICE_CONNECT = "device-connect"
+
+
+class Trigger(Record):
+    kind: TriggerKind
+    detail: str | None = None  # the run token, schedule name or device
+
+    def __str__(self) -> str:
+        return f"{self.kind.value}" + (f" ({self.detail})" if self.detail else "")
+
+
+class ExecutionSummary(Record):
+    """One run of a job: why, when, over which targets, and how it ended."""
+
+    format: Literal["jobrunner.execution"] = EXECUTION_FORMAT
+    version: int = EXECUTION_VERSION
+    id: int
+    status: ExecutionStatus = ExecutionStatus.RUNNING
+    trigger: Trigger
+    started_on: datetime = Field(default_factory=utc_now)
+    ended_on: datetime | None = None
+    revision: str | None = None
+    targets: list[str] = Field(default_factory=list)
+    counts: dict[str, int] = Field(default_factory=dict)
+    stop_requested: bool = False
+    message: str | None = None
+
+    def save(self, path: Path) -> None:
+        write_json(path, self.model_dump(mode="json"))
+
+    @classmethod
+    def load(cls, path: Path) -> ExecutionSummary:
+        return _load(cls, path, EXECUTION_FORMAT, EXECUTION_VERSION)
+
+
+R = TypeVar("R", bound=Record)
+
+
+def _load(model: type[R], path: Path, kind: str, version: int) -> R:
+    raw = read_json(path, kind, version)
+    try:
+        return model.model_validate(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise StateError(
+            f"{path}: damaged record ({where}: {first['msg']});"
+            " restore it from a backup, or remove the job's state folder to forget the job"
+        ) from None

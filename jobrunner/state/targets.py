@@ -1,0 +1,241 @@
+"""Targets: one device in one job, its step index and status, and their journal on disk.
+
+A `TargetState` is an immutable value; its transition methods return the next value. The
+`TargetTable` of a job keeps the current value of each target in memory and appends every
+new value to `targets.journal` (one JSON line, O(1)); on loading, the last line of each
+target wins. When the journal has grown well past one line per target, it is compacted into a
+snapshot of the current values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from jobrunner.errors import StateError
+from jobrunner.state.files import Journal, Record
+
+TARGETS_FORMAT = "jobrunner.targets"
+TARGETS_VERSION = 1
+
+
+class TargetStatus(StrEnum):
+    """DESIGN §1, as the device cloud spells them."""
+
+    PROCESS_AWAITING = "PROCESS_AWAITING"
+    AWAITING_COMPLETION = "AWAITING_COMPLETION"
+    NOTIFIED_COMPLETION = "NOTIFIED_COMPLETION"
+    PROCESS_OK = "PROCESS_OK"
+    PROCESS_FAILED = "PROCESS_FAILED"
+
+
+@dataclass(frozen=True, slots=True)
+class TargetState:
+    """Where one target stands. `step_index` counts from 0, as the device cloud does.
+
+    `request_id` is set while a request to the device may be unanswered (it is recorded
+    before the request is published, so that a restarted runner never sends it again);
+    `operation_id` and `phase` while an asynchronous operation runs on the device;
+    `deadline` (epoch seconds) bounds the wait for whichever of the two is pending.
+    """
+
+    client_id: str
+    step_index: int = 0
+    status: TargetStatus = TargetStatus.PROCESS_AWAITING
+    message: str | None = None
+    execution: int | None = None
+    request_id: str | None = None
+    operation_id: int | None = None
+    phase: str | None = None
+    deadline: float | None = None
+    updated: float | None = None
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def is_done(self, step_count: int) -> bool:
+        """PROCESS_OK at the last step: never contacted again."""
+        return self.status is TargetStatus.PROCESS_OK and self.step_index >= step_count - 1
+
+    @property
+    def is_final(self) -> bool:
+        """OK or FAILED: nothing is pending for this target in its execution."""
+        return self.status in (TargetStatus.PROCESS_OK, TargetStatus.PROCESS_FAILED)
+
+    @property
+    def awaits_reply(self) -> bool:
+        return self.request_id is not None
+
+    # -- transitions -----------------------------------------------------------------------
+
+    def enter(self, execution: int, now: float) -> TargetState:
+        """Join an execution: a failed target is retried at the step that failed."""
+        status = self.status
+        if status is TargetStatus.PROCESS_FAILED:
+            status = TargetStatus.PROCESS_AWAITING
+        return replace(self, status=status, execution=execution, message=None, updated=now)
+
+    def dispatched(
+        self, request_id: str, deadline: float, now: float, operation_id: int | None = None
+    ) -> TargetState:
+        return replace(
+            self,
+            status=TargetStatus.PROCESS_AWAITING,
+            request_id=request_id,
+            operation_id=operation_id,
+            phase=None,
+            deadline=deadline,
+            message=None,
+            updated=now,
+        )
+
+    def accepted(self, deadline: float, phase: str | None, now: float) -> TargetState:
+        """The device accepted an asynchronous operation; its completion is awaited."""
+        return replace(
+            self,
+            status=TargetStatus.AWAITING_COMPLETION,
+            request_id=None,
+            deadline=deadline,
+            phase=phase,
+            updated=now,
+        )
+
+    def progressed(self, phase: str | None, message: str | None, now: float) -> TargetState:
+        return replace(self, phase=phase, message=message, updated=now)
+
+    def notified(self, message: str | None, now: float) -> TargetState:
+        return replace(
+            self,
+            status=TargetStatus.NOTIFIED_COMPLETION,
+            request_id=None,
+            deadline=None,
+            message=message,
+            updated=now,
+        )
+
+    def succeeded(self, step_count: int, message: str | None, now: float) -> TargetState:
+        """The step at step_index is done: on to the next step, or PROCESS_OK at the last."""
+        cleared = replace(
+            self, request_id=None, operation_id=None, phase=None, deadline=None, updated=now
+        )
+        if self.step_index + 1 < step_count:
+            return replace(
+                cleared,
+                step_index=self.step_index + 1,
+                status=TargetStatus.PROCESS_AWAITING,
+                message=None,
+            )
+        return replace(cleared, status=TargetStatus.PROCESS_OK, message=message)
+
+    def failed(self, reason: str, now: float) -> TargetState:
+        return replace(
+            self,
+            status=TargetStatus.PROCESS_FAILED,
+            message=reason,
+            request_id=None,
+            operation_id=None,
+            phase=None,
+            deadline=None,
+            updated=now,
+        )
+
+    # -- records ---------------------------------------------------------------------------
+
+    def to_record(self) -> Record:
+        record: Record = {"t": self.client_id, "i": self.step_index, "s": self.status.value}
+        for key, value in (
+            ("m", self.message),
+            ("e", self.execution),
+            ("r", self.request_id),
+            ("o", self.operation_id),
+            ("p", self.phase),
+            ("d", self.deadline),
+            ("u", self.updated),
+        ):
+            if value is not None:
+                record[key] = value
+        return record
+
+    @staticmethod
+    def from_record(record: Record) -> TargetState:
+        return TargetState(
+            client_id=record["t"],
+            step_index=int(record["i"]),
+            status=TargetStatus(record["s"]),
+            message=record.get("m"),
+            execution=record.get("e"),
+            request_id=record.get("r"),
+            operation_id=record.get("o"),
+            phase=record.get("p"),
+            deadline=record.get("d"),
+            updated=record.get("u"),
+        )
+
+
+class TargetTable:
+    """The targets of one job: current values in memory, every change appended to a journal."""
+
+    COMPACT_FACTOR = 4
+    COMPACT_MINIMUM = 1000
+
+    def __init__(self, path: Path) -> None:
+        self.journal = Journal(path, TARGETS_FORMAT, TARGETS_VERSION)
+        self._targets: dict[str, TargetState] = {}
+        self._lines = 0
+
+    def load(self) -> TargetTable:
+        """Read the journal; a damaged line raises StateError naming the file and line."""
+        targets: dict[str, TargetState] = {}
+        lines = 0
+        for record in self.journal.read():
+            lines += 1
+            try:
+                state = TargetState.from_record(record)
+            except (KeyError, ValueError, TypeError) as error:
+                raise StateError(
+                    f"{self.journal.path}: a target record lacks or misspells {error};"
+                    " restore the file from a backup"
+                ) from None
+            targets[state.client_id] = state
+        self._targets = targets
+        self._lines = lines
+        return self
+
+    def __len__(self) -> int:
+        return len(self._targets)
+
+    def __contains__(self, client_id: object) -> bool:
+        return client_id in self._targets
+
+    def __iter__(self) -> Iterator[TargetState]:
+        return iter(self._targets.values())
+
+    def get(self, client_id: str) -> TargetState:
+        return self._targets[client_id]
+
+    def put(self, state: TargetState) -> None:
+        """Record a new value (written on the next `flush`)."""
+        self._targets[state.client_id] = state
+        self.journal.append(state.to_record())
+        self._lines += 1
+
+    def put_all(self, states: Iterable[TargetState]) -> None:
+        for state in states:
+            self.put(state)
+
+    def flush(self, durable: bool = False) -> None:
+        """Write what was put; compact when the journal is much longer than the table."""
+        if self._lines > max(self.COMPACT_MINIMUM, self.COMPACT_FACTOR * len(self._targets)):
+            self.journal.compact(s.to_record() for s in self._targets.values())
+            self._lines = len(self._targets)
+            return
+        self.journal.flush(durable)
+
+    def close(self) -> None:
+        self.journal.flush()
+        self.journal.close()
+
+    def snapshot(self) -> dict[str, Any]:
+        return {client_id: state.to_record() for client_id, state in self._targets.items()}
