@@ -49,3 +49,21 @@ scope_option = click.option(
 def manifest_options(function: F) -> F:
     """--jobs-dir and --scope: what a command needs to read the manifests."""
     return jobs_dir_option(scope_option(function))
+
+
+client_id_option = click.option(
+    "--client-id",
+    metavar="ID",
+    envvar="JOBRUNNER_CLIENT_ID",
+    default=None,
+    help="MQTT client id of the runner (default: jobrunner-HOSTNAME). Keep it stable:"
+    " replies to requests sent before a restart come back to it.",
+)
+in_flight_option = click.option(
+    "--max-in-flight",
+    type=click.IntRange(1, 900),
+    default=200,
+    envvar="JOBRUNNER_MAX_IN_FLIGHT",
+    show_default=True,
+    help="Requests out at once across all executions.",
+)

@@ -52,7 +52,10 @@ def test_losing_the_broker_reconnects_resubscribes_and_keeps_pending_requests(
             client.send((account, "gw-2"), PING, WAIT, "t")
         own_broker.start()
         recorder.wait(lambda: recorder.connections[-1][0] is True, "the reconnection", 30)
-        assert [up for up, _ in recorder.connections] == [True, False, True]
+        states = [up for up, _ in recorder.connections]
+        # Failed reconnection attempts may report "down" again while the broker is away.
+        collapsed = [up for i, up in enumerate(states) if i == 0 or up != states[i - 1]]
+        assert collapsed == [True, False, True]
         assert client.connected and client.in_flight == 1
         responder.wait_resubscribed()
 

@@ -1,0 +1,87 @@
+"""`jobrunner plan`: what reconcile would do, without doing it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from jobrunner.cli.options import manifest_options, state_dir_option
+from jobrunner.engine.plan import Action, JobPlan, Plan
+from jobrunner.engine.service import make_plan
+
+MARKERS = {
+    Action.CREATE: "+",
+    Action.UPDATE: "~",
+    Action.CONFLICT: "!",
+    Action.REMOVE: "-",
+    Action.INVALID: "!",
+    Action.UNCHANGED: "=",
+}
+
+
+@click.command()
+@manifest_options
+@state_dir_option
+@click.option("-v", "--verbose", is_flag=True, help="List unchanged jobs and every target.")
+@click.pass_context
+def plan(ctx: click.Context, jobs_dir: Path, scope: str, state_dir: Path, verbose: bool) -> None:
+    """Show what `reconcile` would do, without doing it.
+
+    Compares the manifests under the jobs directory with the state recorded in the
+    state directory, job by job:
+
+    \b
+      + create     declared, not recorded yet
+      ~ update     description, schedules, run token or suspend changed
+      ! conflict   targets or steps changed after the first execution froze them
+      - remove     no longer declared: its execution stops, its history is kept
+      ! invalid    its manifest has errors: the job is kept as it is
+
+    and which executions would start or stop, and why, with the resolved target
+    devices of each job (their count; every one with --verbose).
+
+    Exit status: 0 when nothing would change, 2 when something would, 1 on
+    invalid manifests or conflicts, so that `jobrunner plan` can gate a pull
+    request in CI.
+    """
+    result = make_plan(jobs_dir, state_dir, scope)
+    _print(result, verbose)
+    ctx.exit(result.exit_code)
+
+
+def _print(result: Plan, verbose: bool) -> None:
+    for diagnostic in result.manifests.errors:
+        click.echo(str(diagnostic))
+    revision = f" (manifests at {result.revision})" if result.revision else ""
+    shown = [j for j in result.jobs if verbose or j.changes_something]
+    for job in shown:
+        click.echo(_line(job))
+        for detail in _details(job, verbose):
+            click.echo(f"      {detail}")
+    counts = {a: sum(1 for j in result.jobs if j.action is a) for a in Action}
+    summary = ", ".join(f"{n} {a.value}" for a, n in counts.items() if n)
+    starts = sum(1 for j in result.jobs if j.start and not j.blocked)
+    click.echo(
+        f"plan{revision}: {summary or 'no jobs'}; {starts} execution(s) would start",
+        err=True,
+    )
+
+
+def _line(job: JobPlan) -> str:
+    targets = f"{len(job.targets)} target(s)" + (" (frozen)" if job.frozen else "")
+    return f"{MARKERS[job.action]} {job.action.value:<9} {job.label:<40} {targets}"
+
+
+def _details(job: JobPlan, verbose: bool) -> list[str]:
+    details = list(job.changes) if job.action is not Action.CREATE else []
+    if job.conflict is not None:
+        details.append(f"{job.conflict.file}:{job.conflict.line}: {job.conflict.message}")
+    details.extend(job.problems)
+    if job.start:
+        details.append(f"start: {job.start}" + (f" ({job.blocked})" if job.blocked else ""))
+    if job.stop:
+        details.append(f"stop: {job.stop}")
+    if verbose and job.targets:
+        details.append("targets: " + ", ".join(job.targets))
+    return details

@@ -1,0 +1,162 @@
+"""`jobrunner reconcile`, `start` and `stop`: the commands that act on devices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from jobrunner.cli.options import (
+    broker_option,
+    client_id_option,
+    in_flight_option,
+    manifest_options,
+    state_dir_option,
+)
+from jobrunner.device import BrokerSettings
+from jobrunner.engine.executor import EngineSettings
+from jobrunner.engine.plan import Action
+from jobrunner.engine.service import Runner, RunnerConfig, exit_code
+from jobrunner.engine.status import parse_job_ref
+from jobrunner.state.records import ExecutionSummary
+
+
+def _config(
+    jobs_dir: Path,
+    state_dir: Path,
+    scope: str,
+    broker: str,
+    client_id: str | None,
+    max_in_flight: int,
+) -> RunnerConfig:
+    return RunnerConfig(
+        jobs_dir=jobs_dir,
+        state_dir=state_dir,
+        scope=scope,
+        broker=BrokerSettings.resolve(broker, client_id=client_id),
+        engine=EngineSettings(max_in_flight=max_in_flight),
+    )
+
+
+def _report(summaries: list[ExecutionSummary], labels: list[str]) -> None:
+    for label, summary in zip(labels, summaries, strict=True):
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.counts.items())) or "no targets"
+        click.echo(f"{label} execution {summary.id}: {summary.status.value} ({counts})")
+
+
+@click.command()
+@manifest_options
+@state_dir_option
+@broker_option
+@client_id_option
+@in_flight_option
+@click.option("--wait", is_flag=True, help="Return when the started executions have ended.")
+@click.pass_context
+def reconcile(
+    ctx: click.Context,
+    jobs_dir: Path,
+    scope: str,
+    state_dir: Path,
+    broker: str,
+    client_id: str | None,
+    max_in_flight: int,
+    wait: bool,
+) -> None:
+    """Apply the plan once, and run the executions that are due.
+
+    Records every declared job (creating, updating, marking removed ones
+    orphaned), records conflicts without applying them, and starts an execution
+    for each job whose `run` token is new, then runs them against the devices.
+
+    Without a `watch` daemon owning the state directory, this command drives the
+    executions itself until they end (with or without --wait); with --wait the
+    exit status tells how they ended.
+
+    Exit status: 0 when every target of the executions is PROCESS_OK (or nothing
+    started), 3 when some target failed or an execution was stopped, 1 on invalid
+    manifests, conflicts or other errors.
+    """
+    config = _config(jobs_dir, state_dir, scope, broker, client_id, max_in_flight)
+    with Runner(config, role="reconcile") as runner:
+        for problem in runner.unreadable:
+            click.echo(f"error: {problem}", err=True)
+        manifests = runner.load()
+        for diagnostic in manifests.errors:
+            click.echo(str(diagnostic), err=True)
+        plan = runner.plan(manifests)
+        applied = runner.apply(plan)
+        for job in plan.jobs:
+            if job.action in (Action.CONFLICT, Action.INVALID):
+                detail = job.conflict.message if job.conflict else "; ".join(job.problems)
+                click.echo(f"{job.action.value}: {job.label}: {detail}", err=True)
+        for scope_name, name, execution in runner.resumed:
+            click.echo(f"resumed {scope_name}/{name} execution {execution}")
+        for scope_name, name, execution in applied.started:
+            click.echo(f"started {scope_name}/{name} execution {execution}")
+        waited = runner.resumed + applied.started
+        summaries = runner.wait(waited)
+        _report(summaries, [f"{s}/{n}" for s, n, _ in waited])
+    failed = plan.has_errors
+    ctx.exit(1 if failed else (exit_code(summaries) if wait else 0))
+
+
+@click.command()
+@click.argument("job")
+@manifest_options
+@state_dir_option
+@broker_option
+@client_id_option
+@in_flight_option
+@click.option("--wait", is_flag=True, help="Return when the execution has ended.")
+@click.pass_context
+def start(
+    ctx: click.Context,
+    job: str,
+    jobs_dir: Path,
+    scope: str,
+    state_dir: Path,
+    broker: str,
+    client_id: str | None,
+    max_in_flight: int,
+    wait: bool,
+) -> None:
+    """Start an execution of JOB now (NAME or SCOPE/NAME).
+
+    The execution covers the targets that are not done, each from the step where
+    it stopped. Refused while the job runs another execution. The first execution
+    of a job freezes its targets and steps.
+
+    Exit status with --wait: 0 when every target is PROCESS_OK, 3 when some
+    failed; 1 on errors.
+    """
+    scope_name, name = parse_job_ref(job, scope)
+    config = _config(jobs_dir, state_dir, scope, broker, client_id, max_in_flight)
+    with Runner(config, role="start") as runner:
+        summary = runner.start_job(scope_name, name, runner.load())
+        click.echo(f"started {scope_name}/{name} execution {summary.id}")
+        summaries = runner.wait([(scope_name, name, summary.id)])
+        _report(summaries, [f"{scope_name}/{name}"])
+    ctx.exit(exit_code(summaries) if wait else 0)
+
+
+@click.command()
+@click.argument("job")
+@state_dir_option
+@manifest_options
+@broker_option
+@client_id_option
+def stop(
+    job: str, state_dir: Path, jobs_dir: Path, scope: str, broker: str, client_id: str | None
+) -> None:
+    """Stop JOB's running execution (NAME or SCOPE/NAME).
+
+    Nothing more is sent; replies and notifications of requests already sent are
+    still recorded; the execution ends as STOPPED once no reply is awaited, and
+    every target keeps its truthful status.
+    """
+    scope_name, name = parse_job_ref(job, scope)
+    config = _config(jobs_dir, state_dir, scope, broker, client_id, 200)
+    with Runner(config, role="stop") as runner:
+        summary = runner.stop_job(scope_name, name, "stopped by the user")
+        runner.wait([(scope_name, name, summary.id)])
+        click.echo(f"stopped {scope_name}/{name} execution {summary.id}")

@@ -1,0 +1,64 @@
+"""The engine's view of the device registry: who is there, what they can do, what they said.
+
+The registry (state layer) records; this adapter turns lifecycle facts into registry records
+and answers the two questions dispatch asks: is the device known to be away, and which Kura
+applications does it list.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from jobrunner.device.lifecycle import DeviceFacts
+from jobrunner.state.registry import DeviceRegistry, DeviceStatus
+
+
+class Devices:
+    def __init__(self, registry: DeviceRegistry) -> None:
+        self.registry = registry
+
+    def absence(self, scope: str, client_id: str) -> str | None:
+        """Why the device is known to be away (its last word was a DC or an LWT), else None.
+
+        A device never heard of is tried: it may have connected before the runner started.
+        """
+        record = self.registry.scope(scope).get(client_id)
+        if record is None:
+            return None
+        seen = f" at {record.last_seen:%Y-%m-%d %H:%M:%S} UTC" if record.last_seen else ""
+        if record.status is DeviceStatus.DISCONNECTED:
+            return f"device disconnected{seen}"
+        if record.status is DeviceStatus.MISSING:
+            return f"device lost its connection{seen} (LWT)"
+        return None
+
+    def applications(self, scope: str, client_id: str) -> tuple[str, ...] | None:
+        record = self.registry.scope(scope).get(client_id)
+        return None if record is None else record.application_ids
+
+    def connected(self, scope: str, client_id: str, facts: DeviceFacts | None, at: float) -> None:
+        moment = datetime.fromtimestamp(at, UTC)
+        registry = self.registry.scope(scope)
+        if facts is None:
+            registry.connected(client_id, moment)
+            return
+        registry.connected(
+            client_id,
+            moment,
+            display_name=facts.display_name,
+            model=facts.model,
+            firmware=facts.firmware_version,
+            framework_version=facts.framework_version,
+            application_ids=facts.application_ids,
+        )
+
+    def disconnected(self, scope: str, client_id: str, reason: str, at: float) -> None:
+        moment = datetime.fromtimestamp(at, UTC)
+        registry = self.registry.scope(scope)
+        if reason == "LWT":
+            registry.missing(client_id, moment)
+        else:
+            registry.disconnected(client_id, moment)
+
+    def flush(self) -> None:
+        self.registry.flush()

@@ -1,0 +1,218 @@
+"""The device layer, plugged into the engine's seam (`ports`).
+
+- `ClientLink` is both the device client's event handler (it only puts events in the
+  engine's inbox: it runs on paho's thread) and the engine's `DeviceLink`.
+- `OperationAdapter` gives a device-layer operation the engine's `StepOperation` shape.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from jobrunner.device import (
+    Anomaly as DeviceAnomaly,
+)
+from jobrunner.device import (
+    AsyncState,
+    BrokerSettings,
+    ClientBusyError,
+    DeviceClient,
+    KuraPayload,
+    LifecycleTopic,
+    NotifyTopic,
+    Operation,
+    OperationSettings,
+    Outcome,
+    OutcomeStatus,
+    Pending,
+    Request,
+    Tracked,
+    operation_for_step,
+    read_lifecycle,
+)
+from jobrunner.device import NotConnectedError as ClientNotConnected
+from jobrunner.device.lifecycle import ConnectionStatus
+from jobrunner.device.operations import DEFAULT_SETTINGS
+from jobrunner.engine import ports
+from jobrunner.engine.events import (
+    Anomaly,
+    ConnectionChanged,
+    DeviceConnected,
+    DeviceDisconnected,
+    Inbox,
+    NotificationArrived,
+    ReplyArrived,
+    ReplyTimedOut,
+)
+from jobrunner.engine.ports import NotConnectedError, Tag
+from jobrunner.manifests import StepBase
+
+
+class OperationAdapter:
+    """A device-layer `Operation` as the engine's `StepOperation`."""
+
+    def __init__(self, operation: Operation[Any]) -> None:
+        self.operation = operation
+        self._name = operation.request(0).name
+
+    @property
+    def app_id(self) -> str:
+        return self.operation.app_id
+
+    @property
+    def asynchronous(self) -> bool:
+        return self.operation.mode.value == "async"
+
+    def name(self) -> str:
+        return self._name
+
+    def describe(self, operation_id: int | None) -> str:
+        return self.operation.request(operation_id or 0).describe()
+
+    def unsupported_reason(self, application_ids: Iterable[str]) -> str | None:
+        return self.operation.unsupported_reason(application_ids)
+
+    def on_reply(self, payload: KuraPayload, operation_id: int | None) -> ports.Outcome:
+        outcome = _outcome(self.operation.reply(payload, operation_id or 0))
+        return outcome if outcome is not None else ports.Failed("unreadable reply")
+
+    def on_notification(
+        self,
+        operation_id: int,
+        phase: str | None,
+        resources: tuple[str, ...],
+        payload: KuraPayload,
+    ) -> ports.Outcome | None:
+        state = AsyncState(operation_id, phase or "")
+        return _outcome(self.operation.notification(state, resources, payload))
+
+    def status_queries(self, operation_id: int, phase: str | None) -> list[str]:
+        state = AsyncState(operation_id, phase or "")
+        return [query.name for query in self.operation.status_queries(state)]
+
+    def recover(
+        self, operation_id: int, phase: str | None, replies: dict[str, KuraPayload | None]
+    ) -> ports.Outcome | None:
+        state = AsyncState(operation_id, phase or "")
+        return _outcome(self.operation.recover(state, replies))
+
+
+def _outcome(outcome: Outcome | None) -> ports.Outcome | None:
+    if outcome is None or outcome.status is OutcomeStatus.IGNORED:
+        return None
+    if outcome.status is OutcomeStatus.OK:
+        return ports.Succeeded(outcome.summary or None)
+    if outcome.status is OutcomeStatus.FAILED:
+        return ports.Failed(outcome.summary)
+    phase = outcome.state.phase if outcome.state is not None else None
+    if outcome.status is OutcomeStatus.ACCEPTED:
+        return ports.Accepted(phase)
+    return ports.Progressed(phase, outcome.summary or None)
+
+
+def operations_factory(
+    settings: OperationSettings = DEFAULT_SETTINGS,
+) -> Callable[[StepBase], ports.StepOperation]:
+    """Build the engine's operation of a step (the device layer's, adapted)."""
+
+    def build(step: StepBase) -> ports.StepOperation:
+        return OperationAdapter(operation_for_step(step, settings))
+
+    return build
+
+
+class ClientLink:
+    """The runner's MQTT client, wired to the engine's inbox."""
+
+    def __init__(self, settings: BrokerSettings, inbox: Inbox, max_in_flight: int) -> None:
+        self.inbox = inbox
+        self.client: DeviceClient[Tag] = DeviceClient(settings, self, max_in_flight=max_in_flight)
+
+    # -- ClientEvents: called from paho's thread; only enqueue ----------------------------
+
+    def reply(self, pending: Pending[Tag], payload: KuraPayload) -> None:
+        self.inbox.put(ReplyArrived(pending.tag, payload))
+
+    def timeout(self, pending: Pending[Tag]) -> None:
+        self.inbox.put(ReplyTimedOut(pending.tag))
+
+    def notification(self, tracked: Tracked[Tag], topic: NotifyTopic, payload: KuraPayload) -> None:
+        self.inbox.put(
+            NotificationArrived(
+                topic.account,
+                topic.device,
+                topic.app_id,
+                topic.resources,
+                tracked.operation_id,
+                payload,
+            )
+        )
+
+    def lifecycle(self, topic: LifecycleTopic, payload: KuraPayload) -> None:
+        event = read_lifecycle(topic, payload)
+        now = time.time()
+        for anomaly in event.anomalies:
+            self.anomaly(anomaly)
+        if event.status is ConnectionStatus.CONNECTED:
+            self.inbox.put(DeviceConnected(topic.account, topic.device, event.facts, now))
+        else:
+            reason = "LWT" if event.status is ConnectionStatus.MISSING else "DC"
+            self.inbox.put(DeviceDisconnected(topic.account, topic.device, reason, now))
+
+    def anomaly(self, anomaly: DeviceAnomaly) -> None:
+        device = anomaly.device
+        self.inbox.put(Anomaly(str(anomaly), *(device if device else (None, None))))
+
+    def connection(self, connected: bool, reason: str) -> None:
+        self.inbox.put(ConnectionChanged(connected, reason))
+
+    # -- DeviceLink: called from the engine's thread ---------------------------------------
+
+    def send_step(
+        self, tag: Tag, operation: ports.StepOperation, operation_id: int | None, timeout: float
+    ) -> None:
+        assert isinstance(operation, OperationAdapter)
+        request = operation.operation.request(operation_id or 0)
+        self._send(tag, request, timeout)
+
+    def send_status_query(
+        self, tag: Tag, operation: ports.StepOperation, operation_id: int, timeout: float
+    ) -> bool:
+        assert isinstance(operation, OperationAdapter) and tag.query is not None
+        state = AsyncState(operation_id, "")
+        for query in operation.operation.status_queries(state):
+            if query.name == tag.query:
+                try:
+                    self._send(tag, query.request, timeout)
+                except NotConnectedError:
+                    return False
+                return True
+        return False
+
+    def _send(self, tag: Tag, request: Request, timeout: float) -> None:
+        try:
+            self.client.send(
+                (tag.job[0], tag.client_id), request, timeout, tag, request_id=tag.request_id
+            )
+        except (ClientNotConnected, ClientBusyError) as error:
+            raise NotConnectedError(str(error)) from None
+
+    def expect(self, tag: Tag, app_id: str, deadline: float) -> None:
+        self.client.expect(
+            (tag.job[0], tag.client_id),
+            tag.request_id,
+            app_id=app_id,
+            deadline=deadline,
+            tag=tag,
+        )
+
+    def track(self, tag: Tag, app_id: str, operation_id: int) -> None:
+        self.client.track((tag.job[0], tag.client_id), operation_id, app_id, tag)
+
+    def untrack(self, tag: Tag, operation_id: int) -> None:
+        self.client.untrack(tag.job[0], operation_id)
+
+    def in_flight(self) -> int:
+        return self.client.in_flight

@@ -1,0 +1,245 @@
+"""The plan: what a reconcile would do, computed from the manifests and the recorded state alone.
+
+Reconcile by level, not by event: whatever happened before, the plan compares what git
+declares now with what is recorded now, job by job:
+
+    create     declared, never recorded
+    update     recorded; description, schedules, run token, suspend (or, before the first
+               execution, targets and steps) differ
+    conflict   targets or steps changed after the first execution froze them: never applied,
+               not even in part; the job keeps running what was frozen
+    remove     recorded, no longer declared, and its file was read fine: stop, keep history
+    invalid    its manifest does not validate: the job keeps what it has, nothing is removed
+    unchanged  nothing to do
+
+and, per job, whether an execution would start (a new run token) or stop (suspend, removal).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from jobrunner.engine.spec import resolve_targets, schedule_digest, spec_digest
+from jobrunner.errors import StateError
+from jobrunner.manifests import Declared, Job, ManifestSet
+from jobrunner.state.jobstore import JobState
+from jobrunner.state.layout import StateDir
+from jobrunner.state.records import Conflict, JobRecord
+
+
+class Action(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    CONFLICT = "conflict"
+    REMOVE = "remove"
+    INVALID = "invalid"
+    UNCHANGED = "unchanged"
+
+
+@dataclass
+class JobPlan:
+    """What reconcile would do to one job, and why."""
+
+    scope: str
+    name: str
+    action: Action
+    changes: list[str] = field(default_factory=list)
+    start: str | None = None  # why an execution would start
+    blocked: str | None = None  # why that start waits
+    stop: str | None = None  # why the running execution would stop
+    targets: list[str] = field(default_factory=list)
+    frozen: bool = False
+    conflict: Conflict | None = None
+    declared: Declared[Job] | None = None
+    record: JobRecord | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return f"{self.scope}/{self.name}"
+
+    @property
+    def changes_something(self) -> bool:
+        return self.action is not Action.UNCHANGED or bool(self.start or self.stop)
+
+
+@dataclass
+class Plan:
+    jobs: list[JobPlan]
+    manifests: ManifestSet
+    revision: str | None
+
+    @property
+    def has_errors(self) -> bool:
+        return bool(self.manifests.errors) or any(
+            j.action in (Action.CONFLICT, Action.INVALID) for j in self.jobs
+        )
+
+    @property
+    def changed(self) -> bool:
+        return any(j.changes_something for j in self.jobs)
+
+    @property
+    def exit_code(self) -> int:
+        """DESIGN §4: 0 in sync, 2 when something would change, 1 on errors or conflicts."""
+        if self.has_errors:
+            return 1
+        return 2 if self.changed else 0
+
+
+DeviceTags = Mapping[str, Mapping[str, Iterable[str]]]
+
+
+def compute_plan(
+    manifests: ManifestSet, state: StateDir, devices: DeviceTags, revision: str | None
+) -> Plan:
+    """The plan for every declared and every recorded job."""
+    plans: dict[tuple[str, str], JobPlan] = {}
+    for key, declared in manifests.jobs.items():
+        try:
+            recorded = _load(state, *key)
+        except StateError as error:
+            plans[key] = _unusable(key, error, declared)
+            continue
+        plans[key] = _plan_declared(declared, recorded, devices.get(key[0], {}))
+    for rejected in manifests.rejected:
+        if rejected.kind != "Job" or rejected.scope is None or rejected.name is None:
+            continue
+        scope, name = rejected.scope, rejected.name
+        if (scope, name) in plans:
+            continue
+        plan = JobPlan(scope, name, Action.INVALID, record=_record_or_none(state, scope, name))
+        plan.problems = [str(d) for d in manifests.errors if d.file == rejected.file]
+        plans[(scope, name)] = plan
+    for scope, name in state.jobs():
+        if (scope, name) not in plans:
+            try:
+                plans[(scope, name)] = _plan_undeclared(state, scope, name, manifests)
+            except StateError as error:
+                plans[(scope, name)] = _unusable((scope, name), error, None)
+    return Plan([plans[k] for k in sorted(plans)], manifests, revision)
+
+
+def _unusable(key: tuple[str, str], error: StateError, declared: Declared[Job] | None) -> JobPlan:
+    """A job whose recorded state cannot be read: reported, and left exactly as it is."""
+    plan = JobPlan(key[0], key[1], Action.INVALID, declared=declared)
+    plan.problems = [f"recorded state unusable, job left untouched: {error}"]
+    return plan
+
+
+def _load(state: StateDir, scope: str, name: str) -> JobState | None:
+    return JobState.load(state, scope, name) if JobState.exists(state, scope, name) else None
+
+
+def _record_or_none(state: StateDir, scope: str, name: str) -> JobRecord | None:
+    try:
+        job = _load(state, scope, name)
+    except StateError:
+        return None
+    return job.record if job else None
+
+
+def _plan_declared(
+    declared: Declared[Job], recorded: JobState | None, devices: Mapping[str, Iterable[str]]
+) -> JobPlan:
+    job = declared.manifest
+    scope, name = declared.scope, job.metadata.name
+    if recorded is None:
+        plan = JobPlan(scope, name, Action.CREATE, declared=declared)
+        plan.targets = resolve_targets(job, devices)
+        plan.changes = ["new job"]
+        if job.spec.run is not None and not job.spec.suspend:
+            plan.start = f"run token '{job.spec.run}'"
+            plan.blocked = _nothing_to_freeze(plan)
+        return plan
+    record = recorded.record
+    plan = JobPlan(scope, name, Action.UNCHANGED, declared=declared, record=record)
+    plan.frozen = record.frozen is not None
+    digest = spec_digest(job)
+    if record.frozen is not None and digest != record.frozen.digest:
+        plan.action = Action.CONFLICT
+        plan.targets = list(record.frozen.targets)
+        plan.conflict = Conflict(
+            message=(
+                f"targets or steps changed after execution 1 froze them"
+                f" ({record.frozen.at:%Y-%m-%d %H:%M} UTC); they are never changed."
+                f" Restore them, or declare a new job (a new name) for the new targets or steps"
+            ),
+            file=str(declared.origin.file),
+            line=declared.origin.line("spec"),
+        )
+        return plan
+    plan.targets = list(record.frozen.targets) if record.frozen else resolve_targets(job, devices)
+    plan.changes = _changes(record, job, digest, declared)
+    running = recorded.running
+    if job.spec.suspend:
+        if running is not None:
+            plan.stop = f"suspend: true (execution {running.id} is running)"
+    elif job.spec.run is not None and job.spec.run != record.run_token:
+        plan.start = f"run token '{job.spec.run}'"
+        if running is not None:
+            plan.blocked = f"waits for execution {running.id} to end"
+        elif record.frozen is None:
+            plan.blocked = _nothing_to_freeze(plan)
+    if plan.changes:
+        plan.action = Action.UPDATE
+    return plan
+
+
+def _nothing_to_freeze(plan: JobPlan) -> str | None:
+    """A first execution freezes its targets: with none known yet, it would freeze nothing."""
+    if plan.targets:
+        return None
+    return (
+        "waits for a target: no device matches the targets yet (declare devices in a"
+        " DeviceList, or let them connect); the first execution freezes the target list"
+    )
+
+
+def _changes(record: JobRecord, job: Job, digest: str, declared: Declared[Job]) -> list[str]:
+    changes = []
+    if record.orphaned:
+        changes.append("declared again (was removed)")
+    if record.conflict is not None:
+        changes.append("conflict resolved: targets and steps are back to what was frozen")
+    if record.frozen is None and record.spec_digest != digest:
+        changes.append("targets or steps (not frozen yet: no execution so far)")
+    if (record.description or None) != (job.metadata.description or None):
+        changes.append("description")
+    if record.schedule_digest != schedule_digest(job):
+        changes.append("schedules")
+    if job.spec.run is not None and job.spec.run != record.run_token:
+        changes.append(f"run token {record.run_token!r} -> {job.spec.run!r}")
+    if record.suspend != job.spec.suspend:
+        changes.append(f"suspend {str(record.suspend).lower()} -> {str(job.spec.suspend).lower()}")
+    source = record.source
+    if source is None or Path(source.file) != declared.origin.file:
+        changes.append(f"manifest file {declared.origin.file}")
+    return changes
+
+
+def _plan_undeclared(state: StateDir, scope: str, name: str, manifests: ManifestSet) -> JobPlan:
+    recorded = _load(state, scope, name)
+    assert recorded is not None
+    record = recorded.record
+    plan = JobPlan(scope, name, Action.UNCHANGED, record=record)
+    plan.frozen = record.frozen is not None
+    plan.targets = list(record.frozen.targets) if record.frozen else []
+    if record.orphaned:
+        return plan
+    if manifests.unreadable_files:
+        # The job may have moved into a file that could not be read: it is not removed on a
+        # guess; it waits, as it is, until every file reads.
+        unreadable = ", ".join(sorted(map(str, manifests.unreadable_files)))
+        plan.action = Action.INVALID
+        plan.problems = [f"not found in the manifests, but {unreadable} could not be read"]
+        return plan
+    plan.action = Action.REMOVE
+    plan.changes = ["manifest removed: history kept, job marked orphaned"]
+    running = recorded.running
+    if running is not None:
+        plan.stop = f"manifest removed (execution {running.id} is running)"
+    return plan

@@ -1,0 +1,155 @@
+"""Applying a plan: records brought in line with the manifests, executions started and stopped.
+
+Runs on the engine's thread (the CLI and the daemon submit it there), so that a reconcile
+never races a reply. Each job is applied whole or not at all: a conflict or an invalid
+manifest leaves the job exactly as it was, apart from the note that says why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from jobrunner.engine import executions
+from jobrunner.engine.executions import OperationFactory
+from jobrunner.engine.executor import Engine
+from jobrunner.engine.plan import Action, JobPlan, Plan
+from jobrunner.engine.runtime import RunningJob
+from jobrunner.engine.spec import dump_steps, schedule_digest, spec_digest
+from jobrunner.manifests import Declared, Job
+from jobrunner.state.jobstore import JobState
+from jobrunner.state.layout import StateDir
+from jobrunner.state.records import ExecutionSummary, JobRecord, SourceRef, Trigger, TriggerKind
+
+
+@dataclass
+class Applied:
+    """What one reconcile did."""
+
+    started: list[tuple[str, str, int]] = field(default_factory=list)  # scope, name, execution
+    stopped: list[tuple[str, str, int]] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Reconciler:
+    state: StateDir
+    engine: Engine
+    operations: OperationFactory
+
+    def apply(self, plan: Plan) -> Applied:
+        applied = Applied()
+        for job_plan in plan.jobs:
+            if job_plan.action is Action.CONFLICT or job_plan.action is Action.INVALID:
+                self._refuse(job_plan, plan.revision)
+                applied.refused.append(job_plan.label)
+                continue
+            if job_plan.action is Action.REMOVE:
+                self._remove(job_plan, applied)
+                continue
+            if job_plan.declared is None:
+                continue
+            job = self.record_one(job_plan, plan.revision)
+            if job_plan.action is not Action.UNCHANGED:
+                applied.changed.append(job_plan.label)
+            if job_plan.stop:
+                self._stop(job, job_plan.stop, applied)
+            if job_plan.start and not job_plan.blocked:
+                token = job_plan.declared.manifest.spec.run
+                run = self.start(
+                    job,
+                    Trigger(kind=TriggerKind.RUN, detail=token),
+                    revision=plan.revision,
+                    declared=job_plan.declared,
+                    targets=job_plan.targets,
+                )
+                job.state.record.run_token = token
+                job.state.save_record()
+                applied.started.append((*job.key, run.id))
+        return applied
+
+    def job(self, scope: str, name: str) -> RunningJob:
+        """The job in the engine (loaded from disk the first time)."""
+        running = self.engine.jobs.get((scope, name))
+        if running is not None:
+            return running
+        return executions.attach(
+            self.engine, JobState.load(self.state, scope, name), self.operations
+        )
+
+    def start(
+        self,
+        job: RunningJob,
+        trigger: Trigger,
+        *,
+        revision: str | None,
+        declared: Declared[Job] | None = None,
+        targets: list[str] | None = None,
+        only: list[str] | None = None,
+    ) -> ExecutionSummary:
+        """Start an execution; the first one freezes `targets` (resolved now) and the steps."""
+        record = job.state.record
+        if record.frozen is None:
+            if declared is None or targets is None:
+                raise AssertionError("a first execution needs the manifest and its targets")
+            executions.freeze(
+                job.state,
+                targets,
+                dump_steps(declared.manifest),
+                spec_digest(declared.manifest),
+                revision,
+            )
+        return executions.start(
+            self.engine, job, trigger, operations=self.operations, revision=revision, only=only
+        ).summary
+
+    # -- per action ---------------------------------------------------------------------
+
+    def record_one(self, plan: JobPlan, revision: str | None) -> RunningJob:
+        """Bring one declared job's record in line with its manifest (no start, no stop)."""
+        declared = plan.declared
+        assert declared is not None
+        manifest = declared.manifest
+        if plan.record is None:
+            state = JobState.create(self.state, JobRecord(scope=plan.scope, name=plan.name))
+            job = executions.attach(self.engine, state, self.operations)
+        else:
+            job = self.job(plan.scope, plan.name)
+        record = job.state.record
+        record.description = manifest.metadata.description
+        record.source = SourceRef(file=str(declared.origin.file), line=declared.origin.line())
+        record.spec = manifest.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+        record.spec_digest = spec_digest(manifest)
+        record.schedule_digest = schedule_digest(manifest)
+        record.suspend = manifest.spec.suspend
+        record.orphaned = False
+        record.conflict = None
+        record.problem = None
+        record.revision_attempted = revision
+        record.revision_applied = revision
+        job.state.save_record()
+        return job
+
+    def _refuse(self, plan: JobPlan, revision: str | None) -> None:
+        if plan.record is None:
+            return
+        job = self.job(plan.scope, plan.name)
+        record = job.state.record
+        record.revision_attempted = revision
+        if plan.conflict is not None:
+            record.conflict = plan.conflict
+        if plan.problems:
+            record.problem = "; ".join(plan.problems)
+        job.state.save_record()
+
+    def _remove(self, plan: JobPlan, applied: Applied) -> None:
+        job = self.job(plan.scope, plan.name)
+        if plan.stop:
+            self._stop(job, plan.stop, applied)
+        job.state.record.orphaned = True
+        job.state.save_record()
+        applied.changed.append(plan.label)
+
+    def _stop(self, job: RunningJob, reason: str, applied: Applied) -> None:
+        if job.run is not None and executions.stop(self.engine, job, reason):
+            applied.stopped.append((*job.key, job.run.id))

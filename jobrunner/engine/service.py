@@ -1,0 +1,219 @@
+"""The engine's entry points, as the CLI and the daemon use them.
+
+make_plan(jobs_dir, state_dir, scope)   what reconcile would do (reads only, no lock)
+Runner(config)                          a process that owns the state directory: lock,
+                                        MQTT client, registry, engine; resumes what a
+                                        previous owner left RUNNING
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from jobrunner.device import BrokerSettings, OperationSettings
+from jobrunner.device.operations import DEFAULT_SETTINGS
+from jobrunner.engine import executions
+from jobrunner.engine.devices import Devices
+from jobrunner.engine.events import Inbox
+from jobrunner.engine.executor import Engine, EngineSettings
+from jobrunner.engine.link import ClientLink, operations_factory
+from jobrunner.engine.plan import Plan, compute_plan
+from jobrunner.engine.reconcile import Applied, Reconciler
+from jobrunner.engine.revision import git_revision
+from jobrunner.errors import JobError, StateError
+from jobrunner.manifests import ManifestSet, load_manifests
+from jobrunner.state.jobstore import JobState
+from jobrunner.state.layout import StateDir
+from jobrunner.state.lock import OwnerLock
+from jobrunner.state.records import ExecutionStatus, ExecutionSummary, Trigger, TriggerKind
+from jobrunner.state.registry import DeviceRegistry
+from jobrunner.state.targets import TargetStatus
+
+ExecutionRef = tuple[str, str, int]  # scope, job name, execution id
+
+
+def device_tags(
+    manifests: ManifestSet, registry: DeviceRegistry | None = None
+) -> dict[str, dict[str, Iterable[str]]]:
+    """Per scope, every known device and its tags: declared in git, or discovered on connect."""
+    known: dict[str, dict[str, Iterable[str]]] = {}
+    for scope, devices in manifests.devices.items():
+        known[scope] = {cid: d.device.tags for cid, d in devices.items()}
+    if registry is not None:
+        for scope in registry.scopes():
+            for record in registry.scope(scope):
+                known.setdefault(scope, {}).setdefault(record.client_id, ())
+    return known
+
+
+def make_plan(jobs_dir: Path, state_dir: Path, scope: str) -> Plan:
+    """The plan for the manifests under `jobs_dir` against the state in `state_dir`."""
+    manifests = load_manifests([jobs_dir], default_scope=scope)
+    with DeviceRegistry(state_dir, autoflush=False) as registry:
+        devices = device_tags(manifests, registry)
+    return compute_plan(manifests, StateDir(state_dir), devices, git_revision(jobs_dir))
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    jobs_dir: Path
+    state_dir: Path
+    scope: str
+    broker: BrokerSettings
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    operations: OperationSettings = DEFAULT_SETTINGS
+    connect_timeout: float = 10.0
+
+
+class Runner:
+    """Owns the state directory while it lives, and drives the devices."""
+
+    def __init__(self, config: RunnerConfig, role: str = "jobrunner") -> None:
+        self.config = config
+        self.state = StateDir(config.state_dir)
+        self.lock = OwnerLock(self.state.lock, role)
+        self.inbox = Inbox()
+        self.registry = DeviceRegistry(config.state_dir, autoflush=False)
+        self.link = ClientLink(config.broker, self.inbox, config.engine.max_in_flight)
+        self.engine = Engine(self.link, Devices(self.registry), config.engine, inbox=self.inbox)
+        self.operations = operations_factory(config.operations)
+        self.reconciler = Reconciler(self.state, self.engine, self.operations)
+        self.accounts: set[str] = set()
+        self.unreadable: list[str] = []
+        """Jobs whose recorded state could not be read (left untouched, reported)."""
+        self.resumed: list[ExecutionRef] = []
+        """RUNNING executions left by a previous owner, taken up on start."""
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def __enter__(self) -> Runner:
+        self.lock.acquire()
+        try:
+            for scope in {*self.state.scopes(), self.config.scope}:
+                self.serve(scope)
+            self.link.client.start(self.config.connect_timeout)
+            self.resume()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for job in self.engine.jobs.values():
+            job.state.close()
+        self.link.client.stop()
+        self.registry.close()
+        self.lock.release()
+
+    def serve(self, scope: str, encoding: str = "kura-protobuf") -> None:
+        """Subscribe to the devices of `scope` (its Kura account)."""
+        if scope not in self.accounts:
+            self.link.client.add_account(scope, encoding, self.config.connect_timeout)
+            self.accounts.add(scope)
+
+    def resume(self) -> None:
+        """Take up what a previous owner left: RUNNING executions, operations still awaited."""
+        for scope, name in self.state.jobs():
+            try:
+                state = JobState.load(self.state, scope, name)
+            except StateError as error:
+                self.unreadable.append(str(error))
+                continue  # reported; the other jobs go on
+            waiting = any(t.status is TargetStatus.AWAITING_COMPLETION for t in state.targets)
+            if state.running is not None or waiting:
+                self.serve(scope)
+                job = executions.attach(self.engine, state, self.operations)
+                if job.run is not None:
+                    self.resumed.append((scope, name, job.run.id))
+            else:
+                state.close()
+
+    # -- work -----------------------------------------------------------------------------
+
+    def load(self) -> ManifestSet:
+        return load_manifests([self.config.jobs_dir], default_scope=self.config.scope)
+
+    def plan(self, manifests: ManifestSet) -> Plan:
+        self._declare(manifests)
+        devices = device_tags(manifests, self.registry)
+        return compute_plan(manifests, self.state, devices, git_revision(self.config.jobs_dir))
+
+    def apply(self, plan: Plan) -> Applied:
+        return self.reconciler.apply(plan)
+
+    def start_job(self, scope: str, name: str, manifests: ManifestSet) -> ExecutionSummary:
+        """A manual start: the job as declared (recorded first if it is new)."""
+        plan = self.plan(manifests)
+        job_plan = next((j for j in plan.jobs if (j.scope, j.name) == (scope, name)), None)
+        if job_plan is None or (job_plan.declared is None and job_plan.record is None):
+            raise JobError(f"job {scope}/{name} is neither declared in the manifests nor recorded")
+        if job_plan.conflict is not None:
+            raise JobError(
+                f"job {scope}/{name} has a conflict: {job_plan.conflict.file}:"
+                f"{job_plan.conflict.line}: {job_plan.conflict.message}"
+            )
+        if job_plan.declared is None:
+            raise JobError(f"job {scope}/{name} is no longer declared (orphaned); not started")
+        job = self.reconciler.record_one(job_plan, plan.revision)
+        return self.reconciler.start(
+            job,
+            Trigger(kind=TriggerKind.MANUAL),
+            revision=plan.revision,
+            declared=job_plan.declared,
+            targets=job_plan.targets,
+        )
+
+    def stop_job(self, scope: str, name: str, reason: str) -> ExecutionSummary:
+        job = self.reconciler.job(scope, name)
+        if job.run is None:
+            raise JobError(f"job {scope}/{name} has no running execution")
+        executions.stop(self.engine, job, reason)
+        return job.run.summary
+
+    def wait(self, refs: Iterable[ExecutionRef]) -> list[ExecutionSummary]:
+        """Run the engine until each execution has ended; their final summaries."""
+        wanted = list(refs)
+
+        def ended() -> bool:
+            return all(self._summary(r).status is not ExecutionStatus.RUNNING for r in wanted)
+
+        self.engine.run_until(ended)
+        self.engine.step(0)  # write what the last turn queued
+        return [self._summary(r) for r in wanted]
+
+    def _summary(self, ref: ExecutionRef) -> ExecutionSummary:
+        job = self.engine.jobs.get((ref[0], ref[1]))
+        if job is not None and ref[2] in job.state.executions:
+            return job.state.executions[ref[2]]
+        return ExecutionSummary.load(self.state.job(ref[0], ref[1]).summary(ref[2]))
+
+    def _declare(self, manifests: ManifestSet) -> None:
+        for scope, devices in manifests.devices.items():
+            self.registry.scope(scope).declare(devices)
+        for scope in {s for s, _ in manifests.jobs} | set(manifests.devices):
+            encoding = "kura-protobuf"
+            declared_scope = manifests.scopes.get(scope)
+            if declared_scope is not None:
+                encoding = declared_scope.manifest.spec.payload_encoding
+            self.serve(scope, encoding)
+
+
+def exit_code(summaries: Iterable[ExecutionSummary]) -> int:
+    """0 when every target of the executions is PROCESS_OK, 3 when some are not."""
+    for summary in summaries:
+        if any(status != TargetStatus.PROCESS_OK.value for status in summary.counts):
+            return 3
+        if summary.status is ExecutionStatus.STOPPED:
+            return 3
+    return 0

@@ -1,0 +1,67 @@
+"""What of a job's manifest matters, and to whom: essences, digests, and target resolution.
+
+A digest covers an *essence*, not the file: a comment, key order or a step's description
+changing is no change. Targets (the selectors) and steps make one essence: it is frozen at
+the first execution. Schedules make another: they may change at any time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from jobrunner.manifests import Job, Step, StepBase
+
+_STEPS = TypeAdapter(list[Step])
+
+
+def _digest(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def dump_steps(job: Job) -> list[dict[str, Any]]:
+    """The steps as recorded (manifest spelling), to be frozen with the job."""
+    return [
+        step.model_dump(mode="json", by_alias=True, exclude_none=True) for step in job.spec.steps
+    ]
+
+
+def load_steps(recorded: list[dict[str, Any]]) -> list[StepBase]:
+    """The frozen steps, validated again (a record edited by hand is caught here)."""
+    return list(_STEPS.validate_python(recorded))
+
+
+def spec_essence(job: Job) -> dict[str, Any]:
+    steps = [{k: v for k, v in step.items() if k != "description"} for step in dump_steps(job)]
+    targets = job.spec.targets.model_dump(mode="json", by_alias=True)
+    return {"targets": targets, "steps": steps}
+
+
+def spec_digest(job: Job) -> str:
+    """Digest of what is frozen at the first execution: target selectors and steps."""
+    return _digest(spec_essence(job))
+
+
+def schedule_digest(job: Job) -> str:
+    return _digest([s.model_dump(mode="json", by_alias=True) for s in job.spec.schedules])
+
+
+def resolve_targets(job: Job, devices: Mapping[str, Iterable[str]]) -> list[str]:
+    """Client ids selected by the job's targets, given the scope's devices and their tags.
+
+    Explicit client ids are kept even when no such device is registered yet (it may register
+    when it connects); tags and `all` select among the registered devices. Sorted, unique.
+    """
+    targets = job.spec.targets
+    chosen = set(targets.devices)
+    if targets.all:
+        chosen.update(devices)
+    elif targets.tags:
+        wanted = set(targets.tags)
+        chosen.update(client for client, tags in devices.items() if wanted.intersection(tags))
+    return sorted(chosen)

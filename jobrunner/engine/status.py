@@ -1,0 +1,119 @@
+"""Status of jobs as recorded: the data behind `jobrunner status` (table, JSON or YAML).
+
+Reading never needs the owner lock: journals are only appended to and records are replaced
+atomically, so a reader sees a consistent, possibly slightly old, state.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+from jobrunner.errors import JobError, StateError
+from jobrunner.state.jobstore import JobState
+from jobrunner.state.layout import StateDir
+from jobrunner.state.records import ExecutionSummary
+from jobrunner.state.targets import TargetStatus
+
+STATUS_ORDER = [s.value for s in TargetStatus]
+
+
+def parse_job_ref(ref: str, default_scope: str) -> tuple[str, str]:
+    """`NAME` or `SCOPE/NAME` -> (scope, name)."""
+    scope, _, name = ref.rpartition("/")
+    if not name:
+        raise JobError(f"{ref!r} names no job; write NAME or SCOPE/NAME")
+    return (scope or default_scope), name
+
+
+def load_job(state: StateDir, scope: str, name: str) -> JobState:
+    """The recorded job, or JobError saying it is unknown (and which jobs are known)."""
+    if not JobState.exists(state, scope, name):
+        known = [f"{s}/{n}" for s, n in state.jobs()]
+        hint = f"; known jobs: {', '.join(known)}" if known else "; no job is recorded yet"
+        raise JobError(f"job {scope}/{name} is not recorded in {state.root}{hint}")
+    return JobState.load(state, scope, name)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def execution_view(summary: ExecutionSummary) -> dict[str, Any]:
+    return {
+        "id": summary.id,
+        "status": summary.status.value,
+        "trigger": str(summary.trigger),
+        "startedOn": _iso(summary.started_on),
+        "endedOn": _iso(summary.ended_on),
+        "revision": summary.revision,
+        "targets": len(summary.targets),
+        "counts": summary.counts,
+        "stopRequested": summary.stop_requested,
+    }
+
+
+def job_view(job: JobState) -> dict[str, Any]:
+    """DESIGN §4's JSON contract of `status JOB -o json`, plus what an operator also needs."""
+    record = job.record
+    steps = record.frozen.steps if record.frozen else record.spec.get("steps", [])
+    step_names = [s.get("name") for s in steps]
+    targets = []
+    for target in sorted(job.targets, key=lambda t: t.client_id):
+        entry: dict[str, Any] = {
+            "clientId": target.client_id,
+            "stepIndex": target.step_index,
+            "status": target.status.value,
+        }
+        if 0 <= target.step_index < len(step_names):
+            entry["step"] = step_names[target.step_index]
+        if target.message:
+            entry["message"] = target.message
+        targets.append(entry)
+    return {
+        "scope": record.scope,
+        "name": record.name,
+        "description": record.description,
+        "source": None if record.source is None else f"{record.source.file}:{record.source.line}",
+        "frozen": record.frozen is not None,
+        "steps": step_names,
+        "suspend": record.suspend,
+        "orphaned": record.orphaned,
+        "conflict": None if record.conflict is None else record.conflict.model_dump(),
+        "revisionAttempted": record.revision_attempted,
+        "revisionApplied": record.revision_applied,
+        "counts": dict(Counter(t["status"] for t in targets)),
+        "targets": targets,
+        "executions": [execution_view(job.executions[i]) for i in sorted(job.executions)],
+    }
+
+
+def summary_row(job: JobState) -> dict[str, Any]:
+    """One line of `jobrunner status`: the job, its counts and its last execution."""
+    record = job.record
+    last = job.last_execution
+    return {
+        "scope": record.scope,
+        "name": record.name,
+        "targets": len(job.targets),
+        "counts": job.counts(),
+        "lastExecution": None if last is None else execution_view(last),
+        "conflict": record.conflict is not None,
+        "orphaned": record.orphaned,
+        "suspend": record.suspend,
+    }
+
+
+def all_jobs(state: StateDir) -> list[dict[str, Any]]:
+    """One row per recorded job; a job whose state cannot be read gets a row with `error`."""
+    rows: list[dict[str, Any]] = []
+    for scope, name in state.jobs():
+        try:
+            job = JobState.load(state, scope, name)
+        except StateError as error:
+            rows.append({"scope": scope, "name": name, "error": str(error)})
+            continue
+        rows.append(summary_row(job))
+        job.close()
+    return rows

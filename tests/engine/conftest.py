@@ -1,0 +1,154 @@
+"""A jobs directory, a state directory, a simulated fleet and a runner, per test.
+
+Each test gets its own Kura account (scope) on the session's broker, so tests never see
+each other's devices; the runner and the fleet talk real MQTT over TCP.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from jobrunner.device import BrokerSettings
+from jobrunner.engine.executor import EngineSettings
+from jobrunner.engine.service import Runner, RunnerConfig
+from jobrunner.simulator.broker import RunningBroker
+from jobrunner.simulator.config import FleetConfig, Timing
+from jobrunner.simulator.faults import FaultPlan
+from jobrunner.simulator.fleet import Fleet
+from jobrunner.state.jobstore import JobState
+from jobrunner.state.layout import StateDir
+
+FAST = Timing(
+    download_seconds=0.2,
+    install_seconds=0.05,
+    uninstall_seconds=0.05,
+    activity_seconds=0.2,
+    config_apply_seconds=0.05,
+    reboot_seconds=0.5,
+    progress_steps=2,
+)
+_numbers = itertools.count(1)
+
+
+@dataclass
+class Scenario:
+    """One test's world: its scope, folders, broker; fleets and runners made on demand."""
+
+    broker: RunningBroker
+    root: Path
+    scope: str
+    fleets: list[Fleet] = field(default_factory=list)
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.root / "jobs.d"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / "state"
+
+    def write(self, name: str, text: str) -> Path:
+        path = self.jobs_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    def job(
+        self,
+        name: str,
+        steps: str,
+        targets: str = "all: true",
+        run: str | None = "1",
+        extra: str = "",
+    ) -> Path:
+        """Write a Job manifest; `steps` is the YAML list of steps (dedented)."""
+        body = textwrap.indent(textwrap.dedent(steps).strip(), "    ")
+        text = (
+            f"apiVersion: jobrunner/v1\nkind: Job\nmetadata: {{name: {name}, scope: {self.scope}}}\n"
+            f"spec:\n  targets: {{{targets}}}\n  steps:\n{body}\n"
+            + (f'  run: "{run}"\n' if run is not None else "")
+            + textwrap.indent(textwrap.dedent(extra), "  ")
+        )
+        path = self.jobs_dir / f"{name}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return path
+
+    def registry(self, count: int, tags: str = "[fleet]") -> None:
+        devices = "\n".join(
+            f"  - {{clientId: gw-{n:04d}, tags: {tags}}}" for n in range(1, count + 1)
+        )
+        self.write(
+            "registry.yaml",
+            f"apiVersion: jobrunner/v1\nkind: DeviceList\nmetadata: {{scope: {self.scope}}}\n"
+            f"devices:\n{devices}\n",
+        )
+
+    def fleet(self, devices: int, faults: FaultPlan | None = None, **config: object) -> Fleet:
+        fleet = Fleet(
+            FleetConfig(
+                devices=devices,
+                broker=self.broker.url,
+                account=self.scope,
+                faults=faults or FaultPlan(),
+                timing=config.pop("timing", FAST),  # type: ignore[arg-type]
+                **config,  # type: ignore[arg-type]
+            )
+        )
+        self.fleets.append(fleet)
+        return fleet.start()
+
+    def config(self, **engine: object) -> RunnerConfig:
+        return RunnerConfig(
+            jobs_dir=self.jobs_dir,
+            state_dir=self.state_dir,
+            scope=self.scope,
+            broker=BrokerSettings.resolve(self.broker.url, client_id=f"runner-{self.scope}"),
+            engine=EngineSettings(**engine),  # type: ignore[arg-type]
+        )
+
+    @contextmanager
+    def runner(self, **engine: object) -> Iterator[Runner]:
+        with Runner(self.config(**engine)) as runner:
+            yield runner
+
+    def reconcile(self, **engine: object) -> list[tuple[str, str, int]]:
+        """One `reconcile --wait`, in this process; the executions it started."""
+        with self.runner(**engine) as runner:
+            applied = runner.apply(runner.plan(runner.load()))
+            runner.wait(applied.started)
+            return applied.started
+
+    def state(self, name: str) -> JobState:
+        return JobState.load(StateDir(self.state_dir), self.scope, name)
+
+    def statuses(self, name: str) -> dict[str, tuple[int, str]]:
+        """client id -> (step index, status) as recorded."""
+        job = self.state(name)
+        job.close()
+        return {t.client_id: (t.step_index, t.status.value) for t in job.targets}
+
+    def messages(self, name: str) -> dict[str, str | None]:
+        job = self.state(name)
+        job.close()
+        return {t.client_id: t.message for t in job.targets}
+
+    def log(self, name: str, execution: int) -> str:
+        return self.state(name).paths.log(execution).read_text()
+
+
+@pytest.fixture
+def scenario(broker: RunningBroker, tmp_path: Path) -> Iterator[Scenario]:
+    world = Scenario(broker, tmp_path, f"t{next(_numbers)}-{uuid.uuid4().hex[:6]}")
+    world.jobs_dir.mkdir()
+    yield world
+    for fleet in world.fleets:
+        fleet.stop()

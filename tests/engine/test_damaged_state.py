@@ -1,0 +1,115 @@
+"""Damaged or truncated state files are reported clearly and never cost the other jobs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from jobrunner.cli.main import cli
+
+from .conftest import Scenario
+
+ONE_STEP = "- {name: stop, definition: Bundle Stop, properties: {bundleId: 42}}"
+
+
+def _two_jobs(scenario: Scenario) -> tuple[Path, Path]:
+    scenario.registry(3)
+    scenario.fleet(3)
+    scenario.job("alpha", ONE_STEP)
+    scenario.job("beta", ONE_STEP)
+    scenario.reconcile()
+    jobs = scenario.state_dir / "scopes" / scenario.scope / "jobs"
+    return jobs / "alpha", jobs / "beta"
+
+
+def _cli(scenario: Scenario, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(
+        cli, [*args, "--state-dir", str(scenario.state_dir), "--scope", scenario.scope]
+    )
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    return result.exit_code, result.output
+
+
+def _damage_middle_line(journal: Path) -> int:
+    lines = journal.read_text().splitlines(keepends=True)
+    lines[2] = lines[2][: len(lines[2]) // 2] + "\n"
+    journal.write_text("".join(lines))
+    return 3
+
+
+def test_a_damaged_journal_is_reported_with_file_and_line(scenario: Scenario) -> None:
+    alpha, _ = _two_jobs(scenario)
+    line = _damage_middle_line(alpha / "targets.journal")
+
+    code, output = _cli(scenario, "status", "alpha")
+
+    assert code == 1
+    assert f"targets.journal:{line}: damaged journal line" in output
+    assert "restore the file from a backup" in output
+    assert "Traceback" not in output
+
+
+def test_the_other_jobs_are_listed_and_keep_running(scenario: Scenario) -> None:
+    alpha, beta = _two_jobs(scenario)
+    _damage_middle_line(alpha / "targets.journal")
+    damaged = (alpha / "targets.journal").read_bytes()
+
+    code, output = _cli(scenario, "status")
+    assert code == 0
+    assert f"{scenario.scope}/alpha" in output and "UNREADABLE" in output
+    assert f"{scenario.scope}/beta" in output and "3 ok" in output
+
+    scenario.job("beta", ONE_STEP, run="2")
+    scenario.job("alpha", ONE_STEP, run="2")
+    started = scenario.reconcile()
+
+    assert started == [(scenario.scope, "beta", 2)]
+    assert (alpha / "targets.journal").read_bytes() == damaged, "never rewritten on a guess"
+
+
+def test_plan_names_the_unusable_job_and_fails(scenario: Scenario) -> None:
+    alpha, _ = _two_jobs(scenario)
+    (alpha / "job.json").write_text("{ not json")
+
+    result = CliRunner().invoke(
+        cli,
+        [
+            "plan",
+            "--jobs-dir",
+            str(scenario.jobs_dir),
+            "--state-dir",
+            str(scenario.state_dir),
+            "--scope",
+            scenario.scope,
+        ],
+    )
+
+    assert result.exit_code == 1
+    assert "invalid" in result.output and "recorded state unusable" in result.output
+    assert "job.json: unreadable" in result.output
+
+
+def test_a_torn_last_line_loses_only_that_transition(scenario: Scenario) -> None:
+    alpha, _ = _two_jobs(scenario)
+    journal = alpha / "targets.journal"
+    journal.write_bytes(journal.read_bytes()[:-10])
+
+    code, output = _cli(scenario, "status", "alpha", "-o", "json")
+
+    assert code == 0
+    assert len(json.loads(output)["targets"]) == 3
+
+
+def test_a_record_from_a_newer_jobrunner_is_refused_saying_so(scenario: Scenario) -> None:
+    alpha, _ = _two_jobs(scenario)
+    record = json.loads((alpha / "job.json").read_text())
+    record["version"] = 99
+    (alpha / "job.json").write_text(json.dumps(record))
+
+    code, output = _cli(scenario, "status", "alpha")
+
+    assert code == 1
+    assert "written by a newer jobrunner" in output
+    assert "upgrade jobrunner" in output
