@@ -9,13 +9,25 @@ from typing import Any
 import click
 
 from jobrunner import __version__
+from jobrunner.cli.cron import cron
 from jobrunner.cli.plan import plan
 from jobrunner.cli.run import reconcile, start, stop
 from jobrunner.cli.status import logs, status
 from jobrunner.cli.validate import validate
+from jobrunner.cli.watch import watch
 from jobrunner.errors import JobrunnerError
 
-COMMANDS: list[click.Command] = [validate, plan, reconcile, start, stop, status, logs]
+COMMANDS: list[click.Command] = [
+    validate,
+    plan,
+    reconcile,
+    watch,
+    start,
+    stop,
+    status,
+    logs,
+    cron,
+]
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import click
@@ -14,11 +15,34 @@ from jobrunner.cli.options import (
     state_dir_option,
 )
 from jobrunner.device import BrokerSettings
+from jobrunner.engine import handoff
 from jobrunner.engine.executor import EngineSettings
 from jobrunner.engine.plan import Action
-from jobrunner.engine.service import Runner, RunnerConfig, exit_code
+from jobrunner.engine.service import ExecutionRef, Runner, RunnerConfig, exit_code
 from jobrunner.engine.status import parse_job_ref
-from jobrunner.state.records import ExecutionSummary
+from jobrunner.state.layout import StateDir
+from jobrunner.state.lock import current_owner
+from jobrunner.state.records import ExecutionStatus, ExecutionSummary
+
+
+def _daemon(state_dir: Path) -> StateDir | None:
+    """The state directory, when a `watch` daemon owns it (requests then go to it)."""
+    state = StateDir(state_dir)
+    owner = current_owner(state.lock)
+    return state if owner is not None and owner.role == "watch" else None
+
+
+def _follow(state: StateDir, refs: list[ExecutionRef]) -> list[ExecutionSummary]:
+    """Wait, reading the state directory, until the daemon's executions have ended."""
+    while True:
+        summaries = [ExecutionSummary.load(state.job(s, n).summary(e)) for s, n, e in refs]
+        if all(summary.status is not ExecutionStatus.RUNNING for summary in summaries):
+            return summaries
+        time.sleep(0.2)
+
+
+def _refs(result: dict[str, object], key: str) -> list[ExecutionRef]:
+    return [(str(s), str(n), int(e)) for s, n, e in result.get(key, [])]  # type: ignore[attr-defined]
 
 
 def _config(
@@ -76,6 +100,16 @@ def reconcile(
     started), 3 when some target failed or an execution was stopped, 1 on invalid
     manifests, conflicts or other errors.
     """
+    daemon = _daemon(state_dir)
+    if daemon is not None:
+        started = _refs(handoff.submit(daemon, "reconcile"), "started")
+        for scope_name, name, execution in started:
+            click.echo(f"started {scope_name}/{name} execution {execution} (by the watch daemon)")
+        if not wait:
+            return
+        summaries = _follow(daemon, started)
+        _report(summaries, [f"{s}/{n}" for s, n, _ in started])
+        ctx.exit(exit_code(summaries))
     config = _config(jobs_dir, state_dir, scope, broker, client_id, max_in_flight)
     with Runner(config, role="reconcile") as runner:
         for problem in runner.unreadable:
@@ -130,6 +164,15 @@ def start(
     failed; 1 on errors.
     """
     scope_name, name = parse_job_ref(job, scope)
+    daemon = _daemon(state_dir)
+    if daemon is not None:
+        started = _refs(handoff.submit(daemon, "start", scope_name, name), "started")
+        click.echo(f"started {scope_name}/{name} execution {started[0][2]} (by the watch daemon)")
+        if wait:
+            summaries = _follow(daemon, started)
+            _report(summaries, [f"{scope_name}/{name}"])
+            ctx.exit(exit_code(summaries))
+        return
     config = _config(jobs_dir, state_dir, scope, broker, client_id, max_in_flight)
     with Runner(config, role="start") as runner:
         summary = runner.start_job(scope_name, name, runner.load())
@@ -155,6 +198,12 @@ def stop(
     every target keeps its truthful status.
     """
     scope_name, name = parse_job_ref(job, scope)
+    daemon = _daemon(state_dir)
+    if daemon is not None:
+        stopped = _refs(handoff.submit(daemon, "stop", scope_name, name), "stopped")
+        _follow(daemon, stopped)
+        click.echo(f"stopped {scope_name}/{name} execution {stopped[0][2]}")
+        return
     config = _config(jobs_dir, state_dir, scope, broker, client_id, 200)
     with Runner(config, role="stop") as runner:
         summary = runner.stop_job(scope_name, name, "stopped by the user")

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from jobrunner.engine.spec import resolve_targets, schedule_digest, spec_digest
+from jobrunner.engine.spec import dump_steps, resolve_targets, schedule_digest, spec_digest
 from jobrunner.errors import StateError
 from jobrunner.manifests import Declared, Job, ManifestSet
 from jobrunner.state.jobstore import JobState
@@ -162,14 +162,15 @@ def _plan_declared(
     if record.frozen is not None and digest != record.frozen.digest:
         plan.action = Action.CONFLICT
         plan.targets = list(record.frozen.targets)
+        what, path = _frozen_change(record, declared)
         plan.conflict = Conflict(
             message=(
-                f"targets or steps changed after execution 1 froze them"
+                f"{what} changed after execution 1 froze them"
                 f" ({record.frozen.at:%Y-%m-%d %H:%M} UTC); they are never changed."
                 f" Restore them, or declare a new job (a new name) for the new targets or steps"
             ),
             file=str(declared.origin.file),
-            line=declared.origin.line("spec"),
+            line=declared.origin.line(*path),
         )
         return plan
     plan.targets = list(record.frozen.targets) if record.frozen else resolve_targets(job, devices)
@@ -187,6 +188,22 @@ def _plan_declared(
     if plan.changes:
         plan.action = Action.UPDATE
     return plan
+
+
+def _frozen_change(record: JobRecord, declared: Declared[Job]) -> tuple[str, tuple[str | int, ...]]:
+    """Which frozen part the manifest changed, and where: the first differing step, or the
+    targets."""
+    assert record.frozen is not None
+    frozen_steps = [{k: v for k, v in s.items() if k != "description"} for s in record.frozen.steps]
+    steps = [
+        {k: v for k, v in s.items() if k != "description"} for s in dump_steps(declared.manifest)
+    ]
+    for index, (before, after) in enumerate(zip(frozen_steps, steps, strict=False)):
+        if before != after:
+            return f"step {index} '{after.get('name')}'", ("spec", "steps", index)
+    if len(frozen_steps) != len(steps):
+        return "the number of steps", ("spec", "steps")
+    return "targets", ("spec", "targets")
 
 
 def _nothing_to_freeze(plan: JobPlan) -> str | None:

@@ -118,6 +118,8 @@ class Responder:
             mqtt.CallbackAPIVersion.VERSION2, client_id=unique("responder"), clean_session=True
         )
         self.mqtt.on_connect = self._on_connect
+        # Cleared on a disconnect, so that wait_resubscribed() waits for the new subscription.
+        self.mqtt.on_disconnect = lambda *args: self._ready.clear()
         self.mqtt.on_subscribe = lambda *args: self._ready.set()
         self.mqtt.on_message = self._on_message
         self.mqtt.reconnect_delay_set(1, 2)

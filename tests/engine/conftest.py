@@ -7,15 +7,14 @@ each other's devices; the runner and the fleet talk real MQTT over TCP.
 from __future__ import annotations
 
 import itertools
-import uuid
 import textwrap
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-
 from jobrunner.device import BrokerSettings
 from jobrunner.engine.executor import EngineSettings
 from jobrunner.engine.service import Runner, RunnerConfig

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from jobrunner.errors import JobError
 from jobrunner.simulator.faults import FailFault, FaultPlan, Selector
 
@@ -129,7 +128,6 @@ def test_status_json_follows_the_fixed_contract(scenario: Scenario) -> None:
     import json
 
     from click.testing import CliRunner
-
     from jobrunner.cli.main import cli
 
     scenario.registry(2)

@@ -1,0 +1,77 @@
+"""`jobrunner watch`: the daemon."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from jobrunner.cli.options import (
+    broker_option,
+    client_id_option,
+    in_flight_option,
+    manifest_options,
+    state_dir_option,
+)
+from jobrunner.device import BrokerSettings
+from jobrunner.engine.daemon import Daemon
+from jobrunner.engine.executor import EngineSettings
+from jobrunner.engine.service import RunnerConfig
+
+
+@click.command()
+@manifest_options
+@state_dir_option
+@broker_option
+@client_id_option
+@in_flight_option
+@click.option(
+    "--debounce",
+    type=click.IntRange(50, 60_000),
+    default=800,
+    show_default=True,
+    metavar="MS",
+    help="Quiet time after a change before reconciling (a burst is one).",
+)
+def watch(
+    jobs_dir: Path,
+    scope: str,
+    state_dir: Path,
+    broker: str,
+    client_id: str | None,
+    max_in_flight: int,
+    debounce: int,
+) -> None:
+    """Run the daemon: reconcile on every change, fire schedules, react to connects.
+
+    Reconciles at start, then after every change of the jobs directory (a burst
+    of saves or a `git pull` is one reconcile); fires interval and cron
+    schedules on time (a fire missed while the daemon was down runs once);
+    runs device-connect schedules when a target device publishes its BIRTH;
+    runs executions of different jobs at the same time. A broken manifest
+    marks only its own job as failing to reconcile.
+
+    While it runs, it owns the state directory: `jobrunner start`, `stop` and
+    `reconcile` hand their requests to it.
+
+    Logs one line per decision on standard error. SIGTERM or SIGINT stops
+    dispatching and exits 0; a restart resumes where it stopped.
+    """
+    logging.Formatter.converter = time.gmtime
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.INFO,
+        format="%(asctime)s.%(msecs)03dZ %(levelname)s %(message)s",
+        datefmt="%Y-%m-%dT%H:%M:%S",
+    )
+    config = RunnerConfig(
+        jobs_dir=jobs_dir,
+        state_dir=state_dir,
+        scope=scope,
+        broker=BrokerSettings.resolve(broker, client_id=client_id),
+        engine=EngineSettings(max_in_flight=max_in_flight),
+    )
+    Daemon(config, debounce_ms=debounce).run()

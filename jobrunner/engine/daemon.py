@@ -1,0 +1,299 @@
+"""`jobrunner watch`: reconcile on every change, fire schedules, react to device connects.
+
+The daemon is the Runner's engine loop in the main thread, plus:
+
+- a file watcher thread (watchfiles) that turns each debounced burst of changes under the
+  jobs directory (a burst of saves, a `git pull`) into one reconcile on the engine thread;
+- the scheduler: time schedules fire on time, a fire missed while the daemon was down runs
+  once at start, a fire while the job runs is skipped (and logged);
+- device-connect schedules: a target's BIRTH runs the job for that target only; while the
+  job runs, such requests queue per device and run right after;
+- requests handed over by `jobrunner start/stop/reconcile` (see `handoff`).
+
+SIGTERM or SIGINT stops dispatching and exits 0 within a few seconds; what was in flight is
+taken up again by the next start (the state directory is the only memory).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+
+from jobrunner.engine import handoff
+from jobrunner.engine.events import DeviceConnected
+from jobrunner.engine.runtime import JobKey, RunningJob
+from jobrunner.engine.scheduler import Scheduler
+from jobrunner.engine.service import Runner, RunnerConfig
+from jobrunner.errors import JobError, JobrunnerError
+from jobrunner.manifests import Declared, Job
+from jobrunner.state.records import ExecutionSummary, Trigger, TriggerKind
+
+log = logging.getLogger("jobrunner.watch")
+
+TICK = 0.5  # seconds: how often schedules and handed-over requests are looked at
+
+
+class Daemon:
+    def __init__(self, config: RunnerConfig, debounce_ms: int = 800) -> None:
+        self.config = config
+        self.debounce_ms = debounce_ms
+        self.stopping = threading.Event()
+        self.scheduler = Scheduler()
+        self.connect_queue: dict[JobKey, set[str]] = {}
+        self.declared: dict[JobKey, tuple[Declared[Job], list[str]]] = {}
+        """Each declared job as last reconciled, with its resolved targets: what a first
+        execution started by a schedule or a connect freezes."""
+        self._changed = threading.Event()
+        self.runner: Runner | None = None
+
+    # -- the main loop ---------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run until SIGTERM/SIGINT (or `stop()`); 0 on a clean stop."""
+        with Runner(self.config, role="watch") as runner:
+            self.runner = runner
+            self._install_signals()
+            runner.engine.connect_hooks.append(self._on_connect)
+            for problem in runner.unreadable:
+                log.error("state: %s", problem)
+            for scope, name, execution in runner.resumed:
+                self._watch_end(runner.reconciler.job(scope, name))
+                log.info("resumed %s/%s execution %d", scope, name, execution)
+            watcher = threading.Thread(
+                target=self._watch_files, name="jobs-dir-watcher", daemon=True
+            )
+            watcher.start()
+            self.reconcile("start")
+            while not self.stopping.is_set():
+                runner.engine.step(TICK)
+                if self._changed.is_set():
+                    self._changed.clear()
+                    self.reconcile("change in the jobs directory")
+                self._fire_schedules()
+                self._take_requests()
+            log.info("stopping: nothing more is sent; in-flight requests are taken up on restart")
+        self.runner = None
+        return 0
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def _install_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def handle(number: int, _frame: FrameType | None) -> None:
+            log.info("received %s", signal.Signals(number).name)
+            self.stop()
+
+        signal.signal(signal.SIGTERM, handle)
+        signal.signal(signal.SIGINT, handle)
+
+    # -- reconcile ---------------------------------------------------------------------------
+
+    def reconcile(self, why: str) -> None:
+        """Reconcile now (on the engine thread); every decision gets a log line."""
+        runner = self._runner()
+        manifests = runner.load()
+        for diagnostic in manifests.errors:
+            log.error("manifest: %s", diagnostic)
+        plan = runner.plan(manifests)
+        applied = runner.apply(plan)
+        self.declared = {
+            (j.scope, j.name): (j.declared, j.targets) for j in plan.jobs if j.declared is not None
+        }
+        log.info(
+            "reconciled revision %s (%s): %d job(s), %d changed, %d refused, %d started",
+            plan.revision or "-",
+            why,
+            len(plan.jobs),
+            len(applied.changed),
+            len(applied.refused),
+            len(applied.started),
+        )
+        for job_plan in plan.jobs:
+            if job_plan.conflict is not None:
+                log.warning(
+                    "conflict %s: %s:%d: %s",
+                    job_plan.label,
+                    job_plan.conflict.file,
+                    job_plan.conflict.line,
+                    job_plan.conflict.message,
+                )
+            for problem in job_plan.problems:
+                log.warning("invalid %s: %s", job_plan.label, problem)
+            if job_plan.start and job_plan.blocked:
+                log.info(
+                    "not started %s (%s): %s", job_plan.label, job_plan.start, job_plan.blocked
+                )
+        for scope, name, execution in applied.started:
+            log.info("started %s/%s execution %d: new run token", scope, name, execution)
+        for scope, name, execution in applied.stopped:
+            log.info("stopping %s/%s execution %d", scope, name, execution)
+        now = datetime.now(UTC)
+        for key, job in runner.engine.jobs.items():
+            self._watch_end(job)
+            before = dict(job.state.record.schedules)
+            self.scheduler.update(key, job.state.record, now)
+            if job.state.record.schedules != before:
+                job.state.save_record()
+
+    def _watch_files(self) -> None:
+        from watchfiles import watch
+
+        def relevant(_change: object, path: str) -> bool:
+            name = Path(path).name
+            hidden = any(part.startswith(".") for part in Path(path).parts)
+            return name.endswith((".yaml", ".yml")) and not hidden
+
+        for _changes in watch(
+            self.config.jobs_dir,
+            watch_filter=relevant,
+            debounce=self.debounce_ms,
+            stop_event=self.stopping,
+            yield_on_timeout=False,
+            raise_interrupt=False,
+        ):
+            self._changed.set()
+
+    # -- schedules ----------------------------------------------------------------------------
+
+    def _fire_schedules(self) -> None:
+        runner = self._runner()
+        now = datetime.now(UTC)
+        records = {key: job.state.record for key, job in runner.engine.jobs.items()}
+        for key, name in self.scheduler.due(records, now):
+            job = runner.engine.jobs[key]
+            job.state.save_record()  # the fire is consumed, whatever happens next
+            if job.state.running is not None:
+                log.info(
+                    "skipped schedule %s of %s/%s: execution %d is running",
+                    name,
+                    *key,
+                    job.state.running.id,
+                )
+                continue
+            self._start(job, Trigger(kind=TriggerKind.SCHEDULE, detail=name), None)
+
+    def _on_connect(self, event: DeviceConnected) -> None:
+        """Device-connect schedules: run the job for that one target, now or right after."""
+        runner = self._runner()
+        now = datetime.now(UTC)
+        for key in self.scheduler.connect_jobs():
+            if key[0] != event.account:
+                continue
+            job = runner.engine.jobs.get(key)
+            if job is None or self.scheduler.wants_connect(key, now) is None:
+                continue
+            frozen = job.state.record.frozen
+            targets = frozen.targets if frozen else self.declared.get(key, (None, []))[1]
+            if event.client_id not in targets:
+                continue
+            known = event.client_id in job.state.targets
+            target = job.state.targets.get(event.client_id) if known else None
+            if frozen and target is not None and target.is_done(len(frozen.steps)):
+                continue  # nothing for a target already done
+            if job.state.running is not None:
+                self.connect_queue.setdefault(key, set()).add(event.client_id)
+                log.info(
+                    "queued device-connect of %s for %s/%s: execution %d is running",
+                    event.client_id,
+                    *key,
+                    job.state.running.id,
+                )
+                continue
+            self._start(
+                job,
+                Trigger(kind=TriggerKind.DEVICE_CONNECT, detail=event.client_id),
+                [event.client_id],
+            )
+
+    def _watch_end(self, job: RunningJob) -> None:
+        if self._after_end not in job.on_end:
+            job.on_end.append(self._after_end)
+
+    def _after_end(self, summary: ExecutionSummary) -> None:
+        """An execution ended: run the device-connect requests that queued meanwhile."""
+        runner = self._runner()
+        for key, waiting in list(self.connect_queue.items()):
+            job = runner.engine.jobs.get(key)
+            if job is None or job.state.running is not None or not waiting:
+                continue
+            del self.connect_queue[key]
+            detail = ",".join(sorted(waiting))
+            self._start(
+                job, Trigger(kind=TriggerKind.DEVICE_CONNECT, detail=detail), sorted(waiting)
+            )
+
+    def _start(self, job: RunningJob, trigger: Trigger, only: list[str] | None) -> None:
+        runner = self._runner()
+        declared, targets = self.declared.get(job.key, (None, None))
+        if job.state.record.frozen is None and (declared is None or not targets):
+            log.info("not started %s (%s): no target device is known yet", job.label, trigger)
+            return
+        try:
+            summary = runner.reconciler.start(
+                job,
+                trigger,
+                revision=job.state.record.revision_applied,
+                declared=declared,
+                targets=targets,
+                only=only,
+            )
+        except JobError as error:
+            log.warning("not started %s (%s): %s", job.label, trigger, error)
+            return
+        self._watch_end(job)
+        log.info("started %s execution %d: %s", job.label, summary.id, trigger)
+
+    # -- requests from the command line ------------------------------------------------------
+
+    def _take_requests(self) -> None:
+        runner = self._runner()
+        for request in handoff.pending(runner.state):
+            try:
+                result = self._serve(request)
+            except JobrunnerError as error:
+                handoff.answer(runner.state, request, error=str(error))
+            else:
+                handoff.answer(runner.state, request, result=result)
+
+    def _serve(self, request: handoff.Request) -> dict[str, object]:
+        runner = self._runner()
+        if request.action == "reconcile":
+            before = {k: (j.run.id if j.run else None) for k, j in runner.engine.jobs.items()}
+            self.reconcile("requested from the command line")
+            started = [
+                [k[0], k[1], j.run.id]
+                for k, j in runner.engine.jobs.items()
+                if j.run is not None and before.get(k) != j.run.id
+            ]
+            return {"started": started}
+        assert request.scope is not None and request.name is not None
+        if request.action == "start":
+            summary = runner.start_job(request.scope, request.name, runner.load())
+            job = runner.engine.jobs[(request.scope, request.name)]
+            self._watch_end(job)
+            log.info(
+                "started %s/%s execution %d: manual (from the command line)",
+                request.scope,
+                request.name,
+                summary.id,
+            )
+            return {"started": [[request.scope, request.name, summary.id]]}
+        summary = runner.stop_job(request.scope, request.name, "stopped by the user")
+        log.info(
+            "stopping %s/%s execution %d (from the command line)",
+            request.scope,
+            request.name,
+            summary.id,
+        )
+        return {"stopped": [[request.scope, request.name, summary.id]]}
+
+    def _runner(self) -> Runner:
+        assert self.runner is not None, "the daemon is not running"
+        return self.runner

@@ -1,0 +1,115 @@
+"""Requests handed from the command line to the `watch` daemon that owns the state directory.
+
+One state directory has one owner. While a daemon owns it, `jobrunner start/stop/reconcile`
+do not dispatch themselves: they drop a request file into `STATE/requests/`, the daemon acts
+on it on its own thread and answers with a reply file beside it.
+
+    requests/ID.request.json   {"action": "start" | "stop" | "reconcile", "scope", "name"}
+    requests/ID.reply.json     {"result": {...}} or {"error": "message"}
+
+Both are written atomically. A request file that is not one of these shapes is answered with
+an error and removed: the directory is input like any other.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jobrunner.errors import JobError, StateError
+from jobrunner.state.files import write_json
+from jobrunner.state.layout import StateDir, safe_name
+
+ACTIONS = ("start", "stop", "reconcile")
+REQUEST = ".request.json"
+REPLY = ".reply.json"
+
+
+@dataclass(frozen=True)
+class Request:
+    id: str
+    action: str
+    scope: str | None
+    name: str | None
+
+
+def submit(
+    state: StateDir,
+    action: str,
+    scope: str | None = None,
+    name: str | None = None,
+    timeout: float = 30.0,
+) -> dict[str, Any]:
+    """Hand a request to the daemon and wait for its answer; JobError with its error."""
+    request_id = uuid.uuid4().hex
+    folder = state.requests
+    write_json(
+        folder / f"{request_id}{REQUEST}",
+        {"action": action, "scope": scope, "name": name},
+        durable=False,
+    )
+    reply = folder / f"{request_id}{REPLY}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if reply.exists():
+            answer = json.loads(reply.read_text(encoding="utf-8"))
+            reply.unlink(missing_ok=True)
+            if "error" in answer:
+                raise JobError(str(answer["error"]))
+            result: dict[str, Any] = answer.get("result", {})
+            return result
+        time.sleep(0.05)
+    (folder / f"{request_id}{REQUEST}").unlink(missing_ok=True)
+    raise JobError(
+        f"the watch daemon that owns {state.root} did not answer within {timeout:g}s;"
+        " is it running and healthy? (see its log)"
+    )
+
+
+def pending(state: StateDir) -> list[Request]:
+    """Requests waiting for the daemon, oldest first; malformed ones are answered and removed."""
+    folder = state.requests
+    if not folder.is_dir():
+        return []
+    found = []
+    files = sorted(folder.glob(f"*{REQUEST}"), key=lambda p: p.stat().st_mtime)
+    for path in files:
+        request_id = path.name[: -len(REQUEST)]
+        try:
+            found.append(_read(path, request_id))
+        except (ValueError, StateError) as error:
+            _reply(folder, request_id, {"error": f"malformed request {path.name}: {error}"})
+            path.unlink(missing_ok=True)
+    return found
+
+
+def _read(path: Path, request_id: str) -> Request:
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(raw, dict) or raw.get("action") not in ACTIONS:
+        raise ValueError(f"action must be one of {', '.join(ACTIONS)}")
+    scope, name = raw.get("scope"), raw.get("name")
+    if raw["action"] != "reconcile":
+        if not isinstance(scope, str) or not isinstance(name, str):
+            raise ValueError("start and stop name a job: scope and name")
+        safe_name(scope, "scope")
+        safe_name(name, "job")
+    return Request(request_id, raw["action"], scope, name)
+
+
+def answer(
+    state: StateDir,
+    request: Request,
+    result: dict[str, Any] | None = None,
+    error: str | None = None,
+) -> None:
+    folder = state.requests
+    _reply(folder, request.id, {"error": error} if error is not None else {"result": result})
+    (folder / f"{request.id}{REQUEST}").unlink(missing_ok=True)
+
+
+def _reply(folder: Path, request_id: str, body: dict[str, Any]) -> None:
+    write_json(folder / f"{request_id}{REPLY}", body, durable=False)

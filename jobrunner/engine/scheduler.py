@@ -1,0 +1,103 @@
+"""The scheduler: which time schedules are due, and the queue of device-connect runs.
+
+It decides; the daemon acts. Each job's schedules come from its record (as last applied by
+reconcile), each schedule's last fire is recorded in the job record, so a restarted daemon
+neither fires twice nor forgets: a fire missed while it was down runs once, at start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pydantic import TypeAdapter, ValidationError
+
+from jobrunner.engine.triggers import DeviceConnectTrigger, TimeTrigger, due_fire, trigger_for
+from jobrunner.manifests import Schedule
+from jobrunner.state.records import JobRecord, ScheduleState
+
+_SCHEDULES = TypeAdapter(list[Schedule])
+
+JobKey = tuple[str, str]
+
+
+@dataclass
+class JobSchedules:
+    """The triggers of one job, by schedule name."""
+
+    times: dict[str, TimeTrigger] = field(default_factory=dict)
+    connects: dict[str, DeviceConnectTrigger] = field(default_factory=dict)
+
+
+def schedules_of(record: JobRecord) -> JobSchedules:
+    """The job's triggers as recorded (a record with unreadable schedules has none)."""
+    result = JobSchedules()
+    try:
+        schedules = _SCHEDULES.validate_python(record.spec.get("schedules", []))
+    except ValidationError:
+        return result
+    for schedule in schedules:
+        trigger = trigger_for(schedule)
+        if isinstance(trigger, DeviceConnectTrigger):
+            result.connects[schedule.name] = trigger
+        else:
+            result.times[schedule.name] = trigger
+    return result
+
+
+@dataclass
+class Scheduler:
+    jobs: dict[JobKey, JobSchedules] = field(default_factory=dict)
+
+    def update(self, key: JobKey, record: JobRecord, now: datetime) -> None:
+        """Take a job's schedules as recorded; a schedule seen for the first time starts now."""
+        schedules = schedules_of(record)
+        if record.orphaned or record.suspend or (not schedules.times and not schedules.connects):
+            self.jobs.pop(key, None)
+            return
+        self.jobs[key] = schedules
+        for name in schedules.times:
+            record.schedules.setdefault(name, ScheduleState(since=now))
+        for name in list(record.schedules):
+            if name not in schedules.times:
+                del record.schedules[name]
+
+    def forget(self, key: JobKey) -> None:
+        self.jobs.pop(key, None)
+
+    def due(self, records: dict[JobKey, JobRecord], now: datetime) -> list[tuple[JobKey, str]]:
+        """(job, schedule) pairs due at `now`, each at most once however many fires were
+        missed; their last fire is set to `now` in the record (the caller saves it)."""
+        fired = []
+        for key, schedules in self.jobs.items():
+            record = records.get(key)
+            if record is None:
+                continue
+            for name, trigger in schedules.times.items():
+                state = record.schedules.setdefault(name, ScheduleState(since=now))
+                since = state.last_fire or state.since or now
+                if due_fire(trigger, since, now) is not None:
+                    state.last_fire = now
+                    fired.append((key, name))
+        return fired
+
+    def next_fire(self, key: JobKey, record: JobRecord, now: datetime) -> datetime | None:
+        """When the job's next time schedule fires (for status), None if never."""
+        schedules = self.jobs.get(key) or schedules_of(record)
+        upcoming = [t.next(now) for t in schedules.times.values()]
+        found = [moment for moment in upcoming if moment is not None]
+        return min(found) if found else None
+
+    def wants_connect(self, key: JobKey, now: datetime) -> str | None:
+        """The name of an active device-connect schedule of the job, if it has one."""
+        schedules = self.jobs.get(key)
+        if schedules is None:
+            return None
+        for name, trigger in schedules.connects.items():
+            if trigger.active(now):
+                return name
+        return None
+
+    def connect_jobs(self) -> Iterable[JobKey]:
+        return [key for key, s in self.jobs.items() if s.connects]

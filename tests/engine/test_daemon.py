@@ -1,0 +1,239 @@
+"""`jobrunner watch` as a real process: changes, schedules, device connects, SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from jobrunner.cli.main import cli
+from jobrunner.state.records import ExecutionStatus
+
+from .conftest import Scenario
+
+pytestmark = pytest.mark.integration
+
+STEP = "- {name: stop, definition: Bundle Stop, timeout: 5s, properties: {bundleId: 42}}"
+
+
+class Watch:
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        self.log = scenario.root / "watch.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Watch:
+        s = self.scenario
+        with self.log.open("ab") as output:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "jobrunner",
+                    "watch",
+                    "--jobs-dir",
+                    str(s.jobs_dir),
+                    "--state-dir",
+                    str(s.state_dir),
+                    "--broker",
+                    s.broker.url,
+                    "--scope",
+                    s.scope,
+                    "--client-id",
+                    f"watch-{s.scope}",
+                    "--debounce",
+                    "100",
+                ],
+                stdout=output,
+                stderr=output,
+            )
+        self.wait_for(lambda: "reconciled revision" in self.text(), "the first reconcile")
+        return self
+
+    def text(self) -> str:
+        return self.log.read_text() if self.log.exists() else ""
+
+    def wait_for(self, condition: Callable[[], bool], what: str, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(f"watch exited while waiting for {what}:\n{self.text()}")
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}:\n{self.text()}")
+
+    def terminate(self) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def watch(scenario: Scenario) -> Iterator[Watch]:
+    daemon = Watch(scenario)
+    yield daemon
+    if daemon.process is not None and daemon.process.poll() is None:
+        daemon.process.kill()
+        daemon.process.wait()
+
+
+def executions(scenario: Scenario, name: str) -> list[tuple[int, str, str]]:
+    path = scenario.state_dir / "scopes" / scenario.scope / "jobs" / name
+    if not (path / "job.json").exists():
+        return []
+    job = scenario.state(name)
+    job.close()
+    return [(e.id, e.status.value, str(e.trigger)) for e in job.executions.values()]
+
+
+def ended(scenario: Scenario, name: str, count: int) -> Callable[[], bool]:
+    def check() -> bool:
+        found = executions(scenario, name)
+        return len(found) >= count and all(s != ExecutionStatus.RUNNING for _, s, _ in found)
+
+    return check
+
+
+def test_new_file_and_new_run_token_start_executions(scenario: Scenario, watch: Watch) -> None:
+    scenario.registry(2)
+    scenario.fleet(2)
+    watch.start()
+
+    scenario.job("rollout", STEP, run="1")
+    watch.wait_for(ended(scenario, "rollout", 1), "execution 1")
+    scenario.job("rollout", STEP, run="2")
+    watch.wait_for(ended(scenario, "rollout", 2), "execution 2")
+
+    assert [(i, s) for i, s, _ in executions(scenario, "rollout")] == [
+        (1, "TERMINATED"),
+        (2, "TERMINATED"),
+    ]
+    assert "started" in watch.text() and "new run token" in watch.text()
+    assert watch.terminate() == 0
+
+
+def test_a_broken_file_marks_only_its_own_job(scenario: Scenario, watch: Watch) -> None:
+    scenario.registry(1)
+    scenario.fleet(1)
+    watch.start()
+    broken = scenario.job("broken", STEP.replace("42", "forty-two"))
+    scenario.job("fine", STEP)
+
+    watch.wait_for(ended(scenario, "fine", 1), "the fine job")
+    watch.wait_for(lambda: "invalid" in watch.text() or "manifest:" in watch.text(), "an error")
+    assert f"{broken}:" in watch.text()
+    assert executions(scenario, "broken") == []
+    assert watch.terminate() == 0
+
+
+def test_device_connect_runs_the_job_for_that_target_only_and_never_again(
+    scenario: Scenario, watch: Watch
+) -> None:
+    scenario.registry(3)
+    fleet = scenario.fleet(3)
+    scenario.job(
+        "on-connect",
+        STEP,
+        run=None,
+        extra="schedules:\n  - {name: connect, type: device-connect}\n",
+    )
+    watch.start()
+
+    fleet.reboot("gw-0002", delay=0.1)
+    watch.wait_for(ended(scenario, "on-connect", 1), "the device-connect execution")
+    assert executions(scenario, "on-connect")[0][2] == "device-connect (gw-0002)"
+    assert fleet.contacted("bundle-stop") == {"gw-0002"}
+    assert scenario.statuses("on-connect")["gw-0002"] == (0, "PROCESS_OK")
+
+    fleet.reboot("gw-0002", delay=0.1)
+    fleet.reboot("gw-0003", delay=0.1)
+    watch.wait_for(ended(scenario, "on-connect", 2), "the second device's execution")
+    time.sleep(1.0)  # a wrong second run for gw-0002 would have started by now
+    runs = executions(scenario, "on-connect")
+    assert [trigger for _, _, trigger in runs] == [
+        "device-connect (gw-0002)",
+        "device-connect (gw-0003)",
+    ]
+    assert fleet.count("gw-0002", "bundle-stop") == 1
+    assert watch.terminate() == 0
+
+
+def test_a_cron_schedule_fires_on_time_and_a_fire_during_a_run_is_skipped(
+    scenario: Scenario, watch: Watch
+) -> None:
+    scenario.registry(2)
+    from jobrunner.simulator.faults import DelayFault, FaultPlan, Selector
+
+    scenario.fleet(2, FaultPlan(slow=(DelayFault(Selector("*", "bundle-stop"), 2.5),)))
+    scenario.job(
+        "every-2s",
+        STEP,
+        run=None,
+        extra='schedules:\n  - {name: tick, type: cron, cron: "*/2 * * * * ?"}\n',
+    )
+    watch.start()
+
+    watch.wait_for(ended(scenario, "every-2s", 1), "a scheduled execution", timeout=30)
+    watch.wait_for(lambda: "skipped schedule tick" in watch.text(), "a skipped fire")
+    assert executions(scenario, "every-2s")[0][2] == "schedule (tick)"
+    assert watch.terminate() == 0
+
+
+def test_start_and_stop_are_handed_to_the_daemon(scenario: Scenario, watch: Watch) -> None:
+    scenario.registry(1)
+    scenario.fleet(1)
+    scenario.job("rollout", STEP, run=None)
+    watch.start()
+
+    result = CliRunner().invoke(
+        cli,
+        [
+            "start",
+            f"{scenario.scope}/rollout",
+            "--wait",
+            "--jobs-dir",
+            str(scenario.jobs_dir),
+            "--state-dir",
+            str(scenario.state_dir),
+            "--broker",
+            scenario.broker.url,
+        ],
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "by the watch daemon" in result.output
+    assert executions(scenario, "rollout") == [(1, "TERMINATED", "manual")]
+    assert watch.terminate() == 0
+
+
+def test_sigterm_exits_0_quickly_and_a_restart_resumes(
+    scenario: Scenario, watch: Watch, tmp_path: Path
+) -> None:
+    scenario.registry(4)
+    from jobrunner.simulator.faults import DelayFault, FaultPlan, Selector
+
+    scenario.fleet(4, FaultPlan(slow=(DelayFault(Selector("*", "bundle-start"), 0.5),)))
+    scenario.job(
+        "rollout",
+        STEP
+        + "\n- {name: start, definition: Bundle Start, timeout: 5s, properties: {bundleId: 42}}",
+    )
+    watch.start()
+    watch.wait_for(lambda: executions(scenario, "rollout") != [], "the execution")
+
+    began = time.monotonic()
+    assert watch.terminate() == 0
+    assert time.monotonic() - began < 5
+
+    watch.start()
+    watch.wait_for(ended(scenario, "rollout", 1), "the resumed execution")
+    assert "resumed" in watch.text()
+    assert {s for _, s in scenario.statuses("rollout").values()} <= {"PROCESS_OK", "PROCESS_FAILED"}
+    assert watch.terminate() == 0
