@@ -71,7 +71,8 @@ class Scenario:
         """Write a Job manifest; `steps` is the YAML list of steps (dedented)."""
         body = textwrap.indent(textwrap.dedent(steps).strip(), "    ")
         text = (
-            f"apiVersion: jobrunner/v1\nkind: Job\nmetadata: {{name: {name}, scope: {self.scope}}}\n"
+            "apiVersion: jobrunner/v1\nkind: Job\n"
+            f"metadata: {{name: {name}, scope: {self.scope}}}\n"
             f"spec:\n  targets: {{{targets}}}\n  steps:\n{body}\n"
             + (f'  run: "{run}"\n' if run is not None else "")
             + textwrap.indent(textwrap.dedent(extra), "  ")

@@ -51,7 +51,7 @@ def test_a_damaged_journal_is_reported_with_file_and_line(scenario: Scenario) ->
 
 
 def test_the_other_jobs_are_listed_and_keep_running(scenario: Scenario) -> None:
-    alpha, beta = _two_jobs(scenario)
+    alpha, _ = _two_jobs(scenario)
     _damage_middle_line(alpha / "targets.journal")
     damaged = (alpha / "targets.journal").read_bytes()
 
