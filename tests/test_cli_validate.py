@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from click.testing import CliRunner
+
 from jobrunner.cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,8 +12,8 @@ from itertools import islice
 from zoneinfo import ZoneInfo
 
 import pytest
-from jobrunner.cron import MAX_YEAR, parse_quartz
 
+from jobrunner.cron import MAX_YEAR, parse_quartz
 from tests.cron.vectors import parse, section, vectors
 
 ROME = ZoneInfo("Europe/Rome")

@@ -11,8 +11,8 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from jobrunner.cron.days import LastDayOfMonth
 
+from jobrunner.cron.days import LastDayOfMonth
 from tests.cron.vectors import Vector, disagreement, our_fires, parse, section, vectors
 
 FIRES = section("fires")

@@ -17,6 +17,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+
 from jobrunner.device.client import DeviceClient
 from jobrunner.device.model import Anomaly, AnomalyKind, PayloadCodec, Pending, Tracked
 from jobrunner.device.payload import KuraPayload, Metric, ProtobufCodec

@@ -9,11 +9,11 @@ from __future__ import annotations
 import gzip
 
 import pytest
+
 from jobrunner.device.client import DeviceClient
 from jobrunner.device.model import AnomalyKind, Request
 from jobrunner.device.payload import MAX_DECOMPRESSED_BYTES, KuraPayload, Metric
 from jobrunner.device.topics import Lifecycle
-
 from tests.device.conftest import CODEC, WAIT, Recorder, Responder
 
 pytestmark = pytest.mark.integration

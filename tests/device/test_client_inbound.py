@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import paho.mqtt.client as mqtt
+
 from jobrunner.device.correlation import PendingTable
 from jobrunner.device.inbound import Inbound
 from jobrunner.device.model import AnomalyKind, PayloadCodec, Tracked
 from jobrunner.device.payload import ProtobufCodec
-
 from tests.device.conftest import Recorder, Responder
 
 

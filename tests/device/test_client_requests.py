@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+
 from jobrunner.device.client import (
     ClientBusyError,
     DeviceClient,
@@ -14,7 +15,6 @@ from jobrunner.device.jsoncodec import JsonCodec
 from jobrunner.device.model import AnomalyKind, Request
 from jobrunner.device.payload import Metric, MetricType
 from jobrunner.simulator.broker import RunningBroker
-
 from tests.device.conftest import WAIT, Received, Recorder, Responder, make_client, unique
 
 pytestmark = pytest.mark.integration

@@ -6,10 +6,10 @@ import json
 from typing import Any
 
 import pytest
+
 from jobrunner.device.operations import AsyncState, Operation, OperationError, OutcomeStatus
 from jobrunner.device.payload import KuraPayload, Metric, MetricType
 from jobrunner.manifests.steps import FileType
-
 from tests.device.test_operations_sync import I32, I64, B, S, build, reply, typed
 
 OK, FAILED, PROGRESS, IGNORED, ACCEPTED = (

@@ -6,6 +6,8 @@ import json
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
+
 from jobrunner.device.model import Request
 from jobrunner.device.operations import (
     OPERATIONS,
@@ -18,7 +20,6 @@ from jobrunner.device.operations import (
 )
 from jobrunner.device.payload import KuraPayload, Metric, MetricType
 from jobrunner.manifests.steps import CATALOGUE
-from pydantic import BaseModel
 
 PEM = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ==\n-----END CERTIFICATE-----"
 S, I32, I64, B = MetricType.STRING, MetricType.INT32, MetricType.INT64, MetricType.BOOL

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 
 import pytest
+
 from jobrunner.device.jsoncodec import JsonCodec
 from jobrunner.device.payload import (
     MAX_DECOMPRESSED_BYTES,

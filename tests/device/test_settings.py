@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from jobrunner.device.settings import BrokerSettings, default_client_id, parse_broker_url
 from jobrunner.errors import ConfigError
 

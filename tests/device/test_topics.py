@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from jobrunner.device.topics import (
     Lifecycle,
     LifecycleTopic,

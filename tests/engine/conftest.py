@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
 from jobrunner.device import BrokerSettings
 from jobrunner.engine.executor import EngineSettings
 from jobrunner.engine.service import Runner, RunnerConfig

@@ -15,6 +15,7 @@ import time
 from collections import Counter
 
 import pytest
+
 from jobrunner.simulator.config import Timing
 from jobrunner.simulator.faults import DelayFault, FaultPlan, Selector
 from jobrunner.simulator.fleet import Fleet

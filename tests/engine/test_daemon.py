@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
 from jobrunner.cli.main import cli
 from jobrunner.state.records import ExecutionStatus
 

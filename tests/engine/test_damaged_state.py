@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from click.testing import CliRunner
+
 from jobrunner.cli.main import cli
 
 from .conftest import Scenario

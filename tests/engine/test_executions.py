@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from jobrunner.errors import JobError
 from jobrunner.simulator.faults import FailFault, FaultPlan, Selector
 
@@ -128,6 +129,7 @@ def test_status_json_follows_the_fixed_contract(scenario: Scenario) -> None:
     import json
 
     from click.testing import CliRunner
+
     from jobrunner.cli.main import cli
 
     scenario.registry(2)

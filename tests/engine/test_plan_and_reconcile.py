@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from click.testing import CliRunner
+
 from jobrunner.cli.main import cli
 
 from .conftest import Scenario

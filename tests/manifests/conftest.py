@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from jobrunner.manifests import ManifestSet, load_manifests
 
 JOB_HEADER = """\

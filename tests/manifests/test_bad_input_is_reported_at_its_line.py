@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+
 from jobrunner.manifests import ManifestSet
 
 from .conftest import MINIMAL_JOB, Write, job_with_spec, messages

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from jobrunner.manifests import ManifestSet
 from jobrunner.manifests.loader import MAX_FILE_BYTES
 from jobrunner.manifests.yamlsource import MAX_DEPTH, YamlError, read_documents

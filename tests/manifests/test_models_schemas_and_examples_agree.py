@@ -8,6 +8,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+
 from jobrunner.manifests import CATALOGUE, load_manifests, manifest_files
 from jobrunner.manifests.schema import SCHEMA_FILES, render
 from jobrunner.manifests.yamlsource import read_documents

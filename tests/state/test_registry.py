@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+
 from jobrunner.errors import StateError, StateVersionError
 from jobrunner.state.files import Journal
 from jobrunner.state.registry import DeviceRecord, DeviceRegistry, DeviceStatus
