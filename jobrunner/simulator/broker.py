@@ -16,8 +16,8 @@ import importlib.util
 import shutil
 import socket
 import subprocess
-import tempfile
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +37,7 @@ class BrokerError(RuntimeError):
 
 
 def find_mosquitto() -> str | None:
-    """The mosquitto binary: on PATH, or where Debian and Homebrew put it (sbin is often off PATH)."""
+    """The mosquitto binary: on PATH, or where Debian and Homebrew put it (sbin: often off PATH)."""
     found = shutil.which("mosquitto")
     if found:
         return found
@@ -153,11 +153,9 @@ def start_broker(
     max_queued_messages: int | None = None,
 ) -> RunningBroker:
     """Start a broker on `port` (a free one by default) and return once it accepts connections."""
-    chosen: Literal["mosquitto", "embedded"]
-    if kind == "auto":
-        chosen = "mosquitto" if find_mosquitto() else "embedded"
-    else:
-        chosen = kind
+    chosen: Literal["mosquitto", "embedded"] = (
+        kind if kind != "auto" else ("mosquitto" if find_mosquitto() else "embedded")
+    )
     for attempt in range(3):
         broker = RunningBroker(chosen, host, port or free_port(host), max_queued_messages)
         try:

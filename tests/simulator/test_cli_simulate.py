@@ -1,0 +1,130 @@
+"""`jobrunner simulate`: its help, its errors, and a short run against a real broker."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+
+from click.testing import CliRunner
+
+from jobrunner.cli.simulate import simulate
+from jobrunner.simulator.broker import RunningBroker
+from jobrunner.simulator.operations import GROUPS, OPERATIONS
+from tests.simulator.conftest import Requester
+
+
+def test_help_reads_like_a_manual_and_lists_every_operation() -> None:
+    result = CliRunner().invoke(simulate, ["--help"], terminal_width=100)
+    assert result.exit_code == 0
+    for words in (
+        "Connection modes:",
+        "per-device",
+        "shared",
+        "Faults",
+        "Examples:",
+        "--fail-rate",
+        "--disconnect",
+        "--offline",
+        "--stray",
+        "CERT-V1",
+        "ANSIBLE-V1",
+    ):
+        assert words in result.output
+    for name in (*OPERATIONS, *GROUPS):
+        assert name in result.output, name
+
+
+def test_a_wrong_fault_or_broker_is_a_usage_error() -> None:
+    result = CliRunner().invoke(simulate, ["--fail", "gw-0001:explode"])
+    assert result.exit_code == 2 and "unknown operation 'explode'" in result.output
+    result = CliRunner().invoke(simulate, ["--broker", "http://example.com"])
+    assert result.exit_code == 2 and "not a broker URL" in result.output
+    result = CliRunner().invoke(simulate, ["--apps", "gw-0001=CMD-V1,NOPE-V9"])
+    assert result.exit_code == 2 and "NOPE-V9" in result.output
+
+
+def test_an_unreachable_broker_is_a_clear_error() -> None:
+    result = CliRunner().invoke(simulate, ["-n", "1", "--broker", "mqtt://127.0.0.1:9"])
+    assert result.exit_code == 1
+    assert "cannot reach the broker at 127.0.0.1:9" in result.output
+
+
+def test_it_runs_a_fleet_and_stops_with_dc(broker: RunningBroker, account: str) -> None:
+    requester = Requester(broker, account)
+    try:
+        outcome: dict[str, object] = {}
+
+        def run() -> None:
+            result = CliRunner().invoke(
+                simulate,
+                [
+                    "-n",
+                    "3",
+                    "--broker",
+                    broker.url,
+                    "--account",
+                    account,
+                    "--run-for",
+                    "3s",
+                    "--fail",
+                    "gw-0002:bundle-stop=400",
+                    "--legacy",
+                    "gw-0003",
+                ],
+            )
+            outcome["result"] = result
+
+        # CliRunner installs no signal handlers off the main thread; --run-for ends it.
+        thread = threading.Thread(target=run)
+        thread.start()
+        requester.wait_lifecycle("gw-0003", "BIRTH")
+        assert requester.call("gw-0002", "DEPLOY-V2", "EXEC", "stop", "42").code == 400
+        assert requester.call("gw-0001", "DEPLOY-V2", "EXEC", "stop", "42").code == 200
+        assert requester.call("gw-0003", "KEYS-V1", "GET", "keystores").code == 404
+        thread.join(30)
+        result = outcome["result"]
+        assert getattr(result, "exit_code", None) == 0, getattr(result, "output", result)
+        output = getattr(result, "output", "")
+        assert (
+            output.startswith("fleet up in ") and "3 simulated devices (gw-0001..gw-0003)" in output
+        )
+        assert "fleet stopped: 3 devices disconnected, 3 requests served" in output
+        requester.wait(lambda _: len(requester.lifecycle(kind="DC")) == 3)
+    finally:
+        requester.close()
+
+
+def test_sigterm_stops_the_fleet_with_dc_and_exit_0(broker: RunningBroker, account: str) -> None:
+    requester = Requester(broker, account)
+    command = [
+        sys.executable,
+        "-c",
+        "from jobrunner.cli.simulate import simulate; simulate()",
+        "-n",
+        "2",
+        "--broker",
+        broker.url,
+        "--account",
+        account,
+    ]
+    try:
+        with subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        ) as process:
+            try:
+                assert process.stdout is not None and process.stderr is not None
+                first = process.stdout.readline()
+                assert first.startswith("fleet up in "), first + process.stderr.read()
+                requester.wait_lifecycle("gw-0002", "BIRTH")
+                process.send_signal(signal.SIGTERM)
+                assert process.wait(30) == 0
+                assert "fleet stopped: 2 devices disconnected" in process.stdout.read()
+            finally:
+                if process.poll() is None:
+                    process.kill()
+        requester.wait(lambda _: len(requester.lifecycle(kind="DC")) == 2)
+        assert requester.lifecycle(kind="LWT") == []
+    finally:
+        requester.close()
