@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install validate test check lint types schemas clean
+.PHONY: install validate test soak check lint types schemas clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ lint: $(STAMP)  ## ruff, formatting, and the import layers of DESIGN §2
 
 types: $(STAMP)  ## mypy --strict on the package
 	$(BIN)/mypy
+
+soak: $(STAMP)  ## the slow tests too (scale, long fault runs): run before a release
+	$(BIN)/pytest -m "slow or not slow"
 
 check: lint types test  ## everything CI runs
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import sys
 import traceback
+from pathlib import Path
 from typing import Any
 
 import click
 
 from jobrunner import __version__
+from jobrunner.cli.config import load_config, show_config
 from jobrunner.cli.cron import cron
 from jobrunner.cli.plan import plan
 from jobrunner.cli.run import reconcile, start, stop
+from jobrunner.cli.simulate import simulate
 from jobrunner.cli.status import logs, status
 from jobrunner.cli.validate import validate
 from jobrunner.cli.watch import watch
@@ -26,7 +29,9 @@ COMMANDS: list[click.Command] = [
     stop,
     status,
     logs,
+    simulate,
     cron,
+    show_config,
 ]
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -49,8 +54,15 @@ class Group(click.Group):
 @click.group(cls=Group, context_settings=CONTEXT)
 @click.version_option(__version__, "--version", prog_name="jobrunner")
 @click.option("--debug", is_flag=True, help="Show tracebacks of internal errors.")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="JOBRUNNER_CONFIG",
+    help="Configuration file (default: ./jobrunner.yaml when it exists).",
+)
 @click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
+def cli(ctx: click.Context, debug: bool, config_file: Path | None) -> None:
     """Run device-management jobs on fleets of Eclipse Kura / ESF gateways, declared in git.
 
     \b
@@ -75,10 +87,16 @@ def cli(ctx: click.Context, debug: bool) -> None:
       --broker URL       mqtt://host:port or mqtts://...    JOBRUNNER_BROKER
       --scope NAME       scope of manifests that name none  JOBRUNNER_SCOPE
 
+    Settings come from flags, then JOBRUNNER_* environment variables, then the
+    configuration file (jobrunner.yaml); `jobrunner config` shows the result.
+
     JOB is NAME or SCOPE/NAME. Run `jobrunner COMMAND --help` for each command.
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
+    loaded = load_config(config_file)
+    ctx.meta["jobrunner.config"] = loaded
+    ctx.default_map = loaded.default_map(list(cli.commands))
 
 
 def main(argv: list[str] | None = None) -> None:

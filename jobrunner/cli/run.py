@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from jobrunner.cli.config import broker_settings, current
 from jobrunner.cli.options import (
     broker_option,
     client_id_option,
@@ -14,7 +15,6 @@ from jobrunner.cli.options import (
     manifest_options,
     state_dir_option,
 )
-from jobrunner.device import BrokerSettings
 from jobrunner.engine import handoff
 from jobrunner.engine.executor import EngineSettings
 from jobrunner.engine.plan import Action
@@ -57,7 +57,7 @@ def _config(
         jobs_dir=jobs_dir,
         state_dir=state_dir,
         scope=scope,
-        broker=BrokerSettings.resolve(broker, client_id=client_id),
+        broker=broker_settings(current(click.get_current_context()), broker, client_id),
         engine=EngineSettings(max_in_flight=max_in_flight),
     )
 

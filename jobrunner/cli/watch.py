@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from jobrunner.cli.config import broker_settings, current
 from jobrunner.cli.options import (
     broker_option,
     client_id_option,
@@ -16,7 +17,6 @@ from jobrunner.cli.options import (
     manifest_options,
     state_dir_option,
 )
-from jobrunner.device import BrokerSettings
 from jobrunner.engine.daemon import Daemon
 from jobrunner.engine.executor import EngineSettings
 from jobrunner.engine.service import RunnerConfig
@@ -71,7 +71,7 @@ def watch(
         jobs_dir=jobs_dir,
         state_dir=state_dir,
         scope=scope,
-        broker=BrokerSettings.resolve(broker, client_id=client_id),
+        broker=broker_settings(current(click.get_current_context()), broker, client_id),
         engine=EngineSettings(max_in_flight=max_in_flight),
     )
     Daemon(config, debounce_ms=debounce).run()
