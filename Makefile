@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install validate test soak check lint types schemas clean
+.PHONY: install demo validate test soak check lint types schemas clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +13,9 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 install: $(STAMP)  ## set up .venv with jobrunner and its development tools
+
+demo: $(STAMP)  ## watch a rollout of the example jobs to a simulated fleet (broker included)
+	$(BIN)/jobrunner demo
 
 validate: $(STAMP)  ## check the example manifests in jobs.d/
 	$(BIN)/jobrunner validate jobs.d
@@ -33,8 +36,9 @@ soak: $(STAMP)  ## the slow tests too (scale, long fault runs): run before a rel
 
 check: lint types test  ## everything CI runs
 
-schemas: $(STAMP)  ## regenerate schemas/ from the manifest models
+schemas: $(STAMP)  ## regenerate schemas/ and docs/manifest-reference.md from the models
 	$(BIN)/python -m jobrunner.manifests.schema schemas
+	$(BIN)/python -m jobrunner.manifests.reference docs/manifest-reference.md
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -12,6 +12,7 @@ import click
 from jobrunner import __version__
 from jobrunner.cli.config import load_config, show_config
 from jobrunner.cli.cron import cron
+from jobrunner.cli.demo import demo
 from jobrunner.cli.plan import plan
 from jobrunner.cli.run import reconcile, start, stop
 from jobrunner.cli.simulate import simulate
@@ -21,6 +22,7 @@ from jobrunner.cli.watch import watch
 from jobrunner.errors import JobrunnerError
 
 COMMANDS: list[click.Command] = [
+    demo,
     validate,
     plan,
     reconcile,

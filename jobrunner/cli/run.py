@@ -15,11 +15,13 @@ from jobrunner.cli.options import (
     manifest_options,
     state_dir_option,
 )
+from jobrunner.cli.progress import ProgressView, progress_of
 from jobrunner.engine import handoff
 from jobrunner.engine.executor import EngineSettings
 from jobrunner.engine.plan import Action
 from jobrunner.engine.service import ExecutionRef, Runner, RunnerConfig, exit_code
 from jobrunner.engine.status import parse_job_ref
+from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import StateDir
 from jobrunner.state.lock import current_owner
 from jobrunner.state.records import ExecutionStatus, ExecutionSummary
@@ -32,13 +34,35 @@ def _daemon(state_dir: Path) -> StateDir | None:
     return state if owner is not None and owner.role == "watch" else None
 
 
-def _follow(state: StateDir, refs: list[ExecutionRef]) -> list[ExecutionSummary]:
+def follow(state: StateDir, refs: list[ExecutionRef], view: ProgressView) -> list[ExecutionSummary]:
     """Wait, reading the state directory, until the daemon's executions have ended."""
     while True:
         summaries = [ExecutionSummary.load(state.job(s, n).summary(e)) for s, n, e in refs]
-        if all(summary.status is not ExecutionStatus.RUNNING for summary in summaries):
+        finished = all(summary.status is not ExecutionStatus.RUNNING for summary in summaries)
+        if finished or view.due(0.5):
+            jobs = [JobState.load(state, s, n) for s, n, _ in refs]
+            view.show([progress_of(job, e) for job, (_, _, e) in zip(jobs, refs, strict=True)])
+            for job in jobs:
+                job.close()
+        if finished:
             return summaries
         time.sleep(0.2)
+
+
+def _run_and_show(runner: Runner, refs: list[ExecutionRef]) -> list[ExecutionSummary]:
+    """Drive the executions here, showing their progress."""
+    with ProgressView.for_output() as view:
+
+        def show() -> None:
+            view.show([progress_of(runner.job_state(s, n), e) for s, n, e in refs])
+
+        def tick() -> None:
+            if view.due():
+                show()
+
+        summaries = runner.wait(refs, tick)
+        show()  # the last lines, whenever the last tick was
+        return summaries
 
 
 def _refs(result: dict[str, object], key: str) -> list[ExecutionRef]:
@@ -107,7 +131,8 @@ def reconcile(
             click.echo(f"started {scope_name}/{name} execution {execution} (by the watch daemon)")
         if not wait:
             return
-        summaries = _follow(daemon, started)
+        with ProgressView.for_output() as view:
+            summaries = follow(daemon, started, view)
         _report(summaries, [f"{s}/{n}" for s, n, _ in started])
         ctx.exit(exit_code(summaries))
     config = _config(jobs_dir, state_dir, scope, broker, client_id, max_in_flight)
@@ -128,7 +153,7 @@ def reconcile(
         for scope_name, name, execution in applied.started:
             click.echo(f"started {scope_name}/{name} execution {execution}")
         waited = runner.resumed + applied.started
-        summaries = runner.wait(waited)
+        summaries = _run_and_show(runner, waited)
         _report(summaries, [f"{s}/{n}" for s, n, _ in waited])
     failed = plan.has_errors
     ctx.exit(1 if failed else (exit_code(summaries) if wait else 0))
@@ -169,7 +194,8 @@ def start(
         started = _refs(handoff.submit(daemon, "start", scope_name, name), "started")
         click.echo(f"started {scope_name}/{name} execution {started[0][2]} (by the watch daemon)")
         if wait:
-            summaries = _follow(daemon, started)
+            with ProgressView.for_output() as view:
+                summaries = follow(daemon, started, view)
             _report(summaries, [f"{scope_name}/{name}"])
             ctx.exit(exit_code(summaries))
         return
@@ -177,7 +203,7 @@ def start(
     with Runner(config, role="start") as runner:
         summary = runner.start_job(scope_name, name, runner.load())
         click.echo(f"started {scope_name}/{name} execution {summary.id}")
-        summaries = runner.wait([(scope_name, name, summary.id)])
+        summaries = _run_and_show(runner, [(scope_name, name, summary.id)])
         _report(summaries, [f"{scope_name}/{name}"])
     ctx.exit(exit_code(summaries) if wait else 0)
 
@@ -201,7 +227,7 @@ def stop(
     daemon = _daemon(state_dir)
     if daemon is not None:
         stopped = _refs(handoff.submit(daemon, "stop", scope_name, name), "stopped")
-        _follow(daemon, stopped)
+        follow(daemon, stopped, ProgressView(live=False))
         click.echo(f"stopped {scope_name}/{name} execution {stopped[0][2]}")
         return
     config = _config(jobs_dir, state_dir, scope, broker, client_id, 200)

@@ -9,6 +9,8 @@ from typing import Any
 import click
 
 from jobrunner.cli.options import scope_option, state_dir_option
+from jobrunner.cli.progress import ProgressView
+from jobrunner.cli.run import follow
 from jobrunner.engine.status import STATUS_ORDER, all_jobs, job_view, load_job, parse_job_ref
 from jobrunner.state.layout import StateDir
 from jobrunner.state.logs import read_lines
@@ -43,6 +45,13 @@ SHORT = {
     help="Show only targets with this status (repeatable).",
 )
 @click.option("--step", "only_step", type=int, help="Show only targets at this step index.")
+@click.option(
+    "-w",
+    "--watch",
+    "live",
+    is_flag=True,
+    help="Follow the running executions live until they end (log lines when not on a terminal).",
+)
 def status(
     job: str | None,
     state_dir: Path,
@@ -50,6 +59,7 @@ def status(
     output: str,
     only_status: tuple[str, ...],
     only_step: int | None,
+    live: bool,
 ) -> None:
     """Show jobs, their targets and executions, as recorded.
 
@@ -63,6 +73,9 @@ def status(
     RUNNING / TERMINATED / STOPPED, trigger, startedOn, endedOn).
     """
     state = StateDir(state_dir)
+    if live:
+        _watch(state, None if job is None else parse_job_ref(job, scope))
+        return
     if job is None:
         rows = all_jobs(state)
         _emit(rows, output, _jobs_table)
@@ -78,6 +91,26 @@ def status(
         and (only_step is None or t["stepIndex"] == only_step)
     ]
     _emit(view, output, _job_table)
+
+
+def _watch(state: StateDir, only: tuple[str, str] | None) -> None:
+    """Show the running executions (of one job, or all) until none runs."""
+    with ProgressView.for_output() as view:
+        while True:
+            refs: list[tuple[str, str, int]] = []
+            keys = [only] if only is not None else list(state.jobs())
+            for scope_name, name in keys:
+                summary = load_job(state, scope_name, name)
+                summary.close()
+                last = summary.last_execution
+                if last is not None and (only is not None or last.status.value == "RUNNING"):
+                    refs.append((scope_name, name, last.id))
+            if not refs:
+                click.echo("no execution is running", err=True)
+                return
+            summaries = follow(state, refs, view)
+            if only is not None or all(s.status.value != "RUNNING" for s in summaries):
+                return
 
 
 def _emit(value: Any, output: str, table: Any) -> None:
@@ -100,7 +133,7 @@ def _jobs_table(rows: list[dict[str, Any]]) -> None:
     if not rows:
         click.echo("no job recorded yet; run `jobrunner reconcile`")
         return
-    click.echo(f"{'JOB':<40} {'TARGETS':<34} LAST EXECUTION")
+    click.echo(f"{'JOB':<40} {'TARGETS':<34} {'NEXT FIRE':<21} LAST EXECUTION")
     for row in rows:
         if "error" in row:
             click.echo(f"{row['scope'] + '/' + row['name']:<40} UNREADABLE: {row['error']}")
@@ -114,7 +147,7 @@ def _jobs_table(rows: list[dict[str, Any]]) -> None:
         flags = "".join(f" [{flag}]" for flag in ("conflict", "orphaned", "suspend") if row[flag])
         click.echo(
             f"{row['scope'] + '/' + row['name']:<40} {_counts_text(row['counts']):<34}"
-            f" {execution}{flags}"
+            f" {row['nextFire'] or '-':<21} {execution}{flags}"
         )
 
 
@@ -136,6 +169,13 @@ def _job_table(view: dict[str, Any]) -> None:
     if view["conflict"]:
         conflict = view["conflict"]
         click.echo(f"  CONFLICT   {conflict['file']}:{conflict['line']}: {conflict['message']}")
+    if view["problem"]:
+        click.echo(f"  PROBLEM    {view['problem']}")
+    for schedule in view["schedules"]:
+        upcoming = schedule["next"] or (
+            "on connect" if schedule["type"] == "device-connect" else "never again"
+        )
+        click.echo(f"  schedule   {schedule['name']} ({schedule['type']}): next {upcoming}")
     click.echo(f"  targets    {_counts_text(view['counts'])}")
     if view["executions"]:
         click.echo(

@@ -8,7 +8,7 @@ Runner(config)                          a process that owns the state directory:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -181,16 +181,27 @@ class Runner:
         executions.stop(self.engine, job, reason)
         return job.run.summary
 
-    def wait(self, refs: Iterable[ExecutionRef]) -> list[ExecutionSummary]:
-        """Run the engine until each execution has ended; their final summaries."""
+    def wait(
+        self, refs: Iterable[ExecutionRef], tick: Callable[[], None] | None = None
+    ) -> list[ExecutionSummary]:
+        """Run the engine until each execution has ended; their final summaries. `tick` is
+        called between turns (at least every half second), e.g. to show progress."""
         wanted = list(refs)
 
         def ended() -> bool:
+            if tick is not None:
+                tick()
             return all(self._summary(r).status is not ExecutionStatus.RUNNING for r in wanted)
 
         self.engine.run_until(ended)
         self.engine.step(0)  # write what the last turn queued
+        if tick is not None:
+            tick()
         return [self._summary(r) for r in wanted]
+
+    def job_state(self, scope: str, name: str) -> JobState:
+        """The job's state as the engine holds it (loaded if it is not running)."""
+        return self.reconciler.job(scope, name).state
 
     def _summary(self, ref: ExecutionRef) -> ExecutionSummary:
         job = self.engine.jobs.get((ref[0], ref[1]))

@@ -7,13 +7,14 @@ atomically, so a reader sees a consistent, possibly slightly old, state.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from jobrunner.engine.scheduler import schedules_of
 from jobrunner.errors import JobError, StateError
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import StateDir
-from jobrunner.state.records import ExecutionSummary
+from jobrunner.state.records import ExecutionSummary, JobRecord
 from jobrunner.state.targets import TargetStatus
 
 STATUS_ORDER = [s.value for s in TargetStatus]
@@ -38,6 +39,26 @@ def load_job(state: StateDir, scope: str, name: str) -> JobState:
 
 def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def schedules_view(record: JobRecord, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Each schedule with its next fire time (None for device-connect, or when it never
+    fires again)."""
+    moment = now or datetime.now(UTC)
+    found = schedules_of(record)
+    views: list[dict[str, Any]] = []
+    for schedule in record.spec.get("schedules", []):
+        name = schedule.get("name")
+        trigger = found.times.get(name)
+        upcoming = trigger.next(moment) if trigger is not None and not record.suspend else None
+        views.append({"name": name, "type": schedule.get("type"), "next": _iso(upcoming)})
+    return views
+
+
+def next_fire(record: JobRecord, now: datetime | None = None) -> str | None:
+    """The earliest next fire time of the job's time schedules."""
+    times = [v["next"] for v in schedules_view(record, now) if v["next"]]
+    return min(times) if times else None
 
 
 def execution_view(summary: ExecutionSummary) -> dict[str, Any]:
@@ -83,6 +104,8 @@ def job_view(job: JobState) -> dict[str, Any]:
         "conflict": None if record.conflict is None else record.conflict.model_dump(),
         "revisionAttempted": record.revision_attempted,
         "revisionApplied": record.revision_applied,
+        "problem": record.problem,
+        "schedules": schedules_view(record),
         "counts": dict(Counter(t["status"] for t in targets)),
         "targets": targets,
         "executions": [execution_view(job.executions[i]) for i in sorted(job.executions)],
@@ -99,6 +122,7 @@ def summary_row(job: JobState) -> dict[str, Any]:
         "targets": len(job.targets),
         "counts": job.counts(),
         "lastExecution": None if last is None else execution_view(last),
+        "nextFire": next_fire(record),
         "conflict": record.conflict is not None,
         "orphaned": record.orphaned,
         "suspend": record.suspend,

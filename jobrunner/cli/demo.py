@@ -1,0 +1,206 @@
+"""`jobrunner demo`: a broker, a simulated fleet and the daemon, on the example jobs, live.
+
+Everything runs on this machine and stops when the demo ends: an MQTT broker (Mosquitto when
+it is installed, else the embedded amqtt broker, or the one given with --broker), a
+simulated fleet of the example registry's gateways with a realistic mix (some slow, one that
+rejects a bundle stop, one offline that connects later), and `jobrunner watch` on the
+example jobs with a scratch state directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+
+from jobrunner.cli.progress import ProgressView, progress_of
+from jobrunner.simulator.broker import start_broker
+from jobrunner.simulator.config import FleetConfig
+from jobrunner.simulator.faults import (
+    DelayFault,
+    FailFault,
+    FaultPlan,
+    OfflineFault,
+    Selector,
+)
+from jobrunner.simulator.fleet import Fleet
+from jobrunner.state.jobstore import JobState
+from jobrunner.state.layout import StateDir
+
+DEMO_SCOPE = "acme"
+LATE_DEVICE = "gw-0012"
+MIX = FaultPlan(
+    slow=(DelayFault(Selector("gw-0009,gw-0010,gw-0019"), 1.5),),
+    fail=(FailFault(Selector("gw-0011", "bundle-stop"), 400),),
+    offline=(OfflineFault(LATE_DEVICE, connect_after=6.0),),
+)
+
+
+@click.command()
+@click.option(
+    "--jobs-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("jobs.d"),
+    show_default=True,
+    help="The example manifests.",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Where to record state (default: a new temporary directory).",
+)
+@click.option("--broker", metavar="URL", help="Use this broker instead of starting one.")
+@click.option(
+    "--devices",
+    type=click.IntRange(1, 500),
+    default=24,
+    show_default=True,
+    help="Simulated gateways gw-0001..; the examples declare 24.",
+)
+@click.option("--keep", is_flag=True, help="Keep everything running after the rollout.")
+@click.option(
+    "--timeout",
+    type=float,
+    default=120.0,
+    show_default=True,
+    help="Give up (exit 1) if the rollout has not settled after this many seconds.",
+)
+def demo(
+    jobs_dir: Path,
+    state_dir: Path | None,
+    broker: str | None,
+    devices: int,
+    keep: bool,
+    timeout: float,
+) -> None:
+    """Watch jobrunner roll out the example jobs to a simulated fleet.
+
+    Starts an MQTT broker (Mosquitto when installed, else the embedded one), a
+    fleet of simulated Kura gateways (gw-0009, gw-0010, gw-0019 answer slowly,
+    gw-0011 rejects the bundle stop, gw-0012 is offline and connects after a
+    few seconds), and the `watch` daemon on the example jobs, then shows the
+    executions live. The three example jobs with a `run` token start at once;
+    gw-0012 gets the Modbus rollout when it connects (a device-connect
+    schedule). Ends with a summary and where the state and logs were written.
+
+    Exit status: 0 when every execution ended, 1 if the rollout did not settle
+    within --timeout.
+    """
+    folder = state_dir or Path(tempfile.mkdtemp(prefix="jobrunner-demo-")) / "state"
+    with contextlib.ExitStack() as stack:
+        if broker is None:
+            running = stack.enter_context(start_broker())
+            broker = running.url
+            click.echo(f"broker: {running.kind} on {broker}", err=True)
+        fleet = stack.enter_context(
+            Fleet(FleetConfig(devices=devices, broker=broker, account=DEMO_SCOPE, faults=MIX))
+        )
+        click.echo(f"fleet: {fleet.describe()}", err=True)
+        log = folder.parent / "watch.log"
+        stack.enter_context(_daemon(jobs_dir, folder, broker, log))
+        click.echo(f"daemon: jobrunner watch (its log: {log})", err=True)
+        settled = _show_until_settled(StateDir(folder), fleet, timeout)
+        _summary(StateDir(folder), log)
+        if keep:
+            click.echo("--keep: everything keeps running; press Ctrl-C to stop.", err=True)
+            with contextlib.suppress(KeyboardInterrupt):
+                while True:
+                    time.sleep(1)
+    sys.exit(0 if settled else 1)
+
+
+@contextlib.contextmanager
+def _daemon(jobs_dir: Path, state_dir: Path, broker: str, log: Path) -> Iterator[None]:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as output:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "jobrunner",
+                "watch",
+                "--jobs-dir",
+                str(jobs_dir),
+                "--state-dir",
+                str(state_dir),
+                "--broker",
+                broker,
+                "--scope",
+                DEMO_SCOPE,
+                "--client-id",
+                "jobrunner-demo",
+                "--debounce",
+                "200",
+            ],
+            stdout=output,
+            stderr=output,
+        )
+    try:
+        yield
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _show_until_settled(state: StateDir, fleet: Fleet, timeout: float) -> bool:
+    """Show the executions until none runs, the late device is in, and all stays quiet."""
+    deadline = time.monotonic() + timeout
+    quiet_since: float | None = None
+    with ProgressView.for_output() as view:
+        while time.monotonic() < deadline:
+            jobs = _loaded(state)
+            shown = [progress_of(j, e) for j in jobs for e in sorted(j.executions)]
+            view.show(shown)
+            running = any(p.status == "RUNNING" for p in shown)
+            late_in = LATE_DEVICE not in fleet.devices or fleet.devices[LATE_DEVICE].online
+            if shown and not running and late_in:
+                quiet_since = quiet_since or time.monotonic()
+                if time.monotonic() - quiet_since > 3.0:
+                    return True
+            else:
+                quiet_since = None
+            time.sleep(0.3)
+    return False
+
+
+def _loaded(state: StateDir) -> list[JobState]:
+    jobs = []
+    for scope, name in state.jobs():
+        try:
+            job = JobState.load(state, scope, name)
+        except Exception:
+            continue
+        job.close()
+        jobs.append(job)
+    return jobs
+
+
+def _summary(state: StateDir, log: Path) -> None:
+    click.echo("\nsummary:", err=True)
+    for job in _loaded(state):
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(job.counts().items())) or "no targets"
+        runs = len(job.executions)
+        click.echo(f"  {job.label:<38} {runs} execution(s); targets: {counts}", err=True)
+        for target in sorted(job.targets, key=lambda t: t.client_id):
+            if target.status.value == "PROCESS_FAILED":
+                click.echo(f"      {target.client_id}: {target.message}", err=True)
+    where = state.root
+    click.echo(
+        f"\nstate written to {where}\n"
+        f"  jobrunner status --state-dir {where}\n"
+        f"  jobrunner status acme/modbus-driver-1.2 --state-dir {where}\n"
+        f"  jobrunner logs acme/modbus-driver-1.2 --state-dir {where}\n"
+        f"daemon log: {log}",
+        err=True,
+    )

@@ -1,0 +1,53 @@
+"""The README's first command: `jobrunner demo` runs a rollout end to end and exits 0."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from jobrunner.cli.main import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.integration
+
+
+def test_demo_rolls_out_the_examples_with_the_expected_final_statuses(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jobrunner",
+            "demo",
+            "--state-dir",
+            str(state),
+            "--jobs-dir",
+            str(ROOT / "jobs.d"),
+            "--timeout",
+            "90",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=150,
+        check=False,
+    )
+
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert f"state written to {state}" in completed.stderr
+    # not a terminal: one line per event, prefixed by the job
+    assert "acme/modbus-driver-1.2 " in completed.stderr and "sent DEPLOY-V2" in completed.stderr
+
+    result = CliRunner().invoke(
+        cli, ["status", "acme/modbus-driver-1.2", "-o", "json", "--state-dir", str(state)]
+    )
+    view = json.loads(result.output)
+    statuses = {t["clientId"]: (t["stepIndex"], t["status"]) for t in view["targets"]}
+    assert statuses.pop("gw-0011") == (0, "PROCESS_FAILED"), "it rejects the bundle stop"
+    assert set(statuses.values()) == {(2, "PROCESS_OK")}, "gw-0012 too, once it connected"
+    triggers = [e["trigger"] for e in view["executions"]]
+    assert triggers == ["run (2026-11-27-1)", "device-connect (gw-0012)"]
