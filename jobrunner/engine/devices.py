@@ -17,13 +17,17 @@ class Devices:
     def __init__(self, registry: DeviceRegistry) -> None:
         self.registry = registry
 
-    def absence(self, scope: str, client_id: str) -> str | None:
+    def absence(self, scope: str, client_id: str, trusted_after: float) -> str | None:
         """Why the device is known to be away (its last word was a DC or an LWT), else None.
 
-        A device never heard of is tried: it may have connected before the runner started.
+        Only what was heard after `trusted_after` counts: a device may have come back with a
+        BIRTH while the runner was not listening (before it started, or during a broker
+        outage). A device not known to be away is tried.
         """
         record = self.registry.scope(scope).get(client_id)
-        if record is None:
+        if record is None or record.last_seen is None:
+            return None
+        if record.last_seen.timestamp() < trusted_after:
             return None
         seen = f" at {record.last_seen:%Y-%m-%d %H:%M:%S} UTC" if record.last_seen else ""
         if record.status is DeviceStatus.DISCONNECTED:

@@ -94,6 +94,8 @@ class Engine:
         self.status_asks: deque[tuple[JobKey, str]] = deque()  # queries waiting for the window
         self.deadlines = Deadlines()
         self.connected = True
+        self.listening_since = clock()
+        """Since when the runner has heard every lifecycle message (its last (re)connect)."""
         self.listeners: list[Callable[[Event], None]] = []
         self.connect_hooks: list[Callable[[DeviceConnected], None]] = []
         self._retry_at: float | None = None
@@ -142,6 +144,10 @@ class Engine:
             self._on_connect(event)
         elif isinstance(event, ConnectionChanged):
             self.connected = event.connected
+            if event.connected:
+                # Births published while we were away were missed: what the registry says
+                # about devices being gone is not to be trusted before this moment.
+                self.listening_since = self.clock()
         elif isinstance(event, Anomaly):
             log.warning("anomaly: %s", event.message)
         elif isinstance(event, Command) and event.future.set_running_or_notify_cancel():
@@ -233,7 +239,7 @@ class Engine:
         now = self.clock()
         subject = job.subject(client_id, target.step_index)
         operation = job.operations[target.step_index]
-        absent = self.devices.absence(job.scope, client_id)
+        absent = self.devices.absence(job.scope, client_id, self.listening_since)
         if absent is not None:
             self._fail(job, target, f"{absent}; not sent", now)
             return None
