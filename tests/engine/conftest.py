@@ -7,6 +7,7 @@ each other's devices; the runner and the fleet talk real MQTT over TCP.
 from __future__ import annotations
 
 import itertools
+import sys
 import textwrap
 import uuid
 from collections.abc import Iterator
@@ -120,6 +121,15 @@ class Scenario:
     def runner(self, **engine: object) -> Iterator[Runner]:
         with Runner(self.config(**engine)) as runner:
             yield runner
+
+    def reconcile_command(self, max_in_flight: int = 4) -> list[str]:
+        """`jobrunner reconcile --wait` for this scenario, to run as a real process."""
+        return [
+            sys.executable, "-m", "jobrunner", "reconcile", "--wait",
+            "--jobs-dir", str(self.jobs_dir), "--state-dir", str(self.state_dir),
+            "--broker", self.broker.url, "--scope", self.scope,
+            "--client-id", f"runner-{self.scope}", "--max-in-flight", str(max_in_flight),
+        ]  # fmt: skip
 
     def reconcile(self, **engine: object) -> list[tuple[str, str, int]]:
         """One `reconcile --wait`, in this process; the executions it started."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 
@@ -25,34 +24,12 @@ from .conftest import FAST, Scenario
 pytestmark = pytest.mark.integration
 
 
-def _command(scenario: Scenario) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "jobrunner",
-        "reconcile",
-        "--wait",
-        "--jobs-dir",
-        str(scenario.jobs_dir),
-        "--state-dir",
-        str(scenario.state_dir),
-        "--broker",
-        scenario.broker.url,
-        "--scope",
-        scenario.scope,
-        "--client-id",
-        f"runner-{scenario.scope}",
-        "--max-in-flight",
-        "4",
-    ]
-
-
 def _kill_when(scenario: Scenario, job: str, marker: str, times: int) -> None:
     """Start the runner; SIGKILL it once `marker` appears `times` times in the journal."""
     journal = scenario.state_dir / "scopes" / scenario.scope / "jobs" / job / "targets.journal"
     log = scenario.root / "killed-runner.log"
     with log.open("wb") as output:
-        process = subprocess.Popen(_command(scenario), stdout=output, stderr=output)
+        process = subprocess.Popen(scenario.reconcile_command(), stdout=output, stderr=output)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if journal.exists() and journal.read_text().count(marker) >= times:
@@ -66,7 +43,7 @@ def _kill_when(scenario: Scenario, job: str, marker: str, times: int) -> None:
 
 def _finish(scenario: Scenario) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        _command(scenario), capture_output=True, text=True, timeout=120, check=False
+        scenario.reconcile_command(), capture_output=True, text=True, timeout=120, check=False
     )
 
 

@@ -11,7 +11,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -36,28 +35,6 @@ MIXED = """
 - {name: start, definition: Bundle Start, timeout: 3s, properties: {bundleId: 42}}
 """
 ALLOWED_FAILURE = "runner restarted before the reply"
-
-
-def _command(scenario: Scenario) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "jobrunner",
-        "reconcile",
-        "--wait",
-        "--jobs-dir",
-        str(scenario.jobs_dir),
-        "--state-dir",
-        str(scenario.state_dir),
-        "--broker",
-        scenario.broker.url,
-        "--scope",
-        scenario.scope,
-        "--client-id",
-        f"soak-{scenario.scope}",
-        "--max-in-flight",
-        "20",
-    ]
 
 
 def _size(executions: Path) -> int:
@@ -87,7 +64,7 @@ def _soak(scenario: Scenario, targets: int, kills: int) -> None:
     for _ in range(kills):
         before = _size(log_file)
         with output.open("ab") as log:
-            process = subprocess.Popen(_command(scenario), stdout=log, stderr=log)
+            process = subprocess.Popen(scenario.reconcile_command(), stdout=log, stderr=log)
         # Kill at a random point once this runner has recorded some progress of its own.
         wanted = before + chance.randint(200, 800)
         while _size(log_file) < wanted and process.poll() is None:
@@ -99,7 +76,7 @@ def _soak(scenario: Scenario, targets: int, kills: int) -> None:
         killed += 1
     assert killed == kills, "the execution ended before every kill: make the fleet slower"
     finished = subprocess.run(
-        _command(scenario), capture_output=True, text=True, timeout=180, check=False
+        scenario.reconcile_command(), capture_output=True, text=True, timeout=180, check=False
     )
     assert finished.returncode in (0, 3), finished.stdout + finished.stderr
 
