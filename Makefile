@@ -42,3 +42,7 @@ schemas: $(STAMP)  ## regenerate schemas/ and docs/manifest-reference.md from th
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+.PHONY: bench
+bench: $(STAMP)  ## the performance benchmark of issue 6 (own mosquitto and fleet; ~5 min)
+	$(BIN)/python -m bench

@@ -9,6 +9,7 @@ being written, or was torn by a crash).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -17,9 +18,28 @@ from typing import IO
 
 
 def timestamp(at: float | None = None) -> str:
-    """ISO-8601 UTC with milliseconds: `2026-11-27T10:15:02.314Z`."""
-    moment = datetime.fromtimestamp(time.time() if at is None else at, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    """ISO-8601 UTC with milliseconds: `2026-11-27T10:15:02.314Z`.
+
+    Every log line has one, so the text of the whole second is made once and kept: the
+    split into second and microsecond is `datetime.fromtimestamp`'s own (rounded half to
+    even), so the result is exactly `datetime.fromtimestamp(at, UTC)`'s, formatted.
+    """
+    global _second  # noqa: PLW0603 - a one-entry cache, replaced whole (thread-safe)
+    fraction, whole = math.modf(time.time() if at is None else at)
+    micros = round(fraction * 1e6)
+    if micros >= 1_000_000:
+        whole, micros = whole + 1.0, micros - 1_000_000
+    elif micros < 0:
+        whole, micros = whole - 1.0, micros + 1_000_000
+    second = int(whole)
+    cached = _second
+    if cached[0] != second:
+        moment = datetime.fromtimestamp(second, UTC)
+        cached = _second = (second, moment.strftime("%Y-%m-%dT%H:%M:%S."))
+    return f"{cached[1]}{micros // 1000:03d}Z"
+
+
+_second: tuple[int, str] = (-(2**63), "")
 
 
 class ExecutionLog:

@@ -10,7 +10,7 @@ snapshot of the current values.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,9 @@ class TargetStatus(StrEnum):
     NOTIFIED_COMPLETION = "NOTIFIED_COMPLETION"
     PROCESS_OK = "PROCESS_OK"
     PROCESS_FAILED = "PROCESS_FAILED"
+
+
+_STATUSES = {status.value: status for status in TargetStatus}
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,100 +73,97 @@ class TargetState:
 
     # -- transitions -----------------------------------------------------------------------
 
+    # Each transition builds its value with one positional constructor call: fields in
+    # declaration order (client_id, step_index, status, message, execution, request_id,
+    # operation_id, phase, deadline, updated). `dataclasses.replace` looks the fields up
+    # on every call, and made up most of the engine's cost per target transition.
+
     def enter(self, execution: int, now: float) -> TargetState:
         """Join an execution: a failed target is retried at the step that failed."""
         status = self.status
         if status is TargetStatus.PROCESS_FAILED:
             status = TargetStatus.PROCESS_AWAITING
-        return replace(self, status=status, execution=execution, message=None, updated=now)
+        return TargetState(
+            self.client_id, self.step_index, status, None, execution,
+            self.request_id, self.operation_id, self.phase, self.deadline, now,
+        )  # fmt: skip
 
     def dispatched(
         self, request_id: str, deadline: float, now: float, operation_id: int | None = None
     ) -> TargetState:
-        return replace(
-            self,
-            status=TargetStatus.PROCESS_AWAITING,
-            request_id=request_id,
-            operation_id=operation_id,
-            phase=None,
-            deadline=deadline,
-            message=None,
-            updated=now,
-        )
+        return TargetState(
+            self.client_id, self.step_index, TargetStatus.PROCESS_AWAITING, None,
+            self.execution, request_id, operation_id, None, deadline, now,
+        )  # fmt: skip
 
     def accepted(self, deadline: float, phase: str | None, now: float) -> TargetState:
         """The device accepted an asynchronous operation; its completion is awaited."""
-        return replace(
-            self,
-            status=TargetStatus.AWAITING_COMPLETION,
-            request_id=None,
-            deadline=deadline,
-            phase=phase,
-            updated=now,
-        )
+        return TargetState(
+            self.client_id, self.step_index, TargetStatus.AWAITING_COMPLETION, self.message,
+            self.execution, None, self.operation_id, phase, deadline, now,
+        )  # fmt: skip
 
     def progressed(self, phase: str | None, message: str | None, now: float) -> TargetState:
-        return replace(self, phase=phase, message=message, updated=now)
+        return TargetState(
+            self.client_id, self.step_index, self.status, message, self.execution,
+            self.request_id, self.operation_id, phase, self.deadline, now,
+        )  # fmt: skip
 
     def notified(self, message: str | None, now: float) -> TargetState:
-        return replace(
-            self,
-            status=TargetStatus.NOTIFIED_COMPLETION,
-            request_id=None,
-            deadline=None,
-            message=message,
-            updated=now,
-        )
+        return TargetState(
+            self.client_id, self.step_index, TargetStatus.NOTIFIED_COMPLETION, message,
+            self.execution, None, self.operation_id, self.phase, None, now,
+        )  # fmt: skip
 
     def succeeded(self, step_count: int, message: str | None, now: float) -> TargetState:
         """The step at step_index is done: on to the next step, or PROCESS_OK at the last."""
-        cleared = replace(
-            self, request_id=None, operation_id=None, phase=None, deadline=None, updated=now
-        )
         if self.step_index + 1 < step_count:
-            return replace(
-                cleared,
-                step_index=self.step_index + 1,
-                status=TargetStatus.PROCESS_AWAITING,
-                message=None,
-            )
-        return replace(cleared, status=TargetStatus.PROCESS_OK, message=message)
+            return TargetState(
+                self.client_id, self.step_index + 1, TargetStatus.PROCESS_AWAITING, None,
+                self.execution, None, None, None, None, now,
+            )  # fmt: skip
+        return TargetState(
+            self.client_id, self.step_index, TargetStatus.PROCESS_OK, message,
+            self.execution, None, None, None, None, now,
+        )  # fmt: skip
 
     def failed(self, reason: str, now: float) -> TargetState:
-        return replace(
-            self,
-            status=TargetStatus.PROCESS_FAILED,
-            message=reason,
-            request_id=None,
-            operation_id=None,
-            phase=None,
-            deadline=None,
-            updated=now,
-        )
+        return TargetState(
+            self.client_id, self.step_index, TargetStatus.PROCESS_FAILED, reason,
+            self.execution, None, None, None, None, now,
+        )  # fmt: skip
 
     # -- records ---------------------------------------------------------------------------
 
     def to_record(self) -> Record:
         record: Record = {"t": self.client_id, "i": self.step_index, "s": self.status.value}
-        for key, value in (
-            ("m", self.message),
-            ("e", self.execution),
-            ("r", self.request_id),
-            ("o", self.operation_id),
-            ("p", self.phase),
-            ("d", self.deadline),
-            ("u", self.updated),
-        ):
-            if value is not None:
-                record[key] = value
+        if self.message is not None:
+            record["m"] = self.message
+        if self.execution is not None:
+            record["e"] = self.execution
+        if self.request_id is not None:
+            record["r"] = self.request_id
+        if self.operation_id is not None:
+            record["o"] = self.operation_id
+        if self.phase is not None:
+            record["p"] = self.phase
+        if self.deadline is not None:
+            record["d"] = self.deadline
+        if self.updated is not None:
+            record["u"] = self.updated
         return record
 
     @staticmethod
     def from_record(record: Record) -> TargetState:
+        raw = record["s"]
+        try:
+            status = _STATUSES[raw]  # a dict look-up: journal replay reads every line
+        except (KeyError, TypeError):
+            status = TargetStatus(raw)  # the enum's own error for anything else
         return TargetState(
             client_id=record["t"],
             step_index=int(record["i"]),
-            status=TargetStatus(record["s"]),
+            status=status,
             message=record.get("m"),
             execution=record.get("e"),
             request_id=record.get("r"),

@@ -1,0 +1,209 @@
+"""The fast paths of the state layer write exactly what the straightforward code wrote.
+
+Journal lines, log timestamps and target transitions are on the engine's path for every
+reply; each was made cheaper (bench/RESULTS.md says by how much). These tests pin the
+bytes and values against the reference implementations they replaced.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from jobrunner.state import files
+from jobrunner.state.logs import timestamp
+from jobrunner.state.targets import TargetState, TargetStatus
+
+SETTINGS = settings(max_examples=300, derandomize=True, deadline=None, database=None)
+
+
+def reference_line(record: dict[str, Any]) -> bytes:
+    return json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode("utf-8") + b"\n"
+
+
+def reference_timestamp(at: float) -> str:
+    moment = datetime.fromtimestamp(at, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+# --- journal lines --------------------------------------------------------------------------
+
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text()
+)
+records = st.dictionaries(
+    st.text(max_size=8),
+    st.recursive(scalars, lambda inner: st.lists(inner, max_size=3), max_leaves=6),
+    max_size=8,
+)
+
+
+@SETTINGS
+@given(records)
+def test_journal_lines_are_byte_for_byte_those_of_json_dumps(record: dict[str, Any]) -> None:
+    assert files._line(record) == reference_line(record)
+
+
+def test_journal_lines_of_targets_and_enums_match_json_dumps() -> None:
+    state = TargetState('gw-é"1', 2, TargetStatus.PROCESS_OK, "ok\n", 3, None, 7, "p", 1.5, 2.25)
+    record = state.to_record()
+    assert files._line(record) == reference_line(record)
+    assert files._line({"s": TargetStatus.PROCESS_OK}) == reference_line({"s": "PROCESS_OK"})
+
+
+def test_what_json_cannot_hold_is_refused_as_json_dumps_refuses_it() -> None:
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        files._line({"x": object()})
+
+
+def outcome(parse: Any, line: bytes) -> str:
+    try:
+        return repr(parse(line))
+    except Exception as error:
+        return type(error).__name__
+
+
+@SETTINGS
+@given(st.binary(max_size=40), st.sampled_from([b"", b'{"', b'{"t":"', b"\xef\xbb\xbf{"]))
+def test_journal_lines_are_read_as_json_loads_reads_them(tail: bytes, head: bytes) -> None:
+    line = head + tail
+    assert outcome(files._loads, line) == outcome(json.loads, line)
+
+
+@SETTINGS
+@given(records)
+def test_what_is_written_reads_back(record: dict[str, Any]) -> None:
+    line = files._line(record).rstrip(b"\n")
+    assert outcome(files._loads, line) == outcome(json.loads, line)
+
+
+# --- log timestamps -------------------------------------------------------------------------
+
+EDGES = [
+    0.0, 0.0005, 0.9994999, 0.9995, 0.9999995, 0.9999994999, 1.0000005, 59.9999996,
+    1_795_781_234.9999996, 1_795_781_234.0000004, 1e9 + 0.5e-6, 1e9 + 1.5e-6, 2.5e-6,
+    1_700_000_000.1234565, 4_102_444_799.9999999, -0.0004, -1.9999996, -86_400.5,
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("at", EDGES)
+def test_log_timestamps_round_as_datetime_does_at_the_edges(at: float) -> None:
+    assert timestamp(at) == reference_timestamp(at)
+
+
+@SETTINGS
+@given(
+    st.integers(min_value=0, max_value=4_102_444_799),
+    st.floats(min_value=0.0, max_value=1.0, exclude_max=True),
+)
+def test_log_timestamps_are_those_of_datetime(second: int, fraction: float) -> None:
+    at = second + fraction
+    assert timestamp(at) == reference_timestamp(at)
+    assert timestamp(at) == reference_timestamp(at)  # the cached second gives the same text
+
+
+def test_a_timestamp_without_argument_is_now() -> None:
+    text = timestamp()
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    assert math.isclose(parsed, datetime.now(UTC).timestamp(), abs_tol=60)
+
+
+# --- target records ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("raw", ["PROCESS_OK", "NOPE", 3, None, ["PROCESS_OK"]])
+def test_target_records_read_their_status_as_the_enum_does(raw: object) -> None:
+    record = {"t": "gw-1", "i": 0, "s": raw}
+    try:
+        expected: object = TargetStatus(raw)
+    except ValueError as error:
+        expected = str(error)
+    try:
+        found: object = TargetState.from_record(record).status
+    except ValueError as error:
+        found = str(error)
+    assert found == expected
+
+
+# --- target transitions ---------------------------------------------------------------------
+
+
+def reference_transitions(s: TargetState, now: float) -> dict[str, TargetState]:
+    """The transitions as `dataclasses.replace` wrote them before."""
+    status = s.status
+    if status is TargetStatus.PROCESS_FAILED:
+        status = TargetStatus.PROCESS_AWAITING
+    cleared = replace(s, request_id=None, operation_id=None, phase=None, deadline=None, updated=now)
+    return {
+        "enter": replace(s, status=status, execution=9, message=None, updated=now),
+        "dispatched": replace(
+            s, status=TargetStatus.PROCESS_AWAITING, request_id="r-9", operation_id=99,
+            phase=None, deadline=now + 30, message=None, updated=now,
+        ),
+        "accepted": replace(
+            s, status=TargetStatus.AWAITING_COMPLETION, request_id=None, deadline=now + 60,
+            phase="download", updated=now,
+        ),
+        "progressed": replace(s, phase="install", message="50 %", updated=now),
+        "notified": replace(
+            s, status=TargetStatus.NOTIFIED_COMPLETION, request_id=None, deadline=None,
+            message="done", updated=now,
+        ),
+        "succeeded-next": replace(
+            cleared, step_index=s.step_index + 1, status=TargetStatus.PROCESS_AWAITING,
+            message=None,
+        ),
+        "succeeded-last": replace(cleared, status=TargetStatus.PROCESS_OK, message="all done"),
+        "failed": replace(
+            s, status=TargetStatus.PROCESS_FAILED, message="no reply", request_id=None,
+            operation_id=None, phase=None, deadline=None, updated=now,
+        ),
+    }  # fmt: skip
+
+
+def transitions(s: TargetState, now: float) -> dict[str, TargetState]:
+    return {
+        "enter": s.enter(9, now),
+        "dispatched": s.dispatched("r-9", now + 30, now, 99),
+        "accepted": s.accepted(now + 60, "download", now),
+        "progressed": s.progressed("install", "50 %", now),
+        "notified": s.notified("done", now),
+        "succeeded-next": s.succeeded(s.step_index + 2, None, now),
+        "succeeded-last": s.succeeded(s.step_index + 1, "all done", now),
+        "failed": s.failed("no reply", now),
+    }
+
+
+optional_text = st.none() | st.text(max_size=5)
+target_states = st.builds(
+    TargetState,
+    client_id=st.text(min_size=1, max_size=5),
+    step_index=st.integers(min_value=0, max_value=5),
+    status=st.sampled_from(TargetStatus),
+    message=optional_text,
+    execution=st.none() | st.integers(min_value=1, max_value=9),
+    request_id=optional_text,
+    operation_id=st.none() | st.integers(min_value=1, max_value=2**62),
+    phase=optional_text,
+    deadline=st.none() | st.floats(min_value=0, max_value=2e9),
+    updated=st.none() | st.floats(min_value=0, max_value=2e9),
+)
+
+
+@SETTINGS
+@given(target_states, st.floats(min_value=0, max_value=2e9))
+def test_target_transitions_keep_and_clear_the_same_fields_as_before(
+    state: TargetState, now: float
+) -> None:
+    assert transitions(state, now) == reference_transitions(state, now)
