@@ -24,12 +24,20 @@ from jobrunner.device.model import (
     device_text,
 )
 from jobrunner.device.payload import KuraPayload, MetricType
-from jobrunner.device.topics import Lifecycle, LifecycleTopic, NotifyTopic, TopicError, parse_topic
+from jobrunner.device.topics import (
+    CONTROL_PREFIX,
+    Lifecycle,
+    LifecycleTopic,
+    NotifyTopic,
+    TopicError,
+    parse_topic,
+)
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 _ID_TYPES = (MetricType.INT64, MetricType.INT32)
+_ADDRESSED = frozenset({"REPLY", "NOTIFY"})
 _UNCLAIMED = {
     Claim.DUPLICATE: (AnomalyKind.DUPLICATE_REPLY, "the request was already answered"),
     Claim.LATE: (AnomalyKind.LATE_REPLY, "it arrived after the request timed out"),
@@ -77,8 +85,10 @@ class Inbound(Generic[T]):
         count = len(parts)
         data = cast(bytes, message.payload)  # paho hands received payloads over as bytes
         try:
-            if "" in parts:
+            if "" in parts or parts[0] != CONTROL_PREFIX:
                 self._bad_topic(topic)
+            elif count >= 6 and parts[4] in _ADDRESSED and parts[2] != self.client_id:
+                self._not_mine(topic, parts)
             elif count == 6 and parts[4] == "REPLY":
                 self._reply(topic, parts, data)
             elif count >= 7 and parts[4] == "NOTIFY":
@@ -89,6 +99,16 @@ class Inbound(Generic[T]):
                 self._bad_topic(topic)
         except Exception:  # a bug in a handler must never stop paho's network thread
             log.exception("failed to handle a message on %s", topic)
+
+    def _not_mine(self, topic: str, parts: list[str]) -> None:
+        """A reply or notification addressed to another requester: never taken as ours,
+        whatever request id or job.id it carries (the subscriptions should not even bring it)."""
+        self.anomaly(
+            AnomalyKind.WRONG_SENDER,
+            f"{parts[4].lower()} addressed to requester {parts[2]}, not to this runner"
+            f" ({self.client_id}); ignored",
+            topic,
+        )
 
     def _reply(self, topic: str, parts: list[str], data: bytes) -> None:
         account, app_id, request_id = parts[1], parts[3], parts[5]

@@ -61,7 +61,8 @@ class JsonCodec:
         raw = gunzip_if_gzip(data)
         try:
             document = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        except (ValueError, RecursionError) as error:  # JSONDecodeError, UnicodeDecodeError,
+            # integers of more than 4300 digits; RecursionError: nesting deeper than the stack
             raise PayloadError(f"not a simple-json payload ({error})") from None
         if not isinstance(document, dict) or not {k.lower() for k in document} <= _TOP_LEVEL:
             return KuraPayload(body=raw)
@@ -83,7 +84,7 @@ def _metric(name: str, value: Any) -> Metric:
     if isinstance(value, int):
         return Metric(MetricType.INT64, value)
     if isinstance(value, float):
-        if value.is_integer():
+        if value.is_integer() and -(2**63) <= value < 2**63:
             return Metric(MetricType.INT64, int(value))
         return Metric(MetricType.DOUBLE, value)
     if isinstance(value, str):
@@ -107,6 +108,8 @@ def _integer(value: Any, name: str) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise PayloadError(f"simple-json '{name}' is not a number")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise PayloadError(f"simple-json '{name}' is {value}, not a number of milliseconds")
     return int(value)
 
 

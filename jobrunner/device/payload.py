@@ -51,6 +51,8 @@ _VALUE_FIELD = {
     MetricType.STRING: "string_value",
     MetricType.BYTES: "bytes_value",
 }
+_KINDS = {kind.value: (kind, name) for kind, name in _VALUE_FIELD.items()}
+"""A metric's wire type number to its type and value field, without an enum call per metric."""
 _INT32_RANGE = range(-(2**31), 2**31)
 _INT64_RANGE = range(-(2**63), 2**63)
 
@@ -251,8 +253,15 @@ def gunzip_if_gzip(data: bytes) -> bytes:
     """Kura's rule: gunzip when the bytes start with the gzip magic; if that fails, they were
     not gzip after all (a false positive of the magic) and are returned as they are.
 
-    A stream that inflates beyond MAX_DECOMPRESSED_BYTES is a gzip bomb: PayloadError.
+    Both codecs read every payload through here first. A payload over MAX_DECOMPRESSED_BYTES,
+    or a stream that inflates beyond it (a gzip bomb), is refused with PayloadError before
+    any decoding work multiplies its size.
     """
+    if len(data) > MAX_DECOMPRESSED_BYTES:
+        raise PayloadError(
+            f"payload of {len(data) / 1_048_576:.1f} MB is over the"
+            f" {MAX_DECOMPRESSED_BYTES // 1_048_576} MB limit; refused"
+        )
     if not data.startswith(GZIP_MAGIC):
         return data
     inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
@@ -318,8 +327,8 @@ class ProtobufCodec:
         for entry in pb.metric:
             if not entry.HasField("name") or not entry.HasField("type"):
                 continue
-            kind = MetricType(entry.type)
-            metrics[entry.name] = Metric(kind, getattr(entry, _VALUE_FIELD[kind]))
+            kind, value_field = _KINDS[entry.type]
+            metrics[entry.name] = Metric(kind, getattr(entry, value_field))
         position = None
         if pb.HasField("position"):
             p = pb.position

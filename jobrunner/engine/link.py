@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from jobrunner.device import (
@@ -23,6 +24,7 @@ from jobrunner.device import (
     LifecycleTopic,
     NotifyTopic,
     Operation,
+    OperationError,
     OperationSettings,
     Outcome,
     OutcomeStatus,
@@ -48,14 +50,71 @@ from jobrunner.engine.events import (
 )
 from jobrunner.engine.ports import NotConnectedError, Tag
 from jobrunner.manifests import StepBase
+from jobrunner.manifests.secrets import (
+    MASK,
+    LiteralSecret,
+    SecretError,
+    SecretRef,
+    SecretResolver,
+    masked,
+    secrets_in,
+    with_secrets,
+)
 
 
 class OperationAdapter:
     """A device-layer `Operation` as the engine's `StepOperation`."""
 
-    def __init__(self, operation: Operation[Any]) -> None:
+    def __init__(self, operation: Operation[Any], secrets: SecretResolver | None = None) -> None:
         self.operation = operation
-        self._name = operation.request(0).name
+        self.secrets = secrets or SecretResolver.from_environment()
+        found = list(secrets_in(operation.properties))
+        self._references = [s for _, s in found if isinstance(s, SecretRef)]
+        self._hidden = {str(s) for _, s in found if isinstance(s, LiteralSecret)}
+        """Secret values this step has sent (literal or resolved): masked in what it says."""
+        self._shown = operation
+        if self._references:  # the step as the log shows it: every reference as ***
+            self._shown = type(operation)(
+                with_secrets(operation.properties, masked), operation.settings
+            )
+        first = self._shown.request(0)
+        self._name = first.name
+        # Operations are pure: a synchronous one sends the same request to every target,
+        # so it is built once (an asynchronous one carries the operation id of each). With
+        # secret references it is built for each dispatch, from the secrets as they are then.
+        self._request = None if self.asynchronous or self._references else first
+
+    def request(self, operation_id: int | None) -> Request:
+        """The request to send (with `operation_id` for an asynchronous operation).
+
+        SecretError when a secret reference cannot be resolved now."""
+        if self._request is not None:
+            return self._request
+        if not self._references:
+            return self.operation.request(operation_id or 0)
+        resolved = with_secrets(self.operation.properties, self._reveal)
+        return type(self.operation)(resolved, self.operation.settings).request(operation_id or 0)
+
+    def _reveal(self, reference: SecretRef) -> str:
+        value = self.secrets.resolve(reference)
+        self._hidden.add(value)
+        return value
+
+    def refusal(self) -> str | None:
+        """Why the step cannot be sent now (a secret reference without a value), or None."""
+        try:
+            for reference in self._references:
+                self._reveal(reference)
+        except SecretError as error:
+            return f"not sent: {error}"
+        return None
+
+    def redact(self, text: str) -> str:
+        """`text` with every secret value this step sent replaced by *** (a very short
+        secret masks each occurrence of its text: a message may read oddly, never leak)."""
+        for value in sorted(self._hidden, key=len, reverse=True):
+            text = text.replace(value, MASK)
+        return text
 
     @property
     def app_id(self) -> str:
@@ -69,13 +128,15 @@ class OperationAdapter:
         return self._name
 
     def describe(self, operation_id: int | None) -> str:
-        return self.operation.request(operation_id or 0).describe()
+        return self._shown.request(operation_id or 0).describe()
 
     def unsupported_reason(self, application_ids: Iterable[str]) -> str | None:
-        return self.operation.unsupported_reason(application_ids)
+        return self.operation.unsupported_reason(application_ids) or self.refusal()
 
     def on_reply(self, payload: KuraPayload, operation_id: int | None) -> ports.Outcome:
-        outcome = _outcome(self.operation.reply(payload, operation_id or 0))
+        if isinstance(payload, NotSent):
+            return ports.Failed(payload.reason)
+        outcome = self._outcome(self.operation.reply(payload, operation_id or 0))
         return outcome if outcome is not None else ports.Failed("unreadable reply")
 
     def on_notification(
@@ -86,7 +147,7 @@ class OperationAdapter:
         payload: KuraPayload,
     ) -> ports.Outcome | None:
         state = AsyncState(operation_id, phase or "")
-        return _outcome(self.operation.notification(state, resources, payload))
+        return self._outcome(self.operation.notification(state, resources, payload))
 
     def status_queries(self, operation_id: int, phase: str | None) -> list[str]:
         state = AsyncState(operation_id, phase or "")
@@ -96,7 +157,28 @@ class OperationAdapter:
         self, operation_id: int, phase: str | None, replies: dict[str, KuraPayload | None]
     ) -> ports.Outcome | None:
         state = AsyncState(operation_id, phase or "")
-        return _outcome(self.operation.recover(state, replies))
+        return self._outcome(self.operation.recover(state, replies))
+
+    def _outcome(self, outcome: Outcome | None) -> ports.Outcome | None:
+        """The engine's outcome, with any secret the device echoed masked."""
+        found = _outcome(outcome)
+        if not self._hidden:
+            return found
+        if isinstance(found, ports.Failed):
+            return ports.Failed(self.redact(found.reason))
+        if isinstance(found, ports.Succeeded) and found.summary:
+            return ports.Succeeded(self.redact(found.summary))
+        if isinstance(found, ports.Progressed) and found.message:
+            return ports.Progressed(found.phase, self.redact(found.message))
+        return found
+
+
+@dataclass(slots=True)
+class NotSent(KuraPayload):
+    """Stands in for the reply to a request that could not be built (a secret without a
+    value): made by the link, never decoded from the wire, so no device can forge it."""
+
+    reason: str = ""
 
 
 def _outcome(outcome: Outcome | None) -> ports.Outcome | None:
@@ -113,12 +195,14 @@ def _outcome(outcome: Outcome | None) -> ports.Outcome | None:
 
 
 def operations_factory(
-    settings: OperationSettings = DEFAULT_SETTINGS,
+    settings: OperationSettings = DEFAULT_SETTINGS, secrets: SecretResolver | None = None
 ) -> Callable[[StepBase], ports.StepOperation]:
-    """Build the engine's operation of a step (the device layer's, adapted)."""
+    """Build the engine's operation of a step (the device layer's, adapted); secret
+    references are resolved with `secrets` (default: from the environment) at dispatch."""
+    resolver = secrets or SecretResolver.from_environment()
 
     def build(step: StepBase) -> ports.StepOperation:
-        return OperationAdapter(operation_for_step(step, settings))
+        return OperationAdapter(operation_for_step(step, settings), resolver)
 
     return build
 
@@ -174,7 +258,13 @@ class ClientLink:
         self, tag: Tag, operation: ports.StepOperation, operation_id: int | None, timeout: float
     ) -> None:
         assert isinstance(operation, OperationAdapter)
-        request = operation.operation.request(operation_id or 0)
+        try:
+            request = operation.request(operation_id)
+        except (SecretError, OperationError) as error:
+            # Nothing left: the target fails with the reason, as if the device had said it.
+            reason = operation.redact(f"not sent: {error}")
+            self.inbox.put(ReplyArrived(tag, NotSent(reason=reason)))
+            return
         self._send(tag, request, timeout)
 
     def send_status_query(

@@ -1,4 +1,4 @@
-"""Manifests: the operator's declarations (Scope, DeviceList, Job), read and validated.
+"""Manifests: the operator's declarations (Scope, DeviceList, Job, Policy), read and validated.
 
 Public surface: `load_manifests()` returns a `ManifestSet` of validated declarations with
 their origins, and the diagnostics (`FILE:LINE: message`) of everything that is wrong.
@@ -12,7 +12,7 @@ from jobrunner.manifests.declarations import (
     RejectedDocument,
 )
 from jobrunner.manifests.diagnostics import Diagnostic, Severity
-from jobrunner.manifests.kinds import Device, DeviceList, Job, JobSpec, Scope, Targets
+from jobrunner.manifests.kinds import Device, DeviceList, Job, JobSpec, Policy, Scope, Targets
 from jobrunner.manifests.loader import load_manifests, manifest_files
 from jobrunner.manifests.schedules import (
     CronSchedule,
@@ -36,6 +36,7 @@ __all__ = [
     "JobSpec",
     "ManifestSet",
     "Origin",
+    "Policy",
     "RejectedDocument",
     "Schedule",
     "Scope",

@@ -9,7 +9,7 @@ from typing import Generic, TypeVar
 from pydantic import BaseModel
 
 from jobrunner.manifests.diagnostics import Diagnostic, Severity
-from jobrunner.manifests.kinds import Device, Job, Scope
+from jobrunner.manifests.kinds import Device, Job, Policy, Scope
 from jobrunner.manifests.yamlsource import DataPath, SourceMap
 
 M = TypeVar("M", bound=BaseModel)
@@ -70,6 +70,7 @@ class ManifestSet:
     scopes: dict[str, Declared[Scope]] = field(default_factory=dict)
     devices: dict[str, dict[str, DeclaredDevice]] = field(default_factory=dict)
     jobs: dict[tuple[str, str], Declared[Job]] = field(default_factory=dict)
+    policies: dict[str, Declared[Policy]] = field(default_factory=dict)
     rejected: list[RejectedDocument] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)

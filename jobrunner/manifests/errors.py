@@ -25,8 +25,18 @@ _TYPE_NAMES = {
 }
 
 
+class _Hidden:
+    """Stands for the value of a secret property in messages (they are printed, logged)."""
+
+
+def _is_secret(loc: tuple[int | str, ...]) -> bool:
+    return any(isinstance(part, str) and part.lower().endswith("password") for part in loc)
+
+
 def describe(value: Any) -> str:
     """A short, user-facing description of a YAML value."""
+    if isinstance(value, _Hidden):
+        return "a value not shown here (a secret)"
     if value is None:
         return "nothing (null)"
     if isinstance(value, bool):
@@ -188,6 +198,8 @@ def located_messages(
     """(line, message) for each distinct problem of one document, in document order."""
     by_path: dict[DataPath, list[ErrorDetails]] = {}
     for detail in error.errors(include_url=False):
+        if _is_secret(detail["loc"]):
+            detail["input"] = _Hidden()
         by_path.setdefault(data_path(model, data, detail["loc"]), []).append(detail)
     explained = {
         path

@@ -8,17 +8,21 @@ removed (the reconciler never deletes a job whose file it could not read).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from jobrunner.errors import ConfigError
 from jobrunner.manifests.base import API_VERSION
 from jobrunner.manifests.checks import Collected, check_declarations
 from jobrunner.manifests.declarations import Declared, ManifestSet, Origin, RejectedDocument
-from jobrunner.manifests.errors import located_messages, suggest
-from jobrunner.manifests.kinds import KINDS, DeviceList, Scope
+from jobrunner.manifests.errors import dotted, located_messages, suggest
+from jobrunner.manifests.fields import SCOPE_PATTERN
+from jobrunner.manifests.kinds import KINDS, DeviceList, Job, Policy, Scope
+from jobrunner.manifests.secrets import LiteralSecret, secrets_in
 from jobrunner.manifests.yamlsource import SourceMap, YamlError, read_documents
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
@@ -43,7 +47,16 @@ def manifest_files(paths: Iterable[Path]) -> Iterator[Path]:
 
 
 def load_manifests(paths: Sequence[Path], default_scope: str) -> ManifestSet:
-    """Read and check every manifest under `paths` (files or directories)."""
+    """Read and check every manifest under `paths` (files or directories).
+
+    ConfigError when `default_scope` (the configured scope) is not a valid scope name: it
+    becomes a topic segment and a folder name, like the names written in the manifests."""
+    if not re.match(SCOPE_PATTERN, default_scope):
+        raise ConfigError(
+            f"scope {default_scope!r} (--scope, JOBRUNNER_SCOPE or the configuration file) is"
+            " not a valid scope name: use 1-63 letters, digits, '.', '_' or '-', starting with"
+            " a letter or digit"
+        )
     result = ManifestSet(default_scope=default_scope)
     collected = Collected()
     for file in manifest_files(paths):
@@ -83,6 +96,12 @@ def read_text(file: Path) -> str:
 
 def _load_file(file: Path, result: ManifestSet, collected: Collected) -> None:
     try:
+        if not _utf8_name(file):
+            raise YamlError(
+                1,
+                "the file name is not UTF-8 text; rename the file (its name is recorded with the"
+                " jobs it declares)",
+            )
         text = read_text(file)
         count = 0
         for document in read_documents(text):
@@ -95,6 +114,14 @@ def _load_file(file: Path, result: ManifestSet, collected: Collected) -> None:
     except YamlError as error:
         result.error(file, error.line, error.message)
         result.unreadable_files.add(file)
+
+
+def _utf8_name(file: Path) -> bool:
+    try:
+        str(file).encode("utf-8")
+    except UnicodeEncodeError:  # os.fsdecode kept undecodable bytes as surrogates
+        return False
+    return True
 
 
 def _load_document(
@@ -126,9 +153,31 @@ def _load_document(
     elif isinstance(manifest, DeviceList):
         scope = manifest.metadata.scope or result.default_scope
         collected.device_lists.append(Declared(manifest, origin, scope))
+    elif isinstance(manifest, Policy):
+        scope = manifest.metadata.scope or result.default_scope
+        collected.policies.append(Declared(manifest, origin, scope))
     else:
         scope = manifest.metadata.scope or result.default_scope
         collected.jobs.append(Declared(manifest, origin, scope))
+        _warn_literal_secrets(file, manifest, source, result)
+
+
+def _warn_literal_secrets(file: Path, job: Job, source: SourceMap, result: ManifestSet) -> None:
+    """A password written in a manifest stays in git history: say so, and what to write."""
+    for index, step in enumerate(job.spec.steps):
+        properties = getattr(step, "properties", None)
+        if properties is None:
+            continue
+        for path, secret in secrets_in(properties):
+            if isinstance(secret, LiteralSecret):
+                where = ("spec", "steps", index, "properties", *path)
+                result.warning(
+                    file,
+                    source.line_of(where),
+                    f"step '{step.name}': properties.{dotted(path)} holds a literal password;"
+                    " use valueFrom: {env: NAME} or valueFrom: {file: PATH} (a value once"
+                    " committed stays in git history: change the password too)",
+                )
 
 
 def _check_header(

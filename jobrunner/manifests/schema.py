@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
-from jobrunner.manifests.kinds import DeviceList, Job, Manifest, Scope
+from jobrunner.manifests.kinds import DeviceList, Job, Manifest, Policy, Scope
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_BASE = "https://jobrunner.example/schemas/"
@@ -22,6 +22,7 @@ SCHEMA_FILES: dict[str, type[BaseModel] | None] = {
     "scope.schema.json": Scope,
     "device-list.schema.json": DeviceList,
     "job.schema.json": Job,
+    "policy.schema.json": Policy,
     "manifest.schema.json": None,  # any kind: for files that mix kinds
 }
 
@@ -35,7 +36,7 @@ def schema_for(file_name: str) -> dict[str, Any]:
         else TypeAdapter(Manifest).json_schema(by_alias=True)
     )
     if model is None:
-        schema["title"] = "jobrunner manifest (Scope, DeviceList or Job)"
+        schema["title"] = "jobrunner manifest (Scope, DeviceList, Job or Policy)"
     return {"$schema": SCHEMA_DIALECT, "$id": SCHEMA_BASE + file_name, **schema}
 
 

@@ -15,11 +15,18 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
-from pydantic import AfterValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from jobrunner.manifests.base import Strict
 from jobrunner.manifests.fields import Duration, Name, format_duration
-from jobrunner.manifests.secrets import Secret
+from jobrunner.manifests.secrets import Credential, LiteralSecret, Secret, SecretRef
 from jobrunner.manifests.xmlforms import XmlFormError, assets_from_xml, configurations_from_xml
 
 DEFAULT_TIMEOUT = timedelta(seconds=30)
@@ -105,10 +112,25 @@ ScalarValue = str | bool | int | float
 
 
 class TypedProperty(Strict):
-    """A configuration property whose Kura type is written out: `{type: Long, value: 5}`."""
+    """A configuration property whose Kura type is written out: `{type: Long, value: 5}`.
+
+    A `Password` value is a secret: a literal (warned about) or `{valueFrom: ...}`.
+    """
 
     type: ConfigurationType
-    value: ScalarValue | list[ScalarValue]
+    value: ScalarValue | list[ScalarValue] | SecretRef
+
+    @field_validator("value")
+    @classmethod
+    def _passwords_are_secrets(cls, value: Any, info: ValidationInfo) -> Any:
+        password = info.data.get("type") == "Password"
+        if isinstance(value, SecretRef) and not password:
+            raise ValueError("valueFrom is for properties of type Password only")
+        if password and isinstance(value, str):
+            return LiteralSecret(value)
+        if password and isinstance(value, list):
+            return [LiteralSecret(v) if isinstance(v, str) else v for v in value]
+        return value
 
 
 class ComponentConfiguration(Strict):
@@ -197,7 +219,7 @@ class PackageDownload(Strict):
     install: bool = True
     reboot: bool = False
     reboot_delay: Duration | None = None
-    username: str | None = None
+    username: Credential | None = None
     password: Secret | None = None
     file_hash: FileHash | None = Field(default=None, description="ALGO:hex, e.g. MD5:46cb...")
     # strict=False: the YAML text `EXECUTABLE_SCRIPT` is the enum member of that name.
@@ -334,7 +356,7 @@ class DeviceCertificateRevoke(Strict):
 
 class ActivitySubmit(Strict):
     activity_uri: DownloadUri
-    username: str | None = None
+    username: Credential | None = None
     password: Secret | None = None
     file_hash: FileHash | None = None
     resume: bool = False

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from jobrunner.manifests import ManifestSet
+from jobrunner.errors import ConfigError
+from jobrunner.manifests import ManifestSet, load_manifests
 from jobrunner.manifests.loader import MAX_FILE_BYTES
 from jobrunner.manifests.yamlsource import MAX_DEPTH, YamlError, read_documents
 
@@ -141,3 +143,46 @@ def test_hidden_files_and_folders_are_not_read(
 def test_iso_times_stay_text_for_the_models_to_check() -> None:
     (document,) = read_documents("when: 2026-12-01T00:00:00Z\nday: 2026-12-01\n")
     assert document.data == {"when": "2026-12-01T00:00:00Z", "day": "2026-12-01"}
+
+
+def test_a_file_name_that_is_not_utf8_is_refused_and_its_jobs_not_loaded(
+    load: Callable[[], ManifestSet], jobs_dir: Path
+) -> None:
+    # Recorded with its jobs, such a name would make every later write of their state fail.
+    path = jobs_dir / os.fsdecode(b"caf\xe9.yaml")
+    path.write_text(MINIMAL_JOB.format(name="ok"))
+
+    result = load()
+
+    assert messages(result, path) == [
+        (1, "the file name is not UTF-8 text; rename the file (its name is recorded with the"
+         " jobs it declares)")
+    ]  # fmt: skip
+    assert result.jobs == {}
+    assert path in result.unreadable_files
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        MINIMAL_JOB.format(name="x").replace("scope: acme", "scope: ../../etc"),
+        "apiVersion: jobrunner/v1\nkind: Scope\nmetadata: {name: ../x}\n",
+        "apiVersion: jobrunner/v1\nkind: DeviceList\nmetadata: {scope: /etc}\ndevices: []\n",
+        "apiVersion: jobrunner/v1\nkind: Policy\nmetadata: {scope: ..}\n"
+        "spec: {allowedAuthors: [a@example.com]}\n",
+    ],
+    ids=["job", "scope", "device-list", "policy"],
+)
+def test_a_scope_name_with_path_traversal_is_refused(
+    write: Write, load: Callable[[], ManifestSet], document: str
+) -> None:
+    path = write("traversal.yaml", document)
+
+    [(_, message)] = messages(load(), path)
+
+    assert "is not a valid scope name" in message
+
+
+def test_a_configured_scope_with_path_traversal_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"scope '\.\./x' .* is not a valid scope name"):
+        load_manifests([], default_scope="../x")

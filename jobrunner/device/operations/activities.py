@@ -30,6 +30,7 @@ from jobrunner.device.operations.base import (
     millis_metric,
     operation_id_metric,
     optional_string,
+    secret_string,
     text_metric,
     with_percent,
 )
@@ -58,8 +59,8 @@ class SubmitActivity(Operation[ActivitySubmit]):
             "id": job,
             "job.id": job,
             "download.url": Metric.string(p.activity_uri),
-            "download.username": optional_string(p.username),
-            "download.password": optional_string(p.password),
+            "download.username": secret_string(p.username),
+            "download.password": secret_string(p.password),
             "download.hash": optional_string(p.file_hash),
             "download.resume": Metric.boolean(p.resume),
             "download.block.size": int32_metric("blockSize", p.block_size),

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 
 from jobrunner.device.model import Request
 from jobrunner.device.payload import KuraPayload, Metric, PayloadError
+from jobrunner.manifests.secrets import SecretRef
 from jobrunner.manifests.steps import StepMode
 
 
@@ -317,6 +318,16 @@ def int32_metric(name: str, value: int | None) -> Metric | None:
 
 def optional_string(value: str | None) -> Metric | None:
     return None if value is None else Metric.string(value)
+
+
+def secret_string(value: str | SecretRef | None) -> Metric | None:
+    """A secret (or credential) as a STRING metric; a reference must have been resolved
+    (`jobrunner.manifests.secrets.with_secrets`) before the request is built."""
+    if isinstance(value, SecretRef):
+        raise OperationError(
+            f"secret {value} was not resolved: build the request from resolved properties"
+        )
+    return optional_string(value)
 
 
 def json_body(document: Any) -> bytes:

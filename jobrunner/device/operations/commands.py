@@ -18,6 +18,7 @@ from jobrunner.device.operations.base import (
     int_metric,
     reply_failure,
     response_code,
+    secret_string,
     tail,
     text_metric,
 )
@@ -49,8 +50,9 @@ class ExecuteCommand(Operation[CommandExecution]):
             metrics["command.working.directory"] = Metric.string(p.working_directory)
         if p.stdin is not None:
             metrics["command.stdin"] = Metric.string(p.stdin)
-        if p.password is not None:
-            metrics["command.password"] = Metric.string(p.password)
+        password = secret_string(p.password)
+        if password is not None:
+            metrics["command.password"] = password
         if p.command_timeout is not None:
             metrics["command.timeout"] = Metric.int32(self.timeout_seconds())
         metrics["command.run.async"] = Metric.boolean(p.run_async)

@@ -26,6 +26,7 @@ from defusedxml.minidom import parseString
 from jobrunner.device.model import Request
 from jobrunner.device.operations.base import Operation, OperationError, Outcome, shorten
 from jobrunner.device.payload import KuraPayload
+from jobrunner.manifests.secrets import SecretRef
 from jobrunner.manifests.steps import ConfigurationPut, ScalarValue, TypedProperty
 
 ESF_NAMESPACE = "http://eurotech.com/esf/2.0"
@@ -117,8 +118,16 @@ def property_values(
         kind, raw = value.type, value.value
     else:
         kind, raw = infer_type(name, value), value
+    if isinstance(raw, SecretRef):
+        raise OperationError(f"property {name!r}: secret {raw} was not resolved")
     items = raw if isinstance(raw, list) else [raw]
-    return kind, [format_value(name, kind, item) for item in items], isinstance(raw, list)
+    values = [format_value(name, kind, item) for item in items]
+    if kind == "Password" and any(_NOT_XML.search(v) for v in values):
+        # Said here, without the value: `_text` would show the password.
+        raise OperationError(
+            f"property {name!r} of type Password holds a control character XML cannot carry"
+        )
+    return kind, values, isinstance(raw, list)
 
 
 def infer_type(name: str, value: ScalarValue | Sequence[ScalarValue]) -> str:

@@ -29,6 +29,7 @@ from jobrunner.device.operations.base import (
     operation_id_metric,
     optional_string,
     response_code,
+    secret_string,
     text_metric,
     with_percent,
 )
@@ -100,8 +101,8 @@ class DownloadPackage(Operation[PackageDownload]):
             "dp.download.block.delay": millis_metric("blockDelay", p.block_delay),
             "dp.download.timeout": millis_metric("blockTimeout", p.block_timeout),
             "dp.download.notify.block.size": int32_metric("notifyBlockSize", p.notify_block_size),
-            "dp.download.username": optional_string(p.username),
-            "dp.download.password": optional_string(p.password),
+            "dp.download.username": secret_string(p.username),
+            "dp.download.password": secret_string(p.password),
             "dp.download.hash": optional_string(p.file_hash),
             "dp.install.verifier.uri": optional_string(p.install_verifier_uri),
         }
