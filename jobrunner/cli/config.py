@@ -10,6 +10,8 @@ by `--config` / `JOBRUNNER_CONFIG`:
     jobsDir: /srv/jobrunner/jobs.d
     stateDir: /var/lib/jobrunner
     maxInFlight: 200
+    requireSigned: false                       # see docs/policy.md
+    secretsDir: /etc/jobrunner/secrets         # where valueFrom: {file: ...} is read
     credentialsFile: /etc/jobrunner/mqtt.yaml   # {username: ..., password: ...}, not in git
     caFile: /etc/jobrunner/ca.pem
     certFile: /etc/jobrunner/client.pem
@@ -43,7 +45,16 @@ DEFAULT_FILE = Path("jobrunner.yaml")
 ENV_CONFIG = "JOBRUNNER_CONFIG"
 
 # Options of the commands that the file may set, by the name of the command parameter.
-COMMAND_OPTIONS = ("broker", "client_id", "scope", "jobs_dir", "state_dir", "max_in_flight")
+COMMAND_OPTIONS = (
+    "broker",
+    "client_id",
+    "scope",
+    "jobs_dir",
+    "state_dir",
+    "max_in_flight",
+    "require_signed",
+    "secrets_dir",
+)
 
 
 class ConfigFile(BaseModel):
@@ -55,6 +66,8 @@ class ConfigFile(BaseModel):
     jobs_dir: Path | None = None
     state_dir: Path | None = None
     max_in_flight: int | None = Field(default=None, ge=1, le=900)
+    require_signed: bool | None = None
+    secrets_dir: Path | None = None
     credentials_file: Path | None = None
     ca_file: Path | None = None
     cert_file: Path | None = None

@@ -67,3 +67,19 @@ in_flight_option = click.option(
     show_default=True,
     help="Requests out at once across all executions.",
 )
+
+require_signed_option = click.option(
+    "--require-signed",
+    is_flag=True,
+    envvar="JOBRUNNER_REQUIRE_SIGNED",
+    help="Apply only manifests whose last change is in a commit signed by a key the scope's"
+    " Policy allows (docs/policy.md); report the rest as refused.",
+)
+secrets_dir_option = click.option(
+    "--secrets-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    envvar="JOBRUNNER_SECRETS_DIR",
+    default=None,
+    help="Folder of the files that `valueFrom: {file: NAME}` secrets name"
+    " (default: /etc/jobrunner/secrets).",
+)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from jobrunner.cli.options import manifest_options, state_dir_option
+from jobrunner.cli.options import manifest_options, require_signed_option, state_dir_option
 from jobrunner.engine.plan import Action, JobPlan, Plan
 from jobrunner.engine.service import make_plan
 
@@ -16,6 +16,7 @@ MARKERS = {
     Action.CONFLICT: "!",
     Action.REMOVE: "-",
     Action.INVALID: "!",
+    Action.REFUSED: "!",
     Action.UNCHANGED: "=",
 }
 
@@ -23,9 +24,17 @@ MARKERS = {
 @click.command()
 @manifest_options
 @state_dir_option
+@require_signed_option
 @click.option("-v", "--verbose", is_flag=True, help="List unchanged jobs and every target.")
 @click.pass_context
-def plan(ctx: click.Context, jobs_dir: Path, scope: str, state_dir: Path, verbose: bool) -> None:
+def plan(
+    ctx: click.Context,
+    jobs_dir: Path,
+    scope: str,
+    state_dir: Path,
+    require_signed: bool,
+    verbose: bool,
+) -> None:
     """Show what `reconcile` would do, without doing it.
 
     Compares the manifests under the jobs directory with the state recorded in the
@@ -37,6 +46,8 @@ def plan(ctx: click.Context, jobs_dir: Path, scope: str, state_dir: Path, verbos
       ! conflict   targets or steps changed after the first execution froze them
       - remove     no longer declared: its execution stops, its history is kept
       ! invalid    its manifest has errors: the job is kept as it is
+      ! refused    its last commit is not allowed by the scope's policy
+                   (docs/policy.md): the job is kept as it is
 
     and which executions would start or stop, and why, with the resolved target
     devices of each job (their count; every one with --verbose).
@@ -45,7 +56,7 @@ def plan(ctx: click.Context, jobs_dir: Path, scope: str, state_dir: Path, verbos
     invalid manifests or conflicts, so that `jobrunner plan` can gate a pull
     request in CI.
     """
-    result = make_plan(jobs_dir, state_dir, scope)
+    result = make_plan(jobs_dir, state_dir, scope, require_signed)
     _print(result, verbose)
     ctx.exit(result.exit_code)
 

@@ -13,6 +13,8 @@ from jobrunner.cli.options import (
     client_id_option,
     in_flight_option,
     manifest_options,
+    require_signed_option,
+    secrets_dir_option,
     state_dir_option,
 )
 from jobrunner.cli.progress import ProgressView, progress_of
@@ -40,10 +42,15 @@ def follow(state: StateDir, refs: list[ExecutionRef], view: ProgressView) -> lis
         summaries = [ExecutionSummary.load(state.job(s, n).summary(e)) for s, n, e in refs]
         finished = all(summary.status is not ExecutionStatus.RUNNING for summary in summaries)
         if finished or view.due(0.5):
-            jobs = [JobState.load(state, s, n) for s, n, _ in refs]
-            view.show([progress_of(job, e) for job, (_, _, e) in zip(jobs, refs, strict=True)])
-            for job in jobs:
-                job.close()
+            if not view.live:  # the log lines only: no need to read every target
+                for s, n, e in refs:
+                    view.print_new_lines(state.job(s, n).log(e), f"{s}/{n}")
+            else:
+                jobs = [JobState.load(state, s, n) for s, n, _ in refs]
+                pairs = zip(jobs, refs, strict=True)
+                view.show([progress_of(job, e) for job, (_, _, e) in pairs])
+                for job in jobs:
+                    job.close()
         if finished:
             return summaries
         time.sleep(0.2)
@@ -54,6 +61,10 @@ def _run_and_show(runner: Runner, refs: list[ExecutionRef]) -> list[ExecutionSum
     with ProgressView.for_output() as view:
 
         def show() -> None:
+            if not view.live:  # the log lines only: counting 10,000 targets costs 10 ms
+                for s, n, e in refs:
+                    view.print_new_lines(runner.job_state(s, n).paths.log(e), f"{s}/{n}")
+                return
             view.show([progress_of(runner.job_state(s, n), e) for s, n, e in refs])
 
         def tick() -> None:
@@ -76,6 +87,8 @@ def _config(
     broker: str,
     client_id: str | None,
     max_in_flight: int,
+    require_signed: bool = False,
+    secrets_dir: Path | None = None,
 ) -> RunnerConfig:
     return RunnerConfig(
         jobs_dir=jobs_dir,
@@ -83,6 +96,8 @@ def _config(
         scope=scope,
         broker=broker_settings(current(click.get_current_context()), broker, client_id),
         engine=EngineSettings(max_in_flight=max_in_flight),
+        require_signed=require_signed,
+        secrets_dir=secrets_dir,
     )
 
 
@@ -98,6 +113,8 @@ def _report(summaries: list[ExecutionSummary], labels: list[str]) -> None:
 @broker_option
 @client_id_option
 @in_flight_option
+@require_signed_option
+@secrets_dir_option
 @click.option("--wait", is_flag=True, help="Return when the started executions have ended.")
 @click.pass_context
 def reconcile(
@@ -108,6 +125,8 @@ def reconcile(
     broker: str,
     client_id: str | None,
     max_in_flight: int,
+    require_signed: bool,
+    secrets_dir: Path | None,
     wait: bool,
 ) -> None:
     """Apply the plan once, and run the executions that are due.
@@ -135,17 +154,19 @@ def reconcile(
             summaries = follow(daemon, started, view)
         _report(summaries, [f"{s}/{n}" for s, n, _ in started])
         ctx.exit(exit_code(summaries))
-    config = _config(jobs_dir, state_dir, scope, broker, client_id, max_in_flight)
+    config = _config(
+        jobs_dir, state_dir, scope, broker, client_id, max_in_flight, require_signed, secrets_dir
+    )
     with Runner(config, role="reconcile") as runner:
         for problem in runner.unreadable:
             click.echo(f"error: {problem}", err=True)
         manifests = runner.load()
+        plan = runner.plan(manifests)  # may add diagnostics (a scope's policy)
         for diagnostic in manifests.errors:
             click.echo(str(diagnostic), err=True)
-        plan = runner.plan(manifests)
         applied = runner.apply(plan)
         for job in plan.jobs:
-            if job.action in (Action.CONFLICT, Action.INVALID):
+            if job.action in (Action.CONFLICT, Action.INVALID, Action.REFUSED):
                 detail = job.conflict.message if job.conflict else "; ".join(job.problems)
                 click.echo(f"{job.action.value}: {job.label}: {detail}", err=True)
         for scope_name, name, execution in runner.resumed:
@@ -166,6 +187,8 @@ def reconcile(
 @broker_option
 @client_id_option
 @in_flight_option
+@require_signed_option
+@secrets_dir_option
 @click.option("--wait", is_flag=True, help="Return when the execution has ended.")
 @click.pass_context
 def start(
@@ -177,6 +200,8 @@ def start(
     broker: str,
     client_id: str | None,
     max_in_flight: int,
+    require_signed: bool,
+    secrets_dir: Path | None,
     wait: bool,
 ) -> None:
     """Start an execution of JOB now (NAME or SCOPE/NAME).
@@ -199,7 +224,9 @@ def start(
             _report(summaries, [f"{scope_name}/{name}"])
             ctx.exit(exit_code(summaries))
         return
-    config = _config(jobs_dir, state_dir, scope, broker, client_id, max_in_flight)
+    config = _config(
+        jobs_dir, state_dir, scope, broker, client_id, max_in_flight, require_signed, secrets_dir
+    )
     with Runner(config, role="start") as runner:
         summary = runner.start_job(scope_name, name, runner.load())
         click.echo(f"started {scope_name}/{name} execution {summary.id}")

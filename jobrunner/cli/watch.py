@@ -15,6 +15,8 @@ from jobrunner.cli.options import (
     client_id_option,
     in_flight_option,
     manifest_options,
+    require_signed_option,
+    secrets_dir_option,
     state_dir_option,
 )
 from jobrunner.engine.daemon import Daemon
@@ -28,6 +30,8 @@ from jobrunner.engine.service import RunnerConfig
 @broker_option
 @client_id_option
 @in_flight_option
+@require_signed_option
+@secrets_dir_option
 @click.option(
     "--debounce",
     type=click.IntRange(50, 60_000),
@@ -43,6 +47,8 @@ def watch(
     broker: str,
     client_id: str | None,
     max_in_flight: int,
+    require_signed: bool,
+    secrets_dir: Path | None,
     debounce: int,
 ) -> None:
     """Run the daemon: reconcile on every change, fire schedules, react to connects.
@@ -73,5 +79,7 @@ def watch(
         scope=scope,
         broker=broker_settings(current(click.get_current_context()), broker, client_id),
         engine=EngineSettings(max_in_flight=max_in_flight),
+        require_signed=require_signed,
+        secrets_dir=secrets_dir,
     )
     Daemon(config, debounce_ms=debounce).run()

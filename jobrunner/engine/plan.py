@@ -10,6 +10,8 @@ declares now with what is recorded now, job by job:
                not even in part; the job keeps running what was frozen
     remove     recorded, no longer declared, and its file was read fine: stop, keep history
     invalid    its manifest does not validate: the job keeps what it has, nothing is removed
+    refused    the commit that last changed its manifest is not allowed by the scope's policy
+               (or not signed, with --require-signed): the job is left as recorded
     unchanged  nothing to do
 
 and, per job, whether an execution would start (a new run token) or stop (suspend, removal).
@@ -17,17 +19,28 @@ and, per job, whether an execution would start (a new run token) or stop (suspen
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from jobrunner.engine.spec import dump_steps, resolve_targets, schedule_digest, spec_digest
+from jobrunner.engine.spec import (
+    NO_DEVICES,
+    ScopeDevices,
+    dump_steps,
+    resolve_targets,
+    schedule_digest,
+    spec_digest,
+)
 from jobrunner.errors import StateError
 from jobrunner.manifests import Declared, Job, ManifestSet
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import StateDir
 from jobrunner.state.records import Conflict, JobRecord
+
+if TYPE_CHECKING:
+    from jobrunner.engine.policy import PolicyChange
 
 
 class Action(StrEnum):
@@ -36,6 +49,7 @@ class Action(StrEnum):
     CONFLICT = "conflict"
     REMOVE = "remove"
     INVALID = "invalid"
+    REFUSED = "refused"
     UNCHANGED = "unchanged"
 
 
@@ -71,11 +85,13 @@ class Plan:
     jobs: list[JobPlan]
     manifests: ManifestSet
     revision: str | None
+    policy_changes: list[PolicyChange] = field(default_factory=list)
+    """Policies accepted by this plan, recorded when it is applied (`engine.policy`)."""
 
     @property
     def has_errors(self) -> bool:
         return bool(self.manifests.errors) or any(
-            j.action in (Action.CONFLICT, Action.INVALID) for j in self.jobs
+            j.action in (Action.CONFLICT, Action.INVALID, Action.REFUSED) for j in self.jobs
         )
 
     @property
@@ -90,21 +106,45 @@ class Plan:
         return 2 if self.changed else 0
 
 
-DeviceTags = Mapping[str, Mapping[str, Iterable[str]]]
+DeviceTags = Mapping[str, ScopeDevices]
+Loaded = Mapping[tuple[str, str], JobState]
+"""Jobs a runner already holds in memory: their state is the freshest, and is not read again."""
 
 
 def compute_plan(
-    manifests: ManifestSet, state: StateDir, devices: DeviceTags, revision: str | None
+    manifests: ManifestSet,
+    state: StateDir,
+    devices: DeviceTags,
+    revision: str | None,
+    *,
+    require_signed: bool = False,
+    loaded: Loaded | None = None,
 ) -> Plan:
-    """The plan for every declared and every recorded job."""
+    """The plan for every declared and every recorded job, reviewed against the scopes'
+    policies (and, with `require_signed`, against commit signatures): docs/policy.md.
+    `loaded`: jobs already in memory (a runner's), not read from disk again."""
+    plan = _compute(manifests, state, devices, revision, loaded)
+    from jobrunner.engine.policy import review  # builds on this module's types
+
+    review(plan, state, require_signed)
+    return plan
+
+
+def _compute(
+    manifests: ManifestSet,
+    state: StateDir,
+    devices: DeviceTags,
+    revision: str | None,
+    loaded: Loaded | None,
+) -> Plan:
     plans: dict[tuple[str, str], JobPlan] = {}
     for key, declared in manifests.jobs.items():
         try:
-            recorded = _load(state, *key)
+            recorded = _load(state, *key, loaded)
         except StateError as error:
             plans[key] = _unusable(key, error, declared)
             continue
-        plans[key] = _plan_declared(declared, recorded, devices.get(key[0], {}))
+        plans[key] = _plan_declared(declared, recorded, devices.get(key[0], NO_DEVICES))
     for rejected in manifests.rejected:
         if rejected.kind != "Job" or rejected.scope is None or rejected.name is None:
             continue
@@ -117,7 +157,7 @@ def compute_plan(
     for scope, name in state.jobs():
         if (scope, name) not in plans:
             try:
-                plans[(scope, name)] = _plan_undeclared(state, scope, name, manifests)
+                plans[(scope, name)] = _plan_undeclared(state, scope, name, manifests, loaded)
             except StateError as error:
                 plans[(scope, name)] = _unusable((scope, name), error, None)
     return Plan([plans[k] for k in sorted(plans)], manifests, revision)
@@ -130,7 +170,10 @@ def _unusable(key: tuple[str, str], error: StateError, declared: Declared[Job] |
     return plan
 
 
-def _load(state: StateDir, scope: str, name: str) -> JobState | None:
+def _load(state: StateDir, scope: str, name: str, loaded: Loaded | None = None) -> JobState | None:
+    held = loaded.get((scope, name)) if loaded is not None else None
+    if held is not None:
+        return held
     return JobState.load(state, scope, name) if JobState.exists(state, scope, name) else None
 
 
@@ -143,7 +186,7 @@ def _record_or_none(state: StateDir, scope: str, name: str) -> JobRecord | None:
 
 
 def _plan_declared(
-    declared: Declared[Job], recorded: JobState | None, devices: Mapping[str, Iterable[str]]
+    declared: Declared[Job], recorded: JobState | None, devices: ScopeDevices
 ) -> JobPlan:
     job = declared.manifest
     scope, name = declared.scope, job.metadata.name
@@ -238,8 +281,10 @@ def _changes(record: JobRecord, job: Job, digest: str, declared: Declared[Job]) 
     return changes
 
 
-def _plan_undeclared(state: StateDir, scope: str, name: str, manifests: ManifestSet) -> JobPlan:
-    recorded = _load(state, scope, name)
+def _plan_undeclared(
+    state: StateDir, scope: str, name: str, manifests: ManifestSet, loaded: Loaded | None
+) -> JobPlan:
+    recorded = _load(state, scope, name, loaded)
     assert recorded is not None
     record = recorded.record
     plan = JobPlan(scope, name, Action.UNCHANGED, record=record)

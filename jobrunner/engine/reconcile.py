@@ -1,8 +1,9 @@
 """Applying a plan: records brought in line with the manifests, executions started and stopped.
 
 Runs on the engine's thread (the CLI and the daemon submit it there), so that a reconcile
-never races a reply. Each job is applied whole or not at all: a conflict or an invalid
-manifest leaves the job exactly as it was, apart from the note that says why.
+never races a reply. Each job is applied whole or not at all: a conflict, an invalid
+manifest or a change the scope's policy refuses leaves the job exactly as it was, apart from
+the note that says why. The policies the plan accepted are recorded first.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from jobrunner.engine import executions
 from jobrunner.engine.executions import OperationFactory
 from jobrunner.engine.executor import Engine
 from jobrunner.engine.plan import Action, JobPlan, Plan
+from jobrunner.engine.policy import record_policies
 from jobrunner.engine.runtime import RunningJob
 from jobrunner.engine.spec import dump_steps, schedule_digest, spec_digest
 from jobrunner.manifests import Declared, Job
@@ -39,8 +41,9 @@ class Reconciler:
 
     def apply(self, plan: Plan) -> Applied:
         applied = Applied()
+        record_policies(self.state, plan.policy_changes)
         for job_plan in plan.jobs:
-            if job_plan.action is Action.CONFLICT or job_plan.action is Action.INVALID:
+            if job_plan.action in (Action.CONFLICT, Action.INVALID, Action.REFUSED):
                 self._refuse(job_plan, plan.revision)
                 applied.refused.append(job_plan.label)
                 continue
@@ -116,6 +119,7 @@ class Reconciler:
         else:
             job = self.job(plan.scope, plan.name)
         record = job.state.record
+        before = record.model_dump(exclude={"updated"})
         record.description = manifest.metadata.description
         record.source = SourceRef(file=str(declared.origin.file), line=declared.origin.line())
         record.spec = manifest.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -127,7 +131,8 @@ class Reconciler:
         record.problem = None
         record.revision_attempted = revision
         record.revision_applied = revision
-        job.state.save_record()
+        if record.model_dump(exclude={"updated"}) != before:  # write only what changed
+            job.state.save_record()
         return job
 
     def _refuse(self, plan: JobPlan, revision: str | None) -> None:

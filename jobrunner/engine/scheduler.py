@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pydantic import TypeAdapter, ValidationError
 
-from jobrunner.engine.triggers import DeviceConnectTrigger, TimeTrigger, due_fire, trigger_for
+from jobrunner.engine.triggers import DeviceConnectTrigger, TimeTrigger, trigger_for
 from jobrunner.manifests import Schedule
 from jobrunner.state.records import JobRecord, ScheduleState
 
@@ -28,6 +28,16 @@ class JobSchedules:
 
     times: dict[str, TimeTrigger] = field(default_factory=dict)
     connects: dict[str, DeviceConnectTrigger] = field(default_factory=dict)
+    upcoming: dict[str, tuple[datetime, datetime | None]] = field(default_factory=dict)
+    """Schedule name -> (the time its next fire was computed from, that next fire): a tick
+    compares two times; a trigger is evaluated again only after it fired."""
+
+    def next_after(self, name: str, since: datetime) -> datetime | None:
+        """`times[name].next(since)`, computed once per `since`."""
+        known = self.upcoming.get(name)
+        if known is None or known[0] != since:
+            known = self.upcoming[name] = (since, self.times[name].next(since))
+        return known[1]
 
 
 def schedules_of(record: JobRecord) -> JobSchedules:
@@ -49,10 +59,14 @@ def schedules_of(record: JobRecord) -> JobSchedules:
 @dataclass
 class Scheduler:
     jobs: dict[JobKey, JobSchedules] = field(default_factory=dict)
+    next_due: datetime | None = None
+    """The earliest next fire of all schedules, as of the last pass over them; None when
+    unknown (a job's schedules changed). Until then a tick has nothing to look at."""
 
     def update(self, key: JobKey, record: JobRecord, now: datetime) -> None:
         """Take a job's schedules as recorded; a schedule seen for the first time starts now."""
         schedules = schedules_of(record)
+        self.next_due = None
         if record.orphaned or record.suspend or (not schedules.times and not schedules.connects):
             self.jobs.pop(key, None)
             return
@@ -65,21 +79,32 @@ class Scheduler:
 
     def forget(self, key: JobKey) -> None:
         self.jobs.pop(key, None)
+        self.next_due = None
 
     def due(self, records: dict[JobKey, JobRecord], now: datetime) -> list[tuple[JobKey, str]]:
         """(job, schedule) pairs due at `now`, each at most once however many fires were
         missed; their last fire is set to `now` in the record (the caller saves it)."""
+        if self.next_due is not None and now < self.next_due:
+            return []
         fired = []
+        earliest: datetime | None = None
         for key, schedules in self.jobs.items():
             record = records.get(key)
             if record is None:
                 continue
-            for name, trigger in schedules.times.items():
-                state = record.schedules.setdefault(name, ScheduleState(since=now))
+            for name in schedules.times:
+                state = record.schedules.get(name)
+                if state is None:
+                    state = record.schedules[name] = ScheduleState(since=now)
                 since = state.last_fire or state.since or now
-                if due_fire(trigger, since, now) is not None:
+                upcoming = schedules.next_after(name, since)  # due_fire(), computed once
+                if upcoming is not None and upcoming <= now:
                     state.last_fire = now
                     fired.append((key, name))
+                    upcoming = schedules.next_after(name, now)
+                if upcoming is not None and (earliest is None or upcoming < earliest):
+                    earliest = upcoming
+        self.next_due = earliest if earliest is not None else datetime.max.replace(tzinfo=UTC)
         return fired
 
     def next_fire(self, key: JobKey, record: JobRecord, now: datetime) -> datetime | None:

@@ -20,11 +20,13 @@ from jobrunner.engine.devices import Devices
 from jobrunner.engine.events import Inbox
 from jobrunner.engine.executor import Engine, EngineSettings
 from jobrunner.engine.link import ClientLink, operations_factory
-from jobrunner.engine.plan import Plan, compute_plan
+from jobrunner.engine.plan import Action, Plan, compute_plan
 from jobrunner.engine.reconcile import Applied, Reconciler
 from jobrunner.engine.revision import git_revision
+from jobrunner.engine.spec import ScopeDevices
 from jobrunner.errors import JobError, StateError
 from jobrunner.manifests import ManifestSet, load_manifests
+from jobrunner.manifests.secrets import SecretResolver
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import StateDir
 from jobrunner.state.lock import OwnerLock
@@ -37,7 +39,7 @@ ExecutionRef = tuple[str, str, int]  # scope, job name, execution id
 
 def device_tags(
     manifests: ManifestSet, registry: DeviceRegistry | None = None
-) -> dict[str, dict[str, Iterable[str]]]:
+) -> dict[str, ScopeDevices]:
     """Per scope, every known device and its tags: declared in git, or discovered on connect."""
     known: dict[str, dict[str, Iterable[str]]] = {}
     for scope, devices in manifests.devices.items():
@@ -46,15 +48,21 @@ def device_tags(
         for scope in registry.scopes():
             for record in registry.scope(scope):
                 known.setdefault(scope, {}).setdefault(record.client_id, ())
-    return known
+    return {scope: ScopeDevices(devices) for scope, devices in known.items()}
 
 
-def make_plan(jobs_dir: Path, state_dir: Path, scope: str) -> Plan:
+def make_plan(jobs_dir: Path, state_dir: Path, scope: str, require_signed: bool = False) -> Plan:
     """The plan for the manifests under `jobs_dir` against the state in `state_dir`."""
     manifests = load_manifests([jobs_dir], default_scope=scope)
     with DeviceRegistry(state_dir, autoflush=False) as registry:
         devices = device_tags(manifests, registry)
-    return compute_plan(manifests, StateDir(state_dir), devices, git_revision(jobs_dir))
+    return compute_plan(
+        manifests,
+        StateDir(state_dir),
+        devices,
+        git_revision(jobs_dir),
+        require_signed=require_signed,
+    )
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,11 @@ class RunnerConfig:
     engine: EngineSettings = field(default_factory=EngineSettings)
     operations: OperationSettings = DEFAULT_SETTINGS
     connect_timeout: float = 10.0
+    require_signed: bool = False
+    """Apply only manifests whose last change is in a commit signed by an allowed key."""
+    secrets_dir: Path | None = None
+    """Where `valueFrom: {file: ...}` secrets are read (default: JOBRUNNER_SECRETS_DIR, else
+    /etc/jobrunner/secrets)."""
 
 
 class Runner:
@@ -79,7 +92,9 @@ class Runner:
         self.registry = DeviceRegistry(config.state_dir, autoflush=False)
         self.link = ClientLink(config.broker, self.inbox, config.engine.max_in_flight)
         self.engine = Engine(self.link, Devices(self.registry), config.engine, inbox=self.inbox)
-        self.operations = operations_factory(config.operations)
+        self.operations = operations_factory(
+            config.operations, SecretResolver.from_environment(config.secrets_dir)
+        )
         self.reconciler = Reconciler(self.state, self.engine, self.operations)
         self.accounts: set[str] = set()
         self.unreadable: list[str] = []
@@ -130,14 +145,12 @@ class Runner:
             except StateError as error:
                 self.unreadable.append(str(error))
                 continue  # reported; the other jobs go on
-            waiting = any(t.status is TargetStatus.AWAITING_COMPLETION for t in state.targets)
-            if state.running is not None or waiting:
-                self.serve(scope)
-                job = executions.attach(self.engine, state, self.operations)
-                if job.run is not None:
-                    self.resumed.append((scope, name, job.run.id))
-            else:
-                state.close()
+            # Every job is held from now on: the plan, reconcile and the scheduler use the
+            # engine's copy instead of reading the files again.
+            self.serve(scope)
+            job = executions.attach(self.engine, state, self.operations)
+            if job.run is not None:
+                self.resumed.append((scope, name, job.run.id))
 
     # -- work -----------------------------------------------------------------------------
 
@@ -147,7 +160,14 @@ class Runner:
     def plan(self, manifests: ManifestSet) -> Plan:
         self._declare(manifests)
         devices = device_tags(manifests, self.registry)
-        return compute_plan(manifests, self.state, devices, git_revision(self.config.jobs_dir))
+        return compute_plan(
+            manifests,
+            self.state,
+            devices,
+            git_revision(self.config.jobs_dir),
+            require_signed=self.config.require_signed,
+            loaded={key: job.state for key, job in self.engine.jobs.items()},
+        )
 
     def apply(self, plan: Plan) -> Applied:
         return self.reconciler.apply(plan)
@@ -158,6 +178,8 @@ class Runner:
         job_plan = next((j for j in plan.jobs if (j.scope, j.name) == (scope, name)), None)
         if job_plan is None or (job_plan.declared is None and job_plan.record is None):
             raise JobError(f"job {scope}/{name} is neither declared in the manifests nor recorded")
+        if job_plan.action is Action.REFUSED:
+            raise JobError(f"job {scope}/{name} is refused: " + "; ".join(job_plan.problems))
         if job_plan.conflict is not None:
             raise JobError(
                 f"job {scope}/{name} has a conflict: {job_plan.conflict.file}:"

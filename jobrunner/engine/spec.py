@@ -51,7 +51,22 @@ def schedule_digest(job: Job) -> str:
     return _digest([s.model_dump(mode="json", by_alias=True) for s in job.spec.schedules])
 
 
-def resolve_targets(job: Job, devices: Mapping[str, Iterable[str]]) -> list[str]:
+class ScopeDevices:
+    """The known devices of one scope, indexed by tag once: resolving a job's tags then costs
+    what they select, not a pass over every device (1,000 jobs x 10,000 devices otherwise)."""
+
+    def __init__(self, devices: Mapping[str, Iterable[str]]) -> None:
+        self.clients = list(devices)
+        self.by_tag: dict[str, list[str]] = {}
+        for client, tags in devices.items():
+            for tag in tags:
+                self.by_tag.setdefault(tag, []).append(client)
+
+
+NO_DEVICES = ScopeDevices({})
+
+
+def resolve_targets(job: Job, devices: ScopeDevices) -> list[str]:
     """Client ids selected by the job's targets, given the scope's devices and their tags.
 
     Explicit client ids are kept even when no such device is registered yet (it may register
@@ -60,8 +75,8 @@ def resolve_targets(job: Job, devices: Mapping[str, Iterable[str]]) -> list[str]
     targets = job.spec.targets
     chosen = set(targets.devices)
     if targets.all:
-        chosen.update(devices)
-    elif targets.tags:
-        wanted = set(targets.tags)
-        chosen.update(client for client, tags in devices.items() if wanted.intersection(tags))
+        chosen.update(devices.clients)
+    else:
+        for tag in set(targets.tags):
+            chosen.update(devices.by_tag.get(tag, ()))
     return sorted(chosen)

@@ -211,3 +211,46 @@ RunToken = Annotated[
     Field(min_length=1, max_length=200),
     WithJsonSchema({"type": ["string", "number"], "minLength": 1, "maxLength": 200}),
 ]
+
+
+EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]{1,190}$"
+_EMAIL_RE = re.compile(EMAIL_PATTERN)
+
+
+def _check_email(value: str) -> str:
+    if not _EMAIL_RE.match(value):
+        raise ValueError(f"{value!r} is not an e-mail address (as git records a commit author)")
+    return value.lower()
+
+
+AuthorEmail = Annotated[
+    str,
+    AfterValidator(_check_email),
+    WithJsonSchema({"type": "string", "pattern": EMAIL_PATTERN}),
+]
+"""A commit author's e-mail, compared without regard to case."""
+
+_OPENPGP_RE = re.compile(r"^(?:[0-9A-Fa-f]{40}|[0-9A-Fa-f]{64})$")
+_SSH_RE = re.compile(r"^SHA256:[A-Za-z0-9+/]{43}$")
+FINGERPRINT_PATTERN = r"^(([0-9A-Fa-f] ?){40}|([0-9A-Fa-f] ?){64}|SHA256:[A-Za-z0-9+/]{43})$"
+
+
+def _check_fingerprint(value: str) -> str:
+    compact = value.replace(" ", "")
+    if _OPENPGP_RE.match(compact):
+        return compact.upper()
+    if _SSH_RE.match(value):
+        return value
+    raise ValueError(
+        f"{value!r} is not a full key fingerprint: write an OpenPGP fingerprint (40 hex digits,"
+        " `gpg --fingerprint`) or an SSH one (SHA256:..., `ssh-keygen -lf KEY.pub`); short key"
+        " ids can be forged"
+    )
+
+
+KeyFingerprint = Annotated[
+    str,
+    AfterValidator(_check_fingerprint),
+    WithJsonSchema({"type": "string", "pattern": FINGERPRINT_PATTERN}),
+]
+"""A signing key: OpenPGP fingerprint (normalized to upper-case hex) or SSH SHA256 one."""

@@ -1,4 +1,4 @@
-"""The three manifest kinds: Scope, DeviceList and Job (DESIGN §3)."""
+"""The manifest kinds: Scope, DeviceList and Job (DESIGN §3), and Policy (docs/policy.md)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,15 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from jobrunner.manifests.base import API_VERSION, Strict
-from jobrunner.manifests.fields import ClientId, Name, RunToken, ScopeName, Tag
+from jobrunner.manifests.fields import (
+    AuthorEmail,
+    ClientId,
+    KeyFingerprint,
+    Name,
+    RunToken,
+    ScopeName,
+    Tag,
+)
 from jobrunner.manifests.schedules import Schedule
 from jobrunner.manifests.steps import Step
 
@@ -121,9 +129,50 @@ class Job(Strict):
     spec: JobSpec
 
 
-Manifest = Annotated[Scope | DeviceList | Job, Field(discriminator="kind")]
-KINDS: dict[str, type[Scope | DeviceList | Job]] = {
+# --- Policy -----------------------------------------------------------------------------------
+
+
+class PolicyMetadata(Strict):
+    scope: ScopeName | None = Field(default=None, description="default: the configured scope")
+    description: Description | None = None
+
+
+class PolicySpec(Strict):
+    """Who may create, change or remove the jobs of the scope (docs/policy.md)."""
+
+    allowed_authors: list[AuthorEmail] = Field(
+        default_factory=list,
+        description="commit author e-mails (any case) whose changes to job manifests apply",
+    )
+    allowed_signing_keys: list[KeyFingerprint] = Field(
+        default_factory=list,
+        description="full fingerprints of the keys whose signed commits apply: OpenPGP (40 or"
+        " 64 hex digits) or SSH (SHA256:...); checked with --require-signed",
+    )
+
+    @model_validator(mode="after")
+    def _allows_someone(self) -> PolicySpec:
+        if not (self.allowed_authors or self.allowed_signing_keys):
+            raise ValueError(
+                "a policy lists allowedAuthors, allowedSigningKeys or both; an empty policy"
+                " would allow everyone (remove the document instead)"
+            )
+        return self
+
+
+class Policy(Strict):
+    """Who may manage the jobs of a scope, checked against git history (docs/policy.md)."""
+
+    api_version: ApiVersion
+    kind: Literal["Policy"]
+    metadata: PolicyMetadata = PolicyMetadata()
+    spec: PolicySpec
+
+
+Manifest = Annotated[Scope | DeviceList | Job | Policy, Field(discriminator="kind")]
+KINDS: dict[str, type[Scope | DeviceList | Job | Policy]] = {
     "Scope": Scope,
     "DeviceList": DeviceList,
     "Job": Job,
+    "Policy": Policy,
 }

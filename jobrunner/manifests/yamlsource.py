@@ -9,6 +9,7 @@ exhaust the stack. ISO times stay strings: the manifest models parse them and in
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,7 @@ MAX_DEPTH = 64
 MAX_NODES = 2_000_000
 
 TAG = "tag:yaml.org,2002:"
+MERGE_KEY = "\0<<"  # not a text a YAML key can hold
 _PLAIN_SCALAR_TAGS = {TAG + t for t in ("str", "int", "float", "bool", "null", "timestamp")}
 
 PathKey = str | int
@@ -97,8 +99,6 @@ class _DocumentBuilder:
         self.nodes = 0
         self.root: Any = None
         self.done = False
-        self.resolver = Resolver()
-        self.constructor = yaml.constructor.SafeConstructor()
         self.sizes: dict[int, int] = {}
 
     # -- helpers -------------------------------------------------------------------------
@@ -137,7 +137,7 @@ class _DocumentBuilder:
         key = top.pending_key
         assert key is not None
         top.pending_key = None
-        if key == "<<":
+        if key == MERGE_KEY:
             self._merge(top, value, line)
             return
         if key in top.value:
@@ -166,24 +166,18 @@ class _DocumentBuilder:
             if event.tag not in (None, "!", TAG + "str"):
                 raise YamlError(line, f"key '{event.value}' has a tag; keys are plain names")
             key = event.value
-            if event.implicit[0] and self._resolve(yaml.ScalarNode, key, event.implicit) == (
-                TAG + "merge"
-            ):
-                key = "<<"
+            if key == "<<" and event.implicit[0]:
+                key = MERGE_KEY  # a plain << merges; a quoted '<<' is a key like any other
             top.pending_key = key
             top.pending_key_line = line
             return
         self.source.value_lines[path] = line
         self._attach(self._construct(event, line), line, event.anchor, 1)
 
-    def _resolve(self, kind: type[yaml.Node], value: str, implicit: tuple[bool, bool]) -> str:
-        tag: str = self.resolver.resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
-        return tag
-
     def _construct(self, event: yaml.ScalarEvent, line: int) -> Any:
         tag = event.tag
         if tag is None or tag == "!":
-            tag = self._resolve(yaml.ScalarNode, event.value, event.implicit)
+            tag = _implicit_tag(event.value, event.implicit[0], event.implicit[1])
         if tag not in _PLAIN_SCALAR_TAGS:
             shown = tag.replace(TAG, "!!")
             raise YamlError(
@@ -193,14 +187,7 @@ class _DocumentBuilder:
             )
         if tag in (TAG + "str", TAG + "timestamp"):
             return event.value
-        node = yaml.ScalarNode(tag, event.value)
-        constructor = self.constructor
-        return {
-            TAG + "int": constructor.construct_yaml_int,
-            TAG + "float": constructor.construct_yaml_float,
-            TAG + "bool": constructor.construct_yaml_bool,
-            TAG + "null": constructor.construct_yaml_null,
-        }[tag](node)
+        return _typed_value(tag, event.value)
 
     def start_collection(
         self, event: yaml.MappingStartEvent | yaml.SequenceStartEvent, is_mapping: bool
@@ -248,6 +235,30 @@ class _DocumentBuilder:
         self._count(anchored.size, line)
         self.source.value_lines[path] = line
         self._attach(anchored.value, line, None, anchored.size)
+
+
+_RESOLVER = Resolver()
+_CONSTRUCTOR = yaml.constructor.SafeConstructor()
+_CONSTRUCT = {
+    TAG + "int": _CONSTRUCTOR.construct_yaml_int,
+    TAG + "float": _CONSTRUCTOR.construct_yaml_float,
+    TAG + "bool": _CONSTRUCTOR.construct_yaml_bool,
+    TAG + "null": _CONSTRUCTOR.construct_yaml_null,
+}
+
+
+@functools.lru_cache(maxsize=8192)
+def _implicit_tag(value: str, plain: bool, quoted: bool) -> str:
+    """YAML 1.1's type of an untagged scalar. Cached: manifests repeat their values
+    (definitions, durations, booleans), and the resolver is a chain of regular expressions."""
+    tag: str = _RESOLVER.resolve(yaml.ScalarNode, value, (plain, quoted))  # type: ignore[no-untyped-call]
+    return tag
+
+
+@functools.lru_cache(maxsize=8192)
+def _typed_value(tag: str, value: str) -> Any:
+    """An int, float, bool or None from its text (immutable values: safe to share)."""
+    return _CONSTRUCT[tag](yaml.ScalarNode(tag, value))
 
 
 def _line(event: yaml.Event) -> int:

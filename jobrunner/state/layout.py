@@ -5,6 +5,7 @@
       requests/                           start/stop/reconcile requests handed to the daemon
       scopes/SCOPE/
         devices.journal                   the device registry: births, disconnects, facts
+        policy.json                       the scope's accepted Policy (docs/policy.md)
         jobs/JOB/
           job.json                        the job record: frozen targets and steps, conflicts...
           targets.journal                 every target transition, one JSON line each

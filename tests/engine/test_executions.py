@@ -82,7 +82,13 @@ def test_a_device_known_to_be_disconnected_fails_at_once(scenario: Scenario) -> 
     with scenario.runner() as runner:
         fleet.disconnect("gw-0002", clean=True)
         runner.engine.run_until(
-            lambda: runner.engine.devices.absence(scenario.scope, "gw-0002") is not None, 0.1
+            lambda: (
+                runner.engine.devices.absence(
+                    scenario.scope, "gw-0002", runner.engine.listening_since
+                )
+                is not None
+            ),
+            0.1,
         )
         summary = runner.start_job(scenario.scope, "rollout", runner.load())
         runner.wait([(scenario.scope, "rollout", summary.id)])

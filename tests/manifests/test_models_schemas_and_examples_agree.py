@@ -108,3 +108,22 @@ def test_schema_accepts_the_xml_form_where_the_models_do() -> None:
     assert validator.is_valid(job)
     step["properties"] = {}
     assert not validator.is_valid(job)
+
+
+def test_manifest_reference_is_what_the_models_generate() -> None:
+    from jobrunner.manifests.reference import render
+
+    committed = (ROOT / "docs" / "manifest-reference.md").read_text(encoding="utf-8")
+    assert committed == render(), "docs/manifest-reference.md is stale: run `make schemas`"
+
+
+@pytest.mark.parametrize("definition", list(CATALOGUE))
+def test_each_step_example_of_the_reference_validates(definition: str) -> None:
+    from pydantic import TypeAdapter
+
+    from jobrunner.manifests import Step
+    from jobrunner.manifests.reference import STEP_EXAMPLES
+
+    (document,) = read_documents(STEP_EXAMPLES[definition])
+    (step,) = TypeAdapter(list[Step]).validate_python(document.data)
+    assert step.definition == definition  # type: ignore[attr-defined]
