@@ -16,9 +16,12 @@ taken up again by the next start (the state directory is the only memory).
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -35,6 +38,8 @@ from jobrunner.state.records import ExecutionSummary, Trigger, TriggerKind
 log = logging.getLogger("jobrunner.watch")
 
 TICK = 0.5  # seconds: how often schedules and handed-over requests are looked at
+CATCH_UP = 2.0  # seconds after start: a change made while the watcher was starting is seen
+RESYNC = 300.0  # seconds: reconcile anyway now and then; a missed event costs nothing more
 
 
 class Daemon:
@@ -48,6 +53,7 @@ class Daemon:
         """Each declared job as last reconciled, with its resolved targets: what a first
         execution started by a schedule or a connect freezes."""
         self._changed = threading.Event()
+        self._failing: dict[str, str] = {}
         self.runner: Runner | None = None
 
     # -- the main loop ---------------------------------------------------------------------
@@ -67,20 +73,42 @@ class Daemon:
                 target=self._watch_files, name="jobs-dir-watcher", daemon=True
             )
             watcher.start()
-            self.reconcile("start")
+            self._safely("reconcile", lambda: self.reconcile("start"))
+            resync_at = time.monotonic() + CATCH_UP
             while not self.stopping.is_set():
                 runner.engine.step(TICK)
+                why = None
                 if self._changed.is_set():
                     self._changed.clear()
-                    self.reconcile("change in the jobs directory")
-                self._fire_schedules()
-                self._take_requests()
+                    why = "change in the jobs directory"
+                elif time.monotonic() >= resync_at:
+                    # Level-based: reconcile now and then whatever the watcher saw (it may
+                    # have started after a change, or an event may have been lost).
+                    why = "periodic resync"
+                if why is not None:
+                    resync_at = time.monotonic() + RESYNC
+                    self._safely("reconcile", functools.partial(self.reconcile, why))
+                self._safely("schedules", self._fire_schedules)
+                self._safely("requests", self._take_requests)
             log.info("stopping: nothing more is sent; in-flight requests are taken up on restart")
         self.runner = None
         return 0
 
     def stop(self) -> None:
         self.stopping.set()
+
+    def _safely(self, what: str, action: Callable[[], None]) -> None:
+        """A full disk or a damaged file fails this turn's `what`, never the daemon; the same
+        failure is logged once, not every tick."""
+        try:
+            action()
+        except (OSError, JobrunnerError) as error:
+            if self._failing.get(what) != str(error):
+                self._failing[what] = str(error)
+                log.error("%s failed: %s; tried again on the next change or tick", what, error)
+        else:
+            if self._failing.pop(what, None) is not None:
+                log.info("%s works again", what)
 
     def _install_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():

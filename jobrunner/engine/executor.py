@@ -10,7 +10,7 @@ is recorded with its id before it leaves, so a restarted runner never sends it t
 from __future__ import annotations
 
 import logging
-import random
+import secrets
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -62,12 +62,14 @@ class EngineSettings:
 
 
 def new_request_id() -> str:
-    # Random 63-bit decimal, as the device cloud does: unique without coordination.
-    return str(random.getrandbits(63))
+    # Random 63-bit decimal, as the device cloud does: unique without coordination. From the
+    # system's CSPRNG: in Kura's topics the id is all that ties a reply to its request, so a
+    # device must not be able to predict the ids of requests sent to other devices.
+    return str(secrets.randbits(63))
 
 
 def new_operation_id() -> int:
-    return random.getrandbits(62) + 1
+    return secrets.randbits(62) + 1
 
 
 class Engine:
@@ -94,6 +96,8 @@ class Engine:
         self.status_asks: deque[tuple[JobKey, str]] = deque()  # queries waiting for the window
         self.deadlines = Deadlines()
         self.connected = True
+        self.storage_problem: str | None = None
+        """Why the state directory cannot be written (dispatching is paused), or None."""
         self.listening_since = clock()
         """Since when the runner has heard every lifecycle message (its last (re)connect)."""
         self.listeners: list[Callable[[Event], None]] = []
@@ -123,9 +127,12 @@ class Engine:
             self._handle(event)
         for key, client_id, marker in self.deadlines.due(self.clock()):
             self._deadline_passed(key, client_id, marker)
-        outgoing = self._dispatch()
-        self._flush(durable=self.settings.durable and bool(outgoing))
-        self._publish(outgoing)
+        outgoing = [] if self.storage_problem else self._dispatch()
+        if self._flush(durable=self.settings.durable and bool(outgoing)):
+            self._publish(outgoing)
+        else:  # not recorded, so not sent: they go back to their queue
+            for job, target in outgoing:
+                self._unsend(job, target, reconnect=False)
         self._end_finished_executions()
         self._flush(durable=False)
 
@@ -284,24 +291,29 @@ class Engine:
             except NotConnectedError:
                 self._unsend(job, target)
 
-    def _unsend(self, job: RunningJob, target: TargetState) -> None:
-        """The broker was not reachable: record that the request never left, retry later."""
+    def _unsend(self, job: RunningJob, target: TargetState, reconnect: bool = True) -> None:
+        """A request that did not leave (the broker connection, or the state directory, was
+        unavailable): record that it was not sent, and queue the target again."""
         now = self.clock()
+        why = "the broker connection is down" if reconnect else "the state cannot be written"
         back = TargetState(
             target.client_id,
             target.step_index,
             TargetStatus.PROCESS_AWAITING,
-            "not sent: the broker connection is down; will retry",
+            f"not sent: {why}; will retry",
             target.execution,
             updated=now,
         )
         job.state.targets.put(back)
+        if target.operation_id is not None:
+            self.operations.pop(target.operation_id, None)
         self._release(job, target.client_id, requeue=False)
         if job.run is not None:
             job.run.out.discard(target.client_id)
             job.run.ready.append(target.client_id)
-        self.connected = False
-        self.deadlines.add(now + self.settings.reconnect_retry, job.key, "", "reconnect")
+        if reconnect:
+            self.connected = False
+            self.deadlines.add(now + self.settings.reconnect_retry, job.key, "", "reconnect")
 
     # -- outcomes -------------------------------------------------------------------------
 
@@ -540,17 +552,42 @@ class Engine:
                 status = ExecutionStatus.STOPPED
             else:
                 continue
-            job.state.flush()
-            job.state.log(run.id).write("execution", _ending(status, job, run.summary.targets))
-            job.state.end_execution(run.summary, status)
+            if not run.ending_logged:
+                run.ending_logged = True
+                job.state.log(run.id).write("execution", _ending(status, job, run.summary.targets))
+            try:
+                job.state.flush()
+                job.state.end_execution(run.summary, status)
+            except OSError as error:  # the summary could not be written: it ends next turn
+                run.summary.status, run.summary.ended_on = ExecutionStatus.RUNNING, None
+                self.storage_problem = self.storage_problem or str(error)
+                continue
             job.run = None
             for callback in job.on_end:
                 callback(run.summary)
 
-    def _flush(self, durable: bool) -> None:
-        for job in self.jobs.values():
-            job.state.flush(durable)
-        self.devices.flush()
+    def _flush(self, durable: bool) -> bool:
+        """Write what the turn queued; False (and dispatching paused) when the disk refuses.
+
+        Journals append all of a batch or nothing and keep what they could not write, so
+        the next turn simply tries again; nothing is published that is not recorded."""
+        try:
+            for job in self.jobs.values():
+                job.state.flush(durable)
+            self.devices.flush()
+        except OSError as error:
+            if self.storage_problem is None:
+                log.error(
+                    "cannot write the state directory (%s); nothing more is sent until it"
+                    " can be written again (free some space, or make it writable)",
+                    error,
+                )
+            self.storage_problem = str(error)
+            return False
+        if self.storage_problem is not None:
+            log.error("the state directory can be written again; dispatching resumes")
+            self.storage_problem = None
+        return True
 
 
 def _ending(status: ExecutionStatus, job: RunningJob, targets: list[str]) -> str:

@@ -28,6 +28,7 @@ class ExecutionRun:
     ready: deque[str] = field(default_factory=deque)
     open: int = 0  # covered targets not yet PROCESS_OK at the last step nor PROCESS_FAILED
     out: set[str] = field(default_factory=set)  # targets whose reply is awaited
+    ending_logged: bool = False  # its last log line is queued (the summary may still wait)
 
     @property
     def id(self) -> int:

@@ -15,6 +15,8 @@ by a newer jobrunner (a higher version) is refused with a message that says so.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -39,12 +41,18 @@ def atomic_write(path: Path, data: bytes, durable: bool = True) -> None:
     """Replace `path` by `data` so that a crash leaves the old content or the new, whole."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with temporary.open("wb") as handle:
-        handle.write(data)
-        if durable:
-            handle.flush()
-            os.fsync(handle.fileno())
-    temporary.replace(path)
+    try:
+        with temporary.open("wb") as handle:
+            handle.write(data)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
+        temporary.replace(path)
+    except OSError:
+        # A full or read-only disk: the old file stays whole; no half-written copy remains.
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
     if durable:
         fsync_folder(path.parent)
 
@@ -137,11 +145,8 @@ class Journal:
         if not self._pending:
             return
         handle = self._open()
-        handle.write(b"".join(self._pending))
+        append_whole(handle, b"".join(self._pending), durable)
         self._pending.clear()
-        handle.flush()
-        if durable:
-            os.fsync(handle.fileno())
 
     def compact(self, records: Iterable[Record]) -> None:
         """Replace the whole journal by `records` (a snapshot), atomically."""
@@ -163,9 +168,10 @@ class Journal:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._repair_torn_tail()
             fresh = not self.path.exists() or self.path.stat().st_size == 0
-            self._handle = self.path.open("ab")
+            handle = self.path.open("ab", buffering=0)
             if fresh:
-                self._handle.write(self._header())
+                append_whole(handle, self._header(), durable=False)
+            self._handle = handle
         return self._handle
 
     def _repair_torn_tail(self) -> None:
@@ -183,6 +189,26 @@ class Journal:
                 handle.truncate(data.rfind(b"\n") + 1)
         except FileNotFoundError:
             return
+
+
+def append_whole(handle: IO[bytes], data: bytes, durable: bool) -> None:
+    """Append all of `data` to an unbuffered file, or nothing: when the disk refuses (full,
+    read-only, quota), what was written of it is cut off again, so the file never keeps a
+    torn line in its middle; the caller keeps the data and tries again later."""
+    start = handle.seek(0, os.SEEK_END)
+    try:
+        view = memoryview(data)
+        while view:
+            written = handle.write(view)
+            if not written:
+                raise OSError(errno.EIO, "the disk accepted no byte")
+            view = view[written:]
+        if durable:
+            os.fsync(handle.fileno())
+    except OSError:
+        with contextlib.suppress(OSError):
+            handle.truncate(start)
+        raise
 
 
 def _loads(line: bytes) -> Any:

@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
+from jobrunner.state.files import append_whole
+
 
 def timestamp(at: float | None = None) -> str:
     """ISO-8601 UTC with milliseconds: `2026-11-27T10:15:02.314Z`.
@@ -48,7 +50,7 @@ class ExecutionLog:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._pending: list[str] = []
-        self._handle: IO[str] | None = None
+        self._handle: IO[bytes] | None = None
 
     def write(self, subject: str, message: str, at: float | None = None) -> None:
         """Queue `TIME SUBJECT: MESSAGE` (newlines in the message are flattened)."""
@@ -56,14 +58,14 @@ class ExecutionLog:
         self._pending.append(f"{timestamp(at)} {subject}: {text}\n")
 
     def flush(self) -> None:
+        """Write the queued lines, all of them or none (kept for the next try)."""
         if not self._pending:
             return
         if self._handle is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = self.path.open("a", encoding="utf-8")
-        self._handle.write("".join(self._pending))
+            self._handle = self.path.open("ab", buffering=0)
+        append_whole(self._handle, "".join(self._pending).encode("utf-8"), durable=False)
         self._pending.clear()
-        self._handle.flush()
 
     def close(self) -> None:
         self.flush()

@@ -1,0 +1,87 @@
+"""A disk that refuses writes (full, read-only, over quota): the runner stops dispatching and
+says why, instead of running on without recording; when it can write again, it resumes.
+
+The refusal is real: the runner runs with a file-size limit (RLIMIT_FSIZE, set by util-linux's
+prlimit), so the kernel refuses its writes past a few kilobytes (EFBIG), until the test
+lifts the limit.
+"""
+
+from __future__ import annotations
+
+import resource
+import shutil
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from jobrunner.simulator.faults import DelayFault, FaultPlan, Selector
+
+from .conftest import Scenario
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(shutil.which("prlimit") is None, reason="util-linux prlimit is missing"),
+]
+
+LIMIT = 6000  # bytes: the execution's log outgrows it half way through
+
+
+def _wait_for(condition: object, what: str, output: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}:\n{output.read_text()[-3000:]}")
+
+
+def test_a_full_disk_pauses_dispatching_and_the_runner_resumes_after(
+    scenario: Scenario,
+) -> None:
+    scenario.registry(20)
+    fleet = scenario.fleet(20, FaultPlan(slow=(DelayFault(Selector("*", "command"), 0.05),)))
+    scenario.job(
+        "rollout",
+        """
+        - {name: check, definition: Command Execution, properties: {command: echo}}
+        - {name: start, definition: Bundle Start, properties: {bundleId: 42}}
+        """,
+    )
+    output = scenario.root / "runner.log"
+    with output.open("wb") as log:
+        # A soft limit: the test may raise it again (a hard one needs CAP_SYS_RESOURCE).
+        limited = ["prlimit", f"--fsize={LIMIT}:unlimited", "--", *scenario.reconcile_command()]
+        process = subprocess.Popen(limited, stdout=log, stderr=log)
+    try:
+        _wait_for(
+            lambda: "cannot write the state directory" in output.read_text(),
+            "the runner to notice",
+            output,
+        )
+        assert "File too large" in output.read_text()
+        paused_at = fleet.count()
+        time.sleep(1.0)  # running on, it would have sent dozens of requests by now
+        assert fleet.count() == paused_at, "it kept sending without recording"
+
+        resource.prlimit(
+            process.pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY)
+        )
+        assert process.wait(timeout=60) == 0, output.read_text()[-3000:]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+    text = output.read_text()
+    assert "the state directory can be written again; dispatching resumes" in text
+    assert set(scenario.statuses("rollout").values()) == {(1, "PROCESS_OK")}
+    sent = Counter((r.device, r.operation) for r in fleet.requests())
+    assert max(sent.values()) == 1, "nothing was sent twice"
+    log_lines = scenario.log("rollout", 1).splitlines()
+    assert log_lines[-1].endswith("execution: TERMINATED (20 PROCESS_OK)")
+    assert all(" target " in line or " execution: " in line for line in log_lines), (
+        "no line was torn by the refused writes"
+    )
