@@ -2,7 +2,7 @@
 
 It starts its own mosquitto and simulated fleet, measures a floor (a bare paho + protobuf
 script sending the same Kura requests to the same fleet) and jobrunner against it, and prints
-one table (results in bench/results/, a summary in bench/RESULTS.md). Modules:
+one table (results in bench/results/; the README's Performance section keeps a run). Modules:
 
     run        the command: scenarios in order, the table
     scenarios  the scenarios, each a few rows of the table
