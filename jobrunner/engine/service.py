@@ -96,7 +96,8 @@ class Runner:
             config.operations, SecretResolver.from_environment(config.secrets_dir)
         )
         self.reconciler = Reconciler(self.state, self.engine, self.operations)
-        self.accounts: set[str] = set()
+        self.accounts: dict[str, str] = {}
+        """The scopes served, with their payload encoding."""
         self.unreadable: list[str] = []
         """Jobs whose recorded state could not be read (left untouched, reported)."""
         self.resumed: list[ExecutionRef] = []
@@ -131,11 +132,13 @@ class Runner:
         self.registry.close()
         self.lock.release()
 
-    def serve(self, scope: str, encoding: str = "kura-protobuf") -> None:
-        """Subscribe to the devices of `scope` (its Kura account)."""
-        if scope not in self.accounts:
-            self.link.client.add_account(scope, encoding, self.config.connect_timeout)
-            self.accounts.add(scope)
+    def serve(self, scope: str, encoding: str | None = None) -> None:
+        """Subscribe to the devices of `scope` (its Kura account), in `encoding` (the Scope
+        manifest's payloadEncoding; kept as it is when None, kura-protobuf at first)."""
+        chosen = encoding or self.accounts.get(scope, "kura-protobuf")
+        if self.accounts.get(scope) != chosen:
+            self.link.client.add_account(scope, chosen, self.config.connect_timeout)
+            self.accounts[scope] = chosen
 
     def resume(self) -> None:
         """Take up what a previous owner left: RUNNING executions, operations still awaited."""
