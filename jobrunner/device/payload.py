@@ -97,6 +97,12 @@ class Metric:
         return Metric(MetricType.BYTES, value)
 
 
+def present(metrics: Mapping[str, Metric | None]) -> dict[str, Metric]:
+    """The metrics that have a value, in order: None stands for a metric left out, as Kura
+    leaves out what it does not set (it never sends null)."""
+    return {name: metric for name, metric in metrics.items() if metric is not None}
+
+
 @dataclass(frozen=True, slots=True)
 class Position:
     latitude: float
@@ -127,8 +133,7 @@ class KuraPayload:
         timestamp: int | None = None,
     ) -> KuraPayload:
         """A payload from metrics; None values are left out, as Kura does (never sent null)."""
-        kept = {name: metric for name, metric in metrics.items() if metric is not None}
-        return cls(metrics=kept, body=body, timestamp=timestamp)
+        return cls(metrics=present(metrics), body=body, timestamp=timestamp)
 
     def has(self, name: str) -> bool:
         return name in self.metrics

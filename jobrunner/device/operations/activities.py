@@ -25,6 +25,7 @@ from jobrunner.device.operations.base import (
     Operation,
     Outcome,
     OutcomeStatus,
+    for_another_operation,
     int32_metric,
     int_metric,
     millis_metric,
@@ -34,7 +35,7 @@ from jobrunner.device.operations.base import (
     text_metric,
     with_percent,
 )
-from jobrunner.device.payload import KuraPayload, Metric
+from jobrunner.device.payload import KuraPayload, Metric, present
 from jobrunner.manifests.steps import ActivitySubmit, StepMode
 
 ACTIVITY_APP = "ANSIBLE-V1"
@@ -71,12 +72,11 @@ class SubmitActivity(Operation[ActivitySubmit]):
             "notify.log.level": Metric.string(p.log_level),
             "resource.props": Metric.string(props) if p.resource_properties else None,
         }
-        kept = {name: metric for name, metric in metrics.items() if metric is not None}
         return Request(
             self.app_id,
             self.settings.activity_method,
             self.settings.activity_resources,
-            kept,
+            present(metrics),
             operation_id=operation_id,
             secrets=SECRETS,
         )
@@ -96,8 +96,7 @@ class SubmitActivity(Operation[ActivitySubmit]):
             return Outcome.ignored(
                 f"a notification on resource {resources[0]!r} is not expected", state
             )
-        job = int_metric(payload, "job.id")
-        if job is not None and job != state.operation_id:
+        if for_another_operation(state, payload):
             return Outcome.ignored("notification for another operation", state)
         status = text_metric(payload, "status")
         message = text_metric(payload, "message")

@@ -239,6 +239,13 @@ def int_metric(payload: KuraPayload, name: str) -> int | None:
         return None
 
 
+def for_another_operation(state: AsyncState, payload: KuraPayload) -> bool:
+    """Whether a notification's (or status reply's) `job.id` names another operation than
+    `state`'s; one without a `job.id` is not taken for another's."""
+    job = int_metric(payload, "job.id")
+    return job is not None and job != state.operation_id
+
+
 def body_text(payload: KuraPayload, limit: int = 200) -> str | None:
     """The body as one line of text, when it is short readable text."""
     if not payload.body:

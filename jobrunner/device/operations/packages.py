@@ -23,6 +23,7 @@ from jobrunner.device.operations.base import (
     Outcome,
     OutcomeStatus,
     StatusQuery,
+    for_another_operation,
     int32_metric,
     int_metric,
     millis_metric,
@@ -33,7 +34,7 @@ from jobrunner.device.operations.base import (
     text_metric,
     with_percent,
 )
-from jobrunner.device.payload import KuraPayload, Metric
+from jobrunner.device.payload import KuraPayload, Metric, present
 from jobrunner.manifests.steps import FileType, PackageDownload, PackageUninstall, StepMode
 
 DOWNLOAD, INSTALL, UNINSTALL = "download", "install", "uninstall"
@@ -61,11 +62,6 @@ def _status(payload: KuraPayload, resource: str) -> tuple[str | None, int | None
         int_metric(payload, f"dp.{resource}.progress"),
         text_metric(payload, f"dp.{resource}.error.message") or "no reason given",
     )
-
-
-def _other_job(state: AsyncState, payload: KuraPayload) -> bool:
-    job = int_metric(payload, "job.id")
-    return job is not None and job != state.operation_id
 
 
 class DownloadPackage(Operation[PackageDownload]):
@@ -106,9 +102,13 @@ class DownloadPackage(Operation[PackageDownload]):
             "dp.download.hash": optional_string(p.file_hash),
             "dp.install.verifier.uri": optional_string(p.install_verifier_uri),
         }
-        kept = {name: metric for name, metric in metrics.items() if metric is not None}
         return Request(
-            self.app_id, "EXEC", (DOWNLOAD,), kept, operation_id=operation_id, secrets=SECRETS
+            self.app_id,
+            "EXEC",
+            (DOWNLOAD,),
+            present(metrics),
+            operation_id=operation_id,
+            secrets=SECRETS,
         )
 
     def accepted(self, payload: KuraPayload, operation_id: int) -> Outcome:
@@ -121,7 +121,7 @@ class DownloadPackage(Operation[PackageDownload]):
     def notification(
         self, state: AsyncState, resources: tuple[str, ...], payload: KuraPayload
     ) -> Outcome:
-        if _other_job(state, payload):
+        if for_another_operation(state, payload):
             return Outcome.ignored("notification for another operation", state)
         resource = notified_resource(resources, payload)
         if resource == DOWNLOAD:
@@ -183,7 +183,7 @@ class DownloadPackage(Operation[PackageDownload]):
                 )
         elif query == DOWNLOAD:
             status, percent, _ = _status(reply, DOWNLOAD)
-            if status == "IN_PROGRESS" and not _other_job(state, reply):
+            if status == "IN_PROGRESS" and not for_another_operation(state, reply):
                 now = with_percent(state, percent, DOWNLOAD)
                 return Outcome.progress(now, f"still downloading {self.package}")
         elif query == INSTALL and text_metric(reply, "dp.install.status") == "IN_PROGRESS":
@@ -238,8 +238,9 @@ class UninstallPackage(Operation[PackageUninstall]):
             "dp.reboot": Metric.boolean(p.reboot),
             "dp.reboot.delay": millis_metric("rebootDelay", p.reboot_delay),
         }
-        kept = {name: metric for name, metric in metrics.items() if metric is not None}
-        return Request(self.app_id, "EXEC", (UNINSTALL,), kept, operation_id=operation_id)
+        return Request(
+            self.app_id, "EXEC", (UNINSTALL,), present(metrics), operation_id=operation_id
+        )
 
     def accepted(self, payload: KuraPayload, operation_id: int) -> Outcome:
         return Outcome(
@@ -251,7 +252,7 @@ class UninstallPackage(Operation[PackageUninstall]):
     def notification(
         self, state: AsyncState, resources: tuple[str, ...], payload: KuraPayload
     ) -> Outcome:
-        if _other_job(state, payload):
+        if for_another_operation(state, payload):
             return Outcome.ignored("notification for another operation", state)
         resource = notified_resource(resources, payload)
         if resource != UNINSTALL:
