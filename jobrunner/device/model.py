@@ -23,7 +23,7 @@ from enum import StrEnum
 from typing import Generic, Protocol, TypeVar
 
 from jobrunner.device.payload import KuraPayload, Metric
-from jobrunner.device.topics import CONTROL_PREFIX, LifecycleTopic, NotifyTopic
+from jobrunner.device.topics import LifecycleTopic, NotifyTopic, RequestTopic
 from jobrunner.errors import JobrunnerError
 
 T = TypeVar("T")
@@ -78,10 +78,9 @@ class Request:
     """Names of metrics never shown (passwords)."""
 
     def topic(self, account: str, client_id: str) -> str:
-        """`$EDC/{account}/{client}/{APP-VER}/{METHOD}/{resources...}`."""
-        return "/".join(
-            (CONTROL_PREFIX, account, client_id, self.app_id, self.method, *self.resources)
-        )
+        """`$EDC/{account}/{client}/{APP-VER}/{METHOD}/{resources...}`, as `RequestTopic`
+        spells it (the one that also reads it back)."""
+        return str(RequestTopic(account, client_id, self.app_id, self.method, self.resources))
 
     @property
     def name(self) -> str:
