@@ -39,6 +39,8 @@ from jobrunner.cli.options import (
     state_dir_option,
 )
 from jobrunner.device import BrokerSettings
+from jobrunner.engine.executor import EngineSettings
+from jobrunner.engine.service import RunnerConfig
 from jobrunner.errors import ConfigError
 
 DEFAULT_FILE = Path("jobrunner.yaml")
@@ -125,6 +127,30 @@ def broker_settings(loaded: Loaded, broker: str, client_id: str | None) -> Broke
         ca_file=os.environ.get("JOBRUNNER_MQTT_CA_FILE") or values.ca_file,
         cert_file=os.environ.get("JOBRUNNER_MQTT_CERT_FILE") or values.cert_file,
         key_file=os.environ.get("JOBRUNNER_MQTT_KEY_FILE") or values.key_file,
+    )
+
+
+def runner_config(
+    jobs_dir: Path,
+    state_dir: Path,
+    scope: str,
+    broker: str,
+    client_id: str | None,
+    max_in_flight: int,
+    require_signed: bool = False,
+    secrets_dir: Path | None = None,
+) -> RunnerConfig:
+    """The runner's configuration from a command's options, in the current click context
+    (whose configuration file completes the broker settings): one for every command that
+    reaches devices, so that `watch` and `reconcile` never disagree."""
+    return RunnerConfig(
+        jobs_dir=jobs_dir,
+        state_dir=state_dir,
+        scope=scope,
+        broker=broker_settings(current(click.get_current_context()), broker, client_id),
+        engine=EngineSettings(max_in_flight=max_in_flight),
+        require_signed=require_signed,
+        secrets_dir=secrets_dir,
     )
 
 

@@ -33,6 +33,7 @@ from jobrunner.simulator.faults import (
 from jobrunner.simulator.fleet import Fleet
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import StateDir
+from jobrunner.state.records import counts_text
 
 DEMO_SCOPE = "acme"
 LATE_DEVICE = "gw-0012"
@@ -189,7 +190,7 @@ def _loaded(state: StateDir) -> list[JobState]:
 def _summary(state: StateDir, log: Path) -> None:
     click.echo("\nsummary:", err=True)
     for job in _loaded(state):
-        counts = ", ".join(f"{n} {s}" for s, n in sorted(job.counts().items())) or "no targets"
+        counts = counts_text(job.counts())
         runs = len(job.executions)
         click.echo(f"  {job.label:<38} {runs} execution(s); targets: {counts}", err=True)
         for target in sorted(job.targets, key=lambda t: t.client_id):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from jobrunner.cli.config import broker_settings, current
+from jobrunner.cli.config import runner_config
 from jobrunner.cli.options import (
     broker_option,
     client_id_option,
@@ -19,14 +19,13 @@ from jobrunner.cli.options import (
 )
 from jobrunner.cli.progress import ProgressView, progress_of
 from jobrunner.engine import handoff
-from jobrunner.engine.executor import EngineSettings
 from jobrunner.engine.plan import Action
-from jobrunner.engine.service import ExecutionRef, Runner, RunnerConfig, exit_code
+from jobrunner.engine.service import ExecutionRef, Runner, exit_code
 from jobrunner.engine.status import parse_job_ref
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import StateDir
 from jobrunner.state.lock import current_owner
-from jobrunner.state.records import ExecutionStatus, ExecutionSummary
+from jobrunner.state.records import ExecutionStatus, ExecutionSummary, counts_text
 
 
 def _daemon(state_dir: Path) -> StateDir | None:
@@ -80,30 +79,9 @@ def _refs(result: dict[str, object], key: str) -> list[ExecutionRef]:
     return [(str(s), str(n), int(e)) for s, n, e in result.get(key, [])]  # type: ignore[attr-defined]
 
 
-def _config(
-    jobs_dir: Path,
-    state_dir: Path,
-    scope: str,
-    broker: str,
-    client_id: str | None,
-    max_in_flight: int,
-    require_signed: bool = False,
-    secrets_dir: Path | None = None,
-) -> RunnerConfig:
-    return RunnerConfig(
-        jobs_dir=jobs_dir,
-        state_dir=state_dir,
-        scope=scope,
-        broker=broker_settings(current(click.get_current_context()), broker, client_id),
-        engine=EngineSettings(max_in_flight=max_in_flight),
-        require_signed=require_signed,
-        secrets_dir=secrets_dir,
-    )
-
-
 def _report(summaries: list[ExecutionSummary], labels: list[str]) -> None:
     for label, summary in zip(labels, summaries, strict=True):
-        counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.counts.items())) or "no targets"
+        counts = counts_text(summary.counts)
         click.echo(f"{label} execution {summary.id}: {summary.status.value} ({counts})")
 
 
@@ -154,7 +132,7 @@ def reconcile(
             summaries = follow(daemon, started, view)
         _report(summaries, [f"{s}/{n}" for s, n, _ in started])
         ctx.exit(exit_code(summaries))
-    config = _config(
+    config = runner_config(
         jobs_dir, state_dir, scope, broker, client_id, max_in_flight, require_signed, secrets_dir
     )
     with Runner(config, role="reconcile") as runner:
@@ -224,7 +202,7 @@ def start(
             _report(summaries, [f"{scope_name}/{name}"])
             ctx.exit(exit_code(summaries))
         return
-    config = _config(
+    config = runner_config(
         jobs_dir, state_dir, scope, broker, client_id, max_in_flight, require_signed, secrets_dir
     )
     with Runner(config, role="start") as runner:
@@ -257,7 +235,7 @@ def stop(
         follow(daemon, stopped, ProgressView(live=False))
         click.echo(f"stopped {scope_name}/{name} execution {stopped[0][2]}")
         return
-    config = _config(jobs_dir, state_dir, scope, broker, client_id, 200)
+    config = runner_config(jobs_dir, state_dir, scope, broker, client_id, 200)
     with Runner(config, role="stop") as runner:
         summary = runner.stop_job(scope_name, name, "stopped by the user")
         runner.wait([(scope_name, name, summary.id)])

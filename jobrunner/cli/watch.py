@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from jobrunner.cli.config import broker_settings, current
+from jobrunner.cli.config import runner_config
 from jobrunner.cli.options import (
     broker_option,
     client_id_option,
@@ -20,8 +20,6 @@ from jobrunner.cli.options import (
     state_dir_option,
 )
 from jobrunner.engine.daemon import Daemon
-from jobrunner.engine.executor import EngineSettings
-from jobrunner.engine.service import RunnerConfig
 
 
 @click.command()
@@ -73,13 +71,7 @@ def watch(
         format="%(asctime)s.%(msecs)03dZ %(levelname)s %(message)s",
         datefmt="%Y-%m-%dT%H:%M:%S",
     )
-    config = RunnerConfig(
-        jobs_dir=jobs_dir,
-        state_dir=state_dir,
-        scope=scope,
-        broker=broker_settings(current(click.get_current_context()), broker, client_id),
-        engine=EngineSettings(max_in_flight=max_in_flight),
-        require_signed=require_signed,
-        secrets_dir=secrets_dir,
+    config = runner_config(
+        jobs_dir, state_dir, scope, broker, client_id, max_in_flight, require_signed, secrets_dir
     )
     Daemon(config, debounce_ms=debounce).run()

@@ -43,7 +43,7 @@ from jobrunner.engine.ports import (
 )
 from jobrunner.engine.runtime import DeviceQueue, JobKey, RunningJob
 from jobrunner.engine.timers import Deadlines
-from jobrunner.state.records import ExecutionStatus
+from jobrunner.state.records import ExecutionStatus, counts_text
 from jobrunner.state.targets import TargetState, TargetStatus
 
 log = logging.getLogger(__name__)
@@ -591,6 +591,4 @@ class Engine:
 
 
 def _ending(status: ExecutionStatus, job: RunningJob, targets: list[str]) -> str:
-    counts = job.state.counts(targets)
-    parts = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-    return f"{status.value} ({parts or 'no targets'})"
+    return f"{status.value} ({counts_text(job.state.counts(targets))})"

@@ -7,6 +7,7 @@ refused, one that is damaged is reported with its path and what to do.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -25,6 +26,12 @@ EXECUTION_VERSION = 1
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def counts_text(counts: Mapping[str, int]) -> str:
+    """`2 PROCESS_FAILED, 7 PROCESS_OK` (statuses by name), or `no targets`: how an execution's
+    counts read in its log's last line and in the commands' reports alike."""
+    return ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no targets"
 
 
 class Record(BaseModel):
