@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from jobrunner.cli.main import cli
 from jobrunner.device import BrokerSettings
 from jobrunner.engine.executor import EngineSettings
 from jobrunner.engine.service import Runner, RunnerConfig
@@ -84,14 +86,17 @@ class Scenario:
         path.write_text(text)
         return path
 
-    def registry(self, count: int, tags: str = "[fleet]") -> None:
+    def registry(
+        self, count: int, tags: str = "[fleet]", scope: str | None = None, file: str = "registry"
+    ) -> None:
+        """A DeviceList of gw-0001..gw-{count} in `scope` (this scenario's when None)."""
         devices = "\n".join(
             f"  - {{clientId: gw-{n:04d}, tags: {tags}}}" for n in range(1, count + 1)
         )
         self.write(
-            "registry.yaml",
-            f"apiVersion: jobrunner/v1\nkind: DeviceList\nmetadata: {{scope: {self.scope}}}\n"
-            f"devices:\n{devices}\n",
+            f"{file}.yaml",
+            "apiVersion: jobrunner/v1\nkind: DeviceList\n"
+            f"metadata: {{scope: {scope or self.scope}}}\ndevices:\n{devices}\n",
         )
 
     def fleet(self, devices: int, faults: FaultPlan | None = None, **config: object) -> Fleet:
@@ -130,6 +135,15 @@ class Scenario:
             "--broker", self.broker.url, "--scope", self.scope,
             "--client-id", f"runner-{self.scope}", "--max-in-flight", str(max_in_flight),
         ]  # fmt: skip
+
+    def invoke(self, *args: str) -> tuple[int, str]:
+        """`jobrunner ARGS --state-dir ... --scope ...` in this process: exit code and output
+        (an exception other than click's exit fails the test, with the output)."""
+        result = CliRunner().invoke(
+            cli, [*args, "--state-dir", str(self.state_dir), "--scope", self.scope]
+        )
+        assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+        return result.exit_code, result.output
 
     def reconcile(self, **engine: object) -> list[tuple[str, str, int]]:
         """One `reconcile --wait`, in this process; the executions it started."""

@@ -5,10 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from click.testing import CliRunner
-
-from jobrunner.cli.main import cli
-
 from .conftest import Scenario
 
 ONE_STEP = "- {name: stop, definition: Bundle Stop, properties: {bundleId: 42}}"
@@ -24,14 +20,6 @@ def _two_jobs(scenario: Scenario) -> tuple[Path, Path]:
     return jobs / "alpha", jobs / "beta"
 
 
-def _cli(scenario: Scenario, *args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(
-        cli, [*args, "--state-dir", str(scenario.state_dir), "--scope", scenario.scope]
-    )
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
-    return result.exit_code, result.output
-
-
 def _damage_middle_line(journal: Path) -> int:
     lines = journal.read_text().splitlines(keepends=True)
     lines[2] = lines[2][: len(lines[2]) // 2] + "\n"
@@ -43,7 +31,7 @@ def test_a_damaged_journal_is_reported_with_file_and_line(scenario: Scenario) ->
     alpha, _ = _two_jobs(scenario)
     line = _damage_middle_line(alpha / "targets.journal")
 
-    code, output = _cli(scenario, "status", "alpha")
+    code, output = scenario.invoke("status", "alpha")
 
     assert code == 1
     assert f"targets.journal:{line}: damaged journal line" in output
@@ -56,7 +44,7 @@ def test_the_other_jobs_are_listed_and_keep_running(scenario: Scenario) -> None:
     _damage_middle_line(alpha / "targets.journal")
     damaged = (alpha / "targets.journal").read_bytes()
 
-    code, output = _cli(scenario, "status")
+    code, output = scenario.invoke("status")
     assert code == 0
     assert f"{scenario.scope}/alpha" in output and "UNREADABLE" in output
     assert f"{scenario.scope}/beta" in output and "3 ok" in output
@@ -73,22 +61,11 @@ def test_plan_names_the_unusable_job_and_fails(scenario: Scenario) -> None:
     alpha, _ = _two_jobs(scenario)
     (alpha / "job.json").write_text("{ not json")
 
-    result = CliRunner().invoke(
-        cli,
-        [
-            "plan",
-            "--jobs-dir",
-            str(scenario.jobs_dir),
-            "--state-dir",
-            str(scenario.state_dir),
-            "--scope",
-            scenario.scope,
-        ],
-    )
+    code, output = scenario.invoke("plan", "--jobs-dir", str(scenario.jobs_dir))
 
-    assert result.exit_code == 1
-    assert "invalid" in result.output and "recorded state unusable" in result.output
-    assert "job.json: unreadable" in result.output
+    assert code == 1
+    assert "invalid" in output and "recorded state unusable" in output
+    assert "job.json: unreadable" in output
 
 
 def test_a_torn_last_line_loses_only_that_transition(scenario: Scenario) -> None:
@@ -96,7 +73,7 @@ def test_a_torn_last_line_loses_only_that_transition(scenario: Scenario) -> None
     journal = alpha / "targets.journal"
     journal.write_bytes(journal.read_bytes()[:-10])
 
-    code, output = _cli(scenario, "status", "alpha", "-o", "json")
+    code, output = scenario.invoke("status", "alpha", "-o", "json")
 
     assert code == 0
     assert len(json.loads(output)["targets"]) == 3
@@ -108,7 +85,7 @@ def test_a_record_from_a_newer_jobrunner_is_refused_saying_so(scenario: Scenario
     record["version"] = 99
     (alpha / "job.json").write_text(json.dumps(record))
 
-    code, output = _cli(scenario, "status", "alpha")
+    code, output = scenario.invoke("status", "alpha")
 
     assert code == 1
     assert "written by a newer jobrunner" in output

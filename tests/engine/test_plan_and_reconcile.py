@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import json
 
-from click.testing import CliRunner
-
-from jobrunner.cli.main import cli
-
 from .conftest import Scenario
 
 STEP = "- {name: stop, definition: Bundle Stop, properties: {bundleId: 42}}"
@@ -15,39 +11,13 @@ OTHER_STEP = "- {name: stop, definition: Bundle Stop, properties: {bundleId: 43}
 
 
 def plan(scenario: Scenario, *extra: str) -> tuple[int, str]:
-    result = CliRunner().invoke(
-        cli,
-        [
-            "plan",
-            "--jobs-dir",
-            str(scenario.jobs_dir),
-            "--state-dir",
-            str(scenario.state_dir),
-            "--scope",
-            scenario.scope,
-            *extra,
-        ],
-    )
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
-    return result.exit_code, result.output
+    return scenario.invoke("plan", "--jobs-dir", str(scenario.jobs_dir), *extra)
 
 
 def status(scenario: Scenario, job: str) -> dict:  # type: ignore[type-arg]
-    result = CliRunner().invoke(
-        cli,
-        [
-            "status",
-            job,
-            "-o",
-            "json",
-            "--state-dir",
-            str(scenario.state_dir),
-            "--scope",
-            scenario.scope,
-        ],
-    )
-    assert result.exit_code == 0, result.output
-    return json.loads(result.output)  # type: ignore[no-any-return]
+    code, output = scenario.invoke("status", job, "-o", "json")
+    assert code == 0, output
+    return json.loads(output)  # type: ignore[no-any-return]
 
 
 def test_create_then_in_sync(scenario: Scenario) -> None:

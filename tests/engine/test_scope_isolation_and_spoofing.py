@@ -30,14 +30,7 @@ WAIT = 15.0
 def _other_scope(scenario: Scenario, devices: int) -> tuple[str, Fleet]:
     """Scope B: a registry and a fleet with the same client ids as scope A's, and more."""
     other = f"{scenario.scope}-b"
-    listed = "\n".join(
-        f"  - {{clientId: gw-{n:04d}, tags: [fleet, only-in-b]}}" for n in range(1, devices + 1)
-    )
-    scenario.write(
-        "registry-b.yaml",
-        f"apiVersion: jobrunner/v1\nkind: DeviceList\nmetadata: {{scope: {other}}}\n"
-        f"devices:\n{listed}\n",
-    )
+    scenario.registry(devices, "[fleet, only-in-b]", scope=other, file="registry-b")
     # Shared connections: the MQTT client ids stay distinct from A's (the broker would
     # otherwise take A's connections over); the client ids in the topics are the same.
     config = FleetConfig(
@@ -67,6 +60,12 @@ class Rogue:
         with self.changed:
             self.requests.append((message.topic, CODEC.decode(message.payload)))
             self.changed.notify_all()
+
+    def first_request(self) -> KuraPayload:
+        """The first request it sniffed, once there is one."""
+        with self.changed:
+            assert self.changed.wait_for(lambda: self.requests, WAIT)
+        return self.requests[0][1]
 
     def publish(self, topic: str, payload: KuraPayload) -> None:
         self.mqtt.publish(topic, CODEC.encode(payload)).wait_for_publish(WAIT)
@@ -128,9 +127,7 @@ def test_a_reply_from_another_account_is_an_anomaly_and_never_answers_the_reques
         applied = runner.apply(runner.plan(runner.load()))
 
         def answer_from_b() -> None:
-            with attacker.changed:
-                assert attacker.changed.wait_for(lambda: attacker.requests, WAIT)
-            _, request = attacker.requests[0]
+            request = attacker.first_request()
             reply = KuraPayload.of({"response.code": Metric.int32(200)})
             requester, request_id = (
                 request.string("requester.client.id"),
@@ -176,9 +173,7 @@ def test_a_notification_for_another_devices_operation_is_an_anomaly(scenario: Sc
         applied = runner.apply(runner.plan(runner.load()))
 
         def claim_completion() -> None:
-            with attacker.changed:
-                assert attacker.changed.wait_for(lambda: attacker.requests, WAIT)
-            _, request = attacker.requests[0]
+            request = attacker.first_request()
             requester, job = request.string("requester.client.id"), request.integer("job.id")
             assert job is not None
             for account, device in ((scenario.scope, "gw-0001"), (scope_b, "gw-0002")):

@@ -8,9 +8,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from jobrunner.cli.main import cli
 from jobrunner.device import BrokerSettings, KuraPayload, Metric, operation_for_step
 from jobrunner.engine.events import Inbox, ReplyArrived
 from jobrunner.engine.link import ClientLink, NotSent, OperationAdapter
@@ -54,12 +52,10 @@ def secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _cli(scenario: Scenario, *args: str) -> str:
-    options = ["--state-dir", str(scenario.state_dir), "--scope", scenario.scope]
-    if args[0] == "plan":
-        options += ["--jobs-dir", str(scenario.jobs_dir)]
-    result = CliRunner().invoke(cli, [*args, *options])
-    assert result.exit_code in (0, 2), result.output  # plan: 2 when something would change
-    return result.output
+    extra = ["--jobs-dir", str(scenario.jobs_dir)] if args[0] == "plan" else []
+    code, output = scenario.invoke(*args, *extra)
+    assert code in (0, 2), output  # plan: 2 when something would change
+    return output
 
 
 def _assert_hidden(text: str | bytes, where: str) -> None:
