@@ -4,7 +4,7 @@ Ground truth is the real Quartz 2.3.2 `org.quartz.CronExpression` (the version t
 device cloud schedules with). tests/cron/quartz_vectors.json holds its answers, produced by
 tests/cron/generate/, and the tests prove this module gives the same ones.
 
-Why not croniter: the project lists croniter for cron, but it speaks another dialect. It
+Why not croniter (the usual Python cron library): it speaks another dialect. It
 numbers weekdays 0-6 from Sunday (Quartz: 1-7), puts seconds last, has no year field, no
 `nL` (it writes `L5`), no `LW` and no `L-n`, ORs day-of-month with day-of-week, and has its
 own DST rules. A translation could not be exact for the full grammar, and Quartz's own
