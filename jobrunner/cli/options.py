@@ -83,3 +83,17 @@ secrets_dir_option = click.option(
     help="Folder of the files that `valueFrom: {file: NAME}` secrets name"
     " (default: /etc/jobrunner/secrets).",
 )
+
+
+def runner_options(function: F) -> F:
+    """Everything a command that drives devices needs: manifests, state, broker and its limits."""
+    for option in (
+        secrets_dir_option,
+        require_signed_option,
+        in_flight_option,
+        client_id_option,
+        broker_option,
+        state_dir_option,
+    ):
+        function = option(function)
+    return manifest_options(function)

@@ -11,10 +11,8 @@ from jobrunner.cli.config import runner_config
 from jobrunner.cli.options import (
     broker_option,
     client_id_option,
-    in_flight_option,
     manifest_options,
-    require_signed_option,
-    secrets_dir_option,
+    runner_options,
     state_dir_option,
 )
 from jobrunner.cli.progress import ProgressView, progress_of
@@ -86,13 +84,7 @@ def _report(summaries: list[ExecutionSummary], labels: list[str]) -> None:
 
 
 @click.command()
-@manifest_options
-@state_dir_option
-@broker_option
-@client_id_option
-@in_flight_option
-@require_signed_option
-@secrets_dir_option
+@runner_options
 @click.option("--wait", is_flag=True, help="Return when the started executions have ended.")
 @click.pass_context
 def reconcile(
@@ -160,13 +152,7 @@ def reconcile(
 
 @click.command()
 @click.argument("job")
-@manifest_options
-@state_dir_option
-@broker_option
-@client_id_option
-@in_flight_option
-@require_signed_option
-@secrets_dir_option
+@runner_options
 @click.option("--wait", is_flag=True, help="Return when the execution has ended.")
 @click.pass_context
 def start(

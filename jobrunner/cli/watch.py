@@ -10,26 +10,12 @@ from pathlib import Path
 import click
 
 from jobrunner.cli.config import runner_config
-from jobrunner.cli.options import (
-    broker_option,
-    client_id_option,
-    in_flight_option,
-    manifest_options,
-    require_signed_option,
-    secrets_dir_option,
-    state_dir_option,
-)
+from jobrunner.cli.options import runner_options
 from jobrunner.engine.daemon import Daemon
 
 
 @click.command()
-@manifest_options
-@state_dir_option
-@broker_option
-@client_id_option
-@in_flight_option
-@require_signed_option
-@secrets_dir_option
+@runner_options
 @click.option(
     "--debounce",
     type=click.IntRange(50, 60_000),
