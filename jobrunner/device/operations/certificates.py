@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from jobrunner.device.model import Request
-from jobrunner.device.operations.base import Operation, Outcome, json_body
+from jobrunner.device.operations.base import Operation, Outcome, P, json_body
 from jobrunner.device.payload import KuraPayload
 from jobrunner.manifests.steps import DeviceCertificateInstall, DeviceCertificateRevoke
 
@@ -28,14 +28,19 @@ def _body(**values: str | None) -> bytes:
     return json_body({name: value for name, value in values.items() if value is not None})
 
 
-class InstallDeviceCertificate(Operation[DeviceCertificateInstall]):
-    definition: ClassVar[str] = "Device Certificate Management Install"
-    properties_type = DeviceCertificateInstall
+class _CertificateOperation(Operation[P]):
+    """The certificate application and what its failure codes mean."""
+
     failure_hints: ClassVar[dict[int, str]] = _HINTS
 
     @property
     def app_id(self) -> str:
         return self.settings.certificate_app
+
+
+class InstallDeviceCertificate(_CertificateOperation[DeviceCertificateInstall]):
+    definition: ClassVar[str] = "Device Certificate Management Install"
+    properties_type = DeviceCertificateInstall
 
     def request(self, operation_id: int = 0) -> Request:
         p = self.properties
@@ -47,14 +52,9 @@ class InstallDeviceCertificate(Operation[DeviceCertificateInstall]):
         return Outcome.ok("certificate installed" + (f" as {alias!r}" if alias else ""))
 
 
-class RevokeDeviceCertificate(Operation[DeviceCertificateRevoke]):
+class RevokeDeviceCertificate(_CertificateOperation[DeviceCertificateRevoke]):
     definition: ClassVar[str] = "Device Certificate Management Revoke"
     properties_type = DeviceCertificateRevoke
-    failure_hints: ClassVar[dict[int, str]] = _HINTS
-
-    @property
-    def app_id(self) -> str:
-        return self.settings.certificate_app
 
     def request(self, operation_id: int = 0) -> Request:
         p = self.properties

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from jobrunner.device.model import Request
-from jobrunner.device.operations.base import Operation, Outcome, json_body
+from jobrunner.device.operations.base import Operation, Outcome, P, json_body
 from jobrunner.device.payload import KuraPayload
 from jobrunner.manifests.steps import (
     KeystoreCertificateCreate,
@@ -24,14 +24,19 @@ _HINTS = {
 }
 
 
-class CreateKeystoreCertificate(Operation[KeystoreCertificateCreate]):
-    definition: ClassVar[str] = "Keystore Certificate Create"
-    properties_type = KeystoreCertificateCreate
+class _KeystoreOperation(Operation[P]):
+    """The keystore application and what its failure codes mean."""
+
     failure_hints: ClassVar[dict[int, str]] = _HINTS
 
     @property
     def app_id(self) -> str:
         return self.settings.keystore_app
+
+
+class CreateKeystoreCertificate(_KeystoreOperation[KeystoreCertificateCreate]):
+    definition: ClassVar[str] = "Keystore Certificate Create"
+    properties_type = KeystoreCertificateCreate
 
     def request(self, operation_id: int = 0) -> Request:
         p = self.properties
@@ -45,14 +50,9 @@ class CreateKeystoreCertificate(Operation[KeystoreCertificateCreate]):
         return Outcome.ok(f"certificate {p.alias!r} stored in keystore {p.keystore_id}")
 
 
-class CreateKeystoreKeypair(Operation[KeystoreKeypairCreate]):
+class CreateKeystoreKeypair(_KeystoreOperation[KeystoreKeypairCreate]):
     definition: ClassVar[str] = "Keystore Keypair Create"
     properties_type = KeystoreKeypairCreate
-    failure_hints: ClassVar[dict[int, str]] = _HINTS
-
-    @property
-    def app_id(self) -> str:
-        return self.settings.keystore_app
 
     def request(self, operation_id: int = 0) -> Request:
         p = self.properties
@@ -75,14 +75,9 @@ class CreateKeystoreKeypair(Operation[KeystoreKeypairCreate]):
         )
 
 
-class DeleteKeystoreItem(Operation[KeystoreItemDelete]):
+class DeleteKeystoreItem(_KeystoreOperation[KeystoreItemDelete]):
     definition: ClassVar[str] = "Keystore Item Delete"
     properties_type = KeystoreItemDelete
-    failure_hints: ClassVar[dict[int, str]] = _HINTS
-
-    @property
-    def app_id(self) -> str:
-        return self.settings.keystore_app
 
     def request(self, operation_id: int = 0) -> Request:
         body = {"keystoreServicePid": self.properties.keystore_id, "alias": self.properties.alias}
