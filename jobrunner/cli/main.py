@@ -13,6 +13,7 @@ from jobrunner import __version__
 from jobrunner.cli.config import load_config, show_config
 from jobrunner.cli.cron import cron
 from jobrunner.cli.demo import demo
+from jobrunner.cli.options import accept_common_options, group_options_in
 from jobrunner.cli.plan import plan
 from jobrunner.cli.run import reconcile, start, stop
 from jobrunner.cli.simulate import simulate
@@ -46,6 +47,7 @@ class Group(click.Group):
         return list(self.commands)
 
     def invoke(self, ctx: click.Context) -> Any:
+        ctx.meta["jobrunner.args"] = [*ctx.protected_args, *ctx.args]  # click clears them
         try:
             return super().invoke(ctx)
         except JobrunnerError as error:
@@ -95,8 +97,11 @@ def cli(ctx: click.Context, debug: bool, config_file: Path | None) -> None:
     JOB is NAME or SCOPE/NAME. Run `jobrunner COMMAND --help` for each command.
     """
     ctx.ensure_object(dict)
-    ctx.obj["debug"] = debug
-    loaded = load_config(config_file)
+    # `jobrunner status --config F --debug` too: the command's own arguments are read here,
+    # before the command parses them, since the file gives that command its defaults.
+    late_config, late_debug = group_options_in(ctx.meta.get("jobrunner.args", []))
+    ctx.obj["debug"] = debug or late_debug
+    loaded = load_config(late_config or config_file)
     ctx.meta["jobrunner.config"] = loaded
     ctx.default_map = loaded.default_map(list(cli.commands))
 
@@ -128,5 +133,16 @@ def echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
 
 
+def _every_command(group: click.Group) -> list[click.Command]:
+    found: list[click.Command] = []
+    for command in group.commands.values():
+        found.append(command)
+        if isinstance(command, click.Group):
+            found.extend(_every_command(command))
+    return found
+
+
 for command in COMMANDS:
     cli.add_command(command)
+for command in _every_command(cli):
+    accept_common_options(command)

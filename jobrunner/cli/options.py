@@ -97,3 +97,51 @@ def runner_options(function: F) -> F:
     ):
         function = option(function)
     return manifest_options(function)
+
+
+# -- the common options of DESIGN §4, on every command ---------------------------------------
+
+_FOLDER = click.Path(path_type=Path, file_okay=False)
+COMMON_OPTIONS: dict[str, click.ParamType] = {
+    "--jobs-dir": _FOLDER,
+    "--state-dir": _FOLDER,
+    "--broker": click.STRING,
+    "--scope": click.STRING,
+}
+"""The options every command accepts (DESIGN §4); a command they do not concern ignores them."""
+
+GROUP_OPTIONS = ("--config", "--debug")
+"""Options of the `jobrunner` group that also come after the command (`jobrunner status
+--debug`); the group reads them from the command's arguments (see `group_options_in`)."""
+
+
+def accept_common_options(command: click.Command) -> None:
+    """Give `command` every common option it lacks, hidden and ignored: a script or an
+    alias can pass the same `--state-dir ... --broker ...` to every command."""
+    have = {opt for param in command.params for opt in param.opts}
+    for flag, kind in COMMON_OPTIONS.items():
+        if flag not in have:
+            command.params.append(click.Option([flag], type=kind, hidden=True, expose_value=False))
+    command.params.append(
+        click.Option(
+            ["--config"], type=click.Path(path_type=Path, dir_okay=False), hidden=True,
+            expose_value=False,
+        )
+    )  # fmt: skip
+    command.params.append(click.Option(["--debug"], is_flag=True, hidden=True, expose_value=False))
+
+
+def group_options_in(args: list[str]) -> tuple[Path | None, bool]:
+    """`--config FILE` and `--debug` among a command's arguments (before a `--`)."""
+    config: Path | None = None
+    debug = False
+    for index, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg == "--debug":
+            debug = True
+        elif arg == "--config" and index + 1 < len(args):
+            config = Path(args[index + 1])
+        elif arg.startswith("--config="):
+            config = Path(arg.partition("=")[2])
+    return config, debug

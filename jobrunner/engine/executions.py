@@ -18,7 +18,6 @@ from typing import Any
 from jobrunner.engine.executor import Engine
 from jobrunner.engine.ports import StepOperation, Tag
 from jobrunner.engine.runtime import ExecutionRun, RunningJob
-from jobrunner.engine.spec import load_steps
 from jobrunner.errors import JobError
 from jobrunner.manifests import StepBase
 from jobrunner.state.jobstore import JobState
@@ -33,7 +32,7 @@ def attach(engine: Engine, state: JobState, operations: OperationFactory) -> Run
     running = engine.jobs.get(state.key)
     if running is not None:
         return running
-    steps = load_steps(state.record.frozen.steps) if state.record.frozen else []
+    steps = state.steps
     job = RunningJob(state, steps, [operations(step) for step in steps])
     engine.jobs[state.key] = job
     if steps:
@@ -49,10 +48,9 @@ def freeze(
     revision: str | None,
 ) -> None:
     """Record the first execution's targets and steps: unmodifiable from now on."""
-    state.record.frozen = FrozenJob(
-        at=utc_now(), revision=revision, targets=targets, steps=steps, digest=digest
+    state.freeze(
+        FrozenJob(at=utc_now(), revision=revision, targets=targets, steps=steps, digest=digest)
     )
-    state.save_record()
 
 
 def start(
@@ -77,7 +75,7 @@ def start(
     if frozen is None:
         raise JobError(f"job {job.label} has no frozen targets and steps; reconcile it first")
     if not job.steps:
-        job.steps = load_steps(frozen.steps)
+        job.steps = state.steps
         job.operations = [operations(step) for step in job.steps]
     now = engine.clock()
     state.add_targets(frozen.targets, now)

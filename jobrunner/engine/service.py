@@ -181,8 +181,10 @@ class Runner:
         job_plan = next((j for j in plan.jobs if (j.scope, j.name) == (scope, name)), None)
         if job_plan is None or (job_plan.declared is None and job_plan.record is None):
             raise JobError(f"job {scope}/{name} is neither declared in the manifests nor recorded")
-        if job_plan.action is Action.REFUSED:
-            raise JobError(f"job {scope}/{name} is refused: " + "; ".join(job_plan.problems))
+        if job_plan.action in (Action.REFUSED, Action.INVALID):
+            raise JobError(
+                f"job {scope}/{name} is {job_plan.action.value}: " + "; ".join(job_plan.problems)
+            )
         if job_plan.conflict is not None:
             raise JobError(
                 f"job {scope}/{name} has a conflict: {job_plan.conflict.file}:"

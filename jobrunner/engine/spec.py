@@ -12,11 +12,8 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pydantic import TypeAdapter
-
-from jobrunner.manifests import Job, Step, StepBase
-
-_STEPS = TypeAdapter(list[Step])
+from jobrunner.manifests import Job
+from jobrunner.manifests.steps import dump_steps as dump_step_list
 
 
 def _digest(value: Any) -> str:
@@ -25,15 +22,8 @@ def _digest(value: Any) -> str:
 
 
 def dump_steps(job: Job) -> list[dict[str, Any]]:
-    """The steps as recorded (manifest spelling), to be frozen with the job."""
-    return [
-        step.model_dump(mode="json", by_alias=True, exclude_none=True) for step in job.spec.steps
-    ]
-
-
-def load_steps(recorded: list[dict[str, Any]]) -> list[StepBase]:
-    """The frozen steps, validated again (a record edited by hand is caught here)."""
-    return list(_STEPS.validate_python(recorded))
+    """The job's steps as recorded (manifest spelling), to be frozen with the job."""
+    return dump_step_list(job.spec.steps)
 
 
 def spec_essence(job: Job) -> dict[str, Any]:

@@ -90,7 +90,12 @@ def parse_duration(text: object) -> timedelta:
     if not text.strip() or match is None:
         raise ValueError(f"{text!r} is not a duration; {_DURATION_HINT}")
     days, hours, minutes, seconds, millis = (int(g) if g else 0 for g in match.groups())
-    value = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds, milliseconds=millis)
+    try:
+        value = timedelta(
+            days=days, hours=hours, minutes=minutes, seconds=seconds, milliseconds=millis
+        )
+    except OverflowError:  # more days than a timedelta holds: far past the limit below
+        value = timedelta.max
     if value <= timedelta(0):
         raise ValueError(f"{text!r} is not a positive duration; {_DURATION_HINT}")
     if value > timedelta(days=3650):

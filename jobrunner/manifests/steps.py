@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal, get_args
@@ -19,8 +19,12 @@ from pydantic import (
     AfterValidator,
     ConfigDict,
     Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    TypeAdapter,
     ValidationInfo,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -72,7 +76,9 @@ FileHash = Annotated[
     str, AfterValidator(_check_hash), Field(json_schema_extra={"pattern": _HASH_RE.pattern})
 ]
 DownloadUri = Annotated[
-    str, Field(min_length=1, max_length=2048), AfterValidator(_check_download_uri)
+    str,
+    Field(min_length=1, max_length=2048, json_schema_extra={"pattern": _URI_RE.pattern}),
+    AfterValidator(_check_download_uri),
 ]
 Text = Annotated[str, Field(min_length=1, max_length=4096)]
 
@@ -151,7 +157,8 @@ def _either_structured_or_xml(key: str) -> Callable[[dict[str, Any]], None]:
 
 
 def _structured_from_xml(data: Any, key: str, read: Callable[[str], list[Any]]) -> Any:
-    """Fill `key` from the `xml` form; exactly one of the two may be written."""
+    """Fill `key` from the `xml` form; exactly one of the two may be written (see
+    `_as_written` for the way back)."""
     if not isinstance(data, dict) or "xml" not in data:
         return data
     if key in data:
@@ -162,6 +169,16 @@ def _structured_from_xml(data: Any, key: str, read: Callable[[str], list[Any]]) 
         return {**data, key: read(data["xml"])}
     except XmlFormError as error:
         raise ValueError(str(error)) from None
+
+
+def _as_written(model: Strict, handler: SerializerFunctionWrapHandler, key: str) -> dict[str, Any]:
+    """Dump a step written as `xml:` as it was written, without the `key` read from it: the
+    dump is what a frozen job records and validates again on every load, and the model
+    refuses both forms at once."""
+    dumped: dict[str, Any] = handler(model)
+    if getattr(model, "xml", None) is not None:
+        dumped.pop(key, None)
+    return dumped
 
 
 class ConfigurationPut(Strict):
@@ -183,6 +200,12 @@ class ConfigurationPut(Strict):
     @classmethod
     def _read_xml(cls, data: Any) -> Any:
         return _structured_from_xml(data, "configurations", configurations_from_xml)
+
+    @model_serializer(mode="wrap")
+    def _dump_as_written(
+        self, handler: SerializerFunctionWrapHandler, _info: SerializationInfo
+    ) -> dict[str, Any]:
+        return _as_written(self, handler, "configurations")
 
 
 # --- Bundles ----------------------------------------------------------------------------------
@@ -305,6 +328,12 @@ class AssetWrite(Strict):
     @classmethod
     def _read_xml(cls, data: Any) -> Any:
         return _structured_from_xml(data, "assets", assets_from_xml)
+
+    @model_serializer(mode="wrap")
+    def _dump_as_written(
+        self, handler: SerializerFunctionWrapHandler, _info: SerializationInfo
+    ) -> dict[str, Any]:
+        return _as_written(self, handler, "assets")
 
 
 # --- Keystores (KEYS-V1) ----------------------------------------------------------------------
@@ -495,3 +524,18 @@ CATALOGUE: dict[str, type[StepBase]] = {
     get_args(t.model_fields["definition"].annotation)[0]: t for t in STEP_TYPES
 }
 """Step definition display name -> step model, in the order of DESIGN's catalogue."""
+
+_STEPS: TypeAdapter[list[StepBase]] = TypeAdapter(list[Step])  # type: ignore[arg-type]
+
+
+def dump_steps(steps: Iterable[StepBase]) -> list[dict[str, Any]]:
+    """Steps as a frozen job records them: the manifest's spelling and form."""
+    return [step.model_dump(mode="json", by_alias=True, exclude_none=True) for step in steps]
+
+
+def load_steps(recorded: list[dict[str, Any]]) -> list[StepBase]:
+    """Recorded steps validated again; pydantic's ValidationError when they do not validate.
+
+    Whatever validates in a manifest loads back from `dump_steps` identically (a property
+    test holds it to that for every definition and form)."""
+    return _STEPS.validate_python(recorded)

@@ -12,12 +12,16 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from pydantic import ValidationError
+
 from jobrunner.errors import StateError
+from jobrunner.manifests.steps import StepBase, load_steps
 from jobrunner.state.layout import JobPaths, StateDir
 from jobrunner.state.logs import ExecutionLog
 from jobrunner.state.records import (
     ExecutionStatus,
     ExecutionSummary,
+    FrozenJob,
     JobRecord,
     Trigger,
     utc_now,
@@ -34,6 +38,8 @@ class JobState:
     targets: TargetTable
     executions: dict[int, ExecutionSummary] = field(default_factory=dict)
     logs: dict[int, ExecutionLog] = field(default_factory=dict)
+    steps: list[StepBase] = field(default_factory=list)
+    """The frozen steps, validated (empty before the first execution)."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -60,7 +66,7 @@ class JobState:
                 f" {scope}/{name}; was the folder copied or renamed by hand?"
             )
         targets = TargetTable(paths.targets).load()
-        job = JobState(paths, record, targets)
+        job = JobState(paths, record, targets, steps=_frozen_steps(paths, record))
         for execution_id in paths.execution_ids():
             summary_path = paths.summary(execution_id)
             if summary_path.exists():
@@ -78,6 +84,13 @@ class JobState:
 
     def save_record(self) -> None:
         self.record.save(self.paths.record)
+
+    def freeze(self, frozen: FrozenJob) -> None:
+        """Record the first execution's targets and steps: unmodifiable from now on."""
+        steps = _frozen_steps(self.paths, self.record.model_copy(update={"frozen": frozen}))
+        self.record.frozen = frozen
+        self.steps = steps
+        self.save_record()
 
     # -- executions ------------------------------------------------------------------------
 
@@ -154,3 +167,20 @@ class JobState:
         for log in self.logs.values():
             log.close()
         self.logs.clear()
+
+
+def _frozen_steps(paths: JobPaths, record: JobRecord) -> list[StepBase]:
+    """The record's frozen steps, validated; StateError naming the file when they do not
+    validate (a record edited by hand, or written by a release that read them otherwise)."""
+    if record.frozen is None:
+        return []
+    try:
+        return load_steps(record.frozen.steps)
+    except ValidationError as error:
+        first = error.errors()[0]
+        index = first["loc"][0] if first["loc"] else "?"
+        raise StateError(
+            f"{paths.record}: frozen step {index} does not validate ({first['msg']}); the job"
+            " is set aside, the other jobs go on: restore the file from a backup, or remove"
+            " the job's state folder to forget the job"
+        ) from None

@@ -90,3 +90,33 @@ def test_a_record_from_a_newer_jobrunner_is_refused_saying_so(scenario: Scenario
     assert code == 1
     assert "written by a newer jobrunner" in output
     assert "upgrade jobrunner" in output
+
+
+def test_a_frozen_step_that_no_longer_validates_sets_only_its_job_aside(
+    scenario: Scenario,
+) -> None:
+    alpha, _ = _two_jobs(scenario)
+    record = json.loads((alpha / "job.json").read_text())
+    record["frozen"]["steps"][0]["properties"] = {"bundleId": "forty-two"}
+    (alpha / "job.json").write_text(json.dumps(record))
+    scenario.job("beta", ONE_STEP, run="2")
+    scenario.job("alpha", ONE_STEP, run="2")
+
+    code, output = scenario.invoke(
+        "reconcile", "--jobs-dir", str(scenario.jobs_dir), "--broker", scenario.broker.url, "--wait"
+    )
+
+    assert code == 1, output  # an error is reported: the run is not clean
+    assert f"{alpha / 'job.json'}: frozen step 0 does not validate" in output
+    assert "internal error" not in output
+    assert f"started {scenario.scope}/beta execution 2" in output
+    assert scenario.statuses("beta") == {f"gw-000{n}": (0, "PROCESS_OK") for n in (1, 2, 3)}
+
+    code, output = scenario.invoke("status")
+    assert code == 0 and "UNREADABLE" in output
+
+    (scenario.jobs_dir / "alpha.yaml").unlink()
+    code, output = scenario.invoke(
+        "reconcile", "--jobs-dir", str(scenario.jobs_dir), "--broker", scenario.broker.url
+    )
+    assert "internal error" not in output and "frozen step 0 does not validate" in output

@@ -13,9 +13,10 @@ from jobrunner.device import BrokerSettings, KuraPayload, Metric, operation_for_
 from jobrunner.engine.events import Inbox, ReplyArrived
 from jobrunner.engine.link import ClientLink, NotSent, OperationAdapter
 from jobrunner.engine.ports import Failed, Succeeded, Tag
-from jobrunner.engine.spec import dump_steps, load_steps, spec_digest
+from jobrunner.engine.spec import dump_steps, spec_digest
 from jobrunner.manifests import Job
 from jobrunner.manifests.secrets import SecretResolver
+from jobrunner.manifests.steps import load_steps
 from jobrunner.simulator.config import DeviceProfile
 
 from .conftest import Scenario

@@ -188,6 +188,21 @@ CASES: list[tuple[str, str, int, str]] = [
         "'0s' is not a positive duration",
     ),
     (
+        "duration-beyond-what-a-clock-holds",
+        job_with_spec(
+            """\
+            targets: {devices: [gw-1]}
+            steps:
+              - name: stop
+                definition: Bundle Stop
+                timeout: 1000000000d
+                properties: {bundleId: 1}
+            """
+        ),
+        11,
+        "'1000000000d' is longer than ten years",
+    ),
+    (
         "time-without-zone",
         job_with_spec(
             """\
