@@ -130,6 +130,12 @@ class DeviceClient(Generic[T]):
             self._table.stop()
             raise
 
+    def start_in_background(self) -> None:
+        """Connect without waiting, retrying a broker that is down with backoff (logged);
+        `ClientEvents.connection(True, ...)` tells when requests can be sent."""
+        self._table.start()
+        self._session.start_in_background()
+
     def stop(self) -> None:
         """Disconnect and stop the threads; pending requests are forgotten without events."""
         self._session.stop()

@@ -72,6 +72,8 @@ class Session:
         self._ever_connected = False
         self._failure: str | None = None
         self._stopping = False
+        self._retry = threading.Event()  # set by stop(): ends the backoff of a first connect
+        self._down_since: float | None = None
         self.mqtt = self._paho(on_message)
 
     @property
@@ -117,6 +119,48 @@ class Session:
             f" connection and subscriptions within {timeout:g}s"
         )
 
+    def start_in_background(self, first_delay: float = 1.0, max_delay: float = 30.0) -> None:
+        """Connect without waiting: a broker that is down or late is tried again with
+        backoff (every attempt logged with its reason) until it answers or `stop()`; once
+        connected, paho's own reconnection takes over. `connection(True)` is reported when
+        the subscriptions are in place."""
+        self._stopping = False
+        self._failure = None
+        self._ever_connected = False
+        self._retry = threading.Event()
+        thread = threading.Thread(
+            target=self._connect_with_backoff,
+            args=(first_delay, max_delay),
+            name="mqtt-connect",
+            daemon=True,
+        )
+        thread.start()
+
+    def _connect_with_backoff(self, delay: float, max_delay: float) -> None:
+        attempt = 1
+        while not self._stopping:
+            try:
+                self.mqtt.connect(self.settings.host, self.settings.port, self.settings.keepalive)
+            except (OSError, ValueError) as error:
+                log.warning(
+                    "cannot reach the broker %s (attempt %d): %s; trying again in %gs",
+                    self.url,
+                    attempt,
+                    _reason(error),
+                    delay,
+                )
+                if self._retry.wait(delay):
+                    return  # stopped meanwhile
+                delay, attempt = min(delay * 2, max_delay), attempt + 1
+                continue
+            if self._stopping:  # stop() came while connecting
+                self.mqtt.disconnect()
+                return
+            if attempt > 1:
+                log.info("the broker %s answers (attempt %d); connecting", self.url, attempt)
+            self.mqtt.loop_start()
+            return
+
     def publish(self, topic: str, data: bytes) -> str | None:
         """Publish at QoS 0, not retained; None when paho took it, else why not."""
         info = self.mqtt.publish(topic, data, 0, False)
@@ -126,6 +170,7 @@ class Session:
 
     def stop(self) -> None:
         self._stopping = True
+        self._retry.set()
         self.mqtt.disconnect()
         self.mqtt.loop_stop()
 
@@ -216,7 +261,7 @@ class Session:
                 self._subscribe(account)
             announce = self._ready_to_announce()
         if announce:
-            self._report(True, f"connected to {self.url}")
+            self._announce()
 
     def _on_subscribe(
         self, _client: mqtt.Client, _userdata: Any, mid: int, codes: list[ReasonCode], _p: Any
@@ -238,7 +283,17 @@ class Session:
             self._state.notify_all()
             announce = self._ready_to_announce()
         if announce:
-            self._report(True, f"connected to {self.url}")
+            self._announce()
+
+    def _announce(self) -> None:
+        """Connected and subscribed: say so (with how long the connection was down)."""
+        down, self._down_since = self._down_since, None
+        if down is None:
+            reason = f"connected to {self.url}"
+        else:
+            reason = f"reconnected to {self.url} after {time.monotonic() - down:.0f}s"
+            log.warning("%s; dispatching resumes", reason)
+        self._report(True, reason)
 
     def _ready_to_announce(self) -> bool:
         """True once per connection, when every account is subscribed (state lock held)."""
@@ -263,6 +318,8 @@ class Session:
             why = f"connection to {self.url} lost ({reason}); reconnecting"
             if was_connected:
                 log.warning("%s", why)
+                if self._down_since is None:
+                    self._down_since = time.monotonic()
         if announced:
             self._report(False, why)
 

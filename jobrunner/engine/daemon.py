@@ -60,7 +60,7 @@ class Daemon:
 
     def run(self) -> int:
         """Run until SIGTERM/SIGINT (or `stop()`); 0 on a clean stop."""
-        with Runner(self.config, role="watch") as runner:
+        with Runner(self.config, role="watch", wait_for_broker=False) as runner:
             self.runner = runner
             self._install_signals()
             runner.engine.connect_hooks.append(self._on_connect)

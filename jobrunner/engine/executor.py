@@ -48,6 +48,10 @@ from jobrunner.state.targets import TargetState, TargetStatus
 
 log = logging.getLogger(__name__)
 _NO_REPLY = KuraPayload()  # marks a status query that timed out
+LWT_GRACE = 2.0
+"""Seconds an LWT waits before it fails a target: a broker that shuts down publishes the
+wills of every device it holds just before it drops the runner too (mosquitto does), and
+that is the broker's outage, not the devices'."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,9 @@ class Engine:
         """Why the state directory cannot be written (dispatching is paused), or None."""
         self.listening_since = clock()
         """Since when the runner has heard every lifecycle message (its last (re)connect)."""
+        self.connection_lost_at: float | None = None
+        """When the broker connection was last lost (None: never, since the start)."""
+        self._lwt_at: dict[tuple[JobKey, str], float] = {}  # LWTs waiting out LWT_GRACE
         self.listeners: list[Callable[[Event], None]] = []
         self.connect_hooks: list[Callable[[DeviceConnected], None]] = []
         self._retry_at: float | None = None
@@ -150,11 +157,7 @@ class Engine:
         elif isinstance(event, DeviceConnected):
             self._on_connect(event)
         elif isinstance(event, ConnectionChanged):
-            self.connected = event.connected
-            if event.connected:
-                # Births published while we were away were missed: what the registry says
-                # about devices being gone is not to be trusted before this moment.
-                self.listening_since = self.clock()
+            self._on_connection(event)
         elif isinstance(event, Anomaly):
             log.warning("anomaly: %s", event.message)
         elif isinstance(event, Command) and event.future.set_running_or_notify_cancel():
@@ -357,6 +360,12 @@ class Engine:
             if target.phase == "restarted"
             else f"no reply in {step.timeout.total_seconds():g}s"
         )
+        lost = self.connection_lost_at
+        if lost is not None and target.updated is not None and lost >= target.updated:
+            reason += (
+                " (the broker connection was lost meanwhile: the request or its reply may have"
+                " been lost with it)"
+            )
         self._apply(job, target, Failed(reason), "timeout")
 
     def _on_notification(self, event: NotificationArrived) -> None:
@@ -465,10 +474,13 @@ class Engine:
 
     def _deadline_passed(self, key: JobKey, client_id: str, marker: str) -> None:
         if marker == "reconnect":
-            self.connected = True
+            self.connected = self.link.connected()
             return
         job = self.jobs.get(key)
         if job is None:
+            return
+        if marker == "lwt":
+            self._lwt_settles(job, client_id)
             return
         target = job.state.targets.get(client_id)
         if target.status is not TargetStatus.AWAITING_COMPLETION or target.deadline is None:
@@ -482,19 +494,69 @@ class Engine:
             job, target, Failed(f"no completion notification in {waited:g}s{where}"), "completion"
         )
 
-    # -- devices --------------------------------------------------------------------------
+    # -- the broker and the devices ---------------------------------------------------------
+
+    def _on_connection(self, event: ConnectionChanged) -> None:
+        was, self.connected = self.connected, event.connected
+        now = self.clock()
+        if event.connected:
+            # Births published while we were away were missed: what the registry says
+            # about devices being gone is not to be trusted before this moment.
+            self.listening_since = now
+        elif was:
+            self.connection_lost_at = now
+        if was == event.connected:
+            return
+        line = (
+            f"{event.reason}; dispatching resumes"
+            if event.connected
+            else f"{event.reason}: nothing is sent until it is back; requests in flight may be"
+            " lost with it (each fails at its timeout, and a re-run picks it up)"
+        )
+        for job in self.jobs.values():
+            if job.run is not None:
+                job.state.log(job.run.id).write("broker", line, now)
 
     def _on_disconnect(self, event: DeviceDisconnected) -> None:
-        """A device that goes away fails the request it has not answered, at once."""
+        """A device that goes away fails the request it has not answered: at once after a
+        DC, after LWT_GRACE for an LWT (unless the broker connection went down meanwhile)."""
         self.devices.disconnected(event.account, event.client_id, event.reason, event.at)
         holder = self.device_queue.busy.get((event.account, event.client_id))
         job = self.jobs.get(holder) if holder else None
         if job is None:
             return
         target = job.state.targets.get(event.client_id)
-        if target.request_id is not None and target.status is TargetStatus.PROCESS_AWAITING:
-            kind = "lost its connection (LWT)" if event.reason == "LWT" else "disconnected"
-            self._apply(job, target, Failed(f"device {kind} before replying"), "disconnect")
+        if target.request_id is None or target.status is not TargetStatus.PROCESS_AWAITING:
+            return
+        if event.reason == "LWT":
+            now = self.clock()
+            self._lwt_at[(job.key, event.client_id)] = now
+            self.deadlines.add(now + LWT_GRACE, job.key, event.client_id, "lwt")
+            return
+        self._apply(job, target, Failed("device disconnected before replying"), "disconnect")
+
+    def _lwt_settles(self, job: RunningJob, client_id: str) -> None:
+        """An LWT waited out its grace: the device's loss, or the broker's outage."""
+        heard = self._lwt_at.pop((job.key, client_id), None)
+        target = job.state.targets.get(client_id)
+        if heard is None or target.request_id is None:
+            return
+        if target.status is not TargetStatus.PROCESS_AWAITING:
+            return
+        lost = self.connection_lost_at
+        if not self.connected or (lost is not None and lost >= heard - LWT_GRACE):
+            self._anomaly(
+                job,
+                target,
+                "the device's LWT came as the broker connection was lost: taken for the"
+                " broker going down, not the device; its reply is awaited until the timeout",
+            )
+            return
+        if self.devices.absence(job.scope, client_id, self.listening_since) is None:
+            return  # back already (a BIRTH after the LWT): its reply may still come
+        self._apply(
+            job, target, Failed("device lost its connection (LWT) before replying"), "disconnect"
+        )
 
     def _on_connect(self, event: DeviceConnected) -> None:
         """A (re)connected device: if it was running an asynchronous operation for us (a

@@ -306,3 +306,6 @@ class ClientLink:
 
     def in_flight(self) -> int:
         return self.client.in_flight
+
+    def connected(self) -> bool:
+        return self.client.connected

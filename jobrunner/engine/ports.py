@@ -138,3 +138,6 @@ class DeviceLink(Protocol):
         """Stop reporting an operation's notifications (it ended)."""
 
     def in_flight(self) -> int: ...
+
+    def connected(self) -> bool:
+        """Whether requests can be published now."""

@@ -84,8 +84,14 @@ class RunnerConfig:
 class Runner:
     """Owns the state directory while it lives, and drives the devices."""
 
-    def __init__(self, config: RunnerConfig, role: str = "jobrunner") -> None:
+    def __init__(
+        self, config: RunnerConfig, role: str = "jobrunner", wait_for_broker: bool = True
+    ) -> None:
+        """`wait_for_broker`: connect before anything else (ConnectError when the broker
+        cannot be reached); False: connect in the background, retrying with backoff, and
+        send nothing until connected (the daemon)."""
         self.config = config
+        self.wait_for_broker = wait_for_broker
         self.state = StateDir(config.state_dir)
         self.lock = OwnerLock(self.state.lock, role)
         self.inbox = Inbox()
@@ -110,7 +116,11 @@ class Runner:
         try:
             for scope in {*self.state.scopes(), self.config.scope}:
                 self.serve(scope)
-            self.link.client.start(self.config.connect_timeout)
+            if self.wait_for_broker:
+                self.link.client.start(self.config.connect_timeout)
+            else:
+                self.engine.connected = False  # until the session says it is subscribed
+                self.link.client.start_in_background()
             self.resume()
         except BaseException:
             self.close()

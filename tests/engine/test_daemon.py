@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from jobrunner.cli.main import cli
+from jobrunner.simulator.broker import RunningBroker
 from jobrunner.state.records import ExecutionStatus
 
 from .conftest import Scenario
@@ -237,4 +238,28 @@ def test_sigterm_exits_0_quickly_and_a_restart_resumes(
     watch.wait_for(ended(scenario, "rollout", 1), "the resumed execution")
     assert "resumed" in watch.text()
     assert {s for _, s in scenario.statuses("rollout").values()} <= {"PROCESS_OK", "PROCESS_FAILED"}
+    assert watch.terminate() == 0
+
+
+def test_a_broker_that_is_down_at_start_is_waited_for(
+    scenario: Scenario, watch: Watch, own_broker: RunningBroker
+) -> None:
+    scenario.broker = own_broker
+    scenario.registry(2)
+    scenario.job("rollout", STEP, run="1")
+    own_broker.stop()
+
+    watch.start()  # reconciles at once: the jobs are recorded while the broker is away
+    watch.wait_for(lambda: "cannot reach the broker" in watch.text(), "a failed attempt")
+    watch.wait_for(lambda: "(attempt 2)" in watch.text(), "a second attempt")
+    assert "Connection refused" in watch.text()
+    assert executions(scenario, "rollout") == [(1, "RUNNING", "run (1)")]
+
+    own_broker.start()
+    scenario.fleet(2)
+    watch.wait_for(ended(scenario, "rollout", 1), "the execution, once the broker is up")
+    assert scenario.statuses("rollout") == {
+        "gw-0001": (0, "PROCESS_OK"),
+        "gw-0002": (0, "PROCESS_OK"),
+    }
     assert watch.terminate() == 0
