@@ -107,6 +107,7 @@ class Engine:
         self.connection_lost_at: float | None = None
         """When the broker connection was last lost (None: never, since the start)."""
         self._lwt_at: dict[tuple[JobKey, str], float] = {}  # LWTs waiting out LWT_GRACE
+        self._settling: dict[tuple[JobKey, str], tuple[str | None, str | None]] = {}
         self.listeners: list[Callable[[Event], None]] = []
         self.connect_hooks: list[Callable[[DeviceConnected], None]] = []
         self._retry_at: float | None = None
@@ -419,6 +420,9 @@ class Engine:
             job.state.targets.put(target.progressed(outcome.phase, outcome.message, now))
             if outcome.message:
                 execution_log.write(subject, outcome.message, now)
+            if outcome.settle_after is not None:
+                self._settling[(job.key, target.client_id)] = (outcome.phase, outcome.settled)
+                self.deadlines.add(now + outcome.settle_after, job.key, target.client_id, "settle")
         elif isinstance(outcome, Succeeded):
             if target.status is TargetStatus.AWAITING_COMPLETION:
                 target = target.notified(outcome.summary, now)
@@ -481,6 +485,12 @@ class Engine:
             return
         if marker == "lwt":
             self._lwt_settles(job, client_id)
+            return
+        if marker == "settle":
+            phase, settled = self._settling.pop((key, client_id), (None, None))
+            target = job.state.targets.get(client_id)
+            if target.status is TargetStatus.AWAITING_COMPLETION and target.phase == phase:
+                self._apply(job, target, Succeeded(settled), "settled")
             return
         target = job.state.targets.get(client_id)
         if target.status is not TargetStatus.AWAITING_COMPLETION or target.deadline is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from jobrunner.device import (
@@ -169,7 +169,7 @@ class OperationAdapter:
         if isinstance(found, ports.Succeeded) and found.summary:
             return ports.Succeeded(self.redact(found.summary))
         if isinstance(found, ports.Progressed) and found.message:
-            return ports.Progressed(found.phase, self.redact(found.message))
+            return replace(found, message=self.redact(found.message))
         return found
 
 
@@ -191,6 +191,9 @@ def _outcome(outcome: Outcome | None) -> ports.Outcome | None:
     phase = outcome.state.phase if outcome.state is not None else None
     if outcome.status is OutcomeStatus.ACCEPTED:
         return ports.Accepted(phase)
+    settle = outcome.settle
+    if settle is not None:
+        return ports.Progressed(phase, outcome.summary or None, settle.seconds, settle.summary)
     return ports.Progressed(phase, outcome.summary or None)
 
 

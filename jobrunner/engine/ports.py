@@ -52,10 +52,15 @@ class Accepted:
 
 @dataclass(frozen=True, slots=True)
 class Progressed:
-    """A notification that is not the last one (download 40%, download done, install next)."""
+    """A notification that is not the last one (download 40%, download done, install next).
+
+    With `settle_after`, silence is the answer: the step succeeds (saying `settled`) if
+    nothing else arrives within that many seconds."""
 
     phase: str | None
     message: str | None = None
+    settle_after: float | None = None
+    settled: str | None = None
 
 
 Outcome = Succeeded | Failed | Accepted | Progressed

@@ -157,6 +157,36 @@ def test_download_only_completes_with_the_download() -> None:
     assert run(operation, ("download", dl("COMPLETED", 100)))[-1] == (OK, "downloaded m 1.2.0")
 
 
+def test_download_only_with_a_hash_waits_for_the_hash_check() -> None:
+    """Kura sends FAILED after COMPLETED when the hash does not match, nothing when it does:
+    the COMPLETED becomes a success only after a quiet while."""
+    operation = build(
+        "Package Download / Install", {**DOWNLOAD, "install": False, "fileHash": "MD5:46cb"}
+    )
+    outcome = operation.reply(reply(), operation_id=123)
+    assert outcome.state is not None
+    completed = operation.notification(outcome.state, ("download",), dl("COMPLETED", 100))
+    assert completed.status is PROGRESS and completed.settle is not None
+    assert completed.summary == "downloaded m 1.2.0; the device checks its hash"
+    assert completed.settle.summary == "downloaded m 1.2.0; no hash failure reported in 15s"
+    assert completed.state is not None
+    failed = operation.notification(completed.state, ("download",), dl("FAILED"))
+    assert failed.status is FAILED and "hash did not match" in failed.summary
+
+
+def test_a_system_update_is_awaited_after_the_restart_it_causes() -> None:
+    """An EXECUTABLE_SCRIPT is in no package list: a status query after the reboot must not
+    take its absence for a failure (Kura confirms it from the verifier afterwards)."""
+    operation = build("Package Download / Install", {**DOWNLOAD, "fileType": "EXECUTABLE_SCRIPT"})
+    state = AsyncState(123, "install", 0)
+    replies = {
+        "download": reply(**{"dp.download.status": Metric.string("IDLE")}),
+        "install": reply(**{"dp.install.status": Metric.string("IDLE")}),
+        "packages": reply(body=b"<packages/>"),
+    }
+    assert operation.recover(state, replies) is None
+
+
 @pytest.mark.parametrize(
     ("events", "last"),
     [
@@ -197,7 +227,26 @@ def test_download_only_completes_with_the_download() -> None:
         ),
         (
             [("download", dl("COMPLETED", 100)), ("download", dl("IN_PROGRESS", 50))],
-            (IGNORED, "download notification (IN_PROGRESS) after the download"),
+            (IGNORED, "download notification (IN_PROGRESS) noted"),
+        ),
+        (
+            [
+                ("download", dl("COMPLETED", 100)),
+                ("download", dl("FAILED", 0, **{"dp.download.error.message": Metric.string("x")})),
+            ],
+            (
+                FAILED,
+                "download of m 1.2.0 failed on the device: x (after the transfer completed: the"
+                " file's hash did not match fileHash, or it could not be verified)",
+            ),
+        ),
+        (
+            [("download", dl("COMPLETED", 100)), ("download", dl("CANCELLED"))],
+            (FAILED, "download of m 1.2.0 was cancelled on the device"),
+        ),
+        (
+            [("download", dl("COMPLETED", 100, **{"dp.download.index": Metric.int32(1)}))],
+            (IGNORED, "download notification of the install verifier (COMPLETED) noted"),
         ),
     ],
     ids=[
@@ -210,6 +259,9 @@ def test_download_only_completes_with_the_download() -> None:
         "other-job",
         "other-resource",
         "stale-download",
+        "hash-mismatch-after-completed",
+        "cancelled-after-completed",
+        "verifier-is-not-the-package",
     ],
 )
 def test_download_notification_outcomes(

@@ -19,7 +19,8 @@ import pytest
 from click.testing import CliRunner
 
 from jobrunner.cli.main import cli
-from jobrunner.device import BrokerSettings
+from jobrunner.device import BrokerSettings, OperationSettings
+from jobrunner.device.operations import DEFAULT_SETTINGS
 from jobrunner.engine.executor import EngineSettings
 from jobrunner.engine.service import Runner, RunnerConfig
 from jobrunner.simulator.broker import RunningBroker
@@ -113,18 +114,23 @@ class Scenario:
         self.fleets.append(fleet)
         return fleet.start()
 
-    def config(self, **engine: object) -> RunnerConfig:
+    def config(
+        self, operations: OperationSettings = DEFAULT_SETTINGS, **engine: object
+    ) -> RunnerConfig:
         return RunnerConfig(
             jobs_dir=self.jobs_dir,
             state_dir=self.state_dir,
             scope=self.scope,
             broker=BrokerSettings.resolve(self.broker.url, client_id=f"runner-{self.scope}"),
             engine=EngineSettings(**engine),  # type: ignore[arg-type]
+            operations=operations,
         )
 
     @contextmanager
-    def runner(self, **engine: object) -> Iterator[Runner]:
-        with Runner(self.config(**engine)) as runner:
+    def runner(
+        self, operations: OperationSettings = DEFAULT_SETTINGS, **engine: object
+    ) -> Iterator[Runner]:
+        with Runner(self.config(operations, **engine)) as runner:
             yield runner
 
     def reconcile_command(self, max_in_flight: int = 4) -> list[str]:
@@ -145,9 +151,11 @@ class Scenario:
         assert result.exception is None or isinstance(result.exception, SystemExit), result.output
         return result.exit_code, result.output
 
-    def reconcile(self, **engine: object) -> list[tuple[str, str, int]]:
+    def reconcile(
+        self, operations: OperationSettings = DEFAULT_SETTINGS, **engine: object
+    ) -> list[tuple[str, str, int]]:
         """One `reconcile --wait`, in this process; the executions it started."""
-        with self.runner(**engine) as runner:
+        with self.runner(operations, **engine) as runner:
             applied = runner.apply(runner.plan(runner.load()))
             runner.wait(applied.started)
             return applied.started

@@ -68,10 +68,20 @@ class AsyncState:
 
 
 @dataclass(frozen=True, slots=True)
+class Settle:
+    """A progress that becomes the step's success when nothing else comes within `seconds`
+    (Kura says nothing more after a hash check that passed, only after one that failed)."""
+
+    seconds: float
+    summary: str
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     status: OutcomeStatus
     summary: str
     state: AsyncState | None = None
+    settle: Settle | None = None
 
     @property
     def final(self) -> bool:
@@ -90,8 +100,8 @@ class Outcome:
         return cls(OutcomeStatus.IGNORED, summary, state)
 
     @classmethod
-    def progress(cls, state: AsyncState, summary: str) -> Outcome:
-        return cls(OutcomeStatus.PROGRESS, summary, state)
+    def progress(cls, state: AsyncState, summary: str, settle: Settle | None = None) -> Outcome:
+        return cls(OutcomeStatus.PROGRESS, summary, state, settle)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,10 +128,15 @@ class OperationSettings:
     activity_method: str = "SUBMIT"
     activity_resources: tuple[str, ...] = ()
     activity_notify_resource: str = "activity"
+    hash_check_seconds: float = 15.0
+    """How long a download with `fileHash` and `install: false` waits after its COMPLETED
+    for the FAILED Kura sends when the hash does not match (a match sends nothing more)."""
 
     def __post_init__(self) -> None:
         for name in self.__dataclass_fields__:
             value = getattr(self, name)
+            if not isinstance(value, str | tuple):
+                continue
             for part in value if isinstance(value, tuple) else (value,):
                 if not part or any(c in part for c in "/+#"):
                     raise OperationError(

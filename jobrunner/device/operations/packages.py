@@ -22,6 +22,7 @@ from jobrunner.device.operations.base import (
     Operation,
     Outcome,
     OutcomeStatus,
+    Settle,
     StatusQuery,
     for_another_operation,
     int32_metric,
@@ -38,6 +39,7 @@ from jobrunner.device.payload import KuraPayload, Metric, present
 from jobrunner.manifests.steps import FileType, PackageDownload, PackageUninstall, StepMode
 
 DOWNLOAD, INSTALL, UNINSTALL = "download", "install", "uninstall"
+VERIFY = "verify"  # phase: downloaded with install false, the device checks the file's hash
 DONE = ("COMPLETED", "ALREADY DONE")
 SECRETS = frozenset({"dp.download.password"})
 
@@ -131,24 +133,48 @@ class DownloadPackage(Operation[PackageDownload]):
         return Outcome.ignored(f"a notification on resource {resource!r} is not expected", state)
 
     def _download(self, state: AsyncState, payload: KuraPayload) -> Outcome:
+        """Kura's sequences: IN_PROGRESS..., COMPLETED (then, with install, the install
+        notification); a failed transfer: FAILED (twice: the stream's, then the generic
+        one); a file whose hash does not match, or a verifier that fails: COMPLETED, then
+        FAILED. A FAILED or CANCELLED is final whatever came before it."""
         status, percent, error = _status(payload, DOWNLOAD)
-        if state.phase != DOWNLOAD:
-            return Outcome.ignored(f"download notification ({status}) after the download", state)
+        if status == "FAILED":
+            after = (
+                " (after the transfer completed: the file's hash did not match fileHash, or it"
+                " could not be verified)"
+                if state.phase != DOWNLOAD
+                else ""
+            )
+            return Outcome.failed(
+                f"download of {self.package} failed on the device: {error}{after}"
+            )
+        if status == "CANCELLED":
+            return Outcome.failed(f"download of {self.package} was cancelled on the device")
+        if status not in ("IN_PROGRESS", *DONE):
+            return Outcome.ignored(f"download notification with unknown status {status!r}", state)
+        verifier = int_metric(payload, "dp.download.index") not in (None, 0)
+        if state.phase != DOWNLOAD or verifier:
+            what = "of the install verifier " if verifier else ""
+            return Outcome.ignored(f"download notification {what}({status}) noted", state)
         if status == "IN_PROGRESS":
             now = with_percent(state, percent)
             return Outcome.progress(now, f"downloading {self.package}: {now.percent or 0}%")
-        if status in DONE:
-            if not self.properties.install:
-                return Outcome.ok(f"downloaded {self.package}")
+        if self.properties.install:
             return Outcome.progress(
                 with_percent(state, 0, INSTALL),
                 f"downloaded {self.package}; waiting for the install notification",
             )
-        if status == "FAILED":
-            return Outcome.failed(f"download of {self.package} failed on the device: {error}")
-        if status == "CANCELLED":
-            return Outcome.failed(f"download of {self.package} was cancelled on the device")
-        return Outcome.ignored(f"download notification with unknown status {status!r}", state)
+        if self.properties.file_hash is None or status == "ALREADY DONE":
+            return Outcome.ok(f"downloaded {self.package}")
+        return Outcome.progress(
+            with_percent(state, 100, VERIFY),
+            f"downloaded {self.package}; the device checks its hash",
+            Settle(
+                self.settings.hash_check_seconds,
+                f"downloaded {self.package}; no hash failure reported in"
+                f" {self.settings.hash_check_seconds:g}s",
+            ),
+        )
 
     def _install(self, state: AsyncState, payload: KuraPayload) -> Outcome:
         status, percent, error = _status(payload, INSTALL)
@@ -203,6 +229,10 @@ class DownloadPackage(Operation[PackageDownload]):
         answered = {name: _ok(replies.get(name)) for name in (DOWNLOAD, INSTALL, "packages")}
         if None in answered.values() or installed_packages(answered["packages"]) is None:
             return None  # a status query went unanswered: nothing is settled
+        if self.properties.install and self.properties.file_type is FileType.EXECUTABLE_SCRIPT:
+            # A system update is in no package list: Kura confirms it from its verifier
+            # after the restart the script causes. Keep waiting for that notification.
+            return None
         if self.properties.install:
             return Outcome.failed(
                 f"{self.package} is not installed and the device is neither downloading nor"
