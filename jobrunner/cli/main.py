@@ -53,6 +53,8 @@ class Group(click.Group):
         except JobrunnerError as error:
             click.echo(f"error: {error}", err=True)
             ctx.exit(error.exit_code)
+        except KeyboardInterrupt:  # a second Ctrl-C (see cli.signals): state is crash-safe
+            ctx.exit(130)
 
 
 @click.group(cls=Group, context_settings=CONTEXT)

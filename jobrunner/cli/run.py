@@ -16,10 +16,13 @@ from jobrunner.cli.options import (
     state_dir_option,
 )
 from jobrunner.cli.progress import ProgressView, progress_of
+from jobrunner.cli.signals import Interrupts
 from jobrunner.engine import handoff
+from jobrunner.engine.executions import STOP_DRAIN
 from jobrunner.engine.plan import Action
 from jobrunner.engine.service import ExecutionRef, Runner, exit_code
-from jobrunner.engine.status import parse_job_ref
+from jobrunner.engine.status import resolve_job_ref
+from jobrunner.manifests import load_manifests
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import StateDir
 from jobrunner.state.lock import current_owner
@@ -33,8 +36,14 @@ def _daemon(state_dir: Path) -> StateDir | None:
     return state if owner is not None and owner.role == "watch" else None
 
 
-def follow(state: StateDir, refs: list[ExecutionRef], view: ProgressView) -> list[ExecutionSummary]:
-    """Wait, reading the state directory, until the daemon's executions have ended."""
+def follow(
+    state: StateDir,
+    refs: list[ExecutionRef],
+    view: ProgressView,
+    interrupts: Interrupts | None = None,
+) -> list[ExecutionSummary]:
+    """Wait, reading the state directory, until the daemon's executions have ended (or a
+    signal: the daemon goes on with them)."""
     while True:
         summaries = [ExecutionSummary.load(state.job(s, n).summary(e)) for s, n, e in refs]
         finished = all(summary.status is not ExecutionStatus.RUNNING for summary in summaries)
@@ -48,13 +57,16 @@ def follow(state: StateDir, refs: list[ExecutionRef], view: ProgressView) -> lis
                 view.show([progress_of(job, e) for job, (_, _, e) in pairs])
                 for job in jobs:
                     job.close()
-        if finished:
+        if finished or (interrupts is not None and interrupts.received is not None):
             return summaries
         time.sleep(0.2)
 
 
-def _run_and_show(runner: Runner, refs: list[ExecutionRef]) -> list[ExecutionSummary]:
-    """Drive the executions here, showing their progress."""
+def _run_and_show(
+    runner: Runner, refs: list[ExecutionRef], interrupts: Interrupts
+) -> list[ExecutionSummary]:
+    """Drive the executions here, showing their progress; a first signal stops them."""
+    stopped = False
     with ProgressView.for_output() as view:
 
         def show() -> None:
@@ -65,12 +77,38 @@ def _run_and_show(runner: Runner, refs: list[ExecutionRef]) -> list[ExecutionSum
             view.show([progress_of(runner.job_state(s, n), e) for s, n, e in refs])
 
         def tick() -> None:
+            nonlocal stopped
+            if interrupts.received is not None and not stopped:
+                stopped = True
+                reason = f"interrupted by {interrupts.received.name}"
+                for s, n, _ in refs:
+                    job = runner.engine.jobs.get((s, n))
+                    if job is not None and job.run is not None:
+                        runner.stop_job(s, n, reason)
             if view.due():
                 show()
 
         summaries = runner.wait(refs, tick)
         show()  # the last lines, whenever the last tick was
         return summaries
+
+
+def _left_after_interrupt(
+    runner: Runner, summaries: list[ExecutionSummary], refs: list[ExecutionRef]
+) -> None:
+    """After a graceful stop: what was left, and how to go on."""
+    for (s, n, _), summary in zip(refs, summaries, strict=True):
+        if summary.status is not ExecutionStatus.STOPPED:
+            continue
+        job = runner.job_state(s, n)
+        steps = len(job.steps)
+        left = sum(1 for c in summary.targets if not job.targets.get(c).is_done(steps))
+        if left:
+            click.echo(
+                f"{s}/{n}: {left} target(s) not done; `jobrunner start {s}/{n}` runs them"
+                " again, each from the step where it stopped",
+                err=True,
+            )
 
 
 def _refs(result: dict[str, object], key: str) -> list[ExecutionRef]:
@@ -83,9 +121,63 @@ def _report(summaries: list[ExecutionSummary], labels: list[str]) -> None:
         click.echo(f"{label} execution {summary.id}: {summary.status.value} ({counts})")
 
 
+def _waited(runner: Runner, started: list[ExecutionRef]) -> list[ExecutionRef]:
+    """The executions this command drives: those it started, and those a previous owner
+    left RUNNING (said, never taken over silently)."""
+    for scope_name, name, execution in runner.resumed:
+        click.echo(
+            f"resumed {scope_name}/{name} execution {execution}: left RUNNING by a process that"
+            " ended without stopping it; driven to its end here too"
+        )
+    return [*runner.resumed, *[ref for ref in started if ref not in runner.resumed]]
+
+
+def _drive(
+    ctx: click.Context,
+    runner: Runner,
+    refs: list[ExecutionRef],
+    failed: bool,
+    judged: list[ExecutionRef] | None = None,
+) -> None:
+    """Run `refs` to their end here, report them, and exit: 1 on errors, 130/143 after a
+    signal, else the exit status of the `judged` executions (default: all; 0 when all their
+    targets are OK, 3 when some failed or an execution was stopped)."""
+    with Interrupts("stopping the executions gracefully") as interrupts:
+        summaries = _run_and_show(runner, refs, interrupts)
+        _report(summaries, [f"{s}/{n}" for s, n, _ in refs])
+        if interrupts.received is not None:
+            _left_after_interrupt(runner, summaries, refs)
+    if interrupts.received is not None:
+        ctx.exit(interrupts.exit_code)
+    chosen = judged if judged is not None else refs
+    ctx.exit(
+        1 if failed else exit_code(s for r, s in zip(refs, summaries, strict=True) if r in chosen)
+    )
+
+
+def _follow_daemon(
+    ctx: click.Context, daemon: StateDir, refs: list[ExecutionRef], labels: list[str]
+) -> None:
+    with (
+        Interrupts("no longer following; the watch daemon goes on") as interrupts,
+        ProgressView.for_output() as view,
+    ):
+        summaries = follow(daemon, refs, view, interrupts)
+    if interrupts.received is not None:
+        for label, (_, _, execution) in zip(labels, refs, strict=True):
+            click.echo(
+                f"{label} execution {execution} goes on in the watch daemon;"
+                f" `jobrunner stop {label}` stops it",
+                err=True,
+            )
+        ctx.exit(interrupts.exit_code)
+    _report(summaries, labels)
+    ctx.exit(exit_code(summaries))
+
+
 @click.command()
 @runner_options
-@click.option("--wait", is_flag=True, help="Return when the started executions have ended.")
+@click.option("--wait", is_flag=True, help="With a watch daemon: follow the started executions.")
 @click.pass_context
 def reconcile(
     ctx: click.Context,
@@ -106,24 +198,32 @@ def reconcile(
     for each job whose `run` token is new, then runs them against the devices.
 
     Without a `watch` daemon owning the state directory, this command drives the
-    executions itself until they end (with or without --wait); with --wait the
-    exit status tells how they ended.
+    executions itself until they end, with or without --wait (returning earlier
+    would leave them RUNNING with nobody sending their requests); executions a
+    previous command left RUNNING are resumed and driven too. With a daemon, the
+    daemon runs them; --wait follows them to their end.
 
-    Exit status: 0 when every target of the executions is PROCESS_OK (or nothing
-    started), 3 when some target failed or an execution was stopped, 1 on invalid
-    manifests, conflicts or other errors.
+    Ctrl-C (or SIGTERM) stops gracefully: nothing more is sent, the replies in
+    flight are awaited for a few seconds, the executions end STOPPED and the
+    targets not done run again at the next start. A second Ctrl-C leaves at once.
+
+    \b
+    Exit status:
+      0    every target of the executions is PROCESS_OK, or nothing started
+      3    some target failed, or an execution was stopped
+      1    invalid manifests, conflicts or other errors
+      130  interrupted by Ctrl-C (143: by SIGTERM)
     """
     daemon = _daemon(state_dir)
     if daemon is not None:
         started = _refs(handoff.submit(daemon, "reconcile"), "started")
         for scope_name, name, execution in started:
             click.echo(f"started {scope_name}/{name} execution {execution} (by the watch daemon)")
-        if not wait:
-            return
-        with ProgressView.for_output() as view:
-            summaries = follow(daemon, started, view)
-        _report(summaries, [f"{s}/{n}" for s, n, _ in started])
-        ctx.exit(exit_code(summaries))
+        if not started:
+            click.echo("nothing to start (the watch daemon reconciled)")
+        if wait:
+            _follow_daemon(ctx, daemon, started, [f"{s}/{n}" for s, n, _ in started])
+        return
     config = runner_config(
         jobs_dir, state_dir, scope, broker, client_id, max_in_flight, require_signed, secrets_dir
     )
@@ -139,21 +239,24 @@ def reconcile(
             if job.action in (Action.CONFLICT, Action.INVALID, Action.REFUSED):
                 detail = job.conflict.message if job.conflict else "; ".join(job.problems)
                 click.echo(f"{job.action.value}: {job.label}: {detail}", err=True)
-        for scope_name, name, execution in runner.resumed:
-            click.echo(f"resumed {scope_name}/{name} execution {execution}")
+        refs = _waited(runner, [])
         for scope_name, name, execution in applied.started:
             click.echo(f"started {scope_name}/{name} execution {execution}")
-        waited = runner.resumed + applied.started
-        summaries = _run_and_show(runner, waited)
-        _report(summaries, [f"{s}/{n}" for s, n, _ in waited])
-    failed = plan.has_errors
-    ctx.exit(1 if failed else (exit_code(summaries) if wait else 0))
+        _drive(ctx, runner, [*refs, *applied.started], plan.has_errors or bool(runner.unreadable))
+
+
+def _known_jobs(state: StateDir, jobs_dir: Path | None, scope: str) -> list[tuple[str, str]]:
+    """Jobs recorded in `state`, and (for `start`) declared under `jobs_dir`."""
+    known = list(state.jobs())
+    if jobs_dir is not None:
+        known += list(load_manifests([jobs_dir], default_scope=scope).jobs)
+    return known
 
 
 @click.command()
 @click.argument("job")
 @runner_options
-@click.option("--wait", is_flag=True, help="Return when the execution has ended.")
+@click.option("--wait", is_flag=True, help="With a watch daemon: follow the execution.")
 @click.pass_context
 def start(
     ctx: click.Context,
@@ -171,32 +274,42 @@ def start(
     """Start an execution of JOB now (NAME or SCOPE/NAME).
 
     The execution covers the targets that are not done, each from the step where
-    it stopped. Refused while the job runs another execution. The first execution
-    of a job freezes its targets and steps.
+    it stopped. Refused while the job runs another execution, or while its
+    manifest says `suspend: true`. The first execution of a job freezes its
+    targets and steps. A bare NAME is looked for in --scope, then in the one
+    scope that has a job of that name.
 
-    Exit status with --wait: 0 when every target is PROCESS_OK, 3 when some
-    failed; 1 on errors.
+    Without a watch daemon, this command drives the execution to its end (and
+    any execution a previous command left RUNNING); Ctrl-C stops it gracefully,
+    as for `reconcile`. With a daemon, the daemon runs it; --wait follows it.
+
+    \b
+    Exit status:
+      0    every target is PROCESS_OK
+      3    some target failed, or the execution was stopped
+      1    errors (unknown job, suspended, already running...)
+      130  interrupted by Ctrl-C (143: by SIGTERM)
     """
-    scope_name, name = parse_job_ref(job, scope)
+    state = StateDir(state_dir)
+    scope_name, name = resolve_job_ref(
+        job, scope, _known_jobs(state, jobs_dir, scope), f"{jobs_dir} nor {state_dir}"
+    )
     daemon = _daemon(state_dir)
     if daemon is not None:
         started = _refs(handoff.submit(daemon, "start", scope_name, name), "started")
         click.echo(f"started {scope_name}/{name} execution {started[0][2]} (by the watch daemon)")
         if wait:
-            with ProgressView.for_output() as view:
-                summaries = follow(daemon, started, view)
-            _report(summaries, [f"{scope_name}/{name}"])
-            ctx.exit(exit_code(summaries))
+            _follow_daemon(ctx, daemon, started, [f"{scope_name}/{name}"])
         return
     config = runner_config(
         jobs_dir, state_dir, scope, broker, client_id, max_in_flight, require_signed, secrets_dir
     )
     with Runner(config, role="start") as runner:
+        refs = _waited(runner, [])
         summary = runner.start_job(scope_name, name, runner.load())
         click.echo(f"started {scope_name}/{name} execution {summary.id}")
-        summaries = _run_and_show(runner, [(scope_name, name, summary.id)])
-        _report(summaries, [f"{scope_name}/{name}"])
-    ctx.exit(exit_code(summaries) if wait else 0)
+        ref = (scope_name, name, summary.id)
+        _drive(ctx, runner, [*refs, ref], bool(runner.unreadable), judged=[ref])
 
 
 @click.command()
@@ -205,24 +318,63 @@ def start(
 @manifest_options
 @broker_option
 @client_id_option
+@click.option(
+    "--cancel",
+    is_flag=True,
+    help="Also cancel what runs on the devices and can be cancelled (a package download:"
+    " DEPLOY-V2 DEL/download), and wait for it to end.",
+)
+@click.option(
+    "--drain",
+    type=click.FloatRange(0, 3600),
+    default=STOP_DRAIN,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to wait for the replies of requests in flight before the execution ends.",
+)
 def stop(
-    job: str, state_dir: Path, jobs_dir: Path, scope: str, broker: str, client_id: str | None
+    job: str,
+    state_dir: Path,
+    jobs_dir: Path,
+    scope: str,
+    broker: str,
+    client_id: str | None,
+    cancel: bool,
+    drain: float,
 ) -> None:
     """Stop JOB's running execution (NAME or SCOPE/NAME).
 
-    Nothing more is sent; replies and notifications of requests already sent are
-    still recorded; the execution ends as STOPPED once no reply is awaited, and
-    every target keeps its truthful status.
+    Nothing more is sent. Replies to requests already sent are awaited for at
+    most --drain seconds and recorded; then the execution ends STOPPED. Every
+    target keeps its truthful status: a reply that comes later is still
+    recorded, and the next execution never sends those requests again.
+    Asynchronous operations (a package download) go on on the devices unless
+    --cancel asks them to stop.
     """
-    scope_name, name = parse_job_ref(job, scope)
+    state = StateDir(state_dir)
+    scope_name, name = resolve_job_ref(job, scope, state.jobs(), str(state_dir))
     daemon = _daemon(state_dir)
     if daemon is not None:
-        stopped = _refs(handoff.submit(daemon, "stop", scope_name, name), "stopped")
-        follow(daemon, stopped, ProgressView(live=False))
-        click.echo(f"stopped {scope_name}/{name} execution {stopped[0][2]}")
+        request = handoff.submit(
+            daemon, "stop", scope_name, name, options={"cancel": cancel, "drain": drain}
+        )
+        stopped = _refs(request, "stopped")
+        click.echo(
+            f"stopping {scope_name}/{name} execution {stopped[0][2]}: nothing more is sent;"
+            f" waiting up to {drain:g}s for replies in flight"
+        )
+        (summary,) = follow(daemon, stopped, ProgressView(live=False))
+        _report([summary], [f"{scope_name}/{name}"])
         return
     config = runner_config(jobs_dir, state_dir, scope, broker, client_id, 200)
-    with Runner(config, role="stop") as runner:
-        summary = runner.stop_job(scope_name, name, "stopped by the user")
-        runner.wait([(scope_name, name, summary.id)])
-        click.echo(f"stopped {scope_name}/{name} execution {summary.id}")
+    with Runner(config, role="stop", resume=False) as runner:
+        summary = runner.stop_job(
+            scope_name, name, "stopped by the user", cancel=cancel, drain=drain
+        )
+        waiting = len(runner.engine.jobs[(scope_name, name)].out)
+        click.echo(
+            f"stopping {scope_name}/{name} execution {summary.id}: nothing more is sent"
+            + (f"; waiting up to {drain:g}s for {waiting} reply(ies) in flight" if waiting else "")
+        )
+        (ended,) = runner.wait([(scope_name, name, summary.id)])
+        _report([ended], [f"{scope_name}/{name}"])

@@ -11,7 +11,7 @@ import click
 from jobrunner.cli.options import scope_option, state_dir_option
 from jobrunner.cli.progress import ProgressView
 from jobrunner.cli.run import follow
-from jobrunner.engine.status import STATUS_ORDER, all_jobs, job_view, load_job, parse_job_ref
+from jobrunner.engine.status import STATUS_ORDER, all_jobs, job_view, load_job, resolve_job_ref
 from jobrunner.state.layout import StateDir
 from jobrunner.state.logs import read_lines
 from jobrunner.state.records import ExecutionStatus, ExecutionSummary
@@ -73,14 +73,15 @@ def status(
     RUNNING / TERMINATED / STOPPED, trigger, startedOn, endedOn).
     """
     state = StateDir(state_dir)
+    where = str(state_dir)
     if live:
-        _watch(state, None if job is None else parse_job_ref(job, scope))
+        _watch(state, None if job is None else resolve_job_ref(job, scope, state.jobs(), where))
         return
     if job is None:
         rows = all_jobs(state)
         _emit(rows, output, _jobs_table)
         return
-    scope_name, name = parse_job_ref(job, scope)
+    scope_name, name = resolve_job_ref(job, scope, state.jobs(), where)
     loaded = load_job(state, scope_name, name)
     view = job_view(loaded)
     loaded.close()
@@ -207,7 +208,7 @@ def logs(job: str, state_dir: Path, scope: str, execution_id: int | None, follow
     are printed as they are written, until the execution ends.
     """
     state = StateDir(state_dir)
-    scope_name, name = parse_job_ref(job, scope)
+    scope_name, name = resolve_job_ref(job, scope, state.jobs(), str(state_dir))
     loaded = load_job(state, scope_name, name)
     loaded.close()
     ids = sorted(loaded.executions)

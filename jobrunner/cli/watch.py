@@ -11,7 +11,7 @@ import click
 
 from jobrunner.cli.config import runner_config
 from jobrunner.cli.options import runner_options
-from jobrunner.engine.daemon import Daemon
+from jobrunner.engine.daemon import DRAIN, Daemon
 
 
 @click.command()
@@ -24,6 +24,15 @@ from jobrunner.engine.daemon import Daemon
     metavar="MS",
     help="Quiet time after a change before reconciling (a burst is one).",
 )
+@click.option(
+    "--drain",
+    type=click.FloatRange(0, 3600),
+    default=DRAIN,
+    show_default=True,
+    metavar="SECONDS",
+    help="On SIGTERM, wait this long at most for the replies of requests in flight"
+    " (keep it under the service manager's stop timeout).",
+)
 def watch(
     jobs_dir: Path,
     scope: str,
@@ -34,6 +43,7 @@ def watch(
     require_signed: bool,
     secrets_dir: Path | None,
     debounce: int,
+    drain: float,
 ) -> None:
     """Run the daemon: reconcile on every change, fire schedules, react to connects.
 
@@ -48,7 +58,10 @@ def watch(
     `reconcile` hand their requests to it.
 
     Logs one line per decision on standard error. SIGTERM or SIGINT stops
-    dispatching and exits 0; a restart resumes where it stopped.
+    dispatching at once, records the replies of requests in flight (for at most
+    --drain seconds; a second signal leaves at once) and exits 0. Executions stay
+    RUNNING: a restart resumes them where they stopped, and awaits what was still
+    running on the devices.
     """
     logging.Formatter.converter = time.gmtime
     logging.basicConfig(
@@ -60,4 +73,4 @@ def watch(
     config = runner_config(
         jobs_dir, state_dir, scope, broker, client_id, max_in_flight, require_signed, secrets_dir
     )
-    Daemon(config, debounce_ms=debounce).run()
+    Daemon(config, debounce_ms=debounce, drain=drain).run()

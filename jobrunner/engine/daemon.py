@@ -10,8 +10,9 @@ The daemon is the Runner's engine loop in the main thread, plus:
   job runs, such requests queue per device and run right after;
 - requests handed over by `jobrunner start/stop/reconcile` (see `handoff`).
 
-SIGTERM or SIGINT stops dispatching and exits 0 within a few seconds; what was in flight is
-taken up again by the next start (the state directory is the only memory).
+SIGTERM or SIGINT stops dispatching, records the replies of requests in flight (for at most
+DRAIN seconds; a second signal leaves at once) and exits 0; asynchronous operations still
+running on devices, and replies that did not come, are taken up by the next start.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from types import FrameType
 
 from jobrunner.engine import handoff
 from jobrunner.engine.events import DeviceConnected
+from jobrunner.engine.executions import STOP_DRAIN
 from jobrunner.engine.runtime import JobKey, RunningJob
 from jobrunner.engine.scheduler import Scheduler
 from jobrunner.engine.service import Runner, RunnerConfig
@@ -40,12 +42,14 @@ log = logging.getLogger("jobrunner.watch")
 TICK = 0.5  # seconds: how often schedules and handed-over requests are looked at
 CATCH_UP = 2.0  # seconds after start: a change made while the watcher was starting is seen
 RESYNC = 300.0  # seconds: reconcile anyway now and then; a missed event costs nothing more
+DRAIN = 10.0  # seconds: at most this long for replies in flight after SIGTERM (systemd: 15)
 
 
 class Daemon:
-    def __init__(self, config: RunnerConfig, debounce_ms: int = 800) -> None:
+    def __init__(self, config: RunnerConfig, debounce_ms: int = 800, drain: float = DRAIN) -> None:
         self.config = config
         self.debounce_ms = debounce_ms
+        self.drain = drain
         self.stopping = threading.Event()
         self.scheduler = Scheduler()
         self.connect_queue: dict[JobKey, set[str]] = {}
@@ -54,6 +58,7 @@ class Daemon:
         execution started by a schedule or a connect freezes."""
         self._changed = threading.Event()
         self._failing: dict[str, str] = {}
+        self._leave = False
         self.runner: Runner | None = None
 
     # -- the main loop ---------------------------------------------------------------------
@@ -90,11 +95,48 @@ class Daemon:
                     self._safely("reconcile", functools.partial(self.reconcile, why))
                 self._safely("schedules", self._fire_schedules)
                 self._safely("requests", self._take_requests)
-            log.info("stopping: nothing more is sent; in-flight requests are taken up on restart")
+            self._drain(runner)
         self.runner = None
         return 0
 
+    def _drain(self, runner: Runner) -> None:
+        """Send nothing more; record the replies of requests in flight, for at most
+        `self.drain` seconds (under the unit's TimeoutStopSec) or until a second signal."""
+        runner.engine.draining = True
+        waiting = runner.link.in_flight()
+        if waiting:
+            log.info(
+                "stopping: nothing more is sent; waiting up to %gs for %d repl%s in flight"
+                " (a second SIGTERM or Ctrl-C leaves at once)",
+                self.drain,
+                waiting,
+                "y" if waiting == 1 else "ies",
+            )
+        deadline = time.monotonic() + self.drain
+        while runner.link.in_flight() and time.monotonic() < deadline and not self._leave:
+            runner.engine.step(0.1)
+        runner.engine.step(0)  # record what the last turn queued
+        left = runner.link.in_flight()
+        awaited = sum(
+            1
+            for job in runner.engine.jobs.values()
+            for target in job.state.targets
+            if target.status.value == "AWAITING_COMPLETION"
+        )
+        log.info(
+            "stopped: %s; %d asynchronous operation(s) still running on devices; the next"
+            " start takes them up",
+            f"{left} repl{'y' if left == 1 else 'ies'} not received (accepted until their"
+            " deadline after the restart, never sent again)"
+            if left
+            else "every reply in flight was recorded",
+            awaited,
+        )
+
     def stop(self) -> None:
+        """Stop (from a signal handler too): nothing new is sent from this instant."""
+        if self.runner is not None:
+            self.runner.engine.draining = True
         self.stopping.set()
 
     def _safely(self, what: str, action: Callable[[], None]) -> None:
@@ -116,6 +158,8 @@ class Daemon:
 
         def handle(number: int, _frame: FrameType | None) -> None:
             log.info("received %s", signal.Signals(number).name)
+            if self.stopping.is_set():
+                self._leave = True  # the second one: leave without waiting for replies
             self.stop()
 
         signal.signal(signal.SIGTERM, handle)
@@ -287,6 +331,13 @@ class Daemon:
                 result = self._serve(request)
             except JobrunnerError as error:
                 handoff.answer(runner.state, request, error=str(error))
+            except Exception as error:  # every request gets an answer: its command waits
+                log.exception(
+                    "request %s %s/%s failed", request.action, request.scope, request.name
+                )
+                handoff.answer(
+                    runner.state, request, error=f"the watch daemon failed: {error}; see its log"
+                )
             else:
                 handoff.answer(runner.state, request, result=result)
 
@@ -313,7 +364,13 @@ class Daemon:
                 summary.id,
             )
             return {"started": [[request.scope, request.name, summary.id]]}
-        summary = runner.stop_job(request.scope, request.name, "stopped by the user")
+        summary = runner.stop_job(
+            request.scope,
+            request.name,
+            "stopped by the user",
+            cancel=request.cancel,
+            drain=STOP_DRAIN if request.drain is None else request.drain,
+        )
         log.info(
             "stopping %s/%s execution %d (from the command line)",
             request.scope,

@@ -99,18 +99,34 @@ def start(
     return run
 
 
-def stop(engine: Engine, job: RunningJob, reason: str) -> bool:
-    """Send nothing more; the execution ends STOPPED when no reply is awaited any more."""
+STOP_DRAIN = 10.0
+"""Seconds a stopped execution waits for the replies of requests in flight before it ends."""
+
+
+def stop(
+    engine: Engine, job: RunningJob, reason: str, *, cancel: bool = False, drain: float = STOP_DRAIN
+) -> bool:
+    """Send nothing more; the execution ends STOPPED once no reply is awaited, or `drain`
+    seconds after the stop. With `cancel`, operations running on the devices that can be
+    cancelled (a package download) are asked to stop, and their end awaited the same way."""
     run = job.run
     if run is None or run.stopping:
         return False
     run.summary.stop_requested = True
     run.summary.message = reason
     job.state.save_summary(run.summary)
+    out = len(job.out & run.covered)
     job.state.log(run.id).write(
-        "execution", f"stop requested ({reason}); {len(run.out)} reply(ies) still awaited"
+        "execution",
+        f"stop requested ({reason}); nothing more is sent"
+        + (f"; {out} reply(ies) in flight awaited, at most {drain:g}s" if out else ""),
     )
     run.ready.clear()
+    if cancel:
+        for client_id in sorted(run.covered):
+            if engine.cancel(job, client_id):
+                run.cancelling.add(client_id)
+    engine.deadlines.add(engine.clock() + drain, job.key, str(run.id), "drain")
     return True
 
 
@@ -140,6 +156,8 @@ def _take_up(engine: Engine, job: RunningJob, run: ExecutionRun, client_id: str)
 
 def _rearm(engine: Engine, job: RunningJob, client_id: str) -> None:
     """A request recorded by a previous process: accept its reply until its deadline."""
+    if client_id in job.out:
+        return  # this process still awaits it (an execution stopped before its reply came)
     target = job.state.targets.get(client_id)
     assert target.request_id is not None
     marked = replace(target, phase="restarted")
@@ -150,8 +168,7 @@ def _rearm(engine: Engine, job: RunningJob, client_id: str) -> None:
     if target.operation_id is not None:
         engine.operations[target.operation_id] = (job.key, client_id)
         engine.link.track(tag, operation.app_id, target.operation_id)
-    if job.run is not None:
-        job.run.out.add(client_id)
+    job.out.add(client_id)
     deadline = max(target.deadline or 0.0, engine.clock() + 1.0)
     engine.link.expect(tag, operation.app_id, deadline)
     job.state.log(target.execution or 0).write(

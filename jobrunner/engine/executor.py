@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from jobrunner.device.payload import KuraPayload
+from jobrunner.device.payload import KuraPayload, PayloadError
 from jobrunner.engine.devices import Devices
 from jobrunner.engine.events import (
     Anomaly,
@@ -65,6 +65,10 @@ class EngineSettings:
     """Seconds before a target whose request could not be published is tried again."""
 
 
+Outgoing = tuple[RunningJob, TargetState, str]
+"""A target whose request is recorded, to publish; with what the log says once it left."""
+
+
 def new_request_id() -> str:
     # Random 63-bit decimal, as the device cloud does: unique without coordination. From the
     # system's CSPRNG: in Kura's topics the id is all that ties a reply to its request, so a
@@ -100,6 +104,8 @@ class Engine:
         self.status_asks: deque[tuple[JobKey, str]] = deque()  # queries waiting for the window
         self.deadlines = Deadlines()
         self.connected = True
+        self.draining = False
+        """The runner is about to exit: nothing new is sent, replies in flight are taken."""
         self.storage_problem: str | None = None
         """Why the state directory cannot be written (dispatching is paused), or None."""
         self.listening_since = clock()
@@ -139,7 +145,7 @@ class Engine:
         if self._flush(durable=self.settings.durable and bool(outgoing)):
             self._publish(outgoing)
         else:  # not recorded, so not sent: they go back to their queue
-            for job, target in outgoing:
+            for job, target, _ in outgoing:
                 self._unsend(job, target, reconnect=False)
         self._end_finished_executions()
         self._flush(durable=False)
@@ -170,7 +176,9 @@ class Engine:
     # -- dispatch -------------------------------------------------------------------------
 
     def _has_ready(self) -> bool:
-        if not self.connected or self.link.in_flight() >= self.settings.max_in_flight:
+        if self.draining or not self.connected:
+            return False
+        if self.link.in_flight() >= self.settings.max_in_flight:
             return False
         if self.status_asks:
             return True
@@ -220,13 +228,13 @@ class Engine:
             )
         return used
 
-    def _dispatch(self) -> list[tuple[RunningJob, TargetState]]:
+    def _dispatch(self) -> list[Outgoing]:
         """Record a request for each ready target the window allows; publish comes after."""
-        if not self.connected:
+        if self.draining or not self.connected:
             return []
         capacity = self.settings.max_in_flight - self.link.in_flight()
         capacity -= self._send_status_queries(capacity)
-        outgoing: list[tuple[RunningJob, TargetState]] = []
+        outgoing: list[Outgoing] = []
         runs = [j for j in self.jobs.values() if j.run and j.run.ready and not j.run.stopping]
         while capacity > 0 and runs:
             for job in list(runs):  # round robin: one target per execution per turn
@@ -237,18 +245,18 @@ class Engine:
                     continue
                 dispatched = self._dispatch_one(job, run.ready.popleft())
                 if dispatched is not None:
-                    outgoing.append((job, dispatched))
+                    outgoing.append((job, *dispatched))
                     capacity -= 1
                     if capacity == 0:
                         break
         return outgoing
 
-    def _dispatch_one(self, job: RunningJob, client_id: str) -> TargetState | None:
+    def _dispatch_one(self, job: RunningJob, client_id: str) -> tuple[TargetState, str] | None:
+        """The target with its request recorded, and what the log says once it is sent."""
         target = job.state.targets.get(client_id)
         if target.is_final or target.status is not TargetStatus.PROCESS_AWAITING:
             return None
         now = self.clock()
-        subject = job.subject(client_id, target.step_index)
         operation = job.operations[target.step_index]
         absent = self.devices.absence(job.scope, client_id, self.listening_since)
         if absent is not None:
@@ -268,7 +276,7 @@ class Engine:
             new_request_id(), now + step.timeout.total_seconds(), now, operation_id
         )
         job.state.targets.put(sent)
-        job.run.out.add(client_id)  # type: ignore[union-attr]
+        job.out.add(client_id)
         if operation_id is not None:
             self.operations[operation_id] = (job.key, client_id)
         described = (sent.execution or 0, sent.step_index)
@@ -277,16 +285,16 @@ class Engine:
         else:  # the whole request once per step and execution: the log stays small
             job.described.add(described)
             text = operation.describe(operation_id)
-        job.state.log(sent.execution or 0).write(subject, f"sent {text}", now)
-        return sent
+        return sent, text
 
-    def _publish(self, outgoing: Iterable[tuple[RunningJob, TargetState]]) -> None:
-        for job, target in outgoing:
+    def _publish(self, outgoing: Iterable[Outgoing]) -> None:
+        """Publish what was recorded; the log says `sent` only of what left."""
+        for job, target, text in outgoing:
             assert target.request_id is not None
             tag = Tag(job.key, target.client_id, target.step_index, target.request_id)
             step = job.steps[target.step_index]
             try:
-                self.link.send_step(
+                refused = self.link.send_step(
                     tag,
                     job.operations[target.step_index],
                     target.operation_id,
@@ -294,6 +302,13 @@ class Engine:
                 )
             except NotConnectedError:
                 self._unsend(job, target)
+                continue
+            if refused is not None:
+                self._apply(job, target, Failed(refused), "not sent")
+                continue
+            job.state.log(target.execution or 0).write(
+                job.subject(target.client_id, target.step_index), f"sent {text}"
+            )
 
     def _unsend(self, job: RunningJob, target: TargetState, reconnect: bool = True) -> None:
         """A request that did not leave (the broker connection, or the state directory, was
@@ -312,8 +327,8 @@ class Engine:
         if target.operation_id is not None:
             self.operations.pop(target.operation_id, None)
         self._release(job, target.client_id, requeue=False)
+        job.out.discard(target.client_id)
         if job.run is not None:
-            job.run.out.discard(target.client_id)
             job.run.ready.append(target.client_id)
         if reconnect:
             self.connected = False
@@ -328,6 +343,9 @@ class Engine:
         target = job.state.targets.get(event.tag.client_id)
         if event.tag.purpose == "status":
             self._on_status_reply(job, target, event)
+            return
+        if event.tag.purpose == "cancel":
+            self._on_cancel_answer(job, target, event.payload)
             return
         if target.request_id != event.tag.request_id:
             self._anomaly(job, target, "reply to a request that is no longer awaited; ignored")
@@ -346,6 +364,9 @@ class Engine:
         target = job.state.targets.get(tag.client_id)
         if tag.purpose == "status":
             self._status_answer(job, target, tag, None)
+            return
+        if tag.purpose == "cancel":
+            self._on_cancel_answer(job, target, None)
             return
         if target.request_id != tag.request_id:
             return
@@ -449,8 +470,7 @@ class Engine:
         self._apply(job, target, Failed(reason), "failed")
 
     def _reply_settled(self, job: RunningJob, client_id: str) -> None:
-        if job.run is not None:
-            job.run.out.discard(client_id)
+        job.out.discard(client_id)
 
     def _settled(self, job: RunningJob, before: TargetState, after: TargetState) -> None:
         """A step ended for a target: free its device, count it, queue its next step."""
@@ -464,6 +484,7 @@ class Engine:
         run = job.run
         if run is None or after.client_id not in run.covered:
             return
+        run.cancelling.discard(after.client_id)
         if after.is_final:
             run.open -= 1
         elif not run.stopping:
@@ -482,6 +503,10 @@ class Engine:
             return
         job = self.jobs.get(key)
         if job is None:
+            return
+        if marker == "drain":  # client_id holds the execution id
+            if job.run is not None and str(job.run.id) == client_id:
+                job.run.drain_over = True
             return
         if marker == "lwt":
             self._lwt_settles(job, client_id)
@@ -603,6 +628,42 @@ class Engine:
         if outcome is not None and not isinstance(outcome, Accepted):
             self._apply(job, target, outcome, "status query")
 
+    # -- cancelling -------------------------------------------------------------------------
+
+    def cancel(self, job: RunningJob, client_id: str) -> bool:
+        """Ask the device to cancel the target's operation where it stands (a download in
+        progress); False when there is nothing that can be cancelled, or it was not sent."""
+        if client_id not in job.state.targets:
+            return False
+        target = job.state.targets.get(client_id)
+        if target.status is not TargetStatus.AWAITING_COMPLETION or target.operation_id is None:
+            return False
+        operation = job.operations[target.step_index]
+        what = operation.cancellation(target.operation_id, target.phase)
+        if what is None:
+            return False
+        subject = job.subject(client_id, target.step_index)
+        tag = Tag(job.key, client_id, target.step_index, new_request_id(), "cancel")
+        execution_log = job.state.log(target.execution or 0)
+        if not self.link.send_cancel(tag, operation, target.operation_id, target.phase):
+            execution_log.write(subject, f"cancel not sent ({what}): the broker is not connected")
+            return False
+        execution_log.write(subject, f"sent {what} (cancel)")
+        return True
+
+    def _on_cancel_answer(
+        self, job: RunningJob, target: TargetState, payload: KuraPayload | None
+    ) -> None:
+        subject = job.subject(target.client_id, target.step_index)
+        code = None if payload is None else _response_code(payload)
+        if code == 200:
+            text = "the device accepted the cancel; its notification is awaited"
+        else:
+            text = "no reply to the cancel" if payload is None else f"cancel refused ({code})"
+            if job.run is not None:
+                job.run.cancelling.discard(target.client_id)
+        job.state.log(target.execution or 0).write(subject, text)
+
     def _anomaly(self, job: RunningJob | None, target: TargetState | None, text: str) -> None:
         if job is not None and target is not None:
             job.state.log(target.execution or 0).write(
@@ -618,10 +679,15 @@ class Engine:
             run = job.run
             if run is None:
                 continue
-            if run.open <= 0:
-                status = ExecutionStatus.TERMINATED
-            elif run.stopping and not run.out:
+            if run.stopping:  # a user's stop ends STOPPED, even when every target finished
+                waiting = (job.out & run.covered) | run.cancelling
+                if waiting and not run.drain_over:
+                    continue
                 status = ExecutionStatus.STOPPED
+                if waiting and not run.ending_logged:
+                    job.state.log(run.id).write("execution", _left_waiting(waiting))
+            elif run.open <= 0:
+                status = ExecutionStatus.TERMINATED
             else:
                 continue
             if not run.ending_logged:
@@ -660,6 +726,21 @@ class Engine:
             log.error("the state directory can be written again; dispatching resumes")
             self.storage_problem = None
         return True
+
+
+def _response_code(payload: KuraPayload) -> int | None:
+    try:
+        return payload.integer("response.code")
+    except PayloadError:  # a reply without a readable code is not an answer
+        return None
+
+
+def _left_waiting(waiting: set[str]) -> str:
+    shown = ", ".join(sorted(waiting)[:10]) + (" ..." if len(waiting) > 10 else "")
+    return (
+        f"stop: {len(waiting)} target(s) still await a reply ({shown}); a reply that still"
+        " comes is recorded, and no later execution sends their request again"
+    )
 
 
 def _ending(status: ExecutionStatus, job: RunningJob, targets: list[str]) -> str:

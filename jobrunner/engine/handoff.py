@@ -4,7 +4,8 @@ One state directory has one owner. While a daemon owns it, `jobrunner start/stop
 do not dispatch themselves: they drop a request file into `STATE/requests/`, the daemon acts
 on it on its own thread and answers with a reply file beside it.
 
-    requests/ID.request.json   {"action": "start" | "stop" | "reconcile", "scope", "name"}
+    requests/ID.request.json   {"action": "start" | "stop" | "reconcile", "scope", "name",
+                                "options": {"cancel": bool, "drain": seconds}  (stop only)}
     requests/ID.reply.json     {"result": {...}} or {"error": "message"}
 
 Both are written atomically. A request file that is not one of these shapes is answered with
@@ -35,6 +36,8 @@ class Request:
     action: str
     scope: str | None
     name: str | None
+    cancel: bool = False
+    drain: float | None = None
 
 
 def submit(
@@ -43,13 +46,14 @@ def submit(
     scope: str | None = None,
     name: str | None = None,
     timeout: float = 30.0,
+    options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Hand a request to the daemon and wait for its answer; JobError with its error."""
     request_id = uuid.uuid4().hex
     folder = state.requests
     write_json(
         folder / f"{request_id}{REQUEST}",
-        {"action": action, "scope": scope, "name": name},
+        {"action": action, "scope": scope, "name": name, "options": options or {}},
         durable=False,
     )
     reply = folder / f"{request_id}{REPLY}"
@@ -97,7 +101,19 @@ def _read(path: Path, request_id: str) -> Request:
             raise ValueError("start and stop name a job: scope and name")
         safe_name(scope, "scope")
         safe_name(name, "job")
-    return Request(request_id, raw["action"], scope, name)
+    options = raw.get("options") or {}
+    if not isinstance(options, dict):
+        raise ValueError("options is a mapping")
+    cancel, drain = options.get("cancel", False), options.get("drain")
+    if not isinstance(cancel, bool):
+        raise ValueError("options.cancel is true or false")
+    if drain is not None and (
+        isinstance(drain, bool) or not isinstance(drain, int | float) or not 0 <= drain <= 3600
+    ):
+        raise ValueError("options.drain is a number of seconds, 0 to 3600")
+    return Request(
+        request_id, raw["action"], scope, name, cancel, None if drain is None else float(drain)
+    )
 
 
 def answer(

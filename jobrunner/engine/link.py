@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from jobrunner.device import (
@@ -134,8 +134,6 @@ class OperationAdapter:
         return self.operation.unsupported_reason(application_ids) or self.refusal()
 
     def on_reply(self, payload: KuraPayload, operation_id: int | None) -> ports.Outcome:
-        if isinstance(payload, NotSent):
-            return ports.Failed(payload.reason)
         outcome = self._outcome(self.operation.reply(payload, operation_id or 0))
         return outcome if outcome is not None else ports.Failed("unreadable reply")
 
@@ -159,6 +157,10 @@ class OperationAdapter:
         state = AsyncState(operation_id, phase or "")
         return self._outcome(self.operation.recover(state, replies))
 
+    def cancellation(self, operation_id: int, phase: str | None) -> str | None:
+        request = self.operation.cancel(AsyncState(operation_id, phase or ""))
+        return None if request is None else request.name
+
     def _outcome(self, outcome: Outcome | None) -> ports.Outcome | None:
         """The engine's outcome, with any secret the device echoed masked."""
         found = _outcome(outcome)
@@ -171,14 +173,6 @@ class OperationAdapter:
         if isinstance(found, ports.Progressed) and found.message:
             return replace(found, message=self.redact(found.message))
         return found
-
-
-@dataclass(slots=True)
-class NotSent(KuraPayload):
-    """Stands in for the reply to a request that could not be built (a secret without a
-    value): made by the link, never decoded from the wire, so no device can forge it."""
-
-    reason: str = ""
 
 
 def _outcome(outcome: Outcome | None) -> ports.Outcome | None:
@@ -259,16 +253,14 @@ class ClientLink:
 
     def send_step(
         self, tag: Tag, operation: ports.StepOperation, operation_id: int | None, timeout: float
-    ) -> None:
+    ) -> str | None:
         assert isinstance(operation, OperationAdapter)
         try:
             request = operation.request(operation_id)
         except (SecretError, OperationError) as error:
-            # Nothing left: the target fails with the reason, as if the device had said it.
-            reason = operation.redact(f"not sent: {error}")
-            self.inbox.put(ReplyArrived(tag, NotSent(reason=reason)))
-            return
+            return operation.redact(f"not sent: {error}")
         self._send(tag, request, timeout)
+        return None
 
     def send_status_query(
         self, tag: Tag, operation: ports.StepOperation, operation_id: int, timeout: float
@@ -283,6 +275,19 @@ class ClientLink:
                     return False
                 return True
         return False
+
+    def send_cancel(
+        self, tag: Tag, operation: ports.StepOperation, operation_id: int, phase: str | None
+    ) -> bool:
+        assert isinstance(operation, OperationAdapter)
+        request = operation.operation.cancel(AsyncState(operation_id, phase or ""))
+        if request is None:
+            return False
+        try:
+            self._send(tag, request, 30.0)
+        except NotConnectedError:
+            return False
+        return True
 
     def _send(self, tag: Tag, request: Request, timeout: float) -> None:
         try:

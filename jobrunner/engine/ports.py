@@ -22,7 +22,7 @@ class Tag:
     client_id: str
     step_index: int
     request_id: str
-    purpose: Literal["step", "status"] = "step"
+    purpose: Literal["step", "status", "cancel"] = "step"
     query: str | None = None  # for a status query: which one
 
 
@@ -115,6 +115,10 @@ class StepOperation(Protocol):
     ) -> Outcome | None:
         """What the status replies (None: no reply) tell together; None: keep waiting."""
 
+    def cancellation(self, operation_id: int, phase: str | None) -> str | None:
+        """What cancelling the operation in `phase` sends (`DEPLOY-V2 DEL/download`), or
+        None when it cannot be cancelled there."""
+
 
 class DeviceLink(Protocol):
     """The runner's connection to the devices (one MQTT client).
@@ -125,13 +129,20 @@ class DeviceLink(Protocol):
 
     def send_step(
         self, tag: Tag, operation: StepOperation, operation_id: int | None, timeout: float
-    ) -> None:
-        """Publish the step's request; NotConnectedError when it cannot be published."""
+    ) -> str | None:
+        """Publish the step's request: None once published; the reason when it cannot be
+        built (`not sent: secret ... has no value`); NotConnectedError when the broker
+        connection is down (nothing was sent: it is tried again)."""
 
     def send_status_query(
         self, tag: Tag, operation: StepOperation, operation_id: int, timeout: float
     ) -> bool:
         """Send the status query `tag.query`; False if it cannot be sent now."""
+
+    def send_cancel(
+        self, tag: Tag, operation: StepOperation, operation_id: int, phase: str | None
+    ) -> bool:
+        """Ask the device to cancel the operation; False if it cannot be sent now."""
 
     def expect(self, tag: Tag, app_id: str, deadline: float) -> None:
         """Accept a reply to a request sent by a previous process, until `deadline`."""

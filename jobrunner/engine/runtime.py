@@ -27,7 +27,8 @@ class ExecutionRun:
     covered: set[str]
     ready: deque[str] = field(default_factory=deque)
     open: int = 0  # covered targets not yet PROCESS_OK at the last step nor PROCESS_FAILED
-    out: set[str] = field(default_factory=set)  # targets whose reply is awaited
+    cancelling: set[str] = field(default_factory=set)  # targets whose cancel is under way
+    drain_over: bool = False  # stopping, and the wait for replies in flight is over
     ending_logged: bool = False  # its last log line is queued (the summary may still wait)
 
     @property
@@ -47,6 +48,9 @@ class RunningJob:
     steps: list[StepBase]
     operations: list[StepOperation]
     run: ExecutionRun | None = None
+    out: set[str] = field(default_factory=set)
+    """Targets whose reply is awaited by this process (also after their execution ended: a
+    stopped execution does not wait for every reply, a reply that comes is still recorded)."""
     on_end: list[Callable[[ExecutionSummary], None]] = field(default_factory=list)
     described: set[tuple[int, int]] = field(default_factory=set)  # (execution, step) logged
 

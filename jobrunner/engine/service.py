@@ -85,13 +85,20 @@ class Runner:
     """Owns the state directory while it lives, and drives the devices."""
 
     def __init__(
-        self, config: RunnerConfig, role: str = "jobrunner", wait_for_broker: bool = True
+        self,
+        config: RunnerConfig,
+        role: str = "jobrunner",
+        wait_for_broker: bool = True,
+        resume: bool = True,
     ) -> None:
         """`wait_for_broker`: connect before anything else (ConnectError when the broker
         cannot be reached); False: connect in the background, retrying with backoff, and
-        send nothing until connected (the daemon)."""
+        send nothing until connected (the daemon). `resume`: take up, at once, every
+        execution a previous owner left RUNNING; False: only those of the jobs this runner
+        is asked about (`jobrunner stop` drives nothing else)."""
         self.config = config
         self.wait_for_broker = wait_for_broker
+        self.resume_all = resume
         self.state = StateDir(config.state_dir)
         self.lock = OwnerLock(self.state.lock, role)
         self.inbox = Inbox()
@@ -121,7 +128,8 @@ class Runner:
             else:
                 self.engine.connected = False  # until the session says it is subscribed
                 self.link.client.start_in_background()
-            self.resume()
+            if self.resume_all:
+                self.resume()
         except BaseException:
             self.close()
             raise
@@ -202,6 +210,12 @@ class Runner:
             )
         if job_plan.declared is None:
             raise JobError(f"job {scope}/{name} is no longer declared (orphaned); not started")
+        if job_plan.declared.manifest.spec.suspend:
+            origin = job_plan.declared.origin
+            raise JobError(
+                f"job {scope}/{name} is suspended ({origin.at('spec', 'suspend')}:"
+                " suspend: true); set it to false to start it"
+            )
         job = self.reconciler.record_one(job_plan, plan.revision)
         return self.reconciler.start(
             job,
@@ -211,11 +225,26 @@ class Runner:
             targets=job_plan.targets,
         )
 
-    def stop_job(self, scope: str, name: str, reason: str) -> ExecutionSummary:
+    def stop_job(
+        self,
+        scope: str,
+        name: str,
+        reason: str,
+        *,
+        cancel: bool = False,
+        drain: float = executions.STOP_DRAIN,
+    ) -> ExecutionSummary:
+        """Stop the job's running execution (see `executions.stop`); JobError when none runs."""
         job = self.reconciler.job(scope, name)
         if job.run is None:
-            raise JobError(f"job {scope}/{name} has no running execution")
-        executions.stop(self.engine, job, reason)
+            last = job.state.last_execution
+            ended = (
+                f"; its last execution, {last.id}, ended {last.status.value}"
+                if last is not None
+                else "; it has never run"
+            )
+            raise JobError(f"job {scope}/{name} has no running execution{ended}")
+        executions.stop(self.engine, job, reason, cancel=cancel, drain=drain)
         return job.run.summary
 
     def wait(

@@ -6,7 +6,9 @@ atomically, so a reader sees a consistent, possibly slightly old, state.
 
 from __future__ import annotations
 
+import difflib
 from collections import Counter
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,12 +30,39 @@ def parse_job_ref(ref: str, default_scope: str) -> tuple[str, str]:
     return (scope or default_scope), name
 
 
+def resolve_job_ref(
+    ref: str, default_scope: str, known: Iterable[tuple[str, str]], where: str
+) -> tuple[str, str]:
+    """(scope, name) of `ref` among the `known` jobs: `SCOPE/NAME`, or a bare `NAME` in the
+    default scope, else in the one scope that has it. JobError otherwise, with the close
+    names (`where` says where the jobs were looked for)."""
+    scope, name = parse_job_ref(ref, default_scope)
+    jobs = sorted(set(known))
+    if (scope, name) in jobs:
+        return scope, name
+    if "/" not in ref:
+        scopes = [s for s, n in jobs if n == name]
+        if len(scopes) == 1:
+            return scopes[0], name
+        if scopes:
+            listed = ", ".join(f"{s}/{name}" for s in scopes)
+            raise JobError(f"job {name} is in several scopes ({listed}); write SCOPE/NAME")
+    labels = [f"{s}/{n}" for s, n in jobs]
+    similar = set(difflib.get_close_matches(name, [n for _, n in jobs], n=3, cutoff=0.6))
+    close = [f"{s}/{n}" for s, n in jobs if n in similar][:3]
+    if close:
+        hint = f"; did you mean {' or '.join(close)}?"
+    elif labels:
+        hint = f"; known jobs: {', '.join(labels[:10])}" + (" ..." if len(labels) > 10 else "")
+    else:
+        hint = "; no job is known there yet"
+    raise JobError(f"no job {ref} in {where}{hint}")
+
+
 def load_job(state: StateDir, scope: str, name: str) -> JobState:
     """The recorded job, or JobError saying it is unknown (and which jobs are known)."""
     if not JobState.exists(state, scope, name):
-        known = [f"{s}/{n}" for s, n in state.jobs()]
-        hint = f"; known jobs: {', '.join(known)}" if known else "; no job is recorded yet"
-        raise JobError(f"job {scope}/{name} is not recorded in {state.root}{hint}")
+        resolve_job_ref(f"{scope}/{name}", scope, state.jobs(), str(state.root))
     return JobState.load(state, scope, name)
 
 

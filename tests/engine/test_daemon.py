@@ -29,8 +29,9 @@ class Watch:
         self.log = scenario.root / "watch.log"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> Watch:
+    def start(self, *extra: str) -> Watch:
         s = self.scenario
+        before = self.text().count("reconciled revision")
         with self.log.open("ab") as output:
             self.process = subprocess.Popen(
                 [
@@ -50,11 +51,14 @@ class Watch:
                     f"watch-{s.scope}",
                     "--debounce",
                     "100",
+                    *extra,
                 ],
                 stdout=output,
                 stderr=output,
             )
-        self.wait_for(lambda: "reconciled revision" in self.text(), "the first reconcile")
+        self.wait_for(
+            lambda: self.text().count("reconciled revision") > before, "the first reconcile"
+        )
         return self
 
     def text(self) -> str:
@@ -221,18 +225,22 @@ def test_sigterm_exits_0_quickly_and_a_restart_resumes(
     scenario.registry(4)
     from jobrunner.simulator.faults import DelayFault, FaultPlan, Selector
 
-    scenario.fleet(4, FaultPlan(slow=(DelayFault(Selector("*", "bundle-start"), 0.5),)))
+    scenario.fleet(4, FaultPlan(slow=(DelayFault(Selector("*", "bundle-start"), 3.0),)))
     scenario.job(
         "rollout",
         STEP
         + "\n- {name: start, definition: Bundle Start, timeout: 5s, properties: {bundleId: 42}}",
     )
-    watch.start()
-    watch.wait_for(lambda: executions(scenario, "rollout") != [], "the execution")
+    watch.start("--drain", "0.5")
+    watch.wait_for(
+        lambda: "sent DEPLOY-V2 EXEC/start/42" in scenario.log("rollout", 1), "a second step"
+    )
 
     began = time.monotonic()
     assert watch.terminate() == 0
     assert time.monotonic() - began < 5
+    assert "waiting up to 0.5s for" in watch.text() and "not received" in watch.text()
+    assert executions(scenario, "rollout")[0][1] == "RUNNING"  # a restart is not a stop
 
     watch.start()
     watch.wait_for(ended(scenario, "rollout", 1), "the resumed execution")
@@ -262,4 +270,57 @@ def test_a_broker_that_is_down_at_start_is_waited_for(
         "gw-0001": (0, "PROCESS_OK"),
         "gw-0002": (0, "PROCESS_OK"),
     }
+    assert watch.terminate() == 0
+
+
+def test_sigterm_records_the_replies_in_flight_before_exiting(
+    scenario: Scenario, watch: Watch
+) -> None:
+    from jobrunner.simulator.faults import DelayFault, FaultPlan, Selector
+
+    scenario.registry(3)
+    scenario.fleet(3, FaultPlan(slow=(DelayFault(Selector("*", "bundle-stop"), 1.5),)))
+    scenario.job(
+        "rollout",
+        STEP
+        + "\n- {name: start, definition: Bundle Start, timeout: 5s, properties: {bundleId: 42}}",
+    )
+    watch.start()
+    watch.wait_for(lambda: "sent DEPLOY-V2 EXEC/stop/42" in scenario.log("rollout", 1), "sends")
+
+    assert watch.terminate() == 0
+
+    # Each reply in flight was recorded; nothing new was sent after the signal.
+    assert scenario.statuses("rollout") == {
+        f"gw-000{n}": (1, "PROCESS_AWAITING") for n in (1, 2, 3)
+    }
+    log = scenario.log("rollout", 1)
+    assert log.count("replied OK") == 3 and "EXEC/start/42" not in log
+    assert "every reply in flight was recorded" in watch.text()
+
+    watch.start()
+    watch.wait_for(ended(scenario, "rollout", 1), "the resumed execution")
+    assert set(scenario.statuses("rollout").values()) == {(1, "PROCESS_OK")}
+    assert "runner restarted before the reply" not in scenario.log("rollout", 1)
+    assert watch.terminate() == 0
+
+
+def test_stop_of_an_unknown_job_answers_at_once_with_close_names(
+    scenario: Scenario, watch: Watch
+) -> None:
+    scenario.registry(1)
+    scenario.fleet(1)
+    scenario.job("rollout", STEP, run=None)
+    watch.start()
+
+    began = time.monotonic()
+    result = CliRunner().invoke(
+        cli, ["stop", "rollot", "--state-dir", str(scenario.state_dir), "--scope", scenario.scope]
+    )
+
+    assert time.monotonic() - began < 3
+    assert result.exit_code == 1
+    assert f"no job rollot in {scenario.state_dir}; did you mean {scenario.scope}/rollout?" in (
+        result.output
+    )
     assert watch.terminate() == 0

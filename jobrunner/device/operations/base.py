@@ -202,6 +202,10 @@ class Operation(ABC, Generic[P]):
         """What the reply to one status query (by its name) tells; None: nothing settled."""
         return None
 
+    def cancel(self, state: AsyncState) -> Request | None:
+        """The request that cancels the operation where it stands; None: it cannot be."""
+        return None
+
     def recover(
         self, state: AsyncState, replies: Mapping[str, KuraPayload | None]
     ) -> Outcome | None:

@@ -196,6 +196,12 @@ class DownloadPackage(Operation[PackageDownload]):
             for name in (DOWNLOAD, INSTALL, "packages")
         )
 
+    def cancel(self, state: AsyncState) -> Request | None:
+        """DEL download, while the transfer runs (Kura cannot stop an install)."""
+        if state.phase != DOWNLOAD:
+            return None
+        return Request(self.app_id, "DEL", (DOWNLOAD,))
+
     def status(self, state: AsyncState, query: str, payload: KuraPayload) -> Outcome | None:
         p = self.properties
         reply = _ok(payload)
