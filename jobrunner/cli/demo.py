@@ -21,6 +21,7 @@ from pathlib import Path
 import click
 
 from jobrunner.cli.progress import ProgressView, progress_of
+from jobrunner.manifests import manifest_files
 from jobrunner.simulator.broker import start_broker
 from jobrunner.simulator.config import FleetConfig
 from jobrunner.simulator.faults import (
@@ -94,6 +95,11 @@ def demo(
     Exit status: 0 when every execution ended, 1 if the rollout did not settle
     within --timeout.
     """
+    if not any(manifest_files([jobs_dir])) or not jobs_dir.is_dir():
+        raise click.ClickException(
+            f"the example manifests are not in {jobs_dir}: run the demo from the jobrunner"
+            " repository (where jobs.d/ holds them), or point --jobs-dir at them"
+        )
     folder = state_dir or Path(tempfile.mkdtemp(prefix="jobrunner-demo-")) / "state"
     with contextlib.ExitStack() as stack:
         if broker is None:

@@ -8,6 +8,8 @@ from typing import Any, TypeVar
 
 import click
 
+from jobrunner.errors import ConfigError
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_SCOPE = "default"
@@ -145,3 +147,16 @@ def group_options_in(args: list[str]) -> tuple[Path | None, bool]:
         elif arg.startswith("--config="):
             config = Path(arg.partition("=")[2])
     return config, debug
+
+
+def require_state_dir(path: Path) -> Path:
+    """`path` if it is a state directory; ConfigError otherwise: a reading command never takes
+    a mistyped --state-dir for a state where nothing is recorded yet."""
+    if path.is_dir():
+        return path
+    what = "is not a directory" if path.exists() else "does not exist"
+    raise ConfigError(
+        f"the state directory {path} {what}, so nothing can be read from it; is --state-dir"
+        " (JOBRUNNER_STATE_DIR, stateDir) right? (reconcile and watch create it; to plan a"
+        " first reconcile, create it empty)"
+    )

@@ -6,7 +6,12 @@ from pathlib import Path
 
 import click
 
-from jobrunner.cli.options import manifest_options, require_signed_option, state_dir_option
+from jobrunner.cli.options import (
+    manifest_options,
+    require_signed_option,
+    require_state_dir,
+    state_dir_option,
+)
 from jobrunner.engine.plan import Action, JobPlan, Plan
 from jobrunner.engine.service import make_plan
 
@@ -56,13 +61,13 @@ def plan(
     invalid manifests or conflicts, so that `jobrunner plan` can gate a pull
     request in CI.
     """
-    result = make_plan(jobs_dir, state_dir, scope, require_signed)
+    result = make_plan(jobs_dir, require_state_dir(state_dir), scope, require_signed)
     _print(result, verbose)
     ctx.exit(result.exit_code)
 
 
 def _print(result: Plan, verbose: bool) -> None:
-    for diagnostic in result.manifests.errors:
+    for diagnostic in result.manifests.diagnostics:
         click.echo(str(diagnostic))
     revision = f" (manifests at {result.revision})" if result.revision else ""
     shown = [j for j in result.jobs if verbose or j.changes_something]

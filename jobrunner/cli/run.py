@@ -12,6 +12,7 @@ from jobrunner.cli.options import (
     broker_option,
     client_id_option,
     manifest_options,
+    require_state_dir,
     runner_options,
     state_dir_option,
 )
@@ -351,7 +352,7 @@ def stop(
     Asynchronous operations (a package download) go on on the devices unless
     --cancel asks them to stop.
     """
-    state = StateDir(state_dir)
+    state = StateDir(require_state_dir(state_dir))
     scope_name, name = resolve_job_ref(job, scope, state.jobs(), str(state_dir))
     daemon = _daemon(state_dir)
     if daemon is not None:

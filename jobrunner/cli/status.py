@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from jobrunner.cli.options import scope_option, state_dir_option
+from jobrunner.cli.options import require_state_dir, scope_option, state_dir_option
 from jobrunner.cli.progress import ProgressView
 from jobrunner.cli.run import follow
 from jobrunner.engine.status import STATUS_ORDER, all_jobs, job_view, load_job, resolve_job_ref
@@ -72,7 +72,7 @@ def status(
     (clientId, stepIndex counted from 0, status) and executions (id, status
     RUNNING / TERMINATED / STOPPED, trigger, startedOn, endedOn).
     """
-    state = StateDir(state_dir)
+    state = StateDir(require_state_dir(state_dir))
     where = str(state_dir)
     if live:
         _watch(state, None if job is None else resolve_job_ref(job, scope, state.jobs(), where))
@@ -207,7 +207,7 @@ def logs(job: str, state_dir: Path, scope: str, execution_id: int | None, follow
     Each line is `TIME SUBJECT: MESSAGE`, times in UTC. With --follow, new lines
     are printed as they are written, until the execution ends.
     """
-    state = StateDir(state_dir)
+    state = StateDir(require_state_dir(state_dir))
     scope_name, name = resolve_job_ref(job, scope, state.jobs(), str(state_dir))
     loaded = load_job(state, scope_name, name)
     loaded.close()

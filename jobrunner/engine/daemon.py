@@ -34,7 +34,7 @@ from jobrunner.engine.runtime import JobKey, RunningJob
 from jobrunner.engine.scheduler import Scheduler
 from jobrunner.engine.service import Runner, RunnerConfig
 from jobrunner.errors import JobError, JobrunnerError
-from jobrunner.manifests import Declared, Job
+from jobrunner.manifests import Declared, Job, is_manifest_file
 from jobrunner.state.records import ExecutionSummary, Trigger, TriggerKind
 
 log = logging.getLogger("jobrunner.watch")
@@ -197,7 +197,7 @@ class Daemon:
                     job_plan.conflict.message,
                 )
             for problem in job_plan.problems:
-                log.warning("invalid %s: %s", job_plan.label, problem)
+                log.warning("%s %s: %s", job_plan.action.value, job_plan.label, problem)
             if job_plan.start and job_plan.blocked:
                 log.info(
                     "not started %s (%s): %s", job_plan.label, job_plan.start, job_plan.blocked
@@ -215,22 +215,52 @@ class Daemon:
                 job.state.save_record()
 
     def _watch_files(self) -> None:
+        """Turn changes under the jobs directory into reconciles, for as long as the daemon
+        runs: a jobs directory that is missing, or removed and made again (a fresh clone),
+        is waited for, never the end of the watching."""
         from watchfiles import watch
 
-        def relevant(_change: object, path: str) -> bool:
-            name = Path(path).name
-            hidden = any(part.startswith(".") for part in Path(path).parts)
-            return name.endswith((".yaml", ".yml")) and not hidden
+        folder = self.config.jobs_dir
+        root = folder.resolve()
 
-        for _changes in watch(
-            self.config.jobs_dir,
-            watch_filter=relevant,
-            debounce=self.debounce_ms,
-            stop_event=self.stopping,
-            yield_on_timeout=False,
-            raise_interrupt=False,
-        ):
-            self._changed.set()
+        def relevant(_change: object, path: str) -> bool:
+            file = Path(path)
+            try:  # hidden folders inside the jobs directory (.git) only, as the loader skips
+                folders = file.resolve().relative_to(root).parts[:-1]
+            except ValueError:
+                folders = file.parts[:-1]
+            return is_manifest_file(file) and not any(p.startswith(".") for p in folders)
+
+        missing_since: float | None = None
+        while not self.stopping.is_set():
+            if not folder.is_dir():
+                if missing_since is None:
+                    missing_since = time.monotonic()
+                    log.warning(
+                        "the jobs directory %s does not exist; no job is removed, and it is"
+                        " watched for as soon as it appears",
+                        folder,
+                    )
+                self.stopping.wait(1.0)
+                continue
+            if missing_since is not None:
+                missing_since = None
+                log.info("the jobs directory %s is there again", folder)
+                self._changed.set()
+            try:
+                for _changes in watch(
+                    folder,
+                    watch_filter=relevant,
+                    debounce=self.debounce_ms,
+                    stop_event=self.stopping,
+                    yield_on_timeout=False,
+                    raise_interrupt=False,
+                ):
+                    self._changed.set()
+            except (OSError, RuntimeError) as error:  # the folder went away while watched
+                log.warning("watching %s stopped (%s); watching again", folder, error)
+                self._changed.set()
+                self.stopping.wait(1.0)
 
     # -- schedules ----------------------------------------------------------------------------
 

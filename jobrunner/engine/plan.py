@@ -292,6 +292,11 @@ def _plan_undeclared(
     plan.targets = list(record.frozen.targets) if record.frozen else []
     if record.orphaned:
         return plan
+    if not manifests.files:
+        # An empty checkout (a clone half done, a mount not there) is not the removal of
+        # every job: nothing is removed until some manifest is found.
+        plan.problems = ["kept: no manifest at all was found, so no job is taken for removed"]
+        return plan
     if manifests.unreadable_files:
         # The job may have moved into a file that could not be read: it is not removed on a
         # guess; it waits, as it is, until every file reads.

@@ -13,7 +13,7 @@ from jobrunner.manifests.declarations import (
 )
 from jobrunner.manifests.diagnostics import Diagnostic, Severity
 from jobrunner.manifests.kinds import Device, DeviceList, Job, JobSpec, Policy, Scope, Targets
-from jobrunner.manifests.loader import load_manifests, manifest_files
+from jobrunner.manifests.loader import is_manifest_file, load_manifests, manifest_files
 from jobrunner.manifests.schedules import (
     CronSchedule,
     DeviceConnectSchedule,
@@ -45,6 +45,7 @@ __all__ = [
     "StepBase",
     "StepMode",
     "Targets",
+    "is_manifest_file",
     "load_manifests",
     "manifest_files",
 ]

@@ -14,7 +14,8 @@ class Severity(StrEnum):
 
 @dataclass(frozen=True, order=True)
 class Diagnostic:
-    """One finding, printed as `FILE:LINE: message` (warnings say so after the line)."""
+    """One finding, printed as `FILE:LINE: message` (warnings say so after the line); line 0
+    is about the path itself (a folder that is missing or cannot be read): `PATH: message`."""
 
     file: Path
     line: int
@@ -23,7 +24,8 @@ class Diagnostic:
 
     def __str__(self) -> str:
         marker = "warning: " if self.severity is Severity.WARNING else ""
-        return f"{self.file}:{self.line}: {marker}{self.message}"
+        where = f"{self.file}:{self.line}" if self.line else str(self.file)
+        return f"{where}: {marker}{self.message}"
 
     @property
     def is_error(self) -> bool:

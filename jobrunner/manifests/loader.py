@@ -29,20 +29,30 @@ MAX_FILE_BYTES = 16 * 1024 * 1024
 MANIFEST_SUFFIXES = (".yaml", ".yml")
 
 
-def manifest_files(paths: Iterable[Path]) -> Iterator[Path]:
-    """YAML files under each path (sorted, hidden files and folders such as .git skipped)."""
+def is_manifest_file(path: Path) -> bool:
+    """Whether a file is read as manifests: `*.yaml` or `*.yml`, not hidden (the loader
+    and the daemon's file watcher decide alike)."""
+    return path.name.endswith(MANIFEST_SUFFIXES) and not path.name.startswith(".")
+
+
+def manifest_files(
+    paths: Iterable[Path], unreadable: list[tuple[Path, str]] | None = None
+) -> Iterator[Path]:
+    """YAML files under each path (sorted, hidden files and folders such as .git skipped);
+    folders that cannot be listed are added to `unreadable` with the reason."""
     for root in paths:
         if not root.is_dir():
             yield root
             continue
         found: list[Path] = []
-        for folder, subfolders, names in os.walk(root):
+
+        def refused(error: OSError) -> None:
+            if unreadable is not None:
+                unreadable.append((Path(error.filename), error.strerror or str(error)))
+
+        for folder, subfolders, names in os.walk(root, onerror=refused):
             subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
-            found.extend(
-                Path(folder) / name
-                for name in names
-                if name.endswith(MANIFEST_SUFFIXES) and not name.startswith(".")
-            )
+            found.extend(Path(folder) / n for n in names if is_manifest_file(Path(n)))
         yield from sorted(found)
 
 
@@ -59,9 +69,23 @@ def load_manifests(paths: Sequence[Path], default_scope: str) -> ManifestSet:
         )
     result = ManifestSet(default_scope=default_scope)
     collected = Collected()
-    for file in manifest_files(paths):
+    present = []
+    for root in paths:
+        if root.exists():
+            present.append(root)
+        else:
+            result.error(root, 0, "no such file or directory; is --jobs-dir (jobsDir) right?")
+            result.unreadable_files.add(root)
+    unreadable: list[tuple[Path, str]] = []
+    for file in manifest_files(present, unreadable):
         result.files.append(file)
         _load_file(file, result, collected)
+    for folder, reason in unreadable:
+        result.error(folder, 0, f"cannot read the folder: {reason}")
+        result.unreadable_files.add(folder)
+    for root in present:
+        if root.is_dir() and not any(f.is_relative_to(root) for f in result.files):
+            result.warning(root, 0, "no manifest (*.yaml, *.yml) in this directory")
     check_declarations(collected, result)
     result.diagnostics.sort(key=lambda d: (str(d.file), d.line))
     return result

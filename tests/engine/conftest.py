@@ -182,6 +182,7 @@ class Scenario:
 def scenario(broker: RunningBroker, tmp_path: Path) -> Iterator[Scenario]:
     world = Scenario(broker, tmp_path, f"t{next(_numbers)}-{uuid.uuid4().hex[:6]}")
     world.jobs_dir.mkdir()
+    world.state_dir.mkdir()  # as an operator prepares it: plan reads only an existing one
     yield world
     for fleet in world.fleets:
         fleet.stop()

@@ -24,8 +24,9 @@ STEP = "- {name: stop, definition: Bundle Stop, timeout: 5s, properties: {bundle
 
 
 class Watch:
-    def __init__(self, scenario: Scenario) -> None:
+    def __init__(self, scenario: Scenario, jobs_dir: Path | None = None) -> None:
         self.scenario = scenario
+        self.jobs_dir = jobs_dir or scenario.jobs_dir
         self.log = scenario.root / "watch.log"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -40,7 +41,7 @@ class Watch:
                     "jobrunner",
                     "watch",
                     "--jobs-dir",
-                    str(s.jobs_dir),
+                    str(self.jobs_dir),
                     "--state-dir",
                     str(s.state_dir),
                     "--broker",

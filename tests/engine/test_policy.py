@@ -342,6 +342,7 @@ def test_plan_shows_a_refused_job_with_file_line_and_why(repo: Repo) -> None:
     job = write(repo, "job.yaml", JOB.format(name="rollout", run="1"))
     repo.commit("mallory")
     state = repo.root.parent / "state"
+    state.mkdir()
 
     result = CliRunner().invoke(
         cli,
