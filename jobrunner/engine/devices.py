@@ -36,6 +36,12 @@ class Devices:
             return f"device lost its connection{seen} (LWT)"
         return None
 
+    def never_seen(self, scope: str, client_id: str) -> bool:
+        """No BIRTH, DC or LWT of the device was ever heard (it may still be connected: a
+        BIRTH published before the runner first listened is not heard again)."""
+        record = self.registry.scope(scope).get(client_id)
+        return record is None or record.last_seen is None
+
     def applications(self, scope: str, client_id: str) -> tuple[str, ...] | None:
         record = self.registry.scope(scope).get(client_id)
         return None if record is None else record.application_ids

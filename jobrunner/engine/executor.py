@@ -388,6 +388,11 @@ class Engine:
                 " (the broker connection was lost meanwhile: the request or its reply may have"
                 " been lost with it)"
             )
+        elif self.devices.never_seen(job.scope, target.client_id):
+            reason += (
+                f"; the device was never seen connected (no BIRTH from {target.client_id} on"
+                f" account {job.scope}): is it online, and is its client id right?"
+            )
         self._apply(job, target, Failed(reason), "timeout")
 
     def _on_notification(self, event: NotificationArrived) -> None:

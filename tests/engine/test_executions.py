@@ -169,3 +169,44 @@ def test_status_json_follows_the_fixed_contract(scenario: Scenario) -> None:
     assert execution["id"] == 1 and execution["status"] == "TERMINATED"
     assert execution["trigger"] == "run (1)"
     assert execution["startedOn"].endswith("Z") and execution["endedOn"].endswith("Z")
+
+
+def test_a_404_for_an_application_the_device_lacks_is_not_explained_as_a_missing_entry(
+    scenario: Scenario,
+) -> None:
+    from jobrunner.simulator.config import DeviceProfile
+
+    old = DeviceProfile(apps=("CMD-V1", "DEPLOY-V2", "CONF-V1"))
+    scenario.registry(1)
+    scenario.fleet(1, profiles=(("gw-0001", old),))  # BIRTH before the runner listens
+    scenario.job(
+        "keys",
+        """
+        - {name: drop-ca, definition: Keystore Item Delete,
+           properties: {keystoreId: SSLKeystore, alias: old-ca}}
+        """,
+    )
+
+    scenario.reconcile()
+
+    message = scenario.messages("keys")["gw-0001"] or ""
+    assert message.startswith("device replied 404: no request handler for application KEYS-V1")
+    assert message.endswith("(the device does not run KEYS-V1)")
+    assert "keystore service" not in message
+
+
+def test_a_device_never_seen_fails_at_its_timeout_saying_it_was_never_seen(
+    scenario: Scenario,
+) -> None:
+    scenario.registry(2)
+    scenario.fleet(1)  # gw-0002 is declared, and does not exist
+    scenario.job(
+        "rollout", "- {name: stop, definition: Bundle Stop, timeout: 1s, properties: {bundleId: 1}}"
+    )
+
+    scenario.reconcile()
+
+    message = scenario.messages("rollout")["gw-0002"] or ""
+    assert message.startswith("no reply in 1s; the device was never seen connected (no BIRTH")
+    assert "is it online, and is its client id right?" in message
+    assert scenario.statuses("rollout")["gw-0001"] == (0, "PROCESS_OK")

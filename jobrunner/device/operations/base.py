@@ -173,7 +173,12 @@ class Operation(ABC, Generic[P]):
 
     def reply(self, payload: KuraPayload, operation_id: int = 0) -> Outcome:
         """The outcome of the device's reply."""
-        failure = reply_failure(payload, self.failure_hints)
+        hints = self.failure_hints
+        if response_code(payload) == 404 and self.app_id in device_reason(payload):
+            # The device says it lacks the application: the operation's own meaning of a 404
+            # (no such entry, no such bundle) does not apply.
+            hints = {404: f"the device does not run {self.app_id}"}
+        failure = reply_failure(payload, hints)
         if failure is not None:
             return Outcome.failed(failure)
         if self.mode is StepMode.ASYNC:
