@@ -80,7 +80,9 @@ class PendingTable(Generic[T]):
         self._stale = 0
         self._seq = 0
         self._in_flight = 0
-        self._recent: OrderedDict[str, _Ended] = OrderedDict()
+        self._recent: OrderedDict[str, tuple[_Ended, T, float]] = OrderedDict()
+        """Requests that ended lately: how, their tag, and when (monotonic), for messages
+        about the replies that still come (late, duplicate)."""
         self._stopping = False
         self._thread: threading.Thread | None = None
 
@@ -147,12 +149,18 @@ class PendingTable(Generic[T]):
             entry = self._entries.get(request_id)
             if entry is None:
                 ended = self._recent.get(request_id)
-                return (ended.value if ended else Claim.UNKNOWN), None
+                return (ended[0].value if ended else Claim.UNKNOWN), None
             pending = entry.pending
             if pending.device[0] != account or pending.app_id != app_id:
                 return Claim.WRONG_SENDER, pending
             self._end(request_id, entry, _Ended.ANSWERED)
             return Claim.CLAIMED, pending
+
+    def ended(self, request_id: str) -> tuple[T, float] | None:
+        """The tag of a request that ended lately, and how many seconds ago."""
+        with self._lock:
+            found = self._recent.get(request_id)
+        return None if found is None else (found[1], time.monotonic() - found[2])
 
     def cancel(self, request_id: str) -> Pending[T] | None:
         """Stop awaiting a request (its reply will be reported as for a cancelled request)."""
@@ -190,7 +198,7 @@ class PendingTable(Generic[T]):
             if self._in_flight == self.max_in_flight - 1:
                 self._capacity.notify_all()
         if ended is not None:
-            self._recent[request_id] = ended
+            self._recent[request_id] = (ended, entry.pending.tag, time.monotonic())
             if len(self._recent) > self._recent_limit:
                 self._recent.popitem(last=False)
         if self._stale > 1024 and self._stale > 2 * len(self._entries):

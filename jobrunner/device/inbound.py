@@ -39,9 +39,9 @@ log = logging.getLogger(__name__)
 _ID_TYPES = (MetricType.INT64, MetricType.INT32)
 _ADDRESSED = frozenset({"REPLY", "NOTIFY"})
 _UNCLAIMED = {
-    Claim.DUPLICATE: (AnomalyKind.DUPLICATE_REPLY, "the request was already answered"),
-    Claim.LATE: (AnomalyKind.LATE_REPLY, "it arrived after the request timed out"),
-    Claim.CANCELLED: (AnomalyKind.LATE_REPLY, "it arrived after the request was cancelled"),
+    Claim.DUPLICATE: (AnomalyKind.DUPLICATE_REPLY, "a second reply: the first one was taken"),
+    Claim.LATE: (AnomalyKind.LATE_REPLY, "late: it arrived {ago} after the request timed out"),
+    Claim.CANCELLED: (AnomalyKind.LATE_REPLY, "late: it arrived {ago} after the request ended"),
     Claim.UNKNOWN: (AnomalyKind.UNKNOWN_REQUEST, "no request with this id is pending"),
 }
 
@@ -126,12 +126,20 @@ class Inbound(Generic[T]):
                 f" ({error}); ignored{waiting}",
                 topic,
                 pending.device if pending else None,
+                tag=pending.tag if pending else None,
             )
             return
         verdict, pending = self._table.claim(request_id, account, app_id)
         if pending is None:
             kind, what = _UNCLAIMED[verdict]
-            self.anomaly(kind, f"reply to request {request_id}: {what}; ignored", topic)
+            ended = self._table.ended(request_id)
+            tag, ago = ended if ended is not None else (None, 0.0)
+            self.anomaly(
+                kind,
+                f"reply to request {request_id}: {what.format(ago=f'{ago:.1f}s')}; ignored",
+                topic,
+                tag=tag,
+            )
         elif verdict is Claim.CLAIMED:
             self.events.reply(pending, payload)
         else:
@@ -142,6 +150,7 @@ class Inbound(Generic[T]):
                 " ignored, still waiting for the right reply",
                 topic,
                 pending.device,
+                tag=pending.tag,
             )
 
     def _notification(self, topic: str, parts: list[str], data: bytes) -> None:
@@ -251,10 +260,15 @@ class Inbound(Generic[T]):
         )
 
     def anomaly(
-        self, kind: AnomalyKind, message: str, topic: str, device: Device | None = None
+        self,
+        kind: AnomalyKind,
+        message: str,
+        topic: str,
+        device: Device | None = None,
+        tag: object = None,
     ) -> None:
         """Report an anomaly; a failing handler is logged, never raised into paho."""
         try:
-            self.events.anomaly(Anomaly(kind, message, topic, device))
+            self.events.anomaly(Anomaly(kind, message, topic, device, tag))
         except Exception:
             log.exception("the device event handler failed on an anomaly")

@@ -153,6 +153,8 @@ class Anomaly:
     message: str
     topic: str
     device: Device | None = None
+    tag: object = None
+    """The caller's tag of the request the message was about, when there was one."""
 
     def __str__(self) -> str:
         where = f"device {device_text(self.device)}, " if self.device else ""

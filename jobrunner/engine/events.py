@@ -64,6 +64,8 @@ class Anomaly:
     message: str
     account: str | None = None
     client_id: str | None = None
+    tag: Tag | None = None  # the request it was about, when the runner sent it
+    kind: str = "other"
 
 
 @dataclass(frozen=True, slots=True)

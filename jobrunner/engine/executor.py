@@ -35,6 +35,7 @@ from jobrunner.engine.ports import (
     Accepted,
     DeviceLink,
     Failed,
+    Ignored,
     NotConnectedError,
     Outcome,
     Progressed,
@@ -166,7 +167,7 @@ class Engine:
         elif isinstance(event, ConnectionChanged):
             self._on_connection(event)
         elif isinstance(event, Anomaly):
-            log.warning("anomaly: %s", event.message)
+            self._on_anomaly(event)
         elif isinstance(event, Command) and event.future.set_running_or_notify_cancel():
             try:
                 event.future.set_result(event.run())
@@ -388,10 +389,10 @@ class Engine:
                 " (the broker connection was lost meanwhile: the request or its reply may have"
                 " been lost with it)"
             )
-        elif self.devices.never_seen(job.scope, target.client_id):
+        elif target.phase != "restarted" and self.devices.never_seen(job.scope, target.client_id):
             reason += (
-                f"; the device was never seen connected (no BIRTH from {target.client_id} on"
-                f" account {job.scope}): is it online, and is its client id right?"
+                "; no BIRTH was ever heard from this device (one published before the runner"
+                " first listened is not repeated): is it online, and is its client id right?"
             )
         self._apply(job, target, Failed(reason), "timeout")
 
@@ -420,14 +421,24 @@ class Engine:
             self.early.setdefault(event.operation_id or -1, []).append(event)
             return
         if target.status is not TargetStatus.AWAITING_COMPLETION:
+            job.state.log(target.execution or 0).write(
+                job.subject(target.client_id, target.step_index),
+                f"notification {'/'.join(event.resources) or '-'} after the operation ended"
+                f" ({target.status.value}); ignored",
+            )
             return
         operation = job.operations[target.step_index]
         assert target.operation_id is not None
         outcome = operation.on_notification(
             target.operation_id, target.phase, event.resources, event.payload
         )
-        if outcome is not None:
-            self._apply(job, target, outcome, "notified")
+        if isinstance(outcome, Ignored):
+            job.state.log(target.execution or 0).write(
+                job.subject(target.client_id, target.step_index),
+                f"notification {'/'.join(event.resources) or '-'}: {outcome.reason}; ignored",
+            )
+            return
+        self._apply(job, target, outcome, "notified")
 
     def _apply(self, job: RunningJob, target: TargetState, outcome: Outcome, how: str) -> None:
         """Move a target on according to what the device said."""
@@ -668,6 +679,19 @@ class Engine:
             if job.run is not None:
                 job.run.cancelling.discard(target.client_id)
         job.state.log(target.execution or 0).write(subject, text)
+
+    def _on_anomaly(self, event: Anomaly) -> None:
+        """A message the device layer ignored: in the execution log of the target it was
+        about, when it was about a request of ours; in the runner's log otherwise."""
+        tag = event.tag
+        job = self.jobs.get(tag.job) if tag is not None else None
+        if tag is None or job is None or tag.client_id not in job.state.targets:
+            log.warning("anomaly: %s", event.message)
+            return
+        target = job.state.targets.get(tag.client_id)
+        job.state.log(target.execution or 0).write(
+            job.subject(tag.client_id, tag.step_index), f"anomaly: {event.message}"
+        )
 
     def _anomaly(self, job: RunningJob | None, target: TargetState | None, text: str) -> None:
         if job is not None and target is not None:

@@ -143,9 +143,11 @@ class OperationAdapter:
         phase: str | None,
         resources: tuple[str, ...],
         payload: KuraPayload,
-    ) -> ports.Outcome | None:
+    ) -> ports.Outcome | ports.Ignored:
         state = AsyncState(operation_id, phase or "")
-        return self._outcome(self.operation.notification(state, resources, payload))
+        outcome = self.operation.notification(state, resources, payload)
+        found = self._outcome(outcome)
+        return ports.Ignored(self.redact(outcome.summary)) if found is None else found
 
     def status_queries(self, operation_id: int, phase: str | None) -> list[str]:
         state = AsyncState(operation_id, phase or "")
@@ -244,7 +246,9 @@ class ClientLink:
 
     def anomaly(self, anomaly: DeviceAnomaly) -> None:
         device = anomaly.device
-        self.inbox.put(Anomaly(str(anomaly), *(device if device else (None, None))))
+        tag = anomaly.tag if isinstance(anomaly.tag, Tag) else None
+        account, client_id = device if device else (None, None)
+        self.inbox.put(Anomaly(str(anomaly), account, client_id, tag, anomaly.kind.value))
 
     def connection(self, connected: bool, reason: str) -> None:
         self.inbox.put(ConnectionChanged(connected, reason))

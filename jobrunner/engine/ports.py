@@ -63,6 +63,13 @@ class Progressed:
     settled: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    """A notification that changes nothing (for another phase, or unreadable), and why."""
+
+    reason: str
+
+
 Outcome = Succeeded | Failed | Accepted | Progressed
 
 
@@ -104,8 +111,8 @@ class StepOperation(Protocol):
         phase: str | None,
         resources: tuple[str, ...],
         payload: KuraPayload,
-    ) -> Outcome | None:
-        """None when the notification changes nothing."""
+    ) -> Outcome | Ignored:
+        """What the notification says; Ignored (with why) when it changes nothing."""
 
     def status_queries(self, operation_id: int, phase: str | None) -> list[str]:
         """Names of the queries that tell where an asynchronous operation stands."""

@@ -93,6 +93,10 @@ def test_a_reply_after_the_timeout_is_an_anomaly_not_a_reply(
 
     anomaly = recorder.anomaly_of(AnomalyKind.LATE_REPLY, late)
     assert f"/CMD-V1/REPLY/{late}" in anomaly.topic
+    assert (
+        "late: it arrived" in anomaly.message and "after the request timed out" in anomaly.message
+    )
+    assert anomaly.tag == "late", "the caller learns which of its requests it was"
     assert recorder.replies == []
     assert len(recorder.timeouts) == 1
 
@@ -106,7 +110,9 @@ def test_a_duplicate_reply_is_reported_once_as_an_anomaly(
 
     responder.behaviour = twice
     request_id = client.send((account, "gw-1"), PING, WAIT, "t")
-    recorder.anomaly_of(AnomalyKind.DUPLICATE_REPLY, request_id)
+    duplicate = recorder.anomaly_of(AnomalyKind.DUPLICATE_REPLY, request_id)
+    assert "a second reply: the first one was taken" in duplicate.message
+    assert duplicate.tag == "t"
     assert [p.request_id for p, _ in recorder.replies] == [request_id]
 
 
@@ -226,7 +232,7 @@ def test_a_cancelled_request_neither_times_out_nor_counts_its_reply(
     assert client.in_flight == 0
     responder.wait_held(1)
     responder.release()
-    recorder.anomaly_of(AnomalyKind.LATE_REPLY, "cancelled")
+    recorder.anomaly_of(AnomalyKind.LATE_REPLY, "after the request ended")
     assert recorder.replies == [] and recorder.timeouts == []
 
 

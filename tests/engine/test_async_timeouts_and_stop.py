@@ -65,7 +65,7 @@ def test_a_reply_that_never_comes_fails_the_target_at_the_step_timeout(
     scenario.reconcile()
 
     assert scenario.statuses("rollout")["gw-0002"] == (0, "PROCESS_FAILED")
-    assert scenario.messages("rollout")["gw-0002"] == "no reply in 1s"
+    assert (scenario.messages("rollout")["gw-0002"] or "").startswith("no reply in 1s")
     assert scenario.statuses("rollout")["gw-0001"] == (0, "PROCESS_OK")
 
 
