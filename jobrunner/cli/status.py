@@ -3,26 +3,21 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
 from jobrunner.cli.options import require_state_dir, scope_option, state_dir_option
-from jobrunner.cli.progress import ProgressView
+from jobrunner.cli.progress import COLOURS as TARGET_COLOURS
+from jobrunner.cli.progress import SHORT, ProgressView
 from jobrunner.cli.run import follow
 from jobrunner.engine.status import STATUS_ORDER, all_jobs, job_view, load_job, resolve_job_ref
 from jobrunner.state.layout import StateDir
+from jobrunner.state.lock import current_owner
 from jobrunner.state.logs import read_lines
 from jobrunner.state.records import ExecutionStatus, ExecutionSummary
-
-SHORT = {
-    "PROCESS_AWAITING": "awaiting",
-    "AWAITING_COMPLETION": "completing",
-    "NOTIFIED_COMPLETION": "notified",
-    "PROCESS_OK": "ok",
-    "PROCESS_FAILED": "failed",
-}
 
 
 @click.command()
@@ -79,12 +74,14 @@ def status(
         return
     if job is None:
         rows = all_jobs(state)
-        _emit(rows, output, _jobs_table)
+        _emit(rows, output, lambda value: _jobs_table(value, state))
         return
     scope_name, name = resolve_job_ref(job, scope, state.jobs(), where)
     loaded = load_job(state, scope_name, name)
     view = job_view(loaded)
     loaded.close()
+    owner = current_owner(state.lock)
+    view["owner"] = owner.client_id or str(owner) if owner is not None else None
     view["targets"] = [
         t
         for t in view["targets"]
@@ -125,30 +122,77 @@ def _emit(value: Any, output: str, table: Any) -> None:
         table(value)
 
 
-def _counts_text(counts: dict[str, int]) -> str:
-    parts = [f"{counts[s]} {SHORT[s]}" for s in STATUS_ORDER if counts.get(s)]
-    return ", ".join(parts) or "no targets"
+COLOURS = {**TARGET_COLOURS, "RUNNING": "yellow", "TERMINATED": "green", "STOPPED": "magenta"}
 
 
-def _jobs_table(rows: list[dict[str, Any]]) -> None:
+def _coloured(text: str, key: str | None = None) -> str:
+    """`text` in the colour of a status (click drops colours when not on a terminal)."""
+    colour = COLOURS.get(key or text)
+    return click.style(text, fg=colour) if colour else text
+
+
+def _counts_text(counts: dict[str, int], total: int = 0, frozen: bool = True) -> str:
+    parts = [_coloured(f"{counts[s]} {SHORT[s]}", s) for s in STATUS_ORDER if counts.get(s)]
+    if parts:
+        return ", ".join(parts)
+    if total and not frozen:
+        return f"{total} resolved, not run yet"
+    return "no targets"
+
+
+def _pad(text: str, width: int) -> str:
+    """Left-justify `text`, not counting the colour codes in it."""
+    return text + " " * max(0, width - len(click.unstyle(text)))
+
+
+def relative(moment: str | None, now: datetime | None = None) -> str:
+    """`2026-12-02T10:15:00Z (3 min ago)`: an ISO time, with how far it is from now."""
+    if not moment:
+        return "-"
+    when = datetime.strptime(moment, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    seconds = ((now or datetime.now(UTC)) - when).total_seconds()
+    span = abs(seconds)
+    for size, unit in ((86_400, "d"), (3_600, "h"), (60, "min"), (1, "s")):
+        if span >= size or unit == "s":
+            amount = f"{span / size:.0f} {unit}"
+            break
+    return f"{moment} ({amount} ago)" if seconds >= 0 else f"{moment} (in {amount})"
+
+
+def _ownership(state: StateDir) -> str:
+    owner = current_owner(state.lock)
+    if owner is None:
+        return f"state {state.root}: no daemon owns it (start, stop and reconcile act themselves)"
+    if owner.role == "watch":
+        return (
+            f"state {state.root}: owned by the watch daemon, {owner}; start, stop and reconcile"
+            " are handed to it"
+        )
+    return f"state {state.root}: in use by jobrunner {owner}"
+
+
+def _jobs_table(rows: list[dict[str, Any]], state: StateDir) -> None:
+    click.echo(_ownership(state))
     if not rows:
         click.echo("no job recorded yet; run `jobrunner reconcile`")
         return
-    click.echo(f"{'JOB':<40} {'TARGETS':<34} {'NEXT FIRE':<21} LAST EXECUTION")
+    click.echo(f"\n{'JOB':<40} {'TARGETS':<34} {'NEXT FIRE':<21} LAST EXECUTION")
     for row in rows:
+        label = row["scope"] + "/" + row["name"]
         if "error" in row:
-            click.echo(f"{row['scope'] + '/' + row['name']:<40} UNREADABLE: {row['error']}")
+            click.echo(f"{label:<40} {_coloured('UNREADABLE', 'PROCESS_FAILED')}: {row['error']}")
             continue
         last = row["lastExecution"]
         execution = (
             "-"
             if last is None
-            else (f"#{last['id']} {last['status']} ({last['trigger']}, {last['startedOn']})")
+            else f"#{last['id']} {_coloured(last['status'])} ({last['trigger']},"
+            f" {relative(last['startedOn'])})"
         )
         flags = "".join(f" [{flag}]" for flag in ("conflict", "orphaned", "suspend") if row[flag])
+        counts = _counts_text(row["counts"], row["targetCount"], row["frozen"])
         click.echo(
-            f"{row['scope'] + '/' + row['name']:<40} {_counts_text(row['counts']):<34}"
-            f" {row['nextFire'] or '-':<21} {execution}{flags}"
+            f"{label:<40} {_pad(counts, 34)} {row['nextFire'] or '-':<21} {execution}{flags}"
         )
 
 
@@ -173,26 +217,32 @@ def _job_table(view: dict[str, Any]) -> None:
     if view["problem"]:
         click.echo(f"  PROBLEM    {view['problem']}")
     for schedule in view["schedules"]:
-        upcoming = schedule["next"] or (
-            "on connect" if schedule["type"] == "device-connect" else "never again"
+        upcoming = (
+            relative(schedule["next"])
+            if schedule["next"]
+            else ("on connect" if schedule["type"] == "device-connect" else "never again")
         )
         click.echo(f"  schedule   {schedule['name']} ({schedule['type']}): next {upcoming}")
-    click.echo(f"  targets    {_counts_text(view['counts'])}")
+    counts = _counts_text(view["counts"], view["targetCount"], view["frozen"])
+    click.echo(f"  targets    {counts}")
+    if view["resolvedTargets"]:
+        shown = view["resolvedTargets"]
+        more = f" and {len(shown) - 10} more" if len(shown) > 10 else ""
+        click.echo(f"  resolved   {', '.join(shown[:10])}{more} (frozen at the first execution)")
     if view["executions"]:
-        click.echo(
-            "\nEXECUTION  STATUS      TRIGGER                          STARTED               ENDED"
-        )
+        click.echo(f"\n{'EXECUTION':<10} {'STATUS':<11} {'TRIGGER':<32} {'STARTED':<37} ENDED")
         for e in view["executions"][-10:]:
             click.echo(
-                f"{e['id']:<10} {e['status']:<11} {e['trigger']:<32} "
-                f"{e['startedOn'] or '-':<21} {e['endedOn'] or '-'}"
+                f"{e['id']:<10} {_pad(_coloured(e['status']), 11)} {e['trigger']:<32} "
+                f"{relative(e['startedOn']):<37} {relative(e['endedOn'])}"
             )
     if view["targets"]:
         click.echo(f"\n{'TARGET':<24} {'STEP':<4} {'STATUS':<20} DETAIL")
         for t in view["targets"]:
             step = f"{t['stepIndex']}"
             detail = t.get("message") or t.get("step") or ""
-            click.echo(f"{t['clientId']:<24} {step:<4} {t['status']:<20} {detail}")
+            status_text = _pad(_coloured(t["status"]), 20)
+            click.echo(f"{t['clientId']:<24} {step:<4} {status_text} {detail}")
 
 
 @click.command()

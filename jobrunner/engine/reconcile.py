@@ -126,6 +126,7 @@ class Reconciler:
         record.spec_digest = spec_digest(manifest)
         record.schedule_digest = schedule_digest(manifest)
         record.suspend = manifest.spec.suspend
+        record.resolved_targets = None if record.frozen is not None else list(plan.targets)
         record.orphaned = False
         record.conflict = None
         record.problem = None

@@ -100,7 +100,7 @@ class Runner:
         self.wait_for_broker = wait_for_broker
         self.resume_all = resume
         self.state = StateDir(config.state_dir)
-        self.lock = OwnerLock(self.state.lock, role)
+        self.lock = OwnerLock(self.state.lock, role, config.broker.client_id)
         self.inbox = Inbox()
         self.registry = DeviceRegistry(config.state_dir, autoflush=False)
         self.link = ClientLink(config.broker, self.inbox, config.engine.max_in_flight)

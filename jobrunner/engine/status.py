@@ -124,6 +124,7 @@ def job_view(job: JobState) -> dict[str, Any]:
     return {
         "scope": record.scope,
         "name": record.name,
+        "targetCount": target_count(job),
         "description": record.description,
         "source": None if record.source is None else f"{record.source.file}:{record.source.line}",
         "frozen": record.frozen is not None,
@@ -136,9 +137,19 @@ def job_view(job: JobState) -> dict[str, Any]:
         "problem": record.problem,
         "schedules": schedules_view(record),
         "counts": dict(Counter(t["status"] for t in targets)),
+        "resolvedTargets": None if record.frozen else (record.resolved_targets or []),
         "targets": targets,
         "executions": [execution_view(job.executions[i]) for i in sorted(job.executions)],
     }
+
+
+def target_count(job: JobState) -> int:
+    """The job's targets: frozen at the first execution, else as the last reconcile
+    resolved them."""
+    frozen = job.record.frozen
+    if frozen is not None:
+        return len(frozen.targets)
+    return len(job.record.resolved_targets or [])
 
 
 def summary_row(job: JobState) -> dict[str, Any]:
@@ -148,7 +159,8 @@ def summary_row(job: JobState) -> dict[str, Any]:
     return {
         "scope": record.scope,
         "name": record.name,
-        "targets": len(job.targets),
+        "targetCount": target_count(job),
+        "frozen": record.frozen is not None,
         "counts": job.counts(),
         "lastExecution": None if last is None else execution_view(last),
         "nextFire": next_fire(record),

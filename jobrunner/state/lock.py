@@ -25,6 +25,7 @@ class Owner:
     role: str
     host: str
     since: str
+    client_id: str | None = None  # the owner's MQTT client id
 
     def __str__(self) -> str:
         return f"{self.role} (pid {self.pid} on {self.host}, since {self.since})"
@@ -33,9 +34,10 @@ class Owner:
 class OwnerLock:
     """The exclusive right to dispatch from a state directory."""
 
-    def __init__(self, path: Path, role: str) -> None:
+    def __init__(self, path: Path, role: str, client_id: str | None = None) -> None:
         self.path = path
         self.role = role
+        self.client_id = client_id
         self._handle: IO[str] | None = None
 
     def try_acquire(self) -> bool:
@@ -54,6 +56,7 @@ class OwnerLock:
             "role": self.role,
             "host": socket.gethostname(),
             "since": timestamp(),
+            "clientId": self.client_id,
         }
         handle.write(json.dumps(owner) + "\n")
         handle.flush()
@@ -94,8 +97,13 @@ def current_owner(path: Path) -> Owner | None:
             handle.seek(0)
             try:
                 info = json.loads(handle.readline() or "{}")
+                client = info.get("clientId")
                 return Owner(
-                    int(info["pid"]), str(info["role"]), str(info["host"]), str(info["since"])
+                    int(info["pid"]),
+                    str(info["role"]),
+                    str(info["host"]),
+                    str(info["since"]),
+                    client if isinstance(client, str) else None,
                 )
             except (ValueError, KeyError, TypeError):
                 return Owner(0, "unknown owner", "?", "?")

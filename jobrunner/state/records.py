@@ -82,6 +82,9 @@ class JobRecord(Record):
     spec_digest: str | None = None
     schedule_digest: str | None = None
     frozen: FrozenJob | None = None
+    resolved_targets: list[str] | None = None
+    """Before the first execution: the targets the last reconcile resolved (shown by status;
+    the first execution resolves them again and freezes them)."""
     run_token: str | None = None
     suspend: bool = False
     conflict: Conflict | None = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import yaml
 from click.testing import CliRunner
 
@@ -116,3 +118,31 @@ def test_logs_prints_the_execution_log(scenario: Scenario) -> None:
     assert lines[-1].endswith("execution: TERMINATED (1 PROCESS_OK)")
     code, _, err = run(scenario, "logs", "rollout", "--execution", "7")
     assert code == 1 and "has no execution 7; it has 1..1" in err
+
+
+def test_status_shows_resolved_targets_before_the_first_run_and_who_owns_the_state(
+    scenario: Scenario,
+) -> None:
+    scenario.registry(3)
+    scenario.job("later", STEPS, run=None)
+    scenario.job("rollout", STEPS)
+    scenario.fleet(3)
+    assert reconcile(scenario)[0] == 0
+
+    code, out, _ = run(scenario, "status")
+    assert code == 0
+    assert f"state {scenario.state_dir}: no daemon owns it" in out
+    (row,) = [line for line in out.splitlines() if "/later" in line]
+    assert "3 resolved, not run yet" in row
+
+    code, out, _ = run(scenario, "status", "-o", "json")
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert rows["later"]["targetCount"] == 3 and rows["later"]["frozen"] is False
+    assert rows["rollout"]["targetCount"] == 3 and rows["rollout"]["frozen"] is True
+    assert "targets" not in rows["later"], "targets is the list of the detail view only"
+
+    code, out, _ = run(scenario, "status", "later", "-o", "json")
+    view = json.loads(out)
+    assert view["targetCount"] == 3 and view["targets"] == []
+    assert view["resolvedTargets"] == ["gw-0001", "gw-0002", "gw-0003"]
+    assert view["owner"] is None

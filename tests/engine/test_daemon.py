@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -217,6 +218,10 @@ def test_start_and_stop_are_handed_to_the_daemon(scenario: Scenario, watch: Watc
     assert result.exit_code == 0, result.output
     assert "by the watch daemon" in result.output
     assert executions(scenario, "rollout") == [(1, "TERMINATED", "manual")]
+    code, output = scenario.invoke("status")
+    assert code == 0 and "owned by the watch daemon, watch (pid" in output
+    code, output = scenario.invoke("status", "rollout", "-o", "json")
+    assert json.loads(output)["owner"] == f"watch-{scenario.scope}"
     assert watch.terminate() == 0
 
 
