@@ -34,8 +34,10 @@ from pydantic.alias_generators import to_camel
 from jobrunner.cli.options import (
     broker_option,
     client_id_option,
+    echo_json,
     in_flight_option,
     manifest_options,
+    output_option,
     state_dir_option,
 )
 from jobrunner.device import BrokerSettings
@@ -188,6 +190,7 @@ _SOURCES = {
 @broker_option
 @client_id_option
 @in_flight_option
+@output_option
 @click.pass_context
 def show_config(
     ctx: click.Context,
@@ -197,6 +200,7 @@ def show_config(
     broker: str,
     client_id: str | None,
     max_in_flight: int,
+    output: str,
 ) -> None:
     """Print the effective configuration, and where each setting comes from.
 
@@ -228,6 +232,9 @@ def show_config(
             ("keyFile", settings.key_file or "-", "environment or configuration file"),
         ]
     )
+    if output == "json":
+        echo_json({key: {"value": shown, "source": origin} for key, shown, origin in rows})
+        return
     width = max(len(row[0]) for row in rows)
     for key, shown, origin in rows:
         click.echo(f"{key:<{width}}  {shown!s:<40}  ({origin})")

@@ -128,13 +128,6 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(70)
 
 
-def echo_json(value: Any) -> None:
-    """Print a value as indented JSON (for `-o json`)."""
-    import json
-
-    click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
-
-
 def _every_command(group: click.Group) -> list[click.Command]:
     found: list[click.Command] = []
     for command in group.commands.values():

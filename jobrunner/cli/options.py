@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -160,3 +161,18 @@ def require_state_dir(path: Path) -> Path:
         " (JOBRUNNER_STATE_DIR, stateDir) right? (reconcile and watch create it; to plan a"
         " first reconcile, create it empty)"
     )
+
+
+output_option = click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text for people, json for scripts.",
+)
+
+
+def echo_json(value: Any) -> None:
+    """Print a value as indented JSON (for `-o json`)."""
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))

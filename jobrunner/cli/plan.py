@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
 from jobrunner.cli.options import (
+    echo_json,
     manifest_options,
+    output_option,
     require_signed_option,
     require_state_dir,
     state_dir_option,
@@ -31,6 +34,7 @@ MARKERS = {
 @state_dir_option
 @require_signed_option
 @click.option("-v", "--verbose", is_flag=True, help="List unchanged jobs and every target.")
+@output_option
 @click.pass_context
 def plan(
     ctx: click.Context,
@@ -39,6 +43,7 @@ def plan(
     state_dir: Path,
     require_signed: bool,
     verbose: bool,
+    output: str,
 ) -> None:
     """Show what `reconcile` would do, without doing it.
 
@@ -57,13 +62,44 @@ def plan(
     and which executions would start or stop, and why, with the resolved target
     devices of each job (their count; every one with --verbose).
 
+    `-o json` prints the plan as one object: revision, exitCode, diagnostics, and
+    every job with its action, changes, start, stop, targets and conflict.
+
     Exit status: 0 when nothing would change, 2 when something would, 1 on
     invalid manifests or conflicts, so that `jobrunner plan` can gate a pull
-    request in CI.
+    request in CI (there, 2 is a success: `jobrunner plan || [ $? -eq 2 ]`).
     """
     result = make_plan(jobs_dir, require_state_dir(state_dir), scope, require_signed)
-    _print(result, verbose)
+    if output == "json":
+        echo_json(plan_json(result))
+    else:
+        _print(result, verbose)
     ctx.exit(result.exit_code)
+
+
+def plan_json(result: Plan) -> dict[str, Any]:
+    """The plan for scripts: every job, whatever its action, and every diagnostic."""
+    return {
+        "revision": result.revision,
+        "exitCode": result.exit_code,
+        "diagnostics": [d.as_json() for d in result.manifests.diagnostics],
+        "jobs": [
+            {
+                "scope": job.scope,
+                "name": job.name,
+                "action": job.action.value,
+                "changes": job.changes,
+                "start": job.start,
+                "blocked": job.blocked,
+                "stop": job.stop,
+                "frozen": job.frozen,
+                "targets": job.targets,
+                "conflict": None if job.conflict is None else job.conflict.model_dump(),
+                "problems": job.problems,
+            }
+            for job in result.jobs
+        ],
+    }
 
 
 def _print(result: Plan, verbose: bool) -> None:

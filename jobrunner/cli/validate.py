@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from jobrunner.cli.options import manifest_options
+from jobrunner.cli.options import echo_json, manifest_options, output_option
 from jobrunner.manifests import load_manifests
 
 
@@ -14,9 +14,15 @@ from jobrunner.manifests import load_manifests
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @manifest_options
 @click.option("-q", "--quiet", is_flag=True, help="Print errors only, not warnings.")
+@output_option
 @click.pass_context
 def validate(
-    ctx: click.Context, paths: tuple[Path, ...], jobs_dir: Path, scope: str, quiet: bool
+    ctx: click.Context,
+    paths: tuple[Path, ...],
+    jobs_dir: Path,
+    scope: str,
+    quiet: bool,
+    output: str,
 ) -> None:
     """Check manifests: YAML, every field, and the rules across files.
 
@@ -31,9 +37,25 @@ def validate(
     of another. Warnings (a target device or tag that matches no registered
     device, a file with no documents) do not fail the check.
 
+    `-o json` prints one object: files, counts, and the diagnostics (file, line,
+    severity, message), for editors and scripts.
+
     Exit status: 0 when there is no error, 1 when there is at least one.
     """
     result = load_manifests(list(paths) or [jobs_dir], default_scope=scope)
+    if output == "json":
+        shown = [d for d in result.diagnostics if d.is_error or not quiet]
+        echo_json(
+            {
+                "files": [str(f) for f in result.files],
+                "jobs": len(result.jobs),
+                "devices": sum(len(d) for d in result.devices.values()),
+                "errors": len(result.errors),
+                "warnings": len(result.warnings),
+                "diagnostics": [d.as_json() for d in shown],
+            }
+        )
+        ctx.exit(1 if result.errors else 0)
     for diagnostic in result.diagnostics:
         if diagnostic.is_error or not quiet:
             click.echo(str(diagnostic))

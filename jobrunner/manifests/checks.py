@@ -16,7 +16,7 @@ from jobrunner.manifests.declarations import (
     Origin,
     RejectedDocument,
 )
-from jobrunner.manifests.kinds import DeviceList, Job, Policy, Scope
+from jobrunner.manifests.kinds import DeviceList, Job, Policy, Scope, Targets
 
 
 @dataclass
@@ -27,6 +27,11 @@ class Collected:
     device_lists: list[Declared[DeviceList]] = field(default_factory=list)
     jobs: list[Declared[Job]] = field(default_factory=list)
     policies: list[Declared[Policy]] = field(default_factory=list)
+    rejected_jobs: list[tuple[RejectedDocument, Origin, Targets | None]] = field(
+        default_factory=list
+    )
+    """Job documents that did not validate, with their targets when those do: the rules
+    across files are still checked for them, so that one run reports everything."""
 
 
 def check_declarations(collected: Collected, result: ManifestSet) -> None:
@@ -48,6 +53,32 @@ def check_declarations(collected: Collected, result: ManifestSet) -> None:
             _warn_unmatched_targets(declared, result, known_tags.get(declared.scope, set()))
         else:
             result.rejected.append(_rejection(declared))
+    _check_rejected_jobs(collected.rejected_jobs, result, known_tags)
+
+
+def _check_rejected_jobs(
+    rejected: list[tuple[RejectedDocument, Origin, Targets | None]],
+    result: ManifestSet,
+    known_tags: dict[str, set[str]],
+) -> None:
+    seen: dict[tuple[str, str], str] = {}
+    for document, origin, targets in rejected:
+        scope = document.scope or result.default_scope
+        if document.name is not None:
+            first = result.jobs.get((scope, document.name))
+            where = (
+                first.origin.at("metadata", "name") if first else seen.get((scope, document.name))
+            )
+            if where is not None:
+                result.error(
+                    origin.file,
+                    origin.line("metadata", "name"),
+                    f"job '{document.name}' is already declared in scope '{scope}' at {where};"
+                    " job names are unique in a scope",
+                )
+            seen.setdefault((scope, document.name), origin.at("metadata", "name"))
+        if targets is not None:
+            _warn_unmatched(targets, scope, origin, result, known_tags.get(scope, set()))
 
 
 def _check_scopes(scopes: list[Declared[Scope]], result: ManifestSet) -> None:
@@ -164,15 +195,20 @@ def _within_quota(declared: Declared[Job], held: int, result: ManifestSet) -> bo
 def _warn_unmatched_targets(
     declared: Declared[Job], result: ManifestSet, known_tags: set[str]
 ) -> None:
-    registry = result.devices.get(declared.scope, {})
     targets = declared.manifest.spec.targets
-    origin = declared.origin
+    _warn_unmatched(targets, declared.scope, declared.origin, result, known_tags)
+
+
+def _warn_unmatched(
+    targets: Targets, scope: str, origin: Origin, result: ManifestSet, known_tags: set[str]
+) -> None:
+    registry = result.devices.get(scope, {})
     for index, client_id in enumerate(targets.devices):
         if client_id not in registry:
             result.warning(
                 origin.file,
                 origin.line("spec", "targets", "devices", index),
-                f"device '{client_id}' is not in the registry of scope '{declared.scope}';"
+                f"device '{client_id}' is not in the registry of scope '{scope}';"
                 " it becomes a target if it is registered (or connects) before the first"
                 " execution",
             )
@@ -181,7 +217,7 @@ def _warn_unmatched_targets(
             result.warning(
                 origin.file,
                 origin.line("spec", "targets", "tags", index),
-                f"tag '{tag}' matches no registered device of scope '{declared.scope}'",
+                f"tag '{tag}' matches no registered device of scope '{scope}'",
             )
 
 

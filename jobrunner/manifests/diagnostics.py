@@ -30,3 +30,12 @@ class Diagnostic:
     @property
     def is_error(self) -> bool:
         return self.severity is Severity.ERROR
+
+    def as_json(self) -> dict[str, str | int]:
+        """For `-o json`: file, line (0: the path itself), severity, message."""
+        return {
+            "file": str(self.file),
+            "line": self.line,
+            "severity": self.severity.value,
+            "message": self.message,
+        }

@@ -221,10 +221,25 @@ def located_messages(
                 (source.line_of(path), f"expected {' or '.join(accepted)}, found {describe(value)}")
             )
             continue
-        for message in dict.fromkeys(message_for(d, model) for d in details):
+        seen: set[str] = set()
+        for detail in details:
+            message = message_for(detail, model)
+            if message in seen:
+                continue
+            seen.add(message)
             where = f" in {dotted(path)}" if message.startswith("missing required") and path else ""
-            results.append((source.line_of(path), message + where))
+            results.append((source.line_of(_pointed(path, detail)), message + where))
     return sorted(results, key=lambda item: item[0])
+
+
+def _pointed(path: DataPath, detail: ErrorDetails) -> DataPath:
+    """Where the error is written: an unknown `definition:` (or schedule `type:`) is on its
+    own line, not on the step's first one."""
+    if detail["type"] == "union_tag_invalid":
+        field = str(detail.get("ctx", {}).get("discriminator", "")).strip("'")
+        if field:
+            return (*path, field)
+    return path
 
 
 def _has_deeper(path: DataPath, explained: set[DataPath]) -> bool:

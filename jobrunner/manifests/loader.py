@@ -21,7 +21,7 @@ from jobrunner.manifests.checks import Collected, check_declarations
 from jobrunner.manifests.declarations import Declared, ManifestSet, Origin, RejectedDocument
 from jobrunner.manifests.errors import dotted, located_messages, suggest
 from jobrunner.manifests.fields import SCOPE_PATTERN
-from jobrunner.manifests.kinds import KINDS, DeviceList, Job, Policy, Scope
+from jobrunner.manifests.kinds import KINDS, DeviceList, Job, Policy, Scope, Targets
 from jobrunner.manifests.secrets import LiteralSecret, secrets_in
 from jobrunner.manifests.yamlsource import SourceMap, YamlError, read_documents
 
@@ -169,7 +169,10 @@ def _load_document(
     except ValidationError as error:
         for line, message in located_messages(error, model, data, source):
             result.error(file, line, message)
-        result.rejected.append(_rejected(file, source, kind, data, result.default_scope))
+        rejected = _rejected(file, source, kind, data, result.default_scope)
+        result.rejected.append(rejected)
+        if kind == "Job":  # still checked across files, as far as it reads
+            collected.rejected_jobs.append((rejected, Origin(file, source), _targets_of(data)))
         return
     origin = Origin(file, source)
     if isinstance(manifest, Scope):
@@ -228,6 +231,15 @@ def _check_header(
         result.error(file, source.line_of(("kind",)), f"unknown kind {kind!r}{hint}")
         return None
     return kind if ok else None
+
+
+def _targets_of(data: dict[str, Any]) -> Targets | None:
+    """The targets of a Job document that did not validate, when they do on their own."""
+    spec = data.get("spec")
+    try:
+        return Targets.model_validate(spec.get("targets")) if isinstance(spec, dict) else None
+    except ValidationError:
+        return None
 
 
 def _rejected(

@@ -76,7 +76,7 @@ CASES: list[tuple[str, str, int, str]] = [
                 properties: {bundleId: 1}
             """
         ),
-        9,
+        10,  # the definition's own line, not the step's first
         "unknown definition 'Bundle Stopp'; did you mean 'Bundle Stop'?",
     ),
     (

@@ -171,3 +171,37 @@ def test_unknown_devices_and_tags_are_warnings(
         (9, "tag 'line-9' matches no registered device of scope 'acme'"),
     ]
     assert ("acme", "job-1") in result.jobs
+
+
+def test_a_job_that_does_not_validate_is_still_checked_across_files(
+    write: Write, load: Callable[[], ManifestSet]
+) -> None:
+    """One run reports everything: the schema error, and what the rules across files say of
+    the same document (its name taken already, its tags matching no device)."""
+    first = write("a.yaml", MINIMAL_JOB.format(name="rollout"))
+    broken = write(
+        "b.yaml",
+        job_with_spec(
+            """\
+            targets: {tags: [line-9]}
+            steps:
+              - {name: stop, definition: Bundle Stop, timout: 3s, properties: {bundleId: 1}}
+            """,
+            name="rollout",
+        ),
+    )
+
+    result = load()
+
+    assert messages(result, first) == []
+    found = [(d.line, d.severity.value, d.message) for d in result.diagnostics if d.file == broken]
+    assert found == [
+        (
+            4,
+            "error",
+            f"job 'rollout' is already declared in scope 'acme' at {first}:4;"
+            " job names are unique in a scope",
+        ),
+        (7, "warning", "tag 'line-9' matches no registered device of scope 'acme'"),
+        (9, "error", "unknown key 'timout'; did you mean 'timeout'?"),
+    ]
