@@ -13,6 +13,7 @@ from jobrunner import __version__
 from jobrunner.cli.config import load_config, show_config
 from jobrunner.cli.cron import cron
 from jobrunner.cli.demo import demo
+from jobrunner.cli.devices import devices
 from jobrunner.cli.options import accept_common_options, group_options_in
 from jobrunner.cli.plan import plan
 from jobrunner.cli.run import reconcile, start, stop
@@ -32,6 +33,7 @@ COMMANDS: list[click.Command] = [
     stop,
     status,
     logs,
+    devices,
     simulate,
     cron,
     show_config,
@@ -85,6 +87,7 @@ def cli(ctx: click.Context, debug: bool, config_file: Path | None) -> None:
       jobrunner reconcile --wait      apply it and run what is due
       jobrunner watch                 the daemon: reconcile on every change
       jobrunner status JOB            targets, executions, schedules of a job
+      jobrunner devices               the device registry: connected, last seen, apps
 
     \b
     Common options of the commands (each also read from the environment):

@@ -125,14 +125,14 @@ def _emit(value: Any, output: str, table: Any) -> None:
 COLOURS = {**TARGET_COLOURS, "RUNNING": "yellow", "TERMINATED": "green", "STOPPED": "magenta"}
 
 
-def _coloured(text: str, key: str | None = None) -> str:
+def coloured(text: str, key: str | None = None) -> str:
     """`text` in the colour of a status (click drops colours when not on a terminal)."""
     colour = COLOURS.get(key or text)
     return click.style(text, fg=colour) if colour else text
 
 
 def _counts_text(counts: dict[str, int], total: int = 0, frozen: bool = True) -> str:
-    parts = [_coloured(f"{counts[s]} {SHORT[s]}", s) for s in STATUS_ORDER if counts.get(s)]
+    parts = [coloured(f"{counts[s]} {SHORT[s]}", s) for s in STATUS_ORDER if counts.get(s)]
     if parts:
         return ", ".join(parts)
     if total and not frozen:
@@ -140,7 +140,7 @@ def _counts_text(counts: dict[str, int], total: int = 0, frozen: bool = True) ->
     return "no targets"
 
 
-def _pad(text: str, width: int) -> str:
+def pad(text: str, width: int) -> str:
     """Left-justify `text`, not counting the colour codes in it."""
     return text + " " * max(0, width - len(click.unstyle(text)))
 
@@ -180,20 +180,18 @@ def _jobs_table(rows: list[dict[str, Any]], state: StateDir) -> None:
     for row in rows:
         label = row["scope"] + "/" + row["name"]
         if "error" in row:
-            click.echo(f"{label:<40} {_coloured('UNREADABLE', 'PROCESS_FAILED')}: {row['error']}")
+            click.echo(f"{label:<40} {coloured('UNREADABLE', 'PROCESS_FAILED')}: {row['error']}")
             continue
         last = row["lastExecution"]
         execution = (
             "-"
             if last is None
-            else f"#{last['id']} {_coloured(last['status'])} ({last['trigger']},"
+            else f"#{last['id']} {coloured(last['status'])} ({last['trigger']},"
             f" {relative(last['startedOn'])})"
         )
         flags = "".join(f" [{flag}]" for flag in ("conflict", "orphaned", "suspend") if row[flag])
         counts = _counts_text(row["counts"], row["targetCount"], row["frozen"])
-        click.echo(
-            f"{label:<40} {_pad(counts, 34)} {row['nextFire'] or '-':<21} {execution}{flags}"
-        )
+        click.echo(f"{label:<40} {pad(counts, 34)} {row['nextFire'] or '-':<21} {execution}{flags}")
 
 
 def _job_table(view: dict[str, Any]) -> None:
@@ -233,7 +231,7 @@ def _job_table(view: dict[str, Any]) -> None:
         click.echo(f"\n{'EXECUTION':<10} {'STATUS':<11} {'TRIGGER':<32} {'STARTED':<37} ENDED")
         for e in view["executions"][-10:]:
             click.echo(
-                f"{e['id']:<10} {_pad(_coloured(e['status']), 11)} {e['trigger']:<32} "
+                f"{e['id']:<10} {pad(coloured(e['status']), 11)} {e['trigger']:<32} "
                 f"{relative(e['startedOn']):<37} {relative(e['endedOn'])}"
             )
     if view["targets"]:
@@ -241,7 +239,7 @@ def _job_table(view: dict[str, Any]) -> None:
         for t in view["targets"]:
             step = f"{t['stepIndex']}"
             detail = t.get("message") or t.get("step") or ""
-            status_text = _pad(_coloured(t["status"]), 20)
+            status_text = pad(coloured(t["status"]), 20)
             click.echo(f"{t['clientId']:<24} {step:<4} {status_text} {detail}")
 
 

@@ -14,9 +14,11 @@ from typing import Any
 
 from jobrunner.engine.scheduler import schedules_of
 from jobrunner.errors import JobError, StateError
+from jobrunner.manifests import ManifestSet
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import StateDir
 from jobrunner.state.records import ExecutionSummary, JobRecord
+from jobrunner.state.registry import DeviceRegistry
 from jobrunner.state.targets import TargetStatus
 
 STATUS_ORDER = [s.value for s in TargetStatus]
@@ -181,4 +183,39 @@ def all_jobs(state: StateDir) -> list[dict[str, Any]]:
             continue
         rows.append(summary_row(job))
         job.close()
+    return rows
+
+
+def devices_view(registry: DeviceRegistry, manifests: ManifestSet | None) -> list[dict[str, Any]]:
+    """Every device of every scope: what the registry recorded (connection status, last
+    seen, what its BIRTH said) with the tags and display names of the DeviceLists."""
+    declared = manifests.devices if manifests is not None else {}
+    scopes = sorted(set(registry.scopes()) | set(declared))
+    rows: list[dict[str, Any]] = []
+    for scope in scopes:
+        recorded = {record.client_id: record for record in registry.scope(scope)}
+        listed = declared.get(scope, {})
+        for client_id in sorted(set(recorded) | set(listed)):
+            record = recorded.get(client_id)
+            entry = listed.get(client_id)
+            rows.append(
+                {
+                    "scope": scope,
+                    "clientId": client_id,
+                    "declared": entry is not None or bool(record and record.declared),
+                    "status": record.status.value if record else "UNKNOWN",
+                    "lastSeen": _iso(record.last_seen) if record else None,
+                    "displayName": (entry.device.display_name if entry else None)
+                    or (record.display_name if record else None),
+                    "tags": list(entry.device.tags) if entry else [],
+                    "model": record.model if record else None,
+                    "firmware": record.firmware if record else None,
+                    "frameworkVersion": record.framework_version if record else None,
+                    "applicationIds": (
+                        list(record.application_ids)
+                        if record and record.application_ids is not None
+                        else None
+                    ),
+                }
+            )
     return rows

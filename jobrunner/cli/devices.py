@@ -1,0 +1,82 @@
+"""`jobrunner devices`: the device registry, as recorded and as declared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from jobrunner.cli.options import (
+    echo_json,
+    manifest_options,
+    output_option,
+    require_state_dir,
+    state_dir_option,
+)
+from jobrunner.cli.status import coloured, pad, relative
+from jobrunner.engine.status import devices_view
+from jobrunner.manifests import load_manifests
+from jobrunner.state.registry import DeviceRegistry, DeviceStatus
+
+STATUS_COLOURS = {"CONNECTED": "PROCESS_OK", "MISSING": "PROCESS_FAILED"}
+
+
+@click.command()
+@state_dir_option
+@manifest_options
+@output_option
+@click.option(
+    "--status",
+    "only_status",
+    type=click.Choice([s.value for s in DeviceStatus]),
+    multiple=True,
+    help="Show only devices with this connection status (repeatable).",
+)
+@click.option("--tag", "only_tag", multiple=True, help="Show only devices with this tag.")
+def devices(
+    state_dir: Path,
+    jobs_dir: Path,
+    scope: str,
+    output: str,
+    only_status: tuple[str, ...],
+    only_tag: tuple[str, ...],
+) -> None:
+    """List the devices: connection status, last seen, firmware, applications, tags.
+
+    Each device of each scope, as the runner recorded it from its lifecycle
+    messages (CONNECTED after a BIRTH, DISCONNECTED after a DC, MISSING after an
+    LWT, UNKNOWN when none was heard), with the tags and display names its
+    DeviceList declares (from the jobs directory, when there is one).
+    Discovered devices (that connected without being declared) are listed too.
+
+    `-o json` prints one object per device: scope, clientId, declared, status,
+    lastSeen, displayName, tags, model, firmware, frameworkVersion,
+    applicationIds.
+    """
+    folder = require_state_dir(state_dir)
+    manifests = load_manifests([jobs_dir], default_scope=scope) if jobs_dir.is_dir() else None
+    with DeviceRegistry(folder, autoflush=False) as registry:
+        rows = devices_view(registry, manifests)
+    rows = [
+        row
+        for row in rows
+        if (not only_status or row["status"] in only_status)
+        and (not only_tag or set(only_tag) & set(row["tags"]))
+    ]
+    if output == "json":
+        echo_json(rows)
+        return
+    if not rows:
+        click.echo("no device known yet: declare them in a DeviceList, or let them connect")
+        return
+    click.echo(
+        f"{'DEVICE':<32} {'STATUS':<13} {'LAST SEEN':<36} {'FIRMWARE':<14} {'TAGS':<24} APPS"
+    )
+    for row in rows:
+        status = coloured(row["status"], STATUS_COLOURS.get(row["status"], ""))
+        apps = ",".join(row["applicationIds"] or []) or "-"
+        tags = ",".join(row["tags"]) or ("-" if row["declared"] else "(discovered)")
+        click.echo(
+            f"{row['scope'] + '/' + row['clientId']:<32} {pad(status, 13)}"
+            f" {relative(row['lastSeen']):<36} {row['firmware'] or '-':<14} {tags:<24} {apps}"
+        )
