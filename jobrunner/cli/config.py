@@ -44,6 +44,7 @@ from jobrunner.device import BrokerSettings
 from jobrunner.engine.executor import EngineSettings
 from jobrunner.engine.service import RunnerConfig
 from jobrunner.errors import ConfigError
+from jobrunner.manifests.fields import DOT_HINT
 
 DEFAULT_FILE = Path("jobrunner.yaml")
 ENV_CONFIG = "JOBRUNNER_CONFIG"
@@ -235,6 +236,8 @@ def show_config(
     if output == "json":
         echo_json({key: {"value": shown, "source": origin} for key, shown, origin in rows})
         return
+    if "." in settings.client_id:
+        click.echo(f"warning: '.' in client id {settings.client_id}: {DOT_HINT}", err=True)
     width = max(len(row[0]) for row in rows)
     for key, shown, origin in rows:
         click.echo(f"{key:<{width}}  {shown!s:<40}  ({origin})")

@@ -32,6 +32,7 @@ from jobrunner.device.topics import (
     TopicError,
     parse_topic,
 )
+from jobrunner.manifests.fields import DOT_HINT
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -251,6 +252,11 @@ class Inbound(Generic[T]):
             problem = "not a reply, notification or lifecycle topic"
         except TopicError as error:
             problem = str(error)
+        if _levels_from_dots(topic.split("/"), self.client_id):
+            problem += (
+                "; it looks like a Kura topic whose ids had their '.' turned into topic levels"
+                f" by the broker ({DOT_HINT})"
+            )
         self.anomaly(
             AnomalyKind.BAD_TOPIC,
             f"{problem}; expected $EDC/{{account}}/{self.client_id}/{{APP}}/REPLY/{{requestId}},"
@@ -272,3 +278,15 @@ class Inbound(Generic[T]):
             self.events.anomaly(Anomaly(kind, message, topic, device, tag))
         except Exception:
             log.exception("the device event handler failed on an anomaly")
+
+
+def _levels_from_dots(parts: list[str], client_id: str) -> bool:
+    """Whether a topic that does not parse is a Kura topic with more levels than it should
+    have: what a broker that maps '.' to '/' makes of an id with a dot."""
+    if len(parts) < 6 or parts[0] != CONTROL_PREFIX:
+        return False
+    if "." in client_id and "/".join(parts).find(client_id.replace(".", "/")) >= 0:
+        return True
+    return (parts[-2] == "MQTT" and len(parts) > 5) or any(
+        p in ("REPLY", "NOTIFY") for p in parts[5:]
+    )

@@ -44,8 +44,10 @@ _CLIENT_ID_HINT = "use 1-128 letters, digits, '.', '_', ':' or '-', starting wit
 
 
 def default_client_id() -> str:
-    """`jobrunner-<hostname>`, with characters a topic segment cannot hold replaced."""
-    host = re.sub(r"[^A-Za-z0-9._:-]", "-", socket.gethostname()) or "localhost"
+    """`jobrunner-<hostname>`, with characters a topic segment cannot hold replaced, and the
+    dots of a domain name too: RabbitMQ's MQTT plugin turns a '.' into a topic level, and the
+    replies to `jobrunner-host.example.com` would never come back."""
+    host = re.sub(r"[^A-Za-z0-9_:-]", "-", socket.gethostname()) or "localhost"
     return f"jobrunner-{host}"[:128]
 
 

@@ -35,6 +35,7 @@ from jobrunner.engine.scheduler import Scheduler
 from jobrunner.engine.service import Runner, RunnerConfig
 from jobrunner.errors import JobError, JobrunnerError
 from jobrunner.manifests import Declared, Job, is_manifest_file
+from jobrunner.manifests.fields import DOT_HINT
 from jobrunner.state.records import ExecutionSummary, Trigger, TriggerKind
 
 log = logging.getLogger("jobrunner.watch")
@@ -71,6 +72,8 @@ class Daemon:
             runner.engine.connect_hooks.append(self._on_connect)
             for problem in runner.unreadable:
                 log.error("state: %s", problem)
+            if "." in self.config.broker.client_id:
+                log.warning("'.' in client id %s: %s", self.config.broker.client_id, DOT_HINT)
             for scope, name, execution in runner.resumed:
                 self._watch_end(runner.reconciler.job(scope, name))
                 log.info("resumed %s/%s execution %d", scope, name, execution)

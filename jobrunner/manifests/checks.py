@@ -16,6 +16,7 @@ from jobrunner.manifests.declarations import (
     Origin,
     RejectedDocument,
 )
+from jobrunner.manifests.fields import DOT_HINT
 from jobrunner.manifests.kinds import DeviceList, Job, Policy, Scope, Targets
 
 
@@ -50,6 +51,9 @@ def check_declarations(collected: Collected, result: ManifestSet) -> None:
         ):
             jobs_per_scope[declared.scope] += 1
             result.jobs[(declared.scope, declared.manifest.metadata.name)] = declared
+            if "." in declared.scope and declared.manifest.metadata.scope is not None:
+                path = ("metadata", "scope")
+                _warn_dots(result, declared.origin, path, f"scope '{declared.scope}'")
             _warn_unmatched_targets(declared, result, known_tags.get(declared.scope, set()))
         else:
             result.rejected.append(_rejection(declared))
@@ -84,6 +88,8 @@ def _check_rejected_jobs(
 def _check_scopes(scopes: list[Declared[Scope]], result: ManifestSet) -> None:
     for declared in scopes:
         name = declared.manifest.metadata.name
+        if "." in name:
+            _warn_dots(result, declared.origin, ("metadata", "name"), f"scope '{name}'")
         first = result.scopes.get(name)
         if first is not None:
             result.error(
@@ -119,11 +125,19 @@ def _check_policies(policies: list[Declared[Policy]], result: ManifestSet) -> No
         result.policies[declared.scope] = declared
 
 
+def _warn_dots(result: ManifestSet, origin: Origin, path: tuple[str | int, ...], what: str) -> None:
+    result.warning(origin.file, origin.line(*path), f"'.' in {what}: {DOT_HINT}")
+
+
 def _check_devices(device_lists: list[Declared[DeviceList]], result: ManifestSet) -> None:
     for declared in device_lists:
         registry = result.devices.setdefault(declared.scope, {})
+        if "." in declared.scope:
+            _warn_dots(result, declared.origin, ("metadata",), f"scope '{declared.scope}'")
         for index, device in enumerate(declared.manifest.devices):
             path = ("devices", index, "clientId")
+            if "." in device.client_id:
+                _warn_dots(result, declared.origin, path, f"client id '{device.client_id}'")
             first = registry.get(device.client_id)
             if first is not None:
                 result.error(
@@ -204,6 +218,10 @@ def _warn_unmatched(
 ) -> None:
     registry = result.devices.get(scope, {})
     for index, client_id in enumerate(targets.devices):
+        if "." in client_id:
+            _warn_dots(
+                result, origin, ("spec", "targets", "devices", index), f"client id '{client_id}'"
+            )
         if client_id not in registry:
             result.warning(
                 origin.file,

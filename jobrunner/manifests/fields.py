@@ -80,6 +80,13 @@ Tag = Annotated[
 ]
 
 
+DOT_HINT = (
+    "some brokers (RabbitMQ's MQTT plugin) turn a '.' into a topic level, so that requests"
+    " and replies of an id with a '.' never arrive; prefer '-'"
+)
+"""Why a '.' in a scope (the Kura account) or a client id is worth a warning."""
+
+
 def parse_duration(text: object) -> timedelta:
     """Parse `30s`, `10m`, `2h`, `1d`, `1h30m` or `500ms` into a positive timedelta."""
     if isinstance(text, timedelta):

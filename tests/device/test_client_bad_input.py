@@ -77,7 +77,13 @@ def test_an_unreadable_reply_is_an_anomaly_and_the_request_still_waits(
         ("/MQTT/BIRTH", "segment 2"),
         ("gw-1/MQTT/HELLO", "unknown lifecycle"),
     ],
-    ids=["empty-app", "empty-request-id", "notify-without-resource", "no-device", "bad-kind"],
+    ids=[
+        "empty-app",
+        "empty-request-id",
+        "notify-without-resource",
+        "no-device",
+        "bad-kind",
+    ],
 )
 def test_a_topic_with_missing_segments_is_an_anomaly(
     client: DeviceClient[str],
@@ -226,3 +232,24 @@ def test_messages_of_an_account_no_longer_served_are_anomalies(
     responder.publish(f"$EDC/{other}/gw-1/MQTT/BIRTH", CODEC.encode(KuraPayload()), qos=1)
     recorder.reply_for(client.send((account, "gw-1"), PING, WAIT, "t"))
     assert len(recorder.lifecycles) == 1
+
+
+def test_a_reply_topic_whose_dots_became_levels_says_so() -> None:
+    """RabbitMQ's MQTT plugin maps '.' to a topic level both ways: a runner whose client id
+    has a dot gets its replies on a topic with more levels than Kura's."""
+    from types import SimpleNamespace
+
+    from jobrunner.device.correlation import PendingTable
+    from jobrunner.device.inbound import Inbound
+
+    recorder = Recorder()
+    table: PendingTable[str] = PendingTable(10, recorder.timeout)
+    inbound = Inbound("jobrunner-host.example.com", recorder, table, {}, {})
+    rewritten = "$EDC/acme/jobrunner-host/example/com/CMD-V1/REPLY/42"
+
+    inbound.on_message(None, None, SimpleNamespace(topic=rewritten, payload=b""))  # type: ignore[arg-type]
+
+    (anomaly,) = recorder.anomalies
+    assert anomaly.kind is AnomalyKind.BAD_TOPIC and anomaly.topic == rewritten
+    assert "ids had their '.' turned into topic levels by the broker" in anomaly.message
+    assert "RabbitMQ's MQTT plugin" in anomaly.message

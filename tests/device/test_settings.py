@@ -122,3 +122,9 @@ def test_tls_files_must_exist(tmp_path: Path) -> None:
 def test_default_client_id_is_topic_safe(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("socket.gethostname", lambda: "my host/with+odd#chars")
     assert default_client_id() == "jobrunner-my-host-with-odd-chars"
+
+
+def test_the_default_client_id_has_no_dot(monkeypatch: pytest.MonkeyPatch) -> None:
+    """RabbitMQ's MQTT plugin turns a '.' into a topic level: replies would never come."""
+    monkeypatch.setattr("socket.gethostname", lambda: "runner-1.plant.example.com")
+    assert default_client_id() == "jobrunner-runner-1-plant-example-com"

@@ -205,3 +205,26 @@ def test_a_job_that_does_not_validate_is_still_checked_across_files(
         (7, "warning", "tag 'line-9' matches no registered device of scope 'acme'"),
         (9, "error", "unknown key 'timout'; did you mean 'timeout'?"),
     ]
+
+
+def test_a_dot_in_a_scope_or_a_client_id_is_a_warning(
+    write: Write, load: Callable[[], ManifestSet]
+) -> None:
+    registry = write(
+        "dotted.yaml",
+        """\
+        apiVersion: jobrunner/v1
+        kind: DeviceList
+        metadata: {scope: plant.turin}
+        devices:
+          - {clientId: gw-0001.line3}
+        """,
+    )
+
+    result = load()
+
+    found = [(d.line, d.message) for d in result.warnings if d.file == registry]
+    assert [line for line, _ in found] == [3, 5]
+    assert found[0][1].startswith("'.' in scope 'plant.turin': some brokers (RabbitMQ's MQTT")
+    assert found[1][1].startswith("'.' in client id 'gw-0001.line3'")
+    assert not result.errors
