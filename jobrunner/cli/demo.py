@@ -20,9 +20,11 @@ from pathlib import Path
 
 import click
 
+from jobrunner.cli.config import broker_settings, current
 from jobrunner.cli.progress import ProgressView, progress_of
+from jobrunner.errors import StateError
 from jobrunner.manifests import manifest_files
-from jobrunner.simulator.broker import start_broker
+from jobrunner.simulator.broker import BrokerError, start_broker
 from jobrunner.simulator.config import FleetConfig
 from jobrunner.simulator.faults import (
     DelayFault,
@@ -31,7 +33,7 @@ from jobrunner.simulator.faults import (
     OfflineFault,
     Selector,
 )
-from jobrunner.simulator.fleet import Fleet
+from jobrunner.simulator.fleet import Fleet, FleetError
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import StateDir
 from jobrunner.state.records import counts_text
@@ -101,19 +103,26 @@ def demo(
             " repository (where jobs.d/ holds them), or point --jobs-dir at them"
         )
     folder = state_dir or Path(tempfile.mkdtemp(prefix="jobrunner-demo-")) / "state"
+    loaded = current(click.get_current_context())
     with contextlib.ExitStack() as stack:
-        if broker is None:
-            running = stack.enter_context(start_broker())
-            broker = running.url
-            click.echo(f"broker: {running.kind} on {broker}", err=True)
-        fleet = stack.enter_context(
-            Fleet(FleetConfig(devices=devices, broker=broker, account=DEMO_SCOPE, faults=MIX))
-        )
+        try:
+            if broker is None:
+                running = stack.enter_context(start_broker())
+                broker = running.url
+                click.echo(f"broker: {running.kind} on {broker}", err=True)
+            # The fleet reaches the broker as the runner does: credentials and TLS files from
+            # the environment or the configuration file, never from the URL.
+            settings = broker_settings(loaded, broker, None)
+            fleet = stack.enter_context(
+                Fleet(FleetConfig(devices=devices, broker=settings, account=DEMO_SCOPE, faults=MIX))
+            )
+        except (BrokerError, FleetError, OSError) as error:
+            raise click.ClickException(f"the demo could not start: {error}") from None
         click.echo(f"fleet: {fleet.describe()}", err=True)
         log = folder.parent / "watch.log"
-        stack.enter_context(_daemon(jobs_dir, folder, broker, log))
+        daemon = stack.enter_context(_daemon(jobs_dir, folder, broker, log, loaded.path))
         click.echo(f"daemon: jobrunner watch (its log: {log})", err=True)
-        settled = _show_until_settled(StateDir(folder), fleet, timeout)
+        settled = _show_until_settled(StateDir(folder), fleet, timeout, daemon, log)
         _summary(StateDir(folder), log)
         if keep:
             click.echo("--keep: everything keeps running; press Ctrl-C to stop.", err=True)
@@ -124,7 +133,9 @@ def demo(
 
 
 @contextlib.contextmanager
-def _daemon(jobs_dir: Path, state_dir: Path, broker: str, log: Path) -> Iterator[None]:
+def _daemon(
+    jobs_dir: Path, state_dir: Path, broker: str, log: Path, config: Path | None
+) -> Iterator[subprocess.Popen[bytes]]:
     state_dir.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as output:
         process = subprocess.Popen(
@@ -145,12 +156,13 @@ def _daemon(jobs_dir: Path, state_dir: Path, broker: str, log: Path) -> Iterator
                 "jobrunner-demo",
                 "--debounce",
                 "200",
+                *(["--config", str(config)] if config is not None else []),
             ],
             stdout=output,
             stderr=output,
         )
     try:
-        yield
+        yield process
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -160,12 +172,19 @@ def _daemon(jobs_dir: Path, state_dir: Path, broker: str, log: Path) -> Iterator
             process.wait()
 
 
-def _show_until_settled(state: StateDir, fleet: Fleet, timeout: float) -> bool:
+def _show_until_settled(
+    state: StateDir, fleet: Fleet, timeout: float, daemon: subprocess.Popen[bytes], log: Path
+) -> bool:
     """Show the executions until none runs, the late device is in, and all stays quiet."""
     deadline = time.monotonic() + timeout
     quiet_since: float | None = None
     with ProgressView.for_output() as view:
         while time.monotonic() < deadline:
+            if daemon.poll() is not None:
+                tail = "\n".join(log.read_text(errors="replace").splitlines()[-5:])
+                raise click.ClickException(
+                    f"the watch daemon exited ({daemon.returncode}); the end of its log:\n{tail}"
+                )
             jobs = _loaded(state)
             shown = [progress_of(j, e) for j in jobs for e in sorted(j.executions)]
             view.show(shown)
@@ -186,7 +205,7 @@ def _loaded(state: StateDir) -> list[JobState]:
     for scope, name in state.jobs():
         try:
             job = JobState.load(state, scope, name)
-        except Exception:
+        except (StateError, OSError):  # being written by the daemon: shown next time
             continue
         job.close()
         jobs.append(job)

@@ -11,11 +11,11 @@ from typing import Any
 
 import click
 
+from jobrunner.cli.config import broker_settings, current
+from jobrunner.device import BrokerSettings
 from jobrunner.simulator.catalog import ALL_APPS
 from jobrunner.simulator.config import (
     LEGACY_PROFILE,
-    BrokerAddress,
-    BrokerUrlError,
     DeviceProfile,
     FleetConfig,
     Timing,
@@ -46,9 +46,8 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
         raise click.BadParameter(str(error)) from None
 
 
-def _probe(url: str) -> None:
+def _probe(address: BrokerSettings) -> None:
     """Fail at once, with the reason, when nothing listens at the broker's address."""
-    address = BrokerAddress.parse(url)
     try:
         socket.create_connection((address.host, address.port), timeout=5).close()
     except OSError as error:
@@ -100,7 +99,9 @@ def _profiles(
     envvar="JOBRUNNER_BROKER",
     default="mqtt://127.0.0.1:1883",
     show_default=True,
-    help="MQTT broker: mqtt://[user:password@]host:port or mqtts://...",
+    help="MQTT broker: mqtt://host:port or mqtts://host:port. Credentials and TLS files"
+    " come as for the runner (JOBRUNNER_MQTT_USERNAME / _PASSWORD, the configuration's"
+    " credentialsFile, caFile...), never in the URL.",
 )
 @click.option(
     "--account",
@@ -286,9 +287,9 @@ def simulate(
     """
     try:
         plan = build_plan(seed=seed, **faults)
-        BrokerAddress.parse(broker)
-    except (FaultSpecError, BrokerUrlError) as error:
+    except FaultSpecError as error:
         raise click.UsageError(str(error)) from None
+    address = broker_settings(current(click.get_current_context()), broker, None)
     profile = DeviceProfile(
         encoding=encoding,  # type: ignore[arg-type]
         gzip=gzip,
@@ -301,7 +302,7 @@ def simulate(
         )
     config = FleetConfig(
         devices=devices,
-        broker=broker,
+        broker=address,
         account=account,
         prefix=prefix,
         first=first,
@@ -321,7 +322,7 @@ def simulate(
         observe=False,
         start_timeout=start_timeout,
     )
-    _probe(broker)
+    _probe(address)
     stop = threading.Event()
     previous: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():  # signals reach only this one

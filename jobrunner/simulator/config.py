@@ -1,11 +1,11 @@
-"""FleetConfig: everything that shapes a simulated fleet, and the broker URL it connects to."""
+"""FleetConfig: everything that shapes a simulated fleet, and the broker it connects to."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
-from urllib.parse import urlsplit
 
+from jobrunner.device.settings import BrokerSettings
 from jobrunner.simulator.catalog import ALL_APPS, LEGACY_APPS
 from jobrunner.simulator.faults import FaultPlan
 
@@ -15,34 +15,6 @@ MissingApp = Literal["not-found", "silent"]
 
 PER_DEVICE_LIMIT = 200
 """`auto` mode gives each device its own connection up to this many devices."""
-
-
-class BrokerUrlError(ValueError):
-    """A broker URL that is not mqtt://host[:port] or mqtts://host[:port]."""
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerAddress:
-    """Where the fleet connects, and how."""
-
-    host: str
-    port: int
-    tls: bool = False
-    username: str | None = None
-    password: str | None = None
-
-    @classmethod
-    def parse(cls, url: str) -> BrokerAddress:
-        """`mqtt://[user[:password]@]host[:port]` (port 1883) or `mqtts://…` (port 8883)."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not parts.hostname:
-            raise BrokerUrlError(f"{url!r} is not a broker URL; write mqtt://host:port")
-        tls = parts.scheme in ("mqtts", "ssl")
-        try:
-            port = parts.port or (8883 if tls else 1883)
-        except ValueError:
-            raise BrokerUrlError(f"{url!r} has an invalid port") from None
-        return cls(parts.hostname, port, tls, parts.username, parts.password)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +72,9 @@ class FleetConfig:
     """
 
     devices: int = 10
-    broker: str = "mqtt://127.0.0.1:1883"
+    broker: str | BrokerSettings = "mqtt://127.0.0.1:1883"
+    """The broker's URL, or the runner's own broker settings (credentials, TLS files): the
+    fleet reaches the broker the way the runner does."""
     account: str = "default"
     prefix: str = "gw-"
     first: int = 1
@@ -134,6 +108,12 @@ class FleetConfig:
             f"{self.prefix}{n:0{self.digits}d}"
             for n in range(self.first, self.first + self.devices)
         ]
+
+    def broker_settings(self) -> BrokerSettings:
+        """Where and how the fleet's connections reach the broker (ConfigError for a bad URL)."""
+        if isinstance(self.broker, BrokerSettings):
+            return self.broker
+        return BrokerSettings.from_url(self.broker)
 
     def resolved_mode(self) -> Literal["per-device", "shared"]:
         """The connection mode `auto` stands for with this many devices."""

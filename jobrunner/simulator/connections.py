@@ -25,7 +25,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from jobrunner.simulator.config import BrokerAddress
+from jobrunner.device.settings import BrokerSettings
 from jobrunner.simulator.device import SimDevice
 from jobrunner.simulator.reactor import Reactor
 
@@ -39,8 +39,9 @@ def _bytes(data: bytes | bytearray) -> bytes:
     return data if isinstance(data, bytes) else bytes(data)
 
 
-def new_client(client_id: str, address: BrokerAddress, keepalive: int) -> mqtt.Client:
-    """A paho client set up the way every fleet connection is (not connected yet)."""
+def new_client(client_id: str, address: BrokerSettings, keepalive: int) -> mqtt.Client:
+    """A paho client set up the way every fleet connection is (not connected yet): the
+    broker's credentials and TLS files are the runner's (`BrokerSettings`)."""
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2,
         client_id=client_id,
@@ -50,7 +51,11 @@ def new_client(client_id: str, address: BrokerAddress, keepalive: int) -> mqtt.C
     if address.username is not None:
         client.username_pw_set(address.username, address.password)
     if address.tls:
-        client.tls_set()
+        client.tls_set(
+            ca_certs=str(address.ca_file) if address.ca_file else None,
+            certfile=str(address.cert_file) if address.cert_file else None,
+            keyfile=str(address.key_file) if address.key_file else None,
+        )
     client.max_inflight_messages_set(100)
     client.connect_async(address.host, address.port, keepalive)
     return client
@@ -62,7 +67,7 @@ class DeviceConnection:
     def __init__(
         self,
         device: SimDevice,
-        address: BrokerAddress,
+        address: BrokerSettings,
         account: str,
         qos: int,
         keepalive: int,
@@ -142,7 +147,7 @@ class SharedConnection:
         self,
         client_id: str,
         devices: Iterable[SimDevice],
-        address: BrokerAddress,
+        address: BrokerSettings,
         account: str,
         qos: int,
         keepalive: int,

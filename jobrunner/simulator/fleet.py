@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Literal
 
-from jobrunner.simulator.config import BrokerAddress, DeviceProfile, FleetConfig
+from jobrunner.simulator.config import DeviceProfile, FleetConfig
 from jobrunner.simulator.connections import DeviceConnection, SharedConnection
 from jobrunner.simulator.device import Runtime, SimDevice
 from jobrunner.simulator.faults import DisconnectFault, Selector
@@ -58,7 +58,7 @@ class Fleet:
         if config.devices < 0:
             raise ValueError("a fleet has zero or more devices")
         self.config = config
-        self.address = BrokerAddress.parse(config.broker)
+        self.address = config.broker_settings()
         self.mode: Literal["per-device", "shared"] = config.resolved_mode()
         self.timer = Timer()
         self.reactor = Reactor(self.timer)
