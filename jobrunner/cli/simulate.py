@@ -13,6 +13,7 @@ import click
 
 from jobrunner.cli.config import broker_settings, current
 from jobrunner.device import BrokerSettings
+from jobrunner.errors import ConfigError
 from jobrunner.simulator.catalog import ALL_APPS
 from jobrunner.simulator.config import (
     LEGACY_PROFILE,
@@ -289,7 +290,10 @@ def simulate(
         plan = build_plan(seed=seed, **faults)
     except FaultSpecError as error:
         raise click.UsageError(str(error)) from None
-    address = broker_settings(current(click.get_current_context()), broker, None)
+    try:
+        address = broker_settings(current(click.get_current_context()), broker, None)
+    except ConfigError as error:
+        raise click.BadParameter(str(error), param_hint="--broker") from None
     profile = DeviceProfile(
         encoding=encoding,  # type: ignore[arg-type]
         gzip=gzip,

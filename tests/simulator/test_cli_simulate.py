@@ -40,7 +40,7 @@ def test_a_wrong_fault_or_broker_is_a_usage_error() -> None:
     result = CliRunner().invoke(simulate, ["--fail", "gw-0001:explode"])
     assert result.exit_code == 2 and "unknown operation 'explode'" in result.output
     result = CliRunner().invoke(simulate, ["--broker", "http://example.com"])
-    assert result.exit_code == 2 and "not a broker URL" in result.output
+    assert result.exit_code == 2 and "has scheme 'http'; write mqtt://host:port" in result.output
     result = CliRunner().invoke(simulate, ["--apps", "gw-0001=CMD-V1,NOPE-V9"])
     assert result.exit_code == 2 and "NOPE-V9" in result.output
 
