@@ -53,3 +53,16 @@ def test_a_missing_config_file_named_after_the_command_is_an_error(tmp_path: Pat
 
     assert result.exit_code == 1
     assert "cannot read the configuration file /nowhere.yaml" in result.output
+
+
+def test_a_mistyped_command_or_option_gets_a_suggestion_in_a_sentence() -> None:
+    result = CliRunner().invoke(cli, ["stauts"])
+    assert result.exit_code == 2
+    assert "no such command 'stauts'; did you mean 'status'?" in result.output
+
+    result = CliRunner().invoke(cli, ["cron", "nxt"])
+    assert "no such command 'nxt'; did you mean 'next'?" in result.output
+
+    result = CliRunner().invoke(cli, ["status", "--stat-dir", "x"])
+    assert result.exit_code == 2
+    assert "no such option --stat-dir; did you mean --state-dir?" in result.output

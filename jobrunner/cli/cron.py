@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 
+from jobrunner.cli.group import Group
 from jobrunner.cron import CronSyntaxError, parse_quartz
 
 
@@ -17,7 +18,7 @@ class InvalidInput(click.ClickException):
     exit_code = 2
 
 
-@click.group()
+@click.group(cls=Group)
 def cron() -> None:
     """Quartz cron expressions, as schedules evaluate them."""
 

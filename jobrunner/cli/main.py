@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 import traceback
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -14,6 +13,7 @@ from jobrunner.cli.config import load_config, show_config
 from jobrunner.cli.cron import cron
 from jobrunner.cli.demo import demo
 from jobrunner.cli.devices import devices
+from jobrunner.cli.group import Group
 from jobrunner.cli.options import accept_common_options, group_options_in
 from jobrunner.cli.plan import plan
 from jobrunner.cli.run import reconcile, start, stop
@@ -21,7 +21,6 @@ from jobrunner.cli.simulate import simulate
 from jobrunner.cli.status import logs, status
 from jobrunner.cli.validate import validate
 from jobrunner.cli.watch import watch
-from jobrunner.errors import JobrunnerError
 
 COMMANDS: list[click.Command] = [
     demo,
@@ -40,23 +39,6 @@ COMMANDS: list[click.Command] = [
 ]
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-
-class Group(click.Group):
-    """Commands listed in the order a user meets them; library errors become user errors."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(self.commands)
-
-    def invoke(self, ctx: click.Context) -> Any:
-        ctx.meta["jobrunner.args"] = [*ctx.protected_args, *ctx.args]  # click clears them
-        try:
-            return super().invoke(ctx)
-        except JobrunnerError as error:
-            click.echo(f"error: {error}", err=True)
-            ctx.exit(error.exit_code)
-        except KeyboardInterrupt:  # a second Ctrl-C (see cli.signals): state is crash-safe
-            ctx.exit(130)
 
 
 @click.group(cls=Group, context_settings=CONTEXT)

@@ -17,6 +17,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -89,21 +91,33 @@ class Request:
 
     def describe(self) -> str:
         """The request with its metrics, secrets masked: for execution logs."""
-        shown = ", ".join(
+        parts = [
             f"{name}=***" if name in self.secrets else f"{name}={_shown(metric)}"
             for name, metric in self.metrics.items()
-        )
-        body = f", body {len(self.body)} bytes" if self.body else ""
-        return f"{self.name} ({shown}{body})" if shown or body else self.name
+        ]
+        if self.body:
+            parts.append(f"body {len(self.body)} bytes")
+        return f"{self.name} ({', '.join(parts)})" if parts else self.name
 
     def __repr__(self) -> str:
         return f"Request<{self.describe()}>"
 
 
+_PLAIN = re.compile(r"^[^\s,()\"'=]*$")
+
+
 def _shown(metric: Metric) -> str:
-    if isinstance(metric.value, bytes):
-        return f"<{len(metric.value)} bytes>"
-    text = repr(metric.value)
+    """A metric's value as the log writes it: true/false, numbers and plain words as they
+    are, text with spaces or punctuation in double quotes (JSON's escapes)."""
+    value = metric.value
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, str):
+        text = value if value and _PLAIN.match(value) else json.dumps(value, ensure_ascii=False)
+    else:
+        text = str(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 

@@ -455,3 +455,30 @@ def test_the_certificate_contract_app_and_resources_are_configurable() -> None:
     assert operation.unsupported_reason(["CERTS-V2"]) is None
     with pytest.raises(OperationError, match="one non-empty topic segment"):
         OperationSettings(certificate_app="CERT/V1")
+
+
+def test_a_request_reads_well_in_the_log() -> None:
+    """true/false rather than Python's False, plain words bare, text with spaces quoted, and no
+    stray comma before a body."""
+    download = build(
+        "Package Download / Install",
+        {
+            "uri": "https://repo.example.com/a.dp",
+            "name": "Modbus driver",
+            "version": "1.0",
+            "install": False,
+        },
+    ).request(7)
+    shown = download.describe()
+    assert "dp.install=false" in shown and "False" not in shown
+    assert 'dp.name="Modbus driver"' in shown and "dp.uri=https://repo.example.com/a.dp," in shown
+    assert "job.id=7" in shown
+    put = build(
+        "Configuration Put",
+        {
+            "configurations": [
+                {"pid": "org.eclipse.kura.clock.ClockService", "properties": {"enabled": True}}
+            ]
+        },
+    ).request()
+    assert put.describe().startswith("CONF-V1 PUT/configurations (body ")
