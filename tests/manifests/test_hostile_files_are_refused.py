@@ -186,3 +186,25 @@ def test_a_scope_name_with_path_traversal_is_refused(
 def test_a_configured_scope_with_path_traversal_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"scope '\.\./x' .* is not a valid scope name"):
         load_manifests([], default_scope="../x")
+
+
+def test_a_folder_that_cannot_be_listed_is_an_error_and_keeps_its_jobs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """os.walk skips a folder it cannot list unless asked: the loader asks, and says so (a
+    test running as root cannot make a folder unreadable, so the refusal is simulated)."""
+    (tmp_path / "team-a").mkdir()
+    real_walk = os.walk
+
+    def walk(top: str, onerror: object = None, **kwargs: object) -> object:
+        assert callable(onerror)
+        onerror(PermissionError(13, "Permission denied", str(tmp_path / "team-a")))
+        return real_walk(top, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr("jobrunner.manifests.loader.os.walk", walk)
+    result = load_manifests([tmp_path], default_scope="acme")
+
+    assert [str(d) for d in result.errors] == [
+        f"{tmp_path / 'team-a'}: cannot read the folder: Permission denied"
+    ]
+    assert tmp_path / "team-a" in result.unreadable_files
