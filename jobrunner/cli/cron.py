@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import click
 
 from jobrunner.cli.group import Group
-from jobrunner.cron import CronSyntaxError, parse_quartz
+from jobrunner.cron import parse_quartz
+from jobrunner.errors import CronSyntaxError
 
 
 class InvalidInput(click.ClickException):

@@ -7,7 +7,8 @@ See `jobrunner.cron.quartz` for how schedules behave around DST changes, and
 `jobrunner.cron.syntax` for what Quartz accepts that its documentation does not mention.
 """
 
-from jobrunner.cron.fields import FIELD_NAMES, CronSyntaxError
+from jobrunner.cron.fields import FIELD_NAMES
 from jobrunner.cron.quartz import MAX_YEAR, QuartzExpression, parse_quartz
+from jobrunner.errors import CronSyntaxError
 
 __all__ = ["FIELD_NAMES", "MAX_YEAR", "CronSyntaxError", "QuartzExpression", "parse_quartz"]

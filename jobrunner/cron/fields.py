@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import unicodedata
 
+from jobrunner.errors import CronSyntaxError
+
 FIELD_NAMES = ("seconds", "minutes", "hours", "day-of-month", "month", "day-of-week", "year")
 SECONDS, MINUTES, HOURS, DAY_OF_MONTH, MONTH, DAY_OF_WEEK, YEAR = range(7)
 
@@ -24,20 +26,6 @@ RIGHT = (
     "use 1-7 (1 = Sunday) or SUN-SAT",
     "use years such as 2030",
 )
-
-
-class CronSyntaxError(ValueError):
-    """An expression Quartz would not run; str() says which field, what is wrong, what is right.
-
-    `field` is the field's name (None when the problem spans fields or is the whole
-    expression); `quartz_parses` is True for the few expressions Quartz's reader accepts but
-    its evaluator cannot run (see `jobrunner.cron.syntax`).
-    """
-
-    def __init__(self, message: str, *, field: str | None = None, quartz_parses: bool = False):
-        super().__init__(f"{field}: {message}" if field else message)
-        self.field = field
-        self.quartz_parses = quartz_parses
 
 
 def field_error(kind: int, message: str, *, quartz_parses: bool = False) -> CronSyntaxError:

@@ -20,10 +20,10 @@ from jobrunner.cron.fields import (
     NO_SPEC,
     RIGHT,
     YEAR,
-    CronSyntaxError,
     field_error,
     java_int,
 )
+from jobrunner.errors import CronSyntaxError
 
 _LOW = (0, 0, 0, 1, 1, 1, 1970)
 _HIGH = (59, 59, 23, 31, 12, 7, None)  # the year's high end is the expression's max_year

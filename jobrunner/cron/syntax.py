@@ -40,11 +40,11 @@ from jobrunner.cron.fields import (
     RIGHT,
     SECONDS,
     YEAR,
-    CronSyntaxError,
     field_error,
     java_chars,
 )
 from jobrunner.cron.reader import FieldReader
+from jobrunner.errors import CronSyntaxError
 
 # Java's String.trim(): every character up to U+0020, e.g. a trailing newline.
 _TRIM = "".join(map(chr, range(33)))

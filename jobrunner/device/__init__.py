@@ -12,14 +12,7 @@
 
 from __future__ import annotations
 
-from jobrunner.device.client import (
-    ClientBusyError,
-    ConnectError,
-    DeviceClient,
-    DeviceClientError,
-    NotConnectedError,
-    codec_named,
-)
+from jobrunner.device.client import DeviceClient, codec_named
 from jobrunner.device.lifecycle import ConnectionStatus, DeviceFacts, LifecycleEvent, read_lifecycle
 from jobrunner.device.model import (
     Anomaly,
@@ -36,7 +29,6 @@ from jobrunner.device.operations import (
     OPERATIONS,
     AsyncState,
     Operation,
-    OperationError,
     OperationSettings,
     Outcome,
     OutcomeStatus,
@@ -44,9 +36,17 @@ from jobrunner.device.operations import (
     operation_for,
     operation_for_step,
 )
-from jobrunner.device.payload import KuraPayload, Metric, MetricType, PayloadError
+from jobrunner.device.payload import KuraPayload, Metric, MetricType
 from jobrunner.device.settings import BrokerSettings
 from jobrunner.device.topics import Lifecycle, LifecycleTopic, NotifyTopic
+from jobrunner.errors import (
+    ClientBusyError,
+    ConnectError,
+    DeviceError,
+    NotConnectedError,
+    OperationError,
+    PayloadError,
+)
 
 __all__ = [
     "OPERATIONS",
@@ -60,7 +60,7 @@ __all__ = [
     "ConnectionStatus",
     "Device",
     "DeviceClient",
-    "DeviceClientError",
+    "DeviceError",
     "DeviceFacts",
     "KuraPayload",
     "Lifecycle",

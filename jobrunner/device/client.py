@@ -26,12 +26,8 @@ from jobrunner.device.connection import CODECS, Session, codec_named
 from jobrunner.device.correlation import PendingTable, TableFullError
 from jobrunner.device.inbound import Inbound
 from jobrunner.device.model import (
-    ClientBusyError,
     ClientEvents,
-    ConnectError,
     Device,
-    DeviceClientError,
-    NotConnectedError,
     PayloadCodec,
     Pending,
     Request,
@@ -40,6 +36,7 @@ from jobrunner.device.model import (
 )
 from jobrunner.device.payload import KuraPayload, Metric
 from jobrunner.device.settings import BrokerSettings
+from jobrunner.errors import ClientBusyError, ConnectError, DeviceError, NotConnectedError
 
 T = TypeVar("T")
 
@@ -52,7 +49,7 @@ __all__ = [
     "ClientBusyError",
     "ConnectError",
     "DeviceClient",
-    "DeviceClientError",
+    "DeviceError",
     "NotConnectedError",
     "codec_named",
 ]

@@ -23,10 +23,11 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersi
 from paho.mqtt.reasoncodes import ReasonCode
 
 from jobrunner.device.jsoncodec import JsonCodec
-from jobrunner.device.model import ConnectError, DeviceClientError, PayloadCodec
+from jobrunner.device.model import PayloadCodec
 from jobrunner.device.payload import ProtobufCodec
 from jobrunner.device.settings import BrokerSettings
 from jobrunner.device.topics import lifecycle_filter, notify_filter, reply_filter
+from jobrunner.errors import ConnectError, DeviceError
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ def codec_named(name: str) -> PayloadCodec:
     try:
         return CODECS[name]()
     except KeyError:
-        raise DeviceClientError(
+        raise DeviceError(
             f"unknown payload encoding {name!r}; use one of {', '.join(CODECS)}"
         ) from None
 

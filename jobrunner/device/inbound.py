@@ -29,9 +29,9 @@ from jobrunner.device.topics import (
     Lifecycle,
     LifecycleTopic,
     NotifyTopic,
-    TopicError,
     parse_topic,
 )
+from jobrunner.errors import TopicError
 from jobrunner.manifests.fields import DOT_HINT
 
 T = TypeVar("T")

@@ -14,14 +14,8 @@ import math
 from dataclasses import fields
 from typing import Any
 
-from jobrunner.device.payload import (
-    KuraPayload,
-    Metric,
-    MetricType,
-    PayloadError,
-    Position,
-    gunzip_if_gzip,
-)
+from jobrunner.device.payload import KuraPayload, Metric, MetricType, Position, gunzip_if_gzip
+from jobrunner.errors import PayloadError
 
 _TOP_LEVEL = {"senton", "position", "metrics", "body"}
 _POSITION_NAMES = {f.name.lower(): f.name for f in fields(Position)}

@@ -7,12 +7,8 @@
 - `Tracked`: an asynchronous operation whose notifications are awaited, by `job.id`.
 - `Anomaly`: a message that was ignored, and why (device, topic, what was expected).
 - `ClientEvents`: what the client calls; the engine's implementation only enqueues.
-- The client's errors:
-
-      DeviceClientError        (a JobrunnerError)
-      ├── ConnectError         the broker cannot be reached, or refused the connection
-      ├── NotConnectedError    a request was not sent: not connected / not subscribed
-      └── ClientBusyError      a request was not sent: the in-flight window is full
+- The client's errors are those of `jobrunner.errors` (DeviceError and below), named here
+  too for the callers of the device layer.
 """
 
 from __future__ import annotations
@@ -26,7 +22,6 @@ from typing import Generic, Protocol, TypeVar
 
 from jobrunner.device.payload import KuraPayload, Metric
 from jobrunner.device.topics import LifecycleTopic, NotifyTopic, RequestTopic
-from jobrunner.errors import JobrunnerError
 
 T = TypeVar("T")
 
@@ -37,22 +32,6 @@ Device = tuple[str, str]
 def device_text(device: Device) -> str:
     """`account/client-id`, the way messages name a device."""
     return f"{device[0]}/{device[1]}"
-
-
-class DeviceClientError(JobrunnerError):
-    """The device client cannot do what was asked; the message says why."""
-
-
-class ConnectError(DeviceClientError):
-    """The broker could not be reached, refused the connection or a subscription."""
-
-
-class NotConnectedError(DeviceClientError):
-    """A request was not sent: the client is not connected and subscribed for its account."""
-
-
-class ClientBusyError(DeviceClientError):
-    """A request was not sent: the in-flight window is full (see `wait_for_capacity`)."""
 
 
 class PayloadCodec(Protocol):

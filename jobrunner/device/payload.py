@@ -17,15 +17,13 @@ from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message, message_factory
 
+from jobrunner.errors import PayloadError
+
 MAX_DECOMPRESSED_BYTES = 16 * 1024 * 1024
 """Largest payload accepted after gunzip: a device's biggest reply (a configuration dump)
 is well under 1 MB; anything near this cap is a gzip bomb."""
 
 GZIP_MAGIC = b"\x1f\x8b"
-
-
-class PayloadError(ValueError):
-    """A payload that cannot be read, or a metric that is missing or of the wrong type."""
 
 
 class MetricType(IntEnum):

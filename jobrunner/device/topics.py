@@ -14,12 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from jobrunner.errors import TopicError
+
 CONTROL_PREFIX = "$EDC"
 METHODS = frozenset({"GET", "PUT", "POST", "DEL", "EXEC", "SUBMIT", "CANCEL"})
-
-
-class TopicError(ValueError):
-    """A topic that is not one of the Kura control topic shapes."""
 
 
 class Lifecycle(StrEnum):

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from jobrunner.device.payload import KuraPayload, PayloadError
+from jobrunner.device.payload import KuraPayload
 from jobrunner.engine.devices import Devices
 from jobrunner.engine.events import (
     Anomaly,
@@ -36,7 +36,6 @@ from jobrunner.engine.ports import (
     DeviceLink,
     Failed,
     Ignored,
-    NotConnectedError,
     Outcome,
     Progressed,
     Succeeded,
@@ -44,6 +43,7 @@ from jobrunner.engine.ports import (
 )
 from jobrunner.engine.runtime import DeviceQueue, JobKey, RunningJob
 from jobrunner.engine.timers import Deadlines
+from jobrunner.errors import NotConnectedError, PayloadError
 from jobrunner.state.records import ExecutionStatus, counts_text
 from jobrunner.state.targets import TargetState, TargetStatus
 

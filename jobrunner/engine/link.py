@@ -18,13 +18,11 @@ from jobrunner.device import (
 from jobrunner.device import (
     AsyncState,
     BrokerSettings,
-    ClientBusyError,
     DeviceClient,
     KuraPayload,
     LifecycleTopic,
     NotifyTopic,
     Operation,
-    OperationError,
     OperationSettings,
     Outcome,
     OutcomeStatus,
@@ -34,7 +32,6 @@ from jobrunner.device import (
     operation_for_step,
     read_lifecycle,
 )
-from jobrunner.device import NotConnectedError as ClientNotConnected
 from jobrunner.device.lifecycle import ConnectionStatus
 from jobrunner.device.operations import DEFAULT_SETTINGS
 from jobrunner.engine import ports
@@ -48,12 +45,13 @@ from jobrunner.engine.events import (
     ReplyArrived,
     ReplyTimedOut,
 )
-from jobrunner.engine.ports import NotConnectedError, Tag
+from jobrunner.engine.ports import Tag
+from jobrunner.errors import ClientBusyError, NotConnectedError, OperationError, SecretError
+from jobrunner.errors import NotConnectedError as ClientNotConnected
 from jobrunner.manifests import StepBase
 from jobrunner.manifests.secrets import (
     MASK,
     LiteralSecret,
-    SecretError,
     SecretRef,
     SecretResolver,
     masked,

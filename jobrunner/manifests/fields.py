@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import AfterValidator, BeforeValidator, Field, PlainSerializer, WithJsonSchema
 
-from jobrunner.cron import CronSyntaxError, parse_quartz
+from jobrunner.cron import parse_quartz
+from jobrunner.errors import CronSyntaxError
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 SCOPE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"

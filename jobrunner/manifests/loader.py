@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from jobrunner.errors import ConfigError
+from jobrunner.errors import ConfigError, YamlError
 from jobrunner.manifests.base import API_VERSION
 from jobrunner.manifests.checks import Collected, check_declarations
 from jobrunner.manifests.declarations import Declared, ManifestSet, Origin, RejectedDocument
@@ -23,7 +23,7 @@ from jobrunner.manifests.errors import dotted, located_messages, suggest
 from jobrunner.manifests.fields import SCOPE_PATTERN
 from jobrunner.manifests.kinds import KINDS, DeviceList, Job, Policy, Scope, Targets
 from jobrunner.manifests.secrets import LiteralSecret, secrets_in
-from jobrunner.manifests.yamlsource import SourceMap, YamlError, read_documents
+from jobrunner.manifests.yamlsource import SourceMap, read_documents
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
 MANIFEST_SUFFIXES = (".yaml", ".yml")

@@ -29,7 +29,7 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, BaseModel, Field, model_validator
 
-from jobrunner.errors import JobrunnerError
+from jobrunner.errors import SecretError
 from jobrunner.manifests.base import Strict
 
 MASK = "***"
@@ -43,10 +43,6 @@ _ENV_NAME = re.compile(ENV_NAME_PATTERN)
 _SECRET_FILE = re.compile(SECRET_FILE_PATTERN)
 
 M = TypeVar("M", bound=BaseModel)
-
-
-class SecretError(JobrunnerError):
-    """A secret reference that cannot be resolved; the message names the reference only."""
 
 
 class LiteralSecret(str):

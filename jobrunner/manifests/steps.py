@@ -28,10 +28,11 @@ from pydantic import (
     model_validator,
 )
 
+from jobrunner.errors import XmlFormError
 from jobrunner.manifests.base import Strict
 from jobrunner.manifests.fields import Duration, Name, format_duration
 from jobrunner.manifests.secrets import Credential, LiteralSecret, Secret, SecretRef
-from jobrunner.manifests.xmlforms import XmlFormError, assets_from_xml, configurations_from_xml
+from jobrunner.manifests.xmlforms import assets_from_xml, configurations_from_xml
 
 DEFAULT_TIMEOUT = timedelta(seconds=30)
 DEFAULT_COMPLETION_TIMEOUT = timedelta(hours=1)

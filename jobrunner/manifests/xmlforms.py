@@ -23,6 +23,8 @@ from typing import Any
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
+from jobrunner.errors import XmlFormError
+
 MAX_XML_CHARS = 1_048_576
 
 _INTEGER_TYPES = {"Integer", "Long", "Short", "Byte"}
@@ -39,10 +41,6 @@ _CHANNEL_TYPES = {
     "boolean": "BOOLEAN",
     "binary": "BYTE_ARRAY",
 }
-
-
-class XmlFormError(ValueError):
-    """An XML input that is not one of the accepted forms; the message says what is wrong."""
 
 
 def _parse(text: str, what: str) -> ET.Element:

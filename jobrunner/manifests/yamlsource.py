@@ -17,6 +17,8 @@ from typing import Any
 import yaml
 from yaml.resolver import Resolver
 
+from jobrunner.errors import YamlError
+
 _Parser = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 MAX_DEPTH = 64
@@ -30,15 +32,6 @@ _PLAIN_SCALAR_TAGS = {TAG + t for t in ("str", "int", "float", "bool", "null", "
 
 PathKey = str | int
 DataPath = tuple[PathKey, ...]
-
-
-class YamlError(Exception):
-    """A document that cannot be read, with the 1-based line to blame."""
-
-    def __init__(self, line: int, message: str) -> None:
-        super().__init__(message)
-        self.line = line
-        self.message = message
 
 
 @dataclass

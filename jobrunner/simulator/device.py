@@ -26,14 +26,8 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from jobrunner.device.jsoncodec import JsonCodec
-from jobrunner.device.payload import (
-    KuraPayload,
-    Metric,
-    MetricType,
-    PayloadError,
-    ProtobufCodec,
-    gzip_if_smaller,
-)
+from jobrunner.device.payload import KuraPayload, Metric, MetricType, ProtobufCodec, gzip_if_smaller
+from jobrunner.errors import PayloadError
 from jobrunner.simulator.apps import HANDLERS
 from jobrunner.simulator.apps.base import Call, KuraError, MetricTypeError, Process, Reply, Request
 from jobrunner.simulator.config import DeviceProfile, MissingApp, Timing

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobrunner.cron import CronSyntaxError
+from jobrunner.errors import CronSyntaxError
 from tests.cron.vectors import parse, section
 
 # expression, the field the message names (None: day-of-month and day-of-week together),

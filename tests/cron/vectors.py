@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from jobrunner.cron import CronSyntaxError, QuartzExpression, parse_quartz
+from jobrunner.cron import QuartzExpression, parse_quartz
+from jobrunner.errors import CronSyntaxError
 
 VECTORS_FILE = Path(__file__).with_name("quartz_vectors.json")
 

@@ -13,10 +13,11 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from jobrunner.device.client import ConnectError, DeviceClient, NotConnectedError
+from jobrunner.device.client import DeviceClient
 from jobrunner.device.model import Request
 from jobrunner.device.payload import Metric
 from jobrunner.device.settings import BrokerSettings
+from jobrunner.errors import ConnectError, NotConnectedError
 from jobrunner.simulator.broker import RunningBroker, find_mosquitto, free_port, wait_for_port
 from tests.device.conftest import WAIT, Recorder, Responder, make_client, unique
 

@@ -6,14 +6,11 @@ import time
 
 import pytest
 
-from jobrunner.device.client import (
-    ClientBusyError,
-    DeviceClient,
-    NotConnectedError,
-)
+from jobrunner.device.client import DeviceClient
 from jobrunner.device.jsoncodec import JsonCodec
 from jobrunner.device.model import AnomalyKind, Request
 from jobrunner.device.payload import Metric, MetricType
+from jobrunner.errors import ClientBusyError, NotConnectedError
 from jobrunner.simulator.broker import RunningBroker
 from tests.device.conftest import WAIT, Received, Recorder, Responder, make_client, unique
 

@@ -20,9 +20,9 @@ from jobrunner.device.payload import (
     KuraPayload,
     Metric,
     MetricType,
-    PayloadError,
     ProtobufCodec,
 )
+from jobrunner.errors import PayloadError
 from tests.device.fuzzing import FUZZ, kura_payloads, mutated
 
 CODECS = (ProtobufCodec(), ProtobufCodec(gzip=True), JsonCodec())

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from jobrunner.device.operations import AsyncState, Operation, OperationError, OutcomeStatus
+from jobrunner.device.operations import AsyncState, Operation, OutcomeStatus
 from jobrunner.device.payload import KuraPayload, Metric, MetricType
+from jobrunner.errors import OperationError
 from jobrunner.manifests.steps import FileType
 from tests.device.test_operations_sync import I32, I64, B, S, build, reply, typed
 

@@ -12,13 +12,13 @@ from jobrunner.device.model import Request
 from jobrunner.device.operations import (
     OPERATIONS,
     Operation,
-    OperationError,
     OperationSettings,
     OutcomeStatus,
     operation_for,
     operation_for_step,
 )
 from jobrunner.device.payload import KuraPayload, Metric, MetricType
+from jobrunner.errors import OperationError
 from jobrunner.manifests.steps import CATALOGUE
 
 PEM = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ==\n-----END CERTIFICATE-----"

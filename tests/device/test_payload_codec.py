@@ -12,11 +12,11 @@ from jobrunner.device.payload import (
     KuraPayload,
     Metric,
     MetricType,
-    PayloadError,
     Position,
     ProtobufCodec,
     gunzip_if_gzip,
 )
+from jobrunner.errors import PayloadError
 
 CODEC = ProtobufCodec()
 

@@ -10,9 +10,9 @@ from jobrunner.device.topics import (
     NotifyTopic,
     ReplyTopic,
     RequestTopic,
-    TopicError,
     parse_topic,
 )
+from jobrunner.errors import TopicError
 
 ROUND_TRIPS = [
     RequestTopic("acme", "gw-1", "CMD-V1", "EXEC", ("command",)),

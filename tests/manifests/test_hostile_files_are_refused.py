@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from jobrunner.errors import ConfigError
+from jobrunner.errors import ConfigError, YamlError
 from jobrunner.manifests import ManifestSet, load_manifests
 from jobrunner.manifests.loader import MAX_FILE_BYTES
-from jobrunner.manifests.yamlsource import MAX_DEPTH, YamlError, read_documents
+from jobrunner.manifests.yamlsource import MAX_DEPTH, read_documents
 
 from .conftest import MINIMAL_JOB, Write, messages
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from jobrunner.errors import SecretError
 from jobrunner.manifests import ManifestSet
 from jobrunner.manifests.secrets import (
     MASK,
     LiteralSecret,
-    SecretError,
     SecretRef,
     SecretResolver,
     masked,

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from jobrunner.errors import XmlFormError
 from jobrunner.manifests.steps import AssetWrite, ConfigurationPut
-from jobrunner.manifests.xmlforms import XmlFormError, configurations_from_xml
+from jobrunner.manifests.xmlforms import configurations_from_xml
 
 CLOUD_CONFIGURATION = """<?xml version="1.0" encoding="UTF-8"?>
 <configurations xmlns:ns0="http://www.osgi.org/xmlns/metatype/v1.2.0">

@@ -19,7 +19,6 @@ from jobrunner.device.operations.base import (
     DEFAULT_SETTINGS,
     AsyncState,
     Operation,
-    OperationError,
     OperationSettings,
     Outcome,
     OutcomeStatus,
@@ -38,6 +37,7 @@ from jobrunner.device.operations.keystores import (
     DeleteKeystoreItem,
 )
 from jobrunner.device.operations.packages import DownloadPackage, UninstallPackage
+from jobrunner.errors import OperationError
 from jobrunner.manifests.steps import StepBase
 
 OPERATIONS: dict[str, type[Operation[Any]]] = {

@@ -20,13 +20,10 @@ from typing import Any, ClassVar, Generic, TypeVar
 from pydantic import BaseModel
 
 from jobrunner.device.model import Request
-from jobrunner.device.payload import KuraPayload, Metric, PayloadError
+from jobrunner.device.payload import KuraPayload, Metric
+from jobrunner.errors import OperationError, PayloadError
 from jobrunner.manifests.secrets import SecretRef
 from jobrunner.manifests.steps import StepMode
-
-
-class OperationError(ValueError):
-    """Step properties that cannot be put on the wire (e.g. a value too large for its type)."""
 
 
 class OutcomeStatus(StrEnum):

@@ -13,7 +13,6 @@ from typing import ClassVar
 from jobrunner.device.model import Request
 from jobrunner.device.operations.base import (
     Operation,
-    OperationError,
     Outcome,
     int_metric,
     reply_failure,
@@ -22,7 +21,8 @@ from jobrunner.device.operations.base import (
     tail,
     text_metric,
 )
-from jobrunner.device.payload import KuraPayload, Metric, PayloadError
+from jobrunner.device.payload import KuraPayload, Metric
+from jobrunner.errors import OperationError, PayloadError
 from jobrunner.manifests.steps import CommandExecution
 
 SECRETS = frozenset({"command.password"})

@@ -24,8 +24,9 @@ from defusedxml import DefusedXmlException
 from defusedxml.minidom import parseString
 
 from jobrunner.device.model import Request
-from jobrunner.device.operations.base import Operation, OperationError, Outcome, shorten
+from jobrunner.device.operations.base import Operation, Outcome, shorten
 from jobrunner.device.payload import KuraPayload
+from jobrunner.errors import OperationError
 from jobrunner.manifests.secrets import SecretRef
 from jobrunner.manifests.steps import ConfigurationPut, ScalarValue, TypedProperty
 
