@@ -2,12 +2,12 @@
 
     python -m bench.loopback --targets 10000 [--profile out.prof]
 
-Runs the real `Runner` (manifests, plan, reconcile, engine, journal, logs, device client,
-payload codec, correlation) over a loopback session: a publish is answered at once with the
-reply a Kura device sends (pre-encoded, so that the device's work costs almost nothing),
-delivered through the client's real inbound path. What remains is the runner's CPU, which on
-a 2-core machine shared with a broker and a fleet is what limits throughput. Prints JSON:
-seconds of the run phase and microseconds of CPU per round trip.
+Runs the real `Runner` (manifests, plan, reconcile, engine, journal, logs, step operations)
+over the engine's in-memory link (`jobrunner.engine.memory.MemoryLink`): every request is
+answered at once with the reply a Kura device sends, after encoding the request and decoding
+the reply as the MQTT client would. What remains is the runner's CPU, which on a 2-core
+machine shared with a broker and a fleet is what limits throughput. Prints JSON: seconds of
+the run phase and microseconds of CPU per round trip.
 """
 
 from __future__ import annotations
@@ -19,23 +19,22 @@ import json
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import jobrunner.device.client as device_client
 import jobrunner.state.files as state_files
 from bench.manifests import SYNC_STEPS, rollout
 from jobrunner.device import BrokerSettings
-from jobrunner.device.model import PayloadCodec
 from jobrunner.device.payload import KuraPayload, Metric, MetricType, ProtobufCodec
-from jobrunner.engine.executor import EngineSettings
+from jobrunner.engine.events import Inbox
+from jobrunner.engine.memory import MemoryLink, Sent
+from jobrunner.engine.runtime import EngineSettings
 from jobrunner.engine.service import Runner, RunnerConfig
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import StateDir
 from jobrunner.state.targets import TargetState, TargetTable
 
 _CODEC = ProtobufCodec()
+_REQUESTER = Metric.string("bench-loopback")
 _COMMAND_REPLY = _CODEC.encode(
     KuraPayload(
         metrics={
@@ -55,63 +54,15 @@ _OK_REPLY = _CODEC.encode(
 )
 
 
-class _Message:
-    __slots__ = ("payload", "topic")
-
-    def __init__(self, topic: str, payload: bytes) -> None:
-        self.topic = topic
-        self.payload = payload
-
-
-class LoopbackSession:
-    """Stands in for `connection.Session`: every request is answered at once."""
-
-    OnMessage = Callable[[Any, Any, Any], None]
-
-    def __init__(
-        self,
-        settings: BrokerSettings,
-        codecs: dict[str, PayloadCodec],
-        on_message: OnMessage,
-        on_connection: Callable[[bool, str], None],
-    ) -> None:
-        self.settings = settings
-        self._codecs = codecs
-        self._on_message = on_message
-        self.connected = True
-        self.requests = 0
-
-    def subscribed(self, account: str) -> bool:
-        return account in self._codecs
-
-    def down_reason(self) -> str:
-        return "loopback"
-
-    def start(self, timeout: float) -> None:
-        return None
-
-    def stop(self) -> None:
-        return None
-
-    def add_account(self, account: str, codec: PayloadCodec, timeout: float) -> None:
-        self._codecs[account] = codec
-
-    def remove_account(self, account: str) -> None:
-        self._codecs.pop(account, None)
-
-    def publish(self, topic: str, data: bytes) -> str | None:
-        """Answer like a device: the reply topic carries the request id, which the request's
-        payload holds (read here without decoding: the device's work is not measured)."""
-        self.requests += 1
-        parts = topic.split("/")
-        marker = b"request.id\x10\x05B"  # name, type STRING (5), string_value (field 8)
-        start = data.index(marker) + len(marker)
-        size = data[start]
-        request_id = data[start + 1 : start + 1 + size].decode()
-        reply = f"$EDC/{parts[1]}/{self.settings.client_id}/{parts[3]}/REPLY/{request_id}"
-        body = _COMMAND_REPLY if parts[3] == "CMD-V1" else _OK_REPLY
-        self._on_message(None, None, _Message(reply, body))
-        return None
+def _loopback(sent: Sent) -> KuraPayload:
+    """Answer like a device at once, doing on the way what the MQTT client does for the
+    runner: encode the request (with its request metrics) and decode the reply (pre-encoded:
+    the device's own work is not measured)."""
+    metrics = dict(sent.request.metrics)
+    metrics["request.id"] = Metric.string(sent.tag.request_id)
+    metrics["requester.client.id"] = _REQUESTER
+    _CODEC.encode(KuraPayload(metrics=metrics, body=sent.request.body))
+    return _CODEC.decode(_COMMAND_REPLY if sent.request.app_id == "CMD-V1" else _OK_REPLY)
 
 
 class _Counted:
@@ -157,7 +108,12 @@ def run(targets: int, window: int, profile: Path | None, trace: bool = False) ->
     execution has ended (the state the runner holds)."""
     if trace:
         tracemalloc.start(1)
-    device_client.Session = LoopbackSession  # type: ignore[attr-defined, assignment]
+    links: list[MemoryLink] = []
+
+    def link(inbox: Inbox) -> MemoryLink:
+        links.append(MemoryLink(inbox, _loopback, max_in_flight=window, keep=False))
+        return links[-1]
+
     with tempfile.TemporaryDirectory(prefix="jobrunner-loopback-") as folder:
         root = Path(folder)
         jobs = rollout(root / "jobs.d", "bench", targets, SYNC_STEPS, "sync-3")
@@ -168,7 +124,7 @@ def run(targets: int, window: int, profile: Path | None, trace: bool = False) ->
             broker=BrokerSettings.resolve("mqtt://127.0.0.1:1", client_id="bench-loopback"),
             engine=EngineSettings(max_in_flight=window),
         )
-        with Runner(config) as runner, _Counted() as transitions:
+        with Runner(config, link=link) as runner, _Counted() as transitions:
             started = time.perf_counter()
             cpu = time.process_time()
             plan = runner.plan(runner.load())
@@ -192,9 +148,7 @@ def run(targets: int, window: int, profile: Path | None, trace: bool = False) ->
                 profiler.dump_stats(str(profile))
             ended = time.perf_counter()
             cpu = time.process_time() - cpu
-            session = runner.link.client._session
-            assert isinstance(session, LoopbackSession)
-            requests = session.requests
+            requests = links[0].count
             heap: dict[str, float] = {}
             if trace:
                 gc.collect()

@@ -41,7 +41,7 @@ from jobrunner.cli.options import (
     state_dir_option,
 )
 from jobrunner.device import BrokerSettings
-from jobrunner.engine.executor import EngineSettings
+from jobrunner.engine.runtime import EngineSettings
 from jobrunner.engine.service import RunnerConfig
 from jobrunner.errors import ConfigError
 from jobrunner.manifests.fields import DOT_HINT

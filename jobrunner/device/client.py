@@ -1,11 +1,12 @@
-"""The runner's device client: Kura requests out; replies, timeouts, notifications and
-lifecycle messages in, correlated and checked.
+"""The runner's device client: Kura requests out; replies, notifications and lifecycle
+messages in, correlated and checked.
 
 Threads: paho's network thread (see `connection.Session`) receives every message and calls
-the `ClientEvents` handler (through `inbound.Inbound`); the timer thread of `PendingTable`
-reports timeouts; the caller (the engine's dispatcher) calls `send`. Nothing blocks on the
-hot path: `send` encodes and hands the bytes to paho; a reply is one topic split, one decode,
-one dictionary look-up.
+the `ClientEvents` handler (through `inbound.Inbound`); the caller (the engine) calls `send`,
+`expect` and `expire`. The client keeps no clock: the caller owns the deadline of every
+request and ends one that ran out of time with `expire` (a reply that still comes is then
+reported as late). Nothing blocks on the hot path: `send` encodes and hands the bytes to
+paho; a reply is one topic split, one decode, one dictionary look-up.
 
 Wire rules (../shared/kura-protocol.md §2, §5): requests at QoS 0, retain false — a QoS 1
 retransmission after a reconnect would make a device run an operation twice; every request
@@ -23,7 +24,7 @@ import time
 from typing import Generic, TypeVar
 
 from jobrunner.device.connection import CODECS, Session, codec_named
-from jobrunner.device.correlation import PendingTable, TableFullError
+from jobrunner.device.correlation import PendingTable
 from jobrunner.device.inbound import Inbound
 from jobrunner.device.model import (
     ClientEvents,
@@ -75,7 +76,7 @@ class DeviceClient(Generic[T]):
     ) -> None:
         self.settings = settings
         self._events = events
-        self._table: PendingTable[T] = PendingTable(max_in_flight, self._timed_out)
+        self._table: PendingTable[T] = PendingTable(max_in_flight)
         self._codecs: dict[str, PayloadCodec] = {}
         self._tracked: dict[tuple[str, int], Tracked[T]] = {}
         self._prefix = secrets.token_hex(4) + "-"  # ids never repeat those of an earlier run
@@ -120,23 +121,16 @@ class DeviceClient(Generic[T]):
     def start(self, timeout: float = 10.0) -> None:
         """Connect, subscribe for every account and wait for the SUBACKs; ConnectError if the
         broker cannot be reached, refuses, or does not answer within `timeout` seconds."""
-        self._table.start()
-        try:
-            self._session.start(timeout)
-        except ConnectError:
-            self._table.stop()
-            raise
+        self._session.start(timeout)
 
     def start_in_background(self) -> None:
         """Connect without waiting, retrying a broker that is down with backoff (logged);
         `ClientEvents.connection(True, ...)` tells when requests can be sent."""
-        self._table.start()
         self._session.start_in_background()
 
     def stop(self) -> None:
-        """Disconnect and stop the threads; pending requests are forgotten without events."""
+        """Disconnect and stop paho's thread; pending requests are forgotten without events."""
         self._session.stop()
-        self._table.stop()
 
     def add_account(
         self, account: str, codec: str | PayloadCodec = "kura-protobuf", timeout: float = 10.0
@@ -163,13 +157,12 @@ class DeviceClient(Generic[T]):
         self,
         device: Device,
         request: Request,
-        timeout: float,
         tag: T,
         request_id: str | None = None,
     ) -> str:
-        """Publish `request` to `device` = (account, client id); its reply, or its timeout
-        after `timeout` seconds, is reported with `tag`. Returns the request id (the given
-        one, from `new_request_id`, or a fresh one).
+        """Publish `request` to `device` = (account, client id); its reply is reported with
+        `tag`, until the caller `expire`s it. Returns the request id (the given one, from
+        `new_request_id`, or a fresh one).
 
         Raises NotConnectedError or ClientBusyError (window full): nothing was sent.
         An asynchronous request (`request.operation_id`) is tracked from now on: its
@@ -203,13 +196,10 @@ class DeviceClient(Generic[T]):
         data = codec.encode(
             KuraPayload(metrics=metrics, body=request.body, timestamp=int(time.time() * 1000))
         )
-        pending = Pending(
-            (account, client_id), request_id, request.app_id, request.name, tag,
-            time.time() + timeout,
-        )  # fmt: skip
+        pending = Pending((account, client_id), request_id, request.app_id, request.name, tag)
         try:
             self._table.add(pending)
-        except TableFullError:
+        except ClientBusyError:
             raise ClientBusyError(
                 f"request {request.name} to {device_text(device)} not sent:"
                 f" {self._table.max_in_flight} requests are already in flight"
@@ -233,19 +223,21 @@ class DeviceClient(Generic[T]):
         request_id: str,
         *,
         app_id: str,
-        deadline: float,
         tag: T,
         name: str = "",
     ) -> None:
-        """Await the reply to a request sent by an earlier process (`deadline`: epoch
-        seconds). It does not occupy the in-flight window."""
-        pending = Pending(
-            (device[0], device[1]), request_id, app_id, name or app_id, tag, deadline, sent=False
-        )
+        """Await the reply to a request sent by an earlier process, until `expire`. It does
+        not occupy the in-flight window."""
+        pending = Pending((device[0], device[1]), request_id, app_id, name or app_id, tag, False)
         self._table.add(pending, counted=False)
 
+    def expire(self, request_id: str) -> Pending[T] | None:
+        """End a request whose time ran out: a reply that still comes is reported as late.
+        None when it had ended already (answered: its reply is on its way to the handler)."""
+        return self._table.expire(request_id)
+
     def cancel(self, request_id: str) -> bool:
-        """Stop awaiting a request (no timeout will be reported); False if it was not pending."""
+        """Stop awaiting a request; False if it was not pending."""
         return self._table.cancel(request_id) is not None
 
     def wait_for_capacity(self, timeout: float) -> bool:
@@ -263,9 +255,6 @@ class DeviceClient(Generic[T]):
         return self._tracked.pop((account, operation_id), None) is not None
 
     # -- events from the other threads ----------------------------------------------------
-
-    def _timed_out(self, pending: Pending[T]) -> None:
-        self._events.timeout(pending)
 
     def _connection(self, connected: bool, reason: str) -> None:
         self._events.connection(connected, reason)

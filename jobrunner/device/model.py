@@ -34,6 +34,32 @@ def device_text(device: Device) -> str:
     return f"{device[0]}/{device[1]}"
 
 
+class FailureKind(StrEnum):
+    """Why a step failed, as a code that scripts and dashboards can count on."""
+
+    DEVICE_ERROR = "device-error"
+    """The device replied with an error code (`code`)."""
+    DEVICE_FAILED = "device-failed"
+    """The device said the operation failed (a failed notification, a non-zero exit)."""
+    TIMEOUT = "timeout"
+    """No reply within the step's timeout."""
+    COMPLETION_TIMEOUT = "completion-timeout"
+    """No completion notification within the step's completionTimeout."""
+    DISCONNECTED = "disconnected"
+    """The device went away (DC or LWT) before replying."""
+    RESTARTED = "restarted"
+    """The runner restarted before the reply came."""
+    NOT_SENT = "not-sent"
+    """The request could not be built or was refused before sending (a secret without a
+    value, a device known to be gone)."""
+    UNSUPPORTED = "unsupported"
+    """The device does not run the step's application (its BIRTH says so)."""
+    CANCELLED = "cancelled"
+    """The operation was cancelled on the device."""
+    UNREADABLE = "unreadable"
+    """The reply could not be read."""
+
+
 class PayloadCodec(Protocol):
     """A payload encoding: `ProtobufCodec` (kura-protobuf) or `JsonCodec` (simple-json)."""
 
@@ -109,8 +135,6 @@ class Pending(Generic[T]):
     app_id: str
     name: str
     tag: T
-    deadline: float
-    """Wall-clock time (epoch seconds) after which the request times out."""
     sent: bool = True
     """False for a request re-armed with `expect` (sent by an earlier process)."""
 
@@ -155,14 +179,12 @@ class Anomaly:
 
 
 class ClientEvents(Protocol[T]):
-    """What the device client reports. Called from paho's network thread (replies,
-    notifications, lifecycle, anomalies, connection changes) or from the client's timer
-    thread (timeouts): implementations must be quick and must not call back into the
-    client's blocking methods (`start`, `add_account`, `wait_for_capacity`)."""
+    """What the device client reports, from paho's network thread (replies, notifications,
+    lifecycle, anomalies, connection changes): implementations must be quick and must not
+    call back into the client's blocking methods (`start`, `add_account`,
+    `wait_for_capacity`). Timeouts are the caller's: it owns the deadlines (`expire`)."""
 
     def reply(self, pending: Pending[T], payload: KuraPayload) -> None: ...
-
-    def timeout(self, pending: Pending[T]) -> None: ...
 
     def notification(
         self, tracked: Tracked[T], topic: NotifyTopic, payload: KuraPayload

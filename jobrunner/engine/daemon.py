@@ -30,9 +30,10 @@ from types import FrameType
 from jobrunner.engine import handoff
 from jobrunner.engine.events import DeviceConnected
 from jobrunner.engine.executions import STOP_DRAIN
-from jobrunner.engine.runtime import JobKey, RunningJob
+from jobrunner.engine.runtime import RunningJob
 from jobrunner.engine.scheduler import Scheduler
 from jobrunner.engine.service import Runner, RunnerConfig
+from jobrunner.engine.timers import JobKey
 from jobrunner.errors import JobError, JobrunnerError
 from jobrunner.manifests import Declared, Job, is_manifest_file
 from jobrunner.manifests.fields import DOT_HINT
@@ -105,7 +106,7 @@ class Daemon:
     def _drain(self, runner: Runner) -> None:
         """Send nothing more; record the replies of requests in flight, for at most
         `self.drain` seconds (under the unit's TimeoutStopSec) or until a second signal."""
-        runner.engine.draining = True
+        runner.engine.drain()
         waiting = runner.link.in_flight()
         if waiting:
             log.info(
@@ -139,7 +140,7 @@ class Daemon:
     def stop(self) -> None:
         """Stop (from a signal handler too): nothing new is sent from this instant."""
         if self.runner is not None:
-            self.runner.engine.draining = True
+            self.runner.engine.drain()
         self.stopping.set()
 
     def _safely(self, what: str, action: Callable[[], None]) -> None:

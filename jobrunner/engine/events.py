@@ -1,6 +1,6 @@
 """What reaches the engine's thread: device events from the link, and commands from users.
 
-Producers (paho's network thread, the timer thread, the daemon's file watcher, the CLI) only
+Producers (paho's network thread, the daemon's file watcher, the CLI) only
 put events into the `Inbox`; the engine's single thread takes them out in batches and is the
 only one that touches job state. No locks around state, no races between a reply and a stop.
 """
@@ -22,11 +22,6 @@ from jobrunner.engine.ports import Tag
 class ReplyArrived:
     tag: Tag
     payload: KuraPayload
-
-
-@dataclass(frozen=True, slots=True)
-class ReplyTimedOut:
-    tag: Tag
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +79,6 @@ class Command:
 
 Event = (
     ReplyArrived
-    | ReplyTimedOut
     | NotificationArrived
     | DeviceConnected
     | DeviceDisconnected

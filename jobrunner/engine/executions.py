@@ -1,30 +1,27 @@
-"""Starting, stopping and resuming executions on the engine's thread.
+"""Starting and stopping executions, on the engine's thread.
 
 Only one execution of a job runs at a time. The first execution freezes the resolved target
 list and the steps. A re-run covers the targets that are not done, each from the step where
-it stopped. A restarted runner resumes every RUNNING execution it finds on disk: requests
-whose reply was never recorded are re-armed until their deadline (or failed with "runner
-restarted before the reply"), never sent again; asynchronous operations go on being awaited,
-and the device is asked where they stand, since notifications sent while the runner was down
-are lost (Kura publishes them at QoS 0).
+it stopped. A job taken into the engine (`attach`) resumes the RUNNING execution it has on
+disk (see `recovery`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import replace
+from collections.abc import Iterable
 from typing import Any
 
 from jobrunner.engine.executor import Engine
-from jobrunner.engine.ports import StepOperation, Tag
 from jobrunner.engine.runtime import ExecutionRun, RunningJob
+from jobrunner.engine.steps import OperationFactory
 from jobrunner.errors import JobError
-from jobrunner.manifests import StepBase
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.records import FrozenJob, Trigger, utc_now
-from jobrunner.state.targets import TargetStatus
 
-OperationFactory = Callable[[StepBase], StepOperation]
+STOP_DRAIN = 10.0
+"""Seconds a stopped execution waits for the replies of requests in flight before it ends."""
+
+__all__ = ["STOP_DRAIN", "OperationFactory", "attach", "freeze", "start", "stop"]
 
 
 def attach(engine: Engine, state: JobState, operations: OperationFactory) -> RunningJob:
@@ -32,11 +29,8 @@ def attach(engine: Engine, state: JobState, operations: OperationFactory) -> Run
     running = engine.jobs.get(state.key)
     if running is not None:
         return running
-    steps = state.steps
-    job = RunningJob(state, steps, [operations(step) for step in steps])
-    engine.jobs[state.key] = job
-    if steps:
-        _resume(engine, job)
+    job = RunningJob(state, state.steps, [operations(step) for step in state.steps])
+    engine.hold(job)
     return job
 
 
@@ -74,7 +68,7 @@ def start(
     frozen = state.record.frozen
     if frozen is None:
         raise JobError(f"job {job.label} has no frozen targets and steps; reconcile it first")
-    if not job.steps:
+    if not job.steps:  # frozen since the engine took the job in
         job.steps = state.steps
         job.operations = [operations(step) for step in job.steps]
     now = engine.clock()
@@ -93,14 +87,9 @@ def start(
         now,
     )
     for client_id in covered:
-        target = state.targets.get(client_id).enter(run.id, now)
-        state.targets.put(target)
-        _take_up(engine, job, run, client_id)
+        state.targets.put(state.targets.get(client_id).enter(run.id, now))
+        engine.take_up(job, client_id)
     return run
-
-
-STOP_DRAIN = 10.0
-"""Seconds a stopped execution waits for the replies of requests in flight before it ends."""
 
 
 def stop(
@@ -126,90 +115,5 @@ def stop(
         for client_id in sorted(run.covered):
             if engine.cancel(job, client_id):
                 run.cancelling.add(client_id)
-    engine.deadlines.add(engine.clock() + drain, job.key, str(run.id), "drain")
+    engine.wait_no_longer_than(job, drain)
     return True
-
-
-def _take_up(engine: Engine, job: RunningJob, run: ExecutionRun, client_id: str) -> None:
-    """Put one covered target where it belongs in the running execution."""
-    state = job.state
-    target = state.targets.get(client_id)
-    now = engine.clock()
-    if target.is_final:
-        return  # settled during this execution, before a restart
-    run.open += 1
-    if target.status is TargetStatus.NOTIFIED_COMPLETION:
-        # Completed on the device; the move to the next step was not recorded before a crash.
-        done = target.succeeded(len(job.steps), target.message, now)
-        state.targets.put(done)
-        if done.is_final:
-            run.open -= 1
-        else:
-            run.ready.append(client_id)
-    elif target.status is TargetStatus.AWAITING_COMPLETION:
-        _await_completion(engine, job, client_id)
-    elif target.request_id is not None:
-        _rearm(engine, job, client_id)
-    else:
-        run.ready.append(client_id)
-
-
-def _rearm(engine: Engine, job: RunningJob, client_id: str) -> None:
-    """A request recorded by a previous process: accept its reply until its deadline."""
-    if client_id in job.out:
-        return  # this process still awaits it (an execution stopped before its reply came)
-    target = job.state.targets.get(client_id)
-    assert target.request_id is not None
-    marked = replace(target, phase="restarted")
-    job.state.targets.put(marked)
-    operation = job.operations[target.step_index]
-    tag = Tag(job.key, client_id, target.step_index, target.request_id)
-    engine.device_queue.try_take((job.scope, client_id), job.key)
-    if target.operation_id is not None:
-        engine.operations[target.operation_id] = (job.key, client_id)
-        engine.link.track(tag, operation.app_id, target.operation_id)
-    job.out.add(client_id)
-    deadline = max(target.deadline or 0.0, engine.clock() + 1.0)
-    engine.link.expect(tag, operation.app_id, deadline)
-    job.state.log(target.execution or 0).write(
-        job.subject(client_id, target.step_index),
-        "runner restarted while this request awaited its reply; the reply is still accepted"
-        " until its deadline, the request is not sent again",
-    )
-
-
-def _await_completion(engine: Engine, job: RunningJob, client_id: str) -> None:
-    """Keep awaiting an asynchronous operation, and ask the device where it stands."""
-    target = job.state.targets.get(client_id)
-    if target.operation_id is None:
-        return
-    engine.operations[target.operation_id] = (job.key, client_id)
-    engine.device_queue.try_take((job.scope, client_id), job.key)
-    engine.deadlines.add(target.deadline or engine.clock(), job.key, client_id, "completion")
-    operation = job.operations[target.step_index]
-    tag = Tag(job.key, client_id, target.step_index, target.request_id or "")
-    engine.link.track(tag, operation.app_id, target.operation_id)
-    engine.ask_status(job, client_id)
-
-
-def _resume(engine: Engine, job: RunningJob) -> None:
-    """After a restart: take up the RUNNING execution, and async operations still awaited."""
-    state = job.state
-    running = state.running
-    if running is not None:
-        run = ExecutionRun(running, set(running.targets))
-        job.run = run
-        state.log(run.id).write(
-            "execution",
-            f"{run.id} resumed after a runner restart"
-            + ("; stop was requested: nothing more is sent" if running.stop_requested else ""),
-        )
-        for client_id in sorted(run.covered):
-            if client_id in state.targets:
-                _take_up(engine, job, run, client_id)
-        if running.stop_requested:
-            run.ready.clear()
-    for target in state.targets:
-        covered = job.run is not None and target.client_id in job.run.covered
-        if not covered and target.status is TargetStatus.AWAITING_COMPLETION:
-            _await_completion(engine, job, target.client_id)

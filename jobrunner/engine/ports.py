@@ -1,8 +1,11 @@
-"""What the engine needs from the device layer, and what flows back: the engine's seam.
+"""The engine's seam: what it needs from the device layer, and what flows back.
 
-The executor depends on these small interfaces only. `jobrunner.engine.link` adapts the
-device layer's MQTT client and step operations to them; tests of the executor's rules run
-against the real client, broker and simulated fleet.
+The engine builds each request itself (from a `StepOperation`), records it, and hands it to
+a `DeviceLink` to publish; replies, notifications and lifecycle messages come back into its
+inbox as events. It owns every deadline, on its own clock: a request whose time ran out is
+`expire`d on the link, and a reply that still comes is late. Two links implement the seam:
+`link.ClientLink` (MQTT, through the device client) and `memory.MemoryLink` (in memory,
+answered by a function: for unit tests and the loopback benchmark).
 """
 
 from __future__ import annotations
@@ -11,12 +14,26 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from jobrunner.device.model import FailureKind, Request
 from jobrunner.device.payload import KuraPayload
+
+__all__ = [
+    "Accepted",
+    "DeviceLink",
+    "Failed",
+    "FailureKind",  # the device layer's vocabulary of failures, which the engine adds to
+    "Ignored",
+    "Outcome",
+    "Progressed",
+    "StepOperation",
+    "Succeeded",
+    "Tag",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class Tag:
-    """Attached to every request, so that its reply or timeout finds its target again."""
+    """Attached to every request, so that its reply or deadline finds its target again."""
 
     job: tuple[str, str]
     client_id: str
@@ -24,6 +41,11 @@ class Tag:
     request_id: str
     purpose: Literal["step", "status", "cancel"] = "step"
     query: str | None = None  # for a status query: which one
+
+    @property
+    def device(self) -> tuple[str, str]:
+        """(account, client id): the job's scope is the Kura account."""
+        return self.job[0], self.client_id
 
 
 # --- outcomes of a reply, a notification or a status query ----------------------------------
@@ -38,9 +60,16 @@ class Succeeded:
 
 @dataclass(frozen=True, slots=True)
 class Failed:
-    """The step failed on the device; `reason` says what the device said."""
+    """The step failed; `reason` says what happened, `kind` (and `code`) classify it."""
 
     reason: str
+    kind: FailureKind = FailureKind.DEVICE_FAILED
+    code: int | None = None
+
+    @property
+    def failure(self) -> str:
+        """`device-error:404`: the kind, and the device's code when there is one."""
+        return f"{self.kind.value}:{self.code}" if self.code is not None else self.kind.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,11 +102,7 @@ class Ignored:
 Outcome = Succeeded | Failed | Accepted | Progressed
 
 
-# --- the device link ---------------------------------------------------------------------------
-
-
-class NotConnectedError(Exception):
-    """The broker connection is down: the request was not sent."""
+# --- the steps, and the link -------------------------------------------------------------------
 
 
 class StepOperation(Protocol):
@@ -100,6 +125,13 @@ class StepOperation(Protocol):
     def describe(self, operation_id: int | None) -> str:
         """The request with its metrics, secrets masked: for the log, once per step."""
 
+    def request(self, operation_id: int | None) -> Request:
+        """The request to send, its secrets resolved now; SecretError or OperationError
+        when it cannot be built (nothing is sent)."""
+
+    def redact(self, text: str) -> str:
+        """`text` with every secret value this step sent masked."""
+
     def unsupported_reason(self, application_ids: Iterable[str]) -> str | None:
         """Why a device listing `application_ids` in its BIRTH cannot run the step, or None."""
 
@@ -114,45 +146,33 @@ class StepOperation(Protocol):
     ) -> Outcome | Ignored:
         """What the notification says; Ignored (with why) when it changes nothing."""
 
-    def status_queries(self, operation_id: int, phase: str | None) -> list[str]:
-        """Names of the queries that tell where an asynchronous operation stands."""
+    def status_requests(self, operation_id: int, phase: str | None) -> dict[str, Request]:
+        """The queries (by name) that tell where an asynchronous operation stands."""
 
     def recover(
         self, operation_id: int, phase: str | None, replies: dict[str, KuraPayload | None]
     ) -> Outcome | None:
         """What the status replies (None: no reply) tell together; None: keep waiting."""
 
-    def cancellation(self, operation_id: int, phase: str | None) -> str | None:
-        """What cancelling the operation in `phase` sends (`DEPLOY-V2 DEL/download`), or
-        None when it cannot be cancelled there."""
+    def cancel_request(self, operation_id: int, phase: str | None) -> Request | None:
+        """The request that cancels the operation in `phase`; None: it cannot be."""
 
 
 class DeviceLink(Protocol):
-    """The runner's connection to the devices (one MQTT client).
+    """The runner's connection to the devices: it publishes what the engine built and
+    recorded, and correlates what comes back (into the engine's inbox, with the tag)."""
 
-    A tag names the target (its job's scope is the Kura account) and carries the request id,
-    chosen and recorded by the engine before anything is published.
-    """
+    def send(self, tag: Tag, request: Request) -> None:
+        """Publish `request` to the tag's device; NotSentError (NotConnectedError,
+        ClientBusyError) when it did not leave. An asynchronous request (with an
+        `operation_id`) has its notifications reported from now on, until `untrack`."""
 
-    def send_step(
-        self, tag: Tag, operation: StepOperation, operation_id: int | None, timeout: float
-    ) -> str | None:
-        """Publish the step's request: None once published; the reason when it cannot be
-        built (`not sent: secret ... has no value`); NotConnectedError when the broker
-        connection is down (nothing was sent: it is tried again)."""
+    def expect(self, tag: Tag, app_id: str) -> None:
+        """Accept the reply to a request that a previous process sent."""
 
-    def send_status_query(
-        self, tag: Tag, operation: StepOperation, operation_id: int, timeout: float
-    ) -> bool:
-        """Send the status query `tag.query`; False if it cannot be sent now."""
-
-    def send_cancel(
-        self, tag: Tag, operation: StepOperation, operation_id: int, phase: str | None
-    ) -> bool:
-        """Ask the device to cancel the operation; False if it cannot be sent now."""
-
-    def expect(self, tag: Tag, app_id: str, deadline: float) -> None:
-        """Accept a reply to a request sent by a previous process, until `deadline`."""
+    def expire(self, tag: Tag) -> bool:
+        """End an awaited request whose time ran out; False when it had ended already (its
+        reply is in the inbox)."""
 
     def track(self, tag: Tag, app_id: str, operation_id: int) -> None:
         """Report the notifications of an asynchronous operation started earlier."""
@@ -160,7 +180,8 @@ class DeviceLink(Protocol):
     def untrack(self, tag: Tag, operation_id: int) -> None:
         """Stop reporting an operation's notifications (it ended)."""
 
-    def in_flight(self) -> int: ...
+    def in_flight(self) -> int:
+        """Requests sent and not yet answered or expired."""
 
     def connected(self) -> bool:
         """Whether requests can be published now."""

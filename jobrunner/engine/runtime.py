@@ -1,22 +1,51 @@
 """In-memory companions of the recorded state while jobs run: never written to disk.
 
 Everything here can be rebuilt from the state directory (that is what a restart does): the
-ready queue of an execution, which targets have a request out, which devices are busy.
+ready queue of an execution, which targets have a request out, which devices are busy, which
+operation is whose. `Runtime` is what the engine's parts (dispatch, outcomes, recovery, the
+loop) share; only the engine's thread touches it.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from jobrunner.engine.ports import StepOperation
+from jobrunner.engine.devices import Devices
+from jobrunner.engine.ports import DeviceLink, StepOperation
+from jobrunner.engine.timers import Deadlines, JobKey
 from jobrunner.manifests import StepBase
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.records import ExecutionSummary
+from jobrunner.state.targets import TargetState
 
 DeviceKey = tuple[str, str]  # (scope, client id)
-JobKey = tuple[str, str]  # (scope, name)
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    max_in_flight: int = 200
+    """Requests out at once, across all executions (stock mosquitto drops messages for a
+    client more than 1,000 behind: keep well under)."""
+    durable: bool = True
+    """fsync recorded dispatches before publishing them (survives power loss, not only a kill)."""
+    reconnect_retry: float = 1.0
+    """Seconds before a target whose request could not be published is tried again."""
+    query_timeout: float = 30.0
+    """Seconds a status query or a cancel waits for its reply."""
+
+
+def new_request_id() -> str:
+    # Random 63-bit decimal, as the device cloud does: unique without coordination. From the
+    # system's CSPRNG: in Kura's topics the id is all that ties a reply to its request, so a
+    # device must not be able to predict the ids of requests sent to other devices.
+    return str(secrets.randbits(63))
+
+
+def new_operation_id() -> int:
+    return secrets.randbits(62) + 1
 
 
 @dataclass
@@ -71,6 +100,12 @@ class RunningJob:
         name = self.steps[step_index].name if step_index < len(self.steps) else "?"
         return f"target {client_id} step {step_index} '{name}'"
 
+    def say(self, target: TargetState, text: str, now: float | None = None) -> None:
+        """A line about `target` in the log of its execution."""
+        self.state.log(target.execution or 0).write(
+            self.subject(target.client_id, target.step_index), text, now
+        )
+
 
 @dataclass
 class DeviceQueue:
@@ -103,3 +138,45 @@ class DeviceQueue:
         if not queue:
             del self.waiting[device]
         return following
+
+
+@dataclass
+class Connection:
+    """What the engine knows of its broker connection."""
+
+    connected: bool = True
+    draining: bool = False
+    """The runner is about to exit: nothing new is sent, replies in flight are taken."""
+    listening_since: float = 0.0
+    """Since when the runner has heard every lifecycle message (its last (re)connect)."""
+    lost_at: float | None = None
+    """When the broker connection was last lost (None: never, since the start)."""
+
+    @property
+    def sending(self) -> bool:
+        return self.connected and not self.draining
+
+
+@dataclass
+class Runtime:
+    """What the engine's parts share: the jobs held, the devices busy, the operations whose
+    notifications are awaited, the deadlines, the link and the clock."""
+
+    link: DeviceLink
+    devices: Devices
+    settings: EngineSettings
+    clock: Callable[[], float]
+    jobs: dict[JobKey, RunningJob] = field(default_factory=dict)
+    device_queue: DeviceQueue = field(default_factory=DeviceQueue)
+    operations: dict[int, tuple[JobKey, str]] = field(default_factory=dict)
+    """Operation id (`job.id`) of each asynchronous operation awaited -> its target."""
+    deadlines: Deadlines = field(default_factory=Deadlines)
+    connection: Connection = field(default_factory=Connection)
+
+    def release(self, job: RunningJob, client_id: str) -> None:
+        """Free the target's device; the next job waiting for it gets its turn."""
+        following = self.device_queue.release((job.scope, client_id), job.key)
+        if following is not None:
+            other = self.jobs.get(following[0])
+            if other is not None and other.run is not None and not other.run.stopping:
+                other.run.ready.append(following[1])

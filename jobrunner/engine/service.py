@@ -8,22 +8,27 @@ Runner(config)                          a process that owns the state directory:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Protocol
 
 from jobrunner.device import BrokerSettings, OperationSettings
 from jobrunner.device.operations import DEFAULT_SETTINGS
 from jobrunner.engine import executions
 from jobrunner.engine.devices import Devices
 from jobrunner.engine.events import Inbox
-from jobrunner.engine.executor import Engine, EngineSettings
-from jobrunner.engine.link import ClientLink, operations_factory
+from jobrunner.engine.executor import Engine
+from jobrunner.engine.link import ClientLink
 from jobrunner.engine.plan import Action, Plan, compute_plan
+from jobrunner.engine.ports import DeviceLink
 from jobrunner.engine.reconcile import Applied, Reconciler
 from jobrunner.engine.revision import git_revision
+from jobrunner.engine.runtime import EngineSettings
 from jobrunner.engine.spec import ScopeDevices
+from jobrunner.engine.steps import operations_factory
 from jobrunner.errors import JobError, StateError
 from jobrunner.manifests import ManifestSet, load_manifests
 from jobrunner.manifests.secrets import SecretResolver
@@ -35,6 +40,18 @@ from jobrunner.state.registry import DeviceRegistry
 from jobrunner.state.targets import TargetStatus
 
 ExecutionRef = tuple[str, str, int]  # scope, job name, execution id
+
+
+class Link(DeviceLink, Protocol):
+    """The engine's link to the devices, with the connection a runner opens and closes."""
+
+    def start(self, timeout: float) -> None: ...
+
+    def start_in_background(self) -> None: ...
+
+    def serve(self, account: str, encoding: str, timeout: float) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 def device_tags(
@@ -90,12 +107,16 @@ class Runner:
         role: str = "jobrunner",
         wait_for_broker: bool = True,
         resume: bool = True,
+        link: Callable[[Inbox], Link] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         """`wait_for_broker`: connect before anything else (ConnectError when the broker
         cannot be reached); False: connect in the background, retrying with backoff, and
         send nothing until connected (the daemon). `resume`: take up, at once, every
         execution a previous owner left RUNNING; False: only those of the jobs this runner
-        is asked about (`jobrunner stop` drives nothing else)."""
+        is asked about (`jobrunner stop` drives nothing else). `link`: how to reach the
+        devices, given the engine's inbox (default: MQTT, with `config.broker`). `clock`: the
+        engine's, which owns every deadline (a test passes time without sleeping)."""
         self.config = config
         self.wait_for_broker = wait_for_broker
         self.resume_all = resume
@@ -103,8 +124,14 @@ class Runner:
         self.lock = OwnerLock(self.state.lock, role, config.broker.client_id)
         self.inbox = Inbox()
         self.registry = DeviceRegistry(config.state_dir, autoflush=False)
-        self.link = ClientLink(config.broker, self.inbox, config.engine.max_in_flight)
-        self.engine = Engine(self.link, Devices(self.registry), config.engine, inbox=self.inbox)
+        self.link: Link = (
+            link(self.inbox)
+            if link is not None
+            else ClientLink(config.broker, self.inbox, config.engine.max_in_flight)
+        )
+        self.engine = Engine(
+            self.link, Devices(self.registry), config.engine, clock=clock, inbox=self.inbox
+        )
         self.operations = operations_factory(
             config.operations, SecretResolver.from_environment(config.secrets_dir)
         )
@@ -124,10 +151,10 @@ class Runner:
             for scope in {*self.state.scopes(), self.config.scope}:
                 self.serve(scope)
             if self.wait_for_broker:
-                self.link.client.start(self.config.connect_timeout)
+                self.link.start(self.config.connect_timeout)
             else:
-                self.engine.connected = False  # until the session says it is subscribed
-                self.link.client.start_in_background()
+                self.engine.connection.connected = False  # until the session is subscribed
+                self.link.start_in_background()
             if self.resume_all:
                 self.resume()
         except BaseException:
@@ -146,7 +173,7 @@ class Runner:
     def close(self) -> None:
         for job in self.engine.jobs.values():
             job.state.close()
-        self.link.client.stop()
+        self.link.stop()
         self.registry.close()
         self.lock.release()
 
@@ -155,7 +182,7 @@ class Runner:
         manifest's payloadEncoding; kept as it is when None, kura-protobuf at first)."""
         chosen = encoding or self.accounts.get(scope, "kura-protobuf")
         if self.accounts.get(scope) != chosen:
-            self.link.client.add_account(scope, chosen, self.config.connect_timeout)
+            self.link.serve(scope, chosen, self.config.connect_timeout)
             self.accounts[scope] = chosen
 
     def resume(self) -> None:

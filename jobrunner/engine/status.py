@@ -106,6 +106,12 @@ def execution_view(summary: ExecutionSummary) -> dict[str, Any]:
     }
 
 
+def failure_view(failure: str) -> dict[str, Any]:
+    """`device-error:404` as `{"kind": "device-error", "code": 404}` (code None without)."""
+    kind, _, code = failure.partition(":")
+    return {"kind": kind, "code": int(code) if code.isdigit() else None}
+
+
 def job_view(job: JobState) -> dict[str, Any]:
     """DESIGN §4's JSON contract of `status JOB -o json`, plus what an operator also needs."""
     record = job.record
@@ -122,6 +128,8 @@ def job_view(job: JobState) -> dict[str, Any]:
             entry["step"] = step_names[target.step_index]
         if target.message:
             entry["message"] = target.message
+        if target.failure is not None:
+            entry["failure"] = failure_view(target.failure)
         targets.append(entry)
     return {
         "scope": record.scope,

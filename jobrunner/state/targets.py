@@ -55,6 +55,8 @@ class TargetState:
     phase: str | None = None
     deadline: float | None = None
     updated: float | None = None
+    failure: str | None = None
+    """Why the step failed, as a code (`timeout`, `device-error:404`): PROCESS_FAILED only."""
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -75,7 +77,7 @@ class TargetState:
 
     # Each transition builds its value with one positional constructor call: fields in
     # declaration order (client_id, step_index, status, message, execution, request_id,
-    # operation_id, phase, deadline, updated). `dataclasses.replace` looks the fields up
+    # operation_id, phase, deadline, updated, failure). `dataclasses.replace` looks the fields up
     # on every call, and made up most of the engine's cost per target transition.
 
     def enter(self, execution: int, now: float) -> TargetState:
@@ -127,10 +129,10 @@ class TargetState:
             self.execution, None, None, None, None, now,
         )  # fmt: skip
 
-    def failed(self, reason: str, now: float) -> TargetState:
+    def failed(self, reason: str, now: float, failure: str | None = None) -> TargetState:
         return TargetState(
             self.client_id, self.step_index, TargetStatus.PROCESS_FAILED, reason,
-            self.execution, None, None, None, None, now,
+            self.execution, None, None, None, None, now, failure,
         )  # fmt: skip
 
     # -- records ---------------------------------------------------------------------------
@@ -151,6 +153,8 @@ class TargetState:
             record["d"] = self.deadline
         if self.updated is not None:
             record["u"] = self.updated
+        if self.failure is not None:
+            record["f"] = self.failure
         return record
 
     @staticmethod
@@ -171,6 +175,7 @@ class TargetState:
             phase=record.get("p"),
             deadline=record.get("d"),
             updated=record.get("u"),
+            failure=record.get("f"),
         )
 
 

@@ -40,7 +40,6 @@ class Recorder:
     def __init__(self) -> None:
         self.changed = threading.Condition()
         self.replies: list[tuple[Pending[str], KuraPayload]] = []
-        self.timeouts: list[Pending[str]] = []
         self.notifications: list[tuple[Tracked[str], NotifyTopic, KuraPayload]] = []
         self.lifecycles: list[tuple[LifecycleTopic, KuraPayload]] = []
         self.anomalies: list[Anomaly] = []
@@ -57,9 +56,6 @@ class Recorder:
         if self.fail_next_reply:
             self.fail_next_reply = False
             raise RuntimeError("a handler bug")
-
-    def timeout(self, pending: Pending[str]) -> None:
-        self._add(self.timeouts, pending)
 
     def notification(self, tracked: Tracked[str], topic: NotifyTopic, payload: KuraPayload) -> None:
         self._add(self.notifications, (tracked, topic, payload))

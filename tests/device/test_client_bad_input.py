@@ -14,7 +14,7 @@ from jobrunner.device.client import DeviceClient
 from jobrunner.device.model import AnomalyKind, Request
 from jobrunner.device.payload import MAX_DECOMPRESSED_BYTES, KuraPayload, Metric
 from jobrunner.device.topics import Lifecycle
-from tests.device.conftest import CODEC, WAIT, Recorder, Responder
+from tests.device.conftest import CODEC, Recorder, Responder
 
 pytestmark = pytest.mark.integration
 
@@ -55,7 +55,7 @@ def test_an_unreadable_reply_is_an_anomaly_and_the_request_still_waits(
     data: bytes,
     says: str,
 ) -> None:
-    request_id = client.send((account, "gw-1"), PING, WAIT, "t")
+    request_id = client.send((account, "gw-1"), PING, "t")
     holding.wait_held(1)
     topic = f"$EDC/{account}/{client.client_id}/CMD-V1/REPLY/{request_id}"
     holding.publish(topic, data)
@@ -93,7 +93,7 @@ def test_a_topic_with_missing_segments_is_an_anomaly(
     suffix: str,
     says: str,
 ) -> None:
-    request_id = client.send((account, "gw-1"), PING, WAIT, "t")
+    request_id = client.send((account, "gw-1"), PING, "t")
     holding.wait_held(1)
     topic = f"$EDC/{account}/" + suffix.format(me=client.client_id)
     holding.publish(topic, Responder.ok())
@@ -127,7 +127,7 @@ def _notification(job: Metric | None, device: str = "gw-1", **metrics: Metric) -
 def test_notifications_of_a_tracked_operation_reach_the_handler(
     client: DeviceClient[str], responder: Responder, recorder: Recorder, account: str
 ) -> None:
-    request_id = client.send((account, "gw-1"), DOWNLOAD, WAIT, "dl")
+    request_id = client.send((account, "gw-1"), DOWNLOAD, "dl")
     recorder.reply_for(request_id)
     assert client.tracked_count == 1
     responder.publish(_notify(account, client, "gw-1"), _notification(Metric.int64(77)))
@@ -187,9 +187,9 @@ def test_a_bad_notification_is_an_anomaly_naming_device_and_topic(
     kind: AnomalyKind,
     says: str,
 ) -> None:
-    recorder.reply_for(client.send((account, "gw-1"), DOWNLOAD, WAIT, "dl"))
+    recorder.reply_for(client.send((account, "gw-1"), DOWNLOAD, "dl"))
     responder.behaviour = Responder.hold
-    waiting = client.send((account, "gw-3"), PING, WAIT, "t")
+    waiting = client.send((account, "gw-3"), PING, "t")
     responder.wait_held(1)
     topic = _notify(account, client, device)
     responder.publish(topic, data)
@@ -230,7 +230,7 @@ def test_messages_of_an_account_no_longer_served_are_anomalies(
     assert client.connected
     # The subscription is gone, so the broker no longer relays this account's messages.
     responder.publish(f"$EDC/{other}/gw-1/MQTT/BIRTH", CODEC.encode(KuraPayload()), qos=1)
-    recorder.reply_for(client.send((account, "gw-1"), PING, WAIT, "t"))
+    recorder.reply_for(client.send((account, "gw-1"), PING, "t"))
     assert len(recorder.lifecycles) == 1
 
 
@@ -243,7 +243,7 @@ def test_a_reply_topic_whose_dots_became_levels_says_so() -> None:
     from jobrunner.device.inbound import Inbound
 
     recorder = Recorder()
-    table: PendingTable[str] = PendingTable(10, recorder.timeout)
+    table: PendingTable[str] = PendingTable(10)
     inbound = Inbound("jobrunner-host.example.com", recorder, table, {}, {})
     rewritten = "$EDC/acme/jobrunner-host/example/com/CMD-V1/REPLY/42"
 

@@ -6,7 +6,6 @@ import gc
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,7 +32,7 @@ def test_an_unreachable_broker_is_a_clear_error(recorder: Recorder) -> None:
     with pytest.raises(ConnectError, match=rf"cannot connect to the broker {url}: .*refused"):
         client.start(timeout=WAIT)
     with pytest.raises(NotConnectedError):
-        client.send(("acme", "gw-1"), PING, WAIT, "t")
+        client.send(("acme", "gw-1"), PING, "t")
 
 
 def test_losing_the_broker_reconnects_resubscribes_and_keeps_pending_requests(
@@ -44,13 +43,13 @@ def test_losing_the_broker_reconnects_resubscribes_and_keeps_pending_requests(
     client.start(WAIT)
     responder = Responder(own_broker, (account,), behaviour=Responder.hold).start()
     try:
-        kept = client.send((account, "gw-1"), PING, timeout=60, tag="kept")
+        kept = client.send((account, "gw-1"), PING, tag="kept")
         responder.wait_held(1)
 
         own_broker.stop()
         recorder.wait(lambda: any(not up for up, _ in recorder.connections), "the drop")
         with pytest.raises(NotConnectedError, match="not sent"):
-            client.send((account, "gw-2"), PING, WAIT, "t")
+            client.send((account, "gw-2"), PING, "t")
         own_broker.start()
         recorder.wait(lambda: recorder.connections[-1][0] is True, "the reconnection", 30)
         states = [up for up, _ in recorder.connections]
@@ -63,8 +62,7 @@ def test_losing_the_broker_reconnects_resubscribes_and_keeps_pending_requests(
         responder.release()  # the device answers the request sent before the outage
         recorder.reply_for(kept)
         responder.behaviour = Responder.answer
-        recorder.reply_for(client.send((account, "gw-2"), PING, WAIT, "t"))
-        assert recorder.timeouts == []
+        recorder.reply_for(client.send((account, "gw-2"), PING, "t"))
     finally:
         responder.stop()
         client.stop()
@@ -178,9 +176,7 @@ def test_tls_with_a_client_certificate_connects_and_round_trips(
     try:
         assert client.connected
         topic = f"$EDC/acme/{client.client_id}/CMD-V1/REPLY/over-tls"
-        client.expect(
-            ("acme", "gw-1"), "over-tls", app_id="CMD-V1", deadline=time.time() + WAIT, tag="t"
-        )
+        client.expect(("acme", "gw-1"), "over-tls", app_id="CMD-V1", tag="t")
         device = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=unique("device"))
         device.tls_set(str(pki / "ca.crt"), str(pki / "client.crt"), str(pki / "client.key"))
         device.connect("127.0.0.1", tls_broker)

@@ -12,7 +12,7 @@ from tests.device.conftest import Recorder, Responder
 
 
 def inbound(recorder: Recorder) -> Inbound[str]:
-    table: PendingTable[str] = PendingTable(10, recorder.timeout)
+    table: PendingTable[str] = PendingTable(10)
     codecs: dict[str, PayloadCodec] = {"acme": ProtobufCodec()}
     tracked: dict[tuple[str, int], Tracked[str]] = {}
     return Inbound("runner", recorder, table, codecs, tracked)

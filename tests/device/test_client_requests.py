@@ -1,8 +1,9 @@
-"""The device client against a real broker: requests, replies, timeouts, the in-flight window."""
+"""The device client against a real broker: requests, replies, expiry, the in-flight window.
+
+The client keeps no clock: its caller (the engine) owns each request's deadline and ends one
+that ran out of time with `expire`."""
 
 from __future__ import annotations
-
-import time
 
 import pytest
 
@@ -22,7 +23,7 @@ PING = Request("CMD-V1", "EXEC", ("command",), {"command.command": Metric.string
 def test_a_request_carries_the_kura_request_metrics_and_its_reply_comes_back(
     client: DeviceClient[str], responder: Responder, recorder: Recorder, account: str
 ) -> None:
-    request_id = client.send((account, "gw-1"), PING, timeout=WAIT, tag="t1")
+    request_id = client.send((account, "gw-1"), PING, tag="t1")
 
     payload = recorder.reply_for(request_id)
     assert payload.integer("response.code") == 200
@@ -57,11 +58,11 @@ def test_a_caller_chosen_request_id_is_used(
     client: DeviceClient[str], responder: Responder, recorder: Recorder, account: str
 ) -> None:
     chosen = client.new_request_id()
-    assert client.send((account, "gw-1"), PING, WAIT, "t", request_id=chosen) == chosen
+    assert client.send((account, "gw-1"), PING, "t", request_id=chosen) == chosen
     recorder.reply_for(chosen)
 
 
-def test_a_dropped_reply_times_out_once_and_others_are_not_disturbed(
+def test_a_dropped_reply_expires_once_and_others_are_not_disturbed(
     client: DeviceClient[str], responder: Responder, recorder: Recorder, account: str
 ) -> None:
     def drop_gw1(device: Responder, received: Received) -> None:
@@ -69,13 +70,15 @@ def test_a_dropped_reply_times_out_once_and_others_are_not_disturbed(
             device.answer(received)
 
     responder.behaviour = drop_gw1
-    lost = client.send((account, "gw-1"), PING, timeout=0.2, tag="lost")
-    recorder.wait(lambda: len(recorder.timeouts) == 1, "the timeout")
-    answered = client.send((account, "gw-2"), PING, timeout=WAIT, tag="ok")
+    lost = client.send((account, "gw-1"), PING, tag="lost")
+    responder.wait_received(1)
+    answered = client.send((account, "gw-2"), PING, tag="ok")
     recorder.reply_for(answered)
 
-    assert [p.request_id for p in recorder.timeouts] == [lost]
-    assert recorder.timeouts[0].tag == "lost"
+    expired = client.expire(lost)
+    assert expired is not None and expired.tag == "lost"
+    assert client.expire(lost) is None, "a request ends once"
+    assert client.expire(answered) is None, "an answered request cannot expire"
     assert client.in_flight == 0
 
 
@@ -83,9 +86,9 @@ def test_a_reply_after_the_timeout_is_an_anomaly_not_a_reply(
     client: DeviceClient[str], responder: Responder, recorder: Recorder, account: str
 ) -> None:
     responder.behaviour = Responder.hold
-    late = client.send((account, "gw-1"), PING, timeout=0.2, tag="late")
-    recorder.wait(lambda: len(recorder.timeouts) == 1, "the timeout")
+    late = client.send((account, "gw-1"), PING, tag="late")
     responder.wait_held(1)
+    assert client.expire(late) is not None  # the caller's deadline passed
     responder.release()
 
     anomaly = recorder.anomaly_of(AnomalyKind.LATE_REPLY, late)
@@ -95,7 +98,6 @@ def test_a_reply_after_the_timeout_is_an_anomaly_not_a_reply(
     )
     assert anomaly.tag == "late", "the caller learns which of its requests it was"
     assert recorder.replies == []
-    assert len(recorder.timeouts) == 1
 
 
 def test_a_duplicate_reply_is_reported_once_as_an_anomaly(
@@ -106,7 +108,7 @@ def test_a_duplicate_reply_is_reported_once_as_an_anomaly(
         device.answer(received)
 
     responder.behaviour = twice
-    request_id = client.send((account, "gw-1"), PING, WAIT, "t")
+    request_id = client.send((account, "gw-1"), PING, "t")
     duplicate = recorder.anomaly_of(AnomalyKind.DUPLICATE_REPLY, request_id)
     assert "a second reply: the first one was taken" in duplicate.message
     assert duplicate.tag == "t"
@@ -120,7 +122,7 @@ def test_a_reply_for_an_unknown_request_id_is_an_anomaly(
     responder.publish(topic, Responder.ok())
     anomaly = recorder.anomaly_of(AnomalyKind.UNKNOWN_REQUEST, "no-such-id")
     assert anomaly.topic == topic
-    request_id = client.send((account, "gw-1"), PING, WAIT, "t")
+    request_id = client.send((account, "gw-1"), PING, "t")
     recorder.reply_for(request_id)
 
 
@@ -134,7 +136,7 @@ def test_replies_from_another_account_or_app_are_ignored_until_the_right_one_com
     responder.behaviour = Responder.hold
     responder.start()
     try:
-        request_id = client.send((home, "gw-1"), PING, WAIT, "t")
+        request_id = client.send((home, "gw-1"), PING, "t")
         responder.wait_held(1)
         [received] = responder.wait_received(1)
         responder.publish(Responder.reply_topic(received, account=other), Responder.ok())
@@ -158,16 +160,16 @@ def test_the_in_flight_window_is_bounded_and_frees_as_replies_arrive(
     client.start(WAIT)
     responder = Responder(broker, (account,), behaviour=Responder.hold).start()
     try:
-        ids = [client.send((account, f"gw-{n}"), PING, WAIT, "t") for n in range(3)]
+        ids = [client.send((account, f"gw-{n}"), PING, "t") for n in range(3)]
         assert client.in_flight == 3
         with pytest.raises(ClientBusyError, match="3 requests are already in flight"):
-            client.send((account, "gw-9"), PING, WAIT, "t")
+            client.send((account, "gw-9"), PING, "t")
         assert not client.wait_for_capacity(0.05)
         responder.wait_held(3)
         responder.release(1)
         assert client.wait_for_capacity(WAIT)
         assert client.in_flight == 2
-        client.send((account, "gw-9"), PING, WAIT, "t")
+        client.send((account, "gw-9"), PING, "t")
         responder.wait_held(3)
         responder.release()
         recorder.wait(lambda: len(recorder.replies) == 4, "four replies")
@@ -183,26 +185,24 @@ def test_sending_without_a_connection_fails_fast_and_sends_nothing(
 ) -> None:
     client = make_client(broker, recorder, account)
     with pytest.raises(NotConnectedError, match="not connected"):
-        client.send((account, "gw-1"), PING, WAIT, "t")
+        client.send((account, "gw-1"), PING, "t")
     client.start(WAIT)
     try:
         with pytest.raises(NotConnectedError, match="add_account first"):
-            client.send(("not-served", "gw-1"), PING, WAIT, "t")
+            client.send(("not-served", "gw-1"), PING, "t")
         with pytest.raises(ValueError, match="topic segment"):
-            client.send((account, "gw/1"), PING, WAIT, "t")
+            client.send((account, "gw/1"), PING, "t")
     finally:
         client.stop()
     with pytest.raises(NotConnectedError):
-        client.send((account, "gw-1"), PING, WAIT, "t")
+        client.send((account, "gw-1"), PING, "t")
     assert client.in_flight == 0
 
 
 def test_expect_rearms_a_request_sent_by_an_earlier_process(
     client: DeviceClient[str], responder: Responder, recorder: Recorder, account: str
 ) -> None:
-    client.expect(
-        (account, "gw-1"), "old-42", app_id="DEPLOY-V2", deadline=time.time() + WAIT, tag="old"
-    )
+    client.expect((account, "gw-1"), "old-42", app_id="DEPLOY-V2", tag="old")
     assert client.in_flight == 0  # not in the window: nothing of it is on the wire
     topic = f"$EDC/{account}/{client.client_id}/DEPLOY-V2/REPLY/old-42"
     responder.publish(topic, Responder.ok())
@@ -211,35 +211,37 @@ def test_expect_rearms_a_request_sent_by_an_earlier_process(
     assert (pending.tag, pending.sent, pending.device) == ("old", False, (account, "gw-1"))
 
 
-def test_expect_with_a_past_deadline_times_out_at_once(
-    client: DeviceClient[str], recorder: Recorder, account: str
+def test_a_rearmed_request_expires_like_any_other(
+    client: DeviceClient[str], responder: Responder, recorder: Recorder, account: str
 ) -> None:
-    client.expect((account, "gw-1"), "old-1", app_id="CMD-V1", deadline=time.time() - 5, tag="x")
-    recorder.wait(lambda: len(recorder.timeouts) == 1, "the timeout")
-    assert recorder.timeouts[0].request_id == "old-1"
+    client.expect((account, "gw-1"), "old-1", app_id="CMD-V1", tag="x")
+    expired = client.expire("old-1")
+    assert expired is not None and expired.sent is False
+    responder.publish(f"$EDC/{account}/{client.client_id}/CMD-V1/REPLY/old-1", Responder.ok())
+    assert "late:" in recorder.anomaly_of(AnomalyKind.LATE_REPLY, "old-1").message
 
 
-def test_a_cancelled_request_neither_times_out_nor_counts_its_reply(
+def test_a_cancelled_request_does_not_count_its_reply(
     client: DeviceClient[str], responder: Responder, recorder: Recorder, account: str
 ) -> None:
     responder.behaviour = Responder.hold
-    request_id = client.send((account, "gw-1"), PING, timeout=WAIT, tag="t")
+    request_id = client.send((account, "gw-1"), PING, tag="t")
     assert client.cancel(request_id)
     assert not client.cancel(request_id)
     assert client.in_flight == 0
     responder.wait_held(1)
     responder.release()
     recorder.anomaly_of(AnomalyKind.LATE_REPLY, "after the request ended")
-    assert recorder.replies == [] and recorder.timeouts == []
+    assert recorder.replies == []
 
 
 def test_a_failing_event_handler_does_not_stop_the_client(
     client: DeviceClient[str], responder: Responder, recorder: Recorder, account: str
 ) -> None:
     recorder.fail_next_reply = True
-    first = client.send((account, "gw-1"), PING, WAIT, "t")
+    first = client.send((account, "gw-1"), PING, "t")
     recorder.reply_for(first)
-    second = client.send((account, "gw-1"), PING, WAIT, "t")
+    second = client.send((account, "gw-1"), PING, "t")
     recorder.reply_for(second)
 
 
@@ -250,7 +252,7 @@ def test_an_account_can_speak_simple_json(broker: RunningBroker, recorder: Recor
     client.start(WAIT)
     responder = Responder(broker, (account,), codec=JsonCodec()).start()
     try:
-        request_id = client.send((account, "gw-1"), PING, WAIT, "t")
+        request_id = client.send((account, "gw-1"), PING, "t")
         assert recorder.reply_for(request_id).integer("response.code") == 200
         [received] = responder.wait_received(1)
         assert received.payload.string("request.id") == request_id

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gzip
 import logging
-import time
 import tracemalloc
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,7 +50,7 @@ class World:
 
     def __init__(self) -> None:
         self.recorder = Recorder()
-        self.table: PendingTable[str] = PendingTable(16, self.recorder.timeout)
+        self.table: PendingTable[str] = PendingTable(16)
         codecs: dict[str, PayloadCodec] = {"acme": PROTOBUF, "json-acct": JsonCodec()}
         self.tracked = {
             ("acme", 77): Tracked(("acme", "gw-1"), 77, "DEPLOY-V2", "download"),
@@ -59,10 +58,7 @@ class World:
         }
         self.inbound = Inbound("runner", self.recorder, self.table, codecs, self.tracked)
         for request_id, device in ((KEPT, "gw-1"), ("req-1", "gw-1"), ("req-2", "gw-2")):
-            deadline = time.time() + 3600
-            self.table.add(
-                Pending(("acme", device), request_id, "CMD-V1", "command", "t", deadline)
-            )
+            self.table.add(Pending(("acme", device), request_id, "CMD-V1", "command", "t"))
 
     def receive(self, topic: bytes, payload: bytes) -> None:
         """Deliver as paho does; a reply taken must have come on its request's account and

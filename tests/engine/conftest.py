@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from jobrunner.cli.main import cli
 from jobrunner.device import BrokerSettings, OperationSettings
 from jobrunner.device.operations import DEFAULT_SETTINGS
-from jobrunner.engine.executor import EngineSettings
+from jobrunner.engine.runtime import EngineSettings
 from jobrunner.engine.service import Runner, RunnerConfig
 from jobrunner.simulator.broker import RunningBroker
 from jobrunner.simulator.config import FleetConfig, Timing

@@ -84,7 +84,7 @@ def test_a_device_known_to_be_disconnected_fails_at_once(scenario: Scenario) -> 
         runner.engine.run_until(
             lambda: (
                 runner.engine.devices.absence(
-                    scenario.scope, "gw-0002", runner.engine.listening_since
+                    scenario.scope, "gw-0002", runner.engine.connection.listening_since
                 )
                 is not None
             ),

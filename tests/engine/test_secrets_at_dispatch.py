@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from jobrunner.device import BrokerSettings, KuraPayload, Metric, operation_for_step
-from jobrunner.engine.events import Inbox
-from jobrunner.engine.link import ClientLink, OperationAdapter
-from jobrunner.engine.ports import Failed, Succeeded, Tag
+from jobrunner.device import KuraPayload, Metric, operation_for_step
+from jobrunner.engine.ports import Failed, Succeeded
 from jobrunner.engine.spec import dump_steps, spec_digest
+from jobrunner.engine.steps import OperationAdapter
+from jobrunner.errors import SecretError
 from jobrunner.manifests import Job
 from jobrunner.manifests.secrets import SecretResolver
 from jobrunner.manifests.steps import load_steps
@@ -215,14 +215,7 @@ def test_a_secret_missing_at_send_time_is_not_sent_and_says_which_reference() ->
     adapter = _adapter(environ)
     assert adapter.unsupported_reason(["CMD-V1"]) is None
     del environ["JR_CMD_PASSWORD"]  # gone between the check and the send
-    inbox = Inbox()
-    settings = BrokerSettings.from_url("mqtt://127.0.0.1:1", client_id="never-connects")
-    link = ClientLink(settings, inbox, max_in_flight=10)
-    tag = Tag(("acme", "j"), "gw-1", 0, "41")
 
-    refused = link.send_step(tag, adapter, None, 30.0)
-
-    assert refused is not None
-    assert refused.startswith("not sent: secret valueFrom env JR_CMD_PASSWORD: ")
-    assert inbox.take(0) == []  # nothing pretends to be a reply
-    assert link.in_flight() == 0
+    with pytest.raises(SecretError, match="secret valueFrom env JR_CMD_PASSWORD: "):
+        adapter.request(None)
+    assert ENV_SECRET not in adapter.redact(f"echoed {ENV_SECRET}")

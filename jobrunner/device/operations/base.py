@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel
 
-from jobrunner.device.model import Request
+from jobrunner.device.model import FailureKind, Request
 from jobrunner.device.payload import KuraPayload, Metric
 from jobrunner.errors import OperationError, PayloadError
 from jobrunner.manifests.secrets import SecretRef
@@ -79,6 +79,10 @@ class Outcome:
     summary: str
     state: AsyncState | None = None
     settle: Settle | None = None
+    failure: FailureKind | None = None
+    """For a failure: its kind (DEVICE_FAILED when not said)."""
+    code: int | None = None
+    """For a failure the device replied with: its response code."""
 
     @property
     def final(self) -> bool:
@@ -89,8 +93,13 @@ class Outcome:
         return cls(OutcomeStatus.OK, summary)
 
     @classmethod
-    def failed(cls, summary: str) -> Outcome:
-        return cls(OutcomeStatus.FAILED, summary)
+    def failed(
+        cls,
+        summary: str,
+        kind: FailureKind = FailureKind.DEVICE_FAILED,
+        code: int | None = None,
+    ) -> Outcome:
+        return cls(OutcomeStatus.FAILED, summary, failure=kind, code=code)
 
     @classmethod
     def ignored(cls, summary: str, state: AsyncState | None = None) -> Outcome:
@@ -177,7 +186,9 @@ class Operation(ABC, Generic[P]):
             hints = {404: f"the device does not run {self.app_id}"}
         failure = reply_failure(payload, hints)
         if failure is not None:
-            return Outcome.failed(failure)
+            code = response_code(payload)
+            kind = FailureKind.DEVICE_ERROR if code is not None else FailureKind.UNREADABLE
+            return Outcome.failed(failure, kind, code)
         if self.mode is StepMode.ASYNC:
             return self.accepted(payload, operation_id)
         return self.succeeded(payload)

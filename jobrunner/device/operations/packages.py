@@ -16,7 +16,7 @@ from typing import ClassVar
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
-from jobrunner.device.model import Request
+from jobrunner.device.model import FailureKind, Request
 from jobrunner.device.operations.base import (
     AsyncState,
     Operation,
@@ -149,7 +149,9 @@ class DownloadPackage(Operation[PackageDownload]):
                 f"download of {self.package} failed on the device: {error}{after}"
             )
         if status == "CANCELLED":
-            return Outcome.failed(f"download of {self.package} was cancelled on the device")
+            return Outcome.failed(
+                f"download of {self.package} was cancelled on the device", FailureKind.CANCELLED
+            )
         if status not in ("IN_PROGRESS", *DONE):
             return Outcome.ignored(f"download notification with unknown status {status!r}", state)
         verifier = int_metric(payload, "dp.download.index") not in (None, 0)

@@ -1,0 +1,176 @@
+"""Dispatch: which targets get a request this turn, recorded before anything is published.
+
+At most `max_in_flight` requests are out at once, across all executions (status queries
+first, then one target per execution in turn), and one operation at a time per device,
+whatever the job: a target whose device is busy waits for it. A request is recorded with its
+id (and fsync'ed) before it is published, so that a restarted runner never sends it twice;
+the log says "sent" only of what left.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from jobrunner.engine import progression
+from jobrunner.engine.outcomes import Outcomes
+from jobrunner.engine.ports import FailureKind, Tag
+from jobrunner.engine.recovery import StatusQueries
+from jobrunner.engine.runtime import (
+    RunningJob,
+    Runtime,
+    new_operation_id,
+    new_request_id,
+)
+from jobrunner.engine.timers import ReplyDue, RetryPublish
+from jobrunner.errors import NotSentError, OperationError, SecretError
+from jobrunner.state.targets import TargetState, TargetStatus
+
+Outgoing = tuple[RunningJob, TargetState, str]
+"""A target whose request is recorded, to publish; with what the log says once it left."""
+
+
+class Dispatcher:
+    def __init__(self, runtime: Runtime, outcomes: Outcomes, queries: StatusQueries) -> None:
+        self.rt = runtime
+        self.outcomes = outcomes
+        self.queries = queries
+
+    def has_ready(self) -> bool:
+        """Whether a request could go out now (the loop then does not wait for events)."""
+        if not self.rt.connection.sending:
+            return False
+        if self.rt.link.in_flight() >= self.rt.settings.max_in_flight:
+            return False
+        if self.queries.waiting:
+            return True
+        return any(j.run and j.run.ready and not j.run.stopping for j in self.rt.jobs.values())
+
+    def collect(self) -> list[Outgoing]:
+        """Record a request for each ready target the window allows (status queries are sent
+        first, at once); the requests are published after the state is written."""
+        if not self.rt.connection.sending:
+            return []
+        capacity = self.rt.settings.max_in_flight - self.rt.link.in_flight()
+        capacity -= self.queries.send(capacity)
+        outgoing: list[Outgoing] = []
+        runs = [j for j in self.rt.jobs.values() if j.run and j.run.ready and not j.run.stopping]
+        while capacity > 0 and runs:
+            for job in list(runs):  # round robin: one target per execution per turn
+                run = job.run
+                assert run is not None
+                if not run.ready or run.stopping:
+                    runs.remove(job)
+                    continue
+                recorded = self._record(job, run.ready.popleft())
+                if recorded is not None:
+                    outgoing.append((job, *recorded))
+                    capacity -= 1
+                    if capacity == 0:
+                        break
+        return outgoing
+
+    def _record(self, job: RunningJob, client_id: str) -> tuple[TargetState, str] | None:
+        """The target with its request recorded, and what the log says once it is sent."""
+        target = job.state.targets.get(client_id)
+        if target.is_final or target.status is not TargetStatus.PROCESS_AWAITING:
+            return None
+        now = self.rt.clock()
+        operation = job.operations[target.step_index]
+        devices = self.rt.devices
+        absent = devices.absence(job.scope, client_id, self.rt.connection.listening_since)
+        if absent is not None:
+            self.outcomes.apply(job, target, progression.not_sent(f"{absent}; not sent"), "failed")
+            return None
+        apps = devices.applications(job.scope, client_id)
+        unsupported = operation.unsupported_reason(apps) if apps is not None else None
+        if unsupported is not None:
+            kind = FailureKind.NOT_SENT if unsupported.startswith("not sent") else None
+            failure = progression.not_sent(unsupported, kind or FailureKind.UNSUPPORTED)
+            self.outcomes.apply(job, target, failure, "failed")
+            return None
+        if not self.rt.device_queue.try_take((job.scope, client_id), job.key):
+            self.rt.device_queue.park((job.scope, client_id), job.key, client_id)
+            return None
+        step = job.steps[target.step_index]
+        operation_id = new_operation_id() if operation.asynchronous else None
+        sent = target.dispatched(
+            new_request_id(), now + step.timeout.total_seconds(), now, operation_id
+        )
+        job.state.targets.put(sent)
+        job.out.add(client_id)
+        if operation_id is not None:
+            self.rt.operations[operation_id] = (job.key, client_id)
+        described = (sent.execution or 0, sent.step_index)
+        if described in job.described:
+            text = operation.name() + (f" (job.id {operation_id})" if operation_id else "")
+        else:  # the whole request once per step and execution: the log stays small
+            job.described.add(described)
+            text = operation.describe(operation_id)
+        return sent, text
+
+    def publish(self, outgoing: Iterable[Outgoing]) -> None:
+        """Publish what was recorded, and await each reply until its deadline."""
+        for job, target, text in outgoing:
+            assert target.request_id is not None and target.deadline is not None
+            tag = Tag(job.key, target.client_id, target.step_index, target.request_id)
+            operation = job.operations[target.step_index]
+            try:
+                request = operation.request(target.operation_id)
+            except (SecretError, OperationError) as error:
+                failure = progression.not_sent(operation.redact(f"not sent: {error}"))
+                self.outcomes.apply(job, target, failure, "not sent")
+                continue
+            try:
+                self.rt.link.send(tag, request)  # an asynchronous one is tracked from now on
+            except NotSentError:
+                self.unsend(job, target, "the broker connection is down")
+                continue
+            self.rt.deadlines.add(target.deadline, ReplyDue(tag))
+            job.say(target, f"sent {text}")
+
+    def unsend(self, job: RunningJob, target: TargetState, why: str) -> None:
+        """A request that did not leave (the broker connection, or the state directory, was
+        unavailable): record that it was not sent, and queue the target again."""
+        now = self.rt.clock()
+        back = TargetState(
+            target.client_id,
+            target.step_index,
+            TargetStatus.PROCESS_AWAITING,
+            f"not sent: {why}; will retry",
+            target.execution,
+            updated=now,
+        )
+        job.state.targets.put(back)
+        if target.operation_id is not None:
+            self.rt.operations.pop(target.operation_id, None)
+        self.rt.release(job, target.client_id)
+        job.out.discard(target.client_id)
+        if job.run is not None:
+            job.run.ready.append(target.client_id)
+        if why.startswith("the broker"):
+            # The link's own connection events say when it is back; until then (or a second
+            # later, whichever first) nothing more is tried.
+            self.rt.connection.connected = False
+            self.rt.deadlines.add(now + self.rt.settings.reconnect_retry, RetryPublish())
+
+    def cancel(self, job: RunningJob, client_id: str) -> bool:
+        """Ask the device to cancel the target's operation where it stands (a download in
+        progress); False when there is nothing that can be cancelled, or it was not sent."""
+        if client_id not in job.state.targets:
+            return False
+        target = job.state.targets.get(client_id)
+        if target.status is not TargetStatus.AWAITING_COMPLETION or target.operation_id is None:
+            return False
+        operation = job.operations[target.step_index]
+        request = operation.cancel_request(target.operation_id, target.phase)
+        if request is None:
+            return False
+        tag = Tag(job.key, client_id, target.step_index, new_request_id(), "cancel")
+        try:
+            self.rt.link.send(tag, request)
+        except NotSentError as error:
+            job.say(target, f"cancel not sent ({request.name}): {error}")
+            return False
+        self.rt.deadlines.add(self.rt.clock() + self.rt.settings.query_timeout, ReplyDue(tag))
+        job.say(target, f"sent {request.name} (cancel)")
+        return True

@@ -1,0 +1,214 @@
+"""What the devices say, and what the runner sees for itself, applied to the targets.
+
+Replies, notifications and the deadlines that pass (a reply not in time, a completion not
+notified, a settling progress left alone) become outcomes; `progression` decides what each
+does to its target, and `Outcomes.apply` carries it out: records the new values, writes the
+log line, frees the device, counts the target or queues its next step.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from jobrunner.device.payload import KuraPayload
+from jobrunner.engine import progression
+from jobrunner.engine.events import NotificationArrived, ReplyArrived
+from jobrunner.engine.ports import Accepted, Ignored, Outcome, Succeeded, Tag
+from jobrunner.engine.recovery import StatusQueries
+from jobrunner.engine.runtime import RunningJob, Runtime
+from jobrunner.engine.timers import CompletionDue, SettleDue
+from jobrunner.errors import PayloadError
+from jobrunner.state.targets import TargetState, TargetStatus
+
+log = logging.getLogger(__name__)
+
+
+class Outcomes:
+    def __init__(self, runtime: Runtime, queries: StatusQueries) -> None:
+        self.rt = runtime
+        self.queries = queries
+        self.early: dict[int, list[NotificationArrived]] = {}
+        """Notifications that came before the reply that accepted their operation."""
+
+    # -- applying ---------------------------------------------------------------------------
+
+    def apply(self, job: RunningJob, target: TargetState, outcome: Outcome, how: str) -> None:
+        """Move a target on according to `outcome`."""
+        now = self.rt.clock()
+        change = progression.progress(target, outcome, job.steps, how, now)
+        for value in change.records:
+            job.state.targets.put(value)
+        if change.line:
+            job.say(target, change.line, now)
+        if change.awaiting_until is not None:  # the reply is in; the device stays busy
+            job.out.discard(target.client_id)
+            self.rt.deadlines.add(change.awaiting_until, CompletionDue(job.key, target.client_id))
+        if change.settle_at is not None:
+            due = SettleDue(job.key, target.client_id, change.target.phase, change.settled)
+            self.rt.deadlines.add(change.settle_at, due)
+        if change.step_over:
+            self._step_over(job, target, change.target)
+
+    def _step_over(self, job: RunningJob, before: TargetState, after: TargetState) -> None:
+        """A step ended for a target: free its device, count it, queue its next step."""
+        job.out.discard(after.client_id)
+        if before.operation_id is not None:
+            self.rt.operations.pop(before.operation_id, None)
+            self.queries.forget(job, after.client_id)
+            tag = Tag(job.key, after.client_id, before.step_index, before.request_id or "")
+            self.rt.link.untrack(tag, before.operation_id)
+        self.rt.release(job, after.client_id)
+        run = job.run
+        if run is None or after.client_id not in run.covered:
+            return
+        run.cancelling.discard(after.client_id)
+        if after.is_final:
+            run.open -= 1
+        elif not run.stopping:
+            run.ready.append(after.client_id)
+
+    # -- replies ----------------------------------------------------------------------------
+
+    def on_reply(self, event: ReplyArrived) -> None:
+        tag = event.tag
+        job = self.rt.jobs.get(tag.job)
+        if job is None or tag.client_id not in job.state.targets:
+            return
+        target = job.state.targets.get(tag.client_id)
+        if tag.purpose == "status":
+            self.on_status_answer(job, target, tag, event.payload)
+        elif tag.purpose == "cancel":
+            self.on_cancel_answer(job, target, event.payload)
+        elif target.request_id != tag.request_id:
+            job.say(target, "anomaly: reply to a request that is no longer awaited; ignored")
+        else:
+            outcome = job.operations[target.step_index].on_reply(event.payload, target.operation_id)
+            self.apply(job, target, outcome, "replied")
+            if isinstance(outcome, Accepted) and target.operation_id in self.early:
+                for early in self.early.pop(target.operation_id):
+                    self.on_notification(early)
+
+    def on_reply_due(self, tag: Tag) -> None:
+        """A request's time ran out. Only if the link still awaited it: when it did not, its
+        reply is in the inbox and is taken next turn."""
+        if not self.rt.link.expire(tag):
+            return
+        job = self.rt.jobs.get(tag.job)
+        if job is None or tag.client_id not in job.state.targets:
+            return
+        target = job.state.targets.get(tag.client_id)
+        if tag.purpose == "status":
+            self.on_status_answer(job, target, tag, None)
+            return
+        if tag.purpose == "cancel":
+            self.on_cancel_answer(job, target, None)
+            return
+        if target.request_id != tag.request_id:
+            return
+        if target.phase == "restarted" and target.operation_id is not None:
+            # An asynchronous request recorded before a restart, its reply lost: the device
+            # may have accepted it. Ask the device rather than guess.
+            self.apply(job, target, Accepted(None), "restarted")
+            self.queries.ask(job, target.client_id)
+            return
+        lost = self.rt.connection.lost_at
+        failure = progression.no_reply(
+            target,
+            job.steps[target.step_index],
+            connection_lost=lost is not None
+            and target.updated is not None
+            and lost >= target.updated,
+            never_seen=self.rt.devices.never_seen(job.scope, target.client_id),
+        )
+        self.apply(job, target, failure, "timeout")
+
+    # -- notifications ----------------------------------------------------------------------
+
+    def on_notification(self, event: NotificationArrived) -> None:
+        found = self.rt.operations.get(event.operation_id or -1)
+        job = self.rt.jobs.get(found[0]) if found else None
+        if found is None or job is None:
+            log.warning(
+                "anomaly: notification for an operation the runner did not start (%s/%s from"
+                " %s, job.id %s); ignored",
+                event.app_id,
+                "/".join(event.resources),
+                event.client_id,
+                event.operation_id,
+            )
+            return
+        target = job.state.targets.get(found[1])
+        resources = "/".join(event.resources) or "-"
+        if (event.account, event.client_id) != (job.scope, target.client_id):
+            job.say(
+                target,
+                f"anomaly: notification for this target's operation from"
+                f" {event.account}/{event.client_id}; ignored",
+            )
+            return
+        if target.status is TargetStatus.PROCESS_AWAITING and target.request_id:
+            self.early.setdefault(event.operation_id or -1, []).append(event)
+            return
+        if target.status is not TargetStatus.AWAITING_COMPLETION:
+            job.say(
+                target,
+                f"notification {resources} after the operation ended ({target.status.value});"
+                " ignored",
+            )
+            return
+        assert target.operation_id is not None
+        outcome = job.operations[target.step_index].on_notification(
+            target.operation_id, target.phase, event.resources, event.payload
+        )
+        if isinstance(outcome, Ignored):
+            job.say(target, f"notification {resources}: {outcome.reason}; ignored")
+            return
+        self.apply(job, target, outcome, "notified")
+
+    def on_completion_due(self, due: CompletionDue) -> None:
+        job = self.rt.jobs.get(due.job)
+        if job is None:
+            return
+        target = job.state.targets.get(due.client_id)
+        if target.status is not TargetStatus.AWAITING_COMPLETION or target.deadline is None:
+            return
+        if target.deadline > self.rt.clock():
+            return  # re-armed later; its own entry will come
+        failure = progression.no_completion(target, job.steps[target.step_index])
+        self.apply(job, target, failure, "completion")
+
+    def on_settle_due(self, due: SettleDue) -> None:
+        job = self.rt.jobs.get(due.job)
+        if job is None:
+            return
+        target = job.state.targets.get(due.client_id)
+        if target.status is TargetStatus.AWAITING_COMPLETION and target.phase == due.phase:
+            self.apply(job, target, Succeeded(due.summary), "settled")
+
+    # -- status queries and cancels ---------------------------------------------------------
+
+    def on_status_answer(
+        self, job: RunningJob, target: TargetState, tag: Tag, payload: KuraPayload | None
+    ) -> None:
+        outcome = self.queries.answer(job, target, tag, payload)
+        if outcome is not None:
+            self.apply(job, target, outcome, "status query")
+
+    def on_cancel_answer(
+        self, job: RunningJob, target: TargetState, payload: KuraPayload | None
+    ) -> None:
+        code = None if payload is None else _response_code(payload)
+        if code == 200:
+            text = "the device accepted the cancel; its notification is awaited"
+        else:
+            text = "no reply to the cancel" if payload is None else f"cancel refused ({code})"
+            if job.run is not None:
+                job.run.cancelling.discard(target.client_id)
+        job.say(target, text)
+
+
+def _response_code(payload: KuraPayload) -> int | None:
+    try:
+        return payload.integer("response.code")
+    except PayloadError:  # a reply without a readable code is not an answer
+        return None

@@ -1,0 +1,125 @@
+"""How a target moves: a target's state and an outcome in, the new state out. Pure.
+
+No I/O, no clock (`now` is an argument), no engine: what one reply, notification, status
+answer or deadline does to one target is decided here, and `outcomes` carries it out (records
+the values, writes the line, frees the device, queues the next step). The reasons of the
+failures the runner itself observes (no reply, no completion, the device gone) are composed
+here too, so that each says what happened and what it means.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from jobrunner.engine.ports import (
+    Accepted,
+    Failed,
+    FailureKind,
+    Outcome,
+    Progressed,
+    Succeeded,
+)
+from jobrunner.manifests import StepBase
+from jobrunner.state.targets import TargetState, TargetStatus
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """What an outcome does to a target."""
+
+    records: tuple[TargetState, ...]
+    """The values to record, in order; the last one is where the target stands now."""
+    line: str
+    """What the execution log says of it (empty: nothing)."""
+    step_over: bool = False
+    """The step ended, OK or failed: the device is free, the target counted or queued."""
+    awaiting_until: float | None = None
+    """An asynchronous operation was accepted: its completion is awaited until then."""
+    settle_at: float | None = None
+    """A settling progress: the step succeeds at this time if nothing else comes."""
+    settled: str | None = None
+    """What the success of a settling progress will say."""
+
+    @property
+    def target(self) -> TargetState:
+        return self.records[-1]
+
+
+def progress(
+    target: TargetState, outcome: Outcome, steps: Sequence[StepBase], how: str, now: float
+) -> Transition:
+    """The transition `outcome` causes (`how` it came: replied, notified, timeout...)."""
+    step = steps[target.step_index]
+    if isinstance(outcome, Accepted):
+        deadline = now + step.completion_timeout.total_seconds()  # type: ignore[attr-defined]
+        accepted = target.accepted(deadline, outcome.phase, now)
+        return Transition((accepted,), "accepted; AWAITING_COMPLETION", awaiting_until=deadline)
+    if isinstance(outcome, Progressed):
+        moved = target.progressed(outcome.phase, outcome.message, now)
+        if outcome.settle_after is None:
+            return Transition((moved,), outcome.message or "")
+        return Transition(
+            (moved,),
+            outcome.message or "",
+            settle_at=now + outcome.settle_after,
+            settled=outcome.settled,
+        )
+    if isinstance(outcome, Succeeded):
+        records: tuple[TargetState, ...] = ()
+        if target.status is TargetStatus.AWAITING_COMPLETION:
+            target = target.notified(outcome.summary, now)
+            records = (target,)
+        done = target.succeeded(len(steps), outcome.summary, now)
+        note = f": {outcome.summary}" if outcome.summary else ""
+        following = (
+            "PROCESS_OK"
+            if done.is_final
+            else f"next: step {done.step_index} '{steps[done.step_index].name}'"
+        )
+        return Transition((*records, done), f"{how} OK{note}; {following}", step_over=True)
+    failed = target.failed(outcome.reason, now, outcome.failure)
+    return Transition(
+        (failed,), f"{outcome.reason}; PROCESS_FAILED, later steps skipped", step_over=True
+    )
+
+
+# --- the failures the runner observes itself ----------------------------------------------
+
+
+def no_reply(
+    target: TargetState, step: StepBase, *, connection_lost: bool, never_seen: bool
+) -> Failed:
+    """The reply did not come in time: why it may not have, as far as the runner knows."""
+    if target.phase == "restarted":
+        return Failed("runner restarted before the reply", FailureKind.RESTARTED)
+    reason = f"no reply in {step.timeout.total_seconds():g}s"
+    if connection_lost:
+        reason += (
+            " (the broker connection was lost meanwhile: the request or its reply may have"
+            " been lost with it)"
+        )
+    elif never_seen:
+        reason += (
+            "; no BIRTH was ever heard from this device (one published before the runner"
+            " first listened is not repeated): is it online, and is its client id right?"
+        )
+    return Failed(reason, FailureKind.TIMEOUT)
+
+
+def no_completion(target: TargetState, step: StepBase) -> Failed:
+    waited = step.completion_timeout.total_seconds()  # type: ignore[attr-defined]
+    where = f" (last: {target.message})" if target.message else ""
+    return Failed(
+        f"no completion notification in {waited:g}s{where}", FailureKind.COMPLETION_TIMEOUT
+    )
+
+
+def device_gone(lost: bool) -> Failed:
+    """The device disconnected (DC), or lost its connection (LWT), before it replied."""
+    kind = "lost its connection (LWT)" if lost else "disconnected"
+    return Failed(f"device {kind} before replying", FailureKind.DISCONNECTED)
+
+
+def not_sent(reason: str, kind: FailureKind = FailureKind.NOT_SENT) -> Failed:
+    return Failed(reason, kind)

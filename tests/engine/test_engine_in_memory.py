@@ -1,0 +1,194 @@
+"""The engine's rules without a broker: the in-memory link plays the devices, and a fake clock
+passes time, so that timeouts are tested without sleeping."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from jobrunner.device import BrokerSettings, KuraPayload, Metric
+from jobrunner.engine.events import Inbox
+from jobrunner.engine.memory import MemoryLink, Sent, error, ok
+from jobrunner.engine.runtime import EngineSettings
+from jobrunner.engine.service import Runner, RunnerConfig
+from jobrunner.engine.status import job_view
+from jobrunner.state.records import ExecutionStatus
+
+
+@dataclass
+class FakeClock:
+    now: float = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class World:
+    root: Path
+    clock: FakeClock
+    link: MemoryLink | None = None
+
+    def job(self, steps: str, devices: str = "[gw-1, gw-2]") -> None:
+        jobs = self.root / "jobs.d"
+        jobs.mkdir(exist_ok=True)
+        (jobs / "job.yaml").write_text(
+            "apiVersion: jobrunner/v1\nkind: Job\nmetadata: {name: rollout, scope: acme}\n"
+            f"spec:\n  targets: {{devices: {devices}}}\n  steps:\n"
+            + textwrap.indent(textwrap.dedent(steps).strip(), "    ")
+            + '\n  run: "1"\n'
+        )
+
+    def runner(self, handler: object) -> Runner:
+        def link(inbox: Inbox) -> MemoryLink:
+            self.link = MemoryLink(inbox, handler)  # type: ignore[arg-type]
+            return self.link
+
+        config = RunnerConfig(
+            jobs_dir=self.root / "jobs.d",
+            state_dir=self.root / "state",
+            scope="acme",
+            broker=BrokerSettings.from_url("mqtt://127.0.0.1:1", client_id="memory"),
+            engine=EngineSettings(durable=False),
+        )
+        return Runner(config, link=link, clock=self.clock)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    yield World(tmp_path, FakeClock())
+
+
+def _start(runner: Runner) -> tuple[str, str, int]:
+    (started,) = runner.apply(runner.plan(runner.load())).started
+    runner.engine.step(0)  # dispatch, publish; the replies wait in the inbox
+    runner.engine.step(0)  # take them
+    return started
+
+
+STOP = "- {name: stop, definition: Bundle Stop, timeout: 30s, properties: {bundleId: 42}}"
+
+
+def test_a_reply_that_never_comes_times_out_on_the_engine_clock(world: World) -> None:
+    world.job(STOP)
+    silent_gw2 = lambda sent: None if sent.client_id == "gw-2" else ok()  # noqa: E731
+    with world.runner(silent_gw2) as runner:
+        started = _start(runner)
+        job = runner.job_state("acme", "rollout")
+        assert job.targets.get("gw-1").status.value == "PROCESS_OK"
+        assert job.targets.get("gw-2").status.value == "PROCESS_AWAITING"
+
+        world.clock.advance(29)
+        runner.engine.step(0)
+        assert job.targets.get("gw-2").status.value == "PROCESS_AWAITING", "not yet"
+
+        world.clock.advance(2)
+        runner.engine.step(0)
+
+        gw2 = job.targets.get("gw-2")
+        assert (gw2.status.value, gw2.failure) == ("PROCESS_FAILED", "timeout")
+        assert gw2.message is not None and gw2.message.startswith("no reply in 30s")
+        assert runner.engine.link.in_flight() == 0
+        assert world.link is not None
+        request_id = world.link.sent[-1].tag.request_id
+        assert world.link.reply(request_id, ok()) is False, "a late reply reaches nobody"
+        (summary,) = runner.wait([started])
+    assert summary.status is ExecutionStatus.TERMINATED
+
+
+def test_a_device_error_is_recorded_with_its_kind_and_code(world: World) -> None:
+    world.job(STOP)
+    refuses = lambda sent: error(500, "bundle 42 is busy")  # noqa: E731
+    with world.runner(refuses) as runner:
+        started = _start(runner)
+        runner.wait([started])
+        view = job_view(runner.job_state("acme", "rollout"))
+
+    (first, _) = view["targets"]
+    assert first["status"] == "PROCESS_FAILED"
+    assert first["failure"] == {"kind": "device-error", "code": 500}
+    assert first["message"].startswith("device replied 500: bundle 42 is busy")
+
+
+DOWNLOAD = """
+- name: install
+  definition: Package Download / Install
+  timeout: 30s
+  completionTimeout: 10m
+  properties: {uri: "https://repo.example.com/a-1.0.dp", name: a, version: 1.0.0}
+"""
+
+
+def _notification(**metrics: Metric) -> KuraPayload:
+    return KuraPayload.of(metrics)
+
+
+def test_an_async_step_completes_by_notification_or_fails_at_its_completion_timeout(
+    world: World,
+) -> None:
+    world.job(DOWNLOAD)
+    with world.runner(lambda sent: ok()) as runner:
+        started = _start(runner)
+        job = runner.job_state("acme", "rollout")
+        assert {t.status.value for t in job.targets} == {"AWAITING_COMPLETION"}
+        assert world.link is not None
+        operations = {s.client_id: s.operation_id for s in world.link.sent}
+        gw1 = operations["gw-1"]
+        assert gw1 is not None
+        world.link.notify(
+            "gw-1",
+            gw1,
+            ["install"],
+            _notification(**{"dp.install.status": Metric.string("COMPLETED")}),
+        )
+        runner.engine.step(0)
+        assert job.targets.get("gw-1").status.value == "PROCESS_OK"
+
+        world.clock.advance(601)
+        runner.engine.step(0)
+        gw2 = job.targets.get("gw-2")
+        assert (gw2.status.value, gw2.failure) == ("PROCESS_FAILED", "completion-timeout")
+        assert gw2.message == "no completion notification in 600s"
+        (summary,) = runner.wait([started])
+    assert summary.counts == {"PROCESS_OK": 1, "PROCESS_FAILED": 1}
+
+
+def test_a_stop_waits_for_the_replies_in_flight_at_most_its_drain(world: World) -> None:
+    world.job(STOP)
+    with world.runner(lambda sent: None) as runner:  # nobody answers
+        started = _start(runner)
+        runner.stop_job("acme", "rollout", "stopped by the test", drain=5)
+        world.clock.advance(4)
+        runner.engine.step(0)
+        assert runner.job_state("acme", "rollout").running is not None
+        world.clock.advance(2)
+        (summary,) = runner.wait([started])
+    assert summary.status is ExecutionStatus.STOPPED
+
+
+def test_only_what_left_is_logged_as_sent(world: World) -> None:
+    world.job(STOP)
+
+    def answers(sent: Sent) -> KuraPayload | None:
+        return ok()
+
+    with world.runner(answers) as runner:
+        assert world.link is not None
+        world.link.is_connected = False  # publishing fails: nothing leaves
+        runner.apply(runner.plan(runner.load()))
+        runner.engine.step(0)
+        log = runner.job_state("acme", "rollout")
+        targets = {t.client_id: t.message for t in log.targets}
+    text = (world.root / "state/scopes/acme/jobs/rollout/executions/000001/log.txt").read_text()
+    assert " sent " not in text
+    assert targets == {
+        "gw-1": "not sent: the broker connection is down; will retry",
+        "gw-2": "not sent: the broker connection is down; will retry",
+    }
