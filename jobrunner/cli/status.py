@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import yaml
 
 from jobrunner.cli.options import require_state_dir, scope_option, state_dir_option
 from jobrunner.cli.progress import COLOURS as TARGET_COLOURS
@@ -115,8 +116,6 @@ def _emit(value: Any, output: str, table: Any) -> None:
     if output == "json":
         click.echo(json.dumps(value, indent=2, ensure_ascii=False))
     elif output == "yaml":
-        import yaml
-
         click.echo(yaml.safe_dump(value, sort_keys=False, allow_unicode=True).rstrip())
     else:
         table(value)

@@ -23,8 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from jobrunner.engine.policy import Change, PolicyChange, review
 from jobrunner.engine.spec import (
     NO_DEVICES,
     ScopeDevices,
@@ -38,9 +38,6 @@ from jobrunner.manifests import Declared, Job, ManifestSet
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import StateDir
 from jobrunner.state.records import Conflict, JobRecord
-
-if TYPE_CHECKING:
-    from jobrunner.engine.policy import PolicyChange
 
 
 class Action(StrEnum):
@@ -124,10 +121,31 @@ def compute_plan(
     policies (and, with `require_signed`, against commit signatures): docs/policy.md.
     `loaded`: jobs already in memory (a runner's), not read from disk again."""
     plan = _compute(manifests, state, devices, revision, loaded)
-    from jobrunner.engine.policy import review  # builds on this module's types
-
-    review(plan, state, require_signed)
+    verdicts = review(manifests, state, _changes_to_judge(plan), require_signed)
+    manifests.diagnostics.extend(verdicts.diagnostics)
+    plan.policy_changes.extend(verdicts.accepted)
+    for job in plan.jobs:
+        problem = verdicts.refused.get((job.scope, job.name))
+        if problem is not None:
+            job.action = Action.REFUSED
+            job.problems = [problem]
+            job.start = job.stop = job.blocked = None
     return plan
+
+
+def _changes_to_judge(plan: Plan) -> list[Change]:
+    """The jobs whose manifest would change something, and where each is written."""
+    found = []
+    for job in plan.jobs:
+        if not job.changes_something or job.action in (Action.CONFLICT, Action.INVALID):
+            continue
+        if job.declared is not None:
+            origin = job.declared.origin
+            found.append(Change(job.scope, job.name, origin.file, origin.line("metadata", "name")))
+        elif job.record is not None and job.record.source is not None:
+            source = job.record.source
+            found.append(Change(job.scope, job.name, Path(source.file), source.line))
+    return found
 
 
 def _compute(

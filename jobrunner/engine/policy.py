@@ -9,9 +9,9 @@ policy of the job's scope (docs/policy.md):
   `allowedSigningKeys`, by one of those keys. A scope without a policy then accepts any
   good signature that git can verify with the runner's keyring or allowed-signers file.
 
-What is refused becomes `Action.REFUSED` with the file, line and why; the reconciler leaves
-such a job exactly as recorded, like a conflict. Only what would change is checked: a job
-whose manifest changes nothing needs no permission.
+The review returns verdicts: the plan makes a refused job `Action.REFUSED` with the file,
+line and why, and the reconciler leaves such a job exactly as recorded, like a conflict. Only
+what would change is checked: a job whose manifest changes nothing needs no permission.
 
 The policy itself is guarded by the one in force before it: the accepted policy of each
 scope is recorded (`STATE/scopes/SCOPE/policy.json`) and a change to it (or its removal)
@@ -21,22 +21,16 @@ scope is trusted on first use, checked against itself.
 
 from __future__ import annotations
 
-import os
-import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from jobrunner.engine.plan import Action, JobPlan, Plan
+from jobrunner.engine.git import Commit, GitHistory
 from jobrunner.errors import StateError
 from jobrunner.manifests import Diagnostic, ManifestSet, Policy, Severity
-from jobrunner.state.files import read_json, write_json
 from jobrunner.state.layout import StateDir
+from jobrunner.state.policies import PolicyRecord, load_policy, policy_file, save_policy
 
-POLICY_FORMAT = "jobrunner.policy"
-POLICY_VERSION = 1
-_FIELDS = ("%H", "%G?", "%GF", "%GP", "%ae")
 _SIGNATURES = {
     "G": "a good signature",
     "U": "a good signature by a key of unknown validity",
@@ -75,21 +69,6 @@ class Rules:
 
 
 @dataclass(frozen=True)
-class Commit:
-    """The commit that last changed a file, as `git log -1 -- FILE` finds it."""
-
-    sha: str
-    signature: str
-    key: str
-    primary_key: str
-    author: str
-
-    @property
-    def short(self) -> str:
-        return self.sha[:12]
-
-
-@dataclass(frozen=True)
 class PolicyChange:
     """A policy accepted by a plan, recorded when the plan is applied (None: removed)."""
 
@@ -97,70 +76,6 @@ class PolicyChange:
     rules: Rules | None
     file: str
     commit: str
-
-
-class GitHistory:
-    """`git log` and `git status` of manifest files, asked once per file."""
-
-    def __init__(self, git: str = "git") -> None:
-        self.git = git
-        self._changes: dict[Path, Commit | str] = {}
-
-    def last_change(self, file: Path) -> Commit | str:
-        """The commit that last changed `file`, or why there is none to judge."""
-        if file not in self._changes:
-            self._changes[file] = self._read(file)
-        return self._changes[file]
-
-    def _read(self, file: Path) -> Commit | str:
-        folder = file.parent
-        while not folder.is_dir() and folder != folder.parent:
-            folder = folder.parent  # a removed manifest: ask from a folder that exists
-        found = self._run(folder, "rev-parse", "--show-toplevel")
-        if isinstance(found, _Failed):
-            return f"{file} is not in a git repository ({found.reason})"
-        top = Path(found.strip())
-        path = os.path.relpath(file.resolve(), top)
-        status = self._run(top, "status", "--porcelain", "--untracked-files=all", "--", path)
-        if isinstance(status, _Failed):
-            return f"git cannot tell whether {file} has uncommitted changes ({status.reason})"
-        if status.strip():
-            what = "is not committed" if status.startswith("??") else "has uncommitted changes"
-            return f"{file} {what}: only committed changes can be judged"
-        log = self._run(top, "log", "-1", f"--format={'%x00'.join(_FIELDS)}", "--", path)
-        if isinstance(log, _Failed):
-            return f"git log of {file} failed ({log.reason})"
-        parts = log.strip("\n").split("\0")
-        if len(parts) != len(_FIELDS) or not parts[0]:
-            return f"{file} has no commit in git history"
-        return Commit(*parts)
-
-    def _run(self, folder: Path, *args: str) -> str | _Failed:
-        command = [self.git, "-c", "log.showSignature=false", *args]
-        environment = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
-        try:
-            done = subprocess.run(
-                command,
-                cwd=folder,
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=False,
-                env=environment,
-            )
-        except FileNotFoundError:
-            return _Failed("git is not installed")
-        except (OSError, subprocess.TimeoutExpired) as error:
-            return _Failed(str(error))
-        if done.returncode != 0:
-            lines = done.stderr.strip().splitlines()
-            return _Failed(lines[-1] if lines else f"git exited with {done.returncode}")
-        return done.stdout
-
-
-@dataclass(frozen=True)
-class _Failed:
-    reason: str
 
 
 def judge(commit: Commit | str, rules: Rules | None, require_signed: bool) -> str | None:
@@ -198,69 +113,83 @@ def judge(commit: Commit | str, rules: Rules | None, require_signed: bool) -> st
 # --- recorded policies ----------------------------------------------------------------------------
 
 
-def policy_file(state: StateDir, scope: str) -> Path:
-    return state.scope(scope) / "policy.json"
-
-
 def recorded_rules(state: StateDir, scope: str) -> Rules | None:
     """The policy in force for `scope` after the last applied plan, if any."""
-    path = policy_file(state, scope)
-    try:
-        record = read_json(path, POLICY_FORMAT, POLICY_VERSION)
-    except FileNotFoundError:
+    record = load_policy(state, scope)
+    if record is None:
         return None
-    authors, keys = record.get("allowedAuthors"), record.get("allowedSigningKeys")
-    if not isinstance(authors, list) or not isinstance(keys, list):
-        raise StateError(f"{path}: not a policy record; restore it from a backup")
-    file, commit = str(record.get("file")), str(record.get("commit"))[:12]
-    where = f"the policy of scope '{scope}' recorded from {file} at commit {commit or '-'}"
-    return Rules(frozenset(map(str, authors)), frozenset(map(str, keys)), where, file)
+    where = (
+        f"the policy of scope '{scope}' recorded from {record.file} at commit"
+        f" {record.commit[:12] or '-'}"
+    )
+    return Rules(
+        frozenset(record.allowed_authors), frozenset(record.allowed_signing_keys), where,
+        record.file,
+    )  # fmt: skip
 
 
 def record_policies(state: StateDir, changes: Sequence[PolicyChange]) -> None:
     """Record the policies a plan accepted (the reconciler calls this when it applies it)."""
     for change in changes:
-        path = policy_file(state, change.scope)
-        if change.rules is None:
-            path.unlink(missing_ok=True)
-            continue
-        document: dict[str, Any] = {
-            "format": POLICY_FORMAT,
-            "version": POLICY_VERSION,
-            "allowedAuthors": sorted(change.rules.authors),
-            "allowedSigningKeys": sorted(change.rules.keys),
-            "file": change.file,
-            "commit": change.commit,
-        }
-        write_json(path, document)
+        rules = change.rules
+        record = (
+            None
+            if rules is None
+            else PolicyRecord(
+                allowed_authors=sorted(rules.authors),
+                allowed_signing_keys=sorted(rules.keys),
+                file=change.file,
+                commit=change.commit,
+            )
+        )
+        save_policy(state, change.scope, record)
 
 
 # --- reviewing a plan ---------------------------------------------------------------------------
 
 
-@dataclass
-class Review:
-    """One plan's review: the policy in force per scope, and what it refused."""
+@dataclass(frozen=True)
+class Change:
+    """A job whose manifest would change something, to be judged: where it is written."""
 
-    plan: Plan
+    scope: str
+    name: str
+    file: Path
+    line: int
+
+
+@dataclass
+class Verdicts:
+    """What the policies say of a plan: which job changes are refused and why, the policies
+    it accepts (recorded when the plan is applied), and the errors about policies."""
+
+    refused: dict[tuple[str, str], str] = field(default_factory=dict)
+    """(scope, name) -> `FILE:LINE: refused by policy: ...`."""
+    accepted: list[PolicyChange] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+
+@dataclass
+class _Review:
+    manifests: ManifestSet
     state: StateDir
     require_signed: bool
+    verdicts: Verdicts
     history: GitHistory = field(default_factory=GitHistory)
     in_force: dict[str, Rules | None] = field(default_factory=dict)
 
-    def run(self) -> None:
-        manifests = self.plan.manifests
-        scopes = set(manifests.policies) | {
+    def run(self, changes: Iterable[Change]) -> None:
+        scopes = set(self.manifests.policies) | {
             s for s in self.state.scopes() if policy_file(self.state, s).exists()
         }
         for scope in sorted(scopes):
-            self.in_force[scope] = self._policy(scope, manifests)
-        for job in self.plan.jobs:
-            if job.changes_something and job.action not in (Action.CONFLICT, Action.INVALID):
-                self._check(job)
+            self.in_force[scope] = self._policy(scope)
+        for change in changes:
+            self._check(change)
 
-    def _policy(self, scope: str, manifests: ManifestSet) -> Rules | None:
+    def _policy(self, scope: str) -> Rules | None:
         """The rules in force for `scope`: the declared policy if its change is allowed."""
+        manifests = self.manifests
         try:
             recorded = recorded_rules(self.state, scope)
         except StateError as error:
@@ -299,33 +228,30 @@ class Review:
                 return Rules(where=f"the refused policy of scope '{scope}'", closed=True)
             return recorded
         sha = commit.sha if isinstance(commit, Commit) else ""
-        self.plan.policy_changes.append(PolicyChange(scope, rules, str(file), sha))
+        self.verdicts.accepted.append(PolicyChange(scope, rules, str(file), sha))
         return rules
 
-    def _check(self, job: JobPlan) -> None:
-        rules = self.in_force.get(job.scope)
+    def _check(self, change: Change) -> None:
+        rules = self.in_force.get(change.scope)
         if rules is None and not self.require_signed:
             return
-        if job.declared is not None:
-            file, line = job.declared.origin.file, job.declared.origin.line("metadata", "name")
-        elif job.record is not None and job.record.source is not None:
-            file, line = Path(job.record.source.file), job.record.source.line
-        else:
-            return
-        problem = judge(self.history.last_change(file), rules, self.require_signed)
-        if problem is None:
-            return
-        job.action = Action.REFUSED
-        job.problems = [f"{file}:{line}: refused by policy: {problem}"]
-        job.start = job.stop = job.blocked = None
+        problem = judge(self.history.last_change(change.file), rules, self.require_signed)
+        if problem is not None:
+            self.verdicts.refused[(change.scope, change.name)] = (
+                f"{change.file}:{change.line}: refused by policy: {problem}"
+            )
 
     def _error(self, file: Path, line: int, message: str) -> None:
-        self.plan.manifests.diagnostics.append(Diagnostic(file, line, message, Severity.ERROR))
+        self.verdicts.diagnostics.append(Diagnostic(file, line, message, Severity.ERROR))
 
 
-def review(plan: Plan, state: StateDir, require_signed: bool = False) -> None:
-    """Apply the policies (and `--require-signed`) to `plan`, in place; see the module doc."""
+def review(
+    manifests: ManifestSet, state: StateDir, changes: Iterable[Change], require_signed: bool
+) -> Verdicts:
+    """What the scopes' policies (and `--require-signed`) say of the job `changes` a plan
+    would make; see the module's docstring."""
+    verdicts = Verdicts()
     recorded = any(policy_file(state, scope).exists() for scope in state.scopes())
-    if not (require_signed or plan.manifests.policies or recorded):
-        return  # no policy anywhere: no git history to read
-    Review(plan, state, require_signed).run()
+    if require_signed or manifests.policies or recorded:  # else no git history to read
+        _Review(manifests, state, require_signed, verdicts).run(changes)
+    return verdicts

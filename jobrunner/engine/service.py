@@ -21,11 +21,11 @@ from jobrunner.engine import executions
 from jobrunner.engine.devices import Devices
 from jobrunner.engine.events import Inbox
 from jobrunner.engine.executor import Engine
+from jobrunner.engine.git import git_revision
 from jobrunner.engine.link import ClientLink
 from jobrunner.engine.plan import Action, Plan, compute_plan
 from jobrunner.engine.ports import DeviceLink
 from jobrunner.engine.reconcile import Applied, Reconciler
-from jobrunner.engine.revision import git_revision
 from jobrunner.engine.runtime import EngineSettings
 from jobrunner.engine.spec import ScopeDevices
 from jobrunner.engine.steps import operations_factory

@@ -6,6 +6,7 @@ describes itself in JSON Schema, so that editors check the same rules as `jobrun
 
 from __future__ import annotations
 
+import difflib
 import re
 from datetime import datetime, timedelta
 from typing import Annotated, Any
@@ -175,8 +176,6 @@ def _check_zone(value: str) -> str:
 
 
 def _closest_zone(value: str) -> str | None:
-    import difflib
-
     matches = difflib.get_close_matches(value, sorted(available_timezones()), n=1, cutoff=0.6)
     return matches[0] if matches else None
 

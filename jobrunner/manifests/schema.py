@@ -8,6 +8,7 @@ keeps them identical to the models.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,5 @@ def write_schemas(folder: Path) -> list[Path]:
 
 
 if __name__ == "__main__":  # `make schemas`
-    import sys
-
     for path in write_schemas(Path(sys.argv[1] if len(sys.argv) > 1 else "schemas")):
         print(f"wrote {path}")

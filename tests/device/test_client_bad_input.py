@@ -7,10 +7,13 @@ bad message, still pending, gets its reply afterwards.
 from __future__ import annotations
 
 import gzip
+from types import SimpleNamespace
 
 import pytest
 
 from jobrunner.device.client import DeviceClient
+from jobrunner.device.correlation import PendingTable
+from jobrunner.device.inbound import Inbound
 from jobrunner.device.model import AnomalyKind, Request
 from jobrunner.device.payload import MAX_DECOMPRESSED_BYTES, KuraPayload, Metric
 from jobrunner.device.topics import Lifecycle
@@ -237,11 +240,6 @@ def test_messages_of_an_account_no_longer_served_are_anomalies(
 def test_a_reply_topic_whose_dots_became_levels_says_so() -> None:
     """RabbitMQ's MQTT plugin maps '.' to a topic level both ways: a runner whose client id
     has a dot gets its replies on a topic with more levels than Kura's."""
-    from types import SimpleNamespace
-
-    from jobrunner.device.correlation import PendingTable
-    from jobrunner.device.inbound import Inbound
-
     recorder = Recorder()
     table: PendingTable[str] = PendingTable(10)
     inbound = Inbound("jobrunner-host.example.com", recorder, table, {}, {})

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from jobrunner.cli.main import cli
 from jobrunner.simulator.broker import RunningBroker
+from jobrunner.simulator.faults import DelayFault, FaultPlan, Selector
 from jobrunner.state.records import ExecutionStatus
 
 from .conftest import Scenario
@@ -177,7 +178,6 @@ def test_a_cron_schedule_fires_on_time_and_a_fire_during_a_run_is_skipped(
     scenario: Scenario, watch: Watch
 ) -> None:
     scenario.registry(2)
-    from jobrunner.simulator.faults import DelayFault, FaultPlan, Selector
 
     scenario.fleet(2, FaultPlan(slow=(DelayFault(Selector("*", "bundle-stop"), 2.5),)))
     scenario.job(
@@ -229,7 +229,6 @@ def test_sigterm_exits_0_quickly_and_a_restart_resumes(
     scenario: Scenario, watch: Watch, tmp_path: Path
 ) -> None:
     scenario.registry(4)
-    from jobrunner.simulator.faults import DelayFault, FaultPlan, Selector
 
     scenario.fleet(4, FaultPlan(slow=(DelayFault(Selector("*", "bundle-start"), 3.0),)))
     scenario.job(
@@ -282,8 +281,6 @@ def test_a_broker_that_is_down_at_start_is_waited_for(
 def test_sigterm_records_the_replies_in_flight_before_exiting(
     scenario: Scenario, watch: Watch
 ) -> None:
-    from jobrunner.simulator.faults import DelayFault, FaultPlan, Selector
-
     scenario.registry(3)
     scenario.fleet(3, FaultPlan(slow=(DelayFault(Selector("*", "bundle-stop"), 1.5),)))
     scenario.job(

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
+import json
 
+import pytest
+from click.testing import CliRunner
+
+from jobrunner.cli.main import cli
 from jobrunner.errors import JobError
+from jobrunner.simulator.config import DeviceProfile
 from jobrunner.simulator.faults import FailFault, FaultPlan, Selector
 
 from .conftest import Scenario
@@ -103,8 +108,6 @@ def test_a_device_known_to_be_disconnected_fails_at_once(scenario: Scenario) -> 
 def test_a_device_without_the_application_fails_the_step_with_the_reason(
     scenario: Scenario,
 ) -> None:
-    from jobrunner.simulator.config import DeviceProfile
-
     old = DeviceProfile(apps=("CMD-V1", "DEPLOY-V2", "CONF-V1"))
     scenario.registry(2)
     scenario.job(
@@ -132,12 +135,6 @@ def test_a_device_without_the_application_fails_the_step_with_the_reason(
 
 
 def test_status_json_follows_the_fixed_contract(scenario: Scenario) -> None:
-    import json
-
-    from click.testing import CliRunner
-
-    from jobrunner.cli.main import cli
-
     scenario.registry(2)
     scenario.fleet(2)
     scenario.job("rollout", THREE_SYNC_STEPS)
@@ -174,8 +171,6 @@ def test_status_json_follows_the_fixed_contract(scenario: Scenario) -> None:
 def test_a_404_for_an_application_the_device_lacks_is_not_explained_as_a_missing_entry(
     scenario: Scenario,
 ) -> None:
-    from jobrunner.simulator.config import DeviceProfile
-
     old = DeviceProfile(apps=("CMD-V1", "DEPLOY-V2", "CONF-V1"))
     scenario.registry(1)
     scenario.fleet(1, profiles=(("gw-0001", old),))  # BIRTH before the runner listens

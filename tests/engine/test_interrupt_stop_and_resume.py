@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from jobrunner.simulator.config import Timing
-from jobrunner.simulator.faults import DelayFault, FaultPlan, Selector
+from jobrunner.simulator.faults import DelayFault, FailFault, FaultPlan, Selector
 from jobrunner.state.records import ExecutionStatus
 
 from .conftest import Scenario
@@ -194,8 +194,6 @@ def test_start_of_a_suspended_job_is_refused_saying_where(scenario: Scenario) ->
 
 
 def test_without_wait_the_exit_status_still_tells_failed_targets(scenario: Scenario) -> None:
-    from jobrunner.simulator.faults import FailFault
-
     scenario.registry(2)
     scenario.fleet(2, FaultPlan(fail=(FailFault(Selector("gw-0002", "bundle-stop"), 400),)))
     scenario.job("rollout", TWO_STEPS)

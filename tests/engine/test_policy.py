@@ -14,11 +14,14 @@ from click.testing import CliRunner
 
 from jobrunner.cli.main import cli
 from jobrunner.engine.plan import Action, Plan, compute_plan
-from jobrunner.engine.policy import policy_file, record_policies
+from jobrunner.engine.policy import record_policies
 from jobrunner.engine.service import device_tags
+from jobrunner.engine.spec import schedule_digest, spec_digest
 from jobrunner.manifests import load_manifests
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import StateDir
+from jobrunner.state.policies import policy_file
+from jobrunner.state.records import JobRecord, SourceRef
 
 from .conftest import Scenario
 from .gitrepo import SIGNERS, Repo, signing_repo
@@ -204,9 +207,6 @@ def _accept(repo: Repo) -> Plan:
 
 def _record(repo: Repo, result: Plan) -> None:
     """What an applied plan leaves: the job recorded with its run token."""
-    from jobrunner.engine.spec import schedule_digest, spec_digest
-    from jobrunner.state.records import JobRecord, SourceRef
-
     state = StateDir(repo.root.parent / "state")
     for job in result.jobs:
         if job.declared is None:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
+from pydantic import TypeAdapter
 
-from jobrunner.manifests import CATALOGUE, load_manifests, manifest_files
+from jobrunner.manifests import CATALOGUE, Step, load_manifests, manifest_files, reference
+from jobrunner.manifests.reference import STEP_EXAMPLES
 from jobrunner.manifests.schema import SCHEMA_FILES, render
 from jobrunner.manifests.yamlsource import read_documents
 
@@ -68,8 +71,6 @@ def test_example_documents_validate_against_their_schema_line(
 
 
 def test_schema_rejects_what_the_models_reject() -> None:
-    import json
-
     schema = json.loads((SCHEMAS / "job.schema.json").read_text(encoding="utf-8"))
     validator = jsonschema.Draft202012Validator(schema)
     job = {
@@ -94,8 +95,6 @@ def test_every_catalogue_definition_has_a_schema_entry() -> None:
 
 
 def test_schema_accepts_the_xml_form_where_the_models_do() -> None:
-    import json
-
     schema = json.loads((SCHEMAS / "job.schema.json").read_text(encoding="utf-8"))
     validator = jsonschema.Draft202012Validator(schema)
     step = {"name": "c", "definition": "Configuration Put", "properties": {"xml": "<x/>"}}
@@ -111,19 +110,14 @@ def test_schema_accepts_the_xml_form_where_the_models_do() -> None:
 
 
 def test_manifest_reference_is_what_the_models_generate() -> None:
-    from jobrunner.manifests.reference import render
-
     committed = (ROOT / "docs" / "manifest-reference.md").read_text(encoding="utf-8")
-    assert committed == render(), "docs/manifest-reference.md is stale: run `make schemas`"
+    assert committed == reference.render(), (
+        "docs/manifest-reference.md is stale: run `make schemas`"
+    )
 
 
 @pytest.mark.parametrize("definition", list(CATALOGUE))
 def test_each_step_example_of_the_reference_validates(definition: str) -> None:
-    from pydantic import TypeAdapter
-
-    from jobrunner.manifests import Step
-    from jobrunner.manifests.reference import STEP_EXAMPLES
-
     (document,) = read_documents(STEP_EXAMPLES[definition])
     (step,) = TypeAdapter(list[Step]).validate_python(document.data)
     assert step.definition == definition  # type: ignore[attr-defined]
