@@ -20,7 +20,8 @@ from pathlib import Path
 
 import click
 
-from jobrunner.cli.config import broker_settings, current
+from jobrunner.cli.config import broker_settings
+from jobrunner.cli.configfile import current
 from jobrunner.cli.progress import ProgressView, progress_of
 from jobrunner.errors import StateError
 from jobrunner.manifests import manifest_files

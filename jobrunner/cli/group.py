@@ -1,9 +1,13 @@
 """The command group class of `jobrunner` and its subgroups: commands listed in the order a
-user meets them, library errors as user errors, "did you mean" for commands and options."""
+user meets them, library errors as user errors, "did you mean" for commands and options, and
+commands imported when they are run, so that `jobrunner --help` (or `status`) does not pay
+for the engine, the MQTT client or the simulated fleet."""
 
 from __future__ import annotations
 
 import difflib
+import importlib
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -12,17 +16,55 @@ from jobrunner.errors import JobrunnerError
 
 
 class Group(click.Group):
-    """Commands listed in the order a user meets them; library errors become user errors."""
+    """Commands listed in the order a user meets them; library errors become user errors.
+
+    `lazy`: name -> ("module:attribute", short help) of commands imported on first use;
+    `prepare` is applied to each command when it is loaded."""
+
+    def __init__(
+        self,
+        *args: Any,
+        lazy: dict[str, tuple[str, str]] | None = None,
+        prepare: Callable[[click.Command], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy or {}
+        self.prepare = prepare
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(self.commands)
+        return [*self.lazy, *(name for name in self.commands if name not in self.lazy)]
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.commands and name in self.lazy:
+            module, _, attribute = self.lazy[name][0].partition(":")
+            command = getattr(importlib.import_module(module), attribute)
+            if self.prepare is not None:
+                self.prepare(command)
+            self.add_command(command, name)
+        return self.commands.get(name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list of `--help`, from the registered short help: nothing imported."""
+        rows = [
+            (
+                name,
+                self.lazy[name][1]
+                if name in self.lazy
+                else self.commands[name].get_short_help_str(),
+            )
+            for name in self.list_commands(ctx)
+        ]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def resolve_command(
         self, ctx: click.Context, args: list[str]
     ) -> tuple[str | None, click.Command | None, list[str]]:
         name = args[0] if args else ""
         if name and not name.startswith("-") and self.get_command(ctx, name) is None:
-            close = difflib.get_close_matches(name, list(self.commands), n=1)
+            close = difflib.get_close_matches(name, self.list_commands(ctx), n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             raise click.UsageError(f"no such command '{name}'{hint}", ctx=ctx)
         return super().resolve_command(ctx, args)

@@ -9,39 +9,81 @@ from pathlib import Path
 import click
 
 from jobrunner import __version__
-from jobrunner.cli.config import load_config, show_config
-from jobrunner.cli.cron import cron
-from jobrunner.cli.demo import demo
-from jobrunner.cli.devices import devices
+from jobrunner.cli.configfile import load_config
 from jobrunner.cli.group import Group
 from jobrunner.cli.options import accept_common_options, group_options_in
-from jobrunner.cli.plan import plan
-from jobrunner.cli.run import reconcile, start, stop
-from jobrunner.cli.simulate import simulate
-from jobrunner.cli.status import logs, status
-from jobrunner.cli.validate import validate
-from jobrunner.cli.watch import watch
 
-COMMANDS: list[click.Command] = [
-    demo,
-    validate,
-    plan,
-    reconcile,
-    watch,
-    start,
-    stop,
-    status,
-    logs,
-    devices,
-    simulate,
-    cron,
-    show_config,
-]
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": (
+        "jobrunner.cli.demo:demo",
+        "Watch jobrunner roll out the example jobs to a simulated fleet.",
+    ),
+    "validate": (
+        "jobrunner.cli.validate:validate",
+        "Check manifests: YAML, every field, and the rules across files.",
+    ),
+    "plan": (
+        "jobrunner.cli.plan:plan",
+        "Show what `reconcile` would do, without doing it.",
+    ),
+    "reconcile": (
+        "jobrunner.cli.run:reconcile",
+        "Apply the plan once, and run the executions that are due.",
+    ),
+    "watch": (
+        "jobrunner.cli.watch:watch",
+        "Run the daemon: reconcile on every change, fire schedules, react to connects.",
+    ),
+    "start": (
+        "jobrunner.cli.run:start",
+        "Start an execution of JOB now (NAME or SCOPE/NAME).",
+    ),
+    "stop": (
+        "jobrunner.cli.run:stop",
+        "Stop JOB's running execution (NAME or SCOPE/NAME).",
+    ),
+    "status": (
+        "jobrunner.cli.status:status",
+        "Show jobs, their targets and executions, as recorded.",
+    ),
+    "logs": (
+        "jobrunner.cli.status:logs",
+        "Print an execution's log: one line per dispatch, reply, notification, error.",
+    ),
+    "devices": (
+        "jobrunner.cli.devices:devices",
+        "List the devices: connection status, last seen, firmware, applications, tags.",
+    ),
+    "simulate": (
+        "jobrunner.cli.simulate:simulate",
+        "Run a simulated fleet of Eclipse Kura / ESF gateways on an MQTT broker.",
+    ),
+    "cron": (
+        "jobrunner.cli.cron:cron",
+        "Quartz cron expressions, as schedules evaluate them.",
+    ),
+    "config": (
+        "jobrunner.cli.config:show_config",
+        "Print the effective configuration, and where each setting comes from.",
+    ),
+}
+"""Each command: where it is (imported when it runs), and its line in `jobrunner --help`
+(the first line of its docstring: a test keeps the two alike)."""
+
+
+def prepare(command: click.Command) -> None:
+    """What every command gets when it is loaded: the common options, and a group's own
+    subcommands too."""
+    accept_common_options(command)
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            prepare(sub)
+
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-@click.group(cls=Group, context_settings=CONTEXT)
+@click.group(cls=Group, context_settings=CONTEXT, lazy=COMMANDS, prepare=prepare)
 @click.version_option(__version__, "--version", prog_name="jobrunner")
 @click.option("--debug", is_flag=True, help="Show tracebacks of internal errors.")
 @click.option(
@@ -90,7 +132,7 @@ def cli(ctx: click.Context, debug: bool, config_file: Path | None) -> None:
     ctx.obj["debug"] = debug or late_debug
     loaded = load_config(late_config or config_file)
     ctx.meta["jobrunner.config"] = loaded
-    ctx.default_map = loaded.default_map(list(cli.commands))
+    ctx.default_map = loaded.default_map(list(COMMANDS))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -111,18 +153,3 @@ def main(argv: list[str] | None = None) -> None:
                 err=True,
             )
         sys.exit(70)
-
-
-def _every_command(group: click.Group) -> list[click.Command]:
-    found: list[click.Command] = []
-    for command in group.commands.values():
-        found.append(command)
-        if isinstance(command, click.Group):
-            found.extend(_every_command(command))
-    return found
-
-
-for command in COMMANDS:
-    cli.add_command(command)
-for command in _every_command(cli):
-    accept_common_options(command)

@@ -11,7 +11,8 @@ from typing import Any
 
 import click
 
-from jobrunner.cli.config import broker_settings, current
+from jobrunner.cli.config import broker_settings
+from jobrunner.cli.configfile import current
 from jobrunner.device import BrokerSettings
 from jobrunner.errors import ConfigError
 from jobrunner.simulator.catalog import ALL_APPS

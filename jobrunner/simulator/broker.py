@@ -120,7 +120,7 @@ class RunningBroker:
         if importlib.util.find_spec("amqtt") is None:
             raise BrokerError(
                 "neither mosquitto nor the embedded broker is available;"
-                " install mosquitto, or jobrunner[embedded]"
+                " install mosquitto, or jobrunner[simulator]"
             )
         return [sys.executable, "-m", "jobrunner.simulator.embedded", self.host, str(self.port)]
 
