@@ -5,8 +5,11 @@ configuration and the broker settings made of them, and `jobrunner config`.
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 from click.core import ParameterSource
@@ -20,12 +23,15 @@ from jobrunner.cli.options import (
     in_flight_option,
     manifest_options,
     output_option,
+    runner_options,
     state_dir_option,
 )
 from jobrunner.device import BrokerSettings
 from jobrunner.engine.runtime import EngineSettings
 from jobrunner.engine.service import RunnerConfig
 from jobrunner.manifests.fields import DOT_HINT
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def broker_settings(loaded: Loaded, broker: str, client_id: str | None) -> BrokerSettings:
@@ -65,6 +71,30 @@ def runner_config(
         require_signed=require_signed,
         secrets_dir=secrets_dir,
     )
+
+
+RUNNER_PARAMETERS = (
+    "jobs_dir",
+    "state_dir",
+    "scope",
+    "broker",
+    "client_id",
+    "max_in_flight",
+    "require_signed",
+    "secrets_dir",
+)
+
+
+def pass_runner_config(function: F) -> F:
+    """The options of a command that drives devices (`runner_options`), handed to it as one
+    RunnerConfig, `config`: every such command builds it the same way."""
+
+    @functools.wraps(function)
+    def with_config(*args: Any, **kwargs: Any) -> Any:
+        values = {name: kwargs.pop(name) for name in RUNNER_PARAMETERS}
+        return function(*args, config=runner_config(**values), **kwargs)
+
+    return runner_options(with_config)  # type: ignore[return-value]
 
 
 _SOURCES = {

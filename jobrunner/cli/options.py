@@ -113,10 +113,6 @@ COMMON_OPTIONS: dict[str, click.ParamType] = {
 }
 """The options every command accepts (DESIGN §4); a command they do not concern ignores them."""
 
-GROUP_OPTIONS = ("--config", "--debug")
-"""Options of the `jobrunner` group that also come after the command (`jobrunner status
---debug`); the group reads them from the command's arguments (see `group_options_in`)."""
-
 
 def accept_common_options(command: click.Command) -> None:
     """Give `command` every common option it lacks, hidden and ignored: a script or an

@@ -7,13 +7,12 @@ from pathlib import Path
 
 import click
 
-from jobrunner.cli.config import runner_config
+from jobrunner.cli.config import pass_runner_config, runner_config
 from jobrunner.cli.options import (
     broker_option,
     client_id_option,
     manifest_options,
     require_state_dir,
-    runner_options,
     state_dir_option,
 )
 from jobrunner.cli.progress import ProgressView, progress_of
@@ -21,20 +20,12 @@ from jobrunner.cli.signals import Interrupts
 from jobrunner.engine import handoff
 from jobrunner.engine.executions import STOP_DRAIN
 from jobrunner.engine.plan import Action
-from jobrunner.engine.service import ExecutionRef, Runner, exit_code
+from jobrunner.engine.service import ExecutionRef, Runner, RunnerConfig, exit_code
 from jobrunner.engine.status import resolve_job_ref
 from jobrunner.manifests import load_manifests
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import StateDir
-from jobrunner.state.lock import current_owner
 from jobrunner.state.records import ExecutionStatus, ExecutionSummary, counts_text
-
-
-def _daemon(state_dir: Path) -> StateDir | None:
-    """The state directory, when a `watch` daemon owns it (requests then go to it)."""
-    state = StateDir(state_dir)
-    owner = current_owner(state.lock)
-    return state if owner is not None and owner.role == "watch" else None
 
 
 def follow(
@@ -177,21 +168,10 @@ def _follow_daemon(
 
 
 @click.command()
-@runner_options
+@pass_runner_config
 @click.option("--wait", is_flag=True, help="With a watch daemon: follow the started executions.")
 @click.pass_context
-def reconcile(
-    ctx: click.Context,
-    jobs_dir: Path,
-    scope: str,
-    state_dir: Path,
-    broker: str,
-    client_id: str | None,
-    max_in_flight: int,
-    require_signed: bool,
-    secrets_dir: Path | None,
-    wait: bool,
-) -> None:
+def reconcile(ctx: click.Context, config: RunnerConfig, wait: bool) -> None:
     """Apply the plan once, and run the executions that are due.
 
     Records every declared job (creating, updating, marking removed ones
@@ -215,7 +195,7 @@ def reconcile(
       1    invalid manifests, conflicts or other errors
       130  interrupted by Ctrl-C (143: by SIGTERM)
     """
-    daemon = _daemon(state_dir)
+    daemon = handoff.owning_daemon(config.state_dir)
     if daemon is not None:
         started = _refs(handoff.submit(daemon, "reconcile"), "started")
         for scope_name, name, execution in started:
@@ -225,9 +205,6 @@ def reconcile(
         if wait:
             _follow_daemon(ctx, daemon, started, [f"{s}/{n}" for s, n, _ in started])
         return
-    config = runner_config(
-        jobs_dir, state_dir, scope, broker, client_id, max_in_flight, require_signed, secrets_dir
-    )
     with Runner(config, role="reconcile") as runner:
         for problem in runner.unreadable:
             click.echo(f"error: {problem}", err=True)
@@ -256,22 +233,10 @@ def _known_jobs(state: StateDir, jobs_dir: Path | None, scope: str) -> list[tupl
 
 @click.command()
 @click.argument("job")
-@runner_options
+@pass_runner_config
 @click.option("--wait", is_flag=True, help="With a watch daemon: follow the execution.")
 @click.pass_context
-def start(
-    ctx: click.Context,
-    job: str,
-    jobs_dir: Path,
-    scope: str,
-    state_dir: Path,
-    broker: str,
-    client_id: str | None,
-    max_in_flight: int,
-    require_signed: bool,
-    secrets_dir: Path | None,
-    wait: bool,
-) -> None:
+def start(ctx: click.Context, job: str, config: RunnerConfig, wait: bool) -> None:
     """Start an execution of JOB now (NAME or SCOPE/NAME).
 
     The execution covers the targets that are not done, each from the step where
@@ -291,20 +256,16 @@ def start(
       1    errors (unknown job, suspended, already running...)
       130  interrupted by Ctrl-C (143: by SIGTERM)
     """
-    state = StateDir(state_dir)
-    scope_name, name = resolve_job_ref(
-        job, scope, _known_jobs(state, jobs_dir, scope), f"{jobs_dir} nor {state_dir}"
-    )
-    daemon = _daemon(state_dir)
+    known = _known_jobs(StateDir(config.state_dir), config.jobs_dir, config.scope)
+    where = f"{config.jobs_dir} nor {config.state_dir}"
+    scope_name, name = resolve_job_ref(job, config.scope, known, where)
+    daemon = handoff.owning_daemon(config.state_dir)
     if daemon is not None:
         started = _refs(handoff.submit(daemon, "start", scope_name, name), "started")
         click.echo(f"started {scope_name}/{name} execution {started[0][2]} (by the watch daemon)")
         if wait:
             _follow_daemon(ctx, daemon, started, [f"{scope_name}/{name}"])
         return
-    config = runner_config(
-        jobs_dir, state_dir, scope, broker, client_id, max_in_flight, require_signed, secrets_dir
-    )
     with Runner(config, role="start") as runner:
         refs = _waited(runner, [])
         summary = runner.start_job(scope_name, name, runner.load())
@@ -354,7 +315,7 @@ def stop(
     """
     state = StateDir(require_state_dir(state_dir))
     scope_name, name = resolve_job_ref(job, scope, state.jobs(), str(state_dir))
-    daemon = _daemon(state_dir)
+    daemon = handoff.owning_daemon(state_dir)
     if daemon is not None:
         request = handoff.submit(
             daemon, "stop", scope_name, name, options={"cancel": cancel, "drain": drain}

@@ -5,17 +5,16 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from pathlib import Path
 
 import click
 
-from jobrunner.cli.config import runner_config
-from jobrunner.cli.options import runner_options
+from jobrunner.cli.config import pass_runner_config
 from jobrunner.engine.daemon import DRAIN, Daemon
+from jobrunner.engine.service import RunnerConfig
 
 
 @click.command()
-@runner_options
+@pass_runner_config
 @click.option(
     "--debounce",
     type=click.IntRange(50, 60_000),
@@ -33,18 +32,7 @@ from jobrunner.engine.daemon import DRAIN, Daemon
     help="On SIGTERM, wait this long at most for the replies of requests in flight"
     " (keep it under the service manager's stop timeout).",
 )
-def watch(
-    jobs_dir: Path,
-    scope: str,
-    state_dir: Path,
-    broker: str,
-    client_id: str | None,
-    max_in_flight: int,
-    require_signed: bool,
-    secrets_dir: Path | None,
-    debounce: int,
-    drain: float,
-) -> None:
+def watch(config: RunnerConfig, debounce: int, drain: float) -> None:
     """Run the daemon: reconcile on every change, fire schedules, react to connects.
 
     Reconciles at start, then after every change of the jobs directory (a burst
@@ -69,8 +57,5 @@ def watch(
         level=logging.INFO,
         format="%(asctime)s.%(msecs)03dZ %(levelname)s %(message)s",
         datefmt="%Y-%m-%dT%H:%M:%S",
-    )
-    config = runner_config(
-        jobs_dir, state_dir, scope, broker, client_id, max_in_flight, require_signed, secrets_dir
     )
     Daemon(config, debounce_ms=debounce, drain=drain).run()

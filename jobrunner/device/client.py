@@ -107,15 +107,6 @@ class DeviceClient(Generic[T]):
     def max_in_flight(self) -> int:
         return self._table.max_in_flight
 
-    @property
-    def pending_count(self) -> int:
-        """Requests awaited, including those re-armed with `expect`."""
-        return len(self._table)
-
-    @property
-    def tracked_count(self) -> int:
-        return len(self._tracked)
-
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self, timeout: float = 10.0) -> None:

@@ -159,7 +159,6 @@ class AnomalyKind(StrEnum):
     WRONG_SENDER = "wrong-sender"
     UNKNOWN_OPERATION = "unknown-operation"
     BAD_METRIC = "bad-metric"
-    HANDLER_ERROR = "handler-error"
 
 
 @dataclass(frozen=True, slots=True)

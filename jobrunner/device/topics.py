@@ -132,8 +132,3 @@ def notify_filter(account: str, requester: str) -> str:
 def lifecycle_filter(account: str) -> str:
     """Births, disconnects, LWTs and app lists of every device of an account."""
     return f"{CONTROL_PREFIX}/{account}/+/MQTT/+"
-
-
-def device_request_filter(account: str, device: str) -> str:
-    """What a (simulated) device subscribes to: its own control requests."""
-    return f"{CONTROL_PREFIX}/{account}/{device}/#"

@@ -24,6 +24,7 @@ from typing import Any
 from jobrunner.errors import JobError, StateError
 from jobrunner.state.files import write_json
 from jobrunner.state.layout import StateDir, safe_name
+from jobrunner.state.lock import current_owner
 
 ACTIONS = ("start", "stop", "reconcile")
 REQUEST = ".request.json"
@@ -38,6 +39,14 @@ class Request:
     name: str | None
     cancel: bool = False
     drain: float | None = None
+
+
+def owning_daemon(state_dir: Path) -> StateDir | None:
+    """The state directory when a `watch` daemon owns it: `start`, `stop` and `reconcile`
+    then hand their request to it (`submit`); None: they act themselves."""
+    state = StateDir(state_dir)
+    owner = current_owner(state.lock)
+    return state if owner is not None and owner.role == "watch" else None
 
 
 def submit(

@@ -420,10 +420,6 @@ class StepBase(Strict):
         json_schema_extra={"default": format_duration(DEFAULT_TIMEOUT)},
     )
 
-    @property
-    def is_async(self) -> bool:
-        return self.mode is StepMode.ASYNC
-
 
 class AsyncStepBase(StepBase):
     """An asynchronous step: the device accepts, works, then notifies its completion."""
@@ -521,9 +517,21 @@ Step = Annotated[
 """One step of a job, its properties typed by its `definition`."""
 
 STEP_TYPES: tuple[type[StepBase], ...] = get_args(get_args(Step)[0])
-CATALOGUE: dict[str, type[StepBase]] = {
-    get_args(t.model_fields["definition"].annotation)[0]: t for t in STEP_TYPES
-}
+
+
+def definition_of(step_type: type[StepBase]) -> str:
+    """The definition name a step model is written with (`Bundle Stop`)."""
+    name: str = get_args(step_type.model_fields["definition"].annotation)[0]
+    return name
+
+
+def properties_of(step_type: type[StepBase]) -> type[Strict]:
+    """The model of a step definition's properties."""
+    kind: type[Strict] = step_type.model_fields["properties"].annotation  # type: ignore[assignment]
+    return kind
+
+
+CATALOGUE: dict[str, type[StepBase]] = {definition_of(t): t for t in STEP_TYPES}
 """Step definition display name -> step model, in the order of DESIGN's catalogue."""
 
 _STEPS: TypeAdapter[list[StepBase]] = TypeAdapter(list[Step])  # type: ignore[arg-type]

@@ -21,6 +21,7 @@ import re
 from collections.abc import Sequence
 from typing import cast, get_args
 
+from jobrunner.manifests.fields import parse_duration as manifest_duration
 from jobrunner.simulator.faults import (
     LATE_DEFAULT,
     DelayFault,
@@ -42,16 +43,20 @@ class FaultSpecError(ValueError):
     """A fault written on the command line that cannot be read; the message says how to write it."""
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_SECONDS = re.compile(r"^\s*\d+(?:\.\d+)?\s*$")
 
 
 def parse_duration(text: str) -> float:
-    """`500ms`, `3s`, `2m`, `1h` or a plain number of seconds, as seconds."""
-    match = _DURATION.match(text)
-    if not match:
-        raise FaultSpecError(f"{text!r} is not a duration; write e.g. 500ms, 3s, 2m or 1h")
-    return float(match.group(1)) * _UNITS[match.group(2)]
+    """A duration as the manifests write one (`500ms`, `3s`, `1m30s`), or a plain number of
+    seconds; as seconds."""
+    if _SECONDS.match(text):
+        return float(text)
+    try:
+        return manifest_duration(text.strip()).total_seconds()
+    except ValueError:
+        raise FaultSpecError(
+            f"{text!r} is not a duration; write e.g. 500ms, 3s, 2m or 1h"
+        ) from None
 
 
 def _split(spec: str, what: str, example: str) -> tuple[str, str, str | None]:

@@ -2,7 +2,7 @@
 metrics of its notifications are ours (docs/wire-contracts.md), implemented the same way by
 the simulated fleet.
 
-    request       {ACTIVITY_APP} SUBMIT (no resources)
+    request       {ACTIVITY_APP} SUBMIT (no resources); ACTIVITY_APP is ANSIBLE-V1 by default
                   id, job.id INT64 (the operation id); download.url STRING; optional
                   download.username / .password / .hash STRING, download.resume BOOL,
                   download.block.size INT32, download.block.delay / .block.timeout INT32 ms,
@@ -17,7 +17,6 @@ the simulated fleet.
 from __future__ import annotations
 
 import json
-from typing import ClassVar
 
 from jobrunner.device.model import Request
 from jobrunner.device.operations.base import (
@@ -36,17 +35,14 @@ from jobrunner.device.operations.base import (
     with_percent,
 )
 from jobrunner.device.payload import KuraPayload, Metric, present
-from jobrunner.manifests.steps import ActivitySubmit, StepMode
+from jobrunner.manifests.steps import ActivitySubmit, ActivitySubmitStep
 
-ACTIVITY_APP = "ANSIBLE-V1"
 ACTIVITY = "activity"
 SECRETS = frozenset({"download.password"})
 
 
 class SubmitActivity(Operation[ActivitySubmit]):
-    definition: ClassVar[str] = "Activity Submit"
-    properties_type = ActivitySubmit
-    mode = StepMode.ASYNC
+    step = ActivitySubmitStep
 
     @property
     def app_id(self) -> str:

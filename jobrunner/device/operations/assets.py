@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from jobrunner.device.model import Request
 from jobrunner.device.operations.base import Operation, Outcome, json_body, shorten
 from jobrunner.device.payload import KuraPayload
-from jobrunner.manifests.steps import AssetWrite, ScalarValue
+from jobrunner.manifests.steps import AssetWrite, AssetWriteStep, ScalarValue
 
 
 def channel_text(kind: str, value: ScalarValue) -> str:
@@ -28,8 +28,7 @@ def channel_text(kind: str, value: ScalarValue) -> str:
 
 
 class WriteAssets(Operation[AssetWrite]):
-    definition: ClassVar[str] = "Asset Write"
-    properties_type = AssetWrite
+    step = AssetWriteStep
     failure_hints: ClassVar[dict[int, str]] = {400: "the device could not read the write request"}
 
     @property

@@ -23,7 +23,7 @@ from jobrunner.device.model import FailureKind, Request
 from jobrunner.device.payload import KuraPayload, Metric
 from jobrunner.errors import OperationError, PayloadError
 from jobrunner.manifests.secrets import SecretRef
-from jobrunner.manifests.steps import StepMode
+from jobrunner.manifests.steps import StepBase, StepMode, definition_of, properties_of
 
 
 class OutcomeStatus(StrEnum):
@@ -83,10 +83,6 @@ class Outcome:
     """For a failure: its kind (DEVICE_FAILED when not said)."""
     code: int | None = None
     """For a failure the device replied with: its response code."""
-
-    @property
-    def final(self) -> bool:
-        return self.status in (OutcomeStatus.OK, OutcomeStatus.FAILED)
 
     @classmethod
     def ok(cls, summary: str) -> Outcome:
@@ -156,13 +152,25 @@ P = TypeVar("P", bound=BaseModel)
 
 
 class Operation(ABC, Generic[P]):
-    """One step definition's translation to and from the wire."""
+    """One step definition's translation to and from the wire.
 
+    A subclass names its manifest model, `step`; the definition's name, its mode and the
+    type of its properties are taken from there (declared once, in the manifests)."""
+
+    step: ClassVar[type[StepBase]]
     definition: ClassVar[str]
     properties_type: ClassVar[type[BaseModel]]
     mode: ClassVar[StepMode] = StepMode.SYNC
     failure_hints: ClassVar[Mapping[int, str]] = {}
     """What a failure code usually means for this operation, added to the device's reason."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        step = cls.__dict__.get("step")
+        if step is not None:
+            cls.definition = definition_of(step)
+            cls.mode = step.mode
+            cls.properties_type = properties_of(step)
 
     def __init__(self, properties: P, settings: OperationSettings = DEFAULT_SETTINGS) -> None:
         self.properties = properties

@@ -8,7 +8,7 @@ from typing import ClassVar
 from jobrunner.device.model import Request
 from jobrunner.device.operations.base import Operation, Outcome
 from jobrunner.device.payload import KuraPayload
-from jobrunner.manifests.steps import BundleProperties
+from jobrunner.manifests.steps import BundleProperties, BundleStartStep, BundleStopStep
 
 _HINT = "no bundle with this id on the device, or OSGi refused to {verb} it"
 
@@ -16,7 +16,6 @@ _HINT = "no bundle with this id on the device, or OSGi refused to {verb} it"
 class _BundleOperation(Operation[BundleProperties]):
     verb: ClassVar[str]
     done: ClassVar[str]
-    properties_type = BundleProperties
 
     @property
     def app_id(self) -> str:
@@ -35,12 +34,12 @@ class _BundleOperation(Operation[BundleProperties]):
 
 
 class StartBundle(_BundleOperation):
-    definition: ClassVar[str] = "Bundle Start"
+    step = BundleStartStep
     verb: ClassVar[str] = "start"
     done: ClassVar[str] = "started"
 
 
 class StopBundle(_BundleOperation):
-    definition: ClassVar[str] = "Bundle Stop"
+    step = BundleStopStep
     verb: ClassVar[str] = "stop"
     done: ClassVar[str] = "stopped"

@@ -17,10 +17,13 @@ from typing import ClassVar
 from jobrunner.device.model import Request
 from jobrunner.device.operations.base import Operation, Outcome, P, json_body
 from jobrunner.device.payload import KuraPayload
-from jobrunner.manifests.steps import DeviceCertificateInstall, DeviceCertificateRevoke
+from jobrunner.manifests.steps import (
+    DeviceCertificateInstall,
+    DeviceCertificateInstallStep,
+    DeviceCertificateRevoke,
+    DeviceCertificateRevokeStep,
+)
 
-CERT_APP = "CERT-V1"
-CERT_RESOURCES = ("certificates",)
 _HINTS = {400: "the device found the request malformed", 404: "no such certificate on the device"}
 
 
@@ -39,8 +42,7 @@ class _CertificateOperation(Operation[P]):
 
 
 class InstallDeviceCertificate(_CertificateOperation[DeviceCertificateInstall]):
-    definition: ClassVar[str] = "Device Certificate Management Install"
-    properties_type = DeviceCertificateInstall
+    step = DeviceCertificateInstallStep
 
     def request(self, operation_id: int = 0) -> Request:
         p = self.properties
@@ -53,8 +55,7 @@ class InstallDeviceCertificate(_CertificateOperation[DeviceCertificateInstall]):
 
 
 class RevokeDeviceCertificate(_CertificateOperation[DeviceCertificateRevoke]):
-    definition: ClassVar[str] = "Device Certificate Management Revoke"
-    properties_type = DeviceCertificateRevoke
+    step = DeviceCertificateRevokeStep
 
     def request(self, operation_id: int = 0) -> Request:
         p = self.properties

@@ -23,14 +23,13 @@ from jobrunner.device.operations.base import (
 )
 from jobrunner.device.payload import KuraPayload, Metric
 from jobrunner.errors import OperationError, PayloadError
-from jobrunner.manifests.steps import CommandExecution
+from jobrunner.manifests.steps import CommandExecution, CommandExecutionStep
 
 SECRETS = frozenset({"command.password"})
 
 
 class ExecuteCommand(Operation[CommandExecution]):
-    definition: ClassVar[str] = "Command Execution"
-    properties_type = CommandExecution
+    step = CommandExecutionStep
     failure_hints: ClassVar[dict[int, str]] = {
         400: "the command is empty, or the command password is wrong",
     }

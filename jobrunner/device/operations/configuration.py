@@ -28,7 +28,12 @@ from jobrunner.device.operations.base import Operation, Outcome, shorten
 from jobrunner.device.payload import KuraPayload
 from jobrunner.errors import OperationError
 from jobrunner.manifests.secrets import SecretRef
-from jobrunner.manifests.steps import ConfigurationPut, ScalarValue, TypedProperty
+from jobrunner.manifests.steps import (
+    ConfigurationPut,
+    ConfigurationPutStep,
+    ScalarValue,
+    TypedProperty,
+)
 
 ESF_NAMESPACE = "http://eurotech.com/esf/2.0"
 OCD_NAMESPACE = "http://www.osgi.org/xmlns/metatype/v1.2.0"
@@ -45,8 +50,7 @@ _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 class PutConfiguration(Operation[ConfigurationPut]):
-    definition: ClassVar[str] = "Configuration Put"
-    properties_type = ConfigurationPut
+    step = ConfigurationPutStep
     failure_hints: ClassVar[dict[int, str]] = {
         400: "the device could not read the esf:configurations document",
     }

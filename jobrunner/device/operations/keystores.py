@@ -14,8 +14,11 @@ from jobrunner.device.operations.base import Operation, Outcome, P, json_body
 from jobrunner.device.payload import KuraPayload
 from jobrunner.manifests.steps import (
     KeystoreCertificateCreate,
+    KeystoreCertificateCreateStep,
     KeystoreItemDelete,
+    KeystoreItemDeleteStep,
     KeystoreKeypairCreate,
+    KeystoreKeypairCreateStep,
 )
 
 _HINTS = {
@@ -35,8 +38,7 @@ class _KeystoreOperation(Operation[P]):
 
 
 class CreateKeystoreCertificate(_KeystoreOperation[KeystoreCertificateCreate]):
-    definition: ClassVar[str] = "Keystore Certificate Create"
-    properties_type = KeystoreCertificateCreate
+    step = KeystoreCertificateCreateStep
 
     def request(self, operation_id: int = 0) -> Request:
         p = self.properties
@@ -51,8 +53,7 @@ class CreateKeystoreCertificate(_KeystoreOperation[KeystoreCertificateCreate]):
 
 
 class CreateKeystoreKeypair(_KeystoreOperation[KeystoreKeypairCreate]):
-    definition: ClassVar[str] = "Keystore Keypair Create"
-    properties_type = KeystoreKeypairCreate
+    step = KeystoreKeypairCreateStep
 
     def request(self, operation_id: int = 0) -> Request:
         p = self.properties
@@ -76,8 +77,7 @@ class CreateKeystoreKeypair(_KeystoreOperation[KeystoreKeypairCreate]):
 
 
 class DeleteKeystoreItem(_KeystoreOperation[KeystoreItemDelete]):
-    definition: ClassVar[str] = "Keystore Item Delete"
-    properties_type = KeystoreItemDelete
+    step = KeystoreItemDeleteStep
 
     def request(self, operation_id: int = 0) -> Request:
         body = {"keystoreServicePid": self.properties.keystore_id, "alias": self.properties.alias}

@@ -36,7 +36,13 @@ from jobrunner.device.operations.base import (
     with_percent,
 )
 from jobrunner.device.payload import KuraPayload, Metric, present
-from jobrunner.manifests.steps import FileType, PackageDownload, PackageUninstall, StepMode
+from jobrunner.manifests.steps import (
+    FileType,
+    PackageDownload,
+    PackageDownloadStep,
+    PackageUninstall,
+    PackageUninstallStep,
+)
 
 DOWNLOAD, INSTALL, UNINSTALL = "download", "install", "uninstall"
 VERIFY = "verify"  # phase: downloaded with install false, the device checks the file's hash
@@ -67,9 +73,7 @@ def _status(payload: KuraPayload, resource: str) -> tuple[str | None, int | None
 
 
 class DownloadPackage(Operation[PackageDownload]):
-    definition: ClassVar[str] = "Package Download / Install"
-    properties_type = PackageDownload
-    mode = StepMode.ASYNC
+    step = PackageDownloadStep
     failure_hints: ClassVar[dict[int, str]] = {
         500: "another download may be in progress, or the request was malformed",
     }
@@ -254,9 +258,7 @@ class DownloadPackage(Operation[PackageDownload]):
 
 
 class UninstallPackage(Operation[PackageUninstall]):
-    definition: ClassVar[str] = "Package Uninstall"
-    properties_type = PackageUninstall
-    mode = StepMode.ASYNC
+    step = PackageUninstallStep
 
     @property
     def app_id(self) -> str:
