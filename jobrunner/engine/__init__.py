@@ -1,0 +1,69 @@
+"""The engine: plan, reconcile, executions, schedules and the daemon, over the device seam.
+
+    from jobrunner.engine import Runner, RunnerConfig, make_plan
+
+    plan = make_plan(jobs_dir, state_dir, scope)         # what reconcile would do (read only)
+    with Runner(config) as runner:                       # owns the state directory
+        applied = runner.apply(runner.plan(runner.load()))
+        runner.wait(applied.started)
+
+`Daemon` is `jobrunner watch`; `MemoryLink` stands in for the devices in tests (see
+`ports` for the seam). The names are imported on first use, so that importing one module of
+the engine (the status views, say) does not import all of it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from jobrunner.engine.daemon import Daemon
+    from jobrunner.engine.executor import Engine
+    from jobrunner.engine.memory import MemoryLink
+    from jobrunner.engine.plan import Action, JobPlan, Plan
+    from jobrunner.engine.ports import DeviceLink, FailureKind, StepOperation, Tag
+    from jobrunner.engine.runtime import EngineSettings
+    from jobrunner.engine.service import Runner, RunnerConfig, exit_code, make_plan
+
+__all__ = [
+    "Action",
+    "Daemon",
+    "DeviceLink",
+    "Engine",
+    "EngineSettings",
+    "FailureKind",
+    "JobPlan",
+    "MemoryLink",
+    "Plan",
+    "Runner",
+    "RunnerConfig",
+    "StepOperation",
+    "Tag",
+    "exit_code",
+    "make_plan",
+]
+
+_HOMES = {
+    "Action": "plan",
+    "Daemon": "daemon",
+    "DeviceLink": "ports",
+    "Engine": "executor",
+    "EngineSettings": "runtime",
+    "FailureKind": "ports",
+    "JobPlan": "plan",
+    "MemoryLink": "memory",
+    "Plan": "plan",
+    "Runner": "service",
+    "RunnerConfig": "service",
+    "StepOperation": "ports",
+    "Tag": "ports",
+    "exit_code": "service",
+    "make_plan": "service",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
