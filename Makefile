@@ -4,13 +4,17 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo validate test soak check lint types schemas clean
+.PHONY: help install demo validate test soak check lint types schemas clean
+.DEFAULT_GOAL := help
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
+
+help:  ## this list
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z]+):.*## /  make \1\t/' | expand -t 18
 
 install: $(STAMP)  ## set up .venv with jobrunner and its development tools
 
@@ -24,11 +28,11 @@ test: $(STAMP)  ## the test suite (integration tests start their own MQTT broker
 	$(BIN)/pytest
 
 lint: $(STAMP)  ## ruff, formatting, and the import layers of DESIGN §2
-	$(BIN)/ruff check jobrunner tests
-	$(BIN)/ruff format --check jobrunner tests
+	$(BIN)/ruff check jobrunner tests bench
+	$(BIN)/ruff format --check jobrunner tests bench
 	$(BIN)/lint-imports
 
-types: $(STAMP)  ## mypy --strict on the package
+types: $(STAMP)  ## mypy --strict on the package, the tests and the benchmarks
 	$(BIN)/mypy
 
 soak: $(STAMP)  ## the slow tests too (scale, long fault runs): run before a release

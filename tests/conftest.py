@@ -29,3 +29,11 @@ def own_broker() -> Iterator[RunningBroker]:
     """A broker for one test alone: for tests that stop or restart it."""
     with start_broker(BROKER_KIND) as running:
         yield running
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that talks to a real broker is an integration test (`-m "not integration"`
+    runs the others, with no broker at all)."""
+    for item in items:
+        if {"broker", "own_broker"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)

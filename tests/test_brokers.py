@@ -5,9 +5,12 @@ from __future__ import annotations
 import threading
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 import pytest
 
 from jobrunner.simulator.broker import RunningBroker, find_mosquitto, start_broker
+
+pytestmark = pytest.mark.integration
 
 KINDS = ["embedded"] + (["mosquitto"] if find_mosquitto() else [])
 
@@ -15,7 +18,7 @@ KINDS = ["embedded"] + (["mosquitto"] if find_mosquitto() else [])
 def relays_edc_topics(broker: RunningBroker, client_id: str) -> bool:
     received = threading.Event()
     subscribed = threading.Event()
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
     client.on_message = lambda *_: received.set()
     client.on_subscribe = lambda *_: subscribed.set()
     client.connect(broker.host, broker.port)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 import pytest
 
 from jobrunner.device.client import DeviceClient
@@ -112,7 +113,7 @@ class Responder:
     def __post_init__(self) -> None:
         self._ready = threading.Event()
         self.mqtt = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=unique("responder"), clean_session=True
+            CallbackAPIVersion.VERSION2, client_id=unique("responder"), clean_session=True
         )
         self.mqtt.on_connect = self._on_connect
         # Cleared on a disconnect, so that wait_resubscribed() waits for the new subscription.
@@ -147,7 +148,7 @@ class Responder:
             return
         if not isinstance(topic, RequestTopic):
             return
-        payload = self.codec.decode(message.payload)
+        payload = self.codec.decode(bytes(message.payload))
         received = Received(topic, payload, message.qos, message.retain)
         with self.changed:
             self.received.append(received)

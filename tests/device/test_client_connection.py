@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 import pytest
 
 from jobrunner.device.client import DeviceClient
@@ -177,7 +178,7 @@ def test_tls_with_a_client_certificate_connects_and_round_trips(
         assert client.connected
         topic = f"$EDC/acme/{client.client_id}/CMD-V1/REPLY/over-tls"
         client.expect(("acme", "gw-1"), "over-tls", app_id="CMD-V1", tag="t")
-        device = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=unique("device"))
+        device = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=unique("device"))
         device.tls_set(str(pki / "ca.crt"), str(pki / "client.crt"), str(pki / "client.key"))
         device.connect("127.0.0.1", tls_broker)
         device.loop_start()

@@ -174,8 +174,8 @@ def test_any_message_on_any_topic_is_handled_and_the_awaited_are_still_answered(
 ) -> None:
     world = World()
     with no_handler_errors():
-        for topic, payload in received:
-            world.receive(topic, payload)
+        for raw_topic, payload in received:
+            world.receive(raw_topic, payload)
         for pending, _ in world.recorder.replies:
             assert pending.request_id in ("req-1", "req-2")
         for tracked, topic, _ in world.recorder.notifications:

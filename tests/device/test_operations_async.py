@@ -23,13 +23,13 @@ OK, FAILED, PROGRESS, IGNORED, ACCEPTED = (
 DOWNLOAD = {"uri": "https://repo.example.com/m-1.2.0.dp", "name": "m", "version": "1.2.0"}
 
 
-def notify(job: int = 123, **metrics: Metric) -> KuraPayload:
+def notify(job: int = 123, /, **metrics: Metric) -> KuraPayload:
     return KuraPayload.of(
         {"client.id": Metric.string("gw-1"), "job.id": Metric.int64(job), **metrics}
     )
 
 
-def dl(status: str, progress: int = 0, **extra: Metric) -> KuraPayload:
+def dl(status: str, progress: int = 0, /, **extra: Metric) -> KuraPayload:
     return notify(
         **{
             "dp.download.status": Metric.string(status),
@@ -40,7 +40,7 @@ def dl(status: str, progress: int = 0, **extra: Metric) -> KuraPayload:
     )
 
 
-def inst(status: str, **extra: Metric) -> KuraPayload:
+def inst(status: str, /, **extra: Metric) -> KuraPayload:
     progress = 100 if status == "COMPLETED" else 0
     return notify(
         **{
@@ -57,7 +57,8 @@ def run(
 ) -> list[tuple[OutcomeStatus, str]]:
     """Feed the 200 reply then each (resource, notification); the outcomes in order."""
     outcome = operation.reply(reply(), operation_id=123)
-    assert outcome.status is ACCEPTED and outcome.state == AsyncState(123, outcome.state.phase, 0)
+    assert outcome.status is ACCEPTED and outcome.state is not None
+    assert outcome.state == AsyncState(123, outcome.state.phase, 0)
     seen = [(outcome.status, outcome.summary)]
     state = outcome.state
     for resource, payload in events:
@@ -183,7 +184,7 @@ def test_a_system_update_is_awaited_after_the_restart_it_causes() -> None:
     replies = {
         "download": reply(**{"dp.download.status": Metric.string("IDLE")}),
         "install": reply(**{"dp.install.status": Metric.string("IDLE")}),
-        "packages": reply(body=b"<packages/>"),
+        "packages": reply(200, b"<packages/>"),
     }
     assert operation.recover(state, replies) is None
 
@@ -328,7 +329,7 @@ def test_recovery_queries_and_their_interpretation() -> None:
     installed = {
         "download": IDLE_DOWNLOAD,
         "install": IDLE_INSTALL,
-        "packages": reply(body=PACKAGES),
+        "packages": reply(200, PACKAGES),
     }
     assert operation.recover(state, installed) == operation.recover(state, installed)
     outcome = operation.recover(state, installed)
@@ -343,7 +344,7 @@ def test_recovery_queries_and_their_interpretation() -> None:
     )
     outcome = operation.recover(
         state,
-        {"download": downloading, "install": IDLE_INSTALL, "packages": reply(body=b"<packages/>")},
+        {"download": downloading, "install": IDLE_INSTALL, "packages": reply(200, b"<packages/>")},
     )
     assert outcome is not None and (outcome.status, outcome.state) == (
         PROGRESS,
@@ -355,21 +356,21 @@ def test_recovery_queries_and_their_interpretation() -> None:
     )
     outcome = operation.recover(
         state,
-        {"download": IDLE_DOWNLOAD, "install": installing, "packages": reply(body=b"<packages/>")},
+        {"download": IDLE_DOWNLOAD, "install": installing, "packages": reply(200, b"<packages/>")},
     )
     assert outcome is not None and outcome.state == AsyncState(123, "install", 10)
 
     nothing = {
         "download": IDLE_DOWNLOAD,
         "install": IDLE_INSTALL,
-        "packages": reply(body=b"<packages/>"),
+        "packages": reply(200, b"<packages/>"),
     }
     outcome = operation.recover(state, nothing)
     assert outcome is not None and outcome.status is FAILED
     assert "notification was missed" in outcome.summary
 
     assert operation.recover(state, {**nothing, "install": None}) is None  # unanswered: unsettled
-    assert operation.recover(state, {**nothing, "packages": reply(body=b"<not xml")}) is None
+    assert operation.recover(state, {**nothing, "packages": reply(200, b"<not xml")}) is None
     assert operation.status(state, "packages", reply(404)) is None
 
 
@@ -415,9 +416,9 @@ def test_package_uninstall_recovery_reads_the_package_list() -> None:
     state = AsyncState(1, "uninstall", 0)
     [query] = operation.status_queries(state)
     assert query.request.topic("a", "d") == "$EDC/a/d/DEPLOY-V2/GET/packages"
-    gone = operation.recover(state, {"packages": reply(body=b"<packages/>")})
+    gone = operation.recover(state, {"packages": reply(200, b"<packages/>")})
     assert gone is not None and gone.status is OK
-    still = operation.recover(state, {"packages": reply(body=PACKAGES)})
+    still = operation.recover(state, {"packages": reply(200, PACKAGES)})
     assert still is not None and still.status is PROGRESS
     assert operation.recover(state, {"packages": None}) is None
 

@@ -37,7 +37,7 @@ def typed(request: Request) -> dict[str, tuple[MetricType, object]]:
     return {name: (m.type, m.value) for name, m in request.metrics.items()}
 
 
-def reply(code: int = 200, body: bytes | None = None, **metrics: Metric) -> KuraPayload:
+def reply(code: int = 200, body: bytes | None = None, /, **metrics: Metric) -> KuraPayload:
     return KuraPayload.of({"response.code": Metric.int32(code), **metrics}, body=body)
 
 
@@ -345,14 +345,14 @@ def test_asset_write_fails_when_the_device_reports_channel_errors() -> None:
     written = json.dumps(
         [{"name": "a", "channels": [{"name": "c", "value": "v", "type": "STRING"}]}]
     )
-    assert operation.reply(reply(body=written.encode())).status is OutcomeStatus.OK
+    assert operation.reply(reply(200, written.encode())).status is OutcomeStatus.OK
     errors = json.dumps(
         [
             {"name": "a", "channels": [{"name": "c", "error": "Channel not writable"}]},
             {"name": "z", "error": "Asset not found"},
         ]
     )
-    outcome = operation.reply(reply(body=errors.encode()))
+    outcome = operation.reply(reply(200, errors.encode()))
     assert outcome.status is OutcomeStatus.FAILED
     assert outcome.summary == (
         "device replied 200 but 2 write(s) failed: asset 'a' channel 'c': Channel not"

@@ -21,7 +21,7 @@ STEPS = """
 def separate_streams() -> CliRunner:
     """stdout and stderr apart: click 8.1 needs asking, 8.2 always does it."""
     try:
-        return CliRunner(mix_stderr=False)  # type: ignore[call-arg]
+        return CliRunner(mix_stderr=False)  # type: ignore[call-arg, unused-ignore]
     except TypeError:
         return CliRunner()
 

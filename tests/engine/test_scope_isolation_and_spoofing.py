@@ -10,10 +10,11 @@ device's operation, is reported as an anomaly and changes nothing.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from jobrunner.device.payload import KuraPayload, Metric, ProtobufCodec
 from jobrunner.engine.events import Anomaly, Event
@@ -47,7 +48,7 @@ class Rogue:
     def __init__(self, scenario: Scenario, watched: str) -> None:
         self.requests: list[tuple[str, KuraPayload]] = []
         self.changed = threading.Condition()
-        self.mqtt = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"rogue-{watched}")
+        self.mqtt = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"rogue-{watched}")
         self.mqtt.on_message = self._on_message
         subscribed = threading.Event()
         self.mqtt.on_subscribe = lambda *args: subscribed.set()
@@ -58,7 +59,7 @@ class Rogue:
 
     def _on_message(self, _c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
         with self.changed:
-            self.requests.append((message.topic, CODEC.decode(message.payload)))
+            self.requests.append((message.topic, CODEC.decode(bytes(message.payload))))
             self.changed.notify_all()
 
     def first_request(self) -> KuraPayload:
@@ -207,7 +208,7 @@ def test_a_notification_for_another_devices_operation_is_an_anomaly(scenario: Sc
     assert any(f"topic $EDC/{scope_b}/" in a and "which no step awaits" in a for a in anomalies)
 
 
-def _collect(into: list[str]) -> object:
+def _collect(into: list[str]) -> Callable[[Event], None]:
     def listener(event: Event) -> None:
         if isinstance(event, Anomaly):
             into.append(event.message)

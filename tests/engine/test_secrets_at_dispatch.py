@@ -61,8 +61,10 @@ def _cli(scenario: Scenario, *args: str) -> str:
 
 def _assert_hidden(text: str | bytes, where: str) -> None:
     for secret in (ENV_SECRET, FILE_SECRET, LITERAL):
-        needle = secret.encode() if isinstance(text, bytes) else secret
-        assert needle not in text, f"{secret!r} shows in {where}"
+        if isinstance(text, bytes):
+            assert secret.encode() not in text, f"{secret!r} shows in {where}"
+        else:
+            assert secret not in text, f"{secret!r} shows in {where}"
 
 
 def test_references_are_resolved_at_dispatch_and_no_output_shows_a_secret(

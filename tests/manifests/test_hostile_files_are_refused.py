@@ -199,7 +199,7 @@ def test_a_folder_that_cannot_be_listed_is_an_error_and_keeps_its_jobs(
     def walk(top: str, onerror: object = None, **kwargs: object) -> object:
         assert callable(onerror)
         onerror(PermissionError(13, "Permission denied", str(tmp_path / "team-a")))
-        return real_walk(top, **kwargs)  # type: ignore[call-overload]
+        return real_walk(top, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr("jobrunner.manifests.loader.os.walk", walk)
     result = load_manifests([tmp_path], default_scope="acme")

@@ -44,7 +44,7 @@ def test_examples_use_every_schedule_type_and_several_step_definitions() -> None
 
 
 def _documents_with_schema() -> list[tuple[Path, dict[str, Any], Path]]:
-    found = []
+    found: list[tuple[Path, dict[str, Any], Path]] = []
     for file in manifest_files([EXAMPLES]):
         text = file.read_text(encoding="utf-8")
         match = re.match(r"# yaml-language-server: \$schema=(\S+)\n", text)
@@ -120,4 +120,4 @@ def test_manifest_reference_is_what_the_models_generate() -> None:
 def test_each_step_example_of_the_reference_validates(definition: str) -> None:
     (document,) = read_documents(STEP_EXAMPLES[definition])
     (step,) = TypeAdapter(list[Step]).validate_python(document.data)
-    assert step.definition == definition  # type: ignore[attr-defined]
+    assert step.definition == definition

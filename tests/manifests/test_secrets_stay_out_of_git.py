@@ -51,7 +51,7 @@ def test_a_reference_is_kept_as_written_and_dumped_as_the_reference(
 
     assert result.diagnostics == []
     step = result.jobs[("acme", "with-secret")].manifest.spec.steps[0]
-    assert step.properties.password == _ref(env="CMD_PASSWORD")  # type: ignore[attr-defined]
+    assert step.properties.password == _ref(env="CMD_PASSWORD")  # type: ignore[union-attr]
     dumped = step.model_dump(mode="json", by_alias=True, exclude_none=True)
     assert dumped["properties"]["password"] == {"valueFrom": {"env": "CMD_PASSWORD"}}
 
@@ -69,7 +69,8 @@ def test_a_literal_password_is_a_warning_at_its_line(
     assert message.startswith("warning: step 'run': properties.password holds a literal password")
     assert "use valueFrom: {env: NAME} or valueFrom: {file: PATH}" in message
     assert SECRET not in message
-    password = result.jobs[("acme", "with-secret")].manifest.spec.steps[0].properties.password  # type: ignore[attr-defined]
+    step = result.jobs[("acme", "with-secret")].manifest.spec.steps[0]
+    password = step.properties.password  # type: ignore[union-attr]
     assert isinstance(password, LiteralSecret) and password == SECRET
     assert SECRET not in repr(result.jobs[("acme", "with-secret")].manifest)
 

@@ -72,6 +72,7 @@ class CountingRequester:
 
 
 @pytest.mark.slow
+@pytest.mark.integration
 def test_two_thousand_shared_mode_devices_answer_a_round_of_requests(
     broker: RunningBroker, account: str, make_fleet: Callable[..., Fleet]
 ) -> None:

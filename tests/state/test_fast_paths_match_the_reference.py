@@ -11,7 +11,7 @@ import json
 import math
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hypothesis import given, settings
@@ -126,7 +126,7 @@ def test_a_timestamp_without_argument_is_now() -> None:
 def test_target_records_read_their_status_as_the_enum_does(raw: object) -> None:
     record = {"t": "gw-1", "i": 0, "s": raw}
     try:
-        expected: object = TargetStatus(raw)
+        expected: object = TargetStatus(cast(str, raw))
     except ValueError as error:
         expected = str(error)
     try:
