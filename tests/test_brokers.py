@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from jobrunner.simulator.broker import RunningBroker, find_mosquitto, start_broker
 

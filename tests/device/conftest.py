@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from jobrunner.device.client import DeviceClient
 from jobrunner.device.model import Anomaly, AnomalyKind, PayloadCodec, Pending, Tracked

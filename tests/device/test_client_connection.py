@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from jobrunner.device.client import DeviceClient
 from jobrunner.device.model import Request
