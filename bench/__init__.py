@@ -1,4 +1,4 @@
-"""The performance benchmark of jobrunner (issue 6): `make bench`, or `python -m bench`.
+"""The performance benchmarks of jobrunner: `make bench`, or `python -m bench`.
 
 It starts its own mosquitto and simulated fleet, measures a floor (a bare paho + protobuf
 script sending the same Kura requests to the same fleet) and jobrunner against it, and prints

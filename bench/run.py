@@ -1,4 +1,4 @@
-"""`make bench` / `python -m bench`: every scenario of issue 6, and one table.
+"""`make bench` / `python -m bench`: every scenario of docs/performance.md, and one table.
 
     python -m bench [--only sync,async,memory,jobs] [--repeat 2] [--results DIR]
 
