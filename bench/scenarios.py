@@ -275,6 +275,7 @@ def many_jobs(
         now = datetime.now(UTC)
         folder = manifests.many_jobs(root / "jobs.d", SCOPE, devices, jobs, now)
         state = root / "state"
+        state.mkdir()  # plan reads only an existing state directory
         common = ["--jobs-dir", str(folder), "--state-dir", str(state), "--scope", SCOPE]
         acting = [*common, "--broker", broker.url, "--client-id", "bench-runner"]
         first_plan = run([*JOBRUNNER, "plan", *common], cwd=root).check(2)

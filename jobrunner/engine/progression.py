@@ -17,14 +17,13 @@ from jobrunner.engine.ports import (
     Failed,
     FailureKind,
     Outcome,
-    Progressed,
     Succeeded,
 )
 from jobrunner.manifests import StepBase
 from jobrunner.state.targets import TargetState, TargetStatus
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built once per outcome, on the hot path
 class Transition:
     """What an outcome does to a target."""
 
@@ -50,22 +49,7 @@ def progress(
     target: TargetState, outcome: Outcome, steps: Sequence[StepBase], how: str, now: float
 ) -> Transition:
     """The transition `outcome` causes (`how` it came: replied, notified, timeout...)."""
-    step = steps[target.step_index]
-    if isinstance(outcome, Accepted):
-        deadline = now + step.completion_timeout.total_seconds()  # type: ignore[attr-defined]
-        accepted = target.accepted(deadline, outcome.phase, now)
-        return Transition((accepted,), "accepted; AWAITING_COMPLETION", awaiting_until=deadline)
-    if isinstance(outcome, Progressed):
-        moved = target.progressed(outcome.phase, outcome.message, now)
-        if outcome.settle_after is None:
-            return Transition((moved,), outcome.message or "")
-        return Transition(
-            (moved,),
-            outcome.message or "",
-            settle_at=now + outcome.settle_after,
-            settled=outcome.settled,
-        )
-    if isinstance(outcome, Succeeded):
+    if isinstance(outcome, Succeeded):  # the most frequent first
         records: tuple[TargetState, ...] = ()
         if target.status is TargetStatus.AWAITING_COMPLETION:
             target = target.notified(outcome.summary, now)
@@ -78,9 +62,24 @@ def progress(
             else f"next: step {done.step_index} '{steps[done.step_index].name}'"
         )
         return Transition((*records, done), f"{how} OK{note}; {following}", step_over=True)
-    failed = target.failed(outcome.reason, now, outcome.failure)
+    if isinstance(outcome, Failed):
+        failed = target.failed(outcome.reason, now, outcome.failure)
+        return Transition(
+            (failed,), f"{outcome.reason}; PROCESS_FAILED, later steps skipped", step_over=True
+        )
+    if isinstance(outcome, Accepted):
+        step = steps[target.step_index]
+        deadline = now + step.completion_timeout.total_seconds()  # type: ignore[attr-defined]
+        accepted = target.accepted(deadline, outcome.phase, now)
+        return Transition((accepted,), "accepted; AWAITING_COMPLETION", awaiting_until=deadline)
+    moved = target.progressed(outcome.phase, outcome.message, now)
+    if outcome.settle_after is None:
+        return Transition((moved,), outcome.message or "")
     return Transition(
-        (failed,), f"{outcome.reason}; PROCESS_FAILED, later steps skipped", step_over=True
+        (moved,),
+        outcome.message or "",
+        settle_at=now + outcome.settle_after,
+        settled=outcome.settled,
     )
 
 

@@ -89,6 +89,7 @@ class JobState:
         """Record the first execution's targets and steps: unmodifiable from now on."""
         steps = _frozen_steps(self.paths, self.record.model_copy(update={"frozen": frozen}))
         self.record.frozen = frozen
+        self.record.resolved_targets = None  # the frozen targets say it from now on
         self.steps = steps
         self.save_record()
 

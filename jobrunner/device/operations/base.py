@@ -187,19 +187,18 @@ class Operation(ABC, Generic[P]):
 
     def reply(self, payload: KuraPayload, operation_id: int = 0) -> Outcome:
         """The outcome of the device's reply."""
+        code = response_code(payload)
+        if code == 200:
+            if self.mode is StepMode.ASYNC:
+                return self.accepted(payload, operation_id)
+            return self.succeeded(payload)
         hints = self.failure_hints
-        if response_code(payload) == 404 and self.app_id in device_reason(payload):
+        if code == 404 and self.app_id in device_reason(payload):
             # The device says it lacks the application: the operation's own meaning of a 404
             # (no such entry, no such bundle) does not apply.
             hints = {404: f"the device does not run {self.app_id}"}
-        failure = reply_failure(payload, hints)
-        if failure is not None:
-            code = response_code(payload)
-            kind = FailureKind.DEVICE_ERROR if code is not None else FailureKind.UNREADABLE
-            return Outcome.failed(failure, kind, code)
-        if self.mode is StepMode.ASYNC:
-            return self.accepted(payload, operation_id)
-        return self.succeeded(payload)
+        kind = FailureKind.DEVICE_ERROR if code is not None else FailureKind.UNREADABLE
+        return Outcome.failed(reply_failure(payload, hints) or "", kind, code)
 
     def succeeded(self, payload: KuraPayload) -> Outcome:
         """A synchronous operation's outcome for a 200 reply."""
