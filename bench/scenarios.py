@@ -24,6 +24,7 @@ from bench.measure import (
     run,
 )
 from bench.report import Row
+from jobrunner.engine.daemon import RESYNC
 from jobrunner.simulator.broker import RunningBroker
 
 SCOPE = "bench"
@@ -344,6 +345,11 @@ def daemon_idle(
             time.sleep(seconds)
             used = cpu_of(process.pid) - start_cpu
             share = used / (time.monotonic() - start)
+            # The daemon also reconciles everything every RESYNC seconds: `reconcile` handed
+            # over to it is that work, measured in the daemon.
+            before = cpu_of(process.pid)
+            run([*JOBRUNNER, "reconcile", *acting], cwd=root).check()
+            resync = cpu_of(process.pid) - before
         finally:
             process.send_signal(signal.SIGINT)
             try:
@@ -351,14 +357,19 @@ def daemon_idle(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-    details.update(daemon_settle_seconds=settled, daemon_cpu_seconds=used)
+    spread = resync / RESYNC
+    details.update(
+        daemon_settle_seconds=settled, daemon_cpu_seconds=used, daemon_resync_cpu_seconds=resync
+    )
     return Row(
         "daemon idle (jobrunner watch)",
         jobs,
         target="< 2 % of a core",
-        holds=share < 0.02,
-        note=f"{share * 100:.2f} % of one core over {seconds:.0f} s, after {settled:.0f} s"
-        " of start-up; 2 schedules per job, none due",
+        holds=share + spread < 0.02,
+        note=f"{(share + spread) * 100:.2f} % of one core: {share * 100:.2f} % over"
+        f" {seconds:.0f} s after {settled:.0f} s of start-up, plus its full resync every"
+        f" {RESYNC:.0f} s ({resync:.2f} s of CPU: {spread * 100:.2f} %); 2 schedules per job,"
+        " none due",
     )
 
 

@@ -35,7 +35,7 @@ from jobrunner.engine.scheduler import Scheduler
 from jobrunner.engine.service import Runner, RunnerConfig
 from jobrunner.engine.timers import JobKey
 from jobrunner.errors import JobError, JobrunnerError
-from jobrunner.manifests import Declared, Job, is_manifest_file
+from jobrunner.manifests import Declared, Job, is_manifest_file, manifest_files
 from jobrunner.manifests.fields import DOT_HINT
 from jobrunner.state.records import ExecutionSummary, Trigger, TriggerKind
 
@@ -82,8 +82,10 @@ class Daemon:
                 target=self._watch_files, name="jobs-dir-watcher", daemon=True
             )
             watcher.start()
+            seen = self._fingerprint()
             self._safely("reconcile", lambda: self.reconcile("start"))
             resync_at = time.monotonic() + CATCH_UP
+            catching_up = True
             while not self.stopping.is_set():
                 runner.engine.step(TICK)
                 why = None
@@ -94,7 +96,15 @@ class Daemon:
                     # Level-based: reconcile now and then whatever the watcher saw (it may
                     # have started after a change, or an event may have been lost).
                     why = "periodic resync"
+                    if catching_up and "reconcile" not in self._failing:
+                        # A full reconcile of a thousand jobs costs seconds of CPU; the
+                        # catch-up is only for files changed while the watcher started.
+                        catching_up = False
+                        if self._fingerprint() == seen:
+                            why = None
+                            resync_at = time.monotonic() + RESYNC
                 if why is not None:
+                    catching_up = False
                     resync_at = time.monotonic() + RESYNC
                     self._safely("reconcile", functools.partial(self.reconcile, why))
                 self._safely("schedules", self._fire_schedules)
@@ -155,6 +165,18 @@ class Daemon:
         else:
             if self._failing.pop(what, None) is not None:
                 log.info("%s works again", what)
+
+    def _fingerprint(self) -> frozenset[tuple[str, int, int]]:
+        """Each manifest file's path, size and modification time: what any edit, copy, move
+        or checkout under the jobs directory changes."""
+        found: set[tuple[str, int, int]] = set()
+        for file in manifest_files([self.config.jobs_dir], []):
+            try:
+                stat = file.stat()
+            except OSError:
+                continue  # gone since it was listed: the set differs anyway
+            found.add((str(file), stat.st_size, stat.st_mtime_ns))
+        return frozenset(found)
 
     def _install_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -271,6 +293,8 @@ class Daemon:
     def _fire_schedules(self) -> None:
         runner = self._runner()
         now = datetime.now(UTC)
+        if not self.scheduler.may_be_due(now):
+            return
         records = {key: job.state.record for key, job in runner.engine.jobs.items()}
         for key, name in self.scheduler.due(records, now):
             job = runner.engine.jobs[key]

@@ -17,6 +17,7 @@ that are over.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -82,6 +83,8 @@ class Engine:
         self.dispatcher = Dispatcher(self.rt, self.outcomes, self.queries)
         self.storage_problem: str | None = None
         """Why the state directory cannot be written (dispatching is paused), or None."""
+        self._to_flush: set[JobKey] = set()
+        """Jobs with transitions or log lines queued: a thousand idle jobs cost no turn."""
         self.listeners: list[Callable[[Event], None]] = []
         self.connect_hooks: list[Callable[[DeviceConnected], None]] = []
 
@@ -113,6 +116,8 @@ class Engine:
     def hold(self, job: RunningJob) -> None:
         """Take a job in (once): its RUNNING execution and awaited operations resume."""
         self.rt.jobs[job.key] = job
+        self._to_flush.add(job.key)
+        job.state.on_pending(functools.partial(self._to_flush.add, job.key))
         if job.steps:
             recovery.resume(self.rt, self.queries, job)
 
@@ -330,8 +335,10 @@ class Engine:
         Journals append all of a batch or nothing and keep what they could not write, so
         the next turn simply tries again; nothing is published that is not recorded."""
         try:
-            for job in self.jobs.values():
-                job.state.flush(durable)
+            while self._to_flush:
+                key = next(iter(self._to_flush))
+                self.jobs[key].state.flush(durable)  # what it could not write, it keeps
+                self._to_flush.discard(key)
             self.devices.flush()
         except OSError as error:
             if self.storage_problem is None:

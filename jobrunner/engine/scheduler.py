@@ -81,10 +81,14 @@ class Scheduler:
         self.jobs.pop(key, None)
         self.next_due = None
 
+    def may_be_due(self, now: datetime) -> bool:
+        """Whether `due` could find anything at `now` (a tick's only work, most of the time)."""
+        return self.next_due is None or now >= self.next_due
+
     def due(self, records: dict[JobKey, JobRecord], now: datetime) -> list[tuple[JobKey, str]]:
         """(job, schedule) pairs due at `now`, each at most once however many fires were
         missed; their last fire is set to `now` in the record (the caller saves it)."""
-        if self.next_due is not None and now < self.next_due:
+        if not self.may_be_due(now):
             return []
         fired = []
         earliest: datetime | None = None

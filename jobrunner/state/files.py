@@ -93,6 +93,10 @@ def check_header(path: Path, header: Record, kind: str, version: int) -> None:
         )
 
 
+def _nothing() -> None:
+    """The default `on_pending`."""
+
+
 class Journal:
     """An append-only file of JSON lines after a header line; see the module docstring."""
 
@@ -102,6 +106,9 @@ class Journal:
         self.version = version
         self._handle: IO[bytes] | None = None
         self._pending: list[bytes] = []
+        self.on_pending: Callable[[], object] = _nothing
+        """Called when a record is queued and none was: an owner of many journals then
+        flushes those with something queued, not every one of them."""
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -138,6 +145,8 @@ class Journal:
 
     def append(self, record: Record) -> None:
         """Queue one record; `flush` writes the queue (a batch of transitions costs one write)."""
+        if not self._pending:
+            self.on_pending()
         self._pending.append(_line(record))
 
     def flush(self, durable: bool = False) -> None:

@@ -9,7 +9,7 @@ and execution summaries are atomic replacements.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from pydantic import ValidationError
@@ -40,6 +40,7 @@ class JobState:
     logs: dict[int, ExecutionLog] = field(default_factory=dict)
     steps: list[StepBase] = field(default_factory=list)
     """The frozen steps, validated (empty before the first execution)."""
+    _on_pending: Callable[[], object] | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -140,7 +141,17 @@ class JobState:
         log = self.logs.get(execution_id)
         if log is None:
             log = self.logs[execution_id] = ExecutionLog(self.paths.log(execution_id))
+            if self._on_pending is not None:
+                log.on_pending = self._on_pending
         return log
+
+    def on_pending(self, callback: Callable[[], object]) -> None:
+        """Call `callback` whenever a transition or log line is queued and nothing was: the
+        engine then flushes the jobs that have something to write, not all of them."""
+        self._on_pending = callback
+        self.targets.journal.on_pending = callback
+        for log in self.logs.values():
+            log.on_pending = callback
 
     # -- targets ---------------------------------------------------------------------------
 

@@ -44,6 +44,10 @@ def timestamp(at: float | None = None) -> str:
 _second: tuple[int, str] = (-(2**63), "")
 
 
+def _nothing() -> None:
+    """The default `on_pending`."""
+
+
 class ExecutionLog:
     """Appends lines to one execution's log; `flush` writes what was queued."""
 
@@ -51,10 +55,14 @@ class ExecutionLog:
         self.path = path
         self._pending: list[str] = []
         self._handle: IO[bytes] | None = None
+        self.on_pending: Callable[[], object] = _nothing
+        """Called when a line is queued and none was (see `Journal.on_pending`)."""
 
     def write(self, subject: str, message: str, at: float | None = None) -> None:
         """Queue `TIME SUBJECT: MESSAGE` (newlines in the message are flattened)."""
         text = message.replace("\n", " | ").replace("\r", "")
+        if not self._pending:
+            self.on_pending()
         self._pending.append(f"{timestamp(at)} {subject}: {text}\n")
 
     def flush(self) -> None:

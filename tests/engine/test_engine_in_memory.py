@@ -192,3 +192,29 @@ def test_only_what_left_is_logged_as_sent(world: World) -> None:
         "gw-1": "not sent: the broker connection is down; will retry",
         "gw-2": "not sent: the broker connection is down; will retry",
     }
+
+
+def test_a_turn_writes_the_jobs_with_something_queued_and_only_those(world: World) -> None:
+    world.job(STOP)
+    with world.runner(lambda sent: ok()) as runner:
+        (started,) = runner.apply(runner.plan(runner.load())).started
+        (summary,) = runner.wait([started])
+        job = runner.engine.jobs[("acme", "rollout")]
+        flushed: list[bool] = []
+        real = job.state.flush
+
+        def counted(durable: bool = False) -> None:
+            flushed.append(durable)
+            real(durable)
+
+        job.state.flush = counted  # type: ignore[method-assign]
+        for _ in range(5):
+            runner.engine.step(0)
+        assert flushed == [], "an idle job is not written every turn"
+
+        # a line for a job with no running execution (an anomaly) is still written
+        job.state.log(summary.id).write("gw-1", "anomaly: a reply after the end")
+        runner.engine.step(0)
+        assert len(flushed) == 1
+    text = (world.root / "state/scopes/acme/jobs/rollout/executions/000001/log.txt").read_text()
+    assert text.rstrip().endswith("gw-1: anomaly: a reply after the end")

@@ -80,3 +80,16 @@ def test_compaction_replaces_history_by_a_snapshot(tmp_path: Path) -> None:
         {"n": 99},
         {"n": 100},
     ]
+
+
+def test_a_journal_says_when_it_has_something_to_write_once_per_batch(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "t.journal", "targets", 1)
+    told: list[None] = []
+    journal.on_pending = lambda: told.append(None)
+    journal.append({"n": 1})
+    journal.append({"n": 2})
+    assert len(told) == 1
+    journal.flush()
+    journal.append({"n": 3})
+    journal.close()
+    assert len(told) == 2
