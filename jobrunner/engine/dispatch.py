@@ -139,6 +139,8 @@ class Dispatcher:
             f"not sent: {why}; will retry",
             target.execution,
             updated=now,
+            attempts=target.attempts,
+            started_in=target.started_in,
         )
         job.state.targets.put(back)
         if target.operation_id is not None:

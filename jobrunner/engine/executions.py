@@ -11,12 +11,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from jobrunner.engine import gates
 from jobrunner.engine.executor import Engine
+from jobrunner.engine.rollout import gate_settings, retry_of
 from jobrunner.engine.runtime import ExecutionRun, RunningJob
 from jobrunner.engine.steps import OperationFactory
 from jobrunner.errors import JobError
+from jobrunner.manifests.fields import format_duration
+from jobrunner.manifests.rollout import Retry
 from jobrunner.state.jobstore import JobState
-from jobrunner.state.records import FrozenJob, Trigger, utc_now
+from jobrunner.state.records import FrozenJob, FrozenWave, Trigger, utc_now
+from jobrunner.state.targets import TargetStatus
 
 STOP_DRAIN = 10.0
 """Seconds a stopped execution waits for the replies of requests in flight before it ends."""
@@ -40,10 +45,20 @@ def freeze(
     steps: list[dict[str, Any]],
     digest: str,
     revision: str | None,
+    waves: list[FrozenWave] | None = None,
+    waves_written: list[dict[str, Any]] | None = None,
 ) -> None:
-    """Record the first execution's targets and steps: unmodifiable from now on."""
+    """Record the first execution's targets, steps and waves: unmodifiable from now on."""
     state.freeze(
-        FrozenJob(at=utc_now(), revision=revision, targets=targets, steps=steps, digest=digest)
+        FrozenJob(
+            at=utc_now(),
+            revision=revision,
+            targets=targets,
+            steps=steps,
+            digest=digest,
+            waves=waves or [],
+            waves_written=waves_written or [],
+        )
     )
 
 
@@ -55,8 +70,12 @@ def start(
     operations: OperationFactory,
     revision: str | None,
     only: Iterable[str] | None = None,
+    chosen: bool = False,
 ) -> ExecutionRun:
-    """Begin an execution over the targets that are not done (or `only` those among them)."""
+    """Begin an execution over the targets that are not done (or `only` those among them).
+
+    `chosen`: the operator chose the targets (`start --target`): they start at once, whatever
+    the rollout's waves, window, rate and retry limit say."""
     state = job.state
     running = state.running
     if running is not None:
@@ -74,11 +93,16 @@ def start(
     now = engine.clock()
     state.add_targets(frozen.targets, now)
     wanted = set(frozen.targets) if only is None else set(only) & set(frozen.targets)
-    covered = sorted(c for c in wanted if not state.targets.get(c).is_done(len(job.steps)))
+    open_targets = [c for c in wanted if not state.targets.get(c).is_done(len(job.steps))]
+    retry = None if chosen else retry_of(state.record.spec)
+    given_up, resting = ([], []) if retry is None else _left_out(state, open_targets, retry, now)
+    covered = sorted(set(open_targets) - set(given_up) - set(resting))
     summary = state.begin_execution(trigger, covered, revision)
+    summary.chosen = chosen
     run = ExecutionRun(summary, set(covered))
+    gated = not chosen and gate_settings(state.record) is not None
     job.run = run
-    skipped = len(wanted) - len(covered)
+    skipped = len(wanted) - len(open_targets)
     state.log(run.id).write(
         "execution",
         f"{run.id} started by {trigger}; {len(covered)} target(s)"
@@ -86,10 +110,71 @@ def start(
         + (f"; manifests at {revision}" if revision else ""),
         now,
     )
+    if retry is not None:
+        _log_left_out(state, run.id, retry, given_up, resting, now)
+    if chosen and state.record.rollout is not None:
+        state.log(run.id).write(
+            "rollout", "the targets were chosen: the waves, window and rate do not hold them", now
+        )
     for client_id in covered:
-        state.targets.put(state.targets.get(client_id).enter(run.id, now))
+        entered = state.targets.get(client_id).enter(run.id, now)
+        state.targets.put(entered if gated else entered.start(run.id, now))
+    run.gate = engine.rt.gate(job, run) if gated else None  # counts the targets as entered
+    for client_id in covered:
         engine.take_up(job, client_id)
+    if run.gate is not None:
+        run.gate.sort_held()
+        for client_id in run.gate.held():
+            target = state.targets.get(client_id)
+            state.targets.put(target.waiting(run.gate.waiting_reason(client_id), now))
     return run
+
+
+def _left_out(
+    state: JobState, client_ids: Iterable[str], retry: Retry, now: float
+) -> tuple[list[str], list[str]]:
+    """Failed targets the retry limit leaves out: tried often enough, or resting (backoff)."""
+    given_up, resting = [], []
+    backoff = retry.backoff.total_seconds() if retry.backoff is not None else 0.0
+    for client_id in sorted(client_ids):
+        target = state.targets.get(client_id)
+        if target.status is not TargetStatus.PROCESS_FAILED:
+            continue
+        if target.attempts >= retry.max_attempts:
+            given_up.append(client_id)
+        elif backoff and (target.updated or 0.0) + backoff > now:
+            resting.append(client_id)
+    return given_up, resting
+
+
+def _log_left_out(
+    state: JobState,
+    execution: int,
+    retry: Retry,
+    given_up: list[str],
+    resting: list[str],
+    now: float,
+) -> None:
+    log = state.log(execution)
+    for client_id in given_up:
+        target = state.targets.get(client_id)
+        note = (
+            f"gave up after {target.attempts} attempt(s) (retry.maxAttempts {retry.max_attempts})"
+        )
+        if not (target.message or "").startswith("gave up"):
+            last = f": {target.message}" if target.message else ""
+            state.targets.put(target.waiting(note + last, now))
+        log.write(f"target {client_id}", note + "; not tried again", now)
+    if resting:
+        assert retry.backoff is not None
+        log.write(
+            "retry",
+            f"{len(resting)} failed target(s) not tried again before their backoff"
+            f" ({format_duration(retry.backoff)} after their failure) is over: "
+            + ", ".join(resting[:20])
+            + (", ..." if len(resting) > 20 else ""),
+            now,
+        )
 
 
 def stop(
@@ -98,22 +183,6 @@ def stop(
     """Send nothing more; the execution ends STOPPED once no reply is awaited, or `drain`
     seconds after the stop. With `cancel`, operations running on the devices that can be
     cancelled (a package download) are asked to stop, and their end awaited the same way."""
-    run = job.run
-    if run is None or run.stopping:
-        return False
-    run.summary.stop_requested = True
-    run.summary.message = reason
-    job.state.save_summary(run.summary)
-    out = len(job.out & run.covered)
-    job.state.log(run.id).write(
-        "execution",
-        f"stop requested ({reason}); nothing more is sent"
-        + (f"; {out} reply(ies) in flight awaited, at most {drain:g}s" if out else ""),
+    return gates.stop_run(
+        engine.rt, engine.cancel, job, reason, cancel_operations=cancel, drain=drain
     )
-    run.ready.clear()
-    if cancel:
-        for client_id in sorted(run.covered):
-            if engine.cancel(job, client_id):
-                run.cancelling.add(client_id)
-    engine.wait_no_longer_than(job, drain)
-    return True

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from jobrunner.engine import progression, recovery
+from jobrunner.engine import gates, progression, recovery
 from jobrunner.engine.devices import Devices
 from jobrunner.engine.dispatch import Dispatcher
 from jobrunner.engine.events import (
@@ -163,6 +163,8 @@ class Engine:
             self._handle(event)
         for due in self.rt.deadlines.due(self.clock()):
             self._due(due)
+        if not self.storage_problem:
+            gates.turn_gates(self.rt, self.cancel)
         outgoing = [] if self.storage_problem else self.dispatcher.collect()
         if self._flush(durable=self.settings.durable and bool(outgoing)):
             self.dispatcher.publish(outgoing)
@@ -237,6 +239,7 @@ class Engine:
         """A device that goes away fails the request it has not answered: at once after a
         DC, after LWT_GRACE for an LWT (unless the broker connection went down meanwhile)."""
         self.devices.disconnected(event.account, event.client_id, event.reason, event.at)
+        self._soak_watch(event)
         holder = self.rt.device_queue.busy.get((event.account, event.client_id))
         job = self.jobs.get(holder) if holder else None
         if job is None:
@@ -249,6 +252,20 @@ class Engine:
             self.rt.deadlines.add(now + LWT_GRACE, LwtGrace(job.key, event.client_id, now))
             return
         self.outcomes.apply(job, target, progression.device_gone(lost=False), "disconnect")
+
+    def _soak_watch(self, event: DeviceDisconnected) -> None:
+        """A device of a soaking wave went away: said in the log (the soak's end decides)."""
+        for job in self.jobs.values():
+            gate = job.run.gate if job.run is not None else None
+            if gate is None or job.scope != event.account:
+                continue
+            wave = gate.soaking_wave_of(event.client_id)
+            if wave is not None:
+                job.state.log(job.run.id if job.run else 0).write(
+                    "rollout",
+                    f"wave '{wave}' soaking: {event.client_id} lost its connection"
+                    f" ({event.reason}); it counts as failed unless it is back by the end",
+                )
 
     def _lwt_settles(self, due: LwtGrace) -> None:
         """An LWT waited out its grace: the device's loss, or the broker's outage."""
@@ -308,10 +325,11 @@ class Engine:
                 waiting = (job.out & run.covered) | run.cancelling
                 if waiting and not run.drain_over:
                     continue
-                status = ExecutionStatus.STOPPED
+                aborted = run.summary.aborted
+                status = ExecutionStatus.ABORTED if aborted else ExecutionStatus.STOPPED
                 if waiting and not run.ending_logged:
                     job.state.log(run.id).write("execution", _left_waiting(waiting))
-            elif run.open <= 0:
+            elif run.open <= 0 and not (run.gate is not None and run.gate.holds_execution_open):
                 status = ExecutionStatus.TERMINATED
             else:
                 continue

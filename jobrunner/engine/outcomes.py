@@ -64,6 +64,8 @@ class Outcomes:
         run.cancelling.discard(after.client_id)
         if after.is_final:
             run.open -= 1
+            if run.gate is not None:
+                run.gate.outcome(after)
         elif not run.stopping:
             run.ready.append(after.client_id)
 

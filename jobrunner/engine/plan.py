@@ -29,15 +29,17 @@ from jobrunner.engine.spec import (
     NO_DEVICES,
     ScopeDevices,
     dump_steps,
+    dump_waves,
     resolve_targets,
     schedule_digest,
     spec_digest,
 )
+from jobrunner.engine.waves import split_waves
 from jobrunner.errors import StateError
 from jobrunner.manifests import Declared, Job, ManifestSet
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import StateDir
-from jobrunner.state.records import Conflict, JobRecord
+from jobrunner.state.records import Conflict, FrozenWave, JobRecord
 
 
 class Action(StrEnum):
@@ -67,6 +69,10 @@ class JobPlan:
     declared: Declared[Job] | None = None
     record: JobRecord | None = None
     problems: list[str] = field(default_factory=list)
+    waves: list[FrozenWave] = field(default_factory=list)
+    """The rollout's waves: as frozen, or as the first execution would split the targets."""
+    zones: dict[str, str] = field(default_factory=dict)
+    """The targets' time zones, for a rollout window in each device's zone."""
 
     @property
     def label(self) -> str:
@@ -211,6 +217,7 @@ def _plan_declared(
     if recorded is None:
         plan = JobPlan(scope, name, Action.CREATE, declared=declared)
         plan.targets = resolve_targets(job, devices)
+        _rollout(plan, job, None, devices)
         plan.changes = ["new job"]
         if job.spec.run is not None and not job.spec.suspend:
             plan.start = f"run token '{job.spec.run}'"
@@ -235,6 +242,7 @@ def _plan_declared(
         )
         return plan
     plan.targets = list(record.frozen.targets) if record.frozen else resolve_targets(job, devices)
+    _rollout(plan, job, record, devices)
     plan.changes = _changes(record, job, digest, declared)
     running = recorded.running
     if job.spec.suspend:
@@ -251,6 +259,17 @@ def _plan_declared(
     return plan
 
 
+def _rollout(plan: JobPlan, job: Job, record: JobRecord | None, devices: ScopeDevices) -> None:
+    """The waves (frozen, or split as the first execution would) and the targets' zones."""
+    rollout = job.spec.rollout
+    if record is not None and record.frozen is not None:
+        plan.waves = list(record.frozen.waves)
+    elif rollout is not None and rollout.waves:
+        plan.waves = split_waves(plan.targets, rollout.waves, devices.tags_of)
+    if rollout is not None and rollout.window is not None and rollout.window.timezone == "device":
+        plan.zones = {c: devices.zones[c] for c in plan.targets if c in devices.zones}
+
+
 def _frozen_change(record: JobRecord, declared: Declared[Job]) -> tuple[str, tuple[str | int, ...]]:
     """Which frozen part the manifest changed, and where: the first differing step, or the
     targets."""
@@ -264,6 +283,8 @@ def _frozen_change(record: JobRecord, declared: Declared[Job]) -> tuple[str, tup
             return f"step {index} '{after.get('name')}'", ("spec", "steps", index)
     if len(frozen_steps) != len(steps):
         return "the number of steps", ("spec", "steps")
+    if record.frozen.waves_written != dump_waves(declared.manifest):
+        return "the rollout's waves", ("spec", "rollout", "waves")
     return "targets", ("spec", "targets")
 
 

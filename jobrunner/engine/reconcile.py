@@ -16,11 +16,18 @@ from jobrunner.engine.executor import Engine
 from jobrunner.engine.plan import Action, JobPlan, Plan
 from jobrunner.engine.policy import record_policies
 from jobrunner.engine.runtime import RunningJob
-from jobrunner.engine.spec import dump_steps, schedule_digest, spec_digest
+from jobrunner.engine.spec import dump_steps, dump_waves, schedule_digest, spec_digest
 from jobrunner.manifests import Declared, Job
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import StateDir
-from jobrunner.state.records import ExecutionSummary, JobRecord, SourceRef, Trigger, TriggerKind
+from jobrunner.state.records import (
+    ExecutionSummary,
+    FrozenWave,
+    JobRecord,
+    SourceRef,
+    Trigger,
+    TriggerKind,
+)
 
 
 @dataclass
@@ -65,6 +72,7 @@ class Reconciler:
                     revision=plan.revision,
                     declared=job_plan.declared,
                     targets=job_plan.targets,
+                    waves=job_plan.waves,
                 )
                 job.state.record.run_token = token
                 job.state.save_record()
@@ -88,9 +96,12 @@ class Reconciler:
         revision: str | None,
         declared: Declared[Job] | None = None,
         targets: list[str] | None = None,
+        waves: list[FrozenWave] | None = None,
         only: list[str] | None = None,
+        chosen: bool = False,
     ) -> ExecutionSummary:
-        """Start an execution; the first one freezes `targets` (resolved now) and the steps."""
+        """Start an execution; the first one freezes `targets` (resolved now), the steps and
+        the rollout's `waves` (split now)."""
         record = job.state.record
         if record.frozen is None:
             if declared is None or targets is None:
@@ -101,9 +112,17 @@ class Reconciler:
                 dump_steps(declared.manifest),
                 spec_digest(declared.manifest),
                 revision,
+                waves=waves,
+                waves_written=dump_waves(declared.manifest),
             )
         return executions.start(
-            self.engine, job, trigger, operations=self.operations, revision=revision, only=only
+            self.engine,
+            job,
+            trigger,
+            operations=self.operations,
+            revision=revision,
+            only=only,
+            chosen=chosen,
         ).summary
 
     # -- per action ---------------------------------------------------------------------
@@ -127,6 +146,7 @@ class Reconciler:
         record.schedule_digest = schedule_digest(manifest)
         record.suspend = manifest.spec.suspend
         record.resolved_targets = None if record.frozen is not None else list(plan.targets)
+        record.zones = plan.zones
         record.orphaned = False
         record.conflict = None
         record.problem = None

@@ -119,11 +119,18 @@ def resume(rt: Runtime, queries: StatusQueries, job: RunningJob) -> None:
             f"{run.id} resumed after a runner restart"
             + ("; stop was requested: nothing more is sent" if running.stop_requested else ""),
         )
+        run.gate = rt.gate(job, run)
         for client_id in sorted(run.covered):
             if client_id in state.targets:
                 take_up(rt, queries, job, run, client_id)
+        if run.gate is not None:
+            run.gate.sort_held()
+            if running.aborted:
+                run.gate.aborted = running.message or "aborted"
         if running.stop_requested:
             run.ready.clear()
+            if run.gate is not None:
+                run.gate.release_all_held()
     for target in state.targets:
         covered = job.run is not None and target.client_id in job.run.covered
         if not covered and target.status is TargetStatus.AWAITING_COMPLETION:
@@ -145,12 +152,16 @@ def take_up(
         state.targets.put(done)
         if done.is_final:
             run.open -= 1
+            if run.gate is not None:
+                run.gate.outcome(done)
         else:
             run.ready.append(client_id)
     elif target.status is TargetStatus.AWAITING_COMPLETION:
         await_completion(rt, queries, job, client_id)
     elif target.request_id is not None:
         rearm(rt, job, client_id)
+    elif run.gate is not None and not run.gate.started(target):
+        run.gate.hold(client_id)  # its wave, its window and its turn decide when it starts
     else:
         run.ready.append(client_id)
 

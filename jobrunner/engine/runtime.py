@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from jobrunner.engine.devices import Devices
 from jobrunner.engine.ports import DeviceLink, StepOperation
+from jobrunner.engine.rollout import Gate, gate_settings
 from jobrunner.engine.timers import Deadlines, JobKey
 from jobrunner.manifests import StepBase
 from jobrunner.state.jobstore import JobState
@@ -59,6 +60,9 @@ class ExecutionRun:
     cancelling: set[str] = field(default_factory=set)  # targets whose cancel is under way
     drain_over: bool = False  # stopping, and the wait for replies in flight is over
     ending_logged: bool = False  # its last log line is queued (the summary may still wait)
+    gate: Gate | None = None
+    """The rollout's gate: which of its targets may start now (None: all start at once)."""
+    gate_wake: float = 0.0  # when the engine is woken for the gate next (0: not armed)
 
     @property
     def id(self) -> int:
@@ -172,6 +176,19 @@ class Runtime:
     """Operation id (`job.id`) of each asynchronous operation awaited -> its target."""
     deadlines: Deadlines = field(default_factory=Deadlines)
     connection: Connection = field(default_factory=Connection)
+
+    def gate(self, job: RunningJob, run: ExecutionRun) -> Gate | None:
+        """The gate of the execution, when the job is a rollout and the operator did not
+        choose the targets (`start --target`)."""
+        settings = gate_settings(job.state.record)
+        if settings is None or run.summary.chosen:
+            return None
+
+        def absent(client_id: str) -> str | None:
+            since = self.connection.listening_since
+            return self.devices.absence(job.scope, client_id, since)
+
+        return Gate(job.state, run.id, settings, absent)
 
     def release(self, job: RunningJob, client_id: str) -> None:
         """Free the target's device; the next job waiting for it gets its turn."""

@@ -8,6 +8,7 @@ Runner(config)                          a process that owns the state directory:
 
 from __future__ import annotations
 
+import difflib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -59,13 +60,15 @@ def device_tags(
 ) -> dict[str, ScopeDevices]:
     """Per scope, every known device and its tags: declared in git, or discovered on connect."""
     known: dict[str, dict[str, Iterable[str]]] = {}
+    zones: dict[str, dict[str, str]] = {}
     for scope, devices in manifests.devices.items():
         known[scope] = {cid: d.device.tags for cid, d in devices.items()}
+        zones[scope] = {cid: d.device.timezone for cid, d in devices.items() if d.device.timezone}
     if registry is not None:
         for scope in registry.scopes():
             for record in registry.scope(scope):
                 known.setdefault(scope, {}).setdefault(record.client_id, ())
-    return {scope: ScopeDevices(devices) for scope, devices in known.items()}
+    return {scope: ScopeDevices(devices, zones.get(scope)) for scope, devices in known.items()}
 
 
 def make_plan(jobs_dir: Path, state_dir: Path, scope: str, require_signed: bool = False) -> Plan:
@@ -220,8 +223,11 @@ class Runner:
     def apply(self, plan: Plan) -> Applied:
         return self.reconciler.apply(plan)
 
-    def start_job(self, scope: str, name: str, manifests: ManifestSet) -> ExecutionSummary:
-        """A manual start: the job as declared (recorded first if it is new)."""
+    def start_job(
+        self, scope: str, name: str, manifests: ManifestSet, targets: list[str] | None = None
+    ) -> ExecutionSummary:
+        """A manual start: the job as declared (recorded first if it is new). `targets`: only
+        these (the operator chose them: no rollout gate or retry limit holds them)."""
         plan = self.plan(manifests)
         job_plan = next((j for j in plan.jobs if (j.scope, j.name) == (scope, name)), None)
         if job_plan is None or (job_plan.declared is None and job_plan.record is None):
@@ -243,13 +249,20 @@ class Runner:
                 f"job {scope}/{name} is suspended ({origin.at('spec', 'suspend')}:"
                 " suspend: true); set it to false to start it"
             )
+        if targets:
+            _check_chosen(scope, name, targets, job_plan.targets)
         job = self.reconciler.record_one(job_plan, plan.revision)
         return self.reconciler.start(
             job,
-            Trigger(kind=TriggerKind.MANUAL),
+            Trigger(kind=TriggerKind.MANUAL, detail="targets: " + ", ".join(targets))
+            if targets
+            else Trigger(kind=TriggerKind.MANUAL),
             revision=plan.revision,
             declared=job_plan.declared,
             targets=job_plan.targets,
+            waves=job_plan.waves,
+            only=targets or None,
+            chosen=bool(targets),
         )
 
     def stop_job(
@@ -313,11 +326,32 @@ class Runner:
             self.serve(scope, encoding)
 
 
+def _check_chosen(scope: str, name: str, chosen: list[str], targets: list[str]) -> None:
+    """JobError naming the chosen client ids that are not targets of the job."""
+    known = set(targets)
+    unknown = [c for c in chosen if c not in known]
+    if not unknown:
+        return
+    hints = []
+    for client_id in unknown:
+        close = difflib.get_close_matches(client_id, targets, n=1)
+        hints.append(f"{client_id!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    raise JobError(
+        f"job {scope}/{name} has no target {', '.join(hints)}; its targets are"
+        f" {_some(targets)}; see `jobrunner status {scope}/{name}`"
+    )
+
+
+def _some(items: list[str], limit: int = 5) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "") or "none"
+
+
 def exit_code(summaries: Iterable[ExecutionSummary]) -> int:
     """0 when every target of the executions is PROCESS_OK, 3 when some are not."""
     for summary in summaries:
         if any(status != TargetStatus.PROCESS_OK.value for status in summary.counts):
             return 3
-        if summary.status is ExecutionStatus.STOPPED:
+        if summary.status in (ExecutionStatus.STOPPED, ExecutionStatus.ABORTED):
             return 3
     return 0

@@ -29,11 +29,23 @@ def dump_steps(job: Job) -> list[dict[str, Any]]:
 def spec_essence(job: Job) -> dict[str, Any]:
     steps = [{k: v for k, v in step.items() if k != "description"} for step in dump_steps(job)]
     targets = job.spec.targets.model_dump(mode="json", by_alias=True)
-    return {"targets": targets, "steps": steps}
+    essence: dict[str, Any] = {"targets": targets, "steps": steps}
+    waves = dump_waves(job)
+    if waves:  # absent, not empty, without waves: the digests of older jobs stay the same
+        essence["waves"] = waves
+    return essence
+
+
+def dump_waves(job: Job) -> list[dict[str, Any]]:
+    """The rollout's waves as written (what the first execution splits the targets by)."""
+    rollout = job.spec.rollout
+    if rollout is None:
+        return []
+    return [w.model_dump(mode="json", by_alias=True, exclude_defaults=True) for w in rollout.waves]
 
 
 def spec_digest(job: Job) -> str:
-    """Digest of what is frozen at the first execution: target selectors and steps."""
+    """Digest of what is frozen at the first execution: target selectors, steps, waves."""
     return _digest(spec_essence(job))
 
 
@@ -45,12 +57,20 @@ class ScopeDevices:
     """The known devices of one scope, indexed by tag once: resolving a job's tags then costs
     what they select, not a pass over every device (1,000 jobs x 10,000 devices otherwise)."""
 
-    def __init__(self, devices: Mapping[str, Iterable[str]]) -> None:
+    def __init__(
+        self, devices: Mapping[str, Iterable[str]], zones: Mapping[str, str] | None = None
+    ) -> None:
         self.clients = list(devices)
+        self.tags = devices
+        self.zones: Mapping[str, str] = zones or {}
+        """Client id -> the time zone its DeviceList gives (none for most devices)."""
         self.by_tag: dict[str, list[str]] = {}
         for client, tags in devices.items():
             for tag in tags:
                 self.by_tag.setdefault(tag, []).append(client)
+
+    def tags_of(self, client_id: str) -> Iterable[str]:
+        return self.tags.get(client_id, ())
 
 
 NO_DEVICES = ScopeDevices({})

@@ -12,12 +12,13 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from jobrunner.engine.rollout import ALL
 from jobrunner.engine.scheduler import schedules_of
 from jobrunner.errors import JobError, StateError
 from jobrunner.manifests import ManifestSet
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import StateDir
-from jobrunner.state.records import ExecutionSummary, JobRecord
+from jobrunner.state.records import ExecutionSummary, JobRecord, RolloutState, WaveState
 from jobrunner.state.registry import DeviceRegistry
 from jobrunner.state.targets import TargetStatus
 
@@ -112,11 +113,58 @@ def failure_view(failure: str) -> dict[str, Any]:
     return {"kind": kind, "code": int(code) if code.isdigit() else None}
 
 
+def waves_of(record: JobRecord) -> list[tuple[str, list[str], str]]:
+    """The rollout's waves as frozen: (name, targets, selector); one wave `all` for a rollout
+    without waves; none for a job without a rollout, or before its first execution."""
+    frozen = record.frozen
+    if frozen is None:
+        return []
+    if frozen.waves:
+        return [(w.name, w.targets, w.selector) for w in frozen.waves]
+    if record.rollout is not None or "rollout" in record.spec:
+        return [(ALL, frozen.targets, "every target")]
+    return []
+
+
+def rollout_view(job: JobState) -> dict[str, Any] | None:
+    """DESIGN §6: where the job's rollout stands, wave by wave (None: no rollout)."""
+    record = job.record
+    if "rollout" not in record.spec and (record.frozen is None or not record.frozen.waves):
+        return None
+    state = record.rollout or RolloutState()
+    recorded = {w.name: w for w in state.waves}
+    waves = []
+    for name, targets, selector in waves_of(record):
+        wave = recorded.get(name) or WaveState(name=name)
+        counts = Counter(job.targets.get(c).status.value for c in targets if c in job.targets)
+        waves.append(
+            {
+                "name": name,
+                "targets": len(targets),
+                "selector": selector,
+                "state": wave.status.value,
+                "counts": dict(counts),
+                "startedOn": _iso(wave.started_on),
+                "endedOn": _iso(wave.ended_on),
+                "soakUntil": _iso(wave.soak_until),
+                "decision": wave.decision,
+            }
+        )
+    return {
+        "state": state.status.value,
+        "wave": state.wave,
+        "reason": state.reason,
+        "waves": waves,
+    }
+
+
 def job_view(job: JobState) -> dict[str, Any]:
     """DESIGN §4's JSON contract of `status JOB -o json`, plus what an operator also needs."""
     record = job.record
     steps = record.frozen.steps if record.frozen else record.spec.get("steps", [])
     step_names = [s.get("name") for s in steps]
+    wave_of = {c: name for name, targets, _ in waves_of(record) for c in targets}
+    rollout = rollout_view(job)
     targets = []
     for target in sorted(job.targets, key=lambda t: t.client_id):
         entry: dict[str, Any] = {
@@ -130,6 +178,10 @@ def job_view(job: JobState) -> dict[str, Any]:
             entry["message"] = target.message
         if target.failure is not None:
             entry["failure"] = failure_view(target.failure)
+        if target.attempts:
+            entry["attempts"] = target.attempts
+        if rollout is not None:
+            entry["wave"] = wave_of.get(target.client_id)
         targets.append(entry)
     return {
         "scope": record.scope,
@@ -148,6 +200,7 @@ def job_view(job: JobState) -> dict[str, Any]:
         "schedules": schedules_view(record),
         "counts": dict(Counter(t["status"] for t in targets)),
         "resolvedTargets": None if record.frozen else (record.resolved_targets or []),
+        "rollout": rollout,
         "targets": targets,
         "executions": [execution_view(job.executions[i]) for i in sorted(job.executions)],
     }
@@ -177,6 +230,9 @@ def summary_row(job: JobState) -> dict[str, Any]:
         "conflict": record.conflict is not None,
         "orphaned": record.orphaned,
         "suspend": record.suspend,
+        "rollout": None
+        if record.rollout is None
+        else {"state": record.rollout.status.value, "wave": record.rollout.wave},
     }
 
 

@@ -61,11 +61,18 @@ class DrainOver:
 
 
 @dataclass(frozen=True, slots=True)
+class GateDue:
+    """A rollout's gate has something to do then (a target's turn, a window, a soak's end)."""
+
+    job: JobKey
+
+
+@dataclass(frozen=True, slots=True)
 class RetryPublish:
     """Publishing failed (the connection was down): look at the connection again."""
 
 
-Due = ReplyDue | CompletionDue | LwtGrace | SettleDue | DrainOver | RetryPublish
+Due = ReplyDue | CompletionDue | LwtGrace | SettleDue | DrainOver | GateDue | RetryPublish
 
 
 class Deadlines:

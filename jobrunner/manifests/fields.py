@@ -163,7 +163,8 @@ AwareTime = Annotated[
 """An ISO-8601 time with a zone (`Z` or an offset)."""
 
 
-def _check_zone(value: str) -> str:
+def check_zone(value: str) -> str:
+    """`value` if it is an IANA zone; ValueError with the closest zone otherwise."""
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
@@ -182,7 +183,7 @@ def _closest_zone(value: str) -> str | None:
 
 TimeZone = Annotated[
     str,
-    AfterValidator(_check_zone),
+    AfterValidator(check_zone),
     WithJsonSchema({"type": "string", "examples": ["UTC", "Europe/Rome"]}),
 ]
 

@@ -15,7 +15,9 @@ from jobrunner.manifests.fields import (
     RunToken,
     ScopeName,
     Tag,
+    TimeZone,
 )
+from jobrunner.manifests.rollout import Retry, Rollout
 from jobrunner.manifests.schedules import Schedule
 from jobrunner.manifests.steps import Step
 
@@ -61,6 +63,9 @@ class Device(Strict):
     client_id: ClientId
     display_name: Annotated[str, Field(max_length=256)] | None = None
     tags: list[Tag] = Field(default_factory=list)
+    timezone: TimeZone | None = Field(
+        default=None, description="where it is: a rollout window `timezone: device` uses it"
+    )
 
 
 class DeviceListMetadata(Strict):
@@ -111,6 +116,10 @@ class JobSpec(Strict):
         default=None, description="on-demand start: every new value starts one execution"
     )
     suspend: bool = Field(default=False, description="start nothing; stop a running execution")
+    rollout: Rollout | None = Field(
+        default=None, description="waves, gates, rate, abort rule and window (DESIGN §6)"
+    )
+    retry: Retry | None = Field(default=None, description="how often a target is tried, in all")
 
     @field_validator("steps")
     @classmethod

@@ -54,6 +54,15 @@ class Conflict(Record):
     revision: str | None = None
 
 
+class FrozenWave(Record):
+    """One wave of a rollout, split when the first execution froze the targets."""
+
+    name: str
+    targets: list[str]
+    selector: str = ""
+    """How the manifest chose them (`devices`, `tags: canary`, `size 10%`, `remainder`)."""
+
+
 class FrozenJob(Record):
     """Targets and steps as they were at the first execution: unmodifiable afterwards."""
 
@@ -62,6 +71,48 @@ class FrozenJob(Record):
     targets: list[str]
     steps: list[dict[str, Any]]
     digest: str
+    waves: list[FrozenWave] = Field(default_factory=list)
+    """The rollout's waves, in order (empty: no waves, every target goes together)."""
+    waves_written: list[dict[str, Any]] = Field(default_factory=list)
+    """The waves as the manifest wrote them (a later change is a conflict)."""
+
+
+class WaveStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SOAKING = "soaking"
+    PASSED = "passed"
+    FAILED = "failed"
+
+
+class RolloutStatus(StrEnum):
+    PENDING = "pending"  # no execution has started any wave
+    RUNNING = "running"  # the current wave's targets are started as the gates allow
+    WAITING = "waiting"  # targets to start, none may start now (outside the window)
+    SOAKING = "soaking"
+    PASSED = "passed"  # every wave passed
+    ABORTED = "aborted"
+
+
+class WaveState(Record):
+    name: str
+    status: WaveStatus = WaveStatus.PENDING
+    started_on: datetime | None = None
+    ended_on: datetime | None = None
+    soak_until: datetime | None = None
+    decision: str | None = None
+    """The gate's decision with its numbers: `19/20 PROCESS_OK = 95% >= 95%; soaked 10m`."""
+
+
+class RolloutState(Record):
+    """Where a job's rollout stands, across executions: passed waves stay passed."""
+
+    status: RolloutStatus = RolloutStatus.PENDING
+    wave: str | None = None
+    """The current wave: the first that has not passed."""
+    reason: str | None = None
+    """Why it waits, or why it was aborted."""
+    waves: list[WaveState] = Field(default_factory=list)
 
 
 class ScheduleState(Record):
@@ -94,6 +145,9 @@ class JobRecord(Record):
     revision_applied: str | None = None
     last_execution: int = 0
     schedules: dict[str, ScheduleState] = Field(default_factory=dict)
+    rollout: RolloutState | None = None
+    zones: dict[str, str] = Field(default_factory=dict)
+    """The targets' time zones from the DeviceList (a rollout window `timezone: device`)."""
     updated: datetime = Field(default_factory=utc_now)
 
     def save(self, path: Path) -> None:
@@ -109,6 +163,8 @@ class ExecutionStatus(StrEnum):
     RUNNING = "RUNNING"
     TERMINATED = "TERMINATED"
     STOPPED = "STOPPED"
+    ABORTED = "ABORTED"
+    """A rollout's gate ended it: a wave that cannot pass, or the abort rule (its message)."""
 
 
 class TriggerKind(StrEnum):
@@ -140,6 +196,10 @@ class ExecutionSummary(Record):
     targets: list[str] = Field(default_factory=list)
     counts: dict[str, int] = Field(default_factory=dict)
     stop_requested: bool = False
+    aborted: bool = False
+    """Its rollout's gate aborted it (`message` says why): it ends ABORTED."""
+    chosen: bool = False
+    """Started for targets the operator chose (`start --target`): no gate holds them."""
     message: str | None = None
 
     def save(self, path: Path) -> None:

@@ -57,6 +57,11 @@ class TargetState:
     updated: float | None = None
     failure: str | None = None
     """Why the step failed, as a code (`timeout`, `device-error:404`): PROCESS_FAILED only."""
+    attempts: int = 0
+    """How many executions started this target (a rollout's `retry.maxAttempts` counts them)."""
+    started_in: int | None = None
+    """The execution that last started it: in a rollout, a target of the running execution
+    that it has not started yet waits for its wave, its window and its turn."""
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -77,8 +82,9 @@ class TargetState:
 
     # Each transition builds its value with one positional constructor call: fields in
     # declaration order (client_id, step_index, status, message, execution, request_id,
-    # operation_id, phase, deadline, updated, failure). `dataclasses.replace` looks the fields up
-    # on every call, and made up most of the engine's cost per target transition.
+    # operation_id, phase, deadline, updated, failure, attempts, started_in).
+    # `dataclasses.replace` looks the fields up on every call, and made up most of the
+    # engine's cost per target transition.
 
     def enter(self, execution: int, now: float) -> TargetState:
         """Join an execution: a failed target is retried at the step that failed."""
@@ -87,7 +93,24 @@ class TargetState:
             status = TargetStatus.PROCESS_AWAITING
         return TargetState(
             self.client_id, self.step_index, status, None, execution,
-            self.request_id, self.operation_id, self.phase, self.deadline, now,
+            self.request_id, self.operation_id, self.phase, self.deadline, now, None,
+            self.attempts, self.started_in,
+        )  # fmt: skip
+
+    def start(self, execution: int, now: float) -> TargetState:
+        """Started by `execution` (one attempt more): its steps are sent from now on."""
+        return TargetState(
+            self.client_id, self.step_index, self.status, None, self.execution,
+            self.request_id, self.operation_id, self.phase, self.deadline, now, self.failure,
+            self.attempts + 1, execution,
+        )  # fmt: skip
+
+    def waiting(self, message: str, now: float) -> TargetState:
+        """Not started yet, and why (shown by status)."""
+        return TargetState(
+            self.client_id, self.step_index, self.status, message, self.execution,
+            self.request_id, self.operation_id, self.phase, self.deadline, now, self.failure,
+            self.attempts, self.started_in,
         )  # fmt: skip
 
     def dispatched(
@@ -95,26 +118,30 @@ class TargetState:
     ) -> TargetState:
         return TargetState(
             self.client_id, self.step_index, TargetStatus.PROCESS_AWAITING, None,
-            self.execution, request_id, operation_id, None, deadline, now,
+            self.execution, request_id, operation_id, None, deadline, now, None,
+            self.attempts, self.started_in,
         )  # fmt: skip
 
     def accepted(self, deadline: float, phase: str | None, now: float) -> TargetState:
         """The device accepted an asynchronous operation; its completion is awaited."""
         return TargetState(
             self.client_id, self.step_index, TargetStatus.AWAITING_COMPLETION, self.message,
-            self.execution, None, self.operation_id, phase, deadline, now,
+            self.execution, None, self.operation_id, phase, deadline, now, None,
+            self.attempts, self.started_in,
         )  # fmt: skip
 
     def progressed(self, phase: str | None, message: str | None, now: float) -> TargetState:
         return TargetState(
             self.client_id, self.step_index, self.status, message, self.execution,
-            self.request_id, self.operation_id, phase, self.deadline, now,
+            self.request_id, self.operation_id, phase, self.deadline, now, None,
+            self.attempts, self.started_in,
         )  # fmt: skip
 
     def notified(self, message: str | None, now: float) -> TargetState:
         return TargetState(
             self.client_id, self.step_index, TargetStatus.NOTIFIED_COMPLETION, message,
-            self.execution, None, self.operation_id, self.phase, None, now,
+            self.execution, None, self.operation_id, self.phase, None, now, None,
+            self.attempts, self.started_in,
         )  # fmt: skip
 
     def succeeded(self, step_count: int, message: str | None, now: float) -> TargetState:
@@ -122,17 +149,17 @@ class TargetState:
         if self.step_index + 1 < step_count:
             return TargetState(
                 self.client_id, self.step_index + 1, TargetStatus.PROCESS_AWAITING, None,
-                self.execution, None, None, None, None, now,
+                self.execution, None, None, None, None, now, None, self.attempts, self.started_in,
             )  # fmt: skip
         return TargetState(
             self.client_id, self.step_index, TargetStatus.PROCESS_OK, message,
-            self.execution, None, None, None, None, now,
+            self.execution, None, None, None, None, now, None, self.attempts, self.started_in,
         )  # fmt: skip
 
     def failed(self, reason: str, now: float, failure: str | None = None) -> TargetState:
         return TargetState(
             self.client_id, self.step_index, TargetStatus.PROCESS_FAILED, reason,
-            self.execution, None, None, None, None, now, failure,
+            self.execution, None, None, None, None, now, failure, self.attempts, self.started_in,
         )  # fmt: skip
 
     # -- records ---------------------------------------------------------------------------
@@ -155,6 +182,10 @@ class TargetState:
             record["u"] = self.updated
         if self.failure is not None:
             record["f"] = self.failure
+        if self.attempts:
+            record["a"] = self.attempts
+        if self.started_in is not None:
+            record["x"] = self.started_in
         return record
 
     @staticmethod
@@ -176,6 +207,8 @@ class TargetState:
             deadline=record.get("d"),
             updated=record.get("u"),
             failure=record.get("f"),
+            attempts=int(record.get("a", 0)),
+            started_in=record.get("x"),
         )
 
 

@@ -161,6 +161,7 @@ def test_status_json_follows_the_fixed_contract(scenario: Scenario) -> None:
         "status": "PROCESS_OK",
         "step": None,
         "message": None,
+        "attempts": 1,  # executions that started it
     }
     (execution,) = view["executions"]
     assert execution["id"] == 1 and execution["status"] == "TERMINATED"

@@ -147,6 +147,8 @@ def reference_transitions(s: TargetState, now: float) -> dict[str, TargetState]:
     cleared = replace(s, request_id=None, operation_id=None, phase=None, deadline=None, updated=now)
     return {
         "enter": replace(s, status=status, execution=9, message=None, updated=now),
+        "start": replace(s, attempts=s.attempts + 1, started_in=9, message=None, updated=now),
+        "waiting": replace(s, message="waits for wave 'rest'", updated=now),
         "dispatched": replace(
             s, status=TargetStatus.PROCESS_AWAITING, request_id="r-9", operation_id=99,
             phase=None, deadline=now + 30, message=None, updated=now,
@@ -175,6 +177,8 @@ def reference_transitions(s: TargetState, now: float) -> dict[str, TargetState]:
 def transitions(s: TargetState, now: float) -> dict[str, TargetState]:
     return {
         "enter": s.enter(9, now),
+        "start": s.start(9, now),
+        "waiting": s.waiting("waits for wave 'rest'", now),
         "dispatched": s.dispatched("r-9", now + 30, now, 99),
         "accepted": s.accepted(now + 60, "download", now),
         "progressed": s.progressed("install", "50 %", now),
@@ -198,6 +202,8 @@ target_states = st.builds(
     phase=optional_text,
     deadline=st.none() | st.floats(min_value=0, max_value=2e9),
     updated=st.none() | st.floats(min_value=0, max_value=2e9),
+    attempts=st.integers(min_value=0, max_value=5),
+    started_in=st.none() | st.integers(min_value=1, max_value=9),
 )
 
 

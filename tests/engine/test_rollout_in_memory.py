@@ -1,0 +1,384 @@
+"""A rollout's gates without a broker: the in-memory link plays the devices, a fake clock
+passes time, so soaks, rates and maintenance windows are tested without waiting."""
+
+from __future__ import annotations
+
+import itertools
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from jobrunner.device import BrokerSettings, KuraPayload
+from jobrunner.engine.events import Inbox
+from jobrunner.engine.memory import MemoryLink, Sent, error, ok
+from jobrunner.engine.runtime import EngineSettings
+from jobrunner.engine.service import Runner, RunnerConfig
+from jobrunner.engine.status import job_view
+from jobrunner.engine.waves import stable_order
+from jobrunner.state.records import ExecutionStatus, ExecutionSummary
+
+STOP = "- {name: stop, definition: Bundle Stop, timeout: 30s, properties: {bundleId: 42}}"
+
+
+def at(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+@dataclass
+class FakeClock:
+    now: float = at("2027-01-10T12:00:00Z")
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Fleet:
+    """The devices: who fails, and when each request came (on the engine's clock)."""
+
+    clock: FakeClock
+    failing: set[str] = field(default_factory=set)
+    silent: set[str] = field(default_factory=set)
+    requests: list[tuple[float, str]] = field(default_factory=list)
+
+    def __call__(self, sent: Sent) -> KuraPayload | None:
+        self.requests.append((self.clock.now, sent.client_id))
+        if sent.client_id in self.silent:
+            return None
+        return error(500, "bundle not found") if sent.client_id in self.failing else ok()
+
+    def first_request(self) -> dict[str, float]:
+        found: dict[str, float] = {}
+        for moment, client_id in self.requests:
+            found.setdefault(client_id, moment)
+        return found
+
+
+@dataclass
+class World:
+    root: Path
+    clock: FakeClock
+    fleet: Fleet
+    link: MemoryLink | None = None
+
+    def job(
+        self,
+        rollout: str | None = None,
+        devices: int = 10,
+        run: str = "1",
+        retry: str | None = None,
+        zones: dict[str, str] | None = None,
+        tags: dict[str, str] | None = None,
+        steps: str = STOP,
+    ) -> list[str]:
+        jobs = self.root / "jobs.d"
+        jobs.mkdir(exist_ok=True)
+        clients = [f"gw-{n:02d}" for n in range(1, devices + 1)]
+        listed = []
+        for client in clients:
+            extra = ""
+            if zones and client in zones:
+                extra += f", timezone: {zones[client]}"
+            if tags and client in tags:
+                extra += f", tags: [{tags[client]}]"
+            listed.append(f"  - {{clientId: {client}{extra}}}")
+        (jobs / "devices.yaml").write_text(
+            "apiVersion: jobrunner/v1\nkind: DeviceList\nmetadata: {scope: acme}\ndevices:\n"
+            + "\n".join(listed)
+            + "\n"
+        )
+        spec = (
+            "apiVersion: jobrunner/v1\nkind: Job\nmetadata: {name: rollout, scope: acme}\n"
+            "spec:\n  targets: {all: true}\n  steps:\n"
+            + textwrap.indent(textwrap.dedent(steps).strip(), "    ")
+            + f'\n  run: "{run}"\n'
+        )
+        if rollout is not None:
+            spec += (
+                "  rollout:\n" + textwrap.indent(textwrap.dedent(rollout).strip(), "    ") + "\n"
+            )
+        if retry is not None:
+            spec += f"  retry: {retry}\n"
+        (jobs / "job.yaml").write_text(spec)
+        return clients
+
+    def runner(self) -> Runner:
+        def link(inbox: Inbox) -> MemoryLink:
+            self.link = MemoryLink(inbox, self.fleet)
+            return self.link
+
+        config = RunnerConfig(
+            jobs_dir=self.root / "jobs.d",
+            state_dir=self.root / "state",
+            scope="acme",
+            broker=BrokerSettings.from_url("mqtt://127.0.0.1:1", client_id="memory"),
+            engine=EngineSettings(durable=False),
+        )
+        return Runner(config, link=link, clock=self.clock)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    clock = FakeClock()
+    yield World(tmp_path, clock, Fleet(clock))
+
+
+def start(runner: Runner) -> tuple[str, str, int]:
+    (started,) = runner.apply(runner.plan(runner.load())).started
+    return started
+
+
+def run_for(runner: Runner, clock: FakeClock, seconds: float, step: float = 1.0) -> None:
+    """Turn the engine while the fake clock moves on by `step` each turn."""
+    end = clock.now + seconds
+    while clock.now < end:
+        runner.engine.step(0)
+        runner.engine.step(0)
+        clock.now += step
+    runner.engine.step(0)
+
+
+def until_ended(
+    runner: Runner, clock: FakeClock, ref: tuple[str, str, int], limit: float = 7200
+) -> ExecutionSummary:
+    end = clock.now + limit
+    while clock.now < end:
+        runner.engine.step(0)
+        runner.engine.step(0)
+        summary = runner.job_state(ref[0], ref[1]).executions[ref[2]]
+        if summary.status is not ExecutionStatus.RUNNING:
+            return summary
+        clock.now += 1
+    raise AssertionError(f"execution {ref} still running after {limit}s of engine time")
+
+
+def log_of(world: World, execution: int = 1) -> str:
+    path = world.root / f"state/scopes/acme/jobs/rollout/executions/{execution:06d}/log.txt"
+    return path.read_text()
+
+
+WAVES = """
+waves:
+  - {name: canary, devices: [gw-07]}
+  - {name: early, size: 30%}
+  - {name: rest}
+"""
+
+
+def test_no_request_goes_to_a_wave_before_the_wave_before_it_passed(world: World) -> None:
+    clients = world.job(WAVES)
+    with world.runner() as runner:
+        ref = start(runner)
+        summary = until_ended(runner, world.clock, ref)
+        view = job_view(runner.job_state("acme", "rollout"))
+    assert summary.status is ExecutionStatus.TERMINATED
+    early = stable_order(c for c in clients if c != "gw-07")[:3]  # 30% of 9, rounded up
+    order = [c for _, c in world.fleet.requests]
+    assert order[0] == "gw-07"
+    assert set(order[1:4]) == set(early)
+    assert set(order[4:]) == set(clients) - {"gw-07", *early}
+    rollout = view["rollout"]
+    assert rollout["state"] == "passed"
+    assert [(w["name"], w["targets"], w["state"]) for w in rollout["waves"]] == [
+        ("canary", 1, "passed"),
+        ("early", 3, "passed"),
+        ("rest", 6, "passed"),
+    ]
+    assert {t["clientId"]: t["wave"] for t in view["targets"]}["gw-07"] == "canary"
+    text = log_of(world)
+    assert "rollout: wave 'canary': 1/1 PROCESS_OK = 100% >= 100%; passed" in text
+
+
+def test_a_wave_that_cannot_pass_aborts_and_leaves_later_waves_unstarted(world: World) -> None:
+    clients = world.job(WAVES + "successThreshold: 100%\nmaxPerMinute: 60\n")
+    early = stable_order(c for c in clients if c != "gw-07")[:3]
+    world.fleet.failing = {early[0]}
+    with world.runner() as runner:
+        ref = start(runner)
+        summary = until_ended(runner, world.clock, ref)
+        view = job_view(runner.job_state("acme", "rollout"))
+    assert summary.status is ExecutionStatus.ABORTED
+    assert summary.message is not None and "wave 'early' cannot pass" in summary.message
+    rest = set(clients) - {"gw-07", *early}
+    assert [c for _, c in world.fleet.requests] == ["gw-07", early[0]], "nothing after it"
+    targets = {t["clientId"]: t for t in view["targets"]}
+    for client in rest:
+        assert (targets[client]["stepIndex"], targets[client]["status"]) == (0, "PROCESS_AWAITING")
+        assert "not started: the execution was aborted" in targets[client]["message"]
+    assert view["rollout"]["state"] == "aborted"
+    assert summary.message == f"aborted: {view['rollout']['reason']}"
+    assert [w["state"] for w in view["rollout"]["waves"]] == ["passed", "failed", "pending"]
+
+
+def test_a_later_execution_goes_on_from_the_wave_that_failed(world: World) -> None:
+    clients = world.job(WAVES)
+    early = stable_order(c for c in clients if c != "gw-07")[:3]
+    world.fleet.failing = {early[0]}
+    with world.runner() as runner:
+        until_ended(runner, world.clock, start(runner))
+    world.fleet.failing = set()
+    world.fleet.requests.clear()
+    world.job(WAVES, run="2")  # the device is fixed: a new run token
+    with world.runner() as runner:
+        summary = until_ended(runner, world.clock, start(runner))
+        view = job_view(runner.job_state("acme", "rollout"))
+    assert summary.status is ExecutionStatus.TERMINATED
+    sent = [c for _, c in world.fleet.requests]
+    assert "gw-07" not in sent, "the canary passed: it is not run again"
+    assert sent[0] == early[0], "the failed wave's failed target goes first"
+    assert set(sent[1:]) == set(clients) - {"gw-07", *early}
+    assert view["rollout"]["state"] == "passed"
+
+
+def test_a_soak_fails_the_wave_when_a_device_lost_its_connection_and_is_not_back(
+    world: World,
+) -> None:
+    world.job(WAVES + "soak: 10m\n")
+    with world.runner() as runner:
+        ref = start(runner)
+        run_for(runner, world.clock, 5)
+        assert world.link is not None
+        world.link.lost("acme", "gw-07", "LWT", at=world.clock.now)
+        run_for(runner, world.clock, 60)
+        state = job_view(runner.job_state("acme", "rollout"))["rollout"]
+        assert (state["state"], state["waves"][0]["state"]) == ("soaking", "soaking")
+        summary = until_ended(runner, world.clock, ref)
+    assert summary.status is ExecutionStatus.ABORTED
+    assert summary.message is not None
+    assert "wave 'canary' after its soak: 0/1 PROCESS_OK and connected = 0% < 100%" in (
+        summary.message
+    )
+    assert [c for _, c in world.fleet.requests] == ["gw-07"]
+    assert "wave 'canary' soaking: gw-07 lost its connection (LWT)" in log_of(world)
+
+
+def test_a_device_back_before_the_end_of_the_soak_passes(world: World) -> None:
+    world.job(WAVES + "soak: 10m\n")
+    with world.runner() as runner:
+        ref = start(runner)
+        run_for(runner, world.clock, 5)
+        assert world.link is not None
+        world.link.lost("acme", "gw-07", "LWT", at=world.clock.now)
+        run_for(runner, world.clock, 120)
+        world.link.birth("acme", "gw-07", at=world.clock.now)
+        began = world.clock.now
+        summary = until_ended(runner, world.clock, ref)
+    assert summary.status is ExecutionStatus.TERMINATED
+    first = world.fleet.first_request()
+    canary_done = min(first.values())
+    assert all(m >= canary_done + 600 for c, m in first.items() if c != "gw-07"), (
+        "the next wave starts after the soak"
+    )
+    assert began < max(first.values())
+    assert "soaked 10m; passed" in log_of(world)
+
+
+def test_max_per_minute_spreads_the_starts_evenly(world: World) -> None:
+    world.job("maxPerMinute: 30\n", devices=6)
+    with world.runner() as runner:
+        until_ended(runner, world.clock, start(runner))
+    moments = sorted(world.fleet.first_request().values())
+    gaps = [b - a for a, b in itertools.pairwise(moments)]
+    assert all(1.5 <= gap <= 2.5 for gap in gaps), gaps  # 30 a minute: one every 2 s
+
+
+def test_the_ramp_grows_the_rate_with_the_successes(world: World) -> None:
+    world.job("ramp: {base: 6, factor: 4, every: 2 succeeded}\n", devices=6)
+    with world.runner() as runner:
+        until_ended(runner, world.clock, start(runner), limit=600)
+    moments = sorted(world.fleet.first_request().values())
+    gaps = [b - a for a, b in itertools.pairwise(moments)]
+    assert gaps[0] >= 9, gaps  # 6 a minute
+    assert gaps[-1] <= 3, gaps  # 24, then 96 a minute after 2 and 4 successes
+
+
+def test_the_abort_rule_counts_across_the_execution(world: World) -> None:
+    clients = world.job("maxPerMinute: 60\nabort: {failureThreshold: 50%, minFinished: 2}\n")
+    order = stable_order(clients)
+    world.fleet.failing = set(order[:2])
+    with world.runner() as runner:
+        summary = until_ended(runner, world.clock, start(runner))
+    assert summary.status is ExecutionStatus.ABORTED
+    assert summary.message == (
+        "aborted: abort rule: 2/2 finished target(s) failed = 100% >= 50% (after at least 2)"
+    )
+    assert len(world.fleet.first_request()) < len(clients)
+
+
+def test_a_window_in_a_zone_waits_across_the_spring_forward(world: World) -> None:
+    # 02:30 does not exist in Rome on 2027-03-28: that day's window does not open.
+    world.clock.now = at("2027-03-27T02:40:00Z")  # 03:40 in Rome: the 27th's window is over
+    world.job('window: {cron: "0 30 2 ? * *", duration: 1h, timezone: Europe/Rome}\n', devices=2)
+    with world.runner() as runner:
+        ref = start(runner)
+        run_for(runner, world.clock, 60)
+        state = job_view(runner.job_state("acme", "rollout"))["rollout"]
+        assert state["state"] == "waiting"
+        assert "opens 2027-03-29T02:30:00+02:00 (Europe/Rome)" in state["reason"]
+        world.clock.now = at("2027-03-28T01:00:00Z")  # 03:00 CEST, after the gap
+        run_for(runner, world.clock, 60)
+        assert world.fleet.requests == []
+        world.clock.now = at("2027-03-29T00:29:00Z")  # 02:29 CEST on the 29th
+        summary = until_ended(runner, world.clock, ref)
+    assert summary.status is ExecutionStatus.TERMINATED
+    assert min(world.fleet.first_request().values()) >= at("2027-03-29T00:30:00Z")
+
+
+def test_a_window_in_each_devices_zone(world: World) -> None:
+    zones = {"gw-01": "Asia/Tokyo", "gw-02": "America/New_York"}
+    world.clock.now = at("2027-01-10T15:30:00Z")  # 00:30 in Tokyo, 10:30 in New York
+    world.job('window: {cron: "0 0 0 ? * *", duration: 2h, timezone: device}\n', 2, zones=zones)
+    with world.runner() as runner:
+        ref = start(runner)
+        run_for(runner, world.clock, 30)
+        assert [c for _, c in world.fleet.requests] == ["gw-01"]
+        world.clock.now = at("2027-01-11T05:00:00Z")  # midnight in New York
+        until_ended(runner, world.clock, ref)
+    assert world.fleet.first_request()["gw-02"] >= at("2027-01-11T05:00:00Z")
+
+
+def test_retry_gives_up_after_max_attempts(world: World) -> None:
+    world.job(None, devices=2, retry="{maxAttempts: 2}")
+    world.fleet.failing = {"gw-01"}
+    for token in ("1", "2", "3"):
+        world.job(None, devices=2, retry="{maxAttempts: 2}", run=token)
+        with world.runner() as runner:
+            until_ended(runner, world.clock, start(runner))
+            view = job_view(runner.job_state("acme", "rollout"))
+    tried = [c for _, c in world.fleet.requests]
+    assert tried.count("gw-01") == 2
+    failed = next(t for t in view["targets"] if t["clientId"] == "gw-01")
+    assert failed["status"] == "PROCESS_FAILED"
+    assert failed["message"].startswith("gave up after 2 attempt(s) (retry.maxAttempts 2)")
+    assert "target gw-01: gave up after 2 attempt(s)" in log_of(world, 3)
+
+
+def test_chosen_targets_start_at_once_whatever_the_waves(world: World) -> None:
+    world.job(WAVES + "maxPerMinute: 1\n")
+    with world.runner() as runner:
+        summary = runner.start_job("acme", "rollout", runner.load(), targets=["gw-03"])
+        ref = ("acme", "rollout", summary.id)
+        ended = until_ended(runner, world.clock, ref, limit=30)
+    assert ended.status is ExecutionStatus.TERMINATED
+    assert [c for _, c in world.fleet.requests] == ["gw-03"]
+    assert ended.targets == ["gw-03"]
+
+
+def test_a_restart_during_a_soak_goes_on_with_it(world: World) -> None:
+    world.job(WAVES + "soak: 10m\n")
+    with world.runner() as runner:
+        ref = start(runner)
+        run_for(runner, world.clock, 30)
+    world.clock.now += 300
+    with world.runner() as runner:
+        runner.engine.step(0)
+        state = job_view(runner.job_state("acme", "rollout"))["rollout"]
+        assert state["waves"][0]["state"] == "soaking"
+        summary = until_ended(runner, world.clock, ref)
+    assert summary.status is ExecutionStatus.TERMINATED
+    first = world.fleet.first_request()
+    assert min(m for c, m in first.items() if c != "gw-07") >= first["gw-07"] + 600
