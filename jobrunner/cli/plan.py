@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +19,10 @@ from jobrunner.cli.options import (
     state_dir_option,
 )
 from jobrunner.engine.plan import Action, JobPlan, Plan
+from jobrunner.engine.rollout import estimate
 from jobrunner.engine.service import make_plan
+from jobrunner.manifests.fields import format_duration
+from jobrunner.manifests.rollout import Rollout
 
 MARKERS = {
     Action.CREATE: "+",
@@ -94,6 +100,10 @@ def plan_json(result: Plan) -> dict[str, Any]:
                 "stop": job.stop,
                 "frozen": job.frozen,
                 "targets": job.targets,
+                "waves": [
+                    {"name": w.name, "selector": w.selector, "targets": w.targets}
+                    for w in job.waves
+                ],
                 "conflict": None if job.conflict is None else job.conflict.model_dump(),
                 "problems": job.problems,
             }
@@ -136,4 +146,41 @@ def _details(job: JobPlan, verbose: bool) -> list[str]:
         details.append(f"stop: {job.stop}")
     if verbose and job.targets:
         details.append("targets: " + ", ".join(job.targets))
+    details.extend(_waves(job, verbose))
     return details
+
+
+def _waves(job: JobPlan, verbose: bool) -> list[str]:
+    """Each wave with its size (and, verbose, its devices), and when the starts would end."""
+    lines = []
+    if job.waves:
+        if verbose:
+            for wave in job.waves:
+                devices = ", ".join(wave.targets) or "no target"
+                lines.append(f"wave {wave.name} ({wave.selector}): {devices}")
+        else:
+            listed = ", ".join(f"{w.name} {len(w.targets)}" for w in job.waves)
+            lines.append(f"waves: {listed} (every device with -v)")
+    rollout = job.declared.manifest.spec.rollout if job.declared is not None else None
+    if verbose and rollout is not None and job.targets:
+        sizes = [len(w.targets) for w in job.waves] or [len(job.targets)]
+        now = time.time()
+        first, last = estimate(sizes, rollout, now)
+        lines.append(_estimate_text(first, last, now, rollout))
+    return lines
+
+
+def _estimate_text(first: float, last: float, now: float, rollout: Rollout) -> str:
+    if last == math.inf:
+        return "estimate: the window's cron does not fire again: targets would never start"
+    span = format_duration(timedelta(seconds=max(1, round(last - first))))
+    starts = "at once" if first <= now + 1 else f"from {_utc(first)}"
+    soaks = " and the soaks" if rollout.soak else ""
+    return (
+        f"estimate: starts {starts}, the last target at the earliest {_utc(last)}"
+        f" (starts spread over {span}{soaks}, if every target succeeds; plus its steps)"
+    )
+
+
+def _utc(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

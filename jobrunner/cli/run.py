@@ -235,15 +235,25 @@ def _known_jobs(state: StateDir, jobs_dir: Path | None, scope: str) -> list[tupl
 @click.argument("job")
 @pass_runner_config
 @click.option("--wait", is_flag=True, help="With a watch daemon: follow the execution.")
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="CLIENT_ID",
+    help="Run only this target (repeatable); it starts at once, whatever the rollout's"
+    " waves, window, rate and retry limit say.",
+)
 @click.pass_context
-def start(ctx: click.Context, job: str, config: RunnerConfig, wait: bool) -> None:
+def start(
+    ctx: click.Context, job: str, config: RunnerConfig, wait: bool, targets: tuple[str, ...]
+) -> None:
     """Start an execution of JOB now (NAME or SCOPE/NAME).
 
     The execution covers the targets that are not done, each from the step where
-    it stopped. Refused while the job runs another execution, or while its
-    manifest says `suspend: true`. The first execution of a job freezes its
-    targets and steps. A bare NAME is looked for in --scope, then in the one
-    scope that has a job of that name.
+    it stopped (with --target, only those). Refused while the job runs another
+    execution, or while its manifest says `suspend: true`. The first execution of
+    a job freezes its targets and steps. A bare NAME is looked for in --scope,
+    then in the one scope that has a job of that name.
 
     Without a watch daemon, this command drives the execution to its end (and
     any execution a previous command left RUNNING); Ctrl-C stops it gracefully,
@@ -261,14 +271,16 @@ def start(ctx: click.Context, job: str, config: RunnerConfig, wait: bool) -> Non
     scope_name, name = resolve_job_ref(job, config.scope, known, where)
     daemon = handoff.owning_daemon(config.state_dir)
     if daemon is not None:
-        started = _refs(handoff.submit(daemon, "start", scope_name, name), "started")
+        options = {"targets": list(targets)} if targets else None
+        answer = handoff.submit(daemon, "start", scope_name, name, options=options)
+        started = _refs(answer, "started")
         click.echo(f"started {scope_name}/{name} execution {started[0][2]} (by the watch daemon)")
         if wait:
             _follow_daemon(ctx, daemon, started, [f"{scope_name}/{name}"])
         return
     with Runner(config, role="start") as runner:
         refs = _waited(runner, [])
-        summary = runner.start_job(scope_name, name, runner.load())
+        summary = runner.start_job(scope_name, name, runner.load(), list(targets) or None)
         click.echo(f"started {scope_name}/{name} execution {summary.id}")
         ref = (scope_name, name, summary.id)
         _drive(ctx, runner, [*refs, ref], bool(runner.unreadable), judged=[ref])

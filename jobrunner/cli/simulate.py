@@ -27,9 +27,10 @@ from jobrunner.simulator.fleet import Fleet, FleetError
 
 _FAULT_HELP = {
     "fail": "DEVICES:OP[=OUTCOME]  make OP fail (OUTCOME 400|404|500|failed|hash-mismatch).",
-    "fail_rate": "[OP=]RATE  fail that share of OP (or of every operation), e.g. 0.05.",
+    "fail_rate": "[[DEVICES:]OP=]RATE  fail that share of OP (of every operation, of every"
+    " device when not said), e.g. 0.05 or tag:canary:*=1.",
     "drop": "DEVICES[:OP]  do the work but lose the reply.",
-    "drop_rate": "[OP=]RATE  lose that share of the replies.",
+    "drop_rate": "[[DEVICES:]OP=]RATE  lose that share of the replies.",
     "slow": "DEVICES[:OP]=DELAY  handle requests only after DELAY.",
     "late": "DEVICES[:OP][=DELAY]  reply after the runner gave up (default 35s).",
     "duplicate": "DEVICES[:OP][=COPIES]  send the reply more than once.",
@@ -46,6 +47,13 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
         return parse_duration(value)
     except FaultSpecError as error:
         raise click.BadParameter(str(error)) from None
+
+
+def _tag(spec: str) -> tuple[str, str]:
+    devices, sep, tag = spec.partition("=")
+    if not sep or not devices.strip() or not tag.strip():
+        raise click.BadParameter(f"{spec!r}: write DEVICES=TAG, e.g. 'gw-000[1-2]=canary'")
+    return devices.strip(), tag.strip()
 
 
 def _probe(address: BrokerSettings) -> None:
@@ -165,6 +173,14 @@ def _profiles(
     "--apps", multiple=True, metavar="DEVICES=APP,...", help="The exact apps of some devices."
 )
 @click.option(
+    "--tag",
+    "tags",
+    multiple=True,
+    metavar="DEVICES=TAG",
+    help="Give these devices a tag, for the faults' tag:TAG (give them the same in the"
+    " DeviceList).",
+)
+@click.option(
     "--missing-app",
     type=click.Choice(["not-found", "silent"]),
     default="not-found",
@@ -229,6 +245,7 @@ def simulate(
     gzip: bool,
     legacy: tuple[str, ...],
     apps: tuple[str, ...],
+    tags: tuple[str, ...],
     missing_app: str,
     command_password: str | None,
     download_time: float,
@@ -268,8 +285,8 @@ def simulate(
       auto        per-device up to 200 devices, shared above.
 
     \b
-    Faults (each option may repeat). DEVICES is a client id, a glob or a
-    comma list (gw-0007, gw-00[1-3]?, gw-0001,gw-0005); OP an operation:
+    Faults (each option may repeat). DEVICES is a client id, a glob, a
+    comma list (gw-0007, gw-00[1-3]?, gw-0001,gw-0005) or tag:TAG; OP:
       command configuration configuration-get bundle-start bundle-stop
       bundles packages download download-status download-cancel install
       install-status uninstall asset-write asset-read assets keystores
@@ -286,6 +303,8 @@ def simulate(
       jobrunner simulate -n 10000 --mode shared --fail-rate steps=0.01 --seed 7
       jobrunner simulate -n 50 --fail gw-0003:download=hash-mismatch \\
           --disconnect gw-0009:download=1s/10s --stray gw-0004:install
+      jobrunner simulate -n 20 --tag 'gw-000[1-2]=canary' \\
+          --fail-rate 'tag:canary:bundle-start=1'
     """
     try:
         plan = build_plan(seed=seed, **faults)
@@ -316,6 +335,7 @@ def simulate(
         connections=connections,
         profile=profile,
         profiles=_profiles(profile, legacy, apps),
+        tags=tuple(_tag(spec) for spec in tags),
         faults=plan,
         timing=Timing(
             download_seconds=download_time,

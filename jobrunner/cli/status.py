@@ -66,7 +66,8 @@ def status(
 
     `-o json` prints one object per job with at least scope, name, targets
     (clientId, stepIndex counted from 0, status) and executions (id, status
-    RUNNING / TERMINATED / STOPPED, trigger, startedOn, endedOn).
+    RUNNING / TERMINATED / STOPPED / ABORTED, trigger, startedOn, endedOn); a
+    rollout adds `rollout` (state, wave, reason, waves) and each target's wave.
     """
     state = StateDir(require_state_dir(state_dir))
     where = str(state_dir)
@@ -121,7 +122,19 @@ def _emit(value: Any, output: str, table: Any) -> None:
         table(value)
 
 
-COLOURS = {**TARGET_COLOURS, "RUNNING": "yellow", "TERMINATED": "green", "STOPPED": "magenta"}
+COLOURS = {
+    **TARGET_COLOURS,
+    "RUNNING": "yellow",
+    "TERMINATED": "green",
+    "STOPPED": "magenta",
+    "ABORTED": "red",
+    "passed": "green",
+    "failed": "red",
+    "aborted": "red",
+    "soaking": "cyan",
+    "waiting": "yellow",
+    "running": "yellow",
+}
 
 
 def coloured(text: str, key: str | None = None) -> str:
@@ -189,6 +202,10 @@ def _jobs_table(rows: list[dict[str, Any]], state: StateDir) -> None:
             f" {relative(last['startedOn'])})"
         )
         flags = "".join(f" [{flag}]" for flag in ("conflict", "orphaned", "suspend") if row[flag])
+        rollout = row.get("rollout")
+        if rollout is not None:
+            wave = f" {rollout['wave']}" if rollout["wave"] else ""
+            flags += f" [rollout {coloured(rollout['state'])}{wave}]"
         counts = _counts_text(row["counts"], row["targetCount"], row["frozen"])
         click.echo(f"{label:<40} {pad(counts, 34)} {row['nextFire'] or '-':<21} {execution}{flags}")
 
@@ -226,6 +243,7 @@ def _job_table(view: dict[str, Any]) -> None:
         shown = view["resolvedTargets"]
         more = f" and {len(shown) - 10} more" if len(shown) > 10 else ""
         click.echo(f"  resolved   {', '.join(shown[:10])}{more} (frozen at the first execution)")
+    _rollout_table(view)
     if view["executions"]:
         click.echo(f"\n{'EXECUTION':<10} {'STATUS':<11} {'TRIGGER':<32} {'STARTED':<37} ENDED")
         for e in view["executions"][-10:]:
@@ -234,12 +252,31 @@ def _job_table(view: dict[str, Any]) -> None:
                 f"{relative(e['startedOn']):<37} {relative(e['endedOn'])}"
             )
     if view["targets"]:
-        click.echo(f"\n{'TARGET':<24} {'STEP':<4} {'STATUS':<20} DETAIL")
+        waves = view["rollout"] is not None
+        wave_head = f"{'WAVE':<12} " if waves else ""
+        click.echo(f"\n{'TARGET':<24} {wave_head}{'STEP':<4} {'STATUS':<20} DETAIL")
         for t in view["targets"]:
             step = f"{t['stepIndex']}"
             detail = t.get("message") or t.get("step") or ""
             status_text = pad(coloured(t["status"]), 20)
-            click.echo(f"{t['clientId']:<24} {step:<4} {status_text} {detail}")
+            wave = f"{t.get('wave') or '-':<12} " if waves else ""
+            click.echo(f"{t['clientId']:<24} {wave}{step:<4} {status_text} {detail}")
+
+
+def _rollout_table(view: dict[str, Any]) -> None:
+    rollout = view["rollout"]
+    if rollout is None:
+        return
+    reason = f": {rollout['reason']}" if rollout["reason"] else ""
+    click.echo(f"  rollout    {coloured(rollout['state'])}{reason}")
+    for wave in rollout["waves"]:
+        counts = _counts_text(wave["counts"], wave["targets"])
+        decision = f"; {wave['decision']}" if wave["decision"] else ""
+        state = pad(coloured(wave["state"]), 8)
+        click.echo(
+            f"    wave {wave['name']:<12} {state} {wave['targets']} target(s)"
+            f" ({wave['selector']}): {counts}{decision}"
+        )
 
 
 @click.command()

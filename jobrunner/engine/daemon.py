@@ -30,12 +30,14 @@ from types import FrameType
 from jobrunner.engine import handoff
 from jobrunner.engine.events import DeviceConnected
 from jobrunner.engine.executions import STOP_DRAIN
+from jobrunner.engine.plan import JobPlan
+from jobrunner.engine.rollout import wave_not_reached
 from jobrunner.engine.runtime import RunningJob
 from jobrunner.engine.scheduler import Scheduler
 from jobrunner.engine.service import Runner, RunnerConfig
 from jobrunner.engine.timers import JobKey
 from jobrunner.errors import JobError, JobrunnerError
-from jobrunner.manifests import Declared, Job, is_manifest_file, manifest_files
+from jobrunner.manifests import is_manifest_file, manifest_files
 from jobrunner.manifests.fields import DOT_HINT
 from jobrunner.state.records import ExecutionSummary, Trigger, TriggerKind
 
@@ -55,7 +57,9 @@ class Daemon:
         self.stopping = threading.Event()
         self.scheduler = Scheduler()
         self.connect_queue: dict[JobKey, set[str]] = {}
-        self.declared: dict[JobKey, tuple[Declared[Job], list[str]]] = {}
+        self.declared: dict[JobKey, JobPlan] = {}
+        """The declared jobs as the last reconcile planned them (their targets and waves, for
+        a first execution started by a schedule or a connect)."""
         """Each declared job as last reconciled, with its resolved targets: what a first
         execution started by a schedule or a connect freezes."""
         self._changed = threading.Event()
@@ -201,9 +205,7 @@ class Daemon:
             log.error("manifest: %s", diagnostic)
         plan = runner.plan(manifests)
         applied = runner.apply(plan)
-        self.declared = {
-            (j.scope, j.name): (j.declared, j.targets) for j in plan.jobs if j.declared is not None
-        }
+        self.declared = {(j.scope, j.name): j for j in plan.jobs if j.declared is not None}
         log.info(
             "reconciled revision %s (%s): %d job(s), %d changed, %d refused, %d started",
             plan.revision or "-",
@@ -320,8 +322,14 @@ class Daemon:
             if job is None or self.scheduler.wants_connect(key, now) is None:
                 continue
             frozen = job.state.record.frozen
-            targets = frozen.targets if frozen else self.declared.get(key, (None, []))[1]
+            planned = self.declared.get(key)
+            targets = frozen.targets if frozen else (planned.targets if planned else [])
             if event.client_id not in targets:
+                continue
+            waves = frozen.waves if frozen else (planned.waves if planned else [])
+            held = wave_not_reached(waves, job.state.record.rollout, event.client_id)
+            if held is not None:
+                log.info("device-connect of %s for %s/%s not run: %s", event.client_id, *key, held)
                 continue
             known = event.client_id in job.state.targets
             target = job.state.targets.get(event.client_id) if known else None
@@ -361,8 +369,8 @@ class Daemon:
 
     def _start(self, job: RunningJob, trigger: Trigger, only: list[str] | None) -> None:
         runner = self._runner()
-        declared, targets = self.declared.get(job.key, (None, None))
-        if job.state.record.frozen is None and (declared is None or not targets):
+        planned = self.declared.get(job.key)
+        if job.state.record.frozen is None and (planned is None or not planned.targets):
             log.info("not started %s (%s): no target device is known yet", job.label, trigger)
             return
         try:
@@ -370,8 +378,9 @@ class Daemon:
                 job,
                 trigger,
                 revision=job.state.record.revision_applied,
-                declared=declared,
-                targets=targets,
+                declared=planned.declared if planned else None,
+                targets=planned.targets if planned else None,
+                waves=planned.waves if planned else None,
                 only=only,
             )
         except JobError as error:
@@ -412,7 +421,9 @@ class Daemon:
             return {"started": started}
         assert request.scope is not None and request.name is not None
         if request.action == "start":
-            summary = runner.start_job(request.scope, request.name, runner.load())
+            summary = runner.start_job(
+                request.scope, request.name, runner.load(), list(request.targets) or None
+            )
             job = runner.engine.jobs[(request.scope, request.name)]
             self._watch_end(job)
             log.info(

@@ -98,7 +98,9 @@ def start(
     given_up, resting = ([], []) if retry is None else _left_out(state, open_targets, retry, now)
     covered = sorted(set(open_targets) - set(given_up) - set(resting))
     summary = state.begin_execution(trigger, covered, revision)
-    summary.chosen = chosen
+    if chosen or given_up:  # a restart must know them: the gate must not hold chosen targets
+        summary.chosen, summary.given_up = chosen, given_up
+        state.save_summary(summary)
     run = ExecutionRun(summary, set(covered))
     gated = not chosen and gate_settings(state.record) is not None
     job.run = run

@@ -382,4 +382,6 @@ def _left_waiting(waiting: set[str]) -> str:
 
 
 def _ending(status: ExecutionStatus, job: RunningJob, targets: list[str]) -> str:
-    return f"{status.value} ({counts_text(job.state.counts(targets))})"
+    given_up = job.run.summary.given_up if job.run is not None else []
+    tail = f"; {len(given_up)} target(s) gave up (retry limit), not tried" if given_up else ""
+    return f"{status.value} ({counts_text(job.state.counts(targets))}{tail})"

@@ -5,7 +5,8 @@ do not dispatch themselves: they drop a request file into `STATE/requests/`, the
 on it on its own thread and answers with a reply file beside it.
 
     requests/ID.request.json   {"action": "start" | "stop" | "reconcile", "scope", "name",
-                                "options": {"cancel": bool, "drain": seconds}  (stop only)}
+                                "options": {"cancel": bool, "drain": seconds}  (stop)
+                                           {"targets": [client id, ...]}       (start)}
     requests/ID.reply.json     {"result": {...}} or {"error": "message"}
 
 Both are written atomically. A request file that is not one of these shapes is answered with
@@ -39,6 +40,7 @@ class Request:
     name: str | None
     cancel: bool = False
     drain: float | None = None
+    targets: tuple[str, ...] = ()
 
 
 def owning_daemon(state_dir: Path) -> StateDir | None:
@@ -120,8 +122,19 @@ def _read(path: Path, request_id: str) -> Request:
         isinstance(drain, bool) or not isinstance(drain, int | float) or not 0 <= drain <= 3600
     ):
         raise ValueError("options.drain is a number of seconds, 0 to 3600")
+    targets = options.get("targets", [])
+    if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
+        raise ValueError("options.targets is a list of client ids")
+    if len(targets) > 10_000:
+        raise ValueError("options.targets lists at most 10,000 client ids")
     return Request(
-        request_id, raw["action"], scope, name, cancel, None if drain is None else float(drain)
+        request_id,
+        raw["action"],
+        scope,
+        name,
+        cancel,
+        None if drain is None else float(drain),
+        tuple(targets),
     )
 
 

@@ -30,7 +30,14 @@ from jobrunner.engine.windows import Windows, describe
 from jobrunner.manifests.fields import format_duration
 from jobrunner.manifests.rollout import DEVICE_ZONE, Retry, Rollout
 from jobrunner.state.jobstore import JobState
-from jobrunner.state.records import JobRecord, RolloutState, RolloutStatus, WaveState, WaveStatus
+from jobrunner.state.records import (
+    FrozenWave,
+    JobRecord,
+    RolloutState,
+    RolloutStatus,
+    WaveState,
+    WaveStatus,
+)
 from jobrunner.state.targets import TargetState, TargetStatus
 
 ALL = "all"
@@ -66,6 +73,21 @@ def gate_settings(record: JobRecord) -> Rollout | None:
     if settings is None and record.frozen is not None and record.frozen.waves:
         return Rollout()
     return settings
+
+
+def wave_not_reached(
+    waves: list[FrozenWave], rollout: RolloutState | None, client_id: str
+) -> str | None:
+    """Why a target may not start yet because of its wave (a device-connect run), or None:
+    its wave is the current one or has passed, or the job has no waves."""
+    index = next((i for i, w in enumerate(waves) if client_id in w.targets), None)
+    if index is None:
+        return None
+    passed = {w.name for w in rollout.waves if w.status is WaveStatus.PASSED} if rollout else set()
+    current = next((i for i, w in enumerate(waves) if w.name not in passed), None)
+    if current is None or index <= current:
+        return None
+    return f"its wave '{waves[index].name}' waits for wave '{waves[current].name}' to pass"
 
 
 def percent(value: float) -> str:
@@ -283,11 +305,12 @@ class Gate:
                     return current
                 allowed = wave.total - math.ceil(wave.total * threshold / 100 - 1e-9)
                 if wave.failed > allowed:
-                    decision.abort = (
-                        f"wave '{wave.name}' cannot pass: {wave.failed} of its {wave.total}"
-                        f" target(s) failed, at most {allowed} may for {percent(threshold)}"
+                    why = (
+                        f"cannot pass: {wave.failed} of its {wave.total} target(s) failed,"
+                        f" at most {allowed} may for {percent(threshold)}"
                     )
-                    self._wave_failed(record, now, decision.abort)
+                    decision.abort = f"wave '{wave.name}' {why}"
+                    self._wave_failed(record, now, why)
                 return current
             share = 100.0 * wave.ok / wave.total if wave.total else 100.0
             verdict = f"{wave.counts()} = {percent(share)}"
@@ -295,8 +318,9 @@ class Gate:
                 self._wave_passed(record, now, decision, f"{verdict}; every target has ended")
                 continue
             if share + 1e-9 < threshold:
-                decision.abort = f"wave '{wave.name}': {verdict} < {percent(threshold)}"
-                self._wave_failed(record, now, decision.abort)
+                why = f"{verdict} < {percent(threshold)}"
+                decision.abort = f"wave '{wave.name}': {why}"
+                self._wave_failed(record, now, why)
                 return current
             soak = self.settings.soak_time
             if soak.total_seconds() > 0:
@@ -321,8 +345,9 @@ class Gate:
         gone = f"; {len(lost)} lost their connection: {', '.join(lost[:10])}" if lost else ""
         verdict = f"{ok}/{wave.total} PROCESS_OK and connected = {percent(share)}"
         if share + 1e-9 < threshold:
-            decision.abort = f"wave '{wave.name}' after its soak: {verdict} < {percent(threshold)}"
-            self._wave_failed(record, now, decision.abort + gone)
+            why = f"after its soak: {verdict} < {percent(threshold)}"
+            decision.abort = f"wave '{wave.name}' {why}"
+            self._wave_failed(record, now, why + gone)
             return
         self._wave_passed(
             record, now, decision, f"{verdict} >= {percent(threshold)}; soaked {soak}{gone}; passed"
@@ -476,3 +501,46 @@ def _utc(moment: float) -> datetime:
 def _iso(now: float, record: WaveState) -> str:
     until = record.soak_until.timestamp() if record.soak_until else now
     return describe(until, "UTC")
+
+
+def estimate(sizes: list[int], settings: Rollout, now: float) -> tuple[float, float]:
+    """When the first and the last target of waves of `sizes` could start, if every target
+    succeeded at once: the rate (and the ramp), the window (a device zone taken as UTC) and
+    the soaks between waves. `math.inf` when the window never opens again."""
+    windows = Windows(settings.window) if settings.window is not None else None
+    zone = "UTC"
+    if settings.window is not None and settings.window.timezone != DEVICE_ZONE:
+        zone = settings.window.timezone
+    gate = _Estimate(settings)
+    moment, first, last = now, None, now
+    for index, size in enumerate(sizes):
+        for _ in range(size):
+            if windows is not None:
+                opening = windows.at(zone, moment)
+                if not opening.open:
+                    if opening.until == math.inf:
+                        return (first if first is not None else math.inf), math.inf
+                    moment = opening.until
+            first = moment if first is None else first
+            last = moment
+            moment += gate.interval()
+        if index < len(sizes) - 1:
+            moment = max(moment, last) + settings.soak_time.total_seconds()
+    return (first if first is not None else now), last
+
+
+class _Estimate:
+    """The rate of a rollout whose targets all succeed."""
+
+    def __init__(self, settings: Rollout) -> None:
+        self.settings = settings
+        self.started = 0
+
+    def interval(self) -> float:
+        cap, ramp = self.settings.max_per_minute, self.settings.ramp
+        self.started += 1
+        if ramp is None:
+            return 0.0 if cap is None else 60.0 / cap
+        grown = ramp.base * ramp.factor ** ((self.started - 1) // ramp.every)
+        rate = min(grown, cap) if cap is not None else grown
+        return 60.0 / rate

@@ -352,6 +352,8 @@ def exit_code(summaries: Iterable[ExecutionSummary]) -> int:
     for summary in summaries:
         if any(status != TargetStatus.PROCESS_OK.value for status in summary.counts):
             return 3
+        if summary.given_up:
+            return 3
         if summary.status in (ExecutionStatus.STOPPED, ExecutionStatus.ABORTED):
             return 3
     return 0

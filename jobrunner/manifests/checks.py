@@ -18,6 +18,7 @@ from jobrunner.manifests.declarations import (
 )
 from jobrunner.manifests.fields import DOT_HINT
 from jobrunner.manifests.kinds import DeviceList, Job, Policy, Scope, Targets
+from jobrunner.manifests.rolloutchecks import check_rollout
 
 
 @dataclass
@@ -46,8 +47,13 @@ def check_declarations(collected: Collected, result: ManifestSet) -> None:
         for scope, devices in result.devices.items()
     }
     for declared in collected.jobs:
-        if _job_is_consistent(declared, result) and _within_quota(
-            declared, jobs_per_scope[declared.scope], result
+        consistent = _job_is_consistent(declared, result)
+        # Checked even when the names clash: one run of validate reports everything.
+        rollout_ok = check_rollout(declared, result, result.devices.get(declared.scope, {}))
+        if (
+            consistent
+            and rollout_ok
+            and _within_quota(declared, jobs_per_scope[declared.scope], result)
         ):
             jobs_per_scope[declared.scope] += 1
             result.jobs[(declared.scope, declared.manifest.metadata.name)] = declared

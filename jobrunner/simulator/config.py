@@ -84,6 +84,9 @@ class FleetConfig:
     """Connections of the shared mode."""
     profile: DeviceProfile = field(default_factory=DeviceProfile)
     profiles: tuple[tuple[str, DeviceProfile], ...] = ()
+    tags: tuple[tuple[str, str], ...] = ()
+    """(device pattern, tag): the devices a fault's `tag:NAME` selects (a fleet whose
+    canaries fail, say); give them the same tags in the DeviceList."""
     faults: FaultPlan = field(default_factory=FaultPlan)
     timing: Timing = field(default_factory=Timing)
     missing_app: MissingApp = "not-found"

@@ -34,6 +34,7 @@ from jobrunner.simulator.operations import ASYNC_OPERATIONS, expand
 
 FailOutcome = Literal[400, 404, 500, "failed", "hash-mismatch"]
 StrayKind = Literal["download", "install", "uninstall", "activity"]
+TAG_PREFIX = "tag:"
 LATE_DEFAULT = 35.0
 """A late reply arrives after the runner's default 30 s reply timeout."""
 
@@ -55,9 +56,17 @@ class Selector:
         if not self.devices or any(not part.strip() for part in self.devices.split(",")):
             raise ValueError(f"empty device pattern in {self.devices!r}")
 
-    def matches_device(self, client_id: str) -> bool:
-        """Whether the pattern names `client_id`."""
-        return any(fnmatch.fnmatchcase(client_id, part.strip()) for part in self.devices.split(","))
+    def matches_device(self, client_id: str, tags: frozenset[str] = frozenset()) -> bool:
+        """Whether the pattern names `client_id`: a glob of client ids, or `tag:NAME` for the
+        devices the fleet gives that tag."""
+        for written in self.devices.split(","):
+            part = written.strip()
+            if part.startswith(TAG_PREFIX):
+                if part[len(TAG_PREFIX) :] in tags:
+                    return True
+            elif fnmatch.fnmatchcase(client_id, part):
+                return True
+        return False
 
     def operations(self) -> frozenset[str]:
         """The operation names this selector stands for."""
@@ -159,28 +168,29 @@ class FaultPlan:
     offline: tuple[OfflineFault, ...] = ()
     stray: tuple[StrayFault, ...] = ()
 
-    def for_device(self, client_id: str) -> DeviceFaults | None:
-        """The faults that hit one device; None when none does (the fast path)."""
+    def for_device(self, client_id: str, tags: frozenset[str] = frozenset()) -> DeviceFaults | None:
+        """The faults that hit one device (with `tags`); None when none does (the fast path)."""
 
         def mine(items: Iterable[_Targeted]) -> tuple[_Targeted, ...]:
-            return tuple(item for item in items if item.where.matches_device(client_id))
+            return tuple(item for item in items if item.where.matches_device(client_id, tags))
 
         faults = DeviceFaults(
             client_id=client_id,
             seed=self.seed,
             fail=mine(self.fail),
             fail_rate=tuple(
-                r for r in self.fail_rate if Selector(r.devices).matches_device(client_id)
+                r for r in self.fail_rate if Selector(r.devices).matches_device(client_id, tags)
             ),
             drop=mine(self.drop),
             drop_rate=tuple(
-                r for r in self.drop_rate if Selector(r.devices).matches_device(client_id)
+                r for r in self.drop_rate if Selector(r.devices).matches_device(client_id, tags)
             ),
             delay=mine(self.slow) + mine(self.late),
             duplicate=mine(self.duplicate),
-            disconnect=[d for d in self.disconnect if d.where.matches_device(client_id)],
+            disconnect=[d for d in self.disconnect if d.where.matches_device(client_id, tags)],
             stray=next(
-                (s for s in self.stray if Selector(s.devices).matches_device(client_id)), None
+                (s for s in self.stray if Selector(s.devices).matches_device(client_id, tags)),
+                None,
             ),
         )
         return faults if faults.any() else None

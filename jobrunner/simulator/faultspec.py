@@ -1,9 +1,9 @@
 """The command-line form of the faults of `jobrunner.simulator.faults`.
 
     fail        DEVICES:OP[=OUTCOME]          OUTCOME: 400 | 404 | 500 | failed | hash-mismatch
-    fail-rate   [OP=]RATE                     RATE: 0..1, e.g. 0.05
+    fail-rate   [[DEVICES:]OP=]RATE           RATE: 0..1, e.g. 0.05
     drop        DEVICES[:OP]
-    drop-rate   [OP=]RATE
+    drop-rate   [[DEVICES:]OP=]RATE
     slow        DEVICES[:OP]=DELAY            DELAY: 500ms, 3s, 2m, 1h (plain numbers are seconds)
     late        DEVICES[:OP][=DELAY]          default 35s
     duplicate   DEVICES[:OP][=COPIES]         extra replies, default 1
@@ -11,8 +11,8 @@
     offline     DEVICES[=AFTER]               connect AFTER the start; omitted: never
     stray       DEVICES[:KIND][=DELAY]        KIND: download | install | uninstall | activity
 
-DEVICES is a client id, a glob (`gw-00[0-4]?`) or a comma-separated list of them; OP an
-operation or group name (`*` when omitted).
+DEVICES is a client id, a glob (`gw-00[0-4]?`), `tag:NAME` (the devices given that tag with
+`--tag`) or a comma-separated list of them; OP an operation or group name (`*` when omitted).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import cast, get_args
 from jobrunner.manifests.fields import parse_duration as manifest_duration
 from jobrunner.simulator.faults import (
     LATE_DEFAULT,
+    TAG_PREFIX,
     DelayFault,
     DisconnectFault,
     DropFault,
@@ -60,9 +61,13 @@ def parse_duration(text: str) -> float:
 
 
 def _split(spec: str, what: str, example: str) -> tuple[str, str, str | None]:
-    """DEVICES[:OP][=VALUE] -> (devices, op or '*', value or None)."""
+    """DEVICES[:OP][=VALUE] -> (devices, op or '*', value or None); DEVICES may be tag:NAME."""
     head, sep, value = spec.partition("=")
-    devices, _, operation = head.partition(":")
+    tagged = head.startswith(TAG_PREFIX)
+    devices, _, operation = (
+        head[len(TAG_PREFIX) :].partition(":") if tagged else head.partition(":")
+    )
+    devices = TAG_PREFIX + devices if tagged else devices
     if not devices.strip():
         raise FaultSpecError(f"{what} {spec!r} names no device; write e.g. {example}")
     return devices.strip(), (operation.strip() or "*"), (value.strip() if sep else None)
@@ -90,13 +95,18 @@ def parse_fail(spec: str) -> FailFault:
 
 
 def parse_rate(spec: str, what: str = "--fail-rate") -> RateFault:
-    """`[OP=]RATE`."""
-    operation, sep, value = spec.rpartition("=")
+    """`[[DEVICES:]OP=]RATE`."""
+    head, sep, value = spec.rpartition("=")
+    devices, operation = "*", head.strip() if sep else "*"
+    if ":" in operation:
+        devices, operation, _ = _split(operation, what, "tag:canary:bundle-start=1")
     try:
         rate = float(value)
-        return RateFault(rate, operation.strip() if sep else "*")
+        return RateFault(rate, operation, devices)
     except ValueError as error:
-        raise FaultSpecError(f"{what} {spec!r}: {error}; write e.g. 0.05 or download=0.2") from None
+        raise FaultSpecError(
+            f"{what} {spec!r}: {error}; write e.g. 0.05, download=0.2 or tag:canary:*=1"
+        ) from None
 
 
 def parse_drop(spec: str) -> DropFault:

@@ -82,7 +82,7 @@ class Fleet:
                 number,
                 profile,
                 self.runtime,
-                config.faults.for_device(client_id),
+                config.faults.for_device(client_id, self._tags(client_id)),
                 DeviceState.initial(profile.command_password),
             )
         self._links: dict[str, DeviceConnection] = {}
@@ -311,6 +311,11 @@ class Fleet:
             if Selector(pattern).matches_device(client_id):
                 return profile
         return self.config.profile
+
+    def _tags(self, client_id: str) -> frozenset[str]:
+        return frozenset(
+            tag for pattern, tag in self.config.tags if Selector(pattern).matches_device(client_id)
+        )
 
     def _chosen(self, client_id: str | None) -> list[SimDevice]:
         return list(self.devices.values()) if client_id is None else [self.device(client_id)]

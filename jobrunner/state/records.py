@@ -200,6 +200,8 @@ class ExecutionSummary(Record):
     """Its rollout's gate aborted it (`message` says why): it ends ABORTED."""
     chosen: bool = False
     """Started for targets the operator chose (`start --target`): no gate holds them."""
+    given_up: list[str] = Field(default_factory=list)
+    """Failed targets left out: they were tried `retry.maxAttempts` times already."""
     message: str | None = None
 
     def save(self, path: Path) -> None:

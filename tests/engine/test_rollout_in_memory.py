@@ -4,6 +4,7 @@ passes time, so soaks, rates and maintenance windows are tested without waiting.
 from __future__ import annotations
 
 import itertools
+import json
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -11,7 +12,9 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from jobrunner.cli.main import cli
 from jobrunner.device import BrokerSettings, KuraPayload
 from jobrunner.engine.events import Inbox
 from jobrunner.engine.memory import MemoryLink, Sent, error, ok
@@ -382,3 +385,41 @@ def test_a_restart_during_a_soak_goes_on_with_it(world: World) -> None:
     assert summary.status is ExecutionStatus.TERMINATED
     first = world.fleet.first_request()
     assert min(m for c, m in first.items() if c != "gw-07") >= first["gw-07"] + 600
+
+
+def test_plan_lists_each_waves_devices_and_estimates_the_starts(world: World) -> None:
+    clients = world.job(WAVES + "maxPerMinute: 60\nsoak: 10m\n")
+    (world.root / "state").mkdir()
+    args = ["--jobs-dir", str(world.root / "jobs.d"), "--state-dir", str(world.root / "state")]
+
+    result = CliRunner().invoke(cli, ["plan", "-v", *args, "--scope", "acme"])
+
+    assert result.exit_code == 2, result.output
+    early = stable_order(c for c in clients if c != "gw-07")[:3]
+    assert "wave canary (devices): gw-07" in result.output
+    assert f"wave early (size 30%): {', '.join(early)}" in result.output
+    assert "wave rest (remainder): " in result.output
+    # 10 starts at 60 a minute, two soaks of 10m between the waves: at least 20m9s
+    assert "(starts spread over 20m9s and the soaks, if every target succeeds" in result.output
+    quiet = CliRunner().invoke(cli, ["plan", *args, "--scope", "acme"])
+    assert "waves: canary 1, early 3, rest 6 (every device with -v)" in quiet.output
+    as_json = json.loads(CliRunner().invoke(cli, ["plan", *args, "-o", "json"]).output)
+    assert [w["name"] for w in as_json["jobs"][0]["waves"]] == ["canary", "early", "rest"]
+
+
+def test_status_shows_the_rollout_and_each_targets_wave(world: World) -> None:
+    world.job(WAVES + "successThreshold: 100%\nmaxPerMinute: 60\n")
+    world.fleet.failing = {"gw-07"}
+    with world.runner() as runner:
+        until_ended(runner, world.clock, start(runner))
+    args = ["--state-dir", str(world.root / "state"), "--scope", "acme"]
+
+    table = CliRunner().invoke(cli, ["status", "rollout", *args]).output
+    overview = CliRunner().invoke(cli, ["status", *args]).output
+
+    assert "  rollout    aborted: wave 'canary': 0/1 PROCESS_OK = 0% < 100%" in table
+    assert "    wave canary       failed   1 target(s) (devices): 1 failed; 0/1 PROCESS_OK" in table
+    assert "    wave rest         pending  6 target(s) (remainder): 6 awaiting" in table
+    assert "gw-07                    canary       0    PROCESS_FAILED" in table
+    assert "[rollout aborted canary]" in overview
+    assert "#1 ABORTED" in overview

@@ -121,3 +121,16 @@ def test_disconnect_fires_once_and_defaults_follow_the_operation() -> None:
     assert faults.decide("command") is None
     download = faults.decide("download")
     assert download is not None and download.fail == "failed"
+
+
+def test_a_tag_selects_the_devices_the_fleet_gave_it() -> None:
+    plan = build_plan(fail_rate=["tag:canary:bundle-start=1"], fail=["tag:edge:command"])
+    assert plan.fail_rate == (RateFault(1.0, "bundle-start", "tag:canary"),)
+    canary = plan.for_device("gw-0001", frozenset({"canary"}))
+    assert canary is not None
+    decision = canary.decide("bundle-start")
+    assert decision is not None and decision.fail == 500
+    assert plan.for_device("gw-0002", frozenset({"other"})) is None
+    edge = plan.for_device("gw-0003", frozenset({"edge"}))
+    assert edge is not None and edge.fail[0].where == Selector("tag:edge", "command")
+    assert Selector("gw-0001,tag:x").matches_device("gw-0009", frozenset({"x"}))
