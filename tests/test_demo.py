@@ -51,3 +51,14 @@ def test_demo_rolls_out_the_examples_with_the_expected_final_statuses(tmp_path: 
     assert set(statuses.values()) == {(2, "PROCESS_OK")}, "gw-0012 too, once it connected"
     triggers = [e["trigger"] for e in view["executions"]]
     assert triggers == ["run (2026-11-27-1)", "device-connect (gw-0012)"]
+
+    # The OPC UA rollout: its canary (the test benches) fails, no production bridge is touched.
+    result = CliRunner().invoke(
+        cli, ["status", "acme/opcua-bridge-3.0", "-o", "json", "--state-dir", str(state)]
+    )
+    view = json.loads(result.output)
+    assert [e["status"] for e in view["executions"]] == ["ABORTED"]
+    assert view["rollout"]["state"] == "aborted"
+    bridges = [t for t in view["targets"] if t["clientId"] in ("gw-0004", "gw-0008", "gw-0014")]
+    assert [(t["stepIndex"], t["status"]) for t in bridges] == [(0, "PROCESS_AWAITING")] * 3
+    assert all(t["message"].startswith("not started: the execution was aborted") for t in bridges)

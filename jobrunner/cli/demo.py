@@ -43,9 +43,15 @@ DEMO_SCOPE = "acme"
 LATE_DEVICE = "gw-0012"
 MIX = FaultPlan(
     slow=(DelayFault(Selector("gw-0009,gw-0010,gw-0019"), 1.5),),
-    fail=(FailFault(Selector("gw-0011", "bundle-stop"), 400),),
+    fail=(
+        FailFault(Selector("gw-0011", "bundle-stop"), 400),
+        # The test benches reject the OPC UA upgrade: the rollout's canary wave catches it.
+        FailFault(Selector("tag:lab", "command"), 500),
+    ),
     offline=(OfflineFault(LATE_DEVICE, connect_after=6.0),),
 )
+FLEET_TAGS = (("gw-0022,gw-0023,gw-0024", "lab"),)
+"""The tags the faults select by, as the example DeviceList gives them."""
 
 
 @click.command()
@@ -90,10 +96,12 @@ def demo(
     Starts an MQTT broker (Mosquitto when installed, else the embedded one), a
     fleet of simulated Kura gateways (gw-0009, gw-0010, gw-0019 answer slowly,
     gw-0011 rejects the bundle stop, gw-0012 is offline and connects after a
-    few seconds), and the `watch` daemon on the example jobs, then shows the
-    executions live. The three example jobs with a `run` token start at once;
-    gw-0012 gets the Modbus rollout when it connects (a device-connect
-    schedule). Ends with a summary and where the state and logs were written.
+    few seconds, the test benches gw-0022..24 reject the OPC UA upgrade), and
+    the `watch` daemon on the example jobs, then shows the executions live.
+    The example jobs with a `run` token start at once; gw-0012 gets the Modbus
+    rollout when it connects (a device-connect schedule); the OPC UA rollout's
+    canary wave fails, so it is ABORTED before any production bridge is
+    touched. Ends with a summary and where the state and logs were written.
 
     Exit status: 0 when every execution ended, 1 if the rollout did not settle
     within --timeout.
@@ -115,7 +123,15 @@ def demo(
             # the environment or the configuration file, never from the URL.
             settings = broker_settings(loaded, broker, None)
             fleet = stack.enter_context(
-                Fleet(FleetConfig(devices=devices, broker=settings, account=DEMO_SCOPE, faults=MIX))
+                Fleet(
+                    FleetConfig(
+                        devices=devices,
+                        broker=settings,
+                        account=DEMO_SCOPE,
+                        faults=MIX,
+                        tags=FLEET_TAGS,
+                    )
+                )
             )
         except (BrokerError, FleetError, OSError) as error:
             raise click.ClickException(f"the demo could not start: {error}") from None
@@ -219,6 +235,10 @@ def _summary(state: StateDir, log: Path) -> None:
         counts = counts_text(job.counts())
         runs = len(job.executions)
         click.echo(f"  {job.label:<38} {runs} execution(s); targets: {counts}", err=True)
+        rollout = job.record.rollout
+        if rollout is not None:
+            why = f": {rollout.reason}" if rollout.reason else ""
+            click.echo(f"      rollout {rollout.status.value}{why}", err=True)
         for target in sorted(job.targets, key=lambda t: t.client_id):
             if target.status.value == "PROCESS_FAILED":
                 click.echo(f"      {target.client_id}: {target.message}", err=True)
@@ -228,6 +248,7 @@ def _summary(state: StateDir, log: Path) -> None:
         f"  jobrunner status --state-dir {where}\n"
         f"  jobrunner status acme/modbus-driver-1.2 --state-dir {where}\n"
         f"  jobrunner logs acme/modbus-driver-1.2 --state-dir {where}\n"
+        f"  jobrunner status acme/opcua-bridge-3.0 --state-dir {where}   (the canary)\n"
         f"daemon log: {log}",
         err=True,
     )

@@ -117,7 +117,7 @@ class JobSpec(Strict):
     )
     suspend: bool = Field(default=False, description="start nothing; stop a running execution")
     rollout: Rollout | None = Field(
-        default=None, description="waves, gates, rate, abort rule and window (DESIGN §6)"
+        default=None, description="waves, gates, rate, abort rule and window (README: Rollouts)"
     )
     retry: Retry | None = Field(default=None, description="how often a target is tried, in all")
 

@@ -31,6 +31,7 @@ from jobrunner.manifests.kinds import (
     ScopeSpec,
     Targets,
 )
+from jobrunner.manifests.rollout import Abort, Ramp, Retry, Rollout, Wave, Window
 from jobrunner.manifests.schedules import CronSchedule, DeviceConnectSchedule, IntervalSchedule
 from jobrunner.manifests.steps import CATALOGUE, AsyncStepBase, StepBase
 
@@ -224,6 +225,17 @@ def render() -> str:
         *_section("JobMetadata", JobMetadata),
         *_section("JobSpec", JobSpec),
         *_section("Targets", Targets),
+        "## Rollout",
+        "",
+        "Waves, gates, rate, window and abort rule of a job (README: Rollouts); the waves are",
+        "split when the first execution freezes the targets, the rest applies as it is now.",
+        "",
+        *_section("Rollout", Rollout),
+        *_section("Wave", Wave),
+        *_section("Ramp", Ramp),
+        *_section("Abort", Abort),
+        *_section("Window", Window),
+        *_section("Retry", Retry),
         "## Steps",
         "",
         "Every step has these keys; asynchronous steps (Activity Submit, Package Download /",

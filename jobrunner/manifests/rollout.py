@@ -104,7 +104,7 @@ WaveSize = Annotated[
 class Wave(Strict):
     """Targets that go together; the next wave starts only once this one has passed."""
 
-    name: Name
+    name: Name = Field(description="unique in the rollout; shown by status and the log")
     devices: list[ClientId] = Field(default_factory=list, description="these targets")
     tags: list[Tag] = Field(default_factory=list, description="the targets left with a tag")
     size: WaveSize | None = Field(
@@ -150,12 +150,16 @@ Every = Annotated[
 
 
 class Ramp(Strict):
-    """Start slow, then faster: `base` targets a minute, times `factor` each time `every`
-    more targets have succeeded (up to maxPerMinute, when given)."""
+    """Start slow, then faster, as targets succeed (up to maxPerMinute when given).
+
+    `base` targets a minute at first, times `factor` each time `every` more have succeeded.
+    """
 
     base: int = Field(ge=1, description="targets started per minute at first")
-    factor: float = Field(default=2.0, gt=1, le=100, strict=False)
-    every: Every
+    factor: float = Field(
+        default=2.0, gt=1, le=100, strict=False, description="the rate's growth at each step"
+    )
+    every: Every = Field(description="a step of the ramp: `20 succeeded`")
 
 
 class Abort(Strict):
@@ -183,23 +187,29 @@ WindowZone = Annotated[
 class Window(Strict):
     """When new targets may start: from each fire of `cron` for `duration`."""
 
-    cron: CronExpression
-    duration: Duration
+    cron: CronExpression = Field(description="when the window opens (Quartz)")
+    duration: Duration = Field(description="how long it stays open (elapsed time)")
     timezone: WindowZone = Field(
         default="UTC", description="a zone, or `device`: each device's own"
     )
 
 
 class Rollout(Strict):
-    waves: list[Wave] = Field(default_factory=list)
-    success_threshold: Percent = Field(default=100.0, description="a wave passes at this share")
+    """Waves that go one at a time, gated on their devices, at a rate, inside a window."""
+
+    waves: list[Wave] = Field(
+        default_factory=list, description="in order; none: the targets go together"
+    )
+    success_threshold: Percent = Field(
+        default=100.0, description="a wave passes at this share PROCESS_OK (`95%`)"
+    )
     soak: Duration | None = Field(
         default=None, description="after a wave: its devices must stay connected this long"
     )
     max_per_minute: int | None = Field(default=None, ge=1, description="targets started a minute")
-    ramp: Ramp | None = None
-    abort: Abort | None = None
-    window: Window | None = None
+    ramp: Ramp | None = Field(default=None, description="a rate that grows with the successes")
+    abort: Abort | None = Field(default=None, description="when the execution is aborted")
+    window: Window | None = Field(default=None, description="when targets may start")
 
     @property
     def soak_time(self) -> timedelta:

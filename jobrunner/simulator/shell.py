@@ -207,11 +207,20 @@ def _agent_version(args: list[str], shell: Shell) -> Result:
     return Result(f"{package.version}\n")
 
 
+def _opcua_upgrade(args: list[str], shell: Shell) -> Result:
+    """The OPC UA bridge upgrade of the rollout example: `--to VERSION`."""
+    if "--to" not in args or args.index("--to") + 1 >= len(args):
+        return Result(stderr="upgrade: usage: upgrade --to VERSION\n", exit_code=2)
+    version = args[args.index("--to") + 1]
+    return Result(f"opcua bridge upgraded to {version}; restarted in 2.1s\n")
+
+
 def _ls(args: list[str], shell: Shell) -> Result:
     listing = {
         "/opt": "acme\neclipse\n",
-        "/opt/acme": "agent\n",
+        "/opt/acme": "agent\nopcua\n",
         "/opt/acme/agent/bin": "agent-check\nagent-version\n",
+        "/opt/acme/opcua/bin": "upgrade\n",
         "/tmp": "",
     }
     paths = [a for a in args if not a.startswith("-")] or [shell.working_dir]
@@ -255,6 +264,7 @@ _PROGRAMS: dict[str, _Program] = {
     "reboot": lambda args, shell: Result(reboot=True),
     "/opt/acme/agent/bin/agent-check": _agent_check,
     "/opt/acme/agent/bin/agent-version": _agent_version,
+    "/opt/acme/opcua/bin/upgrade": _opcua_upgrade,
 }
 
 COMMANDS: tuple[str, ...] = tuple(_PROGRAMS)
