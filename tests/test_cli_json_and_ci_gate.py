@@ -77,6 +77,16 @@ def test_config_json_gives_each_setting_with_its_source(tmp_path: Path) -> None:
     assert found["maxInFlight"] == {"value": 50, "source": "environment"}
 
 
+def test_config_masks_the_dashboard_token() -> None:
+    env = {"JOBRUNNER_HTTP": "0.0.0.0:8080", "JOBRUNNER_HTTP_TOKEN": "hunter2-token"}
+    result = CliRunner().invoke(cli, ["config", "-o", "json"], env=env)
+    assert result.exit_code == 0
+    found = json.loads(result.output)
+    assert found["http"]["value"] == "0.0.0.0:8080"
+    assert found["httpToken"]["value"] == "***"
+    assert "hunter2-token" not in result.output
+
+
 def _readme_gate() -> list[str]:
     text = (ROOT / "README.md").read_text()
     block = text.split("### In CI: plan as a pull-request gate", 1)[1]

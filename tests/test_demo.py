@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +40,10 @@ def test_demo_rolls_out_the_examples_with_the_expected_final_statuses(tmp_path: 
 
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert f"state written to {state}" in completed.stderr
+    # the daemon served the dashboard where the demo said
+    url = re.search(r"dashboard: (http://127\.0\.0\.1:\d+/)", completed.stderr)
+    assert url is not None, completed.stderr[-3000:]
+    assert f"dashboard: {url.group(1)}" in (state.parent / "watch.log").read_text()
     # not a terminal: one line per event, prefixed by the job
     assert "acme/modbus-driver-1.2 " in completed.stderr and "sent DEPLOY-V2" in completed.stderr
 

@@ -125,7 +125,7 @@ def show_config(
 ) -> None:
     """Print the effective configuration, and where each setting comes from.
 
-    Secrets (the broker password) are masked. Settings come from flags, then
+    Secrets (the broker password, the dashboard's token) are masked. Settings come from flags, then
     JOBRUNNER_* environment variables, then the configuration file, then the
     built-in defaults.
     """
@@ -151,6 +151,18 @@ def show_config(
             ("caFile", settings.ca_file or "-", "environment or configuration file"),
             ("certFile", settings.cert_file or "-", "environment or configuration file"),
             ("keyFile", settings.key_file or "-", "environment or configuration file"),
+            (
+                "http",
+                os.environ.get("JOBRUNNER_HTTP") or loaded.values.http or "-",
+                "watch --http, environment or configuration file",
+            ),
+            (
+                "httpToken",
+                "***"
+                if os.environ.get("JOBRUNNER_HTTP_TOKEN") or loaded.values.http_token
+                else "-",
+                "watch --http-token, environment or configuration file",
+            ),
         ]
     )
     if output == "json":

@@ -11,6 +11,7 @@ it imports nothing of the runner. The file:
     maxInFlight: 200
     requireSigned: false                       # see docs/policy.md
     secretsDir: /etc/jobrunner/secrets         # where valueFrom: {file: ...} is read
+    http: 127.0.0.1:8080                       # watch serves the dashboard there
     credentialsFile: /etc/jobrunner/mqtt.yaml   # {username: ..., password: ...}, not in git
     caFile: /etc/jobrunner/ca.pem
     certFile: /etc/jobrunner/client.pem
@@ -44,6 +45,8 @@ COMMAND_OPTIONS = (
     "max_in_flight",
     "require_signed",
     "secrets_dir",
+    "http",
+    "http_token",
 )
 
 
@@ -58,6 +61,8 @@ class ConfigFile(BaseModel):
     max_in_flight: int | None = Field(default=None, ge=1, le=900)
     require_signed: bool | None = None
     secrets_dir: Path | None = None
+    http: str | None = None
+    http_token: str | None = None
     credentials_file: Path | None = None
     ca_file: Path | None = None
     cert_file: Path | None = None

@@ -25,7 +25,7 @@ from jobrunner.cli.configfile import current
 from jobrunner.cli.progress import ProgressView, progress_of
 from jobrunner.errors import StateError
 from jobrunner.manifests import manifest_files
-from jobrunner.simulator.broker import BrokerError, start_broker
+from jobrunner.simulator.broker import BrokerError, free_port, start_broker
 from jobrunner.simulator.config import FleetConfig
 from jobrunner.simulator.faults import (
     DelayFault,
@@ -77,6 +77,13 @@ FLEET_TAGS = (("gw-0022,gw-0023,gw-0024", "lab"),)
 )
 @click.option("--keep", is_flag=True, help="Keep everything running after the rollout.")
 @click.option(
+    "--http",
+    metavar="HOST:PORT",
+    default="127.0.0.1:0",
+    show_default=True,
+    help="Where the daemon serves its dashboard (port 0: a free one); its URL is printed.",
+)
+@click.option(
     "--timeout",
     type=float,
     default=120.0,
@@ -89,6 +96,7 @@ def demo(
     broker: str | None,
     devices: int,
     keep: bool,
+    http: str,
     timeout: float,
 ) -> None:
     """Watch jobrunner roll out the example jobs to a simulated fleet.
@@ -102,6 +110,8 @@ def demo(
     rollout when it connects (a device-connect schedule); the OPC UA rollout's
     canary wave fails, so it is ABORTED before any production bridge is
     touched. Ends with a summary and where the state and logs were written.
+    Meanwhile the daemon serves its dashboard on --http: open the printed URL
+    (with --keep, it stays up after the rollout).
 
     Exit status: 0 when every execution ended, 1 if the rollout did not settle
     within --timeout.
@@ -137,8 +147,11 @@ def demo(
             raise click.ClickException(f"the demo could not start: {error}") from None
         click.echo(f"fleet: {fleet.describe()}", err=True)
         log = folder.parent / "watch.log"
-        daemon = stack.enter_context(_daemon(jobs_dir, folder, broker, log, loaded.path))
+        host, _, port = http.rpartition(":")
+        address = f"{host}:{free_port(host)}" if port == "0" else http
+        daemon = stack.enter_context(_daemon(jobs_dir, folder, broker, log, loaded.path, address))
         click.echo(f"daemon: jobrunner watch (its log: {log})", err=True)
+        click.echo(f"dashboard: http://{address}/", err=True)
         settled = _show_until_settled(StateDir(folder), fleet, timeout, daemon, log)
         _summary(StateDir(folder), log)
         if keep:
@@ -151,7 +164,7 @@ def demo(
 
 @contextlib.contextmanager
 def _daemon(
-    jobs_dir: Path, state_dir: Path, broker: str, log: Path, config: Path | None
+    jobs_dir: Path, state_dir: Path, broker: str, log: Path, config: Path | None, http: str
 ) -> Iterator[subprocess.Popen[bytes]]:
     state_dir.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as output:
@@ -173,6 +186,8 @@ def _daemon(
                 "jobrunner-demo",
                 "--debounce",
                 "200",
+                "--http",
+                http,
                 *(["--config", str(config)] if config is not None else []),
             ],
             stdout=output,

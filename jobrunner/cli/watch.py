@@ -9,7 +9,7 @@ import time
 import click
 
 from jobrunner.cli.config import pass_runner_config
-from jobrunner.engine.daemon import DRAIN, Daemon
+from jobrunner.engine.daemon import DRAIN, Companion, Daemon
 from jobrunner.engine.service import RunnerConfig
 
 
@@ -32,7 +32,27 @@ from jobrunner.engine.service import RunnerConfig
     help="On SIGTERM, wait this long at most for the replies of requests in flight"
     " (keep it under the service manager's stop timeout).",
 )
-def watch(config: RunnerConfig, debounce: int, drain: float) -> None:
+@click.option(
+    "--http",
+    "http",
+    metavar="HOST:PORT",
+    envvar="JOBRUNNER_HTTP",
+    default=None,
+    help="Serve the dashboard, the JSON API, /metrics and /healthz there, read-only"
+    " (127.0.0.1:8080 for this machine only; any other address needs --http-token).",
+)
+@click.option(
+    "--http-token",
+    metavar="TOKEN",
+    envvar="JOBRUNNER_HTTP_TOKEN",
+    default=None,
+    help="The token every request to --http must carry (Authorization: Bearer TOKEN, or"
+    " ?token=TOKEN once in a browser). Prefer the environment variable: a command line is"
+    " visible to every user of the machine.",
+)
+def watch(
+    config: RunnerConfig, debounce: int, drain: float, http: str | None, http_token: str | None
+) -> None:
     """Run the daemon: reconcile on every change, fire schedules, react to connects.
 
     Reconciles at start, then after every change of the jobs directory (a burst
@@ -50,6 +70,14 @@ def watch(config: RunnerConfig, debounce: int, drain: float) -> None:
     --drain seconds; a second signal leaves at once) and exits 0. Executions stay
     RUNNING: a restart resumes them where they stopped, and awaits what was still
     running on the devices.
+
+    With --http, it serves a live dashboard of the jobs, targets, waves,
+    executions, logs and devices, the JSON API of `status -o json`
+    (/api/v1/jobs, /api/v1/jobs/SCOPE/NAME, /api/v1/devices), Prometheus
+    metrics (/metrics) and a health check (/healthz: 503 with the reason when
+    the broker is not connected or the state cannot be written). Under systemd
+    (Type=notify) it tells READY and feeds the watchdog (WatchdogSec=).
+
     """
     logging.Formatter.converter = time.gmtime
     logging.basicConfig(
@@ -58,4 +86,9 @@ def watch(config: RunnerConfig, debounce: int, drain: float) -> None:
         format="%(asctime)s.%(msecs)03dZ %(levelname)s %(message)s",
         datefmt="%Y-%m-%dT%H:%M:%S",
     )
-    Daemon(config, debounce_ms=debounce, drain=drain).run()
+    companions: list[Companion] = []
+    if http:
+        from jobrunner.web.server import Dashboard  # the HTTP stack only when asked for
+
+        companions.append(Dashboard(http, http_token, config.state_dir))
+    Daemon(config, debounce_ms=debounce, drain=drain, companions=companions).run()

@@ -17,19 +17,22 @@ running on devices, and replies that did not come, are taken up by the next star
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
+from typing import Protocol
 
-from jobrunner.engine import handoff
+from jobrunner.engine import handoff, systemd
 from jobrunner.engine.events import DeviceConnected
 from jobrunner.engine.executions import STOP_DRAIN
+from jobrunner.engine.observe import Observer, Observers
 from jobrunner.engine.plan import JobPlan
 from jobrunner.engine.rollout import wave_not_reached
 from jobrunner.engine.runtime import RunningJob
@@ -37,7 +40,7 @@ from jobrunner.engine.scheduler import Scheduler
 from jobrunner.engine.service import Runner, RunnerConfig
 from jobrunner.engine.timers import JobKey
 from jobrunner.errors import JobError, JobrunnerError
-from jobrunner.manifests import is_manifest_file, manifest_files
+from jobrunner.manifests import ManifestSet, is_manifest_file, manifest_files
 from jobrunner.manifests.fields import DOT_HINT
 from jobrunner.state.records import ExecutionSummary, Trigger, TriggerKind
 
@@ -49,19 +52,40 @@ RESYNC = 300.0  # seconds: reconcile anyway now and then; a missed event costs n
 DRAIN = 10.0  # seconds: at most this long for replies in flight after SIGTERM (systemd: 15)
 
 
+class Companion(Protocol):
+    """What runs beside the daemon (the dashboard, the notifier): it hears the engine from
+    the start, starts once the runner holds the state, and stops before the runner closes."""
+
+    @property
+    def observer(self) -> Observer: ...
+
+    def start(self, daemon: Daemon) -> None: ...
+
+    def stop(self) -> None: ...
+
+
 class Daemon:
-    def __init__(self, config: RunnerConfig, debounce_ms: int = 800, drain: float = DRAIN) -> None:
+    def __init__(
+        self,
+        config: RunnerConfig,
+        debounce_ms: int = 800,
+        drain: float = DRAIN,
+        companions: Sequence[Companion] = (),
+    ) -> None:
         self.config = config
         self.debounce_ms = debounce_ms
         self.drain = drain
+        self.companions = list(companions)
         self.stopping = threading.Event()
         self.scheduler = Scheduler()
         self.connect_queue: dict[JobKey, set[str]] = {}
         self.declared: dict[JobKey, JobPlan] = {}
         """The declared jobs as the last reconcile planned them (their targets and waves, for
         a first execution started by a schedule or a connect)."""
-        """Each declared job as last reconciled, with its resolved targets: what a first
-        execution started by a schedule or a connect freezes."""
+        self.loaded: ManifestSet | None = None
+        """The manifests as the last reconcile read them."""
+        self.turned_at = time.monotonic()
+        """When the loop last turned (the health check and the systemd watchdog)."""
         self._changed = threading.Event()
         self._failing: dict[str, str] = {}
         self._leave = False
@@ -71,8 +95,15 @@ class Daemon:
 
     def run(self) -> int:
         """Run until SIGTERM/SIGINT (or `stop()`); 0 on a clean stop."""
-        with Runner(self.config, role="watch", wait_for_broker=False) as runner:
+        observer = Observers(*(c.observer for c in self.companions))
+        with (
+            Runner(self.config, role="watch", wait_for_broker=False, observer=observer) as runner,
+            contextlib.ExitStack() as started,
+        ):
             self.runner = runner
+            for companion in self.companions:
+                companion.start(self)
+                started.callback(companion.stop)
             self._install_signals()
             runner.engine.connect_hooks.append(self._on_connect)
             for problem in runner.unreadable:
@@ -90,8 +121,11 @@ class Daemon:
             self._safely("reconcile", lambda: self.reconcile("start"))
             resync_at = time.monotonic() + CATCH_UP
             catching_up = True
+            systemd.notify("READY=1")
             while not self.stopping.is_set():
                 runner.engine.step(TICK)
+                self.turned_at = time.monotonic()
+                systemd.watchdog(self.turned_at)
                 why = None
                 if self._changed.is_set():
                     self._changed.clear()
@@ -120,6 +154,7 @@ class Daemon:
     def _drain(self, runner: Runner) -> None:
         """Send nothing more; record the replies of requests in flight, for at most
         `self.drain` seconds (under the unit's TimeoutStopSec) or until a second signal."""
+        systemd.notify("STOPPING=1")
         runner.engine.drain()
         waiting = runner.link.in_flight()
         if waiting:
@@ -150,6 +185,30 @@ class Daemon:
             else "every reply in flight was recorded",
             awaited,
         )
+
+    # -- what the companions ask (from their own threads: plain values only) ----------------
+
+    @property
+    def client_id(self) -> str:
+        return self.config.broker.client_id
+
+    def broker_connected(self) -> bool:
+        runner = self.runner
+        return runner is not None and runner.engine.connection.connected
+
+    def in_flight(self) -> int:
+        runner = self.runner
+        return runner.link.in_flight() if runner is not None else 0
+
+    def storage_problem(self) -> str | None:
+        runner = self.runner
+        return runner.engine.storage_problem if runner is not None else None
+
+    def last_turn(self) -> float:
+        return self.turned_at
+
+    def manifests(self) -> ManifestSet | None:
+        return self.loaded
 
     def stop(self) -> None:
         """Stop (from a signal handler too): nothing new is sent from this instant."""
@@ -201,6 +260,7 @@ class Daemon:
         """Reconcile now (on the engine thread); every decision gets a log line."""
         runner = self._runner()
         manifests = runner.load()
+        self.loaded = manifests
         for diagnostic in manifests.errors:
             log.error("manifest: %s", diagnostic)
         plan = runner.plan(manifests)

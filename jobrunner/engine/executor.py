@@ -37,6 +37,7 @@ from jobrunner.engine.events import (
     NotificationArrived,
     ReplyArrived,
 )
+from jobrunner.engine.observe import Observer
 from jobrunner.engine.outcomes import Outcomes
 from jobrunner.engine.ports import DeviceLink
 from jobrunner.engine.recovery import StatusQueries
@@ -72,9 +73,15 @@ class Engine:
         settings: EngineSettings | None = None,
         clock: Callable[[], float] = time.time,
         inbox: Inbox | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.rt = Runtime(
-            link, devices, settings or EngineSettings(), clock, connection=Connection()
+            link,
+            devices,
+            settings or EngineSettings(),
+            clock,
+            connection=Connection(),
+            observer=observer or Observer(),
         )
         self.rt.connection.listening_since = clock()
         self.inbox = inbox or Inbox()
@@ -304,6 +311,7 @@ class Engine:
     def _on_anomaly(self, event: Anomaly) -> None:
         """A message the device layer ignored: in the execution log of the target it was
         about, when it was about a request of ours; in the runner's log otherwise."""
+        self.rt.observer.anomaly(event.kind)
         tag = event.tag
         job = self.jobs.get(tag.job) if tag is not None else None
         if tag is None or job is None or tag.client_id not in job.state.targets:
@@ -344,6 +352,7 @@ class Engine:
                 self.storage_problem = self.storage_problem or str(error)
                 continue
             job.run = None
+            self.rt.observer.execution_ended(job.key, run.summary)
             for callback in job.on_end:
                 callback(run.summary)
 

@@ -30,8 +30,11 @@ def turn_gates(rt: Runtime, cancel: Cancel) -> None:
         log = job.state.log(run.id)
         for line in decision.lines:
             log.write("rollout", line, now)
+        for wave, text in decision.passed:
+            rt.observer.wave_passed(job.key, run.id, wave, text)
         if decision.abort is not None:
             abort(rt, cancel, job, decision.abort)
+            rt.observer.rollout_aborted(job.key, run.id, decision.abort)
             continue
         targets = job.state.targets
         for client_id in decision.start:

@@ -33,20 +33,30 @@ from jobrunner.engine.events import (
     NotificationArrived,
     ReplyArrived,
 )
+from jobrunner.engine.observe import Observer
 from jobrunner.engine.ports import Tag
+from jobrunner.errors import PayloadError
 
 
 class ClientLink:
     """The runner's MQTT client, wired to the engine's inbox."""
 
-    def __init__(self, settings: BrokerSettings, inbox: Inbox, max_in_flight: int) -> None:
+    def __init__(
+        self,
+        settings: BrokerSettings,
+        inbox: Inbox,
+        max_in_flight: int,
+        observer: Observer | None = None,
+    ) -> None:
         self.inbox = inbox
+        self.observer = observer or Observer()
         self.client: DeviceClient[Tag] = DeviceClient(settings, self, max_in_flight=max_in_flight)
 
     # -- ClientEvents: called from paho's thread; only enqueue ----------------------------
 
     def reply(self, pending: Pending[Tag], payload: KuraPayload) -> None:
         self.inbox.put(ReplyArrived(pending.tag, payload))
+        self.observer.request_ended(pending.request_id, pending.app_id, _outcome(payload))
 
     def notification(self, tracked: Tracked[Tag], topic: NotifyTopic, payload: KuraPayload) -> None:
         self.inbox.put(
@@ -101,12 +111,17 @@ class ClientLink:
 
     def send(self, tag: Tag, request: Request) -> None:
         self.client.send(tag.device, request, tag, request_id=tag.request_id)
+        self.observer.request_sent(tag.request_id, request.app_id)
 
     def expect(self, tag: Tag, app_id: str) -> None:
         self.client.expect(tag.device, tag.request_id, app_id=app_id, tag=tag)
 
     def expire(self, tag: Tag) -> bool:
-        return self.client.expire(tag.request_id) is not None
+        pending = self.client.expire(tag.request_id)
+        if pending is None:
+            return False
+        self.observer.request_ended(tag.request_id, pending.app_id, "timeout")
+        return True
 
     def track(self, tag: Tag, app_id: str, operation_id: int) -> None:
         self.client.track(tag.device, operation_id, app_id, tag)
@@ -119,3 +134,12 @@ class ClientLink:
 
     def connected(self) -> bool:
         return self.client.connected
+
+
+def _outcome(payload: KuraPayload) -> str:
+    """A reply as the request metrics count it: `ok` (2xx), `error`, or `unreadable`."""
+    try:
+        code = payload.integer("response.code")
+    except PayloadError:
+        return "unreadable"
+    return "ok" if code is not None and 200 <= code < 300 else "error"

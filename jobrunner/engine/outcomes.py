@@ -38,6 +38,9 @@ class Outcomes:
         change = progression.progress(target, outcome, job.steps, how, now)
         for value in change.records:
             job.state.targets.put(value)
+        failed = change.target.status is TargetStatus.PROCESS_FAILED
+        if failed and target.status is not TargetStatus.PROCESS_FAILED:
+            self.rt.observer.target_failed(job.key, change.target.execution or 0, change.target)
         if change.line:
             job.say(target, change.line, now)
         if change.awaiting_until is not None:  # the reply is in; the device stays busy

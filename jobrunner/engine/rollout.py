@@ -102,6 +102,8 @@ class Decision:
     lines: list[str] = field(default_factory=list)
     abort: str | None = None
     wake_at: float | None = None
+    passed: list[tuple[str, str]] = field(default_factory=list)
+    """(wave, decision) of each wave that passed in this turn."""
 
 
 @dataclass
@@ -356,6 +358,7 @@ class Gate:
     def _wave_passed(self, record: WaveState, now: float, decision: Decision, text: str) -> None:
         record.status, record.ended_on, record.decision = WaveStatus.PASSED, _utc(now), text
         decision.lines.append(f"wave '{record.name}': {text}")
+        decision.passed.append((record.name, text))
         self.state.save_record()
 
     def _wave_failed(self, record: WaveState, now: float, text: str) -> None:

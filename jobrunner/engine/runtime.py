@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from jobrunner.engine.devices import Devices
+from jobrunner.engine.observe import Observer
 from jobrunner.engine.ports import DeviceLink, StepOperation
 from jobrunner.engine.rollout import Gate, gate_settings
 from jobrunner.engine.timers import Deadlines, JobKey
@@ -176,6 +177,8 @@ class Runtime:
     """Operation id (`job.id`) of each asynchronous operation awaited -> its target."""
     deadlines: Deadlines = field(default_factory=Deadlines)
     connection: Connection = field(default_factory=Connection)
+    observer: Observer = field(default_factory=Observer)
+    """Who hears of requests, anomalies and the events of executions (metrics, notifications)."""
 
     def gate(self, job: RunningJob, run: ExecutionRun) -> Gate | None:
         """The gate of the execution, when the job is a rollout and the operator did not

@@ -24,6 +24,7 @@ from jobrunner.engine.events import Inbox
 from jobrunner.engine.executor import Engine
 from jobrunner.engine.git import git_revision
 from jobrunner.engine.link import ClientLink
+from jobrunner.engine.observe import Observer
 from jobrunner.engine.plan import Action, Plan, compute_plan
 from jobrunner.engine.ports import DeviceLink
 from jobrunner.engine.reconcile import Applied, Reconciler
@@ -112,6 +113,7 @@ class Runner:
         resume: bool = True,
         link: Callable[[Inbox], Link] | None = None,
         clock: Callable[[], float] = time.time,
+        observer: Observer | None = None,
     ) -> None:
         """`wait_for_broker`: connect before anything else (ConnectError when the broker
         cannot be reached); False: connect in the background, retrying with backoff, and
@@ -119,7 +121,8 @@ class Runner:
         execution a previous owner left RUNNING; False: only those of the jobs this runner
         is asked about (`jobrunner stop` drives nothing else). `link`: how to reach the
         devices, given the engine's inbox (default: MQTT, with `config.broker`). `clock`: the
-        engine's, which owns every deadline (a test passes time without sleeping)."""
+        engine's, which owns every deadline (a test passes time without sleeping). `observer`:
+        who hears of requests and of the executions' events (metrics, notifications)."""
         self.config = config
         self.wait_for_broker = wait_for_broker
         self.resume_all = resume
@@ -130,10 +133,15 @@ class Runner:
         self.link: Link = (
             link(self.inbox)
             if link is not None
-            else ClientLink(config.broker, self.inbox, config.engine.max_in_flight)
+            else ClientLink(config.broker, self.inbox, config.engine.max_in_flight, observer)
         )
         self.engine = Engine(
-            self.link, Devices(self.registry), config.engine, clock=clock, inbox=self.inbox
+            self.link,
+            Devices(self.registry),
+            config.engine,
+            clock=clock,
+            inbox=self.inbox,
+            observer=observer,
         )
         self.operations = operations_factory(
             config.operations, SecretResolver.from_environment(config.secrets_dir)

@@ -163,26 +163,8 @@ def job_view(job: JobState) -> dict[str, Any]:
     record = job.record
     steps = record.frozen.steps if record.frozen else record.spec.get("steps", [])
     step_names = [s.get("name") for s in steps]
-    wave_of = {c: name for name, targets, _ in waves_of(record) for c in targets}
     rollout = rollout_view(job)
-    targets = []
-    for target in sorted(job.targets, key=lambda t: t.client_id):
-        entry: dict[str, Any] = {
-            "clientId": target.client_id,
-            "stepIndex": target.step_index,
-            "status": target.status.value,
-        }
-        if 0 <= target.step_index < len(step_names):
-            entry["step"] = step_names[target.step_index]
-        if target.message:
-            entry["message"] = target.message
-        if target.failure is not None:
-            entry["failure"] = failure_view(target.failure)
-        if target.attempts:
-            entry["attempts"] = target.attempts
-        if rollout is not None:
-            entry["wave"] = wave_of.get(target.client_id)
-        targets.append(entry)
+    targets = target_views(job, step_names, with_wave=rollout is not None)
     return {
         "scope": record.scope,
         "name": record.name,
@@ -204,6 +186,30 @@ def job_view(job: JobState) -> dict[str, Any]:
         "targets": targets,
         "executions": [execution_view(job.executions[i]) for i in sorted(job.executions)],
     }
+
+
+def target_views(job: JobState, step_names: list[Any], with_wave: bool) -> list[dict[str, Any]]:
+    """Each target of `status -o json`, by client id."""
+    wave_of = {c: name for name, targets, _ in waves_of(job.record) for c in targets}
+    targets = []
+    for target in sorted(job.targets, key=lambda t: t.client_id):
+        entry: dict[str, Any] = {
+            "clientId": target.client_id,
+            "stepIndex": target.step_index,
+            "status": target.status.value,
+        }
+        if 0 <= target.step_index < len(step_names):
+            entry["step"] = step_names[target.step_index]
+        if target.message:
+            entry["message"] = target.message
+        if target.failure is not None:
+            entry["failure"] = failure_view(target.failure)
+        if target.attempts:
+            entry["attempts"] = target.attempts
+        if with_wave:
+            entry["wave"] = wave_of.get(target.client_id)
+        targets.append(entry)
+    return targets
 
 
 def target_count(job: JobState) -> int:

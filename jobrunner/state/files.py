@@ -109,22 +109,54 @@ class Journal:
         self.on_pending: Callable[[], object] = _nothing
         """Called when a record is queued and none was: an owner of many journals then
         flushes those with something queued, not every one of them."""
+        self.read_to: tuple[int, int, int] = (0, 0, 0)
+        """(inode, offset after the last whole line, lines) as last read: `read_appended`
+        goes on from there."""
 
     # -- reading ---------------------------------------------------------------------------
 
     def read(self) -> Iterator[Record]:
         """The records (without the header). A torn last line is dropped; other damage raises."""
         try:
-            data = self.path.read_bytes()
+            with self.path.open("rb") as handle:
+                data = handle.read()
+                whole = data.rfind(b"\n") + 1
+                inode = os.fstat(handle.fileno()).st_ino
+                self.read_to = (inode, whole, data.count(b"\n", 0, whole))
         except FileNotFoundError:
+            self.read_to = (0, 0, 0)
             return
+        yield from self._records(data, 1)
+
+    def read_appended(self) -> Iterator[Record] | None:
+        """The records appended since the last `read` or `read_appended`, for a reader of a
+        journal another process writes (the dashboard); None when the file was replaced or
+        cut (compacted): `read` it whole again."""
+        inode, offset, lines = self.read_to
+        try:
+            with self.path.open("rb") as handle:
+                if os.fstat(handle.fileno()).st_ino != inode or offset == 0:
+                    return None
+                size = handle.seek(0, os.SEEK_END)
+                if size < offset:
+                    return None
+                handle.seek(offset)
+                data = handle.read()
+        except FileNotFoundError:
+            return None
+        whole = data.rfind(b"\n") + 1
+        self.read_to = (inode, offset + whole, lines + data.count(b"\n", 0, whole))
+        return self._records(data[:whole], lines + 1)
+
+    def _records(self, data: bytes, first: int) -> Iterator[Record]:
+        """The records of `data`, whose first line is line `first` of the file (1: the header)."""
         lines = data.split(b"\n")
         torn = lines.pop()  # empty when the file ends with a newline, as every append does
         if torn:
             lines.append(b"")  # keep numbering; the torn tail is dropped on purpose
-        for number, line in enumerate(lines, start=1):
+        for number, line in enumerate(lines, start=first):
             if not line:
-                if number == len(lines) and torn:
+                if number == len(lines) + first - 1 and torn:
                     return
                 raise StateError(f"{self.path}:{number}: empty line in a journal")
             try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -41,6 +42,9 @@ class JobState:
     steps: list[StepBase] = field(default_factory=list)
     """The frozen steps, validated (empty before the first execution)."""
     _on_pending: Callable[[], object] | None = None
+    _record_stamp: tuple[int, int, int] | None = None
+    """The record file's (inode, size, mtime) when it was loaded: `refresh` reloads it when
+    it was replaced since."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -66,13 +70,39 @@ class JobState:
                 f"{paths.record}: records job {record.scope}/{record.name}, expected"
                 f" {scope}/{name}; was the folder copied or renamed by hand?"
             )
+        stamp = _stamp(paths.record)
         targets = TargetTable(paths.targets).load()
         job = JobState(paths, record, targets, steps=_frozen_steps(paths, record))
+        job._record_stamp = stamp
         for execution_id in paths.execution_ids():
             summary_path = paths.summary(execution_id)
             if summary_path.exists():
                 job.executions[execution_id] = ExecutionSummary.load(summary_path)
         return job
+
+    def refresh(self) -> bool:
+        """Bring a reader's copy up to date with what the owner wrote since it was loaded:
+        the record when it was replaced, the targets' new journal lines, new executions and
+        those that were still running. True when anything changed."""
+        changed = False
+        stamp = _stamp(self.paths.record)
+        if stamp != self._record_stamp:
+            record = JobRecord.load(self.paths.record)
+            self.steps = _frozen_steps(self.paths, record)
+            self.record, self._record_stamp, changed = record, stamp, True
+        changed = self.targets.follow() or changed
+        for execution_id in self.paths.execution_ids():
+            known = self.executions.get(execution_id)
+            if known is not None and known.status is not ExecutionStatus.RUNNING:
+                continue  # an ended execution's summary is never written again
+            path = self.paths.summary(execution_id)
+            if not path.exists():
+                continue
+            summary = ExecutionSummary.load(path)
+            if known is None or summary != known:
+                self.executions[execution_id] = summary
+                changed = True
+        return changed
 
     @staticmethod
     def create(state: StateDir, record: JobRecord) -> JobState:
@@ -196,3 +226,12 @@ def _frozen_steps(paths: JobPaths, record: JobRecord) -> list[StepBase]:
             " is set aside, the other jobs go on: restore the file from a backup, or remove"
             " the job's state folder to forget the job"
         ) from None
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """What an atomic replacement of `path` changes: its inode, size and modification time."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns

@@ -241,6 +241,28 @@ class TargetTable:
         self._lines = lines
         return self
 
+    def follow(self) -> bool:
+        """Take up the lines the owner appended since the last `load` or `follow` (a reader's
+        copy: the dashboard); reloads whole when the journal was compacted. True when
+        anything changed."""
+        appended = self.journal.read_appended()
+        if appended is None:
+            self.load()
+            return True
+        changed = False
+        for record in appended:
+            try:
+                state = TargetState.from_record(record)
+            except (KeyError, ValueError, TypeError) as error:
+                raise StateError(
+                    f"{self.journal.path}: a target record lacks or misspells {error};"
+                    " restore the file from a backup"
+                ) from None
+            self._targets[state.client_id] = state
+            self._lines += 1
+            changed = True
+        return changed
+
     def __len__(self) -> int:
         return len(self._targets)
 

@@ -237,8 +237,13 @@ def test_sigterm_exits_0_quickly_and_a_restart_resumes(
         + "\n- {name: start, definition: Bundle Start, timeout: 5s, properties: {bundleId: 42}}",
     )
     watch.start("--drain", "0.5")
+    log = scenario.state_dir / "scopes" / scenario.scope / "jobs" / "rollout" / "executions"
     watch.wait_for(
-        lambda: "sent DEPLOY-V2 EXEC/start/42" in scenario.log("rollout", 1), "a second step"
+        lambda: (
+            (log / "000001" / "log.txt").exists()
+            and "sent DEPLOY-V2 EXEC/start/42" in scenario.log("rollout", 1)
+        ),
+        "a second step",
     )
 
     began = time.monotonic()

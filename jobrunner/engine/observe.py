@@ -1,0 +1,76 @@
+"""What the engine tells as it runs, for those who watch it: metrics and notifications.
+
+An `Observer` hears of requests, anomalies and the events of executions and rollouts. Its
+methods are called on the engine's thread (`request_ended` for a reply on the MQTT client's
+thread too) and must return at once: they count, or queue, and never wait.
+"""
+
+from __future__ import annotations
+
+from jobrunner.engine.timers import JobKey
+from jobrunner.state.records import ExecutionSummary
+from jobrunner.state.targets import TargetState
+
+
+class Observer:
+    """Hears nothing: the base of every observer, and the engine's default."""
+
+    def request_sent(self, request_id: str, app_id: str) -> None:
+        """A request was published."""
+
+    def request_ended(self, request_id: str, app_id: str, outcome: str) -> None:
+        """A request's reply came (`ok`, `error`, `unreadable`) or its time ran out
+        (`timeout`)."""
+
+    def anomaly(self, kind: str) -> None:
+        """A message was ignored (late, duplicate, stray, unreadable...)."""
+
+    def execution_ended(self, job: JobKey, summary: ExecutionSummary) -> None:
+        """An execution ended (TERMINATED, STOPPED or ABORTED)."""
+
+    def target_failed(self, job: JobKey, execution: int, target: TargetState) -> None:
+        """A target became PROCESS_FAILED."""
+
+    def wave_passed(self, job: JobKey, execution: int, wave: str, decision: str) -> None:
+        """A rollout's wave passed its gate."""
+
+    def rollout_aborted(self, job: JobKey, execution: int, reason: str) -> None:
+        """A rollout's execution was aborted."""
+
+
+class Observers(Observer):
+    """Several observers, heard in turn."""
+
+    def __init__(self, *observers: Observer) -> None:
+        self.observers = list(observers)
+
+    def add(self, observer: Observer) -> None:
+        self.observers.append(observer)
+
+    def request_sent(self, request_id: str, app_id: str) -> None:
+        for observer in self.observers:
+            observer.request_sent(request_id, app_id)
+
+    def request_ended(self, request_id: str, app_id: str, outcome: str) -> None:
+        for observer in self.observers:
+            observer.request_ended(request_id, app_id, outcome)
+
+    def anomaly(self, kind: str) -> None:
+        for observer in self.observers:
+            observer.anomaly(kind)
+
+    def execution_ended(self, job: JobKey, summary: ExecutionSummary) -> None:
+        for observer in self.observers:
+            observer.execution_ended(job, summary)
+
+    def target_failed(self, job: JobKey, execution: int, target: TargetState) -> None:
+        for observer in self.observers:
+            observer.target_failed(job, execution, target)
+
+    def wave_passed(self, job: JobKey, execution: int, wave: str, decision: str) -> None:
+        for observer in self.observers:
+            observer.wave_passed(job, execution, wave, decision)
+
+    def rollout_aborted(self, job: JobKey, execution: int, reason: str) -> None:
+        for observer in self.observers:
+            observer.rollout_aborted(job, execution, reason)

@@ -1,0 +1,69 @@
+"""`/healthz`: 200 while the runner is connected, its state writable and its loop turning.
+
+What a load balancer or a systemd watchdog needs to know: a 503 says why, one reason per
+problem. Writability is tried, not assumed: a daemon with nothing to write would otherwise
+not notice a disk that went read-only until its next execution.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+WRITE_CHECK_EVERY = 5.0  # seconds: how often the state directory is written to, at most
+STUCK_AFTER = 30.0  # seconds without an engine turn: the loop is stuck
+
+
+class Liveness(Protocol):
+    """The daemon's side of the health check."""
+
+    def broker_connected(self) -> bool: ...
+
+    def storage_problem(self) -> str | None: ...
+
+    def last_turn(self) -> float:
+        """`time.monotonic()` at the end of the engine's last turn."""
+        ...
+
+
+@dataclass
+class Health:
+    state_dir: Path
+    runner: Liveness
+    clock: Callable[[], float] = time.monotonic
+    _written: tuple[float, str | None] = (-WRITE_CHECK_EVERY, None)
+
+    def problems(self) -> list[str]:
+        """Why the runner is unhealthy (empty: healthy)."""
+        found = []
+        if not self.runner.broker_connected():
+            found.append("not connected to the broker")
+        storage = self.runner.storage_problem() or self._try_writing()
+        if storage:
+            found.append(f"the state directory cannot be written ({storage})")
+        idle = self.clock() - self.runner.last_turn()
+        if idle > STUCK_AFTER:
+            found.append(f"the engine loop has not turned for {idle:.0f}s")
+        return found
+
+    def _try_writing(self) -> str | None:
+        now = self.clock()
+        if now - self._written[0] < WRITE_CHECK_EVERY:
+            return self._written[1]
+        problem = None
+        try:
+            handle, name = tempfile.mkstemp(prefix=".healthz.", dir=self.state_dir)
+            try:
+                os.write(handle, b"ok")
+            finally:
+                os.close(handle)
+                Path(name).unlink()
+        except OSError as error:
+            problem = error.strerror or str(error)
+        self._written = (now, problem)
+        return problem

@@ -1,0 +1,131 @@
+"""`/metrics`: the names and labels of DESIGN §7, with no client id in any label.
+
+Two sources. What the engine does (requests, their durations, anomalies) is counted as it
+happens by `EngineMetrics`, an engine observer; what the state holds (targets by status,
+executions, devices) is read when Prometheus scrapes, by `FleetCollector`, from the same
+followed copy of the state the pages show. Series per job are bounded by the jobs declared,
+per application by the Kura applications the runner speaks to, per outcome and kind by
+fixed lists.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter as Tally
+from collections.abc import Iterator
+from typing import Protocol
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from jobrunner.engine.observe import Observer
+from jobrunner.state.records import ExecutionStatus
+from jobrunner.state.registry import DeviceStatus
+from jobrunner.state.targets import TargetStatus
+from jobrunner.web.reader import FleetReader
+
+DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+"""Seconds: a configuration read answers in tens of milliseconds, a package install's
+acknowledgement in seconds, a request to a sleepy cellular gateway in tens of seconds."""
+MAX_TIMED = 100_000
+"""Requests whose send time is kept for their duration: a reply never heard of (a request
+cancelled by a stop) must not grow the table for ever."""
+
+
+class EngineMetrics(Observer):
+    """Requests, their durations and anomalies, as the engine sees them."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "jobrunner_requests",
+            "Requests to devices by Kura application and outcome (ok, error, unreadable, timeout).",
+            ["app", "outcome"],
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "jobrunner_request_duration_seconds",
+            "Seconds from a request's publication to its reply, by Kura application.",
+            ["app"],
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.anomalies = Counter(
+            "jobrunner_anomalies",
+            "Messages ignored (late, duplicate or stray replies, unreadable payloads...).",
+            ["kind"],
+            registry=registry,
+        )
+        self._sent: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def request_sent(self, request_id: str, app_id: str) -> None:
+        with self._lock:
+            if len(self._sent) >= MAX_TIMED:
+                self._sent.clear()  # durations of the oldest are lost, never the counts
+            self._sent[request_id] = time.monotonic()
+
+    def request_ended(self, request_id: str, app_id: str, outcome: str) -> None:
+        with self._lock:
+            sent = self._sent.pop(request_id, None)
+        self.requests.labels(app_id, outcome).inc()
+        if sent is not None and outcome != "timeout":
+            self.duration.labels(app_id).observe(time.monotonic() - sent)
+
+    def anomaly(self, kind: str) -> None:
+        self.anomalies.labels(kind).inc()
+
+
+class RunnerFacts(Protocol):
+    """What the running daemon tells about itself (its broker connection, its window)."""
+
+    def broker_connected(self) -> bool: ...
+
+    def in_flight(self) -> int: ...
+
+
+class FleetCollector(Collector):
+    """Targets, executions and devices as recorded, collected at each scrape."""
+
+    def __init__(self, reader: FleetReader, facts: RunnerFacts) -> None:
+        self.reader = reader
+        self.facts = facts
+
+    def collect(self) -> Iterator[Metric]:
+        targets = GaugeMetricFamily(
+            "jobrunner_targets", "Targets of each job by status.", labels=["scope", "job", "status"]
+        )
+        executions = CounterMetricFamily(
+            "jobrunner_executions",
+            "Executions of each job by status (RUNNING, TERMINATED, STOPPED, ABORTED).",
+            labels=["scope", "job", "status"],
+        )
+        for job in self.reader.jobs():
+            scope, name = job.key
+            counts = job.counts()
+            for status in TargetStatus:
+                targets.add_metric([scope, name, status.value], counts.get(status.value, 0))
+            ended = Tally(summary.status.value for summary in job.executions.values())
+            for execution_status in ExecutionStatus:
+                value = ended.get(execution_status.value, 0)
+                executions.add_metric([scope, name, execution_status.value], value)
+        yield targets
+        yield executions
+        devices = GaugeMetricFamily(
+            "jobrunner_devices", "Devices known by connection state.", labels=["scope", "state"]
+        )
+        registry = self.reader.registry()
+        for scope in registry.scopes():
+            states = Tally(record.status.value for record in registry.scope(scope))
+            for state in DeviceStatus:
+                devices.add_metric([scope, state.value], states.get(state.value, 0))
+        yield devices
+        yield GaugeMetricFamily(
+            "jobrunner_in_flight", "Requests awaiting a reply.", value=self.facts.in_flight()
+        )
+        yield GaugeMetricFamily(
+            "jobrunner_broker_connected",
+            "1 while the runner is connected and subscribed to its broker, else 0.",
+            value=1.0 if self.facts.broker_connected() else 0.0,
+        )

@@ -1,0 +1,123 @@
+"""The dashboard beside the daemon: uvicorn on a thread of its own, started once the runner is.
+
+`Dashboard` is a companion of `jobrunner watch --http HOST:PORT` (and of `jobrunner demo`):
+it counts the engine's requests as an observer from the first instant, and serves once the
+runner holds the state directory. Its server thread never touches the engine: pages and API
+read the state directory as `jobrunner status` does; only the broker connection, the
+requests in flight and the loop's last turn are asked of the daemon, as plain values.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Protocol
+
+import uvicorn
+from prometheus_client import CollectorRegistry
+
+from jobrunner.errors import ConfigError
+from jobrunner.state.layout import StateDir
+from jobrunner.web.app import Dependencies, Runner, create_app
+from jobrunner.web.auth import is_loopback
+from jobrunner.web.health import Health, Liveness
+from jobrunner.web.metrics import EngineMetrics, FleetCollector
+from jobrunner.web.reader import FleetReader
+from jobrunner.web.views import Views
+
+log = logging.getLogger("jobrunner.http")
+
+START_TIMEOUT = 10.0  # seconds for the server to listen
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """`HOST:PORT` (`[::1]:PORT` for IPv6) -> (host, port); ConfigError saying what is right."""
+    host, colon, port = address.rpartition(":")
+    if not colon or not host or not port.isdigit() or int(port) > 65535:
+        raise ConfigError(
+            f"--http {address!r}: write HOST:PORT, for example 127.0.0.1:8080 (0.0.0.0:8080"
+            " listens on every interface and needs --http-token)"
+        )
+    return host.strip("[]"), int(port)
+
+
+class DaemonFacts(Runner, Liveness, Protocol):
+    """What the dashboard asks the daemon: the app's and the health check's questions."""
+
+
+class Dashboard:
+    """Serves the dashboard while the daemon runs."""
+
+    def __init__(self, address: str, token: str | None, state_dir: Path) -> None:
+        self.host, self.port = parse_address(address)
+        self.token = token or None
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.observer = EngineMetrics(self.registry)
+        self.reader = FleetReader(StateDir(state_dir))
+        self.state_dir = state_dir
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self.listening = threading.Event()
+        """Set once the server listens (and `url` tells its port, also one chosen for 0)."""
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/"
+
+    def start(self, daemon: DaemonFacts) -> None:
+        """Listen (ConfigError when the address is taken or not ours) and serve on a thread."""
+        self.registry.register(FleetCollector(self.reader, daemon))
+        deps = Dependencies(
+            Views(self.reader), daemon, Health(self.state_dir, daemon), self.registry
+        )
+        app = create_app(deps, self.host, self.token)
+        config = uvicorn.Config(
+            app,
+            host=self.host,
+            port=self.port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=1,
+        )
+        server = self._server = uvicorn.Server(config)
+        failed: list[BaseException] = []
+
+        def serve() -> None:
+            try:
+                server.run()
+            except BaseException as error:  # uvicorn exits on a bind error: tell start()
+                failed.append(error)
+
+        self._thread = threading.Thread(target=serve, name="dashboard", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + START_TIMEOUT
+        while not server.started and self._thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if not server.started:
+            reason = failed[0] if failed else "it did not start listening"
+            raise ConfigError(
+                f"the dashboard cannot listen on {self.host}:{self.port} ({reason}); is --http"
+                " another process's address, or not one of this machine's?"
+            )
+        for listening in server.servers:
+            for sock in listening.sockets:
+                self.port = sock.getsockname()[1]
+        if self.token is None and not is_loopback(self.host):
+            log.error(
+                "dashboard on %s without a token: every request is refused (401); set"
+                " --http-token or JOBRUNNER_HTTP_TOKEN",
+                self.url,
+            )
+        log.info("dashboard: %s", self.url)
+        self.listening.set()
+
+    def stop(self) -> None:
+        self.listening.clear()
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=5)

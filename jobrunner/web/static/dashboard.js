@@ -1,0 +1,226 @@
+// jobrunner dashboard: fills the page from the JSON API and keeps it live.
+// Every value comes from devices or manifests and is untrusted: it is written with
+// textContent (never as markup), and links are built from encoded path segments.
+"use strict";
+
+const POLL_MS = 1000;
+const STATUSES = ["PROCESS_AWAITING", "AWAITING_COMPLETION", "NOTIFIED_COMPLETION",
+  "PROCESS_OK", "PROCESS_FAILED"];
+
+function el(tag, text, cls) {
+  const node = document.createElement(tag);
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  if (cls) node.className = cls;
+  return node;
+}
+
+function row(cells) {
+  const tr = document.createElement("tr");
+  for (const cell of cells) {
+    const td = document.createElement("td");
+    if (cell instanceof Node) td.appendChild(cell); else td.textContent = cell ?? "";
+    tr.appendChild(td);
+  }
+  return tr;
+}
+
+function fill(tbody, rows) {
+  tbody.replaceChildren(...rows);
+}
+
+function badge(status) {
+  return el("span", status, "badge s-" + String(status || "none").toLowerCase());
+}
+
+function countsBar(counts) {
+  const bar = el("span", null, "counts");
+  for (const status of STATUSES) {
+    const n = counts && counts[status];
+    if (n) {
+      const part = el("span", n, "badge s-" + status.toLowerCase());
+      part.title = status;
+      bar.appendChild(part);
+    }
+  }
+  return bar;
+}
+
+function time(iso) {
+  if (!iso) return "";
+  const seconds = Math.round((Date.now() - Date.parse(iso)) / 1000);
+  const text = Math.abs(seconds) < 90 ? Math.abs(seconds) + "s"
+    : Math.abs(seconds) < 5400 ? Math.round(Math.abs(seconds) / 60) + "m"
+    : Math.round(Math.abs(seconds) / 3600) + "h";
+  const span = el("span", seconds >= 0 ? text + " ago" : "in " + text);
+  span.title = iso;
+  return span;
+}
+
+function jobLink(scope, name) {
+  const a = el("a", scope + "/" + name);
+  a.href = "/jobs/" + encodeURIComponent(scope) + "/" + encodeURIComponent(name);
+  return a;
+}
+
+async function api(path) {
+  const response = await fetch(path, {headers: {Accept: "application/json"},
+    credentials: "same-origin"});
+  if (!response.ok) throw new Error(response.status + " " + (await response.text()));
+  return response.json();
+}
+
+function problem(error) {
+  const p = document.getElementById("problem");
+  if (!p) return;
+  p.hidden = !error;
+  p.textContent = error ? String(error.message || error) : "";
+}
+
+async function runner() {
+  try {
+    const facts = await api("/api/v1/runner");
+    const c = document.getElementById("connection");
+    c.textContent = facts.brokerConnected ? "broker connected" : "broker disconnected";
+    c.className = "connection " + (facts.brokerConnected ? "up" : "down");
+    document.getElementById("updated").textContent =
+      facts.clientId + " · " + facts.inFlight + " in flight";
+  } catch (error) {
+    const c = document.getElementById("connection");
+    c.textContent = "dashboard unreachable";
+    c.className = "connection down";
+  }
+}
+
+function every(action) {
+  let timer = null;
+  const tick = async () => {
+    try { await action(); problem(null); } catch (error) { problem(error); }
+    timer = setTimeout(tick, POLL_MS);
+  };
+  tick();
+  return () => clearTimeout(timer);
+}
+
+// -- the pages ----------------------------------------------------------------------------
+
+async function overview() {
+  const jobs = await api("/api/v1/jobs");
+  document.getElementById("empty").hidden = jobs.length > 0;
+  fill(document.querySelector("#jobs tbody"), jobs.map((job) => {
+    if (job.error) return row([jobLink(job.scope, job.name), "", el("span", job.error, "reason"),
+      "", "", ""]);
+    const last = job.lastExecution;
+    const rollout = job.rollout ? job.rollout.state + (job.rollout.wave ? " · " +
+      job.rollout.wave : "") : "";
+    return row([jobLink(job.scope, job.name), job.targetCount, countsBar(job.counts), rollout,
+      last ? badge(last.status) : "", job.nextFire ? time(job.nextFire) : ""]);
+  }));
+}
+
+function jobPage() {
+  const body = document.body;
+  const base = "/api/v1/jobs/" + encodeURIComponent(body.dataset.scope) + "/" +
+    encodeURIComponent(body.dataset.name);
+  const form = document.getElementById("filter");
+  const statusSelect = form.elements.status;
+  for (const status of STATUSES) statusSelect.appendChild(new Option(status, status));
+  let offset = 0;
+  const limit = 100;
+  let shownLog = null;
+  let stream = null;
+
+  function query() {
+    const q = new URLSearchParams({offset: String(offset), limit: String(limit)});
+    if (statusSelect.value) q.set("status", statusSelect.value);
+    if (form.elements.wave.value) q.set("wave", form.elements.wave.value);
+    if (form.elements.q.value) q.set("q", form.elements.q.value);
+    return q.toString();
+  }
+
+  async function refresh() {
+    const job = await api(base + "?" + query());
+    document.getElementById("title").textContent = job.scope + "/" + job.name;
+    document.getElementById("summary").replaceChildren(
+      el("span", job.targetCount + " targets "), countsBar(job.counts),
+      el("span", job.description ? " · " + job.description : ""));
+    const rollout = job.rollout;
+    document.getElementById("rollout").hidden = !rollout;
+    document.getElementById("wave-filter").hidden = !rollout;
+    if (rollout) {
+      document.getElementById("rollout-state").replaceChildren(badge(rollout.state));
+      document.getElementById("rollout-reason").textContent = rollout.reason || "";
+      fill(document.querySelector("#waves tbody"), rollout.waves.map((w) =>
+        row([w.name, w.targets, badge(w.state), countsBar(w.counts), w.decision || ""])));
+      const waveSelect = form.elements.wave;
+      const names = rollout.waves.map((w) => w.name);
+      if (waveSelect.options.length - 1 !== names.length) {
+        waveSelect.replaceChildren(new Option("any", ""), ...names.map((n) => new Option(n, n)));
+      }
+    }
+    fill(document.querySelector("#targets tbody"), job.targets.map((t) => {
+      const tr = row([t.clientId, t.wave || "", (t.step ? t.stepIndex + " " + t.step :
+        t.stepIndex), badge(t.status), t.attempts || "", el("span", t.message || "", "reason")]);
+      tr.dataset.clientId = t.clientId;
+      tr.dataset.status = t.status;
+      return tr;
+    }));
+    const page = job.page;
+    document.getElementById("page-info").textContent = page.total === 0 ? "none" :
+      (page.offset + 1) + "–" + Math.min(page.offset + page.limit, page.total) + " of " +
+      page.total;
+    document.getElementById("previous").disabled = page.offset === 0;
+    document.getElementById("next").disabled = page.offset + page.limit >= page.total;
+    fill(document.querySelector("#executions tbody"), job.executions.slice().reverse().map(
+      (e) => row([e.id, badge(e.status), e.trigger, time(e.startedOn), time(e.endedOn),
+        countsBar(e.counts)])));
+    const choice = document.getElementById("log-execution");
+    const ids = job.executions.map((e) => String(e.id)).reverse();
+    if (choice.options.length !== ids.length) {
+      const keep = choice.value;
+      choice.replaceChildren(...ids.map((id) => new Option("execution " + id, id)));
+      choice.value = keep && ids.includes(keep) ? keep : (ids[0] || "");
+    }
+    if (choice.value && choice.value !== shownLog) follow(choice.value);
+  }
+
+  function follow(id) {
+    shownLog = id;
+    if (stream) stream.close();
+    const pre = document.getElementById("log");
+    pre.textContent = "";
+    stream = new EventSource(base + "/executions/" + encodeURIComponent(id) + "/log/stream");
+    stream.onmessage = (event) => {
+      const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+      pre.appendChild(document.createTextNode(event.data + "\n"));
+      if (atBottom) pre.scrollTop = pre.scrollHeight;
+    };
+  }
+
+  document.getElementById("log-execution").addEventListener("change",
+    (event) => follow(event.target.value));
+  form.addEventListener("input", () => { offset = 0; refresh().catch(problem); });
+  form.addEventListener("submit", (event) => event.preventDefault());
+  document.getElementById("previous").addEventListener("click", () => {
+    offset = Math.max(0, offset - limit); refresh().catch(problem);
+  });
+  document.getElementById("next").addEventListener("click", () => {
+    offset += limit; refresh().catch(problem);
+  });
+  every(refresh);
+}
+
+async function devices() {
+  const rows = await api("/api/v1/devices");
+  document.getElementById("empty").hidden = rows.length > 0;
+  fill(document.querySelector("#devices tbody"), rows.map((d) => row([d.scope, d.clientId,
+    d.displayName || "", badge(d.status), time(d.lastSeen), d.firmware || "",
+    (d.tags || []).join(", ")])));
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const page = document.body.dataset.page;
+  every(runner);
+  if (page === "overview") every(overview);
+  else if (page === "job") jobPage();
+  else if (page === "devices") every(devices);
+});

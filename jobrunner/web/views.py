@@ -1,0 +1,86 @@
+"""The JSON of the API: the objects of `jobrunner status -o json`, a job's targets paged.
+
+A job's view is computed once per change of the job (at most every `reader.FRESH` seconds,
+however many browsers look), then each request takes its page of targets from it: the page
+of a job with 10,000 targets costs a filter and a slice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from jobrunner.engine.status import devices_view, job_view, summary_row
+from jobrunner.manifests import ManifestSet
+from jobrunner.web.reader import FleetReader
+
+DEFAULT_LIMIT = 500
+MAX_LIMIT = 10_000
+
+
+@dataclass(frozen=True)
+class TargetFilter:
+    """Which targets of a job a page holds: by status, wave, or a part of the client id."""
+
+    status: frozenset[str] = frozenset()
+    wave: str | None = None
+    text: str = ""
+    offset: int = 0
+    limit: int = DEFAULT_LIMIT
+
+    def keeps(self, target: dict[str, Any]) -> bool:
+        return (
+            (not self.status or target["status"] in self.status)
+            and (self.wave is None or target.get("wave") == self.wave)
+            and (not self.text or self.text in target["clientId"])
+        )
+
+
+@dataclass
+class Views:
+    """The API's objects, from a FleetReader; the daemon's own facts are added by the app."""
+
+    reader: FleetReader
+    _cache: dict[tuple[str, str], tuple[int, dict[str, Any]]] = field(default_factory=dict)
+
+    def jobs(self) -> list[dict[str, Any]]:
+        """One row per job, as `status -o json` without JOB prints them."""
+        rows = []
+        for key in self.reader.recorded():
+            loaded = self.reader.job(*key)
+            if loaded is None:
+                problem = self.reader.problems.get(key)
+                if problem is not None:
+                    rows.append({"scope": key[0], "name": key[1], "error": problem})
+                continue
+            rows.append(summary_row(loaded[0]))
+        return rows
+
+    def job(self, scope: str, name: str, page: TargetFilter | None = None) -> dict[str, Any] | None:
+        """`status JOB -o json`, its targets filtered and paged (`page` says how); None when
+        the job is not recorded."""
+        full = self._full(scope, name)
+        if full is None:
+            return None
+        page = page or TargetFilter()
+        chosen = [t for t in full["targets"] if page.keeps(t)]
+        view = dict(full)
+        view["targets"] = chosen[page.offset : page.offset + page.limit]
+        view["page"] = {"offset": page.offset, "limit": page.limit, "total": len(chosen)}
+        return view
+
+    def devices(self, manifests: ManifestSet | None) -> list[dict[str, Any]]:
+        return devices_view(self.reader.registry(), manifests)
+
+    def _full(self, scope: str, name: str) -> dict[str, Any] | None:
+        loaded = self.reader.job(scope, name)
+        if loaded is None:
+            self._cache.pop((scope, name), None)
+            return None
+        job, generation = loaded
+        cached = self._cache.get((scope, name))
+        if cached is not None and cached[0] == generation:
+            return cached[1]
+        view = job_view(job)
+        self._cache[(scope, name)] = (generation, view)
+        return view

@@ -1,0 +1,151 @@
+"""The dashboard in a real browser: headless Chromium, driven by Playwright.
+
+Debian's `chromium` is used when it is installed (`.ci/run` installs it), else the browser
+Playwright downloaded (`playwright install chromium`); without either, these tests are
+skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from jobrunner.simulator.faults import DelayFault, FaultPlan, Selector
+
+from ..engine.conftest import Scenario
+from .conftest import Served
+
+pytestmark = pytest.mark.integration
+
+playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+
+
+def _chromium() -> str | None:
+    return os.environ.get("JOBRUNNER_TEST_CHROMIUM") or shutil.which("chromium")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with playwright_api.sync_playwright() as playwright:
+        try:
+            launched = playwright.chromium.launch(
+                executable_path=_chromium(), args=["--no-sandbox", "--disable-gpu"]
+            )
+        except playwright_api.Error as error:
+            pytest.skip(f"no headless Chromium to run (install Debian's chromium): {error}")
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    # The test's own probes are evaluated strings, which the dashboard's CSP forbids; with it
+    # bypassed, the markup test also proves the page itself never renders device text.
+    context = browser.new_context(bypass_csp=True)
+    opened = context.new_page()
+    errors: list[str] = []
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    opened.errors = errors
+    yield opened
+    context.close()
+
+
+def statuses(page: Any) -> dict[str, str]:
+    rows = page.query_selector_all("#targets tbody tr")
+    return {row.get_attribute("data-client-id"): row.get_attribute("data-status") for row in rows}
+
+
+def test_targets_change_status_live_without_a_reload(
+    scenario: Scenario, served: Served, page: Any
+) -> None:
+    slow = FaultPlan(
+        slow=(
+            DelayFault(Selector("gw-000[1-2]", "command"), 1.5),
+            DelayFault(Selector("gw-000[3-4]", "command"), 4.0),
+        )
+    )
+    scenario.fleet(4, slow)
+    scenario.job(
+        "slow",
+        "- {name: check, definition: Command Execution, timeout: 20s, properties: {command: echo}}",
+    )
+    api = f"/api/v1/jobs/{scenario.scope}/slow"
+    served.wait_for(lambda: served.get(api).status_code == 200, "the job to be recorded")
+    page.goto(f"{served.url}/jobs/{scenario.scope}/slow")
+    navigations: list[str] = []
+    page.on("framenavigated", lambda frame: navigations.append(frame.url))
+
+    page.wait_for_function("document.querySelectorAll('#targets tbody tr').length === 4")
+    first = statuses(page)
+    assert set(first) == {"gw-0001", "gw-0002", "gw-0003", "gw-0004"}
+    assert "PROCESS_AWAITING" in first.values(), first  # opened while the execution runs
+    assert page.text_content("#executions tbody") is not None
+    assert "RUNNING" in page.text_content("#executions tbody")
+
+    page.wait_for_function(
+        "[...document.querySelectorAll('#targets tbody tr')]"
+        ".filter(r => r.dataset.status === 'PROCESS_OK').length === 4",
+        timeout=20_000,
+    )
+    assert set(statuses(page).values()) == {"PROCESS_OK"}
+    page.wait_for_function(
+        "document.querySelector('#executions tbody').textContent.includes('TERMINATED')"
+    )
+    # The log streams in as it is written, and nothing reloaded the page meanwhile.
+    page.wait_for_function("document.querySelector('#log').textContent.includes('TERMINATED')")
+    assert "gw-0004" in page.text_content("#log")
+    assert navigations == []
+    assert page.errors == []
+
+    # Filtering by status asks the API for that page only.
+    page.select_option("#filter select[name=status]", "PROCESS_FAILED")
+    page.wait_for_function("document.querySelectorAll('#targets tbody tr').length === 0")
+    assert page.text_content("#page-info") == "none"
+
+
+def test_the_overview_and_devices_pages(scenario: Scenario, served: Served, page: Any) -> None:
+    scenario.fleet(3)
+    scenario.job(
+        "quick", "- {name: check, definition: Command Execution, properties: {command: echo}}"
+    )
+    page.goto(served.url + "/")
+    page.wait_for_function(
+        "document.querySelector('#jobs tbody').textContent.includes('TERMINATED')", timeout=20_000
+    )
+    link = page.query_selector("#jobs tbody a")
+    assert link.text_content() == f"{scenario.scope}/quick"
+    assert "broker connected" in page.text_content("#connection")
+    link.click()
+    page.wait_for_url(f"**/jobs/{scenario.scope}/quick")
+    page.goto(served.url + "/devices")
+    page.wait_for_function("document.querySelectorAll('#devices tbody tr').length === 3")
+    assert page.text_content("#devices tbody").count("CONNECTED") == 3
+    assert page.errors == []
+
+
+def test_markup_in_a_device_reply_is_shown_as_text_and_never_runs(
+    scenario: Scenario, served: Served, page: Any
+) -> None:
+    payload = "<img src=x onerror=window.__owned=1><script>window.__owned=2</script>"
+    scenario.fleet(1)
+    scenario.job(
+        "hostile",
+        "- {name: say, definition: Command Execution, properties: {command: echo,"
+        f' arguments: ["{payload}"]}}}}',
+    )
+    api = f"/api/v1/jobs/{scenario.scope}/hostile"
+    served.wait_for(lambda: served.get(api).status_code == 200, "the job to be recorded")
+    page.goto(f"{served.url}/jobs/{scenario.scope}/hostile")
+    page.wait_for_function(
+        "document.querySelector('#targets tbody').textContent.includes('PROCESS_OK')",
+        timeout=20_000,
+    )
+    page.wait_for_function("document.querySelector('#log').textContent.includes('<script>')")
+    assert payload in page.text_content("#targets tbody")
+    assert page.evaluate("window.__owned") is None
+    assert page.query_selector("#targets img") is None and page.query_selector("#log img") is None
+    assert page.errors == []
