@@ -114,6 +114,10 @@ class JobState:
     # -- record ----------------------------------------------------------------------------
 
     def save_record(self) -> None:
+        """Replace the record, after the target transitions queued so far: what the record
+        says (a rollout's wave soaking, say) is never ahead of the targets it follows from,
+        whenever the process is killed."""
+        self.targets.flush(durable=True)
         self.record.save(self.paths.record)
 
     def freeze(self, frozen: FrozenJob) -> None:
