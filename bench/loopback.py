@@ -13,12 +13,15 @@ the run phase and microseconds of CPU per round trip.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import gc
 import json
 import tempfile
 import time
 import tracemalloc
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import jobrunner.state.files as state_files
@@ -102,10 +105,17 @@ def _io() -> tuple[int, int]:
     return int(fields["wchar"]), int(fields["syscw"])
 
 
-def run(targets: int, window: int, profile: Path | None, trace: bool = False) -> dict[str, float]:
+def run(
+    targets: int,
+    window: int,
+    profile: Path | None,
+    trace: bool = False,
+    beside: Callable[[Runner], AbstractContextManager[None]] | None = None,
+) -> dict[str, float]:
     """One `reconcile --wait` of a 3-step job over `targets` devices, in this process. With
     `trace`, also the Python heap (tracemalloc): its peak, and what is still live once the
-    execution has ended (the state the runner holds)."""
+    execution has ended (the state the runner holds). `beside(runner)`: what runs while the
+    runner does (bench.dashboard serves its jobs)."""
     if trace:
         tracemalloc.start(1)
     links: list[MemoryLink] = []
@@ -124,7 +134,11 @@ def run(targets: int, window: int, profile: Path | None, trace: bool = False) ->
             broker=BrokerSettings.resolve("mqtt://127.0.0.1:1", client_id="bench-loopback"),
             engine=EngineSettings(max_in_flight=window),
         )
-        with Runner(config, link=link) as runner, _Counted() as transitions:
+        with (
+            Runner(config, link=link) as runner,
+            beside(runner) if beside is not None else contextlib.nullcontext(),
+            _Counted() as transitions,
+        ):
             started = time.perf_counter()
             cpu = time.process_time()
             plan = runner.plan(runner.load())

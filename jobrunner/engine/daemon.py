@@ -42,7 +42,9 @@ from jobrunner.engine.timers import JobKey
 from jobrunner.errors import JobError, JobrunnerError
 from jobrunner.manifests import ManifestSet, is_manifest_file, manifest_files
 from jobrunner.manifests.fields import DOT_HINT
+from jobrunner.state.jobstore import JobState
 from jobrunner.state.records import ExecutionSummary, Trigger, TriggerKind
+from jobrunner.state.registry import DeviceRegistry
 
 log = logging.getLogger("jobrunner.watch")
 
@@ -209,6 +211,19 @@ class Daemon:
 
     def manifests(self) -> ManifestSet | None:
         return self.loaded
+
+    def devices(self) -> DeviceRegistry | None:
+        """The device registry as the engine holds it, copied at once (None: not running)."""
+        runner = self.runner
+        return runner.registry.copy() if runner is not None else None
+
+    def held(self) -> dict[JobKey, JobState]:
+        """The jobs the engine holds, as a table taken at once (`dict()` of a dict does not
+        let the engine's thread in): each job's `snapshot()` is for the caller to take."""
+        runner = self.runner
+        if runner is None:
+            return {}
+        return {key: job.state for key, job in dict(runner.engine.jobs).items()}
 
     def stop(self) -> None:
         """Stop (from a signal handler too): nothing new is sent from this instant."""

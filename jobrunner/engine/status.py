@@ -20,7 +20,7 @@ from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import StateDir
 from jobrunner.state.records import ExecutionSummary, JobRecord, RolloutState, WaveState
 from jobrunner.state.registry import DeviceRegistry
-from jobrunner.state.targets import TargetStatus
+from jobrunner.state.targets import TargetState, TargetStatus
 
 STATUS_ORDER = [s.value for s in TargetStatus]
 
@@ -158,13 +158,21 @@ def rollout_view(job: JobState) -> dict[str, Any] | None:
     }
 
 
-def job_view(job: JobState) -> dict[str, Any]:
-    """DESIGN §4's JSON contract of `status JOB -o json`, plus what an operator also needs."""
+def job_view(job: JobState, made: dict[Any, TargetViews] | None = None) -> dict[str, Any]:
+    """DESIGN §4's JSON contract of `status JOB -o json`, plus what an operator also needs.
+    `made`: the target views of an earlier call for the same job, to be reused."""
     record = job.record
     steps = record.frozen.steps if record.frozen else record.spec.get("steps", [])
     step_names = [s.get("name") for s in steps]
     rollout = rollout_view(job)
-    targets = target_views(job, step_names, with_wave=rollout is not None)
+    reusable = None
+    if made is not None:
+        waves = tuple((name, len(targets)) for name, targets, _ in waves_of(record))
+        shape = (tuple(step_names), rollout is not None, waves)
+        reusable = made.setdefault(shape, {})
+        for other in [key for key in made if key != shape]:
+            del made[other]  # made for other steps or waves: of no more use
+    targets = target_views(job, step_names, with_wave=rollout is not None, made=reusable)
     return {
         "scope": record.scope,
         "name": record.name,
@@ -188,11 +196,24 @@ def job_view(job: JobState) -> dict[str, Any]:
     }
 
 
-def target_views(job: JobState, step_names: list[Any], with_wave: bool) -> list[dict[str, Any]]:
-    """Each target of `status -o json`, by client id."""
+TargetViews = dict[str, tuple[TargetState, dict[str, Any]]]
+"""Each target's view with the value it was made of: a reader that follows a job (the
+dashboard) makes again only the views of the targets that changed."""
+
+
+def target_views(
+    job: JobState, step_names: list[Any], with_wave: bool, made: TargetViews | None = None
+) -> list[dict[str, Any]]:
+    """Each target of `status -o json`, by client id. `made`: views made before for the same
+    steps and waves, reused for the targets whose value is the same object (and updated)."""
     wave_of = {c: name for name, targets, _ in waves_of(job.record) for c in targets}
     targets = []
     for target in sorted(job.targets, key=lambda t: t.client_id):
+        if made is not None:
+            known = made.get(target.client_id)
+            if known is not None and known[0] is target:
+                targets.append(known[1])
+                continue
         entry: dict[str, Any] = {
             "clientId": target.client_id,
             "stepIndex": target.step_index,
@@ -209,6 +230,8 @@ def target_views(job: JobState, step_names: list[Any], with_wave: bool) -> list[
         if with_wave:
             entry["wave"] = wave_of.get(target.client_id)
         targets.append(entry)
+        if made is not None:
+            made[target.client_id] = (target, entry)
     return targets
 
 

@@ -80,6 +80,18 @@ class JobState:
                 job.executions[execution_id] = ExecutionSummary.load(summary_path)
         return job
 
+    def snapshot(self) -> JobState:
+        """The job as it is at this instant, for a reader on another thread while the owner
+        goes on (the dashboard, in the daemon): the targets' values and the executions are
+        copied, which is cheap (values are immutable); never to be written or closed."""
+        return JobState(
+            self.paths,
+            self.record.model_copy(),
+            self.targets.copy(),
+            dict(self.executions),
+            steps=self.steps,
+        )
+
     def refresh(self) -> bool:
         """Bring a reader's copy up to date with what the owner wrote since it was loaded:
         the record when it was replaced, the targets' new journal lines, new executions and

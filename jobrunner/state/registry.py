@@ -151,6 +151,15 @@ class ScopeRegistry:
     def __len__(self) -> int:
         return len(self._devices)
 
+    def copy(self) -> ScopeRegistry:
+        """The devices as they are now, for a reader on another thread (records are
+        immutable; `dict.copy` runs whole under the interpreter lock). Never written."""
+        other = ScopeRegistry.__new__(ScopeRegistry)
+        other.path, other.autoflush, other._lines = self.path, False, self._lines
+        other._journal = Journal(self.path, FORMAT, VERSION)
+        other._devices = self._devices.copy()
+        return other
+
     # -- changes ---------------------------------------------------------------------------
 
     def declare(self, client_ids: Iterable[str]) -> None:
@@ -262,6 +271,13 @@ class DeviceRegistry:
             registry = ScopeRegistry(self.layout.devices(scope), self.autoflush)
             self._scopes[scope] = registry
         return registry
+
+    def copy(self) -> DeviceRegistry:
+        """The registries as they are now, for a reader on another thread (the dashboard):
+        the scopes in use are copied, the others are read from disk when asked for."""
+        other = DeviceRegistry(self.layout.root, autoflush=False)
+        other._scopes = {name: scope.copy() for name, scope in dict(self._scopes).items()}
+        return other
 
     def scopes(self) -> list[str]:
         """Scopes with a registry on disk or in use."""

@@ -222,6 +222,7 @@ class TargetTable:
         self.journal = Journal(path, TARGETS_FORMAT, TARGETS_VERSION)
         self._targets: dict[str, TargetState] = {}
         self._lines = 0
+        self._puts = 0
 
     def load(self) -> TargetTable:
         """Read the journal; a damaged line raises StateError naming the file and line."""
@@ -260,8 +261,23 @@ class TargetTable:
                 ) from None
             self._targets[state.client_id] = state
             self._lines += 1
+            self._puts += 1
             changed = True
         return changed
+
+    def copy(self) -> TargetTable:
+        """The values as they are now, for a reader on another thread (the dashboard): the
+        values are immutable and `dict.copy` runs whole under the interpreter lock, so the
+        copy is consistent while the owner goes on. Never to be written."""
+        table = TargetTable(self.journal.path)
+        table._targets = self._targets.copy()
+        table._puts = self._puts
+        return table
+
+    @property
+    def changes(self) -> int:
+        """How many values were put since the table was made: grows with every one."""
+        return self._puts
 
     def __len__(self) -> int:
         return len(self._targets)
@@ -280,6 +296,7 @@ class TargetTable:
         self._targets[state.client_id] = state
         self.journal.append(state.to_record())
         self._lines += 1
+        self._puts += 1
 
     def put_all(self, states: Iterable[TargetState]) -> None:
         for state in states:

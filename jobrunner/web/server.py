@@ -2,9 +2,9 @@
 
 `Dashboard` is a companion of `jobrunner watch --http HOST:PORT` (and of `jobrunner demo`):
 it counts the engine's requests as an observer from the first instant, and serves once the
-runner holds the state directory. Its server thread never touches the engine: pages and API
-read the state directory as `jobrunner status` does; only the broker connection, the
-requests in flight and the loop's last turn are asked of the daemon, as plain values.
+runner holds the state directory. Its server thread changes nothing of the engine's: it
+takes snapshots of the jobs the engine holds (see `reader`), and asks the daemon for plain
+values (the broker connection, the requests in flight, the loop's last turn).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -19,7 +20,9 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 
 from jobrunner.errors import ConfigError
+from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import StateDir
+from jobrunner.state.registry import DeviceRegistry
 from jobrunner.web.app import Dependencies, Runner, create_app
 from jobrunner.web.auth import is_loopback
 from jobrunner.web.health import Health, Liveness
@@ -44,7 +47,12 @@ def parse_address(address: str) -> tuple[str, int]:
 
 
 class DaemonFacts(Runner, Liveness, Protocol):
-    """What the dashboard asks the daemon: the app's and the health check's questions."""
+    """What the dashboard asks the daemon: the app's and the health check's questions, and
+    the jobs its engine holds."""
+
+    def held(self) -> Mapping[tuple[str, str], JobState]: ...
+
+    def devices(self) -> DeviceRegistry | None: ...
 
 
 class Dashboard:
@@ -69,6 +77,8 @@ class Dashboard:
 
     def start(self, daemon: DaemonFacts) -> None:
         """Listen (ConfigError when the address is taken or not ours) and serve on a thread."""
+        self.reader.held = daemon.held
+        self.reader.devices = daemon.devices
         self.registry.register(FleetCollector(self.reader, daemon))
         deps = Dependencies(
             Views(self.reader), daemon, Health(self.state_dir, daemon), self.registry

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from jobrunner.engine.status import devices_view, job_view, summary_row
+from jobrunner.engine.status import TargetViews, devices_view, job_view, summary_row
 from jobrunner.manifests import ManifestSet
 from jobrunner.web.reader import FleetReader
 
@@ -42,6 +42,7 @@ class Views:
 
     reader: FleetReader
     _cache: dict[tuple[str, str], tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    _made: dict[tuple[str, str], dict[Any, TargetViews]] = field(default_factory=dict)
 
     def jobs(self) -> list[dict[str, Any]]:
         """One row per job, as `status -o json` without JOB prints them."""
@@ -76,11 +77,12 @@ class Views:
         loaded = self.reader.job(scope, name)
         if loaded is None:
             self._cache.pop((scope, name), None)
+            self._made.pop((scope, name), None)
             return None
         job, generation = loaded
         cached = self._cache.get((scope, name))
         if cached is not None and cached[0] == generation:
             return cached[1]
-        view = job_view(job)
+        view = job_view(job, self._made.setdefault((scope, name), {}))
         self._cache[(scope, name)] = (generation, view)
         return view

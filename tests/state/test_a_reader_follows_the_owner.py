@@ -125,3 +125,24 @@ def test_the_fleet_reader_reports_a_job_it_cannot_read(
     assert reader.job("acme", "job") is None
     assert "job.json" in reader.problems[("acme", "job")]
     assert reader.jobs() == []
+
+
+def test_a_job_the_engine_holds_is_shown_from_a_snapshot_not_the_disk(
+    tmp_path: Path, jobs: tuple[JobState, JobState]
+) -> None:
+    owner, _ = jobs
+    now = [0.0]
+    reader = FleetReader(StateDir(tmp_path), held=lambda: {owner.key: owner}, clock=lambda: now[0])
+    first = reader.job("acme", "job")
+    assert first is not None
+    now[0] += 1.0
+    same = reader.job("acme", "job")
+    assert same is not None and same[1] == first[1]  # nothing changed: the same generation
+    owner.targets.put(owner.targets.get("gw-1").start(1, 2.0))  # queued, not yet written
+    now[0] += 1.0
+    moved = reader.job("acme", "job")
+    assert moved is not None and moved[1] != first[1]
+    assert moved[0].targets.get("gw-1").started_in == 1
+    assert first[0].targets.get("gw-1").started_in is None  # an earlier copy stays as it was
+    owner.targets.put(owner.targets.get("gw-2").start(1, 2.0))
+    assert moved[0].targets.get("gw-2").started_in is None

@@ -33,6 +33,7 @@ def finished(served: Served, name: str, executions: int = 1) -> None:
 
 
 def test_the_api_gives_the_objects_of_status_json(scenario: Scenario, served: Served) -> None:
+    scenario.registry(6)
     scenario.fleet(6, FaultPlan(fail=(FailFault(Selector("gw-0002", "command"), 500),)))
     scenario.job("check", CHECK)
     finished(served, "check")
@@ -56,6 +57,7 @@ def test_the_api_gives_the_objects_of_status_json(scenario: Scenario, served: Se
 
 
 def test_targets_are_paged_and_filtered(scenario: Scenario, served: Served) -> None:
+    scenario.registry(7)
     scenario.fleet(7, FaultPlan(fail=(FailFault(Selector("gw-000[35]", "command"), 500),)))
     scenario.job("check", CHECK)
     finished(served, "check")
@@ -86,6 +88,7 @@ def test_targets_are_paged_and_filtered(scenario: Scenario, served: Served) -> N
 def test_a_bad_query_gets_400_saying_what_is_right(
     scenario: Scenario, served: Served, query: str, message: str
 ) -> None:
+    scenario.registry(1)
     scenario.fleet(1)
     scenario.job("check", CHECK)
     finished(served, "check")
@@ -109,6 +112,7 @@ def test_unknown_jobs_and_names_that_cannot_be_jobs_get_404_or_400(
 
 
 def test_the_log_is_read_from_an_offset(scenario: Scenario, served: Served) -> None:
+    scenario.registry(2)
     scenario.fleet(2)
     scenario.job("check", CHECK)
     finished(served, "check")
@@ -120,6 +124,7 @@ def test_the_log_is_read_from_an_offset(scenario: Scenario, served: Served) -> N
 
 
 def test_metrics_match_status_and_count_requests(scenario: Scenario, served: Served) -> None:
+    scenario.registry(5)
     scenario.fleet(5, FaultPlan(fail=(FailFault(Selector("gw-0004", "command"), 500),)))
     scenario.job("check", CHECK)
     finished(served, "check")

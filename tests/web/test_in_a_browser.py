@@ -68,6 +68,7 @@ def test_targets_change_status_live_without_a_reload(
             DelayFault(Selector("gw-000[3-4]", "command"), 4.0),
         )
     )
+    scenario.registry(4)  # the targets resolve from the DeviceList, not from who connected
     scenario.fleet(4, slow)
     scenario.job(
         "slow",
@@ -108,6 +109,7 @@ def test_targets_change_status_live_without_a_reload(
 
 
 def test_the_overview_and_devices_pages(scenario: Scenario, served: Served, page: Any) -> None:
+    scenario.registry(3)
     scenario.fleet(3)
     scenario.job(
         "quick", "- {name: check, definition: Command Execution, properties: {command: echo}}"
@@ -131,6 +133,7 @@ def test_markup_in_a_device_reply_is_shown_as_text_and_never_runs(
     scenario: Scenario, served: Served, page: Any
 ) -> None:
     payload = "<img src=x onerror=window.__owned=1><script>window.__owned=2</script>"
+    scenario.registry(1)
     scenario.fleet(1)
     scenario.job(
         "hostile",

@@ -86,6 +86,7 @@ def test_the_pages_forbid_scripts_from_elsewhere(scenario: Scenario) -> None:
 def test_a_reply_message_with_markup_reaches_no_page_as_markup(scenario: Scenario) -> None:
     payload = "<img src=x onerror=window.__owned=1><script>window.__owned=2</script>"
     served = serve(scenario)
+    scenario.registry(1)
     scenario.fleet(1)
     scenario.job(
         "hostile",
