@@ -11,6 +11,8 @@ import click
 from jobrunner.cli.config import pass_runner_config
 from jobrunner.engine.daemon import DRAIN, Companion, Daemon
 from jobrunner.engine.service import RunnerConfig
+from jobrunner.manifests.secrets import SecretResolver
+from jobrunner.notify.delivery import Notifier
 
 
 @click.command()
@@ -78,6 +80,10 @@ def watch(
     the broker is not connected or the state cannot be written). Under systemd
     (Type=notify) it tells READY and feeds the watchdog (WatchdogSec=).
 
+    It posts the events that Notification manifests ask for (execution.ended,
+    rollout.aborted, rollout.wave.passed, target.failed) as CloudEvents, at least
+    once: what a receiver did not take waits in the state directory's outbox,
+    across restarts, and is retried with backoff.
     """
     logging.Formatter.converter = time.gmtime
     logging.basicConfig(
@@ -86,7 +92,8 @@ def watch(
         format="%(asctime)s.%(msecs)03dZ %(levelname)s %(message)s",
         datefmt="%Y-%m-%dT%H:%M:%S",
     )
-    companions: list[Companion] = []
+    secrets = SecretResolver.from_environment(config.secrets_dir)
+    companions: list[Companion] = [Notifier(config.state_dir, secrets, config.broker.client_id)]
     if http:
         from jobrunner.web.server import Dashboard  # the HTTP stack only when asked for
 

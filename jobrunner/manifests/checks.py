@@ -6,6 +6,7 @@ so "the second declaration is the error" is well defined and stable between runs
 
 from __future__ import annotations
 
+import difflib
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -18,6 +19,7 @@ from jobrunner.manifests.declarations import (
 )
 from jobrunner.manifests.fields import DOT_HINT
 from jobrunner.manifests.kinds import DeviceList, Job, Policy, Scope, Targets
+from jobrunner.manifests.notification import Notification
 from jobrunner.manifests.rolloutchecks import check_rollout
 
 
@@ -29,6 +31,7 @@ class Collected:
     device_lists: list[Declared[DeviceList]] = field(default_factory=list)
     jobs: list[Declared[Job]] = field(default_factory=list)
     policies: list[Declared[Policy]] = field(default_factory=list)
+    notifications: list[Declared[Notification]] = field(default_factory=list)
     rejected_jobs: list[tuple[RejectedDocument, Origin, Targets | None]] = field(
         default_factory=list
     )
@@ -64,6 +67,7 @@ def check_declarations(collected: Collected, result: ManifestSet) -> None:
         else:
             result.rejected.append(_rejection(declared))
     _check_rejected_jobs(collected.rejected_jobs, result, known_tags)
+    _check_notifications(collected.notifications, result)
 
 
 def _check_rejected_jobs(
@@ -129,6 +133,42 @@ def _check_policies(policies: list[Declared[Policy]], result: ManifestSet) -> No
             )
             continue
         result.policies[declared.scope] = declared
+
+
+def _check_notifications(notifications: list[Declared[Notification]], result: ManifestSet) -> None:
+    """Names unique in a scope; a job filter naming no job of the scope is a likely typo."""
+    for declared in notifications:
+        name = declared.manifest.metadata.name
+        first = result.notifications.get((declared.scope, name))
+        if first is not None:
+            result.error(
+                declared.origin.file,
+                declared.origin.line("metadata", "name"),
+                f"notification '{name}' is already declared in scope '{declared.scope}' at"
+                f" {first.origin.at('metadata', 'name')}; names are unique in a scope",
+            )
+            result.rejected.append(
+                RejectedDocument(
+                    declared.origin.file,
+                    declared.origin.line("metadata", "name"),
+                    "Notification",
+                    declared.scope,
+                    name,
+                )
+            )
+            continue
+        result.notifications[(declared.scope, name)] = declared
+        jobs = {n for s, n in result.jobs if s == declared.scope}
+        for index, job in enumerate(declared.manifest.spec.jobs):
+            if job not in jobs:
+                close = difflib.get_close_matches(job, sorted(jobs), n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                result.warning(
+                    declared.origin.file,
+                    declared.origin.line("spec", "jobs", index),
+                    f"notification '{name}': no job '{job}' in scope '{declared.scope}'"
+                    f" (its events would never come){hint}",
+                )
 
 
 def _warn_dots(result: ManifestSet, origin: Origin, path: tuple[str | int, ...], what: str) -> None:

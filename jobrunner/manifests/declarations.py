@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from jobrunner.manifests.diagnostics import Diagnostic, Severity
 from jobrunner.manifests.kinds import Device, Job, Policy, Scope
+from jobrunner.manifests.notification import Notification
 from jobrunner.manifests.yamlsource import DataPath, SourceMap
 
 M = TypeVar("M", bound=BaseModel)
@@ -71,6 +72,7 @@ class ManifestSet:
     devices: dict[str, dict[str, DeclaredDevice]] = field(default_factory=dict)
     jobs: dict[tuple[str, str], Declared[Job]] = field(default_factory=dict)
     policies: dict[str, Declared[Policy]] = field(default_factory=dict)
+    notifications: dict[tuple[str, str], Declared[Notification]] = field(default_factory=dict)
     rejected: list[RejectedDocument] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)

@@ -1,4 +1,4 @@
-"""The manifest kinds: Scope, DeviceList and Job (DESIGN §3), and Policy (docs/policy.md)."""
+"""The manifest kinds: Scope, DeviceList, Job, Policy (docs/policy.md) and Notification."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from jobrunner.manifests.fields import (
     Tag,
     TimeZone,
 )
+from jobrunner.manifests.notification import Notification
 from jobrunner.manifests.rollout import Retry, Rollout
 from jobrunner.manifests.schedules import Schedule
 from jobrunner.manifests.steps import Step
@@ -178,10 +179,11 @@ class Policy(Strict):
     spec: PolicySpec
 
 
-Manifest = Annotated[Scope | DeviceList | Job | Policy, Field(discriminator="kind")]
-KINDS: dict[str, type[Scope | DeviceList | Job | Policy]] = {
+Manifest = Annotated[Scope | DeviceList | Job | Policy | Notification, Field(discriminator="kind")]
+KINDS: dict[str, type[Scope | DeviceList | Job | Policy | Notification]] = {
     "Scope": Scope,
     "DeviceList": DeviceList,
     "Job": Job,
     "Policy": Policy,
+    "Notification": Notification,
 }

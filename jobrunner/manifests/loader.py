@@ -22,6 +22,7 @@ from jobrunner.manifests.declarations import Declared, ManifestSet, Origin, Reje
 from jobrunner.manifests.errors import dotted, located_messages, suggest
 from jobrunner.manifests.fields import SCOPE_PATTERN
 from jobrunner.manifests.kinds import KINDS, DeviceList, Job, Policy, Scope, Targets
+from jobrunner.manifests.notification import Notification
 from jobrunner.manifests.secrets import LiteralSecret, secrets_in
 from jobrunner.manifests.yamlsource import SourceMap, read_documents
 
@@ -183,6 +184,9 @@ def _load_document(
     elif isinstance(manifest, Policy):
         scope = manifest.metadata.scope or result.default_scope
         collected.policies.append(Declared(manifest, origin, scope))
+    elif isinstance(manifest, Notification):
+        scope = manifest.metadata.scope or result.default_scope
+        collected.notifications.append(Declared(manifest, origin, scope))
     else:
         scope = manifest.metadata.scope or result.default_scope
         collected.jobs.append(Declared(manifest, origin, scope))

@@ -31,6 +31,12 @@ from jobrunner.manifests.kinds import (
     ScopeSpec,
     Targets,
 )
+from jobrunner.manifests.notification import (
+    Header,
+    Notification,
+    NotificationMetadata,
+    NotificationSpec,
+)
 from jobrunner.manifests.rollout import Abort, Ramp, Retry, Rollout, Wave, Window
 from jobrunner.manifests.schedules import CronSchedule, DeviceConnectSchedule, IntervalSchedule
 from jobrunner.manifests.steps import CATALOGUE, AsyncStepBase, StepBase
@@ -276,6 +282,15 @@ def render() -> str:
         *_section("Policy", Policy),
         *_section("PolicyMetadata", PolicyMetadata),
         *_section("PolicySpec", PolicySpec),
+        "## Notification",
+        "",
+        "Where the events of a scope's jobs are posted, as CloudEvents 1.0 JSON (README:"
+        " Notifications).",
+        "",
+        *_section("Notification", Notification),
+        *_section("NotificationMetadata", NotificationMetadata),
+        *_section("NotificationSpec", NotificationSpec),
+        *_section("Header", Header),
     ]
     nested = {m.__name__: m for step in CATALOGUE.values() for m in _nested(step)}
     if nested:

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter
 
 from jobrunner.manifests.kinds import DeviceList, Job, Manifest, Policy, Scope
+from jobrunner.manifests.notification import Notification
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_BASE = "https://jobrunner.example/schemas/"
@@ -24,6 +25,7 @@ SCHEMA_FILES: dict[str, type[BaseModel] | None] = {
     "device-list.schema.json": DeviceList,
     "job.schema.json": Job,
     "policy.schema.json": Policy,
+    "notification.schema.json": Notification,
     "manifest.schema.json": None,  # any kind: for files that mix kinds
 }
 
@@ -37,7 +39,7 @@ def schema_for(file_name: str) -> dict[str, Any]:
         else TypeAdapter(Manifest).json_schema(by_alias=True)
     )
     if model is None:
-        schema["title"] = "jobrunner manifest (Scope, DeviceList, Job or Policy)"
+        schema["title"] = "jobrunner manifest (Scope, DeviceList, Job, Policy or Notification)"
     return {"$schema": SCHEMA_DIALECT, "$id": SCHEMA_BASE + file_name, **schema}
 
 

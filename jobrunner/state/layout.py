@@ -3,6 +3,7 @@
     STATE/
       owner.lock                          held (flock) by the process that owns the directory
       requests/                           start/stop/reconcile requests handed to the daemon
+      outbox/                             notification events, and which were delivered
       scopes/SCOPE/
         devices.journal                   the device registry: births, disconnects, facts
         policy.json                       the scope's accepted Policy (docs/policy.md)
@@ -78,6 +79,10 @@ class StateDir:
     @property
     def requests(self) -> Path:
         return self.root / "requests"
+
+    @property
+    def outbox(self) -> Path:
+        return self.root / "outbox"
 
     def scope(self, scope: str) -> Path:
         return self.root / "scopes" / safe_name(scope, "scope")
