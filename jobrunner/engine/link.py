@@ -110,8 +110,13 @@ class ClientLink:
     # -- DeviceLink: called from the engine's thread ---------------------------------------
 
     def send(self, tag: Tag, request: Request) -> None:
-        self.client.send(tag.device, request, tag, request_id=tag.request_id)
+        # Told first: the reply may be handled on paho's thread before `send` returns.
         self.observer.request_sent(tag.request_id, request.app_id)
+        try:
+            self.client.send(tag.device, request, tag, request_id=tag.request_id)
+        except BaseException:
+            self.observer.request_unsent(tag.request_id)
+            raise
 
     def expect(self, tag: Tag, app_id: str) -> None:
         self.client.expect(tag.device, tag.request_id, app_id=app_id, tag=tag)

@@ -16,7 +16,10 @@ class Observer:
     """Hears nothing: the base of every observer, and the engine's default."""
 
     def request_sent(self, request_id: str, app_id: str) -> None:
-        """A request was published."""
+        """A request is being published (its reply may come before the publication returns)."""
+
+    def request_unsent(self, request_id: str) -> None:
+        """A request told as sent could not be published after all."""
 
     def request_ended(self, request_id: str, app_id: str, outcome: str) -> None:
         """A request's reply came (`ok`, `error`, `unreadable`) or its time ran out
@@ -50,6 +53,10 @@ class Observers(Observer):
     def request_sent(self, request_id: str, app_id: str) -> None:
         for observer in self.observers:
             observer.request_sent(request_id, app_id)
+
+    def request_unsent(self, request_id: str) -> None:
+        for observer in self.observers:
+            observer.request_unsent(request_id)
 
     def request_ended(self, request_id: str, app_id: str, outcome: str) -> None:
         for observer in self.observers:

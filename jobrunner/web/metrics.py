@@ -66,6 +66,10 @@ class EngineMetrics(Observer):
                 self._sent.clear()  # durations of the oldest are lost, never the counts
             self._sent[request_id] = time.monotonic()
 
+    def request_unsent(self, request_id: str) -> None:
+        with self._lock:
+            self._sent.pop(request_id, None)
+
     def request_ended(self, request_id: str, app_id: str, outcome: str) -> None:
         with self._lock:
             sent = self._sent.pop(request_id, None)
