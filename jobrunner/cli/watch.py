@@ -41,7 +41,7 @@ from jobrunner.notify.delivery import Notifier
     envvar="JOBRUNNER_HTTP",
     default=None,
     help="Serve the dashboard, the JSON API, /metrics and /healthz there, read-only"
-    " (127.0.0.1:8080 for this machine only; any other address needs --http-token).",
+    " (8080 or 127.0.0.1:8080: this machine only; any other address needs --http-token).",
 )
 @click.option(
     "--http-token",

@@ -37,6 +37,7 @@ log = logging.getLogger("jobrunner.notify")
 FIRST_BACKOFF = 1.0
 MAX_BACKOFF = 300.0
 IDLE = 1.0  # seconds between looks at the outbox when nothing woke the sender
+STOP_WAIT = 2.0  # seconds a stopping daemon waits for a delivery under way
 CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
 RETRIED = frozenset({408, 425, 429})
 
@@ -91,10 +92,14 @@ class Notifier:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop posting; a delivery under way is given STOP_WAIT seconds (what it does not
+        finish is posted again after the restart)."""
         self._stopping.set()
         self._wake.set()
         if self._thread is not None:
-            self._thread.join(timeout=15)
+            self._thread.join(timeout=STOP_WAIT)
+            if self._thread.is_alive():
+                return  # still posting: its files stay open until the process ends
         self.reader.close()
         self.writer.close()
 

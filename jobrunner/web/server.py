@@ -36,12 +36,16 @@ START_TIMEOUT = 10.0  # seconds for the server to listen
 
 
 def parse_address(address: str) -> tuple[str, int]:
-    """`HOST:PORT` (`[::1]:PORT` for IPv6) -> (host, port); ConfigError saying what is right."""
+    """`HOST:PORT` (`[::1]:PORT` for IPv6), or a bare `PORT` on loopback -> (host, port);
+    ConfigError saying what is right."""
+    if address.isdigit():
+        address = f"127.0.0.1:{address}"  # this machine only, unless an address is given
     host, colon, port = address.rpartition(":")
     if not colon or not host or not port.isdigit() or int(port) > 65535:
         raise ConfigError(
-            f"--http {address!r}: write HOST:PORT, for example 127.0.0.1:8080 (0.0.0.0:8080"
-            " listens on every interface and needs --http-token)"
+            f"--http {address!r}: write HOST:PORT or PORT, for example 127.0.0.1:8080 or 8080"
+            " (this machine only; 0.0.0.0:8080 listens on every interface and needs"
+            " --http-token)"
         )
     return host.strip("[]"), int(port)
 

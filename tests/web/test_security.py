@@ -116,8 +116,8 @@ def test_a_reply_message_with_markup_reaches_no_page_as_markup(scenario: Scenari
 
 @pytest.mark.parametrize(
     ("address", "fine"),
-    [("127.0.0.1:8080", True), ("[::1]:9000", True), ("0.0.0.0:80", True), ("8080", False),
-     ("host:", False), ("host:99999", False), (":8080", False)],
+    [("127.0.0.1:8080", True), ("[::1]:9000", True), ("0.0.0.0:80", True), ("x8080", False),
+     ("host:", False), ("host:99999", False), (":8080", False), ("99999", False)],
 )  # fmt: skip
 def test_http_addresses(address: str, fine: bool) -> None:
     if fine:
@@ -126,6 +126,10 @@ def test_http_addresses(address: str, fine: bool) -> None:
     else:
         with pytest.raises(ConfigError, match="write HOST:PORT"):
             parse_address(address)
+
+
+def test_a_bare_port_listens_on_loopback_only() -> None:
+    assert parse_address("8080") == ("127.0.0.1", 8080)
 
 
 def test_what_counts_as_loopback() -> None:
