@@ -1,7 +1,9 @@
 """Fixtures shared by every test folder: a real MQTT broker on a free port.
 
 The broker is Mosquitto when it is installed, else the embedded amqtt broker; set
-JOBRUNNER_TEST_BROKER=embedded (or mosquitto) to force one.
+JOBRUNNER_TEST_BROKER=embedded (or mosquitto) to force one, or to mqtt://host:port to run
+the integration tests against a broker of your own (RabbitMQ's MQTT plugin, a cluster
+behind one address): the tests that stop or restart their broker are then skipped.
 """
 
 from __future__ import annotations
@@ -12,14 +14,19 @@ from typing import cast
 
 import pytest
 
-from jobrunner.simulator.broker import BrokerKind, RunningBroker, start_broker
+from jobrunner.simulator.broker import BrokerKind, RunningBroker, external_broker, start_broker
 
-BROKER_KIND = cast(BrokerKind, os.environ.get("JOBRUNNER_TEST_BROKER", "auto"))
+CHOSEN = os.environ.get("JOBRUNNER_TEST_BROKER", "auto")
+EXTERNAL = CHOSEN if "://" in CHOSEN else None
+BROKER_KIND = cast(BrokerKind, "auto" if EXTERNAL else CHOSEN)
 
 
 @pytest.fixture(scope="session")
 def broker() -> Iterator[RunningBroker]:
     """One broker for the whole test session (tests use distinct accounts and client ids)."""
+    if EXTERNAL is not None:
+        yield external_broker(EXTERNAL)
+        return
     with start_broker(BROKER_KIND) as running:
         yield running
 
@@ -27,6 +34,8 @@ def broker() -> Iterator[RunningBroker]:
 @pytest.fixture
 def own_broker() -> Iterator[RunningBroker]:
     """A broker for one test alone: for tests that stop or restart it."""
+    if EXTERNAL is not None:
+        pytest.skip(f"stops or restarts its broker; JOBRUNNER_TEST_BROKER is {EXTERNAL}")
     with start_broker(BROKER_KIND) as running:
         yield running
 

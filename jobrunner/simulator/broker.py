@@ -62,9 +62,10 @@ def wait_for_port(host: str, port: int, timeout: float) -> bool:
 
 @dataclass
 class RunningBroker:
-    """A broker this process started; `stop()` (or leaving a `with` block) ends it."""
+    """A broker this process started; `stop()` (or leaving a `with` block) ends it. Kind
+    `external`: one that runs elsewhere (`external_broker`), which is not ours to stop."""
 
-    kind: Literal["mosquitto", "embedded"]
+    kind: Literal["mosquitto", "embedded", "external"]
     host: str
     port: int
     max_queued_messages: int | None = None
@@ -89,6 +90,8 @@ class RunningBroker:
 
     def stop(self) -> None:
         """Stop the broker (its clients see the connection drop)."""
+        if self.kind == "external":
+            return  # not ours: leaving a `with` block leaves it running
         if self._process is not None:
             self._process.terminate()
             try:
@@ -100,6 +103,8 @@ class RunningBroker:
 
     def restart(self, downtime: float = 0.0) -> None:
         """Stop, wait `downtime` seconds, and start again on the same port."""
+        if self.kind == "external":
+            raise BrokerError(f"the external broker {self.url} is not this process's to restart")
         self.stop()
         time.sleep(downtime)
         self.start()
@@ -144,6 +149,17 @@ class RunningBroker:
             lines.append(f"max_queued_messages {self.max_queued_messages}")
         config.write_text("\n".join(lines) + "\n")
         return [binary, "-c", str(config)]
+
+
+def external_broker(url: str) -> RunningBroker:
+    """A broker that runs elsewhere (`mqtt://host:port`), once it accepts connections."""
+    scheme, _, rest = url.partition("://")
+    host, _, port = rest.rstrip("/").rpartition(":")
+    if scheme != "mqtt" or not host or not port.isdigit():
+        raise BrokerError(f"{url!r}: an external broker is given as mqtt://host:port")
+    if not wait_for_port(host, int(port), timeout=10):
+        raise BrokerError(f"the external broker {url} does not accept connections")
+    return RunningBroker("external", host, int(port))
 
 
 def start_broker(
