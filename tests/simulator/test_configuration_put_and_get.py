@@ -30,7 +30,7 @@ def interval(fleet: Fleet, device: str = "gw-0001") -> str | None:
 
 
 def test_put_is_applied_after_the_reply_and_get_shows_it(
-    requester: Requester, make_fleet: Callable[..., Fleet]
+    requester: Requester, make_fleet: Callable[..., Fleet], dots_in_topics: None
 ) -> None:
     fleet = make_fleet()
     assert interval(fleet) == "60"
@@ -96,7 +96,7 @@ def test_empty_unparsable_or_mistyped_bodies_are_400(
 
 
 def test_put_of_a_pid_resource_applies_only_that_pid(
-    requester: Requester, make_fleet: Callable[..., Fleet]
+    requester: Requester, make_fleet: Callable[..., Fleet], dots_in_topics: None
 ) -> None:
     fleet = make_fleet()
     reply = requester.call(
