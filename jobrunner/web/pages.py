@@ -86,6 +86,10 @@ _JOB = """<h1 id="title"></h1>
 """
 
 _DEVICES = """<h1>Devices</h1>
+<form id="filter" class="filter">
+  <label>Client id, name or tag <input name="q" type="search" autocomplete="off"></label>
+  <span id="shown"></span>
+</form>
 <table id="devices" class="grid">
 <thead><tr><th>Scope</th><th>Client id</th><th>Name</th><th>Status</th><th>Last seen</th>
 <th>Firmware</th><th>Tags</th></tr></thead>

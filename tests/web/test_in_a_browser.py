@@ -126,6 +126,9 @@ def test_the_overview_and_devices_pages(scenario: Scenario, served: Served, page
     page.goto(served.url + "/devices")
     page.wait_for_function("document.querySelectorAll('#devices tbody tr').length === 3")
     assert page.text_content("#devices tbody").count("CONNECTED") == 3
+    page.fill("#filter input[name=q]", "gw-0002")
+    page.wait_for_function("document.querySelectorAll('#devices tbody tr').length === 1")
+    assert page.text_content("#shown") == "1 of 3"
     assert page.errors == []
 
 

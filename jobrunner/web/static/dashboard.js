@@ -209,12 +209,20 @@ function jobPage() {
   every(refresh);
 }
 
+const DEVICES_SHOWN = 500;  // a fleet of 10,000 is filtered, not drawn whole every second
+
 async function devices() {
   const rows = await api("/api/v1/devices");
   document.getElementById("empty").hidden = rows.length > 0;
-  fill(document.querySelector("#devices tbody"), rows.map((d) => row([d.scope, d.clientId,
-    d.displayName || "", badge(d.status), time(d.lastSeen), d.firmware || "",
-    (d.tags || []).join(", ")])));
+  const q = document.querySelector("#filter input[name=q]").value.trim();
+  const matching = rows.filter((d) => !q || d.clientId.includes(q) ||
+    (d.displayName || "").includes(q) || (d.tags || []).includes(q));
+  document.getElementById("shown").textContent = matching.length > DEVICES_SHOWN ?
+    "the first " + DEVICES_SHOWN + " of " + matching.length : matching.length + " of " +
+    rows.length;
+  fill(document.querySelector("#devices tbody"), matching.slice(0, DEVICES_SHOWN).map((d) =>
+    row([d.scope, d.clientId, d.displayName || "", badge(d.status), time(d.lastSeen),
+      d.firmware || "", (d.tags || []).join(", ")])));
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -222,5 +230,10 @@ document.addEventListener("DOMContentLoaded", () => {
   every(runner);
   if (page === "overview") every(overview);
   else if (page === "job") jobPage();
-  else if (page === "devices") every(devices);
+  else if (page === "devices") {
+    const form = document.getElementById("filter");
+    form.addEventListener("submit", (event) => event.preventDefault());
+    form.addEventListener("input", () => devices().catch(problem));
+    every(devices);
+  }
 });
