@@ -1,0 +1,233 @@
+"""Leases with fencing in PostgreSQL: which runner owns a job, and may write and send for it.
+
+The first part of keeping the state in PostgreSQL for several runners (DESIGN §8); no
+command uses it yet. Each job is owned by one runner at a time through a lease that the
+owner renews (every third of its length); a runner takes over a lease that expired, and the
+lease's *epoch* grows by one each time it changes hands. Every write for a job is made in a
+transaction that first checks, in the database, that the writer's lease (owner and epoch)
+is still the current one and not expired (`fenced`): a runner that was paused or cut off
+past its lease can neither write nor, since it records a request before sending it, send.
+Time is the database's (`now()`), never a runner's clock, so clock skew between machines
+cannot make two owners.
+
+Devices are claimed through the database too (`claim_device`): one operation at a time per
+device holds across runners; a claim whose job lease is no longer current is free.
+
+    jobrunner_meta (key, value)                     schema version
+    jobrunner_leases (scope, job, owner, epoch, expires_at)
+    jobrunner_device_claims (scope, client_id, job, owner, epoch)
+    jobrunner_runners (client_id, seen_at)          who is alive
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+
+from jobrunner.errors import StateError, StateVersionError
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobrunner_meta (key text PRIMARY KEY, value text NOT NULL);
+CREATE TABLE IF NOT EXISTS jobrunner_leases (
+    scope text NOT NULL, job text NOT NULL, owner text NOT NULL, epoch bigint NOT NULL,
+    expires_at timestamptz NOT NULL, PRIMARY KEY (scope, job));
+CREATE TABLE IF NOT EXISTS jobrunner_device_claims (
+    scope text NOT NULL, client_id text NOT NULL, job text NOT NULL, owner text NOT NULL,
+    epoch bigint NOT NULL, PRIMARY KEY (scope, client_id));
+CREATE TABLE IF NOT EXISTS jobrunner_runners (
+    client_id text PRIMARY KEY, seen_at timestamptz NOT NULL);
+"""
+
+
+class LeaseLostError(StateError):
+    """The lease is no longer this runner's (expired, or taken over): stop writing and
+    sending for the job, and acquire it again."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    scope: str
+    job: str
+    owner: str
+    epoch: int
+    expires_at: datetime
+
+
+class Leases:
+    """One runner's view of the leases, over its own connection."""
+
+    def __init__(self, conninfo: str, owner: str, seconds: float = 15.0) -> None:
+        self.owner = owner
+        self.seconds = seconds
+        try:
+            self.connection = psycopg.connect(conninfo, autocommit=True)
+        except psycopg.Error as error:
+            raise StateError(f"cannot connect to the state database: {error}") from None
+        try:
+            self._prepare()
+        except BaseException:
+            self.connection.close()
+            raise
+
+    def _prepare(self) -> None:
+        """Create the tables on first use; refuse a schema written by a newer jobrunner."""
+        with self.connection.transaction():
+            self.connection.execute("SELECT pg_advisory_xact_lock(7401)")  # one migrator
+            self.connection.execute(_SCHEMA)
+            row = self.connection.execute(
+                "SELECT value FROM jobrunner_meta WHERE key = 'schema'"
+            ).fetchone()
+            if row is None:
+                self.connection.execute(
+                    "INSERT INTO jobrunner_meta VALUES ('schema', %s)", (str(SCHEMA_VERSION),)
+                )
+            elif int(row[0]) > SCHEMA_VERSION:
+                raise StateVersionError(
+                    f"the state database was written by a newer jobrunner (schema {row[0]};"
+                    f" this jobrunner knows up to {SCHEMA_VERSION}); upgrade jobrunner"
+                )
+
+    def close(self) -> None:
+        self.connection.close()
+
+    # -- leases -----------------------------------------------------------------------------
+
+    def acquire(self, scope: str, job: str) -> Lease | None:
+        """The job's lease for this runner: new, taken over from an owner whose lease
+        expired (the epoch grows), or still ours; None while another runner holds it."""
+        row = self.connection.execute(
+            """
+            INSERT INTO jobrunner_leases AS l (scope, job, owner, epoch, expires_at)
+            VALUES (%(scope)s, %(job)s, %(owner)s, 1, now() + make_interval(secs => %(s)s))
+            ON CONFLICT (scope, job) DO UPDATE
+                SET owner = EXCLUDED.owner, epoch = l.epoch + 1, expires_at = EXCLUDED.expires_at
+                WHERE l.expires_at < now()
+            RETURNING epoch, expires_at
+            """,
+            {"scope": scope, "job": job, "owner": self.owner, "s": self.seconds},
+        ).fetchone()
+        if row is not None:
+            return Lease(scope, job, self.owner, int(row[0]), row[1])
+        current = self.current(scope, job)
+        return current if current is not None and current.owner == self.owner else None
+
+    def renew(self, lease: Lease) -> Lease:
+        """Extend a lease that is still ours and current; LeaseLostError otherwise (a runner
+        paused past its lease must acquire it again, with a new epoch)."""
+        row = self.connection.execute(
+            """
+            UPDATE jobrunner_leases SET expires_at = now() + make_interval(secs => %(s)s)
+            WHERE scope = %(scope)s AND job = %(job)s AND owner = %(owner)s
+              AND epoch = %(epoch)s AND expires_at >= now()
+            RETURNING expires_at
+            """,
+            {"scope": lease.scope, "job": lease.job, "owner": lease.owner,
+             "epoch": lease.epoch, "s": self.seconds},
+        ).fetchone()  # fmt: skip
+        if row is None:
+            raise LeaseLostError(self._lost(lease))
+        return Lease(lease.scope, lease.job, lease.owner, lease.epoch, row[0])
+
+    def release(self, lease: Lease) -> None:
+        """Give the lease up (a clean stop): another runner may take the job at once."""
+        self.connection.execute(
+            "DELETE FROM jobrunner_leases WHERE scope = %s AND job = %s AND owner = %s"
+            " AND epoch = %s",
+            (lease.scope, lease.job, lease.owner, lease.epoch),
+        )
+
+    def current(self, scope: str, job: str) -> Lease | None:
+        """The job's lease as the database has it (None: nobody's, or expired)."""
+        row = self.connection.execute(
+            "SELECT owner, epoch, expires_at FROM jobrunner_leases WHERE scope = %s"
+            " AND job = %s AND expires_at >= now()",
+            (scope, job),
+        ).fetchone()
+        return None if row is None else Lease(scope, job, row[0], int(row[1]), row[2])
+
+    @contextlib.contextmanager
+    def fenced(self, lease: Lease) -> Iterator[psycopg.Cursor[tuple[object, ...]]]:
+        """A transaction for writes of the lease's job, which first makes sure the lease is
+        still current (and keeps it so until the commit); LeaseLostError when it is not,
+        and nothing is written."""
+        with self.connection.transaction(), self.connection.cursor() as cursor:
+            row = cursor.execute(
+                """
+                SELECT 1 FROM jobrunner_leases
+                WHERE scope = %s AND job = %s AND owner = %s AND epoch = %s
+                  AND expires_at >= now()
+                FOR SHARE
+                """,
+                (lease.scope, lease.job, lease.owner, lease.epoch),
+            ).fetchone()
+            if row is None:
+                raise LeaseLostError(self._lost(lease))
+            yield cursor
+
+    def _lost(self, lease: Lease) -> str:
+        now = self.current(lease.scope, lease.job)
+        holder = (
+            "nobody holds it now (it expired)"
+            if now is None
+            else f"{now.owner} holds it now (epoch {now.epoch})"
+        )
+        return (
+            f"the lease of {lease.scope}/{lease.job} (epoch {lease.epoch}) is no longer"
+            f" {lease.owner}'s: {holder}; nothing more is written or sent for it"
+        )
+
+    # -- devices ------------------------------------------------------------------------------
+
+    def claim_device(self, lease: Lease, client_id: str) -> bool:
+        """Claim the device for the lease's job (one operation at a time per device, across
+        runners): True when it is now ours; False while a current lease of another job holds
+        it. LeaseLostError when our own lease is no longer current."""
+        with self.fenced(lease) as cursor:
+            row = cursor.execute(
+                """
+                INSERT INTO jobrunner_device_claims AS c (scope, client_id, job, owner, epoch)
+                VALUES (%(scope)s, %(client)s, %(job)s, %(owner)s, %(epoch)s)
+                ON CONFLICT (scope, client_id) DO UPDATE
+                    SET job = EXCLUDED.job, owner = EXCLUDED.owner, epoch = EXCLUDED.epoch
+                    WHERE (c.job = EXCLUDED.job) OR NOT EXISTS (
+                        SELECT 1 FROM jobrunner_leases l
+                        WHERE l.scope = c.scope AND l.job = c.job AND l.owner = c.owner
+                          AND l.epoch = c.epoch AND l.expires_at >= now())
+                RETURNING job
+                """,
+                {"scope": lease.scope, "client": client_id, "job": lease.job,
+                 "owner": lease.owner, "epoch": lease.epoch},
+            ).fetchone()  # fmt: skip
+        return row is not None
+
+    def release_device(self, lease: Lease, client_id: str) -> None:
+        self.connection.execute(
+            "DELETE FROM jobrunner_device_claims WHERE scope = %s AND client_id = %s"
+            " AND job = %s AND epoch = %s",
+            (lease.scope, client_id, lease.job, lease.epoch),
+        )
+
+    # -- runners ------------------------------------------------------------------------------
+
+    def heartbeat(self) -> None:
+        """Say this runner is alive (with each renewal)."""
+        self.connection.execute(
+            "INSERT INTO jobrunner_runners VALUES (%s, now())"
+            " ON CONFLICT (client_id) DO UPDATE SET seen_at = now()",
+            (self.owner,),
+        )
+
+    def alive(self, within: float | None = None) -> list[str]:
+        """The runners seen within `within` seconds (default: one lease), by client id."""
+        rows = self.connection.execute(
+            "SELECT client_id FROM jobrunner_runners"
+            " WHERE seen_at >= now() - make_interval(secs => %s) ORDER BY client_id",
+            (within if within is not None else self.seconds,),
+        ).fetchall()
+        return [str(row[0]) for row in rows]

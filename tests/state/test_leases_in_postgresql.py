@@ -1,0 +1,138 @@
+"""Leases with fencing, against a real PostgreSQL started for these tests."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from jobrunner.errors import StateVersionError
+from jobrunner.state.leases import LeaseLostError, Leases
+
+from ..postgres import NoPostgres, postgres_server
+
+LEASE = 1.0  # seconds: short, so that expiry is quick to reach
+
+
+@pytest.fixture(scope="module")
+def database() -> Iterator[str]:
+    try:
+        with postgres_server() as conninfo:
+            yield conninfo
+    except NoPostgres as reason:
+        pytest.skip(str(reason))
+
+
+@pytest.fixture
+def job() -> tuple[str, str]:
+    return "acme", f"job-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def runners(database: str) -> Iterator[tuple[Leases, Leases]]:
+    a, b = Leases(database, "runner-a", LEASE), Leases(database, "runner-b", LEASE)
+    yield a, b
+    a.close()
+    b.close()
+
+
+def test_one_owner_at_a_time(runners: tuple[Leases, Leases], job: tuple[str, str]) -> None:
+    a, b = runners
+    lease = a.acquire(*job)
+    assert lease is not None and lease.owner == "runner-a" and lease.epoch == 1
+    assert b.acquire(*job) is None
+    assert a.acquire(*job) == lease  # still ours
+    current = b.current(*job)
+    assert current is not None and current.owner == "runner-a"
+
+
+def test_an_expired_lease_is_taken_over_and_the_old_owner_is_fenced_off(
+    runners: tuple[Leases, Leases], job: tuple[str, str]
+) -> None:
+    a, b = runners
+    old = a.acquire(*job)
+    assert old is not None
+    time.sleep(LEASE + 0.3)  # runner-a paused past its lease (SIGSTOP, a partition)
+    new = b.acquire(*job)
+    assert new is not None and new.owner == "runner-b" and new.epoch == old.epoch + 1
+
+    with pytest.raises(LeaseLostError, match=r"runner-b holds it now \(epoch 2\)"):
+        a.renew(old)
+    with pytest.raises(LeaseLostError), a.fenced(old) as cursor:
+        cursor.execute("CREATE TABLE never_made (x int)")
+    with b.fenced(new) as cursor:
+        cursor.execute("SELECT 1")
+    assert b.renew(new).expires_at > new.expires_at
+    tables = a.connection.execute("SELECT to_regclass('never_made')").fetchone()
+    assert tables == (None,)  # the fenced-off write left nothing
+
+
+def test_a_paused_owner_that_nobody_replaced_must_acquire_again(
+    runners: tuple[Leases, Leases], job: tuple[str, str]
+) -> None:
+    a, _ = runners
+    old = a.acquire(*job)
+    assert old is not None
+    time.sleep(LEASE + 0.3)
+    with pytest.raises(LeaseLostError, match="nobody holds it now"):
+        a.renew(old)
+    again = a.acquire(*job)
+    assert again is not None and again.epoch == old.epoch + 1  # its old writes stay fenced
+
+
+def test_a_released_lease_is_free_at_once(
+    runners: tuple[Leases, Leases], job: tuple[str, str]
+) -> None:
+    a, b = runners
+    lease = a.acquire(*job)
+    assert lease is not None
+    a.release(lease)
+    taken = b.acquire(*job)
+    assert taken is not None and taken.owner == "runner-b"
+
+
+def test_a_device_is_claimed_by_one_job_across_runners(
+    runners: tuple[Leases, Leases], job: tuple[str, str]
+) -> None:
+    a, b = runners
+    first = a.acquire(*job)
+    second = b.acquire(job[0], job[1] + "-other")
+    assert first is not None and second is not None
+    device = f"gw-{uuid.uuid4().hex[:6]}"
+    assert a.claim_device(first, device)
+    assert a.claim_device(first, device)  # again: still ours
+    assert not b.claim_device(second, device)
+    a.release_device(first, device)
+    assert b.claim_device(second, device)
+    # a claim whose lease expired is free: the device of a dead runner is not kept for ever
+    other = f"gw-{uuid.uuid4().hex[:6]}"
+    assert b.claim_device(second, other)
+    time.sleep(LEASE + 0.3)
+    renewed = a.acquire(*job)
+    assert renewed is not None
+    assert a.claim_device(renewed, other)
+
+
+def test_runners_alive(runners: tuple[Leases, Leases]) -> None:
+    a, b = runners
+    a.heartbeat()
+    b.heartbeat()
+    assert {"runner-a", "runner-b"} <= set(a.alive())
+    time.sleep(LEASE + 0.3)
+    a.heartbeat()
+    assert "runner-b" not in a.alive() and "runner-a" in a.alive()
+
+
+def test_a_schema_from_a_newer_jobrunner_is_refused(database: str) -> None:
+    name = f"newer_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(database, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    conninfo = database.rsplit("/", 1)[0] + f"/{name}"
+    first = Leases(conninfo, "runner-a", LEASE)
+    first.connection.execute("UPDATE jobrunner_meta SET value = '99' WHERE key = 'schema'")
+    first.close()
+    with pytest.raises(StateVersionError, match=r"newer jobrunner \(schema 99"):
+        Leases(conninfo, "runner-a", LEASE)
