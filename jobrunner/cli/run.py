@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -22,7 +25,9 @@ from jobrunner.engine.executions import STOP_DRAIN
 from jobrunner.engine.plan import Action
 from jobrunner.engine.service import ExecutionRef, Runner, RunnerConfig, exit_code
 from jobrunner.engine.status import resolve_job_ref
-from jobrunner.manifests import load_manifests
+from jobrunner.manifests import ManifestSet, load_manifests
+from jobrunner.manifests.secrets import SecretResolver
+from jobrunner.notify.delivery import Notifier
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import StateDir
 from jobrunner.state.records import ExecutionStatus, ExecutionSummary, counts_text
@@ -111,6 +116,43 @@ def _report(summaries: list[ExecutionSummary], labels: list[str]) -> None:
     for label, summary in zip(labels, summaries, strict=True):
         counts = counts_text(summary.counts)
         click.echo(f"{label} execution {summary.id}: {summary.status.value} ({counts})")
+
+
+POST_ON_EXIT = 10.0
+"""Seconds a command that ran executions itself spends posting their notifications."""
+
+
+@dataclass
+class _Loaded:
+    """The manifests a command read: what its notifications are routed by."""
+
+    client_id: str
+    loaded: ManifestSet | None = None
+
+    def manifests(self) -> ManifestSet | None:
+        return self.loaded
+
+
+@contextlib.contextmanager
+def _notifying(config: RunnerConfig) -> Iterator[tuple[_Loaded, Notifier]]:
+    """The events of the executions this command drives go to the outbox as in `watch`;
+    they are posted before the command exits (at most POST_ON_EXIT seconds), and what is
+    left is posted by the next `watch`."""
+    secrets = SecretResolver.from_environment(config.secrets_dir)
+    notifier = Notifier(config.state_dir, secrets, config.broker.client_id)
+    source = _Loaded(config.broker.client_id)
+    notifier.attach(source)
+    try:
+        yield source, notifier
+    finally:
+        left = notifier.post_now(POST_ON_EXIT) if source.loaded is not None else 0
+        if left:
+            click.echo(
+                f"{left} notification event(s) not delivered yet (see the messages above);"
+                " the next `jobrunner watch` posts them",
+                err=True,
+            )
+        notifier.stop()
 
 
 def _waited(runner: Runner, started: list[ExecutionRef]) -> list[ExecutionRef]:
@@ -205,10 +247,13 @@ def reconcile(ctx: click.Context, config: RunnerConfig, wait: bool) -> None:
         if wait:
             _follow_daemon(ctx, daemon, started, [f"{s}/{n}" for s, n, _ in started])
         return
-    with Runner(config, role="reconcile") as runner:
+    with (
+        _notifying(config) as (source, notifier),
+        Runner(config, role="reconcile", observer=notifier.observer) as runner,
+    ):
         for problem in runner.unreadable:
             click.echo(f"error: {problem}", err=True)
-        manifests = runner.load()
+        manifests = source.loaded = runner.load()
         plan = runner.plan(manifests)  # may add diagnostics (a scope's policy)
         for diagnostic in manifests.errors:
             click.echo(str(diagnostic), err=True)
@@ -278,9 +323,13 @@ def start(
         if wait:
             _follow_daemon(ctx, daemon, started, [f"{scope_name}/{name}"])
         return
-    with Runner(config, role="start") as runner:
+    with (
+        _notifying(config) as (source, notifier),
+        Runner(config, role="start", observer=notifier.observer) as runner,
+    ):
         refs = _waited(runner, [])
-        summary = runner.start_job(scope_name, name, runner.load(), list(targets) or None)
+        source.loaded = runner.load()
+        summary = runner.start_job(scope_name, name, source.loaded, list(targets) or None)
         click.echo(f"started {scope_name}/{name} execution {summary.id}")
         ref = (scope_name, name, summary.id)
         _drive(ctx, runner, [*refs, ref], bool(runner.unreadable), judged=[ref])

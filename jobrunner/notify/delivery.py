@@ -87,9 +87,29 @@ class Notifier:
         return self._source.manifests() if self._source is not None else None
 
     def start(self, daemon: ManifestSource) -> None:
+        """Post from a thread of its own, for as long as the daemon runs."""
         self._source = daemon
         self._thread = threading.Thread(target=self._run, name="notifier", daemon=True)
         self._thread.start()
+
+    def attach(self, source: ManifestSource) -> None:
+        """Route events by `source`'s manifests, without a thread: a command that runs
+        executions itself posts with `post_now` before it exits."""
+        self._source = source
+
+    def post_now(self, seconds: float) -> int:
+        """Post what waits, for at most `seconds` (backoff included); the number of events
+        still waiting (the next `watch` posts them)."""
+        deadline = self.clock() + seconds
+        while True:
+            self.deliver_due()
+            try:
+                left = len(self.reader.undelivered())
+            except (StateError, OSError):
+                return -1
+            if not left or self.clock() >= deadline:
+                return left
+            time.sleep(min(0.2, max(0.0, deadline - self.clock())))
 
     def stop(self) -> None:
         """Stop posting; a delivery under way is given STOP_WAIT seconds (what it does not

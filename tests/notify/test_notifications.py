@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -241,3 +242,57 @@ def test_a_duplicate_name_and_an_unknown_job_are_reported(tmp_path: Path) -> Non
     )
     assert any("did you mean 'bridge'?" in w for w in warnings)
     assert list(found.notifications) == [("acme", "ops")]
+
+
+def test_reconcile_run_alone_posts_its_events_before_it_exits(
+    scenario: Scenario, receiver: Receiver
+) -> None:
+    scenario.registry(2)
+    scenario.fleet(2)
+    notification(scenario, receiver.url, "  events: [execution.ended]")
+    scenario.job("alone", CHECK)
+    env = {**os.environ, "HOOK_TOKEN": TOKEN}
+    done = subprocess.run(
+        scenario.reconcile_command(),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    (event,) = receiver.events()  # posted by the command itself, no daemon needed
+    assert event["data"]["status"] == "TERMINATED" and event["source"].endswith("/jobs/alone")
+    assert receiver.headers[0]["Authorization"] == TOKEN
+
+
+def test_what_reconcile_could_not_post_waits_for_the_next_watch(
+    scenario: Scenario, receiver: Receiver
+) -> None:
+    scenario.registry(1)
+    scenario.fleet(1)
+    receiver.status = 503
+    notification(scenario, receiver.url, "  events: [execution.ended]")
+    scenario.job("later", CHECK)
+    env = {**os.environ, "HOOK_TOKEN": TOKEN}
+    done = subprocess.run(
+        scenario.reconcile_command(),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr  # a receiver that is down fails no execution
+    assert "1 notification event(s) not delivered yet" in done.stderr
+    assert "the next `jobrunner watch` posts them" in done.stderr
+    receiver.status = 200
+    watch = Watch(scenario)
+    try:
+        _start(watch, {"HOOK_TOKEN": TOKEN})
+        receiver.wait_for(lambda: len(receiver.events()) == 1, "the event, posted by watch")
+        assert watch.terminate() == 0
+    finally:
+        if watch.process is not None and watch.process.poll() is None:
+            watch.process.kill()
+            watch.process.wait()
