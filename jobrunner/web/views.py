@@ -43,6 +43,7 @@ class Views:
     reader: FleetReader
     _cache: dict[tuple[str, str], tuple[int, dict[str, Any]]] = field(default_factory=dict)
     _made: dict[tuple[str, str], dict[Any, TargetViews]] = field(default_factory=dict)
+    _rows: dict[tuple[str, str], tuple[int, dict[str, Any]]] = field(default_factory=dict)
 
     def jobs(self) -> list[dict[str, Any]]:
         """One row per job, as `status -o json` without JOB prints them."""
@@ -54,7 +55,15 @@ class Views:
                 if problem is not None:
                     rows.append({"scope": key[0], "name": key[1], "error": problem})
                 continue
-            rows.append(summary_row(loaded[0]))
+            job, generation = loaded
+            cached = self._rows.get(key)
+            if cached is None or cached[0] != generation:
+                # A thousand jobs' counts and next fire times cost tens of milliseconds;
+                # a job that did not change keeps its row (a fire changes its record).
+                cached = self._rows[key] = (generation, summary_row(job))
+            rows.append(cached[1])
+        for gone in set(self._rows) - set(self.reader.recorded()):
+            del self._rows[gone]
         return rows
 
     def job(self, scope: str, name: str, page: TargetFilter | None = None) -> dict[str, Any] | None:
