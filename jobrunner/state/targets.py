@@ -228,16 +228,13 @@ class TargetTable:
         """Read the journal; a damaged line raises StateError naming the file and line."""
         targets: dict[str, TargetState] = {}
         lines = 0
-        for record in self.journal.read():
-            lines += 1
-            try:
+        try:  # around the loop, not each line: replay reads every line of the journal
+            for record in self.journal.read():
+                lines += 1
                 state = TargetState.from_record(record)
-            except (KeyError, ValueError, TypeError) as error:
-                raise StateError(
-                    f"{self.journal.path}: a target record lacks or misspells {error};"
-                    " restore the file from a backup"
-                ) from None
-            targets[state.client_id] = state
+                targets[state.client_id] = state
+        except (KeyError, ValueError, TypeError) as error:
+            raise self._damaged(error) from None
         self._targets = targets
         self._lines = lines
         return self
@@ -255,15 +252,19 @@ class TargetTable:
             try:
                 state = TargetState.from_record(record)
             except (KeyError, ValueError, TypeError) as error:
-                raise StateError(
-                    f"{self.journal.path}: a target record lacks or misspells {error};"
-                    " restore the file from a backup"
-                ) from None
+                raise self._damaged(error) from None
             self._targets[state.client_id] = state
             self._lines += 1
             self._puts += 1
             changed = True
         return changed
+
+    def _damaged(self, error: Exception) -> StateError:
+        """What a journal line that is no target value gets: its file, and what to do."""
+        return StateError(
+            f"{self.journal.path}: a target record lacks or misspells {error};"
+            " restore the file from a backup"
+        )
 
     def copy(self) -> TargetTable:
         """The values as they are now, for a reader on another thread (the dashboard): the
