@@ -47,9 +47,6 @@ class Observers(Observer):
     def __init__(self, *observers: Observer) -> None:
         self.observers = list(observers)
 
-    def add(self, observer: Observer) -> None:
-        self.observers.append(observer)
-
     def request_sent(self, request_id: str, app_id: str) -> None:
         for observer in self.observers:
             observer.request_sent(request_id, app_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 
+from jobrunner.device.operations.base import response_code
 from jobrunner.device.payload import KuraPayload
 from jobrunner.engine import progression
 from jobrunner.engine.events import NotificationArrived, ReplyArrived
@@ -17,7 +18,6 @@ from jobrunner.engine.ports import Accepted, Ignored, Outcome, Succeeded, Tag
 from jobrunner.engine.recovery import StatusQueries
 from jobrunner.engine.runtime import RunningJob, Runtime
 from jobrunner.engine.timers import CompletionDue, SettleDue
-from jobrunner.errors import PayloadError
 from jobrunner.state.targets import TargetState, TargetStatus
 
 log = logging.getLogger(__name__)
@@ -202,7 +202,7 @@ class Outcomes:
     def on_cancel_answer(
         self, job: RunningJob, target: TargetState, payload: KuraPayload | None
     ) -> None:
-        code = None if payload is None else _response_code(payload)
+        code = None if payload is None else response_code(payload)
         if code == 200:
             text = "the device accepted the cancel; its notification is awaited"
         else:
@@ -210,10 +210,3 @@ class Outcomes:
             if job.run is not None:
                 job.run.cancelling.discard(target.client_id)
         job.say(target, text)
-
-
-def _response_code(payload: KuraPayload) -> int | None:
-    try:
-        return payload.integer("response.code")
-    except PayloadError:  # a reply without a readable code is not an answer
-        return None
