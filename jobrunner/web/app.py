@@ -29,7 +29,7 @@ from jobrunner.web import pages
 from jobrunner.web.auth import TokenGate
 from jobrunner.web.health import Health
 from jobrunner.web.metrics import RunnerFacts
-from jobrunner.web.views import MAX_LIMIT, TargetFilter, Views
+from jobrunner.web.views import DEFAULT_LIMIT, MAX_LIMIT, TargetFilter, Views
 
 LOG_TAIL = 256 * 1024
 """Bytes of an execution's log sent first when a page opens it (the rest is older)."""
@@ -75,7 +75,7 @@ def create_app(deps: Dependencies, host: str, token: str | None) -> Starlette:
 
     async def job_page(request: Request) -> Response:
         scope, name = _job_key(request)
-        if deps.views.job(scope, name, TargetFilter(limit=0)) is None:
+        if not deps.views.exists(scope, name):
             return _not_found(f"no job {scope}/{name} is recorded")
         return HTMLResponse(pages.job_page(scope, name))
 
@@ -198,14 +198,14 @@ def _target_filter(request: Request) -> TargetFilter:
         wave=request.query_params.get("wave") or None,
         text=request.query_params.get("q", ""),
         offset=_integer(request, "offset", 0, minimum=0),
-        limit=_integer(request, "limit", 500, minimum=0, maximum=MAX_LIMIT),
+        limit=_integer(request, "limit", DEFAULT_LIMIT, minimum=0, maximum=MAX_LIMIT),
     )
 
 
 def _log_path(request: Request, deps: Dependencies) -> Path | None:
     scope, name = _job_key(request)
     execution = int(request.path_params["execution"])
-    if deps.views.job(scope, name, TargetFilter(limit=0)) is None:
+    if not deps.views.exists(scope, name):
         return None
     path = deps.views.reader.state.job(scope, name).log(execution)
     return path if path.parent.is_dir() else None

@@ -7,11 +7,13 @@ of a job with 10,000 targets costs a filter and a slice.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from jobrunner.engine.status import TargetViews, devices_view, job_view, summary_row
 from jobrunner.manifests import ManifestSet
+from jobrunner.state.jobstore import JobState
 from jobrunner.web.reader import FleetReader
 
 DEFAULT_LIMIT = 500
@@ -48,23 +50,24 @@ class Views:
     def jobs(self) -> list[dict[str, Any]]:
         """One row per job, as `status -o json` without JOB prints them."""
         rows = []
-        for key in self.reader.recorded():
+        recorded = self.reader.recorded()
+        for key in recorded:
             loaded = self.reader.job(*key)
             if loaded is None:
                 problem = self.reader.problems.get(key)
                 if problem is not None:
                     rows.append({"scope": key[0], "name": key[1], "error": problem})
                 continue
-            job, generation = loaded
-            cached = self._rows.get(key)
-            if cached is None or cached[0] != generation:
-                # A thousand jobs' counts and next fire times cost tens of milliseconds;
-                # a job that did not change keeps its row (a fire changes its record).
-                cached = self._rows[key] = (generation, summary_row(job))
-            rows.append(cached[1])
-        for gone in set(self._rows) - set(self.reader.recorded()):
+            # A thousand jobs' counts and next fire times cost tens of milliseconds; a job
+            # that did not change keeps its row (a fire changes its record).
+            rows.append(_made_once(self._rows, key, loaded, summary_row))
+        for gone in set(self._rows) - set(recorded):
             del self._rows[gone]
         return rows
+
+    def exists(self, scope: str, name: str) -> bool:
+        """The job is recorded (and readable), without making its view."""
+        return self.reader.job(scope, name) is not None
 
     def job(self, scope: str, name: str, page: TargetFilter | None = None) -> dict[str, Any] | None:
         """`status JOB -o json`, its targets filtered and paged (`page` says how); None when
@@ -88,10 +91,19 @@ class Views:
             self._cache.pop((scope, name), None)
             self._made.pop((scope, name), None)
             return None
-        job, generation = loaded
-        cached = self._cache.get((scope, name))
-        if cached is not None and cached[0] == generation:
-            return cached[1]
-        view = job_view(job, self._made.setdefault((scope, name), {}))
-        self._cache[(scope, name)] = (generation, view)
-        return view
+        made = self._made.setdefault((scope, name), {})
+        return _made_once(self._cache, (scope, name), loaded, lambda job: job_view(job, made))
+
+
+def _made_once(
+    store: dict[tuple[str, str], tuple[int, dict[str, Any]]],
+    key: tuple[str, str],
+    loaded: tuple[JobState, int],
+    make: Callable[[JobState], dict[str, Any]],
+) -> dict[str, Any]:
+    """`make(job)`, made again only when the job's generation changed since it was kept."""
+    job, generation = loaded
+    kept = store.get(key)
+    if kept is None or kept[0] != generation:
+        kept = store[key] = (generation, make(job))
+    return kept[1]
