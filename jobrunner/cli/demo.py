@@ -38,6 +38,7 @@ from jobrunner.simulator.fleet import Fleet, FleetError
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import StateDir
 from jobrunner.state.records import counts_text
+from jobrunner.web.address import parse_address, url_of
 
 DEMO_SCOPE = "acme"
 LATE_DEVICE = "gw-0012"
@@ -147,11 +148,12 @@ def demo(
             raise click.ClickException(f"the demo could not start: {error}") from None
         click.echo(f"fleet: {fleet.describe()}", err=True)
         log = folder.parent / "watch.log"
-        host, _, port = http.rpartition(":")
-        address = f"{host}:{free_port(host)}" if port == "0" else http
+        host, port = parse_address(http)
+        port = port or free_port(host)
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         daemon = stack.enter_context(_daemon(jobs_dir, folder, broker, log, loaded.path, address))
         click.echo(f"daemon: jobrunner watch (its log: {log})", err=True)
-        click.echo(f"dashboard: http://{address}/", err=True)
+        click.echo(f"dashboard: {url_of(host, port)}", err=True)
         settled = _show_until_settled(StateDir(folder), fleet, timeout, daemon, log)
         _summary(StateDir(folder), log)
         if keep:

@@ -8,24 +8,15 @@ or once as `?token=TOKEN` in a browser, which then keeps it in a cookie of its o
 from __future__ import annotations
 
 import hmac
-import ipaddress
 from urllib.parse import parse_qs, urlencode
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from jobrunner.web.address import is_loopback
+
 COOKIE = "jobrunner_token"
-
-
-def is_loopback(host: str) -> bool:
-    """`127.0.0.1`, `::1`, `localhost`: only this machine can connect."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 class TokenGate:

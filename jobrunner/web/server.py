@@ -23,8 +23,8 @@ from jobrunner.errors import ConfigError
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import StateDir
 from jobrunner.state.registry import DeviceRegistry
+from jobrunner.web.address import is_loopback, parse_address, url_of
 from jobrunner.web.app import Dependencies, Runner, create_app
-from jobrunner.web.auth import is_loopback
 from jobrunner.web.health import Health, Liveness
 from jobrunner.web.metrics import EngineMetrics, FleetCollector
 from jobrunner.web.reader import FleetReader
@@ -33,21 +33,6 @@ from jobrunner.web.views import Views
 log = logging.getLogger("jobrunner.http")
 
 START_TIMEOUT = 10.0  # seconds for the server to listen
-
-
-def parse_address(address: str) -> tuple[str, int]:
-    """`HOST:PORT` (`[::1]:PORT` for IPv6), or a bare `PORT` on loopback -> (host, port);
-    ConfigError saying what is right."""
-    if address.isdigit():
-        address = f"127.0.0.1:{address}"  # this machine only, unless an address is given
-    host, colon, port = address.rpartition(":")
-    if not colon or not host or not port.isdigit() or int(port) > 65535:
-        raise ConfigError(
-            f"--http {address!r}: write HOST:PORT or PORT, for example 127.0.0.1:8080 or 8080"
-            " (this machine only; 0.0.0.0:8080 listens on every interface and needs"
-            " --http-token)"
-        )
-    return host.strip("[]"), int(port)
 
 
 class DaemonFacts(Runner, Liveness, Protocol):
@@ -76,8 +61,7 @@ class Dashboard:
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}/"
+        return url_of(self.host, self.port)
 
     def start(self, daemon: DaemonFacts) -> None:
         """Listen (ConfigError when the address is taken or not ours) and serve on a thread."""

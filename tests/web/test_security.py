@@ -6,8 +6,7 @@ import httpx
 import pytest
 
 from jobrunner.errors import ConfigError
-from jobrunner.web.auth import is_loopback
-from jobrunner.web.server import parse_address
+from jobrunner.web.address import is_loopback, parse_address
 
 from ..engine.conftest import Scenario
 from .conftest import serve
