@@ -58,9 +58,7 @@ class Facts:
         return self.runner.registry.copy() if self.runner is not None else None
 
     def held(self) -> dict[tuple[str, str], JobState]:
-        if self.runner is None:
-            return {}
-        return {key: job.state for key, job in dict(self.runner.engine.jobs).items()}
+        return self.runner.held() if self.runner is not None else {}
 
     def broker_connected(self) -> bool:
         return True

@@ -218,12 +218,9 @@ class Daemon:
         return runner.registry.copy() if runner is not None else None
 
     def held(self) -> dict[JobKey, JobState]:
-        """The jobs the engine holds, as a table taken at once (`dict()` of a dict does not
-        let the engine's thread in): each job's `snapshot()` is for the caller to take."""
+        """The jobs the engine holds (none when not running): see `Runner.held`."""
         runner = self.runner
-        if runner is None:
-            return {}
-        return {key: job.state for key, job in dict(runner.engine.jobs).items()}
+        return runner.held() if runner is not None else {}
 
     def stop(self) -> None:
         """Stop (from a signal handler too): nothing new is sent from this instant."""

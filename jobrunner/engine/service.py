@@ -196,6 +196,12 @@ class Runner:
             self.link.serve(scope, chosen, self.config.connect_timeout)
             self.accounts[scope] = chosen
 
+    def held(self) -> dict[tuple[str, str], JobState]:
+        """The jobs the engine holds, as a table taken at once (`dict()` of a dict does not
+        let the engine's thread in), for a reader on another thread: each job's `snapshot()`
+        is for it to take."""
+        return {key: job.state for key, job in dict(self.engine.jobs).items()}
+
     def resume(self) -> None:
         """Take up what a previous owner left: RUNNING executions, operations still awaited."""
         for scope, name in self.state.jobs():

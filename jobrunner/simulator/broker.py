@@ -23,6 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from jobrunner.device.settings import parse_broker_url
+from jobrunner.errors import ConfigError
+
 BrokerKind = Literal["auto", "mosquitto", "embedded"]
 
 _MOSQUITTO_PLACES = (
@@ -153,13 +156,15 @@ class RunningBroker:
 
 def external_broker(url: str) -> RunningBroker:
     """A broker that runs elsewhere (`mqtt://host:port`), once it accepts connections."""
-    scheme, _, rest = url.partition("://")
-    host, _, port = rest.rstrip("/").rpartition(":")
-    if scheme != "mqtt" or not host or not port.isdigit():
-        raise BrokerError(f"{url!r}: an external broker is given as mqtt://host:port")
-    if not wait_for_port(host, int(port), timeout=10):
+    try:
+        host, port, tls = parse_broker_url(url)
+    except ConfigError as error:
+        raise BrokerError(str(error)) from None
+    if tls:
+        raise BrokerError(f"{url!r}: the test broker is given as mqtt://host:port, without TLS")
+    if not wait_for_port(host, port, timeout=10):
         raise BrokerError(f"the external broker {url} does not accept connections")
-    return RunningBroker("external", host, int(port))
+    return RunningBroker("external", host, port)
 
 
 def start_broker(
