@@ -422,12 +422,7 @@ class Gate:
 
     def rate(self) -> float | None:
         """Targets a minute now: the ramp's (grown with the successes), under maxPerMinute."""
-        cap = self.settings.max_per_minute
-        ramp = self.settings.ramp
-        if ramp is None:
-            return float(cap) if cap is not None else None
-        grown = ramp.base * ramp.factor ** (self.succeeded // ramp.every)
-        return float(min(grown, cap)) if cap is not None else float(grown)
+        return rate_after(self.settings, self.succeeded)
 
     # -- bookkeeping -------------------------------------------------------------------------
 
@@ -540,10 +535,16 @@ class _Estimate:
         self.started = 0
 
     def interval(self) -> float:
-        cap, ramp = self.settings.max_per_minute, self.settings.ramp
+        rate = rate_after(self.settings, self.started)  # every one started has succeeded
         self.started += 1
-        if ramp is None:
-            return 0.0 if cap is None else 60.0 / cap
-        grown = ramp.base * ramp.factor ** ((self.started - 1) // ramp.every)
-        rate = min(grown, cap) if cap is not None else grown
-        return 60.0 / rate
+        return 0.0 if rate is None else 60.0 / rate
+
+
+def rate_after(settings: Rollout, succeeded: int) -> float | None:
+    """Targets a minute once `succeeded` targets succeeded: the ramp's, under maxPerMinute
+    (None: no limit)."""
+    cap, ramp = settings.max_per_minute, settings.ramp
+    if ramp is None:
+        return float(cap) if cap is not None else None
+    grown = ramp.base * ramp.factor ** (succeeded // ramp.every)
+    return float(min(grown, cap)) if cap is not None else float(grown)

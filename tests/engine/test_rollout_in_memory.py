@@ -18,10 +18,12 @@ from jobrunner.cli.main import cli
 from jobrunner.device import BrokerSettings, KuraPayload
 from jobrunner.engine.events import Inbox
 from jobrunner.engine.memory import MemoryLink, Sent, error, ok
+from jobrunner.engine.rollout import estimate, rate_after
 from jobrunner.engine.runtime import EngineSettings
 from jobrunner.engine.service import Runner, RunnerConfig
 from jobrunner.engine.status import job_view
 from jobrunner.engine.waves import stable_order
+from jobrunner.manifests.rollout import Rollout
 from jobrunner.state.records import ExecutionStatus, ExecutionSummary
 
 STOP = "- {name: stop, definition: Bundle Stop, timeout: 30s, properties: {bundleId: 42}}"
@@ -423,3 +425,14 @@ def test_status_shows_the_rollout_and_each_targets_wave(world: World) -> None:
     assert "gw-07                    canary       0    PROCESS_FAILED" in table
     assert "[rollout aborted canary]" in overview
     assert "#1 ABORTED" in overview
+
+
+def test_the_estimate_follows_the_ramp_as_the_gate_does() -> None:
+    settings = Rollout.model_validate(
+        {"ramp": {"base": 10, "factor": 2, "every": "5 succeeded"}, "maxPerMinute": 60}
+    )
+    first, last = estimate([20], settings, now=1000.0)
+    # 5 at 10/min (6 s apart), 5 at 20 (3 s), 5 at 40 (1.5 s), then 60 (the cap: 1 s)
+    assert first == 1000.0
+    assert last == pytest.approx(1000.0 + 5 * 6 + 5 * 3 + 5 * 1.5 + 4 * 1.0)
+    assert rate_after(settings, 0) == 10 and rate_after(settings, 15) == 60
