@@ -138,11 +138,6 @@ class Engine:
         """Ask the device to cancel the target's operation (a download in progress)."""
         return self.dispatcher.cancel(job, client_id)
 
-    def wait_no_longer_than(self, job: RunningJob, seconds: float) -> None:
-        """A stopped execution ends, at the latest, `seconds` from now."""
-        assert job.run is not None
-        self.rt.deadlines.add(self.clock() + seconds, DrainOver(job.key, job.run.id))
-
     def drain(self) -> None:
         """Send nothing more from now on; replies in flight are still taken."""
         self.rt.connection.draining = True
