@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from jobrunner.cli.options import (
 from jobrunner.engine.plan import Action, JobPlan, Plan
 from jobrunner.engine.rollout import estimate
 from jobrunner.engine.service import make_plan
+from jobrunner.engine.windows import describe
 from jobrunner.manifests.fields import format_duration
 from jobrunner.manifests.rollout import Rollout
 
@@ -174,13 +175,9 @@ def _estimate_text(first: float, last: float, now: float, rollout: Rollout) -> s
     if last == math.inf:
         return "estimate: the window's cron does not fire again: targets would never start"
     span = format_duration(timedelta(seconds=max(1, round(last - first))))
-    starts = "at once" if first <= now + 1 else f"from {_utc(first)}"
+    starts = "at once" if first <= now + 1 else f"from {describe(first, 'UTC')}"
     soaks = " and the soaks" if rollout.soak else ""
     return (
-        f"estimate: starts {starts}, the last target at the earliest {_utc(last)}"
+        f"estimate: starts {starts}, the last target at the earliest {describe(last, 'UTC')}"
         f" (starts spread over {span}{soaks}, if every target succeeds; plus its steps)"
     )
-
-
-def _utc(moment: float) -> str:
-    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
