@@ -22,6 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from jobrunner.state.jobstore import JobState
+from jobrunner.state.storage import Storage
 from jobrunner.state.targets import TargetStatus
 
 COLOURS = {
@@ -53,6 +54,7 @@ class JobProgress:
     steps: list[str]
     counts: Counter[str]
     per_step: list[Counter[str]]
+    storage: Storage
     log: Path
 
     @property
@@ -92,6 +94,7 @@ def progress_of(job: JobState, execution_id: int) -> JobProgress:
         steps=steps,
         counts=counts,
         per_step=per_step,
+        storage=job.paths.storage,
         log=job.paths.log(execution_id),
     )
 
@@ -177,17 +180,12 @@ class ProgressView:
             self._live.update(render(progress))
             return
         for item in progress:
-            self.print_new_lines(item.log, item.label)
+            self.print_new_lines(item.storage, item.log, item.label)
 
-    def print_new_lines(self, log: Path, label: str) -> None:
+    def print_new_lines(self, storage: Storage, log: Path, label: str) -> None:
         """Print the log's lines written since the last call (plain view), in one write."""
         position = self._positions.get(log, 0)
-        try:
-            with log.open("rb") as handle:
-                handle.seek(position)
-                chunk = handle.read()
-        except FileNotFoundError:
-            return
+        chunk = storage.read_from(log, position)
         complete = chunk[: chunk.rfind(b"\n") + 1]  # a line still being written waits
         self._positions[log] = position + len(complete)
         lines = complete.decode("utf-8", errors="replace").splitlines()

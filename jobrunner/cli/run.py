@@ -42,12 +42,14 @@ def follow(
     """Wait, reading the state directory, until the daemon's executions have ended (or a
     signal: the daemon goes on with them)."""
     while True:
-        summaries = [ExecutionSummary.load(state.job(s, n).summary(e)) for s, n, e in refs]
+        summaries = [
+            ExecutionSummary.load(state.storage, state.job(s, n).summary(e)) for s, n, e in refs
+        ]
         finished = all(summary.status is not ExecutionStatus.RUNNING for summary in summaries)
         if finished or view.due(0.5):
             if not view.live:  # the log lines only: no need to read every target
                 for s, n, e in refs:
-                    view.print_new_lines(state.job(s, n).log(e), f"{s}/{n}")
+                    view.print_new_lines(state.storage, state.job(s, n).log(e), f"{s}/{n}")
             else:
                 jobs = [JobState.load(state, s, n) for s, n, _ in refs]
                 pairs = zip(jobs, refs, strict=True)
@@ -69,7 +71,8 @@ def _run_and_show(
         def show() -> None:
             if not view.live:  # the log lines only: counting 10,000 targets costs 10 ms
                 for s, n, e in refs:
-                    view.print_new_lines(runner.job_state(s, n).paths.log(e), f"{s}/{n}")
+                    paths = runner.job_state(s, n).paths
+                    view.print_new_lines(paths.storage, paths.log(e), f"{s}/{n}")
                 return
             view.show([progress_of(runner.job_state(s, n), e) for s, n, e in refs])
 

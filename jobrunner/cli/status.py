@@ -306,8 +306,8 @@ def logs(job: str, state_dir: Path, scope: str, execution_id: int | None, follow
     paths = loaded.paths
 
     def ended() -> bool:
-        summary = ExecutionSummary.load(paths.summary(chosen))
+        summary = ExecutionSummary.load(paths.storage, paths.summary(chosen))
         return summary.status is not ExecutionStatus.RUNNING
 
-    for line in read_lines(paths.log(chosen), follow=follow, until=ended):
+    for line in read_lines(paths.storage, paths.log(chosen), follow=follow, until=ended):
         click.echo(line)

@@ -60,9 +60,12 @@ def submit(
     options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Hand a request to the daemon and wait for its answer; JobError with its error."""
-    request_id = uuid.uuid4().hex
+    # Oldest first by name: the time first, then what makes it unique.
+    request_id = f"{time.time_ns():020d}-{uuid.uuid4().hex[:12]}"
     folder = state.requests
+    storage = state.storage
     write_json(
+        storage,
         folder / f"{request_id}{REQUEST}",
         {"action": action, "scope": scope, "name": name, "options": options or {}},
         durable=False,
@@ -70,17 +73,17 @@ def submit(
     reply = folder / f"{request_id}{REPLY}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if reply.exists():
-            answer = json.loads(reply.read_text(encoding="utf-8"))
-            reply.unlink(missing_ok=True)
+        if storage.exists(reply):
+            answer = json.loads(storage.read(reply))
+            storage.remove(reply)
             if "error" in answer:
                 raise JobError(str(answer["error"]))
             result: dict[str, Any] = answer.get("result", {})
             return result
         time.sleep(0.05)
-    (folder / f"{request_id}{REQUEST}").unlink(missing_ok=True)
+    storage.remove(folder / f"{request_id}{REQUEST}")
     raise JobError(
-        f"the watch daemon that owns {state.root} did not answer within {timeout:g}s;"
+        f"the watch daemon that owns the {state.describe()} did not answer within {timeout:g}s;"
         " is it running and healthy? (see its log)"
     )
 
@@ -88,22 +91,24 @@ def submit(
 def pending(state: StateDir) -> list[Request]:
     """Requests waiting for the daemon, oldest first; malformed ones are answered and removed."""
     folder = state.requests
-    if not folder.is_dir():
-        return []
+    storage = state.storage
     found = []
-    files = sorted(folder.glob(f"*{REQUEST}"), key=lambda p: p.stat().st_mtime)
-    for path in files:
-        request_id = path.name[: -len(REQUEST)]
+    for file in storage.children(folder):
+        if not file.endswith(REQUEST):
+            continue
+        request_id = file[: -len(REQUEST)]
         try:
-            found.append(_read(path, request_id))
+            found.append(_read(storage.read(folder / file), request_id))
+        except FileNotFoundError:
+            continue  # taken back by its command (it gave up waiting)
         except (ValueError, StateError) as error:
-            _reply(folder, request_id, {"error": f"malformed request {path.name}: {error}"})
-            path.unlink(missing_ok=True)
+            _reply(state, request_id, {"error": f"malformed request {file}: {error}"})
+            storage.remove(folder / file)
     return found
 
 
-def _read(path: Path, request_id: str) -> Request:
-    raw = json.loads(path.read_text(encoding="utf-8"))
+def _read(data: bytes, request_id: str) -> Request:
+    raw = json.loads(data)
     if not isinstance(raw, dict) or raw.get("action") not in ACTIONS:
         raise ValueError(f"action must be one of {', '.join(ACTIONS)}")
     scope, name = raw.get("scope"), raw.get("name")
@@ -144,10 +149,9 @@ def answer(
     result: dict[str, Any] | None = None,
     error: str | None = None,
 ) -> None:
-    folder = state.requests
-    _reply(folder, request.id, {"error": error} if error is not None else {"result": result})
-    (folder / f"{request.id}{REQUEST}").unlink(missing_ok=True)
+    _reply(state, request.id, {"error": error} if error is not None else {"result": result})
+    state.storage.remove(state.requests / f"{request.id}{REQUEST}")
 
 
-def _reply(folder: Path, request_id: str, body: dict[str, Any]) -> None:
-    write_json(folder / f"{request_id}{REPLY}", body, durable=False)
+def _reply(state: StateDir, request_id: str, body: dict[str, Any]) -> None:
+    write_json(state.storage, state.requests / f"{request_id}{REPLY}", body, durable=False)

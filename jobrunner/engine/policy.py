@@ -180,7 +180,7 @@ class _Review:
 
     def run(self, changes: Iterable[Change]) -> None:
         scopes = set(self.manifests.policies) | {
-            s for s in self.state.scopes() if policy_file(self.state, s).exists()
+            s for s in self.state.scopes() if self.state.storage.exists(policy_file(self.state, s))
         }
         for scope in sorted(scopes):
             self.in_force[scope] = self._policy(scope)
@@ -251,7 +251,7 @@ def review(
     """What the scopes' policies (and `--require-signed`) say of the job `changes` a plan
     would make; see the module's docstring."""
     verdicts = Verdicts()
-    recorded = any(policy_file(state, scope).exists() for scope in state.scopes())
+    recorded = any(state.storage.exists(policy_file(state, s)) for s in state.scopes())
     if require_signed or manifests.policies or recorded:  # else no git history to read
         _Review(manifests, state, require_signed, verdicts).run(changes)
     return verdicts

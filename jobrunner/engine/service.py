@@ -327,7 +327,7 @@ class Runner:
         job = self.engine.jobs.get((ref[0], ref[1]))
         if job is not None and ref[2] in job.state.executions:
             return job.state.executions[ref[2]]
-        return ExecutionSummary.load(self.state.job(ref[0], ref[1]).summary(ref[2]))
+        return ExecutionSummary.load(self.state.storage, self.state.job(*ref[:2]).summary(ref[2]))
 
     def _declare(self, manifests: ManifestSet) -> None:
         for scope, devices in manifests.devices.items():

@@ -65,16 +65,17 @@ class Notifier:
 
     def __init__(
         self,
-        state_dir: Path,
+        state: StateDir | Path,
         secrets: SecretResolver,
         client_id: str,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        folder = StateDir(state_dir).outbox
+        layout = state if isinstance(state, StateDir) else StateDir(state)
+        folder = layout.outbox
         self.secrets = secrets
         self.clock = clock
-        self.reader = OutboxReader(folder)
-        self.writer = OutboxWriter(folder)
+        self.reader = OutboxReader(layout.storage, folder)
+        self.writer = OutboxWriter(layout.storage, folder)
         self._source: ManifestSource | None = None
         self._wake = threading.Event()
         self._stopping = threading.Event()

@@ -1,13 +1,12 @@
 """Crash-safe files: atomic replacement and append-only journals of JSON lines.
 
-Every record on disk is written one of two ways, so that a process killed at any instant
-leaves either the old or the new state, never a mix:
+Every record is written one of two ways (see `storage`), so that a process killed at any
+instant leaves either the old or the new state, never a mix:
 
-- `atomic_write`: write a temporary file beside the target, fsync it, rename it over the
-  target, fsync the folder. Readers see the old file or the new one.
-- `Journal`: JSON lines appended to one file. A crash can only tear the last line; reading
+- `write_json`: a document replaced whole. Readers see the old one or the new one.
+- `Journal`: JSON lines appended to one record. A crash can only tear the last line; reading
   drops a torn last line (it was never acknowledged) and reports any other damage with its
-  file and line. `compact` replaces the journal by a snapshot through `atomic_write`.
+  file and line. `compact` replaces the journal by a snapshot, whole.
 
 The first line of a journal is its header, `{"format": KIND, "version": N}`; a file written
 by a newer jobrunner (a higher version) is refused with a message that says so.
@@ -15,58 +14,29 @@ by a newer jobrunner (a higher version) is refused with a message that says so.
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import json
-import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from jobrunner.errors import StateError, StateVersionError
+from jobrunner.state.storage import Stamp, Storage
 
 Record = dict[str, Any]
 
 
-def fsync_folder(folder: Path) -> None:
-    """Make a rename or a new file in `folder` durable."""
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-def atomic_write(path: Path, data: bytes, durable: bool = True) -> None:
-    """Replace `path` by `data` so that a crash leaves the old content or the new, whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with temporary.open("wb") as handle:
-            handle.write(data)
-            if durable:
-                handle.flush()
-                os.fsync(handle.fileno())
-        temporary.replace(path)
-    except OSError:
-        # A full or read-only disk: the old file stays whole; no half-written copy remains.
-        with contextlib.suppress(OSError):
-            temporary.unlink()
-        raise
-    if durable:
-        fsync_folder(path.parent)
-
-
-def write_json(path: Path, value: Any, durable: bool = True) -> None:
-    """atomic_write of a JSON document (indented: state is meant to be read by people too)."""
+def write_json(storage: Storage, path: Path, value: Any, durable: bool = True) -> None:
+    """Replace the document at `path` by `value` as JSON (indented: state is meant to be read
+    by people too)."""
     text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
-    atomic_write(path, text.encode("utf-8"), durable)
+    storage.replace(path, text.encode("utf-8"), durable)
 
 
-def read_json(path: Path, kind: str, version: int) -> Record:
-    """A JSON record written by write_json with `format`/`version` keys; StateError if unusable."""
+def read_json(storage: Storage, path: Path, kind: str, version: int) -> Record:
+    """A JSON record written by write_json with `format`/`version` keys; StateError if unusable
+    (FileNotFoundError when there is none)."""
     try:
-        value = json.loads(path.read_bytes())
+        value = json.loads(storage.read(path))
     except FileNotFoundError:
         raise
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -100,17 +70,17 @@ def _nothing() -> None:
 class Journal:
     """An append-only file of JSON lines after a header line; see the module docstring."""
 
-    def __init__(self, path: Path, kind: str, version: int) -> None:
+    def __init__(self, storage: Storage, path: Path, kind: str, version: int) -> None:
+        self.storage = storage
         self.path = path
         self.kind = kind
         self.version = version
-        self._handle: IO[bytes] | None = None
         self._pending: list[bytes] = []
         self.on_pending: Callable[[], object] = _nothing
         """Called when a record is queued and none was: an owner of many journals then
         flushes those with something queued, not every one of them."""
-        self.read_to: tuple[int, int, int] = (0, 0, 0)
-        """(inode, offset after the last whole line, lines) as last read: `read_appended`
+        self.read_to: tuple[Stamp, int, int] = (None, 0, 0)
+        """(stamp, offset after the last whole line, lines) as last read: `read_appended`
         goes on from there."""
 
     # -- reading ---------------------------------------------------------------------------
@@ -118,34 +88,24 @@ class Journal:
     def read(self) -> Iterator[Record]:
         """The records (without the header). A torn last line is dropped; other damage raises."""
         try:
-            with self.path.open("rb") as handle:
-                data = handle.read()
-                whole = data.rfind(b"\n") + 1
-                inode = os.fstat(handle.fileno()).st_ino
-                self.read_to = (inode, whole, data.count(b"\n", 0, whole))
+            data, stamp = self.storage.read_stamped(self.path)
         except FileNotFoundError:
-            self.read_to = (0, 0, 0)
+            self.read_to = (None, 0, 0)
             return
+        whole = data.rfind(b"\n") + 1
+        self.read_to = (stamp, whole, data.count(b"\n", 0, whole))
         yield from self._records(data, 1)
 
     def read_appended(self) -> Iterator[Record] | None:
         """The records appended since the last `read` or `read_appended`, for a reader of a
-        journal another process writes (the dashboard); None when the file was replaced or
+        journal another process writes (the dashboard); None when the record was replaced or
         cut (compacted): `read` it whole again."""
-        inode, offset, lines = self.read_to
-        try:
-            with self.path.open("rb") as handle:
-                if os.fstat(handle.fileno()).st_ino != inode or offset == 0:
-                    return None
-                size = handle.seek(0, os.SEEK_END)
-                if size < offset:
-                    return None
-                handle.seek(offset)
-                data = handle.read()
-        except FileNotFoundError:
+        stamp, offset, lines = self.read_to
+        data = self.storage.read_after(self.path, stamp, offset)
+        if data is None:
             return None
         whole = data.rfind(b"\n") + 1
-        self.read_to = (inode, offset + whole, lines + data.count(b"\n", 0, whole))
+        self.read_to = (stamp, offset + whole, lines + data.count(b"\n", 0, whole))
         return self._records(data[:whole], lines + 1)
 
     def _records(self, data: bytes, first: int) -> Iterator[Record]:
@@ -185,71 +145,20 @@ class Journal:
         """Write queued records; with `durable`, also fsync (a crash then cannot lose them)."""
         if not self._pending:
             return
-        handle = self._open()
-        append_whole(handle, b"".join(self._pending), durable)
+        self.storage.append(self.path, b"".join(self._pending), durable, self._header())
         self._pending.clear()
 
     def compact(self, records: Iterable[Record]) -> None:
         """Replace the whole journal by `records` (a snapshot), atomically."""
         self.flush()
-        self.close()
         body = b"".join(_line(r) for r in records)
-        atomic_write(self.path, self._header() + body)
+        self.storage.replace(self.path, self._header() + body)
 
     def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+        self.storage.release(self.path)
 
     def _header(self) -> bytes:
         return _line({"format": self.kind, "version": self.version})
-
-    def _open(self) -> IO[bytes]:
-        if self._handle is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._repair_torn_tail()
-            fresh = not self.path.exists() or self.path.stat().st_size == 0
-            handle = self.path.open("ab", buffering=0)
-            if fresh:
-                append_whole(handle, self._header(), durable=False)
-            self._handle = handle
-        return self._handle
-
-    def _repair_torn_tail(self) -> None:
-        """Cut a line torn by a crash, so that the next append starts on a line of its own."""
-        try:
-            with self.path.open("rb+") as handle:
-                size = handle.seek(0, os.SEEK_END)
-                if size == 0:
-                    return
-                handle.seek(size - 1)
-                if handle.read(1) == b"\n":
-                    return
-                handle.seek(0)
-                data = handle.read()
-                handle.truncate(data.rfind(b"\n") + 1)
-        except FileNotFoundError:
-            return
-
-
-def append_whole(handle: IO[bytes], data: bytes, durable: bool) -> None:
-    """Append all of `data` to an unbuffered file, or nothing: when the disk refuses (full,
-    read-only, quota), what was written of it is cut off again, so the file never keeps a
-    torn line in its middle; the caller keeps the data and tries again later."""
-    start = handle.seek(0, os.SEEK_END)
-    try:
-        view = memoryview(data)
-        while view:
-            written = handle.write(view)
-            if not written:
-                raise OSError(errno.EIO, "the disk accepted no byte")
-            view = view[written:]
-        if durable:
-            os.fsync(handle.fileno())
-    except OSError:
-        with contextlib.suppress(OSError):
-            handle.truncate(start)
-        raise
 
 
 def _loads(line: bytes) -> Any:

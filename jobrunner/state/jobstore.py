@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -27,6 +26,7 @@ from jobrunner.state.records import (
     Trigger,
     utc_now,
 )
+from jobrunner.state.storage import Stamp
 from jobrunner.state.targets import TargetState, TargetTable
 
 
@@ -42,8 +42,8 @@ class JobState:
     steps: list[StepBase] = field(default_factory=list)
     """The frozen steps, validated (empty before the first execution)."""
     _on_pending: Callable[[], object] | None = None
-    _record_stamp: tuple[int, int, int] | None = None
-    """The record file's (inode, size, mtime) when it was loaded: `refresh` reloads it when
+    _record_stamp: Stamp | None = None
+    """The record's stamp when it was loaded: `refresh` reloads it when
     it was replaced since."""
 
     @property
@@ -58,26 +58,29 @@ class JobState:
 
     @staticmethod
     def exists(state: StateDir, scope: str, name: str) -> bool:
-        return state.job(scope, name).record.exists()
+        return state.storage.exists(state.job(scope, name).record)
 
     @staticmethod
     def load(state: StateDir, scope: str, name: str) -> JobState:
         """The job as recorded; StateError when a file is damaged or from a newer version."""
         paths = state.job(scope, name)
-        record = JobRecord.load(paths.record)
+        storage = paths.storage
+        record = JobRecord.load(storage, paths.record)
         if (record.scope, record.name) != (scope, name):
             raise StateError(
                 f"{paths.record}: records job {record.scope}/{record.name}, expected"
                 f" {scope}/{name}; was the folder copied or renamed by hand?"
             )
-        stamp = _stamp(paths.record)
-        targets = TargetTable(paths.targets).load()
+        stamp = storage.stamp(paths.record)
+        targets = TargetTable(storage, paths.targets).load()
         job = JobState(paths, record, targets, steps=_frozen_steps(paths, record))
         job._record_stamp = stamp
         for execution_id in paths.execution_ids():
-            summary_path = paths.summary(execution_id)
-            if summary_path.exists():
-                job.executions[execution_id] = ExecutionSummary.load(summary_path)
+            try:
+                summary = ExecutionSummary.load(storage, paths.summary(execution_id))
+            except FileNotFoundError:
+                continue  # a crash between the folder and its summary: nothing started
+            job.executions[execution_id] = summary
         return job
 
     def snapshot(self) -> JobState:
@@ -97,9 +100,10 @@ class JobState:
         the record when it was replaced, the targets' new journal lines, new executions and
         those that were still running. True when anything changed."""
         changed = False
-        stamp = _stamp(self.paths.record)
+        storage = self.paths.storage
+        stamp = storage.stamp(self.paths.record)
         if stamp != self._record_stamp:
-            record = JobRecord.load(self.paths.record)
+            record = JobRecord.load(storage, self.paths.record)
             self.steps = _frozen_steps(self.paths, record)
             self.record, self._record_stamp, changed = record, stamp, True
         changed = self.targets.follow() or changed
@@ -107,10 +111,10 @@ class JobState:
             known = self.executions.get(execution_id)
             if known is not None and known.status is not ExecutionStatus.RUNNING:
                 continue  # an ended execution's summary is never written again
-            path = self.paths.summary(execution_id)
-            if not path.exists():
+            try:
+                summary = ExecutionSummary.load(storage, self.paths.summary(execution_id))
+            except FileNotFoundError:
                 continue
-            summary = ExecutionSummary.load(path)
             if known is None or summary != known:
                 self.executions[execution_id] = summary
                 changed = True
@@ -119,7 +123,7 @@ class JobState:
     @staticmethod
     def create(state: StateDir, record: JobRecord) -> JobState:
         paths = state.job(record.scope, record.name)
-        job = JobState(paths, record, TargetTable(paths.targets))
+        job = JobState(paths, record, TargetTable(paths.storage, paths.targets))
         job.save_record()
         return job
 
@@ -130,7 +134,7 @@ class JobState:
         says (a rollout's wave soaking, say) is never ahead of the targets it follows from,
         whenever the process is killed."""
         self.targets.flush(durable=True)
-        self.record.save(self.paths.record)
+        self.record.save(self.paths.storage, self.paths.record)
 
     def freeze(self, frozen: FrozenJob) -> None:
         """Record the first execution's targets and steps: unmodifiable from now on."""
@@ -181,12 +185,14 @@ class JobState:
             log.close()
 
     def save_summary(self, summary: ExecutionSummary) -> None:
-        summary.save(self.paths.summary(summary.id))
+        summary.save(self.paths.storage, self.paths.summary(summary.id))
 
     def log(self, execution_id: int) -> ExecutionLog:
         log = self.logs.get(execution_id)
         if log is None:
-            log = self.logs[execution_id] = ExecutionLog(self.paths.log(execution_id))
+            log = self.logs[execution_id] = ExecutionLog(
+                self.paths.storage, self.paths.log(execution_id)
+            )
             if self._on_pending is not None:
                 log.on_pending = self._on_pending
         return log
@@ -242,12 +248,3 @@ def _frozen_steps(paths: JobPaths, record: JobRecord) -> list[StepBase]:
             " is set aside, the other jobs go on: restore the file from a backup, or remove"
             " the job's state folder to forget the job"
         ) from None
-
-
-def _stamp(path: Path) -> tuple[int, int, int] | None:
-    """What an atomic replacement of `path` changes: its inode, size and modification time."""
-    try:
-        stat = path.stat()
-    except FileNotFoundError:
-        return None
-    return stat.st_ino, stat.st_size, stat.st_mtime_ns

@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from jobrunner.errors import StateError
+from jobrunner.state.storage import FileStorage, Storage
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
@@ -39,6 +40,7 @@ def safe_name(name: str, what: str) -> str:
 @dataclass(frozen=True)
 class JobPaths:
     folder: Path
+    storage: Storage
 
     @property
     def record(self) -> Path:
@@ -62,15 +64,25 @@ class JobPaths:
         return self.execution(execution_id) / "log.txt"
 
     def execution_ids(self) -> list[int]:
-        """Ids of the executions on disk, oldest first."""
-        if not self.executions.is_dir():
-            return []
-        return sorted(int(p.name) for p in self.executions.iterdir() if p.name.isdigit())
+        """Ids of the executions recorded, oldest first."""
+        return sorted(
+            int(name) for name in self.storage.children(self.executions) if name.isdigit()
+        )
 
 
 @dataclass(frozen=True)
 class StateDir:
+    """The records of one state, by name, in its `storage` (a state directory by default)."""
+
     root: Path
+    storage: Storage = field(default=None, compare=False)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.storage is None:
+            object.__setattr__(self, "storage", FileStorage(self.root))
+
+    def describe(self) -> str:
+        return self.storage.describe()
 
     @property
     def lock(self) -> Path:
@@ -91,18 +103,15 @@ class StateDir:
         return self.scope(scope) / "devices.journal"
 
     def job(self, scope: str, name: str) -> JobPaths:
-        return JobPaths(self.scope(scope) / "jobs" / safe_name(name, "job"))
+        return JobPaths(self.scope(scope) / "jobs" / safe_name(name, "job"), self.storage)
 
     def scopes(self) -> Iterator[str]:
-        folder = self.root / "scopes"
-        if folder.is_dir():
-            yield from sorted(p.name for p in folder.iterdir() if _SAFE_NAME.match(p.name))
+        yield from (n for n in self.storage.children(self.root / "scopes") if _SAFE_NAME.match(n))
 
     def jobs(self) -> Iterator[tuple[str, str]]:
-        """(scope, name) of every job with a record on disk."""
+        """(scope, name) of every job with a record."""
         for scope in self.scopes():
             folder = self.scope(scope) / "jobs"
-            if folder.is_dir():
-                for job in sorted(folder.iterdir()):
-                    if _SAFE_NAME.match(job.name) and (job / "job.json").exists():
-                        yield scope, job.name
+            for name in self.storage.children(folder):
+                if _SAFE_NAME.match(name) and self.storage.exists(folder / name / "job.json"):
+                    yield scope, name

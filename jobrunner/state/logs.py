@@ -14,9 +14,8 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
 
-from jobrunner.state.files import append_whole
+from jobrunner.state.storage import Storage
 
 
 def timestamp(at: float | None = None) -> str:
@@ -51,10 +50,10 @@ def _nothing() -> None:
 class ExecutionLog:
     """Appends lines to one execution's log; `flush` writes what was queued."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, storage: Storage, path: Path) -> None:
+        self.storage = storage
         self.path = path
         self._pending: list[str] = []
-        self._handle: IO[bytes] | None = None
         self.on_pending: Callable[[], object] = _nothing
         """Called when a line is queued and none was (see `Journal.on_pending`)."""
 
@@ -69,20 +68,16 @@ class ExecutionLog:
         """Write the queued lines, all of them or none (kept for the next try)."""
         if not self._pending:
             return
-        if self._handle is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = self.path.open("ab", buffering=0)
-        append_whole(self._handle, "".join(self._pending).encode("utf-8"), durable=False)
+        self.storage.append(self.path, "".join(self._pending).encode("utf-8"))
         self._pending.clear()
 
     def close(self) -> None:
         self.flush()
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+        self.storage.release(self.path)
 
 
 def read_lines(
+    storage: Storage,
     path: Path,
     follow: bool = False,
     poll: float = 0.2,
@@ -91,19 +86,15 @@ def read_lines(
     """The complete lines of a log; with `follow`, keep yielding new ones as they are written,
     until `until()` is true (the lines written before it became true are still yielded)."""
     position = 0
-    partial = ""
+    partial = b""
     last_pass = False
     while True:
-        try:
-            with path.open("r", encoding="utf-8", errors="replace") as handle:
-                handle.seek(position)
-                chunk = handle.read()
-                position = handle.tell()
-        except FileNotFoundError:
-            chunk = ""
-        lines = (partial + chunk).split("\n")
+        chunk = storage.read_from(path, position)
+        position += len(chunk)
+        lines = (partial + chunk).split(b"\n")
         partial = lines.pop()
-        yield from lines
+        for line in lines:
+            yield line.decode("utf-8", errors="replace")
         if not follow or last_pass:
             return
         last_pass = until is not None and until()

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from jobrunner.state.files import Journal, Record
+from jobrunner.state.storage import Storage
 
 OUTBOX_FORMAT = "jobrunner.outbox"
 DELIVERED_FORMAT = "jobrunner.delivered"
@@ -40,28 +41,29 @@ class Entry:
     segment: int
 
 
-def _segments(folder: Path) -> list[int]:
-    if not folder.is_dir():
-        return []
-    return sorted(int(m.group(1)) for p in folder.iterdir() if (m := _SEGMENT.match(p.name)))
+def _segments(storage: Storage, folder: Path) -> list[int]:
+    return sorted(int(m.group(1)) for n in storage.children(folder) if (m := _SEGMENT.match(n)))
 
 
-def _events(folder: Path, segment: int) -> Journal:
-    return Journal(folder / f"events.{segment:06d}.journal", OUTBOX_FORMAT, OUTBOX_VERSION)
+def _events(storage: Storage, folder: Path, segment: int) -> Journal:
+    path = folder / f"events.{segment:06d}.journal"
+    return Journal(storage, path, OUTBOX_FORMAT, OUTBOX_VERSION)
 
 
-def _delivered(folder: Path, segment: int) -> Journal:
-    return Journal(folder / f"delivered.{segment:06d}.journal", DELIVERED_FORMAT, OUTBOX_VERSION)
+def _delivered(storage: Storage, folder: Path, segment: int) -> Journal:
+    path = folder / f"delivered.{segment:06d}.journal"
+    return Journal(storage, path, DELIVERED_FORMAT, OUTBOX_VERSION)
 
 
 class OutboxWriter:
     """The engine's side: appends each event as it happens."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, storage: Storage, folder: Path) -> None:
+        self.storage = storage
         self.folder = folder
-        found = _segments(folder)
+        found = _segments(storage, folder)
         self.segment = found[-1] if found else 1
-        self._journal = _events(folder, self.segment)
+        self._journal = _events(storage, folder, self.segment)
         self._count = sum(1 for _ in self._journal.read())
 
     def put(self, to: str, event: dict[str, Any]) -> None:
@@ -69,7 +71,7 @@ class OutboxWriter:
         if self._count >= SEGMENT_EVENTS:
             self._journal.close()
             self.segment += 1
-            self._journal, self._count = _events(self.folder, self.segment), 0
+            self._journal, self._count = _events(self.storage, self.folder, self.segment), 0
         # One entry per receiver: the same event (its CloudEvents id) may go to several.
         self._journal.append({"id": f"{event['id']}@{to}", "to": to, "event": event})
         self._journal.flush()
@@ -90,15 +92,19 @@ class _Segment:
 class OutboxReader:
     """The sender's side: what is still to be posted, in order; records deliveries."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, storage: Storage, folder: Path) -> None:
+        self.storage = storage
         self.folder = folder
         self._segments: dict[int, _Segment] = {}
 
     def undelivered(self) -> list[Entry]:
         """Every event not yet delivered, oldest first (reads only what was appended since)."""
-        for number in _segments(self.folder):
+        for number in _segments(self.storage, self.folder):
             if number not in self._segments:
-                segment = _Segment(_events(self.folder, number), _delivered(self.folder, number))
+                segment = _Segment(
+                    _events(self.storage, self.folder, number),
+                    _delivered(self.storage, self.folder, number),
+                )
                 segment.done = {str(r.get("id")) for r in segment.delivered.read()}
                 segment.entries = [_entry(r, number) for r in segment.events.read()]
                 self._segments[number] = segment
@@ -132,8 +138,8 @@ class OutboxReader:
             if all(e.id in segment.done for e in segment.entries):
                 segment.delivered.close()
                 segment.events.close()
-                segment.events.path.unlink(missing_ok=True)
-                segment.delivered.path.unlink(missing_ok=True)
+                self.storage.remove(segment.events.path)
+                self.storage.remove(segment.delivered.path)
                 del self._segments[number]
 
     def close(self) -> None:

@@ -38,7 +38,7 @@ def load_policy(state: StateDir, scope: str) -> PolicyRecord | None:
     """The scope's accepted policy; None without one; StateError when it cannot be read."""
     path = policy_file(state, scope)
     try:
-        raw = read_json(path, POLICY_FORMAT, POLICY_VERSION)
+        raw = read_json(state.storage, path, POLICY_FORMAT, POLICY_VERSION)
     except FileNotFoundError:
         return None
     try:
@@ -51,6 +51,6 @@ def save_policy(state: StateDir, scope: str, record: PolicyRecord | None) -> Non
     """Record the scope's accepted policy (None: it was removed)."""
     path = policy_file(state, scope)
     if record is None:
-        path.unlink(missing_ok=True)
+        state.storage.remove(path)
         return
-    write_json(path, record.model_dump(mode="json", by_alias=True))
+    write_json(state.storage, path, record.model_dump(mode="json", by_alias=True))

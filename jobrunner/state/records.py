@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from jobrunner.errors import StateError
 from jobrunner.state.files import read_json, write_json
+from jobrunner.state.storage import Storage
 
 JOB_FORMAT: Final = "jobrunner.job"
 JOB_VERSION = 1
@@ -150,13 +151,13 @@ class JobRecord(Record):
     """The targets' time zones from the DeviceList (a rollout window `timezone: device`)."""
     updated: datetime = Field(default_factory=utc_now)
 
-    def save(self, path: Path) -> None:
+    def save(self, storage: Storage, path: Path) -> None:
         self.updated = utc_now()
-        write_json(path, self.model_dump(mode="json"))
+        write_json(storage, path, self.model_dump(mode="json"))
 
     @classmethod
-    def load(cls, path: Path) -> JobRecord:
-        return _load(cls, path, JOB_FORMAT, JOB_VERSION)
+    def load(cls, storage: Storage, path: Path) -> JobRecord:
+        return _load(cls, storage, path, JOB_FORMAT, JOB_VERSION)
 
 
 class ExecutionStatus(StrEnum):
@@ -204,19 +205,19 @@ class ExecutionSummary(Record):
     """Failed targets left out: they were tried `retry.maxAttempts` times already."""
     message: str | None = None
 
-    def save(self, path: Path) -> None:
-        write_json(path, self.model_dump(mode="json"))
+    def save(self, storage: Storage, path: Path) -> None:
+        write_json(storage, path, self.model_dump(mode="json"))
 
     @classmethod
-    def load(cls, path: Path) -> ExecutionSummary:
-        return _load(cls, path, EXECUTION_FORMAT, EXECUTION_VERSION)
+    def load(cls, storage: Storage, path: Path) -> ExecutionSummary:
+        return _load(cls, storage, path, EXECUTION_FORMAT, EXECUTION_VERSION)
 
 
 R = TypeVar("R", bound=Record)
 
 
-def _load(model: type[R], path: Path, kind: str, version: int) -> R:
-    raw = read_json(path, kind, version)
+def _load(model: type[R], storage: Storage, path: Path, kind: str, version: int) -> R:
+    raw = read_json(storage, path, kind, version)
     try:
         return model.model_validate(raw)
     except ValidationError as error:

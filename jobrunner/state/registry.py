@@ -25,6 +25,7 @@ from typing import Any
 from jobrunner.errors import StateError
 from jobrunner.state.files import Journal, Record
 from jobrunner.state.layout import StateDir
+from jobrunner.state.storage import Storage
 
 FORMAT = "jobrunner.devices"
 VERSION = 1
@@ -114,10 +115,10 @@ def _text(record: Record, name: str, required: bool = False) -> str | None:
 class ScopeRegistry:
     """The devices of one scope, backed by its journal."""
 
-    def __init__(self, path: Path, autoflush: bool = True) -> None:
+    def __init__(self, storage: Storage, path: Path, autoflush: bool = True) -> None:
         self.path = path
         self.autoflush = autoflush
-        self._journal = Journal(path, FORMAT, VERSION)
+        self._journal = Journal(storage, path, FORMAT, VERSION)
         self._devices: dict[str, DeviceRecord] = {}
         self._lines = 0
         self._load()
@@ -156,7 +157,7 @@ class ScopeRegistry:
         immutable; `dict.copy` runs whole under the interpreter lock). Never written."""
         other = ScopeRegistry.__new__(ScopeRegistry)
         other.path, other.autoflush, other._lines = self.path, False, self._lines
-        other._journal = Journal(self.path, FORMAT, VERSION)
+        other._journal = Journal(self._journal.storage, self.path, FORMAT, VERSION)
         other._devices = self._devices.copy()
         return other
 
@@ -259,8 +260,8 @@ class ScopeRegistry:
 class DeviceRegistry:
     """The registries of every scope of a state directory, loaded on first use."""
 
-    def __init__(self, state_dir: Path, autoflush: bool = True) -> None:
-        self.layout = StateDir(state_dir)
+    def __init__(self, state: StateDir | Path, autoflush: bool = True) -> None:
+        self.layout = state if isinstance(state, StateDir) else StateDir(state)
         self.autoflush = autoflush
         self._scopes: dict[str, ScopeRegistry] = {}
 
@@ -268,20 +269,24 @@ class DeviceRegistry:
         """The devices of `scope` (StateError if its journal is damaged)."""
         registry = self._scopes.get(scope)
         if registry is None:
-            registry = ScopeRegistry(self.layout.devices(scope), self.autoflush)
+            registry = ScopeRegistry(
+                self.layout.storage, self.layout.devices(scope), self.autoflush
+            )
             self._scopes[scope] = registry
         return registry
 
     def copy(self) -> DeviceRegistry:
         """The registries as they are now, for a reader on another thread (the dashboard):
         the scopes in use are copied, the others are read from disk when asked for."""
-        other = DeviceRegistry(self.layout.root, autoflush=False)
+        other = DeviceRegistry(self.layout, autoflush=False)
         other._scopes = {name: scope.copy() for name, scope in dict(self._scopes).items()}
         return other
 
     def scopes(self) -> list[str]:
         """Scopes with a registry on disk or in use."""
-        on_disk = {s for s in self.layout.scopes() if self.layout.devices(s).exists()}
+        on_disk = {
+            s for s in self.layout.scopes() if self.layout.storage.exists(self.layout.devices(s))
+        }
         return sorted(on_disk | self._scopes.keys())
 
     def flush(self, durable: bool = False) -> None:

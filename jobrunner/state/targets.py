@@ -17,6 +17,7 @@ from typing import Any
 
 from jobrunner.errors import StateError
 from jobrunner.state.files import Journal, Record
+from jobrunner.state.storage import Storage
 
 TARGETS_FORMAT = "jobrunner.targets"
 TARGETS_VERSION = 1
@@ -218,8 +219,8 @@ class TargetTable:
     COMPACT_FACTOR = 4
     COMPACT_MINIMUM = 1000
 
-    def __init__(self, path: Path) -> None:
-        self.journal = Journal(path, TARGETS_FORMAT, TARGETS_VERSION)
+    def __init__(self, storage: Storage, path: Path) -> None:
+        self.journal = Journal(storage, path, TARGETS_FORMAT, TARGETS_VERSION)
         self._targets: dict[str, TargetState] = {}
         self._lines = 0
         self._puts = 0
@@ -270,7 +271,7 @@ class TargetTable:
         """The values as they are now, for a reader on another thread (the dashboard): the
         values are immutable and `dict.copy` runs whole under the interpreter lock, so the
         copy is consistent while the owner goes on. Never to be written."""
-        table = TargetTable(self.journal.path)
+        table = TargetTable(self.journal.storage, self.journal.path)
         table._targets = self._targets.copy()
         table._puts = self._puts
         return table

@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jobrunner.manifests import ManifestSet
 from jobrunner.state.layout import safe_name
+from jobrunner.state.storage import Storage
 from jobrunner.state.targets import TargetStatus
 from jobrunner.web import pages
 from jobrunner.web.auth import TokenGate
@@ -110,7 +111,7 @@ def create_app(deps: Dependencies, host: str, token: str | None) -> Starlette:
         if path is None:
             return _not_found("no such execution")
         offset = _integer(request, "offset", -1, minimum=-1)
-        lines, end = _read_log(path, offset)
+        lines, end = _read_log(deps.views.reader.state.storage, path, offset)
         return JSONResponse({"offset": end, "lines": lines})
 
     async def log_stream(request: Request) -> Response:
@@ -120,7 +121,7 @@ def create_app(deps: Dependencies, host: str, token: str | None) -> Starlette:
         last = request.headers.get("last-event-id", "")
         start = int(last) if last.isdigit() else -1
         return StreamingResponse(
-            _follow_log(request, path, start),
+            _follow_log(request, deps.views.reader.state.storage, path, start),
             media_type="text/event-stream",
             headers={"cache-control": "no-store"},
         )
@@ -207,21 +208,18 @@ def _log_path(request: Request, deps: Dependencies) -> Path | None:
     execution = int(request.path_params["execution"])
     if not deps.views.exists(scope, name):
         return None
-    path = deps.views.reader.state.job(scope, name).log(execution)
-    return path if path.parent.is_dir() else None
+    paths = deps.views.reader.state.job(scope, name)
+    return paths.log(execution) if paths.storage.exists(paths.summary(execution)) else None
 
 
-def _read_log(path: Path, offset: int) -> tuple[list[str], int]:
+def _read_log(storage: Storage, path: Path, offset: int) -> tuple[list[str], int]:
     """The whole lines of the log from byte `offset` (-1: its last LOG_TAIL bytes), and the
     offset after them. A line still being written is left for the next read."""
-    try:
-        with path.open("rb") as handle:
-            size = handle.seek(0, 2)
-            start = max(0, size - LOG_TAIL) if offset < 0 else min(offset, size)
-            handle.seek(start)
-            data = handle.read()
-    except FileNotFoundError:
+    size = storage.size(path)
+    if size is None:
         return [], 0
+    start = max(0, size - LOG_TAIL) if offset < 0 else min(offset, size)
+    data = storage.read_from(path, start)
     if offset < 0 and start > 0:
         cut = data.find(b"\n") + 1  # begin at a line of its own
         data, start = data[cut:], start + cut
@@ -230,12 +228,14 @@ def _read_log(path: Path, offset: int) -> tuple[list[str], int]:
     return text.splitlines(), start + whole
 
 
-async def _follow_log(request: Request, path: Path, start: int) -> AsyncIterator[str]:
+async def _follow_log(
+    request: Request, storage: Storage, path: Path, start: int
+) -> AsyncIterator[str]:
     """Server-sent events: each log line as it is appended; its id is the offset after it,
     so a browser that reconnects (Last-Event-ID) goes on where it was."""
     offset = start
     while not await request.is_disconnected():
-        lines, end = _read_log(path, offset)
+        lines, end = _read_log(storage, path, offset)
         if lines:
             yield "".join(f"data: {line}\n\n" for line in lines[:-1])
             yield f"id: {end}\ndata: {lines[-1]}\n\n"

@@ -12,6 +12,7 @@ from jobrunner.state.files import Journal
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import StateDir
 from jobrunner.state.records import ExecutionStatus, JobRecord, Trigger, TriggerKind
+from jobrunner.state.storage import FileStorage
 from jobrunner.state.targets import TargetStatus, TargetTable
 from jobrunner.web.reader import FleetReader
 
@@ -88,9 +89,9 @@ def test_record_and_executions_follow_too(jobs: tuple[JobState, JobState]) -> No
 
 
 def test_journal_read_appended_needs_a_read_first(tmp_path: Path) -> None:
-    journal = Journal(tmp_path / "j", "x", 1)
+    journal = Journal(FileStorage(tmp_path), tmp_path / "j", "x", 1)
     assert journal.read_appended() is None  # nothing read yet: read it whole
-    table = TargetTable(tmp_path / "none.journal").load()
+    table = TargetTable(FileStorage(tmp_path), tmp_path / "none.journal").load()
     assert table.follow() is True  # a journal that does not exist yet: loaded (empty)
     assert len(table) == 0
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from jobrunner.errors import StateError, StateVersionError
-from jobrunner.state.files import Journal, atomic_write, read_json, write_json
+from jobrunner.state.files import Journal, read_json, write_json
+from jobrunner.state.storage import FileStorage, atomic_write
 
 
 def test_atomic_write_replaces_the_whole_file(tmp_path: Path) -> None:
@@ -20,12 +21,12 @@ def test_atomic_write_replaces_the_whole_file(tmp_path: Path) -> None:
 
 
 def test_journal_reads_back_what_was_appended(tmp_path: Path) -> None:
-    journal = Journal(tmp_path / "t.journal", "targets", 1)
+    journal = Journal(FileStorage(tmp_path), tmp_path / "t.journal", "targets", 1)
     journal.append({"a": 1})
     journal.append({"b": "é"})
     journal.flush(durable=True)
     journal.close()
-    assert list(Journal(tmp_path / "t.journal", "targets", 1).read()) == [{"a": 1}, {"b": "é"}]
+    assert list(Journal(FileStorage(tmp_path), tmp_path / "t.journal", "targets", 1).read()) == [{"a": 1}, {"b": "é"}]
 
 
 @pytest.mark.parametrize("cut", range(1, 12))
@@ -33,40 +34,40 @@ def test_a_torn_last_line_is_dropped_and_repaired_on_the_next_append(
     tmp_path: Path, cut: int
 ) -> None:
     path = tmp_path / "t.journal"
-    journal = Journal(path, "targets", 1)
+    journal = Journal(FileStorage(tmp_path), path, "targets", 1)
     journal.append({"n": 1})
     journal.append({"n": 22222})
     journal.flush()
     journal.close()
     path.write_bytes(path.read_bytes()[:-cut])  # a crash in the middle of the last write
 
-    survivors = list(Journal(path, "targets", 1).read())
+    survivors = list(Journal(FileStorage(tmp_path), path, "targets", 1).read())
     assert survivors in ([{"n": 1}], [{"n": 1}, {"n": 22222}][: len(survivors)])
 
-    again = Journal(path, "targets", 1)
+    again = Journal(FileStorage(tmp_path), path, "targets", 1)
     again.append({"n": 3})
     again.flush()
     again.close()
-    assert list(Journal(path, "targets", 1).read())[-1] == {"n": 3}
+    assert list(Journal(FileStorage(tmp_path), path, "targets", 1).read())[-1] == {"n": 3}
 
 
 def test_damage_in_the_middle_is_reported_with_file_and_line(tmp_path: Path) -> None:
     path = tmp_path / "t.journal"
     path.write_text('{"format":"targets","version":1}\n{"n":1}\n{"n":\n{"n":3}\n')
     with pytest.raises(StateError, match=r"t\.journal:3: damaged journal line"):
-        list(Journal(path, "targets", 1).read())
+        list(Journal(FileStorage(tmp_path), path, "targets", 1).read())
 
 
 def test_a_newer_version_is_refused_saying_which_side_is_too_old(tmp_path: Path) -> None:
     path = tmp_path / "job.json"
-    write_json(path, {"format": "job", "version": 9})
+    write_json(FileStorage(tmp_path), path, {"format": "job", "version": 9})
     with pytest.raises(StateVersionError, match="written by a newer jobrunner"):
-        read_json(path, "job", 1)
+        read_json(FileStorage(tmp_path), path, "job", 1)
 
 
 def test_compaction_replaces_history_by_a_snapshot(tmp_path: Path) -> None:
     path = tmp_path / "t.journal"
-    journal = Journal(path, "targets", 1)
+    journal = Journal(FileStorage(tmp_path), path, "targets", 1)
     for n in range(100):
         journal.append({"n": n})
     journal.flush()
@@ -83,7 +84,7 @@ def test_compaction_replaces_history_by_a_snapshot(tmp_path: Path) -> None:
 
 
 def test_a_journal_says_when_it_has_something_to_write_once_per_batch(tmp_path: Path) -> None:
-    journal = Journal(tmp_path / "t.journal", "targets", 1)
+    journal = Journal(FileStorage(tmp_path), tmp_path / "t.journal", "targets", 1)
     told: list[None] = []
     journal.on_pending = lambda: told.append(None)
     journal.append({"n": 1})

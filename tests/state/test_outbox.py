@@ -9,6 +9,7 @@ import pytest
 from jobrunner.errors import StateError
 from jobrunner.state import outbox
 from jobrunner.state.outbox import OutboxReader, OutboxWriter
+from jobrunner.state.storage import FileStorage
 
 
 def event(n: int) -> dict[str, object]:
@@ -16,7 +17,7 @@ def event(n: int) -> dict[str, object]:
 
 
 def test_events_wait_in_order_until_delivered_and_survive_a_restart(tmp_path: Path) -> None:
-    writer, reader = OutboxWriter(tmp_path), OutboxReader(tmp_path)
+    writer, reader = OutboxWriter(FileStorage(tmp_path), tmp_path), OutboxReader(FileStorage(tmp_path), tmp_path)
     for n in range(3):
         writer.put("acme/ops", event(n))
     waiting = reader.undelivered()
@@ -28,7 +29,7 @@ def test_events_wait_in_order_until_delivered_and_survive_a_restart(tmp_path: Pa
     writer.close()
     reader.close()
 
-    again = OutboxReader(tmp_path)  # a restarted runner
+    again = OutboxReader(FileStorage(tmp_path), tmp_path)  # a restarted runner
     assert [e.id for e in again.undelivered()] == ["e1@acme/ops", "e2@acme/ops", "e3@acme/other"]
     again.close()
 
@@ -37,7 +38,7 @@ def test_full_segments_that_were_delivered_are_removed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(outbox, "SEGMENT_EVENTS", 2)
-    writer, reader = OutboxWriter(tmp_path), OutboxReader(tmp_path)
+    writer, reader = OutboxWriter(FileStorage(tmp_path), tmp_path), OutboxReader(FileStorage(tmp_path), tmp_path)
     for n in range(5):
         writer.put("acme/ops", event(n))
     assert sorted(p.name for p in tmp_path.glob("events.*")) == [
@@ -51,14 +52,14 @@ def test_full_segments_that_were_delivered_are_removed(
     assert [e.id for e in reader.undelivered()] == ["e4@acme/ops"]
     writer.close()
     reader.close()
-    assert OutboxWriter(tmp_path).segment == 3  # a restarted writer goes on in the last one
+    assert OutboxWriter(FileStorage(tmp_path), tmp_path).segment == 3  # a restarted writer goes on in the last one
 
 
 def test_a_damaged_outbox_line_is_reported_with_its_file_and_line(tmp_path: Path) -> None:
-    writer = OutboxWriter(tmp_path)
+    writer = OutboxWriter(FileStorage(tmp_path), tmp_path)
     writer.put("acme/ops", event(1))
     writer.close()
     with (tmp_path / "events.000001.journal").open("ab") as handle:
         handle.write(b"{oops\n")
     with pytest.raises(StateError, match=r"events\.000001\.journal:3: damaged journal line"):
-        OutboxReader(tmp_path).undelivered()
+        OutboxReader(FileStorage(tmp_path), tmp_path).undelivered()

@@ -1,0 +1,251 @@
+"""Where the recorded state lives: the `Storage` interface and its files implementation.
+
+The state layer is built on two kinds of record, whatever holds them:
+
+- *documents*, replaced whole (`replace`): a crash leaves the old one or the new one;
+- *journals* and logs, appended to (`append`): all of a batch or nothing, never a torn
+  line in the middle.
+
+Records are named by paths under the storage's `root`, laid out as `layout` says. The state
+directory (`FileStorage`) is the embedded default; `pgstorage.PostgresStorage` keeps the
+same records in PostgreSQL for several runners. `tests/state/test_storage_conformance.py`
+runs one suite over both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+from collections.abc import Hashable, Iterator
+from pathlib import Path
+from typing import IO, Protocol
+
+Stamp = Hashable
+"""What changes when a record is replaced (not when it is appended to)."""
+
+
+class Storage(Protocol):
+    """The records of one state: read, replaced and appended by path under `root`."""
+
+    root: Path
+
+    def describe(self) -> str:
+        """Where the state is, for messages: `state directory state`."""
+        ...
+
+    def read(self, path: Path) -> bytes:
+        """The whole record; FileNotFoundError when there is none."""
+        ...
+
+    def read_stamped(self, path: Path) -> tuple[bytes, Stamp]:
+        """The whole record and its stamp, read together; FileNotFoundError when none."""
+        ...
+
+    def read_after(self, path: Path, stamp: Stamp, offset: int) -> bytes | None:
+        """What was appended past `offset` since the record had `stamp`; None when it was
+        replaced, cut or removed since (read it whole again)."""
+        ...
+
+    def read_from(self, path: Path, offset: int) -> bytes:
+        """The bytes from `offset` on (b"" when there is no record): logs, never replaced."""
+        ...
+
+    def stamp(self, path: Path) -> Stamp | None:
+        """The record's stamp, None when there is none."""
+        ...
+
+    def exists(self, path: Path) -> bool: ...
+
+    def size(self, path: Path) -> int | None:
+        """How many bytes the record holds; None when there is none."""
+        ...
+
+    def children(self, folder: Path) -> list[str]:
+        """The names directly under `folder` (records and folders), sorted; [] when none."""
+        ...
+
+    def replace(self, path: Path, data: bytes, durable: bool = True) -> None:
+        """Replace the record by `data`, whole (a crash leaves the old or the new)."""
+        ...
+
+    def append(self, path: Path, data: bytes, durable: bool = False, header: bytes = b"") -> None:
+        """Append `data` (whole lines), all of it or nothing (OSError: nothing, try again);
+        `header` first when the record is new or empty."""
+        ...
+
+    def remove(self, path: Path) -> None:
+        """Remove the record (nothing when there is none)."""
+        ...
+
+    def batch(self) -> contextlib.AbstractContextManager[None]:
+        """The writes inside the block are made together, at its end (one engine turn)."""
+        ...
+
+    def release(self, path: Path) -> None:
+        """Let go of what is kept open for appending to `path`."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class FileStorage:
+    """A state directory: each record one file, replaced by rename, appended by `write`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._handles: dict[Path, IO[bytes]] = {}
+
+    def describe(self) -> str:
+        return f"state directory {self.root}"
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def read(self, path: Path) -> bytes:
+        return path.read_bytes()
+
+    def read_stamped(self, path: Path) -> tuple[bytes, Stamp]:
+        with path.open("rb") as handle:
+            return handle.read(), os.fstat(handle.fileno()).st_ino
+
+    def read_after(self, path: Path, stamp: Stamp, offset: int) -> bytes | None:
+        try:
+            with path.open("rb") as handle:
+                if os.fstat(handle.fileno()).st_ino != stamp or offset == 0:
+                    return None
+                if handle.seek(0, os.SEEK_END) < offset:
+                    return None
+                handle.seek(offset)
+                return handle.read()
+        except FileNotFoundError:
+            return None
+
+    def read_from(self, path: Path, offset: int) -> bytes:
+        try:
+            with path.open("rb") as handle:
+                handle.seek(offset)
+                return handle.read()
+        except FileNotFoundError:
+            return b""
+
+    def stamp(self, path: Path) -> Stamp | None:
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            return None
+        return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+    def exists(self, path: Path) -> bool:
+        return path.exists()
+
+    def size(self, path: Path) -> int | None:
+        try:
+            return path.stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def children(self, folder: Path) -> list[str]:
+        try:
+            return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def replace(self, path: Path, data: bytes, durable: bool = True) -> None:
+        self.release(path)
+        atomic_write(path, data, durable)
+
+    def append(self, path: Path, data: bytes, durable: bool = False, header: bytes = b"") -> None:
+        handle = self._handles.get(path)
+        if handle is None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _repair_torn_tail(path)
+            handle = path.open("ab", buffering=0)
+            if header and handle.seek(0, os.SEEK_END) == 0:
+                data = header + data
+            self._handles[path] = handle
+        append_whole(handle, data, durable)
+
+    def remove(self, path: Path) -> None:
+        self.release(path)
+        path.unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        yield  # each append is one write already; nothing to gather
+
+    def release(self, path: Path) -> None:
+        handle = self._handles.pop(path, None)
+        if handle is not None:
+            handle.close()
+
+    def close(self) -> None:
+        for path in list(self._handles):
+            self.release(path)
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make a rename or a new file in `folder` durable."""
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def atomic_write(path: Path, data: bytes, durable: bool = True) -> None:
+    """Replace `path` by `data` so that a crash leaves the old content or the new, whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with temporary.open("wb") as handle:
+            handle.write(data)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
+        temporary.replace(path)
+    except OSError:
+        # A full or read-only disk: the old file stays whole; no half-written copy remains.
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
+    if durable:
+        fsync_folder(path.parent)
+
+
+def append_whole(handle: IO[bytes], data: bytes, durable: bool) -> None:
+    """Append all of `data` to an unbuffered file, or nothing: when the disk refuses (full,
+    read-only, quota), what was written of it is cut off again, so the file never keeps a
+    torn line in its middle; the caller keeps the data and tries again later."""
+    start = handle.seek(0, os.SEEK_END)
+    try:
+        view = memoryview(data)
+        while view:
+            written = handle.write(view)
+            if not written:
+                raise OSError(errno.EIO, "the disk accepted no byte")
+            view = view[written:]
+        if durable:
+            os.fsync(handle.fileno())
+    except OSError:
+        with contextlib.suppress(OSError):
+            handle.truncate(start)
+        raise
+
+
+def _repair_torn_tail(path: Path) -> None:
+    """Cut a line torn by a crash, so that the next append starts on a line of its own."""
+    try:
+        with path.open("rb+") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            if size == 0:
+                return
+            handle.seek(size - 1)
+            if handle.read(1) == b"\n":
+                return
+            handle.seek(0)
+            data = handle.read()
+            handle.truncate(data.rfind(b"\n") + 1)
+    except FileNotFoundError:
+        return
