@@ -9,12 +9,16 @@ behind one address): the tests that stop or restart their broker are then skippe
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from typing import cast
 
+import psycopg
 import pytest
 
 from jobrunner.simulator.broker import BrokerKind, RunningBroker, external_broker, start_broker
+
+from .postgres import NoPostgres, postgres_server
 
 CHOSEN = os.environ.get("JOBRUNNER_TEST_BROKER", "auto")
 EXTERNAL = CHOSEN if "://" in CHOSEN else None
@@ -38,6 +42,25 @@ def own_broker() -> Iterator[RunningBroker]:
         pytest.skip(f"stops or restarts its broker; JOBRUNNER_TEST_BROKER is {EXTERNAL}")
     with start_broker(BROKER_KIND) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[str]:
+    """A PostgreSQL server of the tests' own (see tests/postgres.py); its conninfo."""
+    try:
+        with postgres_server() as conninfo:
+            yield conninfo
+    except NoPostgres as reason:
+        pytest.skip(str(reason))
+
+
+@pytest.fixture
+def state_db(postgres: str) -> str:
+    """A new, empty database on that server, for one test: the conninfo of `--state-db`."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres, autocommit=True) as connection:
+        connection.execute(f"CREATE DATABASE {name}")
+    return postgres.rsplit("/", 1)[0] + f"/{name}"
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 """Leases with fencing in PostgreSQL: which runner owns a job, and may write and send for it.
 
-The first part of keeping the state in PostgreSQL for several runners (DESIGN §8); no
-command uses it yet. Each job is owned by one runner at a time through a lease that the
+Each job is owned by one runner at a time through a lease that the
 owner renews (every third of its length); a runner takes over a lease that expired, and the
 lease's *epoch* grows by one each time it changes hands. Every write for a job is made in a
 transaction that first checks, in the database, that the writer's lease (owner and epoch)
@@ -12,42 +11,30 @@ cannot make two owners.
 
 Devices are claimed through the database too (`claim_device`): one operation at a time per
 device holds across runners; a claim whose job lease is no longer current is free.
-
-    jobrunner_meta (key, value)                     schema version
-    jobrunner_leases (scope, job, owner, epoch, expires_at)
-    jobrunner_device_claims (scope, client_id, job, owner, epoch)
-    jobrunner_runners (client_id, seen_at)          who is alive
+The tables are `pgschema`'s.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
 import psycopg
+from psycopg.rows import TupleRow
 
-from jobrunner.errors import StateError, StateVersionError
-
-SCHEMA_VERSION = 1
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobrunner_meta (key text PRIMARY KEY, value text NOT NULL);
-CREATE TABLE IF NOT EXISTS jobrunner_leases (
-    scope text NOT NULL, job text NOT NULL, owner text NOT NULL, epoch bigint NOT NULL,
-    expires_at timestamptz NOT NULL, PRIMARY KEY (scope, job));
-CREATE TABLE IF NOT EXISTS jobrunner_device_claims (
-    scope text NOT NULL, client_id text NOT NULL, job text NOT NULL, owner text NOT NULL,
-    epoch bigint NOT NULL, PRIMARY KEY (scope, client_id));
-CREATE TABLE IF NOT EXISTS jobrunner_runners (
-    client_id text PRIMARY KEY, seen_at timestamptz NOT NULL);
-"""
+from jobrunner.errors import StateError
+from jobrunner.state.pgschema import connect
 
 
 class LeaseLostError(StateError):
     """The lease is no longer this runner's (expired, or taken over): stop writing and
-    sending for the job, and acquire it again."""
+    sending for the job, and acquire it again. `jobs`: the (scope, job) of each lease lost."""
+
+    def __init__(self, message: str, jobs: frozenset[tuple[str, str]] = frozenset()) -> None:
+        super().__init__(message)
+        self.jobs = jobs
 
 
 @dataclass(frozen=True)
@@ -65,33 +52,7 @@ class Leases:
     def __init__(self, conninfo: str, owner: str, seconds: float = 15.0) -> None:
         self.owner = owner
         self.seconds = seconds
-        try:
-            self.connection = psycopg.connect(conninfo, autocommit=True)
-        except psycopg.Error as error:
-            raise StateError(f"cannot connect to the state database: {error}") from None
-        try:
-            self._prepare()
-        except BaseException:
-            self.connection.close()
-            raise
-
-    def _prepare(self) -> None:
-        """Create the tables on first use; refuse a schema written by a newer jobrunner."""
-        with self.connection.transaction():
-            self.connection.execute("SELECT pg_advisory_xact_lock(7401)")  # one migrator
-            self.connection.execute(_SCHEMA)
-            row = self.connection.execute(
-                "SELECT value FROM jobrunner_meta WHERE key = 'schema'"
-            ).fetchone()
-            if row is None:
-                self.connection.execute(
-                    "INSERT INTO jobrunner_meta VALUES ('schema', %s)", (str(SCHEMA_VERSION),)
-                )
-            elif int(row[0]) > SCHEMA_VERSION:
-                raise StateVersionError(
-                    f"the state database was written by a newer jobrunner (schema {row[0]};"
-                    f" this jobrunner knows up to {SCHEMA_VERSION}); upgrade jobrunner"
-                )
+        self.connection = connect(conninfo)
 
     def close(self) -> None:
         self.connection.close()
@@ -134,6 +95,47 @@ class Leases:
             raise LeaseLostError(self._lost(lease))
         return Lease(lease.scope, lease.job, lease.owner, lease.epoch, row[0])
 
+    def renew_all(self, leases: Iterable[Lease]) -> tuple[list[Lease], list[Lease]]:
+        """Extend many leases in one statement: (renewed, lost), as `renew` would."""
+        wanted = {(lease.scope, lease.job): lease for lease in leases}
+        if not wanted:
+            return [], []
+        rows = self.connection.execute(
+            """
+            UPDATE jobrunner_leases AS l SET expires_at = now() + make_interval(secs => %s)
+            FROM unnest(%s::text[], %s::text[], %s::bigint[]) AS w(scope, job, epoch)
+            WHERE l.scope = w.scope AND l.job = w.job AND l.epoch = w.epoch
+              AND l.owner = %s AND l.expires_at >= now()
+            RETURNING l.scope, l.job, l.expires_at
+            """,
+            (
+                self.seconds,
+                [k[0] for k in wanted],
+                [k[1] for k in wanted],
+                [lease.epoch for lease in wanted.values()],
+                self.owner,
+            ),
+        ).fetchall()
+        renewed = []
+        for scope, job, expires_at in rows:
+            old = wanted.pop((str(scope), str(job)))
+            renewed.append(Lease(old.scope, old.job, old.owner, old.epoch, expires_at))
+        return renewed, list(wanted.values())
+
+    def holders(self) -> dict[str, int]:
+        """How many current leases each runner holds."""
+        rows = self.connection.execute(
+            "SELECT owner, count(*) FROM jobrunner_leases WHERE expires_at >= now() GROUP BY owner"
+        ).fetchall()
+        return {str(owner): int(str(count)) for owner, count in rows}
+
+    def owners(self) -> dict[tuple[str, str], str]:
+        """The owner of each job with a current lease."""
+        rows = self.connection.execute(
+            "SELECT scope, job, owner FROM jobrunner_leases WHERE expires_at >= now()"
+        ).fetchall()
+        return {(str(scope), str(job)): str(owner) for scope, job, owner in rows}
+
     def release(self, lease: Lease) -> None:
         """Give the lease up (a clean stop): another runner may take the job at once."""
         self.connection.execute(
@@ -152,7 +154,7 @@ class Leases:
         return None if row is None else Lease(scope, job, row[0], int(row[1]), row[2])
 
     @contextlib.contextmanager
-    def fenced(self, lease: Lease) -> Iterator[psycopg.Cursor[tuple[object, ...]]]:
+    def fenced(self, lease: Lease) -> Iterator[psycopg.Cursor[TupleRow]]:
         """A transaction for writes of the lease's job, which first makes sure the lease is
         still current (and keeps it so until the commit); LeaseLostError when it is not,
         and nothing is written."""

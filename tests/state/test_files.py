@@ -26,7 +26,10 @@ def test_journal_reads_back_what_was_appended(tmp_path: Path) -> None:
     journal.append({"b": "é"})
     journal.flush(durable=True)
     journal.close()
-    assert list(Journal(FileStorage(tmp_path), tmp_path / "t.journal", "targets", 1).read()) == [{"a": 1}, {"b": "é"}]
+    assert list(Journal(FileStorage(tmp_path), tmp_path / "t.journal", "targets", 1).read()) == [
+        {"a": 1},
+        {"b": "é"},
+    ]
 
 
 @pytest.mark.parametrize("cut", range(1, 12))

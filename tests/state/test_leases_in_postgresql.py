@@ -12,18 +12,12 @@ import pytest
 from jobrunner.errors import StateVersionError
 from jobrunner.state.leases import LeaseLostError, Leases
 
-from ..postgres import NoPostgres, postgres_server
-
 LEASE = 1.0  # seconds: short, so that expiry is quick to reach
 
 
-@pytest.fixture(scope="module")
-def database() -> Iterator[str]:
-    try:
-        with postgres_server() as conninfo:
-            yield conninfo
-    except NoPostgres as reason:
-        pytest.skip(str(reason))
+@pytest.fixture
+def database(state_db: str) -> str:
+    return state_db
 
 
 @pytest.fixture

@@ -17,7 +17,10 @@ def event(n: int) -> dict[str, object]:
 
 
 def test_events_wait_in_order_until_delivered_and_survive_a_restart(tmp_path: Path) -> None:
-    writer, reader = OutboxWriter(FileStorage(tmp_path), tmp_path), OutboxReader(FileStorage(tmp_path), tmp_path)
+    writer, reader = (
+        OutboxWriter(FileStorage(tmp_path), tmp_path),
+        OutboxReader(FileStorage(tmp_path), tmp_path),
+    )
     for n in range(3):
         writer.put("acme/ops", event(n))
     waiting = reader.undelivered()
@@ -38,7 +41,10 @@ def test_full_segments_that_were_delivered_are_removed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(outbox, "SEGMENT_EVENTS", 2)
-    writer, reader = OutboxWriter(FileStorage(tmp_path), tmp_path), OutboxReader(FileStorage(tmp_path), tmp_path)
+    writer, reader = (
+        OutboxWriter(FileStorage(tmp_path), tmp_path),
+        OutboxReader(FileStorage(tmp_path), tmp_path),
+    )
     for n in range(5):
         writer.put("acme/ops", event(n))
     assert sorted(p.name for p in tmp_path.glob("events.*")) == [
@@ -52,7 +58,9 @@ def test_full_segments_that_were_delivered_are_removed(
     assert [e.id for e in reader.undelivered()] == ["e4@acme/ops"]
     writer.close()
     reader.close()
-    assert OutboxWriter(FileStorage(tmp_path), tmp_path).segment == 3  # a restarted writer goes on in the last one
+    assert (
+        OutboxWriter(FileStorage(tmp_path), tmp_path).segment == 3
+    )  # a restarted writer goes on in the last one
 
 
 def test_a_damaged_outbox_line_is_reported_with_its_file_and_line(tmp_path: Path) -> None:

@@ -1,0 +1,98 @@
+"""The state database's tables, created on first use and versioned as a whole.
+
+    jobrunner_meta (key, value)                          schema version
+    jobrunner_records (key, generation, size, head)      each record: replaced whole (head)
+    jobrunner_appends (key, start, data)                 ... and what was appended after it
+    jobrunner_leases (scope, job, owner, epoch, expires_at)
+    jobrunner_device_claims (scope, client_id, job, owner, epoch)
+    jobrunner_runners (client_id, seen_at)               who is alive
+
+Record keys are the paths of the state directory's layout (`scopes/acme/jobs/x/job.json`),
+in the "C" collation so that the records under a folder are one range of the primary key.
+A database written by a newer jobrunner (a higher schema version) is refused with a message.
+"""
+
+from __future__ import annotations
+
+import re
+
+import psycopg
+from psycopg.rows import TupleRow
+
+from jobrunner.errors import StateError, StateVersionError
+
+SCHEMA_VERSION = 1
+
+_TABLES = """
+CREATE TABLE IF NOT EXISTS jobrunner_meta (key text PRIMARY KEY, value text NOT NULL);
+CREATE TABLE IF NOT EXISTS jobrunner_records (
+    key text COLLATE "C" PRIMARY KEY, generation bigint NOT NULL, size bigint NOT NULL,
+    head bytea NOT NULL);
+CREATE TABLE IF NOT EXISTS jobrunner_appends (
+    key text COLLATE "C" NOT NULL, start bigint NOT NULL, data bytea NOT NULL,
+    PRIMARY KEY (key, start));
+CREATE TABLE IF NOT EXISTS jobrunner_leases (
+    scope text NOT NULL, job text NOT NULL, owner text NOT NULL, epoch bigint NOT NULL,
+    expires_at timestamptz NOT NULL, PRIMARY KEY (scope, job));
+CREATE TABLE IF NOT EXISTS jobrunner_device_claims (
+    scope text NOT NULL, client_id text NOT NULL, job text NOT NULL, owner text NOT NULL,
+    epoch bigint NOT NULL, PRIMARY KEY (scope, client_id));
+CREATE TABLE IF NOT EXISTS jobrunner_runners (
+    client_id text PRIMARY KEY, seen_at timestamptz NOT NULL);
+CREATE OR REPLACE FUNCTION jobrunner_append(k text, d bytea, h bytea) RETURNS void AS $$
+DECLARE
+    s bigint;
+BEGIN
+    INSERT INTO jobrunner_records VALUES (k, 1, 0, ''::bytea) ON CONFLICT (key) DO NOTHING;
+    SELECT size INTO s FROM jobrunner_records WHERE key = k FOR UPDATE;
+    IF s = 0 THEN
+        d := h || d;
+    END IF;
+    INSERT INTO jobrunner_appends VALUES (k, s, d);
+    UPDATE jobrunner_records SET size = s + length(d) WHERE key = k;
+END
+$$ LANGUAGE plpgsql;
+"""
+
+
+def connect(conninfo: str) -> psycopg.Connection[TupleRow]:
+    """A connection (autocommit) to a prepared state database; StateError when there is none."""
+    try:
+        connection = psycopg.connect(conninfo, autocommit=True, connect_timeout=10)
+    except psycopg.Error as error:
+        raise StateError(
+            f"cannot connect to the state database {redacted(conninfo)}: {error}".strip()
+        ) from None
+    try:
+        prepare(connection)
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def prepare(connection: psycopg.Connection[TupleRow]) -> None:
+    """Create the tables on first use; refuse a schema written by a newer jobrunner."""
+    with connection.transaction():
+        connection.execute("SELECT pg_advisory_xact_lock(7401)")  # one migrator at a time
+        row = connection.execute("SELECT to_regclass('jobrunner_meta') IS NOT NULL").fetchone()
+        found = None
+        if row is not None and row[0]:
+            found = connection.execute(
+                "SELECT value FROM jobrunner_meta WHERE key = 'schema'"
+            ).fetchone()
+        if found is not None and int(str(found[0])) > SCHEMA_VERSION:
+            raise StateVersionError(
+                f"the state database was written by a newer jobrunner (schema {found[0]};"
+                f" this jobrunner knows up to {SCHEMA_VERSION}); upgrade jobrunner"
+            )
+        connection.execute(_TABLES)
+        if found is None:
+            connection.execute(
+                "INSERT INTO jobrunner_meta VALUES ('schema', %s)", (str(SCHEMA_VERSION),)
+            )
+
+
+def redacted(conninfo: str) -> str:
+    """The conninfo without its password, for messages."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", conninfo)

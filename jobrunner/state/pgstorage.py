@@ -1,0 +1,293 @@
+"""The recorded state in PostgreSQL: the `Storage` of several runners (`--state-db`).
+
+Each record of the state directory's layout is a row of `jobrunner_records` (its key is the
+path under the root, `scopes/acme/jobs/x/targets.journal`): what was last written whole
+(`head`, replaced in one statement) and, in `jobrunner_appends`, each batch appended since,
+with its offset. A reader that follows a journal asks for what lies past its offset.
+
+Writes are made together: inside `batch()` (one engine turn) they are queued and committed
+in one transaction at its end; outside, each is its own. With `fences` set (a runner of
+several), a write under a job's folder commits only while that job's lease is still this
+runner's and current, checked in the same transaction (`FOR SHARE` keeps it so until the
+commit): the writes of a job whose lease was lost are dropped, never made, and
+`LeaseLostError` names the job once the others are committed. Since a request is recorded
+before it is published, a runner fenced off from writing cannot send either.
+
+When the database cannot be reached, a write raises OSError and stays queued: the engine
+pauses dispatching (as for a full disk) and the next batch commits it first, in order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg.rows import TupleRow
+
+from jobrunner.state.leases import Lease, LeaseLostError
+from jobrunner.state.pgschema import connect, redacted
+from jobrunner.state.storage import Stamp
+
+ROOT = Path("postgresql:")
+"""The root of the records' paths: messages name a record `postgresql:/scopes/...`."""
+
+JobKey = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class _Write:
+    kind: str  # "replace", "append" or "remove"
+    key: str
+    data: bytes = b""
+    header: bytes = b""
+
+    @property
+    def job(self) -> JobKey | None:
+        """The job whose lease fences this write (None: a record of no job)."""
+        parts = self.key.split("/", 5)
+        if len(parts) >= 5 and parts[0] == "scopes" and parts[2] == "jobs":
+            return parts[1], parts[3]
+        return None
+
+
+class PostgresStorage:
+    """The records of one state in a PostgreSQL database; see the module docstring."""
+
+    def __init__(self, conninfo: str) -> None:
+        self.root = ROOT
+        self.conninfo = conninfo
+        self.fences: dict[JobKey, Lease] | None = None
+        """The leases this runner holds, by job, when writes are fenced (None: not)."""
+        self._connection: psycopg.Connection[TupleRow] | None = connect(conninfo)
+        self._lock = threading.RLock()  # one connection: the engine, dashboard and notifier
+        self._queue: list[_Write] = []
+        self._batching = 0
+
+    def describe(self) -> str:
+        return f"state database {redacted(self.conninfo)}"
+
+    # -- the connection ---------------------------------------------------------------------
+
+    def _conn(self) -> psycopg.Connection[TupleRow]:
+        if self._connection is None or self._connection.closed or self._connection.broken:
+            if self._connection is not None:
+                with contextlib.suppress(psycopg.Error):
+                    self._connection.close()
+                self._connection = None
+            try:
+                self._connection = connect(self.conninfo)
+            except Exception as error:
+                raise OSError(f"the {self.describe()} cannot be reached: {error}") from None
+        return self._connection
+
+    @contextlib.contextmanager
+    def _using(self) -> Iterator[psycopg.Connection[TupleRow]]:
+        """The connection, under the lock; its failures are OSError, as a disk's are."""
+        with self._lock:
+            try:
+                yield self._conn()
+            except psycopg.OperationalError as error:
+                raise OSError(f"the {self.describe()} failed: {error}".strip()) from None
+
+    def _key(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def read(self, path: Path) -> bytes:
+        return self.read_stamped(path)[0]
+
+    def read_stamped(self, path: Path) -> tuple[bytes, Stamp]:
+        with self._using() as connection:
+            row = connection.execute(
+                "SELECT r.generation, r.head, (SELECT string_agg(a.data, ''::bytea ORDER BY"
+                " a.start) FROM jobrunner_appends a WHERE a.key = r.key)"
+                " FROM jobrunner_records r WHERE r.key = %s",
+                (self._key(path),),
+            ).fetchone()
+        if row is None:
+            raise FileNotFoundError(str(path))
+        return _bytes(row[1]) + _bytes(row[2]), row[0]
+
+    def read_after(self, path: Path, stamp: Stamp, offset: int) -> bytes | None:
+        if offset == 0:
+            return None
+        found = self._read_from(path, offset)
+        if found is None or found[0] != stamp or found[1] < offset:
+            return None
+        return found[2]
+
+    def read_from(self, path: Path, offset: int) -> bytes:
+        found = self._read_from(path, offset)
+        return b"" if found is None else found[2]
+
+    def _read_from(self, path: Path, offset: int) -> tuple[Stamp, int, bytes] | None:
+        with self._using() as connection:
+            row = connection.execute(
+                """
+                SELECT r.generation, r.size,
+                    CASE WHEN length(r.head) > %(o)s THEN substr(r.head, (%(o)s + 1)::int)
+                         ELSE ''::bytea END,
+                    (SELECT string_agg(CASE WHEN a.start < %(o)s
+                                            THEN substr(a.data, (%(o)s - a.start + 1)::int)
+                                            ELSE a.data END, ''::bytea ORDER BY a.start)
+                     FROM jobrunner_appends a
+                     WHERE a.key = r.key AND a.start + length(a.data) > %(o)s)
+                FROM jobrunner_records r WHERE r.key = %(k)s
+                """,
+                {"k": self._key(path), "o": offset},
+            ).fetchone()
+        if row is None:
+            return None
+        return row[0], int(str(row[1])), _bytes(row[2]) + _bytes(row[3])
+
+    def stamp(self, path: Path) -> Stamp | None:
+        with self._using() as connection:
+            row = connection.execute(
+                "SELECT generation FROM jobrunner_records WHERE key = %s", (self._key(path),)
+            ).fetchone()
+        return None if row is None else row[0]
+
+    def exists(self, path: Path) -> bool:
+        return self.stamp(path) is not None
+
+    def size(self, path: Path) -> int | None:
+        with self._using() as connection:
+            row = connection.execute(
+                "SELECT size FROM jobrunner_records WHERE key = %s", (self._key(path),)
+            ).fetchone()
+        return None if row is None else int(str(row[0]))
+
+    def children(self, folder: Path) -> list[str]:
+        key = self._key(folder)
+        prefix = "" if key == "." else key + "/"
+        with self._using() as connection:
+            rows = connection.execute(
+                "SELECT DISTINCT split_part(substr(key, %s::int), '/', 1) FROM jobrunner_records"
+                " WHERE key >= %s AND key < %s",
+                (len(prefix) + 1, prefix, prefix + "\U0010ffff"),
+            ).fetchall()
+        return sorted(str(row[0]) for row in rows if row[0])
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def replace(self, path: Path, data: bytes, durable: bool = True) -> None:
+        self._write(_Write("replace", self._key(path), data))
+
+    def append(self, path: Path, data: bytes, durable: bool = False, header: bytes = b"") -> None:
+        self._write(_Write("append", self._key(path), data, header))
+
+    def remove(self, path: Path) -> None:
+        self._write(_Write("remove", self._key(path)))
+
+    def _write(self, write: _Write) -> None:
+        with self._lock:
+            self._queue.append(write)
+            if not self._batching:
+                self._commit()
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        with self._lock:
+            self._batching += 1
+            try:
+                yield
+            finally:
+                self._batching -= 1
+            if not self._batching:
+                self._commit()
+
+    def _commit(self) -> None:
+        """Commit what is queued, in order, in one transaction. The writes of jobs whose
+        lease is no longer ours are dropped; LeaseLostError names those jobs afterwards."""
+        lost: set[JobKey] = set()
+        while self._queue:
+            writes = self._queue
+            try:
+                with self._using() as connection, connection.transaction():
+                    refused = self._fence(connection, writes)
+                    if refused:  # rolled back: nothing of this batch is written
+                        raise _Refused(refused)
+                    with connection.pipeline(), connection.cursor() as cursor:
+                        for write in writes:
+                            _apply(cursor, write)
+            except _Refused as refusal:
+                lost |= refusal.jobs
+                self._queue = [w for w in writes if w.job not in refusal.jobs]
+                continue
+            self._queue = []
+        if lost:
+            names = ", ".join(f"{s}/{j}" for s, j in sorted(lost))
+            raise LeaseLostError(
+                f"the lease of {names} is no longer this runner's: nothing more is written"
+                " or sent for it",
+                frozenset(lost),
+            )
+
+    def _fence(self, connection: psycopg.Connection[TupleRow], writes: list[_Write]) -> set[JobKey]:
+        """The jobs written in `writes` whose lease is not ours and current; the others'
+        leases are locked (shared) until the commit."""
+        if self.fences is None:
+            return set()
+        jobs = {job for write in writes if (job := write.job) is not None}
+        if not jobs:
+            return set()
+        held = [self.fences[job] for job in jobs if job in self.fences]
+        rows = connection.execute(
+            """
+            SELECT l.scope, l.job FROM jobrunner_leases l
+            JOIN unnest(%s::text[], %s::text[], %s::bigint[]) AS w(scope, job, epoch)
+              ON l.scope = w.scope AND l.job = w.job AND l.epoch = w.epoch
+            WHERE l.owner = %s AND l.expires_at >= now()
+            FOR SHARE OF l
+            """,
+            (
+                [lease.scope for lease in held],
+                [lease.job for lease in held],
+                [lease.epoch for lease in held],
+                held[0].owner if held else "",
+            ),
+        ).fetchall()
+        current = {(str(scope), str(job)) for scope, job in rows}
+        return jobs - current
+
+    def release(self, path: Path) -> None:
+        """Nothing is kept open per record."""
+
+    def close(self) -> None:
+        with self._lock:
+            with contextlib.suppress(OSError, LeaseLostError):
+                self._commit()
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+
+class _Refused(Exception):  # noqa: N818 - control flow inside _commit only
+    def __init__(self, jobs: set[JobKey]) -> None:
+        self.jobs = jobs
+
+
+def _apply(cursor: psycopg.Cursor[TupleRow], write: _Write) -> None:
+    if write.kind == "append":
+        cursor.execute("SELECT jobrunner_append(%s, %s, %s)", (write.key, write.data, write.header))
+    elif write.kind == "replace":
+        cursor.execute(
+            "INSERT INTO jobrunner_records AS r VALUES (%s, 1, %s, %s) ON CONFLICT (key) DO"
+            " UPDATE SET generation = r.generation + 1, size = EXCLUDED.size, head = EXCLUDED.head",
+            (write.key, len(write.data), write.data),
+        )
+        cursor.execute("DELETE FROM jobrunner_appends WHERE key = %s", (write.key,))
+    else:
+        cursor.execute("DELETE FROM jobrunner_records WHERE key = %s", (write.key,))
+        cursor.execute("DELETE FROM jobrunner_appends WHERE key = %s", (write.key,))
+
+
+def _bytes(value: object) -> bytes:
+    if value is None:
+        return b""
+    return bytes(value) if isinstance(value, bytes | bytearray | memoryview) else b""
