@@ -10,7 +10,8 @@ would be right.
     ├── SecretError               a secret reference has no value (nothing is sent)
     ├── StateError                the state directory cannot be used as it is
     │   ├── StateVersionError     a record was written by a newer jobrunner
-    │   └── StateLockedError      another process owns the state directory
+    │   ├── StateLockedError      another process owns the state directory
+    │   └── LeaseLostError        a job's lease is no longer this runner's (several runners)
     ├── JobError                  a request about a job cannot be carried out (unknown, running)
     └── DeviceError               the device layer: MQTT and the Kura protocol
         ├── ConnectError          the broker cannot be reached, or refused the connection
@@ -85,6 +86,15 @@ class StateVersionError(StateError):
 
 class StateLockedError(StateError):
     pass
+
+
+class LeaseLostError(StateError):
+    """The lease of a job is no longer this runner's (expired, or taken over): nothing more
+    is written or sent for it. `jobs`: the (scope, job) of each lease lost."""
+
+    def __init__(self, message: str, jobs: frozenset[tuple[str, str]] = frozenset()) -> None:
+        super().__init__(message)
+        self.jobs = jobs
 
 
 class JobError(JobrunnerError):

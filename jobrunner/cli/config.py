@@ -5,6 +5,7 @@ configuration and the broker settings made of them, and `jobrunner config`.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from collections.abc import Callable
@@ -21,24 +22,39 @@ from jobrunner.cli.options import (
     client_id_option,
     echo_json,
     in_flight_option,
+    lease_option,
     manifest_options,
     output_option,
+    requester_id_option,
     runner_options,
-    state_dir_option,
+    state_options,
 )
 from jobrunner.device import BrokerSettings
 from jobrunner.engine.runtime import EngineSettings
 from jobrunner.engine.service import RunnerConfig
 from jobrunner.manifests.fields import DOT_HINT
+from jobrunner.state.opening import redacted
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def broker_settings(loaded: Loaded, broker: str, client_id: str | None) -> BrokerSettings:
-    """The broker connection: flags and environment first, then the configuration file."""
+SHARED_REQUESTER = "jobrunner"
+"""The requester id of runners that share a state database, unless one is given."""
+
+
+def broker_settings(
+    loaded: Loaded,
+    broker: str,
+    client_id: str | None,
+    requester_id: str | None = None,
+    state_db: str | None = None,
+) -> BrokerSettings:
+    """The broker connection: flags and environment first, then the configuration file.
+    Runners on a state database share a requester id (`jobrunner` unless given), so that the
+    replies reach whichever owns the job; a runner alone is its own requester."""
     values = loaded.values
     username, password = credentials(values.credentials_file)
-    return BrokerSettings.resolve(
+    settings = BrokerSettings.resolve(
         broker,
         client_id=client_id,
         username=os.environ.get("JOBRUNNER_MQTT_USERNAME") or username,
@@ -47,6 +63,8 @@ def broker_settings(loaded: Loaded, broker: str, client_id: str | None) -> Broke
         cert_file=os.environ.get("JOBRUNNER_MQTT_CERT_FILE") or values.cert_file,
         key_file=os.environ.get("JOBRUNNER_MQTT_KEY_FILE") or values.key_file,
     )
+    requester = requester_id or (SHARED_REQUESTER if state_db else None)
+    return dataclasses.replace(settings, requester_id=requester) if requester else settings
 
 
 def runner_config(
@@ -58,6 +76,9 @@ def runner_config(
     max_in_flight: int,
     require_signed: bool = False,
     secrets_dir: Path | None = None,
+    state_db: str | None = None,
+    lease: float = 15.0,
+    requester_id: str | None = None,
 ) -> RunnerConfig:
     """The runner's configuration from a command's options, in the current click context
     (whose configuration file completes the broker settings): one for every command that
@@ -66,10 +87,14 @@ def runner_config(
         jobs_dir=jobs_dir,
         state_dir=state_dir,
         scope=scope,
-        broker=broker_settings(current(click.get_current_context()), broker, client_id),
+        broker=broker_settings(
+            current(click.get_current_context()), broker, client_id, requester_id, state_db
+        ),
         engine=EngineSettings(max_in_flight=max_in_flight),
         require_signed=require_signed,
         secrets_dir=secrets_dir,
+        state_db=state_db or None,
+        lease=lease,
     )
 
 
@@ -82,6 +107,9 @@ RUNNER_PARAMETERS = (
     "max_in_flight",
     "require_signed",
     "secrets_dir",
+    "state_db",
+    "lease",
+    "requester_id",
 )
 
 
@@ -107,9 +135,11 @@ _SOURCES = {
 
 @click.command("config")
 @manifest_options
-@state_dir_option
+@state_options
 @broker_option
 @client_id_option
+@requester_id_option
+@lease_option
 @in_flight_option
 @output_option
 @click.pass_context
@@ -118,8 +148,11 @@ def show_config(
     jobs_dir: Path,
     scope: str,
     state_dir: Path,
+    state_db: str | None,
     broker: str,
     client_id: str | None,
+    requester_id: str | None,
+    lease: float,
     max_in_flight: int,
     output: str,
 ) -> None:
@@ -130,16 +163,19 @@ def show_config(
     built-in defaults.
     """
     loaded = current(ctx)
-    settings = broker_settings(loaded, broker, client_id)
+    settings = broker_settings(loaded, broker, client_id, requester_id, state_db)
     rows: list[tuple[str, object, str]] = [
         ("configFile", loaded.path or "-", "JOBRUNNER_CONFIG / --config / ./jobrunner.yaml"),
     ]
     for name, value in (
         ("jobs_dir", jobs_dir),
         ("state_dir", state_dir),
+        ("state_db", redacted(state_db) if state_db else "-"),
+        ("lease", lease),
         ("scope", scope),
         ("broker", settings.url),
         ("client_id", settings.client_id),
+        ("requester_id", settings.requester),
         ("max_in_flight", max_in_flight),
     ):
         source = ctx.get_parameter_source(name)

@@ -8,6 +8,9 @@ it imports nothing of the runner. The file:
     scope: acme
     jobsDir: /srv/jobrunner/jobs.d
     stateDir: /var/lib/jobrunner
+    stateDb: postgresql://jobrunner@db/jobrunner  # instead of stateDir: several runners
+    lease: 15                                  # seconds a job stays with a silent runner
+    requesterId: jobrunner                     # shared by the runners of one stateDb
     maxInFlight: 200
     requireSigned: false                       # see docs/policy.md
     secretsDir: /etc/jobrunner/secrets         # where valueFrom: {file: ...} is read
@@ -42,6 +45,9 @@ COMMAND_OPTIONS = (
     "scope",
     "jobs_dir",
     "state_dir",
+    "state_db",
+    "lease",
+    "requester_id",
     "max_in_flight",
     "require_signed",
     "secrets_dir",
@@ -58,6 +64,9 @@ class ConfigFile(BaseModel):
     scope: str | None = None
     jobs_dir: Path | None = None
     state_dir: Path | None = None
+    state_db: str | None = None
+    lease: float | None = Field(default=None, ge=3, le=3600)
+    requester_id: str | None = None
     max_in_flight: int | None = Field(default=None, ge=1, le=900)
     require_signed: bool | None = None
     secrets_dir: Path | None = None

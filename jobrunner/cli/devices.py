@@ -10,8 +10,8 @@ from jobrunner.cli.options import (
     echo_json,
     manifest_options,
     output_option,
-    require_state_dir,
-    state_dir_option,
+    reading_state,
+    state_options,
 )
 from jobrunner.cli.status import coloured, pad, relative
 from jobrunner.engine.status import devices_view
@@ -22,7 +22,7 @@ STATUS_COLOURS = {"CONNECTED": "PROCESS_OK", "MISSING": "PROCESS_FAILED"}
 
 
 @click.command()
-@state_dir_option
+@state_options
 @manifest_options
 @output_option
 @click.option(
@@ -35,6 +35,7 @@ STATUS_COLOURS = {"CONNECTED": "PROCESS_OK", "MISSING": "PROCESS_FAILED"}
 @click.option("--tag", "only_tag", multiple=True, help="Show only devices with this tag.")
 def devices(
     state_dir: Path,
+    state_db: str | None,
     jobs_dir: Path,
     scope: str,
     output: str,
@@ -53,9 +54,9 @@ def devices(
     lastSeen, displayName, tags, model, firmware, frameworkVersion,
     applicationIds.
     """
-    folder = require_state_dir(state_dir)
+    state = reading_state(state_dir, state_db)
     manifests = load_manifests([jobs_dir], default_scope=scope) if jobs_dir.is_dir() else None
-    with DeviceRegistry(folder, autoflush=False) as registry:
+    with DeviceRegistry(state, autoflush=False) as registry:
         rows = devices_view(registry, manifests)
     rows = [
         row

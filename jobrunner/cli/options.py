@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 import click
 
 from jobrunner.errors import ConfigError
+from jobrunner.state.layout import StateDir
+from jobrunner.state.opening import open_state
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -31,6 +33,21 @@ state_dir_option = click.option(
     show_default=True,
     help="Directory of the recorded state; one process owns it at a time.",
 )
+state_db_option = click.option(
+    "--state-db",
+    metavar="URL",
+    envvar="JOBRUNNER_STATE_DB",
+    default=None,
+    help="PostgreSQL instead of --state-dir (postgresql://USER@HOST:PORT/DB): several"
+    " runners on one database share the jobs.",
+)
+
+
+def state_options(function: F) -> F:
+    """--state-dir and --state-db: where the recorded state is."""
+    return state_dir_option(state_db_option(function))
+
+
 broker_option = click.option(
     "--broker",
     metavar="URL",
@@ -61,6 +78,24 @@ client_id_option = click.option(
     default=None,
     help="MQTT client id of the runner (default: jobrunner-HOSTNAME). Keep it stable:"
     " replies to requests sent before a restart come back to it.",
+)
+requester_id_option = click.option(
+    "--requester-id",
+    metavar="ID",
+    envvar="JOBRUNNER_REQUESTER_ID",
+    default=None,
+    help="Where devices address their replies (default: the client id; with --state-db,"
+    " `jobrunner`): every runner on one database must share it.",
+)
+lease_option = click.option(
+    "--lease",
+    type=click.FloatRange(3, 3600),
+    default=15.0,
+    envvar="JOBRUNNER_LEASE",
+    show_default=True,
+    metavar="SECONDS",
+    help="With --state-db: how long a job stays with a runner that stopped renewing it"
+    " (it renews every third); then another runner takes it over.",
 )
 in_flight_option = click.option(
     "--max-in-flight",
@@ -94,8 +129,11 @@ def runner_options(function: F) -> F:
         secrets_dir_option,
         require_signed_option,
         in_flight_option,
+        lease_option,
+        requester_id_option,
         client_id_option,
         broker_option,
+        state_db_option,
         state_dir_option,
     ):
         function = option(function)
@@ -108,6 +146,7 @@ _FOLDER = click.Path(path_type=Path, file_okay=False)
 COMMON_OPTIONS: dict[str, click.ParamType] = {
     "--jobs-dir": _FOLDER,
     "--state-dir": _FOLDER,
+    "--state-db": click.STRING,
     "--broker": click.STRING,
     "--scope": click.STRING,
 }
@@ -144,6 +183,14 @@ def group_options_in(args: list[str]) -> tuple[Path | None, bool]:
         elif arg.startswith("--config="):
             config = Path(arg.partition("=")[2])
     return config, debug
+
+
+def reading_state(state_dir: Path, state_db: str | None) -> StateDir:
+    """The recorded state a reading command looks at: the database when --state-db is
+    given, else the state directory, which must exist (`require_state_dir`)."""
+    if state_db:
+        return open_state(state_dir, state_db)
+    return StateDir(require_state_dir(state_dir))
 
 
 def require_state_dir(path: Path) -> Path:

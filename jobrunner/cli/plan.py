@@ -14,9 +14,9 @@ from jobrunner.cli.options import (
     echo_json,
     manifest_options,
     output_option,
+    reading_state,
     require_signed_option,
-    require_state_dir,
-    state_dir_option,
+    state_options,
 )
 from jobrunner.engine.plan import Action, JobPlan, Plan
 from jobrunner.engine.rollout import estimate
@@ -38,7 +38,7 @@ MARKERS = {
 
 @click.command()
 @manifest_options
-@state_dir_option
+@state_options
 @require_signed_option
 @click.option("-v", "--verbose", is_flag=True, help="List unchanged jobs and every target.")
 @output_option
@@ -48,6 +48,7 @@ def plan(
     jobs_dir: Path,
     scope: str,
     state_dir: Path,
+    state_db: str | None,
     require_signed: bool,
     verbose: bool,
     output: str,
@@ -76,7 +77,7 @@ def plan(
     invalid manifests or conflicts, so that `jobrunner plan` can gate a pull
     request in CI (there, 2 is a success: `jobrunner plan || [ $? -eq 2 ]`).
     """
-    result = make_plan(jobs_dir, require_state_dir(state_dir), scope, require_signed)
+    result = make_plan(jobs_dir, reading_state(state_dir, state_db), scope, require_signed)
     if output == "json":
         echo_json(plan_json(result))
     else:

@@ -15,8 +15,9 @@ from jobrunner.cli.options import (
     broker_option,
     client_id_option,
     manifest_options,
-    require_state_dir,
-    state_dir_option,
+    reading_state,
+    requester_id_option,
+    state_options,
 )
 from jobrunner.cli.progress import ProgressView, progress_of
 from jobrunner.cli.signals import Interrupts
@@ -30,6 +31,7 @@ from jobrunner.manifests.secrets import SecretResolver
 from jobrunner.notify.delivery import Notifier
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import StateDir
+from jobrunner.state.opening import open_state
 from jobrunner.state.records import ExecutionStatus, ExecutionSummary, counts_text
 
 
@@ -142,7 +144,8 @@ def _notifying(config: RunnerConfig) -> Iterator[tuple[_Loaded, Notifier]]:
     they are posted before the command exits (at most POST_ON_EXIT seconds), and what is
     left is posted by the next `watch`."""
     secrets = SecretResolver.from_environment(config.secrets_dir)
-    notifier = Notifier(config.state_dir, secrets, config.broker.client_id)
+    state = open_state(config.state_dir, config.state_db)
+    notifier = Notifier(state, secrets, config.broker.client_id)
     source = _Loaded(config.broker.client_id)
     notifier.attach(source)
     try:
@@ -240,7 +243,7 @@ def reconcile(ctx: click.Context, config: RunnerConfig, wait: bool) -> None:
       1    invalid manifests, conflicts or other errors
       130  interrupted by Ctrl-C (143: by SIGTERM)
     """
-    daemon = handoff.owning_daemon(config.state_dir)
+    daemon = handoff.owning_daemon(open_state(config.state_dir, config.state_db))
     if daemon is not None:
         started = _refs(handoff.submit(daemon, "reconcile"), "started")
         for scope_name, name, execution in started:
@@ -314,10 +317,11 @@ def start(
       1    errors (unknown job, suspended, already running...)
       130  interrupted by Ctrl-C (143: by SIGTERM)
     """
-    known = _known_jobs(StateDir(config.state_dir), config.jobs_dir, config.scope)
-    where = f"{config.jobs_dir} nor {config.state_dir}"
+    state = open_state(config.state_dir, config.state_db)
+    known = _known_jobs(state, config.jobs_dir, config.scope)
+    where = f"{config.jobs_dir} nor the {state.describe()}"
     scope_name, name = resolve_job_ref(job, config.scope, known, where)
-    daemon = handoff.owning_daemon(config.state_dir)
+    daemon = handoff.owning_daemon(state)
     if daemon is not None:
         options = {"targets": list(targets)} if targets else None
         answer = handoff.submit(daemon, "start", scope_name, name, options=options)
@@ -340,10 +344,11 @@ def start(
 
 @click.command()
 @click.argument("job")
-@state_dir_option
+@state_options
 @manifest_options
 @broker_option
 @client_id_option
+@requester_id_option
 @click.option(
     "--cancel",
     is_flag=True,
@@ -361,10 +366,12 @@ def start(
 def stop(
     job: str,
     state_dir: Path,
+    state_db: str | None,
     jobs_dir: Path,
     scope: str,
     broker: str,
     client_id: str | None,
+    requester_id: str | None,
     cancel: bool,
     drain: float,
 ) -> None:
@@ -377,9 +384,9 @@ def stop(
     Asynchronous operations (a package download) go on on the devices unless
     --cancel asks them to stop.
     """
-    state = StateDir(require_state_dir(state_dir))
-    scope_name, name = resolve_job_ref(job, scope, state.jobs(), str(state_dir))
-    daemon = handoff.owning_daemon(state_dir)
+    state = reading_state(state_dir, state_db)
+    scope_name, name = resolve_job_ref(job, scope, state.jobs(), state.describe())
+    daemon = handoff.owning_daemon(state)
     if daemon is not None:
         request = handoff.submit(
             daemon, "stop", scope_name, name, options={"cancel": cancel, "drain": drain}
@@ -392,7 +399,10 @@ def stop(
         (summary,) = follow(daemon, stopped, ProgressView(live=False))
         _report([summary], [f"{scope_name}/{name}"])
         return
-    config = runner_config(jobs_dir, state_dir, scope, broker, client_id, 200)
+    config = runner_config(
+        jobs_dir, state_dir, scope, broker, client_id, 200,
+        state_db=state_db, requester_id=requester_id,
+    )  # fmt: skip
     with Runner(config, role="stop", resume=False) as runner:
         summary = runner.stop_job(
             scope_name, name, "stopped by the user", cancel=cancel, drain=drain

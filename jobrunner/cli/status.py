@@ -10,10 +10,11 @@ from typing import Any
 import click
 import yaml
 
-from jobrunner.cli.options import require_state_dir, scope_option, state_dir_option
+from jobrunner.cli.options import reading_state, scope_option, state_options
 from jobrunner.cli.progress import COLOURS as TARGET_COLOURS
 from jobrunner.cli.progress import SHORT, ProgressView
 from jobrunner.cli.run import follow
+from jobrunner.engine.handoff import job_owner, runners_alive
 from jobrunner.engine.status import STATUS_ORDER, all_jobs, job_view, load_job, resolve_job_ref
 from jobrunner.state.layout import StateDir
 from jobrunner.state.lock import current_owner
@@ -23,7 +24,7 @@ from jobrunner.state.records import ExecutionStatus, ExecutionSummary
 
 @click.command()
 @click.argument("job", required=False)
-@state_dir_option
+@state_options
 @scope_option
 @click.option(
     "-o",
@@ -51,6 +52,7 @@ from jobrunner.state.records import ExecutionStatus, ExecutionSummary
 def status(
     job: str | None,
     state_dir: Path,
+    state_db: str | None,
     scope: str,
     output: str,
     only_status: tuple[str, ...],
@@ -69,8 +71,8 @@ def status(
     RUNNING / TERMINATED / STOPPED / ABORTED, trigger, startedOn, endedOn); a
     rollout adds `rollout` (state, wave, reason, waves) and each target's wave.
     """
-    state = StateDir(require_state_dir(state_dir))
-    where = str(state_dir)
+    state = reading_state(state_dir, state_db)
+    where = state.describe()
     if live:
         _watch(state, None if job is None else resolve_job_ref(job, scope, state.jobs(), where))
         return
@@ -82,8 +84,9 @@ def status(
     loaded = load_job(state, scope_name, name)
     view = job_view(loaded)
     loaded.close()
-    owner = current_owner(state.lock)
-    view["owner"] = owner.client_id or str(owner) if owner is not None else None
+    view["owner"] = job_owner(state, scope_name, name)
+    if state.storage.shared:
+        view["runners"] = runners_alive(state)
     view["targets"] = [
         t
         for t in view["targets"]
@@ -172,6 +175,14 @@ def relative(moment: str | None, now: datetime | None = None) -> str:
 
 
 def _ownership(state: StateDir) -> str:
+    if state.storage.shared:
+        alive = runners_alive(state)
+        return (
+            f"{state.describe()}: runners alive: {', '.join(alive)}; start, stop and reconcile"
+            " are handed to the job's owner"
+            if alive
+            else f"{state.describe()}: no runner alive (start, stop and reconcile act themselves)"
+        )
     owner = current_owner(state.lock)
     if owner is None:
         return f"state {state.root}: no daemon owns it (start, stop and reconcile act themselves)"
@@ -281,18 +292,25 @@ def _rollout_table(view: dict[str, Any]) -> None:
 
 @click.command()
 @click.argument("job")
-@state_dir_option
+@state_options
 @scope_option
 @click.option("--execution", "execution_id", type=int, help="Execution id (default: the last).")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing lines as they are written.")
-def logs(job: str, state_dir: Path, scope: str, execution_id: int | None, follow: bool) -> None:
+def logs(
+    job: str,
+    state_dir: Path,
+    state_db: str | None,
+    scope: str,
+    execution_id: int | None,
+    follow: bool,
+) -> None:
     """Print an execution's log: one line per dispatch, reply, notification, error.
 
     Each line is `TIME SUBJECT: MESSAGE`, times in UTC. With --follow, new lines
     are printed as they are written, until the execution ends.
     """
-    state = StateDir(require_state_dir(state_dir))
-    scope_name, name = resolve_job_ref(job, scope, state.jobs(), str(state_dir))
+    state = reading_state(state_dir, state_db)
+    scope_name, name = resolve_job_ref(job, scope, state.jobs(), state.describe())
     loaded = load_job(state, scope_name, name)
     loaded.close()
     ids = sorted(loaded.executions)

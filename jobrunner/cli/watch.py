@@ -13,6 +13,7 @@ from jobrunner.engine.daemon import DRAIN, Companion, Daemon
 from jobrunner.engine.service import RunnerConfig
 from jobrunner.manifests.secrets import SecretResolver
 from jobrunner.notify.delivery import Notifier
+from jobrunner.state.opening import open_state
 
 
 @click.command()
@@ -93,9 +94,10 @@ def watch(
         datefmt="%Y-%m-%dT%H:%M:%S",
     )
     secrets = SecretResolver.from_environment(config.secrets_dir)
-    companions: list[Companion] = [Notifier(config.state_dir, secrets, config.broker.client_id)]
+    state = open_state(config.state_dir, config.state_db)  # the companions' own connection
+    companions: list[Companion] = [Notifier(state, secrets, config.broker.client_id)]
     if http:
         from jobrunner.web.server import Dashboard  # the HTTP stack only when asked for
 
-        companions.append(Dashboard(http, http_token, config.state_dir))
+        companions.append(Dashboard(http, http_token, state))
     Daemon(config, debounce_ms=debounce, drain=drain, companions=companions).run()

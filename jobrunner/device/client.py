@@ -81,9 +81,14 @@ class DeviceClient(Generic[T]):
         self._tracked: dict[tuple[str, int], Tracked[T]] = {}
         self._prefix = secrets.token_hex(4) + "-"  # ids never repeat those of an earlier run
         self._ids = itertools.count(1)
-        self._requester = Metric.string(settings.client_id)
+        self._requester = Metric.string(settings.requester)
         self._inbound = Inbound(
-            settings.client_id, events, self._table, self._codecs, self._tracked
+            settings.requester,
+            events,
+            self._table,
+            self._codecs,
+            self._tracked,
+            shared=settings.shares_requester,
         )
         self._session = Session(settings, self._codecs, self._inbound.on_message, self._connection)
 

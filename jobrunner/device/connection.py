@@ -235,7 +235,7 @@ class Session:
         return client
 
     def _filters(self, account: str) -> tuple[str, str, str]:
-        me = self.settings.client_id
+        me = self.settings.requester
         return reply_filter(account, me), notify_filter(account, me), lifecycle_filter(account)
 
     def _subscribe(self, account: str) -> None:

@@ -67,8 +67,13 @@ class Inbound(Generic[T]):
         table: PendingTable[T],
         codecs: dict[str, PayloadCodec],
         tracked: dict[tuple[str, int], Tracked[T]],
+        shared: bool = False,
     ) -> None:
+        """`client_id`: the requester the replies are addressed to. `shared`: other runners
+        share it, so a reply or notification this runner awaits none of is theirs: ignored
+        without an anomaly."""
         self.client_id = client_id
+        self.shared = shared
         self.events = events
         self._table = table
         self._codecs = codecs  # shared with the client, which adds and removes accounts
@@ -131,7 +136,9 @@ class Inbound(Generic[T]):
             )
             return
         verdict, pending = self._table.claim(request_id, account, app_id)
-        if pending is None:
+        if pending is None and self.shared and verdict is Claim.UNKNOWN:
+            log.debug("reply to request %s: another runner's (shared requester)", request_id)
+        elif pending is None:
             kind, what = _UNCLAIMED[verdict]
             ended = self._table.ended(request_id)
             tag, ago = ended if ended is not None else (None, 0.0)
@@ -193,7 +200,9 @@ class Inbound(Generic[T]):
             return
         operation_id = int(job.value)
         tracked = self._tracked.get((account, operation_id))
-        if tracked is None:
+        if tracked is None and self.shared:
+            log.debug("notification for operation %d: another runner's", operation_id)
+        elif tracked is None:
             self.anomaly(
                 AnomalyKind.UNKNOWN_OPERATION,
                 f"notification for operation {operation_id}, which no step awaits; ignored",

@@ -65,11 +65,20 @@ class BrokerSettings:
     cert_file: Path | None = None
     key_file: Path | None = None
     keepalive: int = DEFAULT_KEEPALIVE
+    requester_id: str | None = None
+    """The `requester.client.id` of the requests, where replies come back: the client id
+    (None), or one id shared by several runners, so that any of them receives the replies
+    of a job it took over."""
 
     def __post_init__(self) -> None:
         if not _CLIENT_ID_RE.match(self.client_id):
             raise ConfigError(
                 f"MQTT client id {self.client_id!r} cannot be used: it is a segment of the"
+                f" reply topics; {_CLIENT_ID_HINT}"
+            )
+        if self.requester_id is not None and not _CLIENT_ID_RE.match(self.requester_id):
+            raise ConfigError(
+                f"requester id {self.requester_id!r} cannot be used: it is a segment of the"
                 f" reply topics; {_CLIENT_ID_HINT}"
             )
         if not 0 <= self.keepalive <= 65535:
@@ -94,6 +103,16 @@ class BrokerSettings:
         for path in tls_files:
             if not path.is_file():
                 raise ConfigError(f"TLS file {path} does not exist or is not a file")
+
+    @property
+    def requester(self) -> str:
+        """Where the replies are addressed: the requester id, else the client id."""
+        return self.requester_id or self.client_id
+
+    @property
+    def shares_requester(self) -> bool:
+        """Other runners receive the same replies (a requester id other than the client id)."""
+        return self.requester != self.client_id
 
     # -- construction ----------------------------------------------------------------------
 

@@ -39,7 +39,7 @@ from jobrunner.engine.runtime import RunningJob
 from jobrunner.engine.scheduler import Scheduler
 from jobrunner.engine.service import Runner, RunnerConfig
 from jobrunner.engine.timers import JobKey
-from jobrunner.errors import JobError, JobrunnerError
+from jobrunner.errors import JobError, JobrunnerError, LeaseLostError
 from jobrunner.manifests import ManifestSet, is_manifest_file, manifest_files
 from jobrunner.manifests.fields import DOT_HINT
 from jobrunner.state.jobstore import JobState
@@ -108,6 +108,8 @@ class Daemon:
                 started.callback(companion.stop)
             self._install_signals()
             runner.engine.connect_hooks.append(self._on_connect)
+            runner.engine.let_go_hooks.append(self._let_go)
+            runner.taken_hooks.append(self._taken)
             for problem in runner.unreadable:
                 log.error("state: %s", problem)
             if "." in self.config.broker.client_id:
@@ -147,6 +149,7 @@ class Daemon:
                     catching_up = False
                     resync_at = time.monotonic() + RESYNC
                     self._safely("reconcile", functools.partial(self.reconcile, why))
+                self._safely("leases", runner.keep_leases)
                 self._safely("schedules", self._fire_schedules)
                 self._safely("requests", self._take_requests)
             self._drain(runner)
@@ -233,6 +236,9 @@ class Daemon:
         failure is logged once, not every tick."""
         try:
             action()
+        except LeaseLostError as lost:  # another runner owns those jobs now
+            log.warning("%s failed: %s", what, lost)
+            self._runner().lost(lost)
         except (OSError, JobrunnerError) as error:
             if self._failing.get(what) != str(error):
                 self._failing[what] = str(error)
@@ -422,6 +428,21 @@ class Daemon:
                 [event.client_id],
             )
 
+    def _taken(self, job: RunningJob) -> None:
+        """A job taken over from another runner: its schedules and its end are ours now."""
+        self._watch_end(job)
+        before = dict(job.state.record.schedules)
+        self.scheduler.update(job.key, job.state.record, datetime.now(UTC))
+        if job.state.record.schedules != before:
+            job.state.save_record()
+        if job.run is not None:
+            log.info("resumed %s execution %d", job.label, job.run.id)
+
+    def _let_go(self, key: JobKey) -> None:
+        """A job another runner owns now: nothing of it is ours any more."""
+        self.scheduler.forget(key)
+        self.connect_queue.pop(key, None)
+
     def _watch_end(self, job: RunningJob) -> None:
         if self._after_end not in job.on_end:
             job.on_end.append(self._after_end)
@@ -465,7 +486,8 @@ class Daemon:
 
     def _take_requests(self) -> None:
         runner = self._runner()
-        for request in handoff.pending(runner.state):
+        inbox = self.config.broker.client_id if runner.ownership is not None else None
+        for request in handoff.pending(runner.state, inbox):
             try:
                 result = self._serve(request)
             except JobrunnerError as error:

@@ -17,6 +17,7 @@ that are over.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import time
@@ -52,7 +53,9 @@ from jobrunner.engine.timers import (
     RetryPublish,
     SettleDue,
 )
+from jobrunner.errors import LeaseLostError
 from jobrunner.state.records import ExecutionStatus, counts_text
+from jobrunner.state.storage import Storage
 from jobrunner.state.targets import TargetStatus
 
 log = logging.getLogger(__name__)
@@ -74,7 +77,11 @@ class Engine:
         clock: Callable[[], float] = time.time,
         inbox: Inbox | None = None,
         observer: Observer | None = None,
+        storage: Storage | None = None,
     ) -> None:
+        """`storage`: where the jobs' state is written: each turn's writes are one batch
+        there (one transaction in a database)."""
+        self.storage = storage
         self.rt = Runtime(
             link,
             devices,
@@ -94,6 +101,8 @@ class Engine:
         """Jobs with transitions or log lines queued: a thousand idle jobs cost no turn."""
         self.listeners: list[Callable[[Event], None]] = []
         self.connect_hooks: list[Callable[[DeviceConnected], None]] = []
+        self.let_go_hooks: list[Callable[[JobKey], None]] = []
+        """Called with each job the engine lets go of (`forget`)."""
 
     # -- what the rest of the runner uses ---------------------------------------------------
 
@@ -127,6 +136,33 @@ class Engine:
         job.state.on_pending(functools.partial(self._to_flush.add, job.key))
         if job.steps:
             recovery.resume(self.rt, self.queries, job)
+
+    def forget(self, key: JobKey, why: str) -> RunningJob | None:
+        """Let a job go at once (its lease was lost, or given to another runner): nothing
+        more is sent or written for it from this instant; the replies, notifications and
+        deadlines that still come for it find no job and are ignored. Its devices are free
+        for the other jobs of this runner."""
+        job = self.rt.jobs.pop(key, None)
+        if job is None:
+            return None
+        log.warning("%s: let go (%s)", job.label, why)
+        self._to_flush.discard(key)
+        queue = self.rt.device_queue
+        for device, holder in list(queue.busy.items()):
+            if holder == key:
+                self.rt.release(job, device[1])
+        for device, waiting in list(queue.waiting.items()):
+            kept = type(waiting)(entry for entry in waiting if entry[0] != key)
+            if kept:
+                queue.waiting[device] = kept
+            else:
+                del queue.waiting[device]
+        for operation_id, (holder, _) in list(self.rt.operations.items()):
+            if holder == key:
+                del self.rt.operations[operation_id]
+        for hook in self.let_go_hooks:
+            hook(key)
+        return job
 
     def take_up(self, job: RunningJob, client_id: str) -> None:
         """Put a target of the job's (new) execution where it belongs: ready, re-armed, or
@@ -169,7 +205,9 @@ class Engine:
             gates.turn_gates(self.rt, self.cancel)
         outgoing = [] if self.storage_problem else self.dispatcher.collect()
         if self._flush(durable=self.settings.durable and bool(outgoing)):
-            self.dispatcher.publish(outgoing)
+            # Only what was recorded for a job still held: a job whose lease was lost in
+            # this very flush sends nothing.
+            self.dispatcher.publish(o for o in outgoing if self.jobs.get(o[0].key) is o[0])
         else:  # not recorded, so not sent: they go back to their queue
             for job, target, _ in outgoing:
                 self.dispatcher.unsend(job, target, "the state cannot be written")
@@ -342,6 +380,9 @@ class Engine:
             try:
                 job.state.flush()
                 job.state.end_execution(run.summary, status)
+            except LeaseLostError as lost:
+                self.forget_lost(lost)
+                continue
             except OSError as error:  # the summary could not be written: it ends next turn
                 run.summary.status, run.summary.ended_on = ExecutionStatus.RUNNING, None
                 self.storage_problem = self.storage_problem or str(error)
@@ -357,11 +398,14 @@ class Engine:
         Journals append all of a batch or nothing and keep what they could not write, so
         the next turn simply tries again; nothing is published that is not recorded."""
         try:
-            while self._to_flush:
-                key = next(iter(self._to_flush))
-                self.jobs[key].state.flush(durable)  # what it could not write, it keeps
-                self._to_flush.discard(key)
-            self.devices.flush()
+            with self.storage.batch() if self.storage is not None else contextlib.nullcontext():
+                while self._to_flush:
+                    key = next(iter(self._to_flush))
+                    self.jobs[key].state.flush(durable)  # what it could not write, it keeps
+                    self._to_flush.discard(key)
+                self.devices.flush()
+        except LeaseLostError as lost:  # the other jobs' writes were made
+            self.forget_lost(lost)
         except OSError as error:
             if self.storage_problem is None:
                 log.error(
@@ -375,6 +419,11 @@ class Engine:
             log.error("the state directory can be written again; dispatching resumes")
             self.storage_problem = None
         return True
+
+    def forget_lost(self, lost: LeaseLostError) -> None:
+        """Let go of the jobs whose lease was lost (see `forget`)."""
+        for key in sorted(lost.jobs):
+            self.forget(key, "its lease is no longer this runner's: another runner owns it")
 
 
 def _left_waiting(waiting: set[str]) -> str:

@@ -4,6 +4,11 @@ One state directory has one owner. While a daemon owns it, `jobrunner start/stop
 do not dispatch themselves: they drop a request file into `STATE/requests/`, the daemon acts
 on it on its own thread and answers with a reply file beside it.
 
+With a state database shared by several runners, each runner has its own folder of
+requests, `requests/CLIENT_ID/`: a start or stop goes to the owner of the job (a job nobody
+owns, to the runner that owns the fewest), a reconcile to every runner alive (each
+reconciles the jobs it owns).
+
     requests/ID.request.json   {"action": "start" | "stop" | "reconcile", "scope", "name",
                                 "options": {"cancel": bool, "drain": seconds}  (stop)
                                            {"targets": [client id, ...]}       (start)}
@@ -41,12 +46,18 @@ class Request:
     cancel: bool = False
     drain: float | None = None
     targets: tuple[str, ...] = ()
+    inbox: str | None = None
+    """The runner whose folder it came in (several runners), None: the state directory's."""
 
 
-def owning_daemon(state_dir: Path) -> StateDir | None:
-    """The state directory when a `watch` daemon owns it: `start`, `stop` and `reconcile`
-    then hand their request to it (`submit`); None: they act themselves."""
-    state = StateDir(state_dir)
+def owning_daemon(state: StateDir | Path) -> StateDir | None:
+    """The state when `watch` daemons run for it (the one that owns the directory, or any
+    runner alive on the database): `start`, `stop` and `reconcile` then hand their request
+    over (`submit`); None: they act themselves."""
+    if not isinstance(state, StateDir):
+        state = StateDir(state)
+    if state.storage.shared:
+        return state if _runners(state).alive() else None
     owner = current_owner(state.lock)
     return state if owner is not None and owner.role == "watch" else None
 
@@ -59,10 +70,31 @@ def submit(
     timeout: float = 30.0,
     options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Hand a request to the daemon and wait for its answer; JobError with its error."""
+    """Hand a request to the daemon (with several runners: to those it concerns, see the
+    module docstring) and wait for the answer; JobError with its error."""
+    inboxes = _inboxes(state, action, scope, name)
+    answers = [_submit(state, inbox, action, scope, name, timeout, options) for inbox in inboxes]
+    if len(answers) == 1:
+        return answers[0]
+    merged: dict[str, Any] = {}
+    for answer in answers:  # a reconcile: each runner started what it owns
+        for key, value in answer.items():
+            merged.setdefault(key, []).extend(value if isinstance(value, list) else [value])
+    return merged
+
+
+def _submit(
+    state: StateDir,
+    inbox: str | None,
+    action: str,
+    scope: str | None,
+    name: str | None,
+    timeout: float,
+    options: dict[str, Any] | None,
+) -> dict[str, Any]:
     # Oldest first by name: the time first, then what makes it unique.
     request_id = f"{time.time_ns():020d}-{uuid.uuid4().hex[:12]}"
-    folder = state.requests
+    folder = requests_folder(state, inbox)
     storage = state.storage
     write_json(
         storage,
@@ -82,15 +114,82 @@ def submit(
             return result
         time.sleep(0.05)
     storage.remove(folder / f"{request_id}{REQUEST}")
+    who = f"the runner {inbox}" if inbox else "the watch daemon"
     raise JobError(
-        f"the watch daemon that owns the {state.describe()} did not answer within {timeout:g}s;"
+        f"{who} that owns the {state.describe()} did not answer within {timeout:g}s;"
         " is it running and healthy? (see its log)"
     )
 
 
-def pending(state: StateDir) -> list[Request]:
-    """Requests waiting for the daemon, oldest first; malformed ones are answered and removed."""
-    folder = state.requests
+def requests_folder(state: StateDir, inbox: str | None = None) -> Path:
+    """Where the requests for `inbox` (a runner's client id; None: the daemon) are put."""
+    if inbox is None:
+        return state.requests
+    if "/" in inbox or inbox in ("", ".", ".."):
+        raise StateError(f"runner {inbox!r} is not a valid client id")
+    return state.requests / inbox
+
+
+def _runners(state: StateDir) -> Any:
+    """The leases of the state database, read as nobody's (for routing and status)."""
+    from jobrunner.state.leases import Leases  # noqa: PLC0415 - psycopg: with a database only
+
+    conninfo = getattr(state.storage, "conninfo", "")
+    return Leases(conninfo, owner="", seconds=_LEASE_SEEN)
+
+
+_LEASE_SEEN = 30.0
+"""Seconds since its last heartbeat that a runner counts as alive, for the command line
+(twice the default lease: a runner renews every third of its own)."""
+
+
+def job_owner(state: StateDir, scope: str, name: str) -> str | None:
+    """The client id of the runner that owns the job now (None: nobody): the holder of its
+    lease on a database, the owner of the state directory otherwise."""
+    if state.storage.shared:
+        leases = _runners(state)
+        try:
+            owner: str | None = leases.owners().get((scope, name))
+        finally:
+            leases.close()
+        return owner
+    found = current_owner(state.lock)
+    return (found.client_id or str(found)) if found is not None else None
+
+
+def runners_alive(state: StateDir) -> list[str]:
+    """The runners of a state database seen lately, by client id ([] for a directory)."""
+    if not state.storage.shared:
+        return []
+    leases = _runners(state)
+    try:
+        alive: list[str] = leases.alive()
+    finally:
+        leases.close()
+    return alive
+
+
+def _inboxes(state: StateDir, action: str, scope: str | None, name: str | None) -> list[str | None]:
+    if not state.storage.shared:
+        return [None]
+    leases = _runners(state)
+    try:
+        alive = leases.alive()
+        if action == "reconcile":
+            return list(alive)
+        owner = leases.owners().get((scope, name)) if scope and name else None
+        if owner is not None:
+            return [owner]
+        load = leases.holders()
+        return [min(alive, key=lambda runner: (load.get(runner, 0), runner))]
+    finally:
+        leases.close()
+
+
+def pending(state: StateDir, inbox: str | None = None) -> list[Request]:
+    """Requests waiting for the daemon (for the runner `inbox`), oldest first; malformed ones
+    are answered and removed."""
+    folder = requests_folder(state, inbox)
     storage = state.storage
     found = []
     for file in storage.children(folder):
@@ -98,16 +197,16 @@ def pending(state: StateDir) -> list[Request]:
             continue
         request_id = file[: -len(REQUEST)]
         try:
-            found.append(_read(storage.read(folder / file), request_id))
+            found.append(_read(storage.read(folder / file), request_id, inbox))
         except FileNotFoundError:
             continue  # taken back by its command (it gave up waiting)
         except (ValueError, StateError) as error:
-            _reply(state, request_id, {"error": f"malformed request {file}: {error}"})
+            _reply(folder, state, request_id, {"error": f"malformed request {file}: {error}"})
             storage.remove(folder / file)
     return found
 
 
-def _read(data: bytes, request_id: str) -> Request:
+def _read(data: bytes, request_id: str, inbox: str | None) -> Request:
     raw = json.loads(data)
     if not isinstance(raw, dict) or raw.get("action") not in ACTIONS:
         raise ValueError(f"action must be one of {', '.join(ACTIONS)}")
@@ -140,6 +239,7 @@ def _read(data: bytes, request_id: str) -> Request:
         cancel,
         None if drain is None else float(drain),
         tuple(targets),
+        inbox,
     )
 
 
@@ -149,9 +249,10 @@ def answer(
     result: dict[str, Any] | None = None,
     error: str | None = None,
 ) -> None:
-    _reply(state, request.id, {"error": error} if error is not None else {"result": result})
-    state.storage.remove(state.requests / f"{request.id}{REQUEST}")
+    folder = requests_folder(state, request.inbox)
+    _reply(folder, state, request.id, {"error": error} if error is not None else {"result": result})
+    state.storage.remove(folder / f"{request.id}{REQUEST}")
 
 
-def _reply(state: StateDir, request_id: str, body: dict[str, Any]) -> None:
-    write_json(state.storage, state.requests / f"{request_id}{REPLY}", body, durable=False)
+def _reply(folder: Path, state: StateDir, request_id: str, body: dict[str, Any]) -> None:
+    write_json(state.storage, folder / f"{request_id}{REPLY}", body, durable=False)

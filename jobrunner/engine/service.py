@@ -9,6 +9,7 @@ Runner(config)                          a process that owns the state directory:
 from __future__ import annotations
 
 import difflib
+import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -25,21 +26,25 @@ from jobrunner.engine.executor import Engine
 from jobrunner.engine.git import git_revision
 from jobrunner.engine.link import ClientLink
 from jobrunner.engine.observe import Observer
+from jobrunner.engine.ownership import Ownership
 from jobrunner.engine.plan import Action, Plan, compute_plan
 from jobrunner.engine.ports import DeviceLink
 from jobrunner.engine.reconcile import Applied, Reconciler
-from jobrunner.engine.runtime import EngineSettings
+from jobrunner.engine.runtime import EngineSettings, RunningJob
 from jobrunner.engine.spec import ScopeDevices
 from jobrunner.engine.steps import operations_factory
-from jobrunner.errors import JobError, StateError
+from jobrunner.errors import JobError, LeaseLostError, StateError
 from jobrunner.manifests import ManifestSet, load_manifests
 from jobrunner.manifests.secrets import SecretResolver
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import StateDir
 from jobrunner.state.lock import OwnerLock
+from jobrunner.state.opening import open_state
 from jobrunner.state.records import ExecutionStatus, ExecutionSummary, Trigger, TriggerKind
 from jobrunner.state.registry import DeviceRegistry
 from jobrunner.state.targets import TargetStatus
+
+log = logging.getLogger("jobrunner.runner")
 
 ExecutionRef = tuple[str, str, int]  # scope, job name, execution id
 
@@ -72,14 +77,17 @@ def device_tags(
     return {scope: ScopeDevices(devices, zones.get(scope)) for scope, devices in known.items()}
 
 
-def make_plan(jobs_dir: Path, state_dir: Path, scope: str, require_signed: bool = False) -> Plan:
-    """The plan for the manifests under `jobs_dir` against the state in `state_dir`."""
+def make_plan(
+    jobs_dir: Path, state: StateDir | Path, scope: str, require_signed: bool = False
+) -> Plan:
+    """The plan for the manifests under `jobs_dir` against the recorded `state`."""
+    layout = state if isinstance(state, StateDir) else StateDir(state)
     manifests = load_manifests([jobs_dir], default_scope=scope)
-    with DeviceRegistry(state_dir, autoflush=False) as registry:
+    with DeviceRegistry(layout, autoflush=False) as registry:
         devices = device_tags(manifests, registry)
     return compute_plan(
         manifests,
-        StateDir(state_dir),
+        layout,
         devices,
         git_revision(jobs_dir),
         require_signed=require_signed,
@@ -100,6 +108,10 @@ class RunnerConfig:
     secrets_dir: Path | None = None
     """Where `valueFrom: {file: ...}` secrets are read (default: JOBRUNNER_SECRETS_DIR, else
     /etc/jobrunner/secrets)."""
+    state_db: str | None = None
+    """PostgreSQL instead of `state_dir` (`--state-db`): several runners share the jobs."""
+    lease: float = 15.0
+    """Seconds a job's lease lasts without renewal (with `state_db`)."""
 
 
 class Runner:
@@ -126,10 +138,16 @@ class Runner:
         self.config = config
         self.wait_for_broker = wait_for_broker
         self.resume_all = resume
-        self.state = StateDir(config.state_dir)
-        self.lock = OwnerLock(self.state.lock, role, config.broker.client_id)
+        self.state = open_state(config.state_dir, config.state_db)
+        self.ownership: Ownership | None = None
+        """The leases of the jobs this runner owns, when runners share a state database."""
+        self.lock: OwnerLock | None = None
+        if self.state.storage.shared:
+            self.ownership = _ownership(self.state, config)
+        else:
+            self.lock = OwnerLock(self.state.lock, role, config.broker.client_id)
         self.inbox = Inbox()
-        self.registry = DeviceRegistry(config.state_dir, autoflush=False)
+        self.registry = DeviceRegistry(self.state, autoflush=False)
         self.link: Link = (
             link(self.inbox)
             if link is not None
@@ -142,7 +160,9 @@ class Runner:
             clock=clock,
             inbox=self.inbox,
             observer=observer,
+            storage=self.state.storage,
         )
+        self.engine.let_go_hooks.append(self._let_go)
         self.operations = operations_factory(
             config.operations, SecretResolver.from_environment(config.secrets_dir)
         )
@@ -153,12 +173,19 @@ class Runner:
         """Jobs whose recorded state could not be read (left untouched, reported)."""
         self.resumed: list[ExecutionRef] = []
         """RUNNING executions left by a previous owner, taken up on start."""
+        self.taken_hooks: list[Callable[[RunningJob], None]] = []
+        """Called with each job taken over from another runner, once it is held."""
+        self._declared: set[tuple[str, str]] = set()
+        self._recorded: list[tuple[str, str]] = []
 
     # -- lifecycle ------------------------------------------------------------------------
 
     def __enter__(self) -> Runner:
-        self.lock.acquire()
+        if self.lock is not None:
+            self.lock.acquire()
         try:
+            if self.ownership is not None:
+                self.ownership.renew()  # alive from now on: the others count this runner
             for scope in {*self.state.scopes(), self.config.scope}:
                 self.serve(scope)
             if self.wait_for_broker:
@@ -182,11 +209,18 @@ class Runner:
         self.close()
 
     def close(self) -> None:
-        for job in self.engine.jobs.values():
-            job.state.close()
+        for job in list(self.engine.jobs.values()):
+            try:
+                job.state.close()
+            except LeaseLostError as lost:
+                log.warning("%s", lost)
         self.link.stop()
         self.registry.close()
-        self.lock.release()
+        if self.ownership is not None:
+            self.ownership.close()  # released: another runner takes the jobs at once
+        self.state.storage.close()
+        if self.lock is not None:
+            self.lock.release()
 
     def serve(self, scope: str, encoding: str | None = None) -> None:
         """Subscribe to the devices of `scope` (its Kura account), in `encoding` (the Scope
@@ -203,19 +237,95 @@ class Runner:
         return {key: job.state for key, job in dict(self.engine.jobs).items()}
 
     def resume(self) -> None:
-        """Take up what a previous owner left: RUNNING executions, operations still awaited."""
-        for scope, name in self.state.jobs():
-            try:
-                state = JobState.load(self.state, scope, name)
-            except StateError as error:
-                self.unreadable.append(str(error))
-                continue  # reported; the other jobs go on
-            # Every job is held from now on: the plan, reconcile and the scheduler use the
-            # engine's copy instead of reading the files again.
-            self.serve(scope)
-            job = executions.attach(self.engine, state, self.operations)
-            if job.run is not None:
-                self.resumed.append((scope, name, job.run.id))
+        """Take up what a previous owner left: RUNNING executions, operations still awaited
+        (with several runners: of the jobs this one takes, up to its share)."""
+        recorded = list(self.state.jobs())
+        if self.ownership is not None:
+            self._recorded = recorded
+            self.keep_leases(force=True)
+            return
+        for scope, name in recorded:
+            self._take_up(scope, name)
+
+    def _take_up(self, scope: str, name: str) -> RunningJob | None:
+        """Hold a recorded job from now on: the plan, reconcile and the scheduler use the
+        engine's copy instead of reading the state again; its RUNNING execution resumes."""
+        try:
+            state = JobState.load(self.state, scope, name)
+        except StateError as error:
+            self.unreadable.append(str(error))
+            return None  # reported; the other jobs go on
+        self.serve(scope)
+        job = executions.attach(self.engine, state, self.operations)
+        if job.run is not None:
+            self.resumed.append((scope, name, job.run.id))
+        return job
+
+    # -- several runners ------------------------------------------------------------------
+
+    def may_hold(self, key: tuple[str, str]) -> bool:
+        """Whether this runner may act for the job: always alone; with several runners,
+        when it owns the job's lease or can take it now."""
+        return self.ownership is None or self.ownership.take(key)
+
+    def keep_leases(self, force: bool = False) -> None:
+        """With several runners (at every turn of the daemon): renew the leases every third
+        of a lease, letting go of the jobs whose lease was lost; take free jobs up to this
+        runner's share (a runner that died leaves its jobs free when its lease ends), and
+        give up idle jobs above it. Nothing to do for a runner alone."""
+        ownership = self.ownership
+        if ownership is None:
+            return
+        if force or ownership.renew_due():
+            for key in ownership.renew():
+                self.engine.forget(key, "its lease expired before it was renewed")
+            self._recorded = list(self.state.jobs())
+        if force or ownership.scan_due():
+            ownership.scanned()
+            known = set(self._recorded) | self._declared
+            share = ownership.share(len(known))
+            self._take_free(ownership, sorted(known), share)
+            self._give_up_above(ownership, share)
+
+    def _take_free(self, ownership: Ownership, known: list[tuple[str, str]], share: int) -> None:
+        for key in ownership.free(known):
+            if len(ownership.held) >= share:
+                return
+            if not ownership.take(key) or key not in self._recorded:
+                continue  # a new job: reconcile records it
+            job = self._take_up(*key)
+            if job is not None:
+                log.info("took over %s/%s (lease epoch %d)", *key, ownership.held[key].epoch)
+                for hook in self.taken_hooks:
+                    hook(job)
+
+    def _give_up_above(self, ownership: Ownership, share: int) -> None:
+        surplus = len(ownership.held) - share
+        for key in sorted(ownership.held, reverse=True):
+            if surplus <= 0:
+                return
+            job = self.engine.jobs.get(key)
+            if job is not None and (job.run is not None or job.out):
+                continue  # busy: it stays until its execution ends
+            self.engine.forget(key, "given to another runner: this one holds more than its share")
+            ownership.give_up(key)
+            surplus -= 1
+
+    def _check_owned(self, scope: str, name: str) -> None:
+        """JobError when another runner owns the job (its requests go to that runner)."""
+        if not self.may_hold((scope, name)):
+            raise JobError(
+                f"job {scope}/{name} is owned by another runner; ask again: `start` and `stop`"
+                " hand the request to its owner"
+            )
+
+    def lost(self, error: LeaseLostError) -> None:
+        """A write was refused for these jobs: let them go (see `Engine.forget`)."""
+        self.engine.forget_lost(error)
+
+    def _let_go(self, key: tuple[str, str]) -> None:
+        if self.ownership is not None:
+            self.ownership.drop(key)
 
     # -- work -----------------------------------------------------------------------------
 
@@ -223,9 +333,14 @@ class Runner:
         return load_manifests([self.config.jobs_dir], default_scope=self.config.scope)
 
     def plan(self, manifests: ManifestSet) -> Plan:
+        """What reconcile would do; with several runners, for the jobs this one owns (it
+        takes the new and free ones first, up to its share)."""
         self._declare(manifests)
+        if self.ownership is not None:
+            self._declared = set(manifests.jobs)
+            self.keep_leases(force=True)
         devices = device_tags(manifests, self.registry)
-        return compute_plan(
+        plan = compute_plan(
             manifests,
             self.state,
             devices,
@@ -233,6 +348,9 @@ class Runner:
             require_signed=self.config.require_signed,
             loaded={key: job.state for key, job in self.engine.jobs.items()},
         )
+        if self.ownership is not None:
+            plan.jobs = [j for j in plan.jobs if self.ownership.holds((j.scope, j.name))]
+        return plan
 
     def apply(self, plan: Plan) -> Applied:
         return self.reconciler.apply(plan)
@@ -242,6 +360,7 @@ class Runner:
     ) -> ExecutionSummary:
         """A manual start: the job as declared (recorded first if it is new). `targets`: only
         these (the operator chose them: no rollout gate or retry limit holds them)."""
+        self._check_owned(scope, name)
         plan = self.plan(manifests)
         job_plan = next((j for j in plan.jobs if (j.scope, j.name) == (scope, name)), None)
         if job_plan is None or (job_plan.declared is None and job_plan.record is None):
@@ -289,6 +408,7 @@ class Runner:
         drain: float = executions.STOP_DRAIN,
     ) -> ExecutionSummary:
         """Stop the job's running execution (see `executions.stop`); JobError when none runs."""
+        self._check_owned(scope, name)
         job = self.reconciler.job(scope, name)
         if job.run is None:
             last = job.state.last_execution
@@ -338,6 +458,17 @@ class Runner:
             if declared_scope is not None:
                 encoding = declared_scope.manifest.spec.payload_encoding
             self.serve(scope, encoding)
+
+
+def _ownership(state: StateDir, config: RunnerConfig) -> Ownership:
+    """The leases of a runner among several, fencing the writes to `state` (a database)."""
+    from jobrunner.state.leases import Leases  # noqa: PLC0415 - psycopg: with a database only
+    from jobrunner.state.pgstorage import PostgresStorage  # noqa: PLC0415
+
+    assert isinstance(state.storage, PostgresStorage) and config.state_db is not None
+    state.storage.fences = {}
+    leases = Leases(config.state_db, config.broker.client_id, config.lease)
+    return Ownership(leases, state.storage.fences)
 
 
 def _check_chosen(scope: str, name: str, chosen: list[str], targets: list[str]) -> None:

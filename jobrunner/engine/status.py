@@ -65,7 +65,7 @@ def resolve_job_ref(
 def load_job(state: StateDir, scope: str, name: str) -> JobState:
     """The recorded job, or JobError saying it is unknown (and which jobs are known)."""
     if not JobState.exists(state, scope, name):
-        resolve_job_ref(f"{scope}/{name}", scope, state.jobs(), str(state.root))
+        resolve_job_ref(f"{scope}/{name}", scope, state.jobs(), state.describe())
     return JobState.load(state, scope, name)
 
 

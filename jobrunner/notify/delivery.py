@@ -71,7 +71,8 @@ class Notifier:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         layout = state if isinstance(state, StateDir) else StateDir(state)
-        folder = layout.outbox
+        # Runners that share a database keep an outbox each: each posts the events it wrote.
+        folder = layout.outbox / client_id if layout.storage.shared else layout.outbox
         self.secrets = secrets
         self.clock = clock
         self.reader = OutboxReader(layout.storage, folder)

@@ -20,21 +20,13 @@ import contextlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import psycopg
 from psycopg.rows import TupleRow
 
-from jobrunner.errors import StateError
+from jobrunner.errors import LeaseLostError, StateError
 from jobrunner.state.pgschema import connect
-
-
-class LeaseLostError(StateError):
-    """The lease is no longer this runner's (expired, or taken over): stop writing and
-    sending for the job, and acquire it again. `jobs`: the (scope, job) of each lease lost."""
-
-    def __init__(self, message: str, jobs: frozenset[tuple[str, str]] = frozenset()) -> None:
-        super().__init__(message)
-        self.jobs = jobs
 
 
 @dataclass(frozen=True)
@@ -50,6 +42,7 @@ class Leases:
     """One runner's view of the leases, over its own connection."""
 
     def __init__(self, conninfo: str, owner: str, seconds: float = 15.0) -> None:
+        self.conninfo = conninfo
         self.owner = owner
         self.seconds = seconds
         self.connection = connect(conninfo)
@@ -57,12 +50,22 @@ class Leases:
     def close(self) -> None:
         self.connection.close()
 
+    def _execute(self, query: str, params: Any = None) -> psycopg.Cursor[TupleRow]:
+        """`execute` on the connection, connected again when it was lost; OSError when the
+        database cannot be reached (as a disk that refuses: the caller tries again later)."""
+        try:
+            if self.connection.closed or self.connection.broken:
+                self.connection = connect(self.conninfo)
+            return self.connection.execute(query, params)
+        except (psycopg.OperationalError, StateError) as error:
+            raise OSError(f"the state database cannot be reached: {error}") from None
+
     # -- leases -----------------------------------------------------------------------------
 
     def acquire(self, scope: str, job: str) -> Lease | None:
         """The job's lease for this runner: new, taken over from an owner whose lease
         expired (the epoch grows), or still ours; None while another runner holds it."""
-        row = self.connection.execute(
+        row = self._execute(
             """
             INSERT INTO jobrunner_leases AS l (scope, job, owner, epoch, expires_at)
             VALUES (%(scope)s, %(job)s, %(owner)s, 1, now() + make_interval(secs => %(s)s))
@@ -81,7 +84,7 @@ class Leases:
     def renew(self, lease: Lease) -> Lease:
         """Extend a lease that is still ours and current; LeaseLostError otherwise (a runner
         paused past its lease must acquire it again, with a new epoch)."""
-        row = self.connection.execute(
+        row = self._execute(
             """
             UPDATE jobrunner_leases SET expires_at = now() + make_interval(secs => %(s)s)
             WHERE scope = %(scope)s AND job = %(job)s AND owner = %(owner)s
@@ -100,7 +103,7 @@ class Leases:
         wanted = {(lease.scope, lease.job): lease for lease in leases}
         if not wanted:
             return [], []
-        rows = self.connection.execute(
+        rows = self._execute(
             """
             UPDATE jobrunner_leases AS l SET expires_at = now() + make_interval(secs => %s)
             FROM unnest(%s::text[], %s::text[], %s::bigint[]) AS w(scope, job, epoch)
@@ -124,21 +127,21 @@ class Leases:
 
     def holders(self) -> dict[str, int]:
         """How many current leases each runner holds."""
-        rows = self.connection.execute(
+        rows = self._execute(
             "SELECT owner, count(*) FROM jobrunner_leases WHERE expires_at >= now() GROUP BY owner"
         ).fetchall()
         return {str(owner): int(str(count)) for owner, count in rows}
 
     def owners(self) -> dict[tuple[str, str], str]:
         """The owner of each job with a current lease."""
-        rows = self.connection.execute(
+        rows = self._execute(
             "SELECT scope, job, owner FROM jobrunner_leases WHERE expires_at >= now()"
         ).fetchall()
         return {(str(scope), str(job)): str(owner) for scope, job, owner in rows}
 
     def release(self, lease: Lease) -> None:
         """Give the lease up (a clean stop): another runner may take the job at once."""
-        self.connection.execute(
+        self._execute(
             "DELETE FROM jobrunner_leases WHERE scope = %s AND job = %s AND owner = %s"
             " AND epoch = %s",
             (lease.scope, lease.job, lease.owner, lease.epoch),
@@ -146,7 +149,7 @@ class Leases:
 
     def current(self, scope: str, job: str) -> Lease | None:
         """The job's lease as the database has it (None: nobody's, or expired)."""
-        row = self.connection.execute(
+        row = self._execute(
             "SELECT owner, epoch, expires_at FROM jobrunner_leases WHERE scope = %s"
             " AND job = %s AND expires_at >= now()",
             (scope, job),
@@ -209,7 +212,7 @@ class Leases:
         return row is not None
 
     def release_device(self, lease: Lease, client_id: str) -> None:
-        self.connection.execute(
+        self._execute(
             "DELETE FROM jobrunner_device_claims WHERE scope = %s AND client_id = %s"
             " AND job = %s AND epoch = %s",
             (lease.scope, client_id, lease.job, lease.epoch),
@@ -219,7 +222,7 @@ class Leases:
 
     def heartbeat(self) -> None:
         """Say this runner is alive (with each renewal)."""
-        self.connection.execute(
+        self._execute(
             "INSERT INTO jobrunner_runners VALUES (%s, now())"
             " ON CONFLICT (client_id) DO UPDATE SET seen_at = now()",
             (self.owner,),
@@ -227,7 +230,7 @@ class Leases:
 
     def alive(self, within: float | None = None) -> list[str]:
         """The runners seen within `within` seconds (default: one lease), by client id."""
-        rows = self.connection.execute(
+        rows = self._execute(
             "SELECT client_id FROM jobrunner_runners"
             " WHERE seen_at >= now() - make_interval(secs => %s) ORDER BY client_id",
             (within if within is not None else self.seconds,),

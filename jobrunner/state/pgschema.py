@@ -14,12 +14,11 @@ A database written by a newer jobrunner (a higher schema version) is refused wit
 
 from __future__ import annotations
 
-import re
-
 import psycopg
 from psycopg.rows import TupleRow
 
 from jobrunner.errors import StateError, StateVersionError
+from jobrunner.state.opening import redacted
 
 SCHEMA_VERSION = 1
 
@@ -91,8 +90,3 @@ def prepare(connection: psycopg.Connection[TupleRow]) -> None:
             connection.execute(
                 "INSERT INTO jobrunner_meta VALUES ('schema', %s)", (str(SCHEMA_VERSION),)
             )
-
-
-def redacted(conninfo: str) -> str:
-    """The conninfo without its password, for messages."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", conninfo)

@@ -28,8 +28,10 @@ from pathlib import Path
 import psycopg
 from psycopg.rows import TupleRow
 
-from jobrunner.state.leases import Lease, LeaseLostError
-from jobrunner.state.pgschema import connect, redacted
+from jobrunner.errors import LeaseLostError
+from jobrunner.state.leases import Lease
+from jobrunner.state.opening import redacted
+from jobrunner.state.pgschema import connect
 from jobrunner.state.storage import Stamp
 
 ROOT = Path("postgresql:")
@@ -56,6 +58,8 @@ class _Write:
 
 class PostgresStorage:
     """The records of one state in a PostgreSQL database; see the module docstring."""
+
+    shared = True
 
     def __init__(self, conninfo: str) -> None:
         self.root = ROOT

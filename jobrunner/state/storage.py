@@ -29,6 +29,8 @@ class Storage(Protocol):
     """The records of one state: read, replaced and appended by path under `root`."""
 
     root: Path
+    shared: bool
+    """Several runners may use it at once (each job then has a lease, see `leases`)."""
 
     def describe(self) -> str:
         """Where the state is, for messages: `state directory state`."""
@@ -91,6 +93,8 @@ class Storage(Protocol):
 
 class FileStorage:
     """A state directory: each record one file, replaced by rename, appended by `write`."""
+
+    shared = False
 
     def __init__(self, root: Path) -> None:
         self.root = root

@@ -8,12 +8,12 @@ not notice a disk that went read-only until its next execution.
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
+
+from jobrunner.state.storage import Storage
 
 WRITE_CHECK_EVERY = 5.0  # seconds: how often the state directory is written to, at most
 STUCK_AFTER = 30.0  # seconds without an engine turn: the loop is stuck
@@ -33,7 +33,7 @@ class Liveness(Protocol):
 
 @dataclass
 class Health:
-    state_dir: Path
+    storage: Storage
     runner: Liveness
     clock: Callable[[], float] = time.monotonic
     _written: tuple[float, str | None] = (-WRITE_CHECK_EVERY, None)
@@ -45,7 +45,8 @@ class Health:
             found.append("not connected to the broker")
         storage = self.runner.storage_problem() or self._try_writing()
         if storage:
-            found.append(f"the state directory cannot be written ({storage})")
+            where = "state database" if self.storage.shared else "state directory"
+            found.append(f"the {where} cannot be written ({storage})")
         idle = self.clock() - self.runner.last_turn()
         if idle > STUCK_AFTER:
             found.append(f"the engine loop has not turned for {idle:.0f}s")
@@ -56,13 +57,10 @@ class Health:
         if now - self._written[0] < WRITE_CHECK_EVERY:
             return self._written[1]
         problem = None
+        probe = self.storage.root / f".healthz.{os.getpid()}"
         try:
-            handle, name = tempfile.mkstemp(prefix=".healthz.", dir=self.state_dir)
-            try:
-                os.write(handle, b"ok")
-            finally:
-                os.close(handle)
-                Path(name).unlink()
+            self.storage.replace(probe, b"ok", durable=False)
+            self.storage.remove(probe)
         except OSError as error:
             problem = error.strerror or str(error)
         self._written = (now, problem)

@@ -47,13 +47,12 @@ class DaemonFacts(Runner, Liveness, Protocol):
 class Dashboard:
     """Serves the dashboard while the daemon runs."""
 
-    def __init__(self, address: str, token: str | None, state_dir: Path) -> None:
+    def __init__(self, address: str, token: str | None, state: StateDir | Path) -> None:
         self.host, self.port = parse_address(address)
         self.token = token or None
         self.registry = CollectorRegistry(auto_describe=False)
         self.observer = EngineMetrics(self.registry)
-        self.reader = FleetReader(StateDir(state_dir))
-        self.state_dir = state_dir
+        self.reader = FleetReader(state if isinstance(state, StateDir) else StateDir(state))
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self.listening = threading.Event()
@@ -69,7 +68,7 @@ class Dashboard:
         self.reader.devices = daemon.devices
         self.registry.register(FleetCollector(self.reader, daemon))
         deps = Dependencies(
-            Views(self.reader), daemon, Health(self.state_dir, daemon), self.registry
+            Views(self.reader), daemon, Health(self.reader.state.storage, daemon), self.registry
         )
         app = create_app(deps, self.host, self.token)
         config = uvicorn.Config(

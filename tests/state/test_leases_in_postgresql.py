@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from jobrunner.errors import StateVersionError
-from jobrunner.state.leases import LeaseLostError, Leases
+from jobrunner.errors import LeaseLostError, StateVersionError
+from jobrunner.state.leases import Leases
 
 LEASE = 1.0  # seconds: short, so that expiry is quick to reach
 

@@ -14,11 +14,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from jobrunner.errors import StateError
+from jobrunner.errors import LeaseLostError, StateError
 from jobrunner.state.files import Journal
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import StateDir
-from jobrunner.state.leases import LeaseLostError, Leases
+from jobrunner.state.leases import Leases
 from jobrunner.state.pgstorage import PostgresStorage
 from jobrunner.state.records import ExecutionStatus, JobRecord, Trigger, TriggerKind
 from jobrunner.state.storage import FileStorage, Storage

@@ -1,0 +1,120 @@
+"""Which jobs this runner owns, when several runners share one state database (DESIGN §8).
+
+Each job is owned through a lease (`state.leases`). A runner takes free jobs up to its share
+(the jobs over the runners alive, rounded up), renews its leases every third of their length,
+and gives up idle jobs above its share, so that a runner that starts later gets work too.
+When a runner dies its leases expire and its heartbeat ages out together: the others' share
+grows and they take its jobs over, resuming them as a restarted runner does.
+
+The leases held are also the storage's fences (`PostgresStorage.fences`, the same dict): a
+job whose lease is lost can be written no more, and so nothing more is sent for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from jobrunner.engine.timers import JobKey
+
+if TYPE_CHECKING:  # psycopg is needed only with a state database: imported by the caller
+    from jobrunner.state.leases import Lease, Leases
+
+log = logging.getLogger("jobrunner.ownership")
+
+SCAN = 1.0
+"""Seconds between looks for jobs nobody owns (a runner that died): a failover costs at most
+the lease plus this."""
+
+
+class Ownership:
+    """This runner's leases: see the module docstring."""
+
+    def __init__(
+        self,
+        leases: Leases,
+        fences: dict[JobKey, Lease],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.leases = leases
+        self.held = fences
+        """The leases held, by job: the storage's fences."""
+        self.clock = clock
+        self._renew_at = 0.0
+        self._scan_at = 0.0
+
+    @property
+    def client_id(self) -> str:
+        return self.leases.owner
+
+    @property
+    def seconds(self) -> float:
+        return self.leases.seconds
+
+    def holds(self, key: JobKey) -> bool:
+        return key in self.held
+
+    def take(self, key: JobKey) -> bool:
+        """Own the job from now on (it is ours, or was free); False while another runner
+        holds it."""
+        if key in self.held:
+            return True
+        lease = self.leases.acquire(*key)
+        if lease is None:
+            return False
+        self.held[key] = lease
+        return True
+
+    def share(self, jobs: int) -> int:
+        """How many of `jobs` this runner takes: its part among the runners alive."""
+        alive = len(set(self.leases.alive()) | {self.client_id})
+        return -(-jobs // alive)
+
+    def free(self, recorded: Iterable[JobKey]) -> list[JobKey]:
+        """The jobs among `recorded` that nobody owns now."""
+        owned = self.leases.owners()
+        return [key for key in recorded if key not in owned and key not in self.held]
+
+    def renew_due(self) -> bool:
+        return self.clock() >= self._renew_at
+
+    def scan_due(self) -> bool:
+        return self.clock() >= self._scan_at
+
+    def renew(self) -> list[JobKey]:
+        """Say this runner is alive and extend its leases; the jobs whose lease was lost
+        (it expired while this runner was paused or cut off, and maybe another took it)."""
+        now = self.clock()
+        self.leases.heartbeat()
+        renewed, lost = self.leases.renew_all(list(self.held.values()))
+        for lease in renewed:
+            self.held[(lease.scope, lease.job)] = lease
+        gone = [(lease.scope, lease.job) for lease in lost]
+        for key in gone:
+            self.held.pop(key, None)
+        self._renew_at = now + self.seconds / 3
+        return gone
+
+    def scanned(self) -> None:
+        self._scan_at = self.clock() + min(SCAN, self.seconds / 3)
+
+    def drop(self, key: JobKey) -> None:
+        """Forget the lease (it was lost): nothing more is written for the job."""
+        self.held.pop(key, None)
+
+    def give_up(self, key: JobKey) -> None:
+        """Release the lease (a clean stop, or a job above the share): another runner may
+        take the job at once."""
+        lease = self.held.pop(key, None)
+        if lease is not None:
+            try:
+                self.leases.release(lease)
+            except OSError as error:  # it expires by itself
+                log.warning("could not release the lease of %s/%s: %s", *key, error)
+
+    def close(self) -> None:
+        for key in list(self.held):
+            self.give_up(key)
+        self.leases.close()
