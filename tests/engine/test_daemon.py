@@ -328,8 +328,6 @@ def test_stop_of_an_unknown_job_answers_at_once_with_close_names(
 
     assert time.monotonic() - began < 3
     assert result.exit_code == 1
-    assert (
-        f"no job rollot in state directory {scenario.state_dir}; did you mean {scenario.scope}/rollout?"
-        in (result.output)
-    )
+    where = f"state directory {scenario.state_dir}"
+    assert f"no job rollot in {where}; did you mean {scenario.scope}/rollout?" in result.output
     assert watch.terminate() == 0
