@@ -24,6 +24,9 @@ if TYPE_CHECKING:  # psycopg is needed only with a state database: imported by t
 
 log = logging.getLogger("jobrunner.ownership")
 
+MARGIN = 1.0
+"""Seconds before its end that a lease no longer counts as surely ours (`valid_until`)."""
+
 SCAN = 1.0
 """Seconds between looks for jobs nobody owns (a runner that died): a failover costs at most
 the lease plus this."""
@@ -44,6 +47,9 @@ class Ownership:
         self.clock = clock
         self._renew_at = 0.0
         self._scan_at = 0.0
+        self.valid_until = 0.0
+        """`clock()` up to which the leases held are surely ours: renewed before, so their
+        end in the database comes later (nothing is sent past it, see `Connection`)."""
 
     @property
     def client_id(self) -> str:
@@ -86,9 +92,10 @@ class Ownership:
     def renew(self) -> list[JobKey]:
         """Say this runner is alive and extend its leases; the jobs whose lease was lost
         (it expired while this runner was paused or cut off, and maybe another took it)."""
-        now = self.clock()
+        now = self.clock()  # before the database's now(): the leases end after this + lease
         self.leases.heartbeat()
         renewed, lost = self.leases.renew_all(list(self.held.values()))
+        self.valid_until = now + self.seconds - min(MARGIN, self.seconds / 3)
         for lease in renewed:
             self.held[(lease.scope, lease.job)] = lease
         gone = [(lease.scope, lease.job) for lease in lost]

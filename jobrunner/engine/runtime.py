@@ -9,6 +9,7 @@ loop) share; only the engine's thread touches it.
 from __future__ import annotations
 
 import secrets
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -156,9 +157,16 @@ class Connection:
     """Since when the runner has heard every lifecycle message (its last (re)connect)."""
     lost_at: float | None = None
     """When the broker connection was last lost (None: never, since the start)."""
+    leases_valid_until: float | None = None
+    """With several runners: the `time.monotonic()` up to which this runner's leases are
+    surely still its own (renewed before). Past it nothing is sent until they are renewed:
+    a runner paused or cut off past its lease sends nothing, even before the database
+    refuses its writes."""
 
     @property
     def sending(self) -> bool:
+        if self.leases_valid_until is not None and time.monotonic() >= self.leases_valid_until:
+            return False
         return self.connected and not self.draining
 
 

@@ -279,6 +279,7 @@ class Runner:
         if force or ownership.renew_due():
             for key in ownership.renew():
                 self.engine.forget(key, "its lease expired before it was renewed")
+            self.engine.connection.leases_valid_until = ownership.valid_until
             self._recorded = list(self.state.jobs())
         if force or ownership.scan_due():
             ownership.scanned()
@@ -429,6 +430,7 @@ class Runner:
         wanted = list(refs)
 
         def ended() -> bool:
+            self.keep_leases()  # with several runners: the leases of what it drives
             if tick is not None:
                 tick()
             return all(self._summary(r).status is not ExecutionStatus.RUNNING for r in wanted)

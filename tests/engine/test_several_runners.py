@@ -1,0 +1,212 @@
+"""Two `watch` processes on one state database and one broker share the jobs: when the owner
+dies (SIGKILL) in the middle of an execution, the other finishes it, and no device receives
+any operation twice; an owner paused past its lease (SIGSTOP) sends nothing more when it is
+let go on again (SIGCONT). Real processes, a real PostgreSQL, real MQTT, the simulated fleet.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from jobrunner.simulator.faults import DelayFault, FaultPlan, Selector
+from jobrunner.simulator.fleet import Fleet
+from jobrunner.state.jobstore import JobState
+from jobrunner.state.layout import StateDir
+from jobrunner.state.pgstorage import ROOT, PostgresStorage
+from jobrunner.state.records import ExecutionStatus
+
+from .conftest import Scenario
+
+pytestmark = pytest.mark.integration
+
+LEASE = 3.0
+STEPS = """
+- {name: check, definition: Command Execution, timeout: 4s, properties: {command: echo}}
+- {name: stop, definition: Bundle Stop, timeout: 4s, properties: {bundleId: 42}}
+- {name: start, definition: Bundle Start, timeout: 4s, properties: {bundleId: 42}}
+"""
+
+
+class Runners:
+    """The `watch` processes of one test, on its scenario and database."""
+
+    def __init__(self, scenario: Scenario, state_db: str) -> None:
+        self.scenario = scenario
+        self.state_db = state_db
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.state = StateDir(ROOT, PostgresStorage(state_db))
+
+    def client_id(self, name: str) -> str:
+        return f"{name}-{self.scenario.scope}"
+
+    def start(self, name: str) -> subprocess.Popen[bytes]:
+        s = self.scenario
+        command = [
+            sys.executable, "-m", "jobrunner", "watch",
+            "--jobs-dir", str(s.jobs_dir), "--state-db", self.state_db,
+            "--broker", s.broker.url, "--scope", s.scope, "--client-id", self.client_id(name),
+            "--lease", str(LEASE), "--max-in-flight", "2",
+        ]  # fmt: skip
+        with self.log_path(name).open("wb") as output:
+            process = subprocess.Popen(command, stdout=output, stderr=output)
+        self.processes[name] = process
+        return process
+
+    def log_path(self, name: str) -> Path:
+        return self.scenario.root / f"{name}.log"
+
+    def log(self, name: str) -> str:
+        return self.log_path(name).read_text(errors="replace")
+
+    def owner(self, job: str) -> str | None:
+        with psycopg.connect(self.state_db) as connection:
+            row = connection.execute(
+                "SELECT owner FROM jobrunner_leases WHERE scope = %s AND job = %s"
+                " AND expires_at >= now()",
+                (self.scenario.scope, job),
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def alive(self) -> set[str]:
+        with psycopg.connect(self.state_db) as connection:
+            rows = connection.execute(
+                "SELECT client_id FROM jobrunner_runners WHERE seen_at >= now() - interval '5s'"
+            ).fetchall()
+        return {str(row[0]) for row in rows}
+
+    def job(self, name: str) -> JobState | None:
+        if not JobState.exists(self.state, self.scenario.scope, name):
+            return None
+        return JobState.load(self.state, self.scenario.scope, name)
+
+    def sent(self, name: str) -> int:
+        """How many requests the job's targets have recorded (each before it was sent)."""
+        try:
+            data = self.state.storage.read(self.state.job(self.scenario.scope, name).targets)
+        except FileNotFoundError:
+            return 0
+        return data.count(b'"r":')
+
+    def wait(self, what: str, done: Callable[[], bool], timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not done():
+            for name, process in self.processes.items():
+                if process.poll() is not None and process.returncode not in (0, -9, -19):
+                    raise AssertionError(f"{name} ended: {self.log(name)}")
+            if time.monotonic() > deadline:
+                logs = "\n".join(f"--- {n}\n{self.log(n)[-3000:]}" for n in self.processes)
+                raise AssertionError(f"{what} did not happen within {timeout:g}s\n{logs}")
+            time.sleep(0.05)
+
+    def ended(self, name: str) -> bool:
+        job = self.job(name)
+        return job is not None and any(
+            e.status is not ExecutionStatus.RUNNING for e in job.executions.values()
+        )
+
+    def stop_all(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                os.kill(process.pid, signal.SIGCONT)
+                process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self.state.storage.close()
+
+
+@contextmanager
+def runners(scenario: Scenario, state_db: str) -> Iterator[Runners]:
+    made = Runners(scenario, state_db)
+    try:
+        yield made
+    finally:
+        made.stop_all()
+
+
+def _never_twice(fleet: Fleet) -> Counter[tuple[str, str]]:
+    sent = Counter((r.device, r.operation) for r in fleet.requests())
+    assert max(sent.values()) == 1, [k for k, n in sent.items() if n > 1]
+    return sent
+
+
+def test_the_other_runner_finishes_an_execution_whose_owner_was_killed(
+    scenario: Scenario, state_db: str
+) -> None:
+    scenario.registry(10)
+    fleet = scenario.fleet(10, FaultPlan(slow=(DelayFault(Selector("*", "*"), 0.25),)))
+    scenario.job("rollout", STEPS)
+
+    with runners(scenario, state_db) as two:
+        a = two.start("a")
+        two.wait("runner a owning the job", lambda: two.owner("rollout") == two.client_id("a"))
+        two.start("b")
+        two.wait("runner b alive", lambda: two.client_id("b") in two.alive())
+        two.wait("requests of the first steps", lambda: two.sent("rollout") >= 8)
+        os.kill(a.pid, signal.SIGKILL)  # in the middle of the execution
+        a.wait()
+        killed_at = time.monotonic()
+        two.wait("runner b owning the job", lambda: two.owner("rollout") == two.client_id("b"))
+        took_over = time.monotonic() - killed_at
+        two.wait("the end of the execution", lambda: two.ended("rollout"), timeout=90)
+        job = two.job("rollout")
+        assert job is not None
+        log_b = two.log("b")
+        log_1 = two.state.storage.read(job.paths.log(1)).decode()
+
+    assert "took over" in log_b and "resumed" in log_b, log_b
+    assert took_over <= LEASE + 5, took_over
+    assert job.executions[1].status is ExecutionStatus.TERMINATED
+    finished = {t.client_id: t for t in job.targets}
+    assert len(finished) == 10
+    for client_id, target in finished.items():
+        assert (target.step_index, target.status.value) == (2, "PROCESS_OK") or (
+            target.status.value == "PROCESS_FAILED"
+            and target.message == "runner restarted before the reply"
+        ), (client_id, target)
+    sent = _never_twice(fleet)
+    done = [c for c, t in finished.items() if t.status.value == "PROCESS_OK"]
+    assert len(done) >= 7  # only those in flight at the kill may have lost their reply
+    for client_id in done:  # every operation of a finished target, exactly once
+        assert sum(n for (device, _), n in sent.items() if device == client_id) == 3
+    assert "runner restarted while this request awaited its reply" in log_1 or len(done) == 10
+
+
+def test_a_paused_owner_sends_nothing_more_once_it_runs_again(
+    scenario: Scenario, state_db: str
+) -> None:
+    scenario.registry(4)
+    fleet = scenario.fleet(4, FaultPlan(slow=(DelayFault(Selector("*", "*"), 0.25),)))
+    scenario.job("rollout", STEPS)
+
+    with runners(scenario, state_db) as two:
+        a = two.start("a")
+        two.wait("runner a owning the job", lambda: two.owner("rollout") == two.client_id("a"))
+        two.start("b")
+        two.wait("runner b alive", lambda: two.client_id("b") in two.alive())
+        two.wait("requests of the first steps", lambda: two.sent("rollout") >= 2)
+        os.kill(a.pid, signal.SIGSTOP)  # paused (a VM frozen, a long GC) past its lease
+        two.wait("runner b owning the job", lambda: two.owner("rollout") == two.client_id("b"))
+        two.wait("the end of the execution", lambda: two.ended("rollout"), timeout=60)
+        before = fleet.count()
+        os.kill(a.pid, signal.SIGCONT)
+        two.wait("runner a letting the job go", lambda: "let go" in two.log("a"), timeout=20)
+        time.sleep(LEASE)  # what it would still send, it sends by now
+        after = fleet.count()
+        assert a.poll() is None, two.log("a")  # it goes on, with the jobs it may own
+
+    assert after == before, fleet.requests()[-(after - before) :]
+    _never_twice(fleet)
