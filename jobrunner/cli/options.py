@@ -185,11 +185,19 @@ def group_options_in(args: list[str]) -> tuple[Path | None, bool]:
     return config, debug
 
 
+def command_state(state_dir: Path, state_db: str | None) -> StateDir:
+    """The recorded state of the running command (the database when --state-db is given),
+    closed when the command ends."""
+    state = open_state(state_dir, state_db)
+    click.get_current_context().call_on_close(state.storage.close)
+    return state
+
+
 def reading_state(state_dir: Path, state_db: str | None) -> StateDir:
     """The recorded state a reading command looks at: the database when --state-db is
     given, else the state directory, which must exist (`require_state_dir`)."""
     if state_db:
-        return open_state(state_dir, state_db)
+        return command_state(state_dir, state_db)
     return StateDir(require_state_dir(state_dir))
 
 

@@ -14,6 +14,7 @@ from jobrunner.cli.config import pass_runner_config, runner_config
 from jobrunner.cli.options import (
     broker_option,
     client_id_option,
+    command_state,
     manifest_options,
     reading_state,
     requester_id_option,
@@ -31,7 +32,6 @@ from jobrunner.manifests.secrets import SecretResolver
 from jobrunner.notify.delivery import Notifier
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import StateDir
-from jobrunner.state.opening import open_state
 from jobrunner.state.records import ExecutionStatus, ExecutionSummary, counts_text
 
 
@@ -144,7 +144,7 @@ def _notifying(config: RunnerConfig) -> Iterator[tuple[_Loaded, Notifier]]:
     they are posted before the command exits (at most POST_ON_EXIT seconds), and what is
     left is posted by the next `watch`."""
     secrets = SecretResolver.from_environment(config.secrets_dir)
-    state = open_state(config.state_dir, config.state_db)
+    state = command_state(config.state_dir, config.state_db)
     notifier = Notifier(state, secrets, config.broker.client_id)
     source = _Loaded(config.broker.client_id)
     notifier.attach(source)
@@ -243,7 +243,7 @@ def reconcile(ctx: click.Context, config: RunnerConfig, wait: bool) -> None:
       1    invalid manifests, conflicts or other errors
       130  interrupted by Ctrl-C (143: by SIGTERM)
     """
-    daemon = handoff.owning_daemon(open_state(config.state_dir, config.state_db))
+    daemon = handoff.owning_daemon(command_state(config.state_dir, config.state_db))
     if daemon is not None:
         started = _refs(handoff.submit(daemon, "reconcile"), "started")
         for scope_name, name, execution in started:
@@ -317,7 +317,7 @@ def start(
       1    errors (unknown job, suspended, already running...)
       130  interrupted by Ctrl-C (143: by SIGTERM)
     """
-    state = open_state(config.state_dir, config.state_db)
+    state = command_state(config.state_dir, config.state_db)
     known = _known_jobs(state, config.jobs_dir, config.scope)
     where = f"{config.jobs_dir} nor the {state.describe()}"
     scope_name, name = resolve_job_ref(job, config.scope, known, where)

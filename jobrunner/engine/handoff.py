@@ -57,7 +57,7 @@ def owning_daemon(state: StateDir | Path) -> StateDir | None:
     if not isinstance(state, StateDir):
         state = StateDir(state)
     if state.storage.shared:
-        return state if _runners(state).alive() else None
+        return state if runners_alive(state) else None
     owner = current_owner(state.lock)
     return state if owner is not None and owner.role == "watch" else None
 

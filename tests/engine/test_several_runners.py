@@ -6,6 +6,7 @@ let go on again (SIGCONT). Real processes, a real PostgreSQL, real MQTT, the sim
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -18,7 +19,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from click.testing import CliRunner
 
+from jobrunner.cli.main import cli
 from jobrunner.simulator.faults import DelayFault, FaultPlan, Selector
 from jobrunner.simulator.fleet import Fleet
 from jobrunner.state.jobstore import JobState
@@ -210,3 +213,43 @@ def test_a_paused_owner_sends_nothing_more_once_it_runs_again(
 
     assert after == before, fleet.requests()[-(after - before) :]
     _never_twice(fleet)
+
+
+def test_the_commands_work_from_any_machine_through_the_database(
+    scenario: Scenario, state_db: str
+) -> None:
+    scenario.registry(3)
+    scenario.fleet(3, FaultPlan(slow=(DelayFault(Selector("*", "*"), 0.4),)))
+    scenario.job("rollout", STEPS, run=None)  # started by hand only
+    on_db = ["--state-db", state_db, "--scope", scenario.scope]
+    elsewhere = scenario.root / "elsewhere"  # no state directory here: only the database
+    elsewhere.mkdir()
+
+    with runners(scenario, state_db) as one:
+        one.start("a")
+        one.wait("runner a owning the job", lambda: one.owner("rollout") == one.client_id("a"))
+        cwd = Path.cwd()
+        os.chdir(elsewhere)
+        try:
+            started = CliRunner().invoke(
+                cli, ["start", "rollout", "--jobs-dir", str(scenario.jobs_dir), *on_db]
+            )
+            assert started.exit_code == 0, started.output
+            assert "execution 1 (by the watch daemon)" in started.output
+            one.wait("a request sent", lambda: one.sent("rollout") >= 1)
+            stopped = CliRunner().invoke(cli, ["stop", "rollout", "--drain", "0", *on_db])
+            assert stopped.exit_code == 0, stopped.output
+            status = CliRunner().invoke(cli, ["status", "rollout", "-o", "json", *on_db])
+            logs = CliRunner().invoke(cli, ["logs", "rollout", *on_db])
+            table = CliRunner().invoke(cli, ["status", *on_db])
+        finally:
+            os.chdir(cwd)
+
+    assert status.exit_code == 0, status.output
+    shown = json.loads(status.output)
+    assert shown["owner"] == one.client_id("a")
+    assert one.client_id("a") in shown["runners"]
+    assert shown["executions"][0]["status"] == "STOPPED"
+    assert logs.exit_code == 0 and "stop" in logs.output, logs.output
+    assert f"runners alive: {one.client_id('a')}" in table.output, table.output
+    assert not (elsewhere / "state").exists()  # nothing was written beside the command
