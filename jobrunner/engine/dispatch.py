@@ -50,9 +50,17 @@ class Dispatcher:
         first, at once); the requests are published after the state is written."""
         if not self.rt.connection.sending:
             return []
+        self._take_granted()
         capacity = self.rt.settings.max_in_flight - self.rt.link.in_flight()
         capacity -= self.queries.send(capacity)
         outgoing: list[Outgoing] = []
+        self._round_robin(outgoing, capacity)
+        if self.rt.claims is not None and self._take_granted():
+            # The devices asked for in this turn's pass: their first requests go out now.
+            self._round_robin(outgoing, capacity - len(outgoing))
+        return outgoing
+
+    def _round_robin(self, outgoing: list[Outgoing], capacity: int) -> None:
         runs = [j for j in self.rt.jobs.values() if j.run and j.run.ready and not j.run.stopping]
         while capacity > 0 and runs:
             for job in list(runs):  # round robin: one target per execution per turn
@@ -67,7 +75,19 @@ class Dispatcher:
                     capacity -= 1
                     if capacity == 0:
                         break
-        return outgoing
+
+    def _take_granted(self) -> bool:
+        """The targets whose job now has their device (asked for across runners): ready
+        again. True when any is."""
+        if self.rt.claims is None:
+            return False
+        granted = False
+        for key, client_id in self.rt.claims.granted():
+            job = self.rt.jobs.get(key)
+            if job is not None and job.run is not None and not job.run.stopping:
+                job.run.ready.append(client_id)
+                granted = True
+        return granted
 
     def _record(self, job: RunningJob, client_id: str) -> tuple[TargetState, str] | None:
         """The target with its request recorded, and what the log says once it is sent."""
@@ -87,6 +107,10 @@ class Dispatcher:
             kind = FailureKind.NOT_SENT if unsupported.startswith("not sent") else None
             failure = progression.not_sent(unsupported, kind or FailureKind.UNSUPPORTED)
             self.outcomes.apply(job, target, failure, "failed")
+            return None
+        claims = self.rt.claims
+        if claims is not None and not claims.holds(job.key, client_id):
+            claims.want(job.key, client_id)  # ready again once granted (`take_granted`)
             return None
         if not self.rt.device_queue.try_take((job.scope, client_id), job.key):
             self.rt.device_queue.park((job.scope, client_id), job.key, client_id)

@@ -160,6 +160,8 @@ class Engine:
         for operation_id, (holder, _) in list(self.rt.operations.items()):
             if holder == key:
                 del self.rt.operations[operation_id]
+        if self.rt.claims is not None:
+            self.rt.claims.release_job(key)
         for hook in self.let_go_hooks:
             hook(key)
         return job
@@ -388,6 +390,8 @@ class Engine:
                 self.storage_problem = self.storage_problem or str(error)
                 continue
             job.run = None
+            if self.rt.claims is not None:
+                self.rt.claims.release_job(job.key)
             self.rt.observer.execution_ended(job.key, run.summary)
             for callback in job.on_end:
                 callback(run.summary)

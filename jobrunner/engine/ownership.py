@@ -6,6 +6,9 @@ and gives up idle jobs above its share, so that a runner that starts later gets 
 When a runner dies its leases expire and its heartbeat ages out together: the others' share
 grows and they take its jobs over, resuming them as a restarted runner does.
 
+Devices are claimed across runners too (`DatabaseClaims`): one operation at a time per
+device holds whichever runner owns the job.
+
 The leases held are also the storage's fences (`PostgresStorage.fences`, the same dict): a
 job whose lease is lost can be written no more, and so nothing more is sent for it.
 """
@@ -18,6 +21,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from jobrunner.engine.timers import JobKey
+from jobrunner.errors import LeaseLostError
 
 if TYPE_CHECKING:  # psycopg is needed only with a state database: imported by the caller
     from jobrunner.state.leases import Lease, Leases
@@ -125,3 +129,79 @@ class Ownership:
         for key in list(self.held):
             self.give_up(key)
         self.leases.close()
+
+
+class DatabaseClaims:
+    """`DeviceClaims` in the state database: a job claims a device with its lease (a claim
+    whose lease is no longer current is free), one statement per job and turn; releases are
+    written with the next claims."""
+
+    RETRY = 1.0
+    """Seconds before a device another runner's job has is asked for again."""
+
+    def __init__(
+        self,
+        leases: Leases,
+        held: dict[JobKey, Lease],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.leases = leases
+        self.held = held
+        self.clock = clock
+        self._have: set[tuple[JobKey, str]] = set()
+        self._wanted: dict[tuple[JobKey, str], float] = {}
+        """(job, client id) asked for -> when to ask (again)."""
+        self._released: dict[JobKey, set[str]] = {}
+
+    def holds(self, job: JobKey, client_id: str) -> bool:
+        return (job, client_id) in self._have
+
+    def want(self, job: JobKey, client_id: str) -> None:
+        self._wanted.setdefault((job, client_id), 0.0)
+
+    def granted(self) -> list[tuple[JobKey, str]]:
+        self._write_releases()
+        now = self.clock()
+        due: dict[JobKey, list[str]] = {}
+        for (job, client_id), at in self._wanted.items():
+            if at <= now:
+                due.setdefault(job, []).append(client_id)
+        granted: list[tuple[JobKey, str]] = []
+        for job, client_ids in due.items():
+            lease = self.held.get(job)
+            try:
+                got = self.leases.claim_devices(lease, client_ids) if lease else set()
+            except (OSError, LeaseLostError) as error:  # the engine's next write tells
+                log.warning("devices of %s/%s not claimed: %s", *job, error)
+                got = set()
+            for client_id in client_ids:
+                if client_id in got:
+                    del self._wanted[(job, client_id)]
+                    self._have.add((job, client_id))
+                    granted.append((job, client_id))
+                elif lease is None:
+                    del self._wanted[(job, client_id)]
+                else:
+                    self._wanted[(job, client_id)] = now + self.RETRY
+        return granted
+
+    def release(self, job: JobKey, client_id: str) -> None:
+        if (job, client_id) in self._have:
+            self._have.discard((job, client_id))
+            self._released.setdefault(job, set()).add(client_id)
+
+    def release_job(self, job: JobKey) -> None:
+        for key in [k for k in self._have if k[0] == job]:
+            self.release(*key)
+        for key in [k for k in self._wanted if k[0] == job]:
+            del self._wanted[key]
+
+    def _write_releases(self) -> None:
+        while self._released:
+            job, client_ids = next(iter(self._released.items()))
+            try:
+                self.leases.release_devices(job[0], job[1], sorted(client_ids))
+            except OSError as error:  # kept: written with the next claims
+                log.warning("devices of %s/%s not released yet: %s", *job, error)
+                return
+            del self._released[job]

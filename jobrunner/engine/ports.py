@@ -185,3 +185,28 @@ class DeviceLink(Protocol):
 
     def connected(self) -> bool:
         """Whether requests can be published now."""
+
+
+class DeviceClaims(Protocol):
+    """One operation at a time per device across runners (several runners on one state
+    database): a job claims a device before its first request there, and keeps it until the
+    target is final, its execution ended, or the job was let go."""
+
+    def holds(self, job: tuple[str, str], client_id: str) -> bool:
+        """Whether the job has the device already."""
+        ...
+
+    def want(self, job: tuple[str, str], client_id: str) -> None:
+        """Ask for the device (`granted` tells when the job has it)."""
+        ...
+
+    def granted(self) -> list[tuple[tuple[str, str], str]]:
+        """The (job, client id) asked for that the job has now (the others are asked again
+        a little later: another runner's job has them)."""
+        ...
+
+    def release(self, job: tuple[str, str], client_id: str) -> None: ...
+
+    def release_job(self, job: tuple[str, str]) -> None:
+        """Release every device of the job."""
+        ...

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from jobrunner.engine.devices import Devices
 from jobrunner.engine.observe import Observer
-from jobrunner.engine.ports import DeviceLink, StepOperation
+from jobrunner.engine.ports import DeviceClaims, DeviceLink, StepOperation
 from jobrunner.engine.rollout import Gate, gate_settings
 from jobrunner.engine.timers import Deadlines, JobKey
 from jobrunner.manifests import StepBase
@@ -187,6 +187,8 @@ class Runtime:
     connection: Connection = field(default_factory=Connection)
     observer: Observer = field(default_factory=Observer)
     """Who hears of requests, anomalies and the events of executions (metrics, notifications)."""
+    claims: DeviceClaims | None = None
+    """The devices claimed across runners (several runners on one state database)."""
 
     def gate(self, job: RunningJob, run: ExecutionRun) -> Gate | None:
         """The gate of the execution, when the job is a rollout and the operator did not
@@ -204,7 +206,16 @@ class Runtime:
     def release(self, job: RunningJob, client_id: str) -> None:
         """Free the target's device; the next job waiting for it gets its turn."""
         following = self.device_queue.release((job.scope, client_id), job.key)
+        if self.claims is not None and (job.run is None or _done(job, client_id)):
+            self.claims.release(job.key, client_id)
         if following is not None:
             other = self.jobs.get(following[0])
             if other is not None and other.run is not None and not other.run.stopping:
                 other.run.ready.append(following[1])
+
+
+def _done(job: RunningJob, client_id: str) -> bool:
+    """Nothing more is sent to the target in this execution (its device is free for others)."""
+    if client_id not in job.state.targets:
+        return True
+    return job.state.targets.get(client_id).is_final or (job.run is not None and job.run.stopping)

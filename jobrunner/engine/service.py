@@ -26,7 +26,7 @@ from jobrunner.engine.executor import Engine
 from jobrunner.engine.git import git_revision
 from jobrunner.engine.link import ClientLink
 from jobrunner.engine.observe import Observer
-from jobrunner.engine.ownership import Ownership
+from jobrunner.engine.ownership import DatabaseClaims, Ownership
 from jobrunner.engine.plan import Action, Plan, compute_plan
 from jobrunner.engine.ports import DeviceLink
 from jobrunner.engine.reconcile import Applied, Reconciler
@@ -163,6 +163,8 @@ class Runner:
             storage=self.state.storage,
         )
         self.engine.let_go_hooks.append(self._let_go)
+        if self.ownership is not None:
+            self.engine.rt.claims = DatabaseClaims(self.ownership.leases, self.ownership.held)
         self.operations = operations_factory(
             config.operations, SecretResolver.from_environment(config.secrets_dir)
         )

@@ -160,20 +160,24 @@ class Leases:
     def fenced(self, lease: Lease) -> Iterator[psycopg.Cursor[TupleRow]]:
         """A transaction for writes of the lease's job, which first makes sure the lease is
         still current (and keeps it so until the commit); LeaseLostError when it is not,
-        and nothing is written."""
-        with self.connection.transaction(), self.connection.cursor() as cursor:
-            row = cursor.execute(
-                """
-                SELECT 1 FROM jobrunner_leases
-                WHERE scope = %s AND job = %s AND owner = %s AND epoch = %s
-                  AND expires_at >= now()
-                FOR SHARE
-                """,
-                (lease.scope, lease.job, lease.owner, lease.epoch),
-            ).fetchone()
-            if row is None:
-                raise LeaseLostError(self._lost(lease))
-            yield cursor
+        and nothing is written. OSError when the database cannot be reached."""
+        self._execute("SELECT 1")  # connected again first, when the connection was lost
+        try:
+            with self.connection.transaction(), self.connection.cursor() as cursor:
+                row = cursor.execute(
+                    """
+                    SELECT 1 FROM jobrunner_leases
+                    WHERE scope = %s AND job = %s AND owner = %s AND epoch = %s
+                      AND expires_at >= now()
+                    FOR SHARE
+                    """,
+                    (lease.scope, lease.job, lease.owner, lease.epoch),
+                ).fetchone()
+                if row is None:
+                    raise LeaseLostError(self._lost(lease))
+                yield cursor
+        except psycopg.OperationalError as error:
+            raise OSError(f"the state database cannot be reached: {error}") from None
 
     def _lost(self, lease: Lease) -> str:
         now = self.current(lease.scope, lease.job)
@@ -210,6 +214,37 @@ class Leases:
                  "owner": lease.owner, "epoch": lease.epoch},
             ).fetchone()  # fmt: skip
         return row is not None
+
+    def claim_devices(self, lease: Lease, client_ids: list[str]) -> set[str]:
+        """`claim_device` for many devices in one statement: those now the job's."""
+        if not client_ids:
+            return set()
+        with self.fenced(lease) as cursor:
+            rows = cursor.execute(
+                """
+                INSERT INTO jobrunner_device_claims AS c (scope, client_id, job, owner, epoch)
+                SELECT %(scope)s, client, %(job)s, %(owner)s, %(epoch)s
+                FROM unnest(%(clients)s::text[]) AS client
+                ON CONFLICT (scope, client_id) DO UPDATE
+                    SET job = EXCLUDED.job, owner = EXCLUDED.owner, epoch = EXCLUDED.epoch
+                    WHERE (c.job = EXCLUDED.job) OR NOT EXISTS (
+                        SELECT 1 FROM jobrunner_leases l
+                        WHERE l.scope = c.scope AND l.job = c.job AND l.owner = c.owner
+                          AND l.epoch = c.epoch AND l.expires_at >= now())
+                RETURNING client_id
+                """,
+                {"scope": lease.scope, "clients": client_ids, "job": lease.job,
+                 "owner": lease.owner, "epoch": lease.epoch},
+            ).fetchall()  # fmt: skip
+        return {str(row[0]) for row in rows}
+
+    def release_devices(self, scope: str, job: str, client_ids: list[str]) -> None:
+        """Free the devices the job claimed (by this runner)."""
+        self._execute(
+            "DELETE FROM jobrunner_device_claims WHERE scope = %s AND job = %s AND owner = %s"
+            " AND client_id = ANY(%s)",
+            (scope, job, self.owner, client_ids),
+        )
 
     def release_device(self, lease: Lease, client_id: str) -> None:
         self._execute(

@@ -6,6 +6,7 @@ let go on again (SIGCONT). Real processes, a real PostgreSQL, real MQTT, the sim
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -253,3 +254,32 @@ def test_the_commands_work_from_any_machine_through_the_database(
     assert logs.exit_code == 0 and "stop" in logs.output, logs.output
     assert f"runners alive: {one.client_id('a')}" in table.output, table.output
     assert not (elsewhere / "state").exists()  # nothing was written beside the command
+
+
+def test_two_runners_split_the_jobs_and_a_device_runs_one_operation_at_a_time(
+    scenario: Scenario, state_db: str
+) -> None:
+    scenario.registry(4)
+    fleet = scenario.fleet(4, FaultPlan(slow=(DelayFault(Selector("*", "*"), 0.4),)))
+
+    with runners(scenario, state_db) as two:
+        two.start("a")
+        two.wait("runner a alive", lambda: two.client_id("a") in two.alive())
+        two.start("b")
+        two.wait("runner b alive", lambda: two.client_id("b") in two.alive())
+        time.sleep(1.0)  # both have reconciled the empty jobs directory
+        for name in ("alpha", "beta"):  # the same four devices, one job per runner
+            scenario.job(name, STEPS)
+        two.wait("both jobs owned", lambda: None not in (two.owner("alpha"), two.owner("beta")))
+        owners = {two.owner("alpha"), two.owner("beta")}
+        two.wait("both executions ended", lambda: two.ended("alpha") and two.ended("beta"))
+        jobs = [two.job("alpha"), two.job("beta")]
+
+    assert owners == {two.client_id("a"), two.client_id("b")}  # one job each
+    for job in jobs:
+        assert job is not None
+        assert {(t.step_index, t.status.value) for t in job.targets} == {(2, "PROCESS_OK")}
+    for device in {r.device for r in fleet.requests()}:
+        arrivals = sorted(r.at for r in fleet.requests(device))
+        gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
+        assert len(arrivals) == 6 and min(gaps) >= 0.35, (device, gaps)  # never two at once
