@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ import pytest
 from click.testing import CliRunner
 
 from jobrunner.cli.main import cli
+from jobrunner.simulator.broker import RunningBroker
 from jobrunner.simulator.faults import DelayFault, FaultPlan, Selector
 from jobrunner.simulator.fleet import Fleet
 from jobrunner.state.jobstore import JobState
@@ -283,3 +285,32 @@ def test_two_runners_split_the_jobs_and_a_device_runs_one_operation_at_a_time(
         arrivals = sorted(r.at for r in fleet.requests(device))
         gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
         assert len(arrivals) == 6 and min(gaps) >= 0.35, (device, gaps)  # never two at once
+
+
+def test_a_failover_across_a_broker_restart(
+    own_broker: RunningBroker, state_db: str, tmp_path: Path
+) -> None:
+    scenario = Scenario(own_broker, tmp_path, f"tr-{uuid.uuid4().hex[:6]}")
+    scenario.registry(6)
+    fleet = scenario.fleet(6, FaultPlan(slow=(DelayFault(Selector("*", "*"), 0.25),)))
+    scenario.job("rollout", STEPS)
+
+    try:
+        with runners(scenario, state_db) as two:
+            a = two.start("a")
+            two.wait("runner a owning", lambda: two.owner("rollout") == two.client_id("a"))
+            two.start("b")
+            two.wait("runner b alive", lambda: two.client_id("b") in two.alive())
+            two.wait("requests of the first steps", lambda: two.sent("rollout") >= 4)
+            os.kill(a.pid, signal.SIGKILL)
+            own_broker.restart(downtime=2.0)  # and the broker goes away meanwhile
+            two.wait("runner b owning", lambda: two.owner("rollout") == two.client_id("b"))
+            two.wait("the end of the execution", lambda: two.ended("rollout"), timeout=90)
+            job = two.job("rollout")
+    finally:
+        fleet.stop()
+
+    assert job is not None
+    assert {t.status.value for t in job.targets} <= {"PROCESS_OK", "PROCESS_FAILED"}
+    assert sum(t.status.value == "PROCESS_OK" for t in job.targets) >= 1
+    _never_twice(fleet)
