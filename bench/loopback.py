@@ -33,7 +33,7 @@ from jobrunner.engine.memory import MemoryLink, Sent
 from jobrunner.engine.runtime import EngineSettings
 from jobrunner.engine.service import Runner, RunnerConfig
 from jobrunner.state.jobstore import JobState
-from jobrunner.state.layout import StateDir
+from jobrunner.state.opening import open_state
 from jobrunner.state.targets import TargetState, TargetTable
 
 _CODEC = ProtobufCodec()
@@ -111,11 +111,13 @@ def run(
     profile: Path | None,
     trace: bool = False,
     beside: Callable[[Runner], AbstractContextManager[None]] | None = None,
+    state_db: str | None = None,
 ) -> dict[str, float]:
     """One `reconcile --wait` of a 3-step job over `targets` devices, in this process. With
     `trace`, also the Python heap (tracemalloc): its peak, and what is still live once the
     execution has ended (the state the runner holds). `beside(runner)`: what runs while the
-    runner does (bench.dashboard serves its jobs)."""
+    runner does (bench.dashboard serves its jobs). `state_db`: the state in that PostgreSQL
+    database instead of a state directory (bench.several)."""
     if trace:
         tracemalloc.start(1)
     links: list[MemoryLink] = []
@@ -133,6 +135,7 @@ def run(
             scope="bench",
             broker=BrokerSettings.resolve("mqtt://127.0.0.1:1", client_id="bench-loopback"),
             engine=EngineSettings(max_in_flight=window),
+            state_db=state_db,
         )
         with (
             Runner(config, link=link) as runner,
@@ -173,11 +176,7 @@ def run(
                 heap = {"heap_live_bytes": live, "heap_peak_bytes": peak, "engine_bytes": engine}
                 tracemalloc.stop()
         state_bytes = sum(p.stat().st_size for p in (root / "state").rglob("*") if p.is_file())
-        replay = time.perf_counter()
-        job = JobState.load(StateDir(root / "state"), "bench", "sync-3")
-        replay = time.perf_counter() - replay
-        replayed = len(job.targets)
-        job.close()
+        replay, replayed = _replay(root / "state", state_db)
         ok = summaries[0].counts.get("PROCESS_OK", 0)
     return {
         "targets": targets,
@@ -197,6 +196,17 @@ def run(
         "replayed_targets": replayed,
         **heap,
     }
+
+
+def _replay(folder: Path, state_db: str | None) -> tuple[float, int]:
+    """Seconds to load the job as a restarted runner does, and how many targets it has."""
+    began = time.perf_counter()
+    state = open_state(folder, state_db)
+    job = JobState.load(state, "bench", "sync-3")
+    seconds = time.perf_counter() - began
+    job.close()
+    state.storage.close()
+    return seconds, len(job.targets)
 
 
 def main(argv: list[str] | None = None) -> None:

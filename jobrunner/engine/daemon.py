@@ -437,6 +437,7 @@ class Daemon:
             job.state.save_record()
         if job.run is not None:
             log.info("resumed %s execution %d", job.label, job.run.id)
+        self._changed.set()  # reconciled soon: its owner may have died before a change
 
     def _let_go(self, key: JobKey) -> None:
         """A job another runner owns now: nothing of it is ours any more."""

@@ -138,6 +138,9 @@ class DatabaseClaims:
 
     RETRY = 1.0
     """Seconds before a device another runner's job has is asked for again."""
+    RELEASE_EVERY = 1.0
+    """Seconds between two writes of the devices released (one statement for all of them):
+    another runner's job waits this much longer for a device, the database far less."""
 
     def __init__(
         self,
@@ -152,6 +155,7 @@ class DatabaseClaims:
         self._wanted: dict[tuple[JobKey, str], float] = {}
         """(job, client id) asked for -> when to ask (again)."""
         self._released: dict[JobKey, set[str]] = {}
+        self._released_at = 0.0
 
     def holds(self, job: JobKey, client_id: str) -> bool:
         return (job, client_id) in self._have
@@ -160,8 +164,10 @@ class DatabaseClaims:
         self._wanted.setdefault((job, client_id), 0.0)
 
     def granted(self) -> list[tuple[JobKey, str]]:
-        self._write_releases()
         now = self.clock()
+        if self._released and now >= self._released_at + self.RELEASE_EVERY:
+            self._write_releases()
+            self._released_at = now
         due: dict[JobKey, list[str]] = {}
         for (job, client_id), at in self._wanted.items():
             if at <= now:

@@ -51,7 +51,32 @@ BEGIN
     UPDATE jobrunner_records SET size = s + length(d) WHERE key = k;
 END
 $$ LANGUAGE plpgsql;
+CREATE OR REPLACE FUNCTION jobrunner_fence(s text[], j text[], e bigint[], o text)
+RETURNS void AS $$
+DECLARE
+    missing text;
+BEGIN
+    PERFORM 1 FROM jobrunner_leases l
+        JOIN unnest(s, j, e) AS w(scope, job, epoch)
+          ON l.scope = w.scope AND l.job = w.job AND l.epoch = w.epoch
+        WHERE l.owner = o AND l.expires_at >= now()
+        FOR SHARE OF l;
+    SELECT string_agg(w.scope || '/' || w.job, ', ') INTO missing
+        FROM unnest(s, j, e) AS w(scope, job, epoch)
+        WHERE NOT EXISTS (
+            SELECT 1 FROM jobrunner_leases l
+            WHERE l.scope = w.scope AND l.job = w.job AND l.epoch = w.epoch
+              AND l.owner = o AND l.expires_at >= now());
+    IF missing IS NOT NULL THEN
+        RAISE EXCEPTION 'the lease of % is no longer this runner''s', missing
+            USING ERRCODE = 'JR001';
+    END IF;
+END
+$$ LANGUAGE plpgsql;
 """
+
+FENCE_LOST = "JR001"
+"""The SQLSTATE of `jobrunner_fence` when a lease is no longer the writer's."""
 
 
 def connect(conninfo: str) -> psycopg.Connection[TupleRow]:

@@ -23,6 +23,7 @@ import contextlib
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -31,7 +32,7 @@ from psycopg.rows import TupleRow
 from jobrunner.errors import LeaseLostError
 from jobrunner.state.leases import Lease
 from jobrunner.state.opening import redacted
-from jobrunner.state.pgschema import connect
+from jobrunner.state.pgschema import FENCE_LOST, connect
 from jobrunner.state.storage import Stamp
 
 ROOT = Path("postgresql:")
@@ -46,6 +47,7 @@ class _Write:
     key: str
     data: bytes = b""
     header: bytes = b""
+    durable: bool = True
 
     @property
     def job(self) -> JobKey | None:
@@ -180,10 +182,10 @@ class PostgresStorage:
     # -- writing ---------------------------------------------------------------------------
 
     def replace(self, path: Path, data: bytes, durable: bool = True) -> None:
-        self._write(_Write("replace", self._key(path), data))
+        self._write(_Write("replace", self._key(path), data, durable=durable))
 
     def append(self, path: Path, data: bytes, durable: bool = False, header: bytes = b"") -> None:
-        self._write(_Write("append", self._key(path), data, header))
+        self._write(_Write("append", self._key(path), data, header, durable))
 
     def remove(self, path: Path) -> None:
         self._write(_Write("remove", self._key(path)))
@@ -212,16 +214,14 @@ class PostgresStorage:
         while self._queue:
             writes = self._queue
             try:
-                with self._using() as connection, connection.transaction():
+                self._send(writes)
+            except psycopg.Error as error:
+                if error.sqlstate != FENCE_LOST:
+                    raise
+                with self._using() as connection:  # which leases, exactly (rolled back)
                     refused = self._fence(connection, writes)
-                    if refused:  # rolled back: nothing of this batch is written
-                        raise _Refused(refused)
-                    with connection.pipeline(), connection.cursor() as cursor:
-                        for write in writes:
-                            _apply(cursor, write)
-            except _Refused as refusal:
-                lost |= refusal.jobs
-                self._queue = [w for w in writes if w.job not in refusal.jobs]
+                lost |= refused
+                self._queue = [w for w in writes if w.job not in refused]
                 continue
             self._queue = []
         if lost:
@@ -232,9 +232,46 @@ class PostgresStorage:
                 frozenset(lost),
             )
 
+    def _send(self, writes: list[_Write]) -> None:
+        """The writes in one transaction, sent in one round trip (a pipeline): first the
+        fence of the jobs they concern, which fails the whole transaction (FENCE_LOST) when
+        a lease is no longer ours. Not waited for on disk when no write is durable, as a
+        file appended without fsync: a crash of the database server may lose the last log
+        lines and transitions, never a request recorded before it is sent (durable)."""
+        leases = self._leases_of(writes)
+        with (
+            self._using() as connection,
+            connection.pipeline(),
+            connection.transaction(),
+            connection.cursor() as cursor,
+        ):
+            if not any(write.durable for write in writes):
+                cursor.execute("SET LOCAL synchronous_commit TO off")
+            if leases:
+                cursor.execute(
+                    "SELECT jobrunner_fence(%s::text[], %s::text[], %s::bigint[], %s)",
+                    (
+                        [lease.scope for lease in leases],
+                        [lease.job for lease in leases],
+                        [lease.epoch for lease in leases],
+                        leases[0].owner,
+                    ),
+                )
+            for write in writes:
+                _apply(cursor, write)
+
+    def _leases_of(self, writes: list[_Write]) -> list[Lease]:
+        """The leases that fence `writes`; a job without one is fenced by a lease that
+        cannot be current (epoch 0), so that its writes fail as a lost lease's do."""
+        if self.fences is None:
+            return []
+        jobs = {job for write in writes if (job := write.job) is not None}
+        owner = next(iter(self.fences.values())).owner if self.fences else ""
+        return [self.fences.get(job) or _never(job, owner) for job in sorted(jobs)]
+
     def _fence(self, connection: psycopg.Connection[TupleRow], writes: list[_Write]) -> set[JobKey]:
-        """The jobs written in `writes` whose lease is not ours and current; the others'
-        leases are locked (shared) until the commit."""
+        """The jobs written in `writes` whose lease is not ours and current (the writes
+        were refused: told exactly which)."""
         if self.fences is None:
             return set()
         jobs = {job for write in writes if (job := write.job) is not None}
@@ -274,6 +311,11 @@ class PostgresStorage:
 class _Refused(Exception):  # noqa: N818 - control flow inside _commit only
     def __init__(self, jobs: set[JobKey]) -> None:
         self.jobs = jobs
+
+
+def _never(job: JobKey, owner: str) -> Lease:
+    """A lease no job has: epochs start at 1."""
+    return Lease(job[0], job[1], owner or "-", 0, datetime.min.replace(tzinfo=UTC))
 
 
 def _apply(cursor: psycopg.Cursor[TupleRow], write: _Write) -> None:

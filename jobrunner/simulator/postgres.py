@@ -1,9 +1,10 @@
-"""A PostgreSQL server of the tests' own: `initdb` and `pg_ctl` on a free port, in a folder
-that is removed afterwards. Never the machine's server (tests must pass on a fresh laptop).
+"""A PostgreSQL server of its own, for tests and benchmarks: `initdb` and `pg_ctl` on a free
+port, in a folder that is removed afterwards; never the machine's server, so that they run
+the same on a fresh laptop.
 
 The binaries are found on PATH, else in Debian's /usr/lib/postgresql/N/bin. PostgreSQL
 refuses to run as root: as root, the server runs as the `postgres` user (`runuser`).
-Without either, the tests that need it are skipped with the reason.
+Without either, `NoPostgres` says why (the tests that need one are skipped with it).
 """
 
 from __future__ import annotations
@@ -46,8 +47,9 @@ def _as_server_user() -> list[str]:
 
 
 @contextmanager
-def postgres_server() -> Iterator[str]:
-    """Start a server; yield its conninfo (`postgresql://jobrunner@127.0.0.1:PORT/postgres`)."""
+def postgres_server(fsync: bool = False) -> Iterator[str]:
+    """Start a server; yield its conninfo (`postgresql://jobrunner@127.0.0.1:PORT/postgres`).
+    `fsync`: as a production server writes (a benchmark); off, tests run faster."""
     bindir = _bindir()
     prefix = _as_server_user()
     folder = Path(tempfile.mkdtemp(prefix="jobrunner-postgres-"))
@@ -60,7 +62,9 @@ def postgres_server() -> Iterator[str]:
              "--no-sync", "-E", "UTF8"],
             check=True, capture_output=True, timeout=120,
         )  # fmt: skip
-        options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+        options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1"
+        if not fsync:
+            options += " -c fsync=off"
         subprocess.run(
             [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-w", "-t", "60",
              "-l", str(folder / "server.log"), "start"],
