@@ -37,7 +37,7 @@ from typing import Any
 import psycopg
 
 from bench import loopback
-from bench.manifests import SYNC_STEPS, rollout
+from bench.manifests import SYNC_STEPS, device_list, job, rollout
 from bench.measure import JOBRUNNER, FleetProcess, run
 from bench.report import Row, text_table
 from jobrunner.simulator.broker import RunningBroker, start_broker
@@ -223,10 +223,11 @@ def failover(server: str) -> Row:
 def sharing(server: str, count: int) -> Row:
     """Two runners alive, then `count` jobs committed: how many each owned, and the time
     until every execution ended."""
-    with _world(server, f"bench_sharing_{os.getpid()}", 20) as (root, watchers, _fleet):
+    devices = 2 * count
+    with _world(server, f"bench_sharing_{os.getpid()}", devices) as (root, watchers, _fleet):
         jobs = root / "jobs.d"
-        rollout(jobs, SCOPE, 20, ONE_STEP, "job-000")
-        (jobs / "job-000.yaml").unlink()  # the DeviceList only, to begin with
+        jobs.mkdir()
+        (jobs / "devices.yaml").write_text(device_list(SCOPE, devices, tags_every=count))
         watchers.start("runner-a", jobs)
         watchers.start("runner-b", jobs)
         _until(
@@ -242,8 +243,9 @@ def sharing(server: str, count: int) -> Row:
         )
         time.sleep(1.0)  # both reconciled the jobs directory without jobs
         started = time.monotonic()
-        for number in range(count):
-            rollout(jobs, SCOPE, 20, ONE_STEP, f"job-{number:03d}")
+        for number in range(count):  # each job on its own two devices (tag group-N)
+            text = job(SCOPE, f"job-{number:03d}", ONE_STEP, f"{{tags: [group-{number}]}}", "1")
+            (jobs / f"job-{number:03d}.yaml").write_text(text)
         _until("every job owned", lambda: len(watchers.query(
             "SELECT 1 FROM jobrunner_leases WHERE expires_at >= now()")) >= count)  # fmt: skip
         held = dict(watchers.query(
@@ -261,7 +263,7 @@ def sharing(server: str, count: int) -> Row:
         target=f">= {count // 2 - 1} jobs each",
         holds=smaller >= count // 2 - 1,
         note=f"jobs per runner {held}; runner: seconds until every execution ended"
-        " (20 devices, one operation at a time each)",
+        f" (each job on 2 devices of {devices})",
     )
 
 

@@ -44,9 +44,13 @@ class Ownership:
         leases: Leases,
         fences: dict[JobKey, Lease],
         clock: Callable[[], float] = time.monotonic,
+        announce: bool = True,
     ) -> None:
+        """`announce`: say this runner is alive (a `watch` daemon: it takes requests and
+        counts in the others' share); a command that acts once holds leases only."""
         self.leases = leases
         self.held = fences
+        self.announce = announce
         """The leases held, by job: the storage's fences."""
         self.clock = clock
         self._renew_at = 0.0
@@ -97,7 +101,8 @@ class Ownership:
         """Say this runner is alive and extend its leases; the jobs whose lease was lost
         (it expired while this runner was paused or cut off, and maybe another took it)."""
         now = self.clock()  # before the database's now(): the leases end after this + lease
-        self.leases.heartbeat()
+        if self.announce:
+            self.leases.heartbeat()
         renewed, lost = self.leases.renew_all(list(self.held.values()))
         self.valid_until = now + self.seconds - min(MARGIN, self.seconds / 3)
         for lease in renewed:
@@ -128,6 +133,11 @@ class Ownership:
     def close(self) -> None:
         for key in list(self.held):
             self.give_up(key)
+        if self.announce:
+            try:
+                self.leases.goodbye()
+            except OSError as error:  # it ages out by itself
+                log.warning("could not say goodbye to the other runners: %s", error)
         self.leases.close()
 
 
@@ -136,9 +146,9 @@ class DatabaseClaims:
     whose lease is no longer current is free), one statement per job and turn; releases are
     written with the next claims."""
 
-    RETRY = 1.0
+    RETRY = 0.5
     """Seconds before a device another runner's job has is asked for again."""
-    RELEASE_EVERY = 1.0
+    RELEASE_EVERY = 0.25
     """Seconds between two writes of the devices released (one statement for all of them):
     another runner's job waits this much longer for a device, the database far less."""
 

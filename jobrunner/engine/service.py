@@ -143,7 +143,7 @@ class Runner:
         """The leases of the jobs this runner owns, when runners share a state database."""
         self.lock: OwnerLock | None = None
         if self.state.storage.shared:
-            self.ownership = _ownership(self.state, config)
+            self.ownership = _ownership(self.state, config, announce=role == "watch")
         else:
             self.lock = OwnerLock(self.state.lock, role, config.broker.client_id)
         self.inbox = Inbox()
@@ -464,7 +464,7 @@ class Runner:
             self.serve(scope, encoding)
 
 
-def _ownership(state: StateDir, config: RunnerConfig) -> Ownership:
+def _ownership(state: StateDir, config: RunnerConfig, announce: bool) -> Ownership:
     """The leases of a runner among several, fencing the writes to `state` (a database)."""
     from jobrunner.state.leases import Leases  # noqa: PLC0415 - psycopg: with a database only
     from jobrunner.state.pgstorage import PostgresStorage  # noqa: PLC0415
@@ -472,7 +472,7 @@ def _ownership(state: StateDir, config: RunnerConfig) -> Ownership:
     assert isinstance(state.storage, PostgresStorage) and config.state_db is not None
     state.storage.fences = {}
     leases = Leases(config.state_db, config.broker.client_id, config.lease)
-    return Ownership(leases, state.storage.fences)
+    return Ownership(leases, state.storage.fences, announce=announce)
 
 
 def _check_chosen(scope: str, name: str, chosen: list[str], targets: list[str]) -> None:

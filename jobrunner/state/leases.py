@@ -272,6 +272,10 @@ class Leases:
             (self.owner,),
         )
 
+    def goodbye(self) -> None:
+        """This runner stops (a clean stop): no longer alive for the others at once."""
+        self._execute("DELETE FROM jobrunner_runners WHERE client_id = %s", (self.owner,))
+
     def alive(self, within: float | None = None) -> list[str]:
         """The runners seen within `within` seconds (default: one lease), by client id."""
         rows = self._execute(

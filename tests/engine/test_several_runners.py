@@ -314,3 +314,43 @@ def test_a_failover_across_a_broker_restart(
     assert {t.status.value for t in job.targets} <= {"PROCESS_OK", "PROCESS_FAILED"}
     assert sum(t.status.value == "PROCESS_OK" for t in job.targets) >= 1
     _never_twice(fleet)
+
+
+def test_reconcile_alone_on_the_database_drives_the_execution_itself(
+    scenario: Scenario, state_db: str
+) -> None:
+    scenario.registry(3)
+    fleet = scenario.fleet(3)
+    scenario.job("rollout", STEPS)
+    on_db = ["--state-db", state_db, "--scope", scenario.scope]
+
+    done = CliRunner().invoke(
+        cli,
+        ["reconcile", "--jobs-dir", str(scenario.jobs_dir), "--broker", scenario.broker.url,
+         "--client-id", f"alone-{scenario.scope}", *on_db],
+    )  # fmt: skip
+    status = CliRunner().invoke(cli, ["status", "rollout", "-o", "json", *on_db])
+
+    assert done.exit_code == 0, done.output
+    shown = json.loads(status.output)
+    assert shown["executions"][0]["status"] == "TERMINATED"
+    assert {t["status"] for t in shown["targets"]} == {"PROCESS_OK"}
+    assert shown["owner"] is None and shown["runners"] == []  # its lease was given back
+    _never_twice(fleet)
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("mysql://db/jobs", "is not a PostgreSQL URL; write postgresql://USER@HOST:PORT/DATABASE"),
+        (
+            "postgresql://jobrunner:s3cret@127.0.0.1:1/jobs",
+            "cannot connect to the state database postgresql://jobrunner:***@127.0.0.1:1/jobs",
+        ),
+    ],
+)
+def test_a_state_database_that_cannot_be_used_is_named(url: str, message: str) -> None:
+    result = CliRunner().invoke(cli, ["status", "--state-db", url])
+    assert result.exit_code == 1
+    assert message in result.output and "s3cret" not in result.output
+    assert "Traceback" not in result.output
