@@ -245,6 +245,7 @@ def test_the_commands_work_from_any_machine_through_the_database(
             status = CliRunner().invoke(cli, ["status", "rollout", "-o", "json", *on_db])
             logs = CliRunner().invoke(cli, ["logs", "rollout", *on_db])
             table = CliRunner().invoke(cli, ["status", *on_db])
+            plan = CliRunner().invoke(cli, ["plan", "--jobs-dir", str(scenario.jobs_dir), *on_db])
         finally:
             os.chdir(cwd)
 
@@ -255,6 +256,7 @@ def test_the_commands_work_from_any_machine_through_the_database(
     assert shown["executions"][0]["status"] == "STOPPED"
     assert logs.exit_code == 0 and "stop" in logs.output, logs.output
     assert f"runners alive: {one.client_id('a')}" in table.output, table.output
+    assert plan.exit_code == 0, plan.output  # in sync: what the database records is declared
     assert not (elsewhere / "state").exists()  # nothing was written beside the command
 
 
