@@ -197,23 +197,7 @@ class Leases:
         """Claim the device for the lease's job (one operation at a time per device, across
         runners): True when it is now ours; False while a current lease of another job holds
         it. LeaseLostError when our own lease is no longer current."""
-        with self.fenced(lease) as cursor:
-            row = cursor.execute(
-                """
-                INSERT INTO jobrunner_device_claims AS c (scope, client_id, job, owner, epoch)
-                VALUES (%(scope)s, %(client)s, %(job)s, %(owner)s, %(epoch)s)
-                ON CONFLICT (scope, client_id) DO UPDATE
-                    SET job = EXCLUDED.job, owner = EXCLUDED.owner, epoch = EXCLUDED.epoch
-                    WHERE (c.job = EXCLUDED.job) OR NOT EXISTS (
-                        SELECT 1 FROM jobrunner_leases l
-                        WHERE l.scope = c.scope AND l.job = c.job AND l.owner = c.owner
-                          AND l.epoch = c.epoch AND l.expires_at >= now())
-                RETURNING job
-                """,
-                {"scope": lease.scope, "client": client_id, "job": lease.job,
-                 "owner": lease.owner, "epoch": lease.epoch},
-            ).fetchone()  # fmt: skip
-        return row is not None
+        return client_id in self.claim_devices(lease, [client_id])
 
     def claim_devices(self, lease: Lease, client_ids: list[str]) -> set[str]:
         """`claim_device` for many devices in one statement: those now the job's."""
@@ -256,11 +240,7 @@ class Leases:
             raise
 
     def release_device(self, lease: Lease, client_id: str) -> None:
-        self._execute(
-            "DELETE FROM jobrunner_device_claims WHERE scope = %s AND client_id = %s"
-            " AND job = %s AND epoch = %s",
-            (lease.scope, client_id, lease.job, lease.epoch),
-        )
+        self.release_devices(lease.scope, lease.job, [client_id])
 
     # -- runners ------------------------------------------------------------------------------
 

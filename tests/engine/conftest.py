@@ -10,6 +10,7 @@ import itertools
 import sys
 import textwrap
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -176,6 +177,13 @@ class Scenario:
 
     def log(self, name: str, execution: int) -> str:
         return self.state(name).paths.log(execution).read_text()
+
+
+def never_twice(fleet: Fleet) -> Counter[tuple[str, str]]:
+    """The requests each device received, by operation; fails when one got any twice."""
+    sent = Counter((r.device, r.operation) for r in fleet.requests())
+    assert max(sent.values()) == 1, [k for k, n in sent.items() if n > 1]
+    return sent
 
 
 @pytest.fixture

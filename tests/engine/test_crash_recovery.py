@@ -11,15 +11,13 @@ import os
 import signal
 import subprocess
 import time
-from collections import Counter
 
 import pytest
 
 from jobrunner.simulator.config import Timing
 from jobrunner.simulator.faults import DelayFault, FaultPlan, Selector
-from jobrunner.simulator.fleet import Fleet
 
-from .conftest import FAST, Scenario
+from .conftest import FAST, Scenario, never_twice
 
 pytestmark = pytest.mark.integration
 
@@ -45,11 +43,6 @@ def _finish(scenario: Scenario) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         scenario.reconcile_command(), capture_output=True, text=True, timeout=120, check=False
     )
-
-
-def _never_twice(fleet: Fleet) -> None:
-    sent = Counter((r.device, r.operation) for r in fleet.requests())
-    assert max(sent.values()) == 1, [k for k, n in sent.items() if n > 1]
 
 
 def test_sigkill_during_synchronous_steps_then_restart(scenario: Scenario) -> None:
@@ -78,7 +71,7 @@ def test_sigkill_during_synchronous_steps_then_restart(scenario: Scenario) -> No
             status == "PROCESS_FAILED"
             and messages[client_id] == "runner restarted before the reply"
         ), (client_id, step, status, messages[client_id])
-    _never_twice(fleet)
+    never_twice(fleet)
     assert "runner restarted while this request awaited its reply" in scenario.log("rollout", 1)
 
 
@@ -107,7 +100,7 @@ def test_sigkill_while_awaiting_completion_recovers_what_was_missed(scenario: Sc
     assert finished.returncode == 0, finished.stdout + finished.stderr + log
     assert set(scenario.statuses("package").values()) == {(1, "PROCESS_OK")}
     assert "asked the device where the operation stands" in log
-    _never_twice(fleet)
+    never_twice(fleet)
     assert fleet.count(operation="download-status") >= 6
 
 
@@ -124,4 +117,4 @@ def test_a_kill_right_after_start_leaves_nothing_half_done(scenario: Scenario) -
 
     assert finished.returncode in (0, 3), finished.stderr
     assert {s for _, s in scenario.statuses("rollout").values()} <= {"PROCESS_OK", "PROCESS_FAILED"}
-    _never_twice(fleet)
+    never_twice(fleet)

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,13 +25,12 @@ from click.testing import CliRunner
 from jobrunner.cli.main import cli
 from jobrunner.simulator.broker import RunningBroker
 from jobrunner.simulator.faults import DelayFault, FaultPlan, Selector
-from jobrunner.simulator.fleet import Fleet
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import StateDir
 from jobrunner.state.pgstorage import ROOT, PostgresStorage
 from jobrunner.state.records import ExecutionStatus
 
-from .conftest import Scenario
+from .conftest import Scenario, never_twice
 
 pytestmark = pytest.mark.integration
 
@@ -143,12 +141,6 @@ def runners(scenario: Scenario, state_db: str) -> Iterator[Runners]:
         made.stop_all()
 
 
-def _never_twice(fleet: Fleet) -> Counter[tuple[str, str]]:
-    sent = Counter((r.device, r.operation) for r in fleet.requests())
-    assert max(sent.values()) == 1, [k for k, n in sent.items() if n > 1]
-    return sent
-
-
 def test_the_other_runner_finishes_an_execution_whose_owner_was_killed(
     scenario: Scenario, state_db: str
 ) -> None:
@@ -183,7 +175,7 @@ def test_the_other_runner_finishes_an_execution_whose_owner_was_killed(
             target.status.value == "PROCESS_FAILED"
             and target.message == "runner restarted before the reply"
         ), (client_id, target)
-    sent = _never_twice(fleet)
+    sent = never_twice(fleet)
     done = [c for c, t in finished.items() if t.status.value == "PROCESS_OK"]
     assert len(done) >= 7  # only those in flight at the kill may have lost their reply
     for client_id in done:  # every operation of a finished target, exactly once
@@ -215,7 +207,7 @@ def test_a_paused_owner_sends_nothing_more_once_it_runs_again(
         assert a.poll() is None, two.log("a")  # it goes on, with the jobs it may own
 
     assert after == before, fleet.requests()[-(after - before) :]
-    _never_twice(fleet)
+    never_twice(fleet)
 
 
 def test_the_commands_work_from_any_machine_through_the_database(
@@ -315,7 +307,7 @@ def test_a_failover_across_a_broker_restart(
     assert job is not None
     assert {t.status.value for t in job.targets} <= {"PROCESS_OK", "PROCESS_FAILED"}
     assert sum(t.status.value == "PROCESS_OK" for t in job.targets) >= 1
-    _never_twice(fleet)
+    never_twice(fleet)
 
 
 def test_reconcile_alone_on_the_database_drives_the_execution_itself(
@@ -338,7 +330,7 @@ def test_reconcile_alone_on_the_database_drives_the_execution_itself(
     assert shown["executions"][0]["status"] == "TERMINATED"
     assert {t["status"] for t in shown["targets"]} == {"PROCESS_OK"}
     assert shown["owner"] is None and shown["runners"] == []  # its lease was given back
-    _never_twice(fleet)
+    never_twice(fleet)
 
 
 @pytest.mark.parametrize(
