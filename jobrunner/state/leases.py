@@ -245,12 +245,14 @@ class Leases:
     # -- runners ------------------------------------------------------------------------------
 
     def heartbeat(self) -> None:
-        """Say this runner is alive (with each renewal)."""
+        """Say this runner is alive (with each renewal); forget runners not seen for a day
+        (they died: the table stays as small as the fleet of runners)."""
         self._execute(
             "INSERT INTO jobrunner_runners VALUES (%s, now())"
             " ON CONFLICT (client_id) DO UPDATE SET seen_at = now()",
             (self.owner,),
         )
+        self._execute("DELETE FROM jobrunner_runners WHERE seen_at < now() - interval '1 day'")
 
     def goodbye(self) -> None:
         """This runner stops (a clean stop): no longer alive for the others at once."""

@@ -18,12 +18,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 from click.testing import CliRunner
 
 from jobrunner.cli.main import cli
-from jobrunner.simulator.broker import RunningBroker
+from jobrunner.simulator.broker import RunningBroker, free_port
 from jobrunner.simulator.faults import DelayFault, FaultPlan, Selector
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import StateDir
@@ -54,13 +55,13 @@ class Runners:
     def client_id(self, name: str) -> str:
         return f"{name}-{self.scenario.scope}"
 
-    def start(self, name: str) -> subprocess.Popen[bytes]:
+    def start(self, name: str, *extra: str) -> subprocess.Popen[bytes]:
         s = self.scenario
         command = [
             sys.executable, "-m", "jobrunner", "watch",
             "--jobs-dir", str(s.jobs_dir), "--state-db", self.state_db,
             "--broker", s.broker.url, "--scope", s.scope, "--client-id", self.client_id(name),
-            "--lease", str(LEASE), "--max-in-flight", "2",
+            "--lease", str(LEASE), "--max-in-flight", "2", *extra,
         ]  # fmt: skip
         with self.log_path(name).open("wb") as output:
             process = subprocess.Popen(command, stdout=output, stderr=output)
@@ -258,8 +259,9 @@ def test_two_runners_split_the_jobs_and_a_device_runs_one_operation_at_a_time(
     scenario.registry(4)
     fleet = scenario.fleet(4, FaultPlan(slow=(DelayFault(Selector("*", "*"), 0.4),)))
 
+    port = free_port()
     with runners(scenario, state_db) as two:
-        two.start("a")
+        two.start("a", "--http", f"127.0.0.1:{port}")
         two.wait("runner a alive", lambda: two.client_id("a") in two.alive())
         two.start("b")
         two.wait("runner b alive", lambda: two.client_id("b") in two.alive())
@@ -270,8 +272,12 @@ def test_two_runners_split_the_jobs_and_a_device_runs_one_operation_at_a_time(
         owners = {two.owner("alpha"), two.owner("beta")}
         two.wait("both executions ended", lambda: two.ended("alpha") and two.ended("beta"))
         jobs = [two.job("alpha"), two.job("beta")]
+        time.sleep(1.0)  # what the dashboard read of the database is fresh again
+        shown = httpx.get(f"http://127.0.0.1:{port}/api/v1/jobs", timeout=10).json()
 
     assert owners == {two.client_id("a"), two.client_id("b")}  # one job each
+    assert len(shown) == 2, shown  # a's dashboard shows b's job too, from the database
+    assert all(j["lastExecution"]["status"] == "TERMINATED" for j in shown), shown
     for job in jobs:
         assert job is not None
         assert {(t.step_index, t.status.value) for t in job.targets} == {(2, "PROCESS_OK")}

@@ -130,3 +130,20 @@ def test_a_schema_from_a_newer_jobrunner_is_refused(database: str) -> None:
     first.close()
     with pytest.raises(StateVersionError, match=r"newer jobrunner \(schema 99"):
         Leases(conninfo, "runner-a", LEASE)
+
+
+def test_a_runner_gone_for_a_day_is_forgotten_and_one_that_stops_says_goodbye(
+    runners: tuple[Leases, Leases],
+) -> None:
+    a, b = runners
+    a.heartbeat()
+    b.heartbeat()
+    a.connection.execute(
+        "UPDATE jobrunner_runners SET seen_at = now() - interval '25 hours'"
+        " WHERE client_id = 'runner-b'"
+    )
+    a.heartbeat()
+    rows = a.connection.execute("SELECT client_id FROM jobrunner_runners").fetchall()
+    assert rows == [("runner-a",)]
+    a.goodbye()
+    assert a.alive() == []
