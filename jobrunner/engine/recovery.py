@@ -30,6 +30,8 @@ class StatusQueries:
         self.rt = runtime
         self.waiting: deque[tuple[JobKey, str]] = deque()  # asked, not sent yet
         self.replies: dict[tuple[JobKey, str], dict[str, KuraPayload | None]] = {}
+        self.unsent: dict[tuple[JobKey, str], list[str]] = {}
+        """The queries of a target not sent yet, when its window could not hold them all."""
 
     def ask(self, job: RunningJob, client_id: str) -> None:
         """Ask a device where its asynchronous operation stands; the queries wait for room in
@@ -40,6 +42,7 @@ class StatusQueries:
 
     def forget(self, job: RunningJob, client_id: str) -> None:
         self.replies.pop((job.key, client_id), None)
+        self.unsent.pop((job.key, client_id), None)
 
     def send(self, capacity: int) -> int:
         """Send the queries asked, within `capacity`; how many requests that took."""
@@ -56,31 +59,47 @@ class StatusQueries:
             ):
                 self.waiting.popleft()
                 self.replies.pop((key, client_id), None)
+                self.unsent.pop((key, client_id), None)
                 continue
             requests = job.operations[target.step_index].status_requests(
                 target.operation_id, target.phase
             )
-            whole_window = capacity - used >= self.rt.settings.max_in_flight
-            if used + len(requests) > capacity and not whole_window:
+            unsent = self.unsent.pop((key, client_id), None)
+            todo = list(requests) if unsent is None else unsent
+            room = capacity - used
+            if len(todo) > room and room < self.rt.settings.max_in_flight:
+                if unsent is not None:
+                    self.unsent[(key, client_id)] = unsent
                 break  # all of a target's queries go out together, when there is room
             self.waiting.popleft()
-            answers: dict[str, KuraPayload | None] = dict.fromkeys(requests)
-            self.replies[(key, client_id)] = answers
+            if unsent is None:
+                self.replies[(key, client_id)] = dict.fromkeys(requests)
+            answers = self.replies[(key, client_id)]
+            # A window smaller than a target's queries (--max-in-flight 1 or 2): as many as
+            # it holds now, the others as soon as there is room again.
+            now, later = todo[:room], todo[room:]
             due = self.rt.clock() + self.rt.settings.query_timeout
-            for name, request in requests.items():
+            for name in now:
                 tag = Tag(key, client_id, target.step_index, new_request_id(), "status", name)
                 try:
-                    self.rt.link.send(tag, request)
+                    if name not in requests:  # the phase moved on meanwhile: not asked
+                        raise NotSentError(name)
+                    self.rt.link.send(tag, requests[name])
                 except NotSentError:
                     answers[name] = _NO_REPLY
                     continue
                 self.rt.deadlines.add(due, ReplyDue(tag))
                 used += 1
-            job.say(
-                target,
-                f"asked the device where the operation stands ({', '.join(requests)}):"
-                " notifications sent while the runner was away are lost",
-            )
+            if unsent is None:
+                job.say(
+                    target,
+                    f"asked the device where the operation stands ({', '.join(requests)}):"
+                    " notifications sent while the runner was away are lost",
+                )
+            if later:
+                self.unsent[(key, client_id)] = later
+                self.waiting.appendleft((key, client_id))
+                break
         return used
 
     def answer(

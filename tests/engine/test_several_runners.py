@@ -25,6 +25,7 @@ from click.testing import CliRunner
 
 from jobrunner.cli.main import cli
 from jobrunner.simulator.broker import RunningBroker, free_port
+from jobrunner.simulator.config import Timing
 from jobrunner.simulator.faults import DelayFault, FaultPlan, Selector
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import StateDir
@@ -354,3 +355,45 @@ def test_a_state_database_that_cannot_be_used_is_named(url: str, message: str) -
     assert result.exit_code == 1
     assert message in result.output and "s3cret" not in result.output
     assert "Traceback" not in result.output
+
+
+def test_an_asynchronous_operation_is_asked_about_by_the_runner_that_takes_over(
+    scenario: Scenario, state_db: str
+) -> None:
+    scenario.registry(4)
+    fleet = scenario.fleet(
+        4, timing=Timing(download_seconds=2.0, install_seconds=0.1, progress_steps=2)
+    )
+    scenario.job(
+        "package",
+        """
+        - name: install
+          definition: Package Download / Install
+          timeout: 3s
+          completionTimeout: 20s
+          properties: {uri: "http://repo.example.com/a-1.0.dp", name: a, version: 1.0.0}
+        """,
+    )
+
+    with runners(scenario, state_db) as two:
+        a = two.start("a")
+        two.wait("runner a owning", lambda: two.owner("package") == two.client_id("a"))
+        two.start("b")
+        two.wait("runner b alive", lambda: two.client_id("b") in two.alive())
+        two.wait(
+            "every download accepted",
+            lambda: (
+                (job := two.job("package")) is not None
+                and sum(t.status.value == "AWAITING_COMPLETION" for t in job.targets) == 4
+            ),
+        )
+        os.kill(a.pid, signal.SIGKILL)  # the downloads go on on the devices, unheard
+        a.wait()
+        two.wait("the end of the execution", lambda: two.ended("package"), timeout=60)
+        job = two.job("package")
+        assert job is not None
+        log = two.state.storage.read(job.paths.log(1)).decode()
+
+    assert {(t.step_index, t.status.value) for t in job.targets} == {(0, "PROCESS_OK")}, log
+    never_twice(fleet)  # the install was never sent again
+    assert "took over" in two.log("b")
