@@ -214,3 +214,14 @@ def test_records_are_readable_json_in_the_database(state_db: str) -> None:
         ).fetchone()
     assert row is not None and json.loads(bytes(row[0]))["name"] == "upgrade"
     storage.close()
+
+
+def test_a_damaged_record_is_named_and_the_other_jobs_still_load(storage: Storage) -> None:
+    state = StateDir(storage.root, storage)
+    for name in ("good", "bad"):
+        JobState.create(state, JobRecord(scope="acme", name=name)).close()
+    storage.replace(state.job("acme", "bad").record, b'{"format": "jobrunner.job", "ver')
+    with pytest.raises(StateError, match=r"scopes/acme/jobs/bad/job\.json: unreadable"):
+        JobState.load(state, "acme", "bad")
+    assert JobState.load(state, "acme", "good").record.name == "good"
+    assert sorted(state.jobs()) == [("acme", "bad"), ("acme", "good")]
