@@ -26,7 +26,7 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from jobrunner.errors import LeaseLostError, StateError
-from jobrunner.state.pgschema import connect
+from jobrunner.state.pgschema import connect, lost_jobs
 
 
 @dataclass(frozen=True)
@@ -164,20 +164,17 @@ class Leases:
         self._execute("SELECT 1")  # connected again first, when the connection was lost
         try:
             with self.connection.transaction(), self.connection.cursor() as cursor:
-                row = cursor.execute(
-                    """
-                    SELECT 1 FROM jobrunner_leases
-                    WHERE scope = %s AND job = %s AND owner = %s AND epoch = %s
-                      AND expires_at >= now()
-                    FOR SHARE
-                    """,
-                    (lease.scope, lease.job, lease.owner, lease.epoch),
-                ).fetchone()
-                if row is None:
-                    raise LeaseLostError(self._lost(lease))
+                cursor.execute(
+                    "SELECT jobrunner_fence(%s::text[], %s::text[], %s::bigint[], %s)",
+                    ([lease.scope], [lease.job], [lease.epoch], lease.owner),
+                )
                 yield cursor
         except psycopg.OperationalError as error:
             raise OSError(f"the state database cannot be reached: {error}") from None
+        except psycopg.Error as error:
+            if lost_jobs(error) is None:
+                raise
+            raise LeaseLostError(self._lost(lease), frozenset({(lease.scope, lease.job)})) from None
 
     def _lost(self, lease: Lease) -> str:
         now = self.current(lease.scope, lease.job)

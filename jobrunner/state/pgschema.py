@@ -61,22 +61,31 @@ BEGIN
           ON l.scope = w.scope AND l.job = w.job AND l.epoch = w.epoch
         WHERE l.owner = o AND l.expires_at >= now()
         FOR SHARE OF l;
-    SELECT string_agg(w.scope || '/' || w.job, ', ') INTO missing
+    SELECT string_agg(w.scope || '/' || w.job, E'\n') INTO missing
         FROM unnest(s, j, e) AS w(scope, job, epoch)
         WHERE NOT EXISTS (
             SELECT 1 FROM jobrunner_leases l
             WHERE l.scope = w.scope AND l.job = w.job AND l.epoch = w.epoch
               AND l.owner = o AND l.expires_at >= now());
     IF missing IS NOT NULL THEN
-        RAISE EXCEPTION 'the lease of % is no longer this runner''s', missing
-            USING ERRCODE = 'JR001';
+        RAISE EXCEPTION 'a lease is no longer this runner''s'
+            USING ERRCODE = 'JR001', DETAIL = missing;
     END IF;
 END
 $$ LANGUAGE plpgsql;
 """
 
 FENCE_LOST = "JR001"
-"""The SQLSTATE of `jobrunner_fence` when a lease is no longer the writer's."""
+"""The SQLSTATE of `jobrunner_fence` when a lease is no longer the writer's; its DETAIL names
+the jobs, `SCOPE/JOB` a line (`lost_jobs`)."""
+
+
+def lost_jobs(error: psycopg.Error) -> frozenset[tuple[str, str]] | None:
+    """The jobs `jobrunner_fence` found without their lease; None for any other error."""
+    if error.sqlstate != FENCE_LOST:
+        return None
+    lines = (error.diag.message_detail or "").splitlines()
+    return frozenset((scope, job) for scope, _, job in (line.partition("/") for line in lines))
 
 
 def connect(conninfo: str) -> psycopg.Connection[TupleRow]:
@@ -96,18 +105,17 @@ def connect(conninfo: str) -> psycopg.Connection[TupleRow]:
 
 
 def prepare(connection: psycopg.Connection[TupleRow]) -> None:
-    """Create the tables on first use; refuse a schema written by a newer jobrunner."""
+    """Create the tables on first use; refuse a schema written by a newer jobrunner. A
+    database already at this version is left as it is (no DDL, no lock: every command and
+    every reconnect comes here)."""
+    if _version(connection) == SCHEMA_VERSION:
+        return
     with connection.transaction():
         connection.execute("SELECT pg_advisory_xact_lock(7401)")  # one migrator at a time
-        row = connection.execute("SELECT to_regclass('jobrunner_meta') IS NOT NULL").fetchone()
-        found = None
-        if row is not None and row[0]:
-            found = connection.execute(
-                "SELECT value FROM jobrunner_meta WHERE key = 'schema'"
-            ).fetchone()
-        if found is not None and int(str(found[0])) > SCHEMA_VERSION:
+        found = _version(connection)
+        if found is not None and found > SCHEMA_VERSION:
             raise StateVersionError(
-                f"the state database was written by a newer jobrunner (schema {found[0]};"
+                f"the state database was written by a newer jobrunner (schema {found};"
                 f" this jobrunner knows up to {SCHEMA_VERSION}); upgrade jobrunner"
             )
         connection.execute(_TABLES)
@@ -115,3 +123,12 @@ def prepare(connection: psycopg.Connection[TupleRow]) -> None:
             connection.execute(
                 "INSERT INTO jobrunner_meta VALUES ('schema', %s)", (str(SCHEMA_VERSION),)
             )
+
+
+def _version(connection: psycopg.Connection[TupleRow]) -> int | None:
+    """The schema version the database records; None before the first jobrunner."""
+    row = connection.execute("SELECT to_regclass('jobrunner_meta') IS NOT NULL").fetchone()
+    if row is None or not row[0]:
+        return None
+    found = connection.execute("SELECT value FROM jobrunner_meta WHERE key = 'schema'").fetchone()
+    return None if found is None else int(str(found[0]))

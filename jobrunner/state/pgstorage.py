@@ -32,7 +32,7 @@ from psycopg.rows import TupleRow
 from jobrunner.errors import LeaseLostError
 from jobrunner.state.leases import Lease
 from jobrunner.state.opening import redacted
-from jobrunner.state.pgschema import FENCE_LOST, connect
+from jobrunner.state.pgschema import connect, lost_jobs
 from jobrunner.state.storage import Stamp
 
 ROOT = Path("postgresql:")
@@ -216,10 +216,11 @@ class PostgresStorage:
             try:
                 self._send(writes)
             except psycopg.Error as error:
-                if error.sqlstate != FENCE_LOST:
+                refused = lost_jobs(error)  # rolled back: nothing of this batch was made
+                if refused is None:
                     raise
-                with self._using() as connection:  # which leases, exactly (rolled back)
-                    refused = self._fence(connection, writes)
+                # Fenced off without names (never expected): no job's write is made.
+                refused = refused or frozenset(w.job for w in writes if w.job is not None)
                 lost |= refused
                 self._queue = [w for w in writes if w.job not in refused]
                 continue
@@ -269,33 +270,6 @@ class PostgresStorage:
         owner = next(iter(self.fences.values())).owner if self.fences else ""
         return [self.fences.get(job) or _never(job, owner) for job in sorted(jobs)]
 
-    def _fence(self, connection: psycopg.Connection[TupleRow], writes: list[_Write]) -> set[JobKey]:
-        """The jobs written in `writes` whose lease is not ours and current (the writes
-        were refused: told exactly which)."""
-        if self.fences is None:
-            return set()
-        jobs = {job for write in writes if (job := write.job) is not None}
-        if not jobs:
-            return set()
-        held = [self.fences[job] for job in jobs if job in self.fences]
-        rows = connection.execute(
-            """
-            SELECT l.scope, l.job FROM jobrunner_leases l
-            JOIN unnest(%s::text[], %s::text[], %s::bigint[]) AS w(scope, job, epoch)
-              ON l.scope = w.scope AND l.job = w.job AND l.epoch = w.epoch
-            WHERE l.owner = %s AND l.expires_at >= now()
-            FOR SHARE OF l
-            """,
-            (
-                [lease.scope for lease in held],
-                [lease.job for lease in held],
-                [lease.epoch for lease in held],
-                held[0].owner if held else "",
-            ),
-        ).fetchall()
-        current = {(str(scope), str(job)) for scope, job in rows}
-        return jobs - current
-
     def release(self, path: Path) -> None:
         """Nothing is kept open per record."""
 
@@ -306,11 +280,6 @@ class PostgresStorage:
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
-
-
-class _Refused(Exception):  # noqa: N818 - control flow inside _commit only
-    def __init__(self, jobs: set[JobKey]) -> None:
-        self.jobs = jobs
 
 
 def _never(job: JobKey, owner: str) -> Lease:
