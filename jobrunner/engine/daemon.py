@@ -238,7 +238,7 @@ class Daemon:
             action()
         except LeaseLostError as lost:  # another runner owns those jobs now
             log.warning("%s failed: %s", what, lost)
-            self._runner().lost(lost)
+            self._runner().engine.forget_lost(lost)
         except (OSError, JobrunnerError) as error:
             if self._failing.get(what) != str(error):
                 self._failing[what] = str(error)

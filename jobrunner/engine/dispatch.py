@@ -110,7 +110,7 @@ class Dispatcher:
             return None
         claims = self.rt.claims
         if claims is not None and not claims.holds(job.key, client_id):
-            claims.want(job.key, client_id)  # ready again once granted (`take_granted`)
+            claims.want(job.key, client_id)  # ready again once granted (`_take_granted`)
             return None
         if not self.rt.device_queue.try_take((job.scope, client_id), job.key):
             self.rt.device_queue.park((job.scope, client_id), job.key, client_id)

@@ -50,8 +50,8 @@ class Ownership:
         counts in the others' share); a command that acts once holds leases only."""
         self.leases = leases
         self.held = fences
-        self.announce = announce
         """The leases held, by job: the storage's fences."""
+        self.announce = announce
         self.clock = clock
         self._renew_at = 0.0
         self._scan_at = 0.0
@@ -144,7 +144,7 @@ class Ownership:
 class DatabaseClaims:
     """`DeviceClaims` in the state database: a job claims a device with its lease (a claim
     whose lease is no longer current is free), one statement per job and turn; releases are
-    written with the next claims."""
+    gathered and written together, at most every RELEASE_EVERY seconds."""
 
     RETRY = 0.5
     """Seconds before a device another runner's job has is asked for again."""

@@ -241,12 +241,10 @@ class Runner:
     def resume(self) -> None:
         """Take up what a previous owner left: RUNNING executions, operations still awaited
         (with several runners: of the jobs this one takes, up to its share)."""
-        recorded = list(self.state.jobs())
         if self.ownership is not None:
-            self._recorded = recorded
-            self.keep_leases(force=True)
+            self.keep_leases(force=True)  # lists the recorded jobs itself
             return
-        for scope, name in recorded:
+        for scope, name in self.state.jobs():
             self._take_up(scope, name)
 
     def _take_up(self, scope: str, name: str) -> RunningJob | None:
@@ -321,10 +319,6 @@ class Runner:
                 f"job {scope}/{name} is owned by another runner; ask again: `start` and `stop`"
                 " hand the request to its owner"
             )
-
-    def lost(self, error: LeaseLostError) -> None:
-        """A write was refused for these jobs: let them go (see `Engine.forget`)."""
-        self.engine.forget_lost(error)
 
     def _let_go(self, key: tuple[str, str]) -> None:
         if self.ownership is not None:
