@@ -34,7 +34,7 @@ import httpx
 
 from bench import loopback
 from bench.report import Row, text_table
-from jobrunner.engine.service import Runner
+from jobrunner.engine.service.runner import Runner
 from jobrunner.manifests import ManifestSet
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import StateDir

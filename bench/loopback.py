@@ -3,7 +3,7 @@
     python -m bench.loopback --targets 10000 [--profile out.prof]
 
 Runs the real `Runner` (manifests, plan, reconcile, engine, journal, logs, step operations)
-over the engine's in-memory link (`jobrunner.engine.memory.MemoryLink`): every request is
+over the engine's in-memory link (`jobrunner.engine.link.memory.MemoryLink`): every request is
 answered at once with the reply a Kura device sends, after encoding the request and decoding
 the reply as the MQTT client would. What remains is the runner's CPU, which on a 2-core
 machine shared with a broker and a fleet is what limits throughput. Prints JSON: seconds of
@@ -28,10 +28,10 @@ import jobrunner.state.storage as state_files
 from bench.manifests import SYNC_STEPS, rollout
 from jobrunner.device import BrokerSettings
 from jobrunner.device.payload import KuraPayload, Metric, MetricType, ProtobufCodec
-from jobrunner.engine.events import Inbox
-from jobrunner.engine.memory import MemoryLink, Sent
-from jobrunner.engine.runtime import EngineSettings
-from jobrunner.engine.service import Runner, RunnerConfig
+from jobrunner.engine.core.runtime import EngineSettings
+from jobrunner.engine.link.events import Inbox
+from jobrunner.engine.link.memory import MemoryLink, Sent
+from jobrunner.engine.service.runner import Runner, RunnerConfig
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.opening import open_state
 from jobrunner.state.targets import TargetState, TargetTable

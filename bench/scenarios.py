@@ -24,7 +24,7 @@ from bench.measure import (
     run,
 )
 from bench.report import Row
-from jobrunner.engine.daemon import RESYNC
+from jobrunner.engine.service.daemon import RESYNC
 from jobrunner.simulator.broker import RunningBroker
 
 SCOPE = "bench"

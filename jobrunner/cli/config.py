@@ -30,8 +30,8 @@ from jobrunner.cli.options import (
     state_options,
 )
 from jobrunner.device import BrokerSettings
-from jobrunner.engine.runtime import EngineSettings
-from jobrunner.engine.service import RunnerConfig
+from jobrunner.engine.core.runtime import EngineSettings
+from jobrunner.engine.service.runner import RunnerConfig
 from jobrunner.manifests.fields import DOT_HINT
 from jobrunner.state.opening import redacted
 

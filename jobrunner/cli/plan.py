@@ -18,10 +18,10 @@ from jobrunner.cli.options import (
     require_signed_option,
     state_options,
 )
-from jobrunner.engine.plan import Action, JobPlan, Plan
-from jobrunner.engine.rollout import estimate
-from jobrunner.engine.service import make_plan
-from jobrunner.engine.windows import describe
+from jobrunner.engine.planning.plan import Action, JobPlan, Plan
+from jobrunner.engine.rollout.gate import estimate
+from jobrunner.engine.rollout.windows import describe
+from jobrunner.engine.service.runner import make_plan
 from jobrunner.manifests.fields import format_duration
 from jobrunner.manifests.rollout import Rollout
 

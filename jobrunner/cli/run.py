@@ -22,10 +22,10 @@ from jobrunner.cli.options import (
 )
 from jobrunner.cli.progress import ProgressView, progress_of
 from jobrunner.cli.signals import Interrupts
-from jobrunner.engine import handoff
-from jobrunner.engine.executions import STOP_DRAIN
-from jobrunner.engine.plan import Action
-from jobrunner.engine.service import ExecutionRef, Runner, RunnerConfig, exit_code
+from jobrunner.engine.core.executions import STOP_DRAIN
+from jobrunner.engine.planning.plan import Action
+from jobrunner.engine.service import handoff
+from jobrunner.engine.service.runner import ExecutionRef, Runner, RunnerConfig, exit_code
 from jobrunner.engine.status import resolve_job_ref
 from jobrunner.manifests import ManifestSet, load_manifests
 from jobrunner.manifests.secrets import SecretResolver

@@ -14,7 +14,7 @@ from jobrunner.cli.options import reading_state, scope_option, state_options
 from jobrunner.cli.progress import COLOURS as TARGET_COLOURS
 from jobrunner.cli.progress import SHORT, ProgressView
 from jobrunner.cli.run import follow
-from jobrunner.engine.handoff import job_owner, runners_alive
+from jobrunner.engine.service.handoff import job_owner, runners_alive
 from jobrunner.engine.status import STATUS_ORDER, all_jobs, job_view, load_job, resolve_job_ref
 from jobrunner.state.layout import StateDir
 from jobrunner.state.lock import current_owner

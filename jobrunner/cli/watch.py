@@ -9,8 +9,8 @@ import time
 import click
 
 from jobrunner.cli.config import pass_runner_config
-from jobrunner.engine.daemon import DRAIN, Companion, Daemon
-from jobrunner.engine.service import RunnerConfig
+from jobrunner.engine.service.daemon import DRAIN, Companion, Daemon
+from jobrunner.engine.service.runner import RunnerConfig
 from jobrunner.manifests.secrets import SecretResolver
 from jobrunner.notify.delivery import Notifier
 from jobrunner.state.opening import open_state

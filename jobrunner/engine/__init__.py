@@ -18,13 +18,13 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from jobrunner.engine.daemon import Daemon
-    from jobrunner.engine.executor import Engine
-    from jobrunner.engine.memory import MemoryLink
-    from jobrunner.engine.plan import Action, JobPlan, Plan
-    from jobrunner.engine.ports import DeviceLink, FailureKind, StepOperation, Tag
-    from jobrunner.engine.runtime import EngineSettings
-    from jobrunner.engine.service import Runner, RunnerConfig, exit_code, make_plan
+    from jobrunner.engine.core.loop import Engine
+    from jobrunner.engine.core.runtime import EngineSettings
+    from jobrunner.engine.link.memory import MemoryLink
+    from jobrunner.engine.link.ports import DeviceLink, FailureKind, StepOperation, Tag
+    from jobrunner.engine.planning.plan import Action, JobPlan, Plan
+    from jobrunner.engine.service.daemon import Daemon
+    from jobrunner.engine.service.runner import Runner, RunnerConfig, exit_code, make_plan
 
 __all__ = [
     "Action",
@@ -45,21 +45,21 @@ __all__ = [
 ]
 
 _HOMES = {
-    "Action": "plan",
-    "Daemon": "daemon",
-    "DeviceLink": "ports",
-    "Engine": "executor",
-    "EngineSettings": "runtime",
-    "FailureKind": "ports",
-    "JobPlan": "plan",
-    "MemoryLink": "memory",
-    "Plan": "plan",
-    "Runner": "service",
-    "RunnerConfig": "service",
-    "StepOperation": "ports",
-    "Tag": "ports",
-    "exit_code": "service",
-    "make_plan": "service",
+    "Action": "planning.plan",
+    "Daemon": "service.daemon",
+    "DeviceLink": "link.ports",
+    "Engine": "core.loop",
+    "EngineSettings": "core.runtime",
+    "FailureKind": "link.ports",
+    "JobPlan": "planning.plan",
+    "MemoryLink": "link.memory",
+    "Plan": "planning.plan",
+    "Runner": "service.runner",
+    "RunnerConfig": "service.runner",
+    "StepOperation": "link.ports",
+    "Tag": "link.ports",
+    "exit_code": "service.runner",
+    "make_plan": "service.runner",
 }
 
 

@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from jobrunner.engine.rollout import ALL
-from jobrunner.engine.scheduler import schedules_of
+from jobrunner.engine.rollout.gate import ALL
+from jobrunner.engine.schedules.scheduler import schedules_of
 from jobrunner.errors import JobError, StateError
 from jobrunner.manifests import ManifestSet
 from jobrunner.state.jobstore import JobState

@@ -13,10 +13,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from jobrunner.engine.observe import Observer
+from jobrunner.engine.link.observers import Observer
 from jobrunner.engine.status import execution_view, failure_view
-from jobrunner.engine.timers import JobKey
 from jobrunner.manifests import ManifestSet
+from jobrunner.state.layout import JobKey
 from jobrunner.state.outbox import OutboxWriter
 from jobrunner.state.records import ExecutionSummary
 from jobrunner.state.targets import TargetState

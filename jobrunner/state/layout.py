@@ -27,6 +27,9 @@ from pathlib import Path
 from jobrunner.errors import StateError
 from jobrunner.state.storage import FileStorage, Storage
 
+JobKey = tuple[str, str]
+"""A job, by scope and name: how every layer keys the jobs."""
+
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
 

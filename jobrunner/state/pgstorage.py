@@ -30,6 +30,7 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from jobrunner.errors import LeaseLostError
+from jobrunner.state.layout import JobKey
 from jobrunner.state.leases import Lease
 from jobrunner.state.opening import redacted
 from jobrunner.state.pgschema import connect, lost_jobs
@@ -37,8 +38,6 @@ from jobrunner.state.storage import Stamp
 
 ROOT = Path("postgresql:")
 """The root of the records' paths: messages name a record `postgresql:/scopes/...`."""
-
-JobKey = tuple[str, str]
 
 
 @dataclass(frozen=True)

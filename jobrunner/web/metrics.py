@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from jobrunner.engine.observe import Observer
+from jobrunner.engine.link.observers import Observer
 from jobrunner.state.records import ExecutionStatus
 from jobrunner.state.registry import DeviceStatus
 from jobrunner.state.targets import TargetStatus

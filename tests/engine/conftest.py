@@ -22,8 +22,8 @@ from click.testing import CliRunner
 from jobrunner.cli.main import cli
 from jobrunner.device import BrokerSettings, OperationSettings
 from jobrunner.device.operations import DEFAULT_SETTINGS
-from jobrunner.engine.runtime import EngineSettings
-from jobrunner.engine.service import Runner, RunnerConfig
+from jobrunner.engine.core.runtime import EngineSettings
+from jobrunner.engine.service.runner import Runner, RunnerConfig
 from jobrunner.simulator.broker import RunningBroker
 from jobrunner.simulator.config import FleetConfig, Timing
 from jobrunner.simulator.faults import FaultPlan

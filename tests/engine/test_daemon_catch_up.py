@@ -12,7 +12,7 @@ from typing import TypeVar
 
 import pytest
 
-from jobrunner.engine.daemon import CATCH_UP, Daemon
+from jobrunner.engine.service.daemon import CATCH_UP, Daemon
 
 from .conftest import Scenario
 from .test_daemon import ended

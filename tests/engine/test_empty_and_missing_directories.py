@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from jobrunner.cli.main import cli
-from jobrunner.engine.daemon import CATCH_UP
+from jobrunner.engine.service.daemon import CATCH_UP
 
 from .conftest import Scenario
 from .test_daemon import Watch, ended, executions

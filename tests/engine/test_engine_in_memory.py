@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from jobrunner.device import BrokerSettings, KuraPayload, Metric
-from jobrunner.engine.events import Inbox
-from jobrunner.engine.memory import MemoryLink, Sent, error, ok
-from jobrunner.engine.runtime import EngineSettings
-from jobrunner.engine.service import Runner, RunnerConfig
+from jobrunner.engine.core.runtime import EngineSettings
+from jobrunner.engine.link.events import Inbox
+from jobrunner.engine.link.memory import MemoryLink, Sent, error, ok
+from jobrunner.engine.service.runner import Runner, RunnerConfig
 from jobrunner.engine.status import job_view
 from jobrunner.state.records import ExecutionStatus
 

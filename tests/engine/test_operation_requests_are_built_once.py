@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from jobrunner.device.operations import OPERATIONS, OperationSettings, operation_for
-from jobrunner.engine.steps import OperationAdapter
+from jobrunner.engine.link.operations import OperationAdapter
 
 
 def adapter(definition: str, properties: dict[str, Any]) -> OperationAdapter:

@@ -13,10 +13,10 @@ import pytest
 from click.testing import CliRunner
 
 from jobrunner.cli.main import cli
-from jobrunner.engine.plan import Action, Plan, compute_plan
-from jobrunner.engine.policy import record_policies
-from jobrunner.engine.service import device_tags
-from jobrunner.engine.spec import schedule_digest, spec_digest
+from jobrunner.engine.planning.plan import Action, Plan, compute_plan
+from jobrunner.engine.planning.policy import record_policies
+from jobrunner.engine.planning.spec import schedule_digest, spec_digest
+from jobrunner.engine.service.runner import device_tags
 from jobrunner.manifests import load_manifests
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import StateDir

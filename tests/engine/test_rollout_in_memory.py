@@ -16,13 +16,13 @@ from click.testing import CliRunner
 
 from jobrunner.cli.main import cli
 from jobrunner.device import BrokerSettings, KuraPayload
-from jobrunner.engine.events import Inbox
-from jobrunner.engine.memory import MemoryLink, Sent, error, ok
-from jobrunner.engine.rollout import estimate, rate_after
-from jobrunner.engine.runtime import EngineSettings
-from jobrunner.engine.service import Runner, RunnerConfig
+from jobrunner.engine.core.runtime import EngineSettings
+from jobrunner.engine.link.events import Inbox
+from jobrunner.engine.link.memory import MemoryLink, Sent, error, ok
+from jobrunner.engine.rollout.gate import estimate, rate_after
+from jobrunner.engine.rollout.waves import stable_order
+from jobrunner.engine.service.runner import Runner, RunnerConfig
 from jobrunner.engine.status import job_view
-from jobrunner.engine.waves import stable_order
 from jobrunner.manifests.rollout import Rollout
 from jobrunner.state.records import ExecutionStatus, ExecutionSummary
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from jobrunner.engine.service import Runner
+from jobrunner.engine.service.runner import Runner
 from jobrunner.simulator.faults import DelayFault, FailFault, FaultPlan, RateFault, Selector
 from jobrunner.simulator.fleet import Fleet
 from jobrunner.state.records import ExecutionStatus

@@ -17,7 +17,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from jobrunner.device.payload import KuraPayload, Metric, ProtobufCodec
-from jobrunner.engine.events import Anomaly, Event
+from jobrunner.engine.link.events import Anomaly, Event
 from jobrunner.simulator.config import FleetConfig, Timing
 from jobrunner.simulator.faults import DropFault, FaultPlan, Selector
 from jobrunner.simulator.fleet import Fleet

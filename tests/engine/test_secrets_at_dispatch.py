@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from jobrunner.device import KuraPayload, Metric, operation_for_step
-from jobrunner.engine.ports import Failed, Succeeded
-from jobrunner.engine.spec import dump_steps, spec_digest
-from jobrunner.engine.steps import OperationAdapter
+from jobrunner.engine.link.operations import OperationAdapter
+from jobrunner.engine.link.ports import Failed, Succeeded
+from jobrunner.engine.planning.spec import dump_steps, spec_digest
 from jobrunner.errors import SecretError
 from jobrunner.manifests import Job
 from jobrunner.manifests.secrets import SecretResolver

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from jobrunner.engine.scheduler import Scheduler
-from jobrunner.engine.triggers import (
+from jobrunner.engine.schedules.scheduler import Scheduler
+from jobrunner.engine.schedules.triggers import (
     CronTrigger,
     DeviceConnectTrigger,
     IntervalTrigger,

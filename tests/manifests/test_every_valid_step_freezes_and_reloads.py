@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
 from jobrunner.device.operations.configuration import build_configurations, property_values
-from jobrunner.engine.spec import dump_steps, spec_digest
+from jobrunner.engine.planning.spec import dump_steps, spec_digest
 from jobrunner.errors import OperationError
 from jobrunner.manifests import Job
 from jobrunner.manifests.steps import (

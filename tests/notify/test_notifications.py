@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from jobrunner.engine.daemon import Daemon
+from jobrunner.engine.service.daemon import Daemon
 from jobrunner.engine.status import failure_view
 from jobrunner.manifests import load_manifests
 from jobrunner.manifests.secrets import SecretResolver

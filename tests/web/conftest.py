@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from jobrunner.engine.daemon import Daemon
-from jobrunner.engine.service import RunnerConfig
+from jobrunner.engine.service.daemon import Daemon
+from jobrunner.engine.service.runner import RunnerConfig
 from jobrunner.web.server import Dashboard
 from tests.engine import conftest as engine
 from tests.engine.conftest import Scenario

@@ -12,12 +12,12 @@ import logging
 
 from jobrunner.device.operations.base import response_code
 from jobrunner.device.payload import KuraPayload
-from jobrunner.engine import progression
-from jobrunner.engine.events import NotificationArrived, ReplyArrived
-from jobrunner.engine.ports import Accepted, Ignored, Outcome, Succeeded, Tag
-from jobrunner.engine.recovery import StatusQueries
-from jobrunner.engine.runtime import RunningJob, Runtime
-from jobrunner.engine.timers import CompletionDue, SettleDue
+from jobrunner.engine.core import progression
+from jobrunner.engine.core.recovery import StatusQueries
+from jobrunner.engine.core.runtime import RunningJob, Runtime
+from jobrunner.engine.core.timers import CompletionDue, SettleDue
+from jobrunner.engine.link.events import NotificationArrived, ReplyArrived
+from jobrunner.engine.link.ports import Accepted, Ignored, Outcome, Succeeded, Tag
 from jobrunner.state.targets import TargetState, TargetStatus
 
 log = logging.getLogger(__name__)

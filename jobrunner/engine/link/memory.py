@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from jobrunner.device.lifecycle import DeviceFacts
 from jobrunner.device.model import Request
 from jobrunner.device.payload import KuraPayload, Metric
-from jobrunner.engine.events import (
+from jobrunner.engine.link.events import (
     ConnectionChanged,
     DeviceConnected,
     DeviceDisconnected,
@@ -26,7 +26,7 @@ from jobrunner.engine.events import (
     NotificationArrived,
     ReplyArrived,
 )
-from jobrunner.engine.ports import Tag
+from jobrunner.engine.link.ports import Tag
 from jobrunner.errors import ClientBusyError, NotConnectedError
 
 

@@ -23,7 +23,7 @@ from jobrunner.device import (
 )
 from jobrunner.device.model import FailureKind
 from jobrunner.device.operations import DEFAULT_SETTINGS
-from jobrunner.engine import ports
+from jobrunner.engine.link import ports
 from jobrunner.errors import SecretError
 from jobrunner.manifests import StepBase
 from jobrunner.manifests.secrets import (

@@ -24,7 +24,7 @@ from jobrunner.device import (
     read_lifecycle,
 )
 from jobrunner.device.lifecycle import ConnectionStatus
-from jobrunner.engine.events import (
+from jobrunner.engine.link.events import (
     Anomaly,
     ConnectionChanged,
     DeviceConnected,
@@ -33,8 +33,8 @@ from jobrunner.engine.events import (
     NotificationArrived,
     ReplyArrived,
 )
-from jobrunner.engine.observe import Observer
-from jobrunner.engine.ports import Tag
+from jobrunner.engine.link.observers import Observer
+from jobrunner.engine.link.ports import Tag
 from jobrunner.errors import PayloadError
 
 

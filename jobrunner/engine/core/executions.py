@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from jobrunner.engine import gates
-from jobrunner.engine.executor import Engine
-from jobrunner.engine.rollout import gate_settings, retry_of
-from jobrunner.engine.runtime import ExecutionRun, RunningJob
-from jobrunner.engine.steps import OperationFactory
+from jobrunner.engine.core import gates
+from jobrunner.engine.core.loop import Engine
+from jobrunner.engine.core.runtime import ExecutionRun, RunningJob
+from jobrunner.engine.link.operations import OperationFactory
+from jobrunner.engine.rollout.gate import gate_settings, retry_of
 from jobrunner.errors import JobError
 from jobrunner.manifests.fields import format_duration
 from jobrunner.manifests.rollout import Retry

@@ -15,7 +15,7 @@ from typing import Any
 
 from jobrunner.device.lifecycle import DeviceFacts
 from jobrunner.device.payload import KuraPayload
-from jobrunner.engine.ports import Tag
+from jobrunner.engine.link.ports import Tag
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,20 +19,20 @@ from typing import Protocol
 
 from jobrunner.device import BrokerSettings, OperationSettings
 from jobrunner.device.operations import DEFAULT_SETTINGS
-from jobrunner.engine import executions
-from jobrunner.engine.devices import Devices
-from jobrunner.engine.events import Inbox
-from jobrunner.engine.executor import Engine
-from jobrunner.engine.git import git_revision
-from jobrunner.engine.link import ClientLink
-from jobrunner.engine.observe import Observer
-from jobrunner.engine.ownership import DatabaseClaims, Ownership
-from jobrunner.engine.plan import Action, Plan, compute_plan
-from jobrunner.engine.ports import DeviceLink
-from jobrunner.engine.reconcile import Applied, Reconciler
-from jobrunner.engine.runtime import EngineSettings, RunningJob
-from jobrunner.engine.spec import ScopeDevices
-from jobrunner.engine.steps import operations_factory
+from jobrunner.engine.core import executions
+from jobrunner.engine.core.devices import Devices
+from jobrunner.engine.core.loop import Engine
+from jobrunner.engine.core.runtime import EngineSettings, RunningJob
+from jobrunner.engine.link.events import Inbox
+from jobrunner.engine.link.mqtt import ClientLink
+from jobrunner.engine.link.observers import Observer
+from jobrunner.engine.link.operations import operations_factory
+from jobrunner.engine.link.ports import DeviceLink
+from jobrunner.engine.planning.git import git_revision
+from jobrunner.engine.planning.plan import Action, Plan, compute_plan
+from jobrunner.engine.planning.spec import ScopeDevices
+from jobrunner.engine.service.ownership import DatabaseClaims, Ownership
+from jobrunner.engine.service.reconcile import Applied, Reconciler
 from jobrunner.errors import JobError, LeaseLostError, StateError
 from jobrunner.manifests import ManifestSet, load_manifests
 from jobrunner.manifests.secrets import SecretResolver

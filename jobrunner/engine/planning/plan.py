@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from jobrunner.engine.policy import Change, PolicyChange, review
-from jobrunner.engine.spec import (
+from jobrunner.engine.planning.policy import Change, PolicyChange, review
+from jobrunner.engine.planning.spec import (
     NO_DEVICES,
     ScopeDevices,
     dump_steps,
@@ -34,7 +34,7 @@ from jobrunner.engine.spec import (
     schedule_digest,
     spec_digest,
 )
-from jobrunner.engine.waves import split_waves
+from jobrunner.engine.rollout.waves import split_waves
 from jobrunner.errors import StateError
 from jobrunner.manifests import Declared, Job, ManifestSet
 from jobrunner.state.jobstore import JobState

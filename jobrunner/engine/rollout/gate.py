@@ -25,8 +25,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from jobrunner.engine.waves import stable_order
-from jobrunner.engine.windows import Windows, describe
+from jobrunner.engine.rollout.waves import stable_order
+from jobrunner.engine.rollout.windows import Windows, describe
 from jobrunner.manifests.fields import format_duration
 from jobrunner.manifests.rollout import DEVICE_ZONE, Retry, Rollout
 from jobrunner.state.jobstore import JobState

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from jobrunner.engine import executions
-from jobrunner.engine.executions import OperationFactory
-from jobrunner.engine.executor import Engine
-from jobrunner.engine.plan import Action, JobPlan, Plan
-from jobrunner.engine.policy import record_policies
-from jobrunner.engine.runtime import RunningJob
-from jobrunner.engine.spec import dump_steps, dump_waves, schedule_digest, spec_digest
+from jobrunner.engine.core import executions
+from jobrunner.engine.core.executions import OperationFactory
+from jobrunner.engine.core.loop import Engine
+from jobrunner.engine.core.runtime import RunningJob
+from jobrunner.engine.planning.plan import Action, JobPlan, Plan
+from jobrunner.engine.planning.policy import record_policies
+from jobrunner.engine.planning.spec import dump_steps, dump_waves, schedule_digest, spec_digest
 from jobrunner.manifests import Declared, Job
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import StateDir

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from jobrunner.engine.runtime import RunningJob, Runtime
-from jobrunner.engine.timers import DrainOver, GateDue
+from jobrunner.engine.core.runtime import RunningJob, Runtime
+from jobrunner.engine.core.timers import DrainOver, GateDue
 from jobrunner.manifests.rollout import Rollout
 
 Cancel = Callable[[RunningJob, str], bool]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from jobrunner.engine.ports import (
+from jobrunner.engine.link.ports import (
     Accepted,
     Failed,
     FailureKind,

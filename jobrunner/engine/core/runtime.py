@@ -14,13 +14,14 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from jobrunner.engine.devices import Devices
-from jobrunner.engine.observe import Observer
-from jobrunner.engine.ports import DeviceClaims, DeviceLink, StepOperation
-from jobrunner.engine.rollout import Gate, gate_settings
-from jobrunner.engine.timers import Deadlines, JobKey
+from jobrunner.engine.core.devices import Devices
+from jobrunner.engine.core.timers import Deadlines
+from jobrunner.engine.link.observers import Observer
+from jobrunner.engine.link.ports import DeviceClaims, DeviceLink, StepOperation
+from jobrunner.engine.rollout.gate import Gate, gate_settings
 from jobrunner.manifests import StepBase
 from jobrunner.state.jobstore import JobState
+from jobrunner.state.layout import JobKey
 from jobrunner.state.records import ExecutionSummary
 from jobrunner.state.targets import TargetState
 

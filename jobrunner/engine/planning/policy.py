@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jobrunner.engine.git import Commit, GitHistory
+from jobrunner.engine.planning.git import Commit, GitHistory
 from jobrunner.errors import StateError
 from jobrunner.manifests import Diagnostic, ManifestSet, Policy, Severity
 from jobrunner.state.layout import StateDir

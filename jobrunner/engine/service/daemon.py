@@ -29,20 +29,20 @@ from pathlib import Path
 from types import FrameType
 from typing import Protocol
 
-from jobrunner.engine import handoff, systemd
-from jobrunner.engine.events import DeviceConnected
-from jobrunner.engine.executions import STOP_DRAIN
-from jobrunner.engine.observe import Observer, Observers
-from jobrunner.engine.plan import JobPlan
-from jobrunner.engine.rollout import wave_not_reached
-from jobrunner.engine.runtime import RunningJob
-from jobrunner.engine.scheduler import Scheduler
-from jobrunner.engine.service import Runner, RunnerConfig
-from jobrunner.engine.timers import JobKey
+from jobrunner.engine.core.executions import STOP_DRAIN
+from jobrunner.engine.core.runtime import RunningJob
+from jobrunner.engine.link.events import DeviceConnected
+from jobrunner.engine.link.observers import Observer, Observers
+from jobrunner.engine.planning.plan import JobPlan
+from jobrunner.engine.rollout.gate import wave_not_reached
+from jobrunner.engine.schedules.scheduler import Scheduler
+from jobrunner.engine.service import handoff, systemd
+from jobrunner.engine.service.runner import Runner, RunnerConfig
 from jobrunner.errors import JobError, JobrunnerError, LeaseLostError
 from jobrunner.manifests import ManifestSet, is_manifest_file, manifest_files
 from jobrunner.manifests.fields import DOT_HINT
 from jobrunner.state.jobstore import JobState
+from jobrunner.state.layout import JobKey
 from jobrunner.state.records import ExecutionSummary, Trigger, TriggerKind
 from jobrunner.state.registry import DeviceRegistry
 

@@ -13,13 +13,12 @@ from datetime import UTC, datetime
 
 from pydantic import TypeAdapter, ValidationError
 
-from jobrunner.engine.triggers import DeviceConnectTrigger, TimeTrigger, trigger_for
+from jobrunner.engine.schedules.triggers import DeviceConnectTrigger, TimeTrigger, trigger_for
 from jobrunner.manifests import Schedule
+from jobrunner.state.layout import JobKey
 from jobrunner.state.records import JobRecord, ScheduleState
 
 _SCHEDULES = TypeAdapter(list[Schedule])
-
-JobKey = tuple[str, str]
 
 
 @dataclass

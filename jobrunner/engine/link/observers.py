@@ -7,7 +7,7 @@ thread too) and must return at once: they count, or queue, and never wait.
 
 from __future__ import annotations
 
-from jobrunner.engine.timers import JobKey
+from jobrunner.state.layout import JobKey
 from jobrunner.state.records import ExecutionSummary
 from jobrunner.state.targets import TargetState
 

@@ -20,8 +20,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from jobrunner.engine.timers import JobKey
 from jobrunner.errors import LeaseLostError
+from jobrunner.state.layout import JobKey
 
 if TYPE_CHECKING:  # psycopg is needed only with a state database: imported by the caller
     from jobrunner.state.leases import Lease, Leases

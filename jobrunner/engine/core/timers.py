@@ -13,9 +13,8 @@ import heapq
 from dataclasses import dataclass
 from itertools import count
 
-from jobrunner.engine.ports import Tag
-
-JobKey = tuple[str, str]
+from jobrunner.engine.link.ports import Tag
+from jobrunner.state.layout import JobKey
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,10 +24,22 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from jobrunner.engine import gates, progression, recovery
-from jobrunner.engine.devices import Devices
-from jobrunner.engine.dispatch import Dispatcher
-from jobrunner.engine.events import (
+from jobrunner.engine.core import gates, progression, recovery
+from jobrunner.engine.core.devices import Devices
+from jobrunner.engine.core.dispatch import Dispatcher
+from jobrunner.engine.core.outcomes import Outcomes
+from jobrunner.engine.core.recovery import StatusQueries
+from jobrunner.engine.core.runtime import Connection, EngineSettings, RunningJob, Runtime
+from jobrunner.engine.core.timers import (
+    CompletionDue,
+    DrainOver,
+    Due,
+    LwtGrace,
+    ReplyDue,
+    RetryPublish,
+    SettleDue,
+)
+from jobrunner.engine.link.events import (
     Anomaly,
     Command,
     ConnectionChanged,
@@ -38,22 +50,10 @@ from jobrunner.engine.events import (
     NotificationArrived,
     ReplyArrived,
 )
-from jobrunner.engine.observe import Observer
-from jobrunner.engine.outcomes import Outcomes
-from jobrunner.engine.ports import DeviceLink
-from jobrunner.engine.recovery import StatusQueries
-from jobrunner.engine.runtime import Connection, EngineSettings, RunningJob, Runtime
-from jobrunner.engine.timers import (
-    CompletionDue,
-    DrainOver,
-    Due,
-    JobKey,
-    LwtGrace,
-    ReplyDue,
-    RetryPublish,
-    SettleDue,
-)
+from jobrunner.engine.link.observers import Observer
+from jobrunner.engine.link.ports import DeviceLink
 from jobrunner.errors import LeaseLostError
+from jobrunner.state.layout import JobKey
 from jobrunner.state.records import ExecutionStatus, counts_text
 from jobrunner.state.storage import Storage
 from jobrunner.state.targets import TargetStatus

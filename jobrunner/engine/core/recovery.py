@@ -13,10 +13,11 @@ from collections import deque
 from dataclasses import replace
 
 from jobrunner.device.payload import KuraPayload
-from jobrunner.engine.ports import Accepted, Outcome, Tag
-from jobrunner.engine.runtime import ExecutionRun, RunningJob, Runtime, new_request_id
-from jobrunner.engine.timers import CompletionDue, JobKey, ReplyDue
+from jobrunner.engine.core.runtime import ExecutionRun, RunningJob, Runtime, new_request_id
+from jobrunner.engine.core.timers import CompletionDue, ReplyDue
+from jobrunner.engine.link.ports import Accepted, Outcome, Tag
 from jobrunner.errors import NotSentError
+from jobrunner.state.layout import JobKey
 from jobrunner.state.targets import TargetState, TargetStatus
 
 _NO_REPLY = KuraPayload()  # marks a status query that got no reply

@@ -11,17 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from jobrunner.engine import progression
-from jobrunner.engine.outcomes import Outcomes
-from jobrunner.engine.ports import FailureKind, Tag
-from jobrunner.engine.recovery import StatusQueries
-from jobrunner.engine.runtime import (
+from jobrunner.engine.core import progression
+from jobrunner.engine.core.outcomes import Outcomes
+from jobrunner.engine.core.recovery import StatusQueries
+from jobrunner.engine.core.runtime import (
     RunningJob,
     Runtime,
     new_operation_id,
     new_request_id,
 )
-from jobrunner.engine.timers import ReplyDue, RetryPublish
+from jobrunner.engine.core.timers import ReplyDue, RetryPublish
+from jobrunner.engine.link.ports import FailureKind, Tag
 from jobrunner.errors import NotSentError, OperationError, SecretError
 from jobrunner.state.targets import TargetState, TargetStatus
 

@@ -1,0 +1,7 @@
+"""What reconcile would do, from the manifests and the recorded state alone: reads only.
+
+`plan` (create / update / conflict / delete / start, job by job), `spec` (what of a manifest
+matters: essences, digests, target resolution), `policy` (who may manage a scope's jobs,
+checked against git history), `git` (every question asked of git). It may import `rollout`
+(to split the waves a plan shows), never the loop (`core`), `link` or `service`.
+"""
