@@ -7,11 +7,14 @@ each other's devices; the runner and the fleet talk real MQTT over TCP.
 from __future__ import annotations
 
 import itertools
+import signal
+import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +33,7 @@ from jobrunner.simulator.faults import FaultPlan
 from jobrunner.simulator.fleet import Fleet
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import StateDir
+from jobrunner.state.records import ExecutionStatus
 
 FAST = Timing(
     download_seconds=0.2,
@@ -194,3 +198,112 @@ def scenario(broker: RunningBroker, tmp_path: Path) -> Iterator[Scenario]:
     yield world
     for fleet in world.fleets:
         fleet.stop()
+
+
+# -- a `jobrunner watch` process on the scenario ------------------------------------------
+
+
+class Watch:
+    def __init__(self, scenario: Scenario, jobs_dir: Path | None = None) -> None:
+        self.scenario = scenario
+        self.jobs_dir = jobs_dir or scenario.jobs_dir
+        self.log = scenario.root / "watch.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, *extra: str) -> Watch:
+        s = self.scenario
+        before = self.text().count("reconciled revision")
+        with self.log.open("ab") as output:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "jobrunner",
+                    "watch",
+                    "--jobs-dir",
+                    str(self.jobs_dir),
+                    "--state-dir",
+                    str(s.state_dir),
+                    "--broker",
+                    s.broker.url,
+                    "--scope",
+                    s.scope,
+                    "--client-id",
+                    f"watch-{s.scope}",
+                    "--debounce",
+                    "100",
+                    *extra,
+                ],
+                stdout=output,
+                stderr=output,
+            )
+        self.wait_for(
+            lambda: self.text().count("reconciled revision") > before, "the first reconcile"
+        )
+        return self
+
+    def text(self) -> str:
+        return self.log.read_text() if self.log.exists() else ""
+
+    def wait_for(self, condition: Callable[[], bool], what: str, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(f"watch exited while waiting for {what}:\n{self.text()}")
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}:\n{self.text()}")
+
+    def terminate(self) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def watch(scenario: Scenario) -> Iterator[Watch]:
+    daemon = Watch(scenario)
+    yield daemon
+    if daemon.process is not None and daemon.process.poll() is None:
+        daemon.process.kill()
+        daemon.process.wait()
+
+
+def executions(scenario: Scenario, name: str) -> list[tuple[int, str, str]]:
+    path = scenario.state_dir / "scopes" / scenario.scope / "jobs" / name
+    if not (path / "job.json").exists():
+        return []
+    job = scenario.state(name)
+    job.close()
+    return [(e.id, e.status.value, str(e.trigger)) for e in job.executions.values()]
+
+
+def ended(scenario: Scenario, name: str, count: int) -> Callable[[], bool]:
+    def check() -> bool:
+        found = executions(scenario, name)
+        return len(found) >= count and all(s != ExecutionStatus.RUNNING for _, s, _ in found)
+
+    return check
+
+
+# -- the engine's clock, passed by hand -------------------------------------------------
+
+
+@dataclass
+class FakeClock:
+    """The engine's clock in the in-memory tests: time passes only when a test says so."""
+
+    now: float = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()

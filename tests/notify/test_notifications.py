@@ -19,8 +19,7 @@ from jobrunner.manifests.secrets import SecretResolver
 from jobrunner.notify.delivery import Notifier
 from jobrunner.simulator.faults import DelayFault, FailFault, FaultPlan, Selector
 
-from ..engine.conftest import Scenario
-from ..engine.test_daemon import Watch
+from ..engine.conftest import Scenario, Watch
 from .conftest import Receiver
 
 pytestmark = pytest.mark.integration

@@ -13,8 +13,7 @@ from click.testing import CliRunner
 from jobrunner.cli.main import cli
 from jobrunner.engine.service.daemon import CATCH_UP
 
-from .conftest import Scenario
-from .test_daemon import Watch, ended, executions
+from ..conftest import Scenario, Watch, ended, executions
 
 pytestmark = pytest.mark.integration
 

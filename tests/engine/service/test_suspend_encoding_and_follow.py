@@ -10,7 +10,7 @@ from jobrunner.simulator.config import DeviceProfile
 from jobrunner.simulator.faults import DelayFault, FaultPlan, Selector
 from jobrunner.state.records import ExecutionStatus
 
-from .conftest import Scenario
+from ..conftest import Scenario
 
 STEPS = """
 - {name: stop, definition: Bundle Stop, properties: {bundleId: 42}}

@@ -18,16 +18,7 @@ from jobrunner.engine.service.runner import Runner, RunnerConfig
 from jobrunner.engine.status import job_view
 from jobrunner.state.records import ExecutionStatus
 
-
-@dataclass
-class FakeClock:
-    now: float = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from ..conftest import FakeClock
 
 
 @dataclass

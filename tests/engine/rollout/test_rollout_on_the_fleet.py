@@ -19,8 +19,7 @@ from jobrunner.simulator.faults import DelayFault, FailFault, FaultPlan, RateFau
 from jobrunner.simulator.fleet import Fleet
 from jobrunner.state.records import ExecutionStatus
 
-from .conftest import Scenario
-from .test_daemon import Watch, ended, executions
+from ..conftest import FakeClock, Scenario, Watch, ended, executions
 
 pytestmark = pytest.mark.integration
 
@@ -278,14 +277,6 @@ def _sent_counts(fleet: Fleet) -> dict[tuple[str, str], int]:
         key = (request.device, request.operation)
         counts[key] = counts.get(key, 0) + 1
     return counts
-
-
-class FakeClock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def turn(runner: Runner, clock: FakeClock, seconds: float) -> None:

@@ -12,7 +12,7 @@ from jobrunner.errors import JobError
 from jobrunner.simulator.config import DeviceProfile
 from jobrunner.simulator.faults import FailFault, FaultPlan, Selector
 
-from .conftest import Scenario
+from ..conftest import Scenario
 
 THREE_SYNC_STEPS = """
 - {name: check, definition: Command Execution, properties: {command: echo, arguments: [hi]}}

@@ -10,7 +10,7 @@ import pytest
 from jobrunner.device.operations import DEFAULT_SETTINGS
 from jobrunner.simulator.faults import FailFault, FaultPlan, Selector
 
-from .conftest import Scenario
+from ..conftest import Scenario
 
 pytestmark = pytest.mark.integration
 

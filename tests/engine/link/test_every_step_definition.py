@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .conftest import Scenario
+from ..conftest import Scenario
 
 PEM = (
     "-----BEGIN CERTIFICATE-----\\n"

@@ -26,19 +26,13 @@ from jobrunner.engine.status import job_view
 from jobrunner.manifests.rollout import Rollout
 from jobrunner.state.records import ExecutionStatus, ExecutionSummary
 
+from ..conftest import FakeClock
+
 STOP = "- {name: stop, definition: Bundle Stop, timeout: 30s, properties: {bundleId: 42}}"
 
 
 def at(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
-@dataclass
-class FakeClock:
-    now: float = at("2027-01-10T12:00:00Z")
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass
@@ -128,7 +122,7 @@ class World:
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    clock = FakeClock()
+    clock = FakeClock(at("2027-01-10T12:00:00Z"))
     yield World(tmp_path, clock, Fleet(clock))
 
 

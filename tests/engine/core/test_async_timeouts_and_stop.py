@@ -12,7 +12,7 @@ from jobrunner.simulator.faults import (
 )
 from jobrunner.state.records import ExecutionStatus
 
-from .conftest import FAST, Scenario
+from ..conftest import FAST, Scenario
 
 DOWNLOAD = """
 - name: install

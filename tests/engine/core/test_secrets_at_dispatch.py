@@ -19,7 +19,7 @@ from jobrunner.manifests.secrets import SecretResolver
 from jobrunner.manifests.steps import load_steps
 from jobrunner.simulator.config import DeviceProfile
 
-from .conftest import Scenario
+from ..conftest import Scenario
 
 ENV_SECRET = "cmd-Pa55-from-env"
 FILE_SECRET = "repo-Pa55-from-file"

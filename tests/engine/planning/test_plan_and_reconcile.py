@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .conftest import Scenario
+from ..conftest import Scenario
 
 STEP = "- {name: stop, definition: Bundle Stop, properties: {bundleId: 42}}"
 OTHER_STEP = "- {name: stop, definition: Bundle Stop, properties: {bundleId: 43}}"

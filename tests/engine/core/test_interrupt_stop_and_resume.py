@@ -13,7 +13,7 @@ from jobrunner.simulator.config import Timing
 from jobrunner.simulator.faults import DelayFault, FailFault, FaultPlan, Selector
 from jobrunner.state.records import ExecutionStatus
 
-from .conftest import Scenario
+from ..conftest import Scenario
 
 pytestmark = pytest.mark.integration
 

@@ -32,7 +32,7 @@ from jobrunner.state.layout import StateDir
 from jobrunner.state.pgstorage import ROOT, PostgresStorage
 from jobrunner.state.records import ExecutionStatus
 
-from .conftest import Scenario, never_twice
+from ..conftest import Scenario, never_twice
 
 pytestmark = pytest.mark.integration
 

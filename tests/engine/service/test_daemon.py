@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,98 +12,12 @@ from click.testing import CliRunner
 from jobrunner.cli.main import cli
 from jobrunner.simulator.broker import RunningBroker
 from jobrunner.simulator.faults import DelayFault, FaultPlan, Selector
-from jobrunner.state.records import ExecutionStatus
 
-from .conftest import Scenario
+from ..conftest import Scenario, Watch, ended, executions
 
 pytestmark = pytest.mark.integration
 
 STEP = "- {name: stop, definition: Bundle Stop, timeout: 5s, properties: {bundleId: 42}}"
-
-
-class Watch:
-    def __init__(self, scenario: Scenario, jobs_dir: Path | None = None) -> None:
-        self.scenario = scenario
-        self.jobs_dir = jobs_dir or scenario.jobs_dir
-        self.log = scenario.root / "watch.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, *extra: str) -> Watch:
-        s = self.scenario
-        before = self.text().count("reconciled revision")
-        with self.log.open("ab") as output:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "jobrunner",
-                    "watch",
-                    "--jobs-dir",
-                    str(self.jobs_dir),
-                    "--state-dir",
-                    str(s.state_dir),
-                    "--broker",
-                    s.broker.url,
-                    "--scope",
-                    s.scope,
-                    "--client-id",
-                    f"watch-{s.scope}",
-                    "--debounce",
-                    "100",
-                    *extra,
-                ],
-                stdout=output,
-                stderr=output,
-            )
-        self.wait_for(
-            lambda: self.text().count("reconciled revision") > before, "the first reconcile"
-        )
-        return self
-
-    def text(self) -> str:
-        return self.log.read_text() if self.log.exists() else ""
-
-    def wait_for(self, condition: Callable[[], bool], what: str, timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if condition():
-                return
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise AssertionError(f"watch exited while waiting for {what}:\n{self.text()}")
-            time.sleep(0.05)
-        raise AssertionError(f"timed out waiting for {what}:\n{self.text()}")
-
-    def terminate(self) -> int:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=10)
-
-
-@pytest.fixture
-def watch(scenario: Scenario) -> Iterator[Watch]:
-    daemon = Watch(scenario)
-    yield daemon
-    if daemon.process is not None and daemon.process.poll() is None:
-        daemon.process.kill()
-        daemon.process.wait()
-
-
-def executions(scenario: Scenario, name: str) -> list[tuple[int, str, str]]:
-    path = scenario.state_dir / "scopes" / scenario.scope / "jobs" / name
-    if not (path / "job.json").exists():
-        return []
-    job = scenario.state(name)
-    job.close()
-    return [(e.id, e.status.value, str(e.trigger)) for e in job.executions.values()]
-
-
-def ended(scenario: Scenario, name: str, count: int) -> Callable[[], bool]:
-    def check() -> bool:
-        found = executions(scenario, name)
-        return len(found) >= count and all(s != ExecutionStatus.RUNNING for _, s, _ in found)
-
-    return check
 
 
 def test_new_file_and_new_run_token_start_executions(scenario: Scenario, watch: Watch) -> None:

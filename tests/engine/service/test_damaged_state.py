@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .conftest import Scenario
+from ..conftest import Scenario
 
 ONE_STEP = "- {name: stop, definition: Bundle Stop, properties: {bundleId: 42}}"
 

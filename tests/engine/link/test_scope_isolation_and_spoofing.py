@@ -22,7 +22,7 @@ from jobrunner.simulator.config import FleetConfig, Timing
 from jobrunner.simulator.faults import DropFault, FaultPlan, Selector
 from jobrunner.simulator.fleet import Fleet
 
-from .conftest import FAST, Scenario
+from ..conftest import FAST, Scenario
 
 CODEC = ProtobufCodec()
 WAIT = 15.0

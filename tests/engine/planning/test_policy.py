@@ -1,6 +1,6 @@
 """A scope's Policy decides whose commits may change its jobs (docs/policy.md).
 
-Real git, real signatures (throwaway OpenPGP or SSH keys: tests/engine/gitrepo.py); the plan
+Real git, real signatures (throwaway OpenPGP or SSH keys: tests/engine/planning/gitrepo.py); the plan
 is computed as `jobrunner plan` computes it, and the last test applies it with a runner.
 """
 
@@ -23,7 +23,7 @@ from jobrunner.state.layout import StateDir
 from jobrunner.state.policies import policy_file
 from jobrunner.state.records import JobRecord, SourceRef
 
-from .conftest import Scenario
+from ..conftest import Scenario
 from .gitrepo import SIGNERS, Repo, signing_repo
 
 pytestmark = pytest.mark.skipif(not SIGNERS, reason="neither gpg nor ssh-keygen is installed")

@@ -20,7 +20,7 @@ import pytest
 from jobrunner.simulator.config import Timing
 from jobrunner.simulator.faults import DelayFault, FaultPlan, Selector
 
-from .conftest import FAST, Scenario, never_twice
+from ..conftest import FAST, Scenario, never_twice
 
 pytestmark = pytest.mark.integration
 

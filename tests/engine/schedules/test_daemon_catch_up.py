@@ -14,8 +14,7 @@ import pytest
 
 from jobrunner.engine.service.daemon import CATCH_UP, Daemon
 
-from .conftest import Scenario
-from .test_daemon import ended
+from ..conftest import Scenario, ended
 
 pytestmark = pytest.mark.integration
 
