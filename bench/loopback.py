@@ -24,7 +24,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-import jobrunner.state.storage as state_files
+import jobrunner.state.stores.files as state_files
 from bench.manifests import SYNC_STEPS, rollout
 from jobrunner.device import BrokerSettings
 from jobrunner.device.payload import KuraPayload, Metric, MetricType, ProtobufCodec

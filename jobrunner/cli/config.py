@@ -33,7 +33,7 @@ from jobrunner.device import BrokerSettings
 from jobrunner.engine.core.runtime import EngineSettings
 from jobrunner.engine.service.runner import RunnerConfig
 from jobrunner.manifests.fields import DOT_HINT
-from jobrunner.state.opening import redacted
+from jobrunner.state.stores.base import redacted
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -9,7 +9,6 @@ from typing import Any, TypeVar
 
 import click
 
-from jobrunner.errors import ConfigError
 from jobrunner.state.layout import StateDir
 from jobrunner.state.opening import open_state
 
@@ -185,33 +184,19 @@ def group_options_in(args: list[str]) -> tuple[Path | None, bool]:
     return config, debug
 
 
-def command_state(state_dir: Path, state_db: str | None) -> StateDir:
+def command_state(state_dir: Path, state_db: str | None, *, existing: bool = False) -> StateDir:
     """The recorded state of the running command (the database when --state-db is given),
-    closed when the command ends."""
-    state = open_state(state_dir, state_db)
+    opened once for all it does, and closed when the command ends. `existing`: a state
+    directory must exist already (`open_state`)."""
+    state = open_state(state_dir, state_db, existing=existing)
     click.get_current_context().call_on_close(state.storage.close)
     return state
 
 
 def reading_state(state_dir: Path, state_db: str | None) -> StateDir:
     """The recorded state a reading command looks at: the database when --state-db is
-    given, else the state directory, which must exist (`require_state_dir`)."""
-    if state_db:
-        return command_state(state_dir, state_db)
-    return StateDir(require_state_dir(state_dir))
-
-
-def require_state_dir(path: Path) -> Path:
-    """`path` if it is a state directory; ConfigError otherwise: a reading command never takes
-    a mistyped --state-dir for a state where nothing is recorded yet."""
-    if path.is_dir():
-        return path
-    what = "is not a directory" if path.exists() else "does not exist"
-    raise ConfigError(
-        f"the state directory {path} {what}, so nothing can be read from it; is --state-dir"
-        " (JOBRUNNER_STATE_DIR, stateDir) right? (reconcile and watch create it; to plan a"
-        " first reconcile, create it empty)"
-    )
+    given, else the state directory, which must exist."""
+    return command_state(state_dir, state_db, existing=True)
 
 
 output_option = click.option(

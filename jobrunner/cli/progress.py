@@ -22,7 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from jobrunner.state.jobstore import JobState
-from jobrunner.state.storage import Storage
+from jobrunner.state.stores.base import Storage
 from jobrunner.state.targets import TargetStatus
 
 COLOURS = {

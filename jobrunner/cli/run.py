@@ -139,12 +139,11 @@ class _Loaded:
 
 
 @contextlib.contextmanager
-def _notifying(config: RunnerConfig) -> Iterator[tuple[_Loaded, Notifier]]:
+def _notifying(config: RunnerConfig, state: StateDir) -> Iterator[tuple[_Loaded, Notifier]]:
     """The events of the executions this command drives go to the outbox as in `watch`;
     they are posted before the command exits (at most POST_ON_EXIT seconds), and what is
     left is posted by the next `watch`."""
     secrets = SecretResolver.from_environment(config.secrets_dir)
-    state = command_state(config.state_dir, config.state_db)
     notifier = Notifier(state, secrets, config.broker.client_id)
     source = _Loaded(config.broker.client_id)
     notifier.attach(source)
@@ -243,7 +242,8 @@ def reconcile(ctx: click.Context, config: RunnerConfig, wait: bool) -> None:
       1    invalid manifests, conflicts or other errors
       130  interrupted by Ctrl-C (143: by SIGTERM)
     """
-    daemon = handoff.owning_daemon(command_state(config.state_dir, config.state_db))
+    state = command_state(config.state_dir, config.state_db)
+    daemon = handoff.owning_daemon(state)
     if daemon is not None:
         started = _refs(handoff.submit(daemon, "reconcile"), "started")
         for scope_name, name, execution in started:
@@ -254,8 +254,8 @@ def reconcile(ctx: click.Context, config: RunnerConfig, wait: bool) -> None:
             _follow_daemon(ctx, daemon, started, [f"{s}/{n}" for s, n, _ in started])
         return
     with (
-        _notifying(config) as (source, notifier),
-        Runner(config, role="reconcile", observer=notifier.observer) as runner,
+        _notifying(config, state) as (source, notifier),
+        Runner(config, role="reconcile", observer=notifier.observer, state=state) as runner,
     ):
         for problem in runner.unreadable:
             click.echo(f"error: {problem}", err=True)
@@ -331,8 +331,8 @@ def start(
             _follow_daemon(ctx, daemon, started, [f"{scope_name}/{name}"])
         return
     with (
-        _notifying(config) as (source, notifier),
-        Runner(config, role="start", observer=notifier.observer) as runner,
+        _notifying(config, state) as (source, notifier),
+        Runner(config, role="start", observer=notifier.observer, state=state) as runner,
     ):
         refs = _waited(runner, [])
         source.loaded = runner.load()
@@ -403,7 +403,7 @@ def stop(
         jobs_dir, state_dir, scope, broker, client_id, 200,
         state_db=state_db, requester_id=requester_id,
     )  # fmt: skip
-    with Runner(config, role="stop", resume=False) as runner:
+    with Runner(config, role="stop", resume=False, state=state) as runner:
         summary = runner.stop_job(
             scope_name, name, "stopped by the user", cancel=cancel, drain=drain
         )

@@ -14,10 +14,8 @@ from jobrunner.cli.options import reading_state, scope_option, state_options
 from jobrunner.cli.progress import COLOURS as TARGET_COLOURS
 from jobrunner.cli.progress import SHORT, ProgressView
 from jobrunner.cli.run import follow
-from jobrunner.engine.service.handoff import job_owner, runners_alive
 from jobrunner.engine.status import STATUS_ORDER, all_jobs, job_view, load_job, resolve_job_ref
 from jobrunner.state.layout import StateDir
-from jobrunner.state.lock import current_owner
 from jobrunner.state.logs import read_lines
 from jobrunner.state.records import ExecutionStatus, ExecutionSummary
 
@@ -84,9 +82,10 @@ def status(
     loaded = load_job(state, scope_name, name)
     view = job_view(loaded)
     loaded.close()
-    view["owner"] = job_owner(state, scope_name, name)
-    if state.storage.shared:
-        view["runners"] = runners_alive(state)
+    view["owner"] = state.owners.owner_of((scope_name, name))
+    alive = state.owners.alive()
+    if alive is not None:
+        view["runners"] = alive
     view["targets"] = [
         t
         for t in view["targets"]
@@ -174,28 +173,8 @@ def relative(moment: str | None, now: datetime | None = None) -> str:
     return f"{moment} ({amount} ago)" if seconds >= 0 else f"{moment} (in {amount})"
 
 
-def _ownership(state: StateDir) -> str:
-    if state.storage.shared:
-        alive = runners_alive(state)
-        return (
-            f"{state.describe()}: runners alive: {', '.join(alive)}; start, stop and reconcile"
-            " are handed to the job's owner"
-            if alive
-            else f"{state.describe()}: no runner alive (start, stop and reconcile act themselves)"
-        )
-    owner = current_owner(state.lock)
-    if owner is None:
-        return f"state {state.root}: no daemon owns it (start, stop and reconcile act themselves)"
-    if owner.role == "watch":
-        return (
-            f"state {state.root}: owned by the watch daemon, {owner}; start, stop and reconcile"
-            " are handed to it"
-        )
-    return f"state {state.root}: in use by jobrunner {owner}"
-
-
 def _jobs_table(rows: list[dict[str, Any]], state: StateDir) -> None:
-    click.echo(_ownership(state))
+    click.echo(state.owners.describe())
     if not rows:
         click.echo("no job recorded yet; run `jobrunner reconcile`")
         return

@@ -72,7 +72,7 @@ class Notifier:
     ) -> None:
         layout = state if isinstance(state, StateDir) else StateDir(state)
         # Runners that share a database keep an outbox each: each posts the events it wrote.
-        folder = layout.outbox / client_id if layout.storage.shared else layout.outbox
+        folder = layout.owners.outbox(client_id)
         self.secrets = secrets
         self.clock = clock
         self.reader = OutboxReader(layout.storage, folder)

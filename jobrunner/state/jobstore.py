@@ -26,7 +26,7 @@ from jobrunner.state.records import (
     Trigger,
     utc_now,
 )
-from jobrunner.state.storage import Stamp
+from jobrunner.state.stores.base import Stamp
 from jobrunner.state.targets import TargetState, TargetTable
 
 

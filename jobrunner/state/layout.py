@@ -25,7 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jobrunner.errors import StateError
-from jobrunner.state.storage import FileStorage, Storage
+from jobrunner.state.ownership import Owners, owners_of
+from jobrunner.state.stores.base import Storage
+from jobrunner.state.stores.files import FileStorage
 
 JobKey = tuple[str, str]
 """A job, by scope and name: how every layer keys the jobs."""
@@ -79,25 +81,17 @@ class StateDir:
 
     root: Path
     storage: Storage = field(default=None, compare=False)  # type: ignore[assignment]
+    owners: Owners = field(default=None, compare=False, repr=False)  # type: ignore[assignment]
+    """Who owns the state, and where their requests go: alone or shared (`ownership`)."""
 
     def __post_init__(self) -> None:
         if self.storage is None:
             object.__setattr__(self, "storage", FileStorage(self.root))
+        if self.owners is None:
+            object.__setattr__(self, "owners", owners_of(self.root, self.storage))
 
     def describe(self) -> str:
         return self.storage.describe()
-
-    @property
-    def lock(self) -> Path:
-        return self.root / "owner.lock"
-
-    @property
-    def requests(self) -> Path:
-        return self.root / "requests"
-
-    @property
-    def outbox(self) -> Path:
-        return self.root / "outbox"
 
     def scope(self, scope: str) -> Path:
         return self.root / "scopes" / safe_name(scope, "scope")

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from jobrunner.state.storage import Storage
+from jobrunner.state.stores.base import Storage
 
 
 def timestamp(at: float | None = None) -> str:

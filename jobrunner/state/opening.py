@@ -1,20 +1,28 @@
-"""Opening the recorded state where the configuration says: a directory, or a database."""
+"""Opening the recorded state where the configuration says: a directory, or a database.
+
+The state opened says, through its owners model (`StateDir.owners`), whether it is owned
+whole (a directory) or shared by runners (a database); a command opens it once, one
+connection for everything it does, and passes it down.
+"""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from jobrunner.errors import ConfigError
 from jobrunner.state.layout import StateDir
 
 
-def open_state(state_dir: Path, state_db: str | None = None) -> StateDir:
+def open_state(state_dir: Path, state_db: str | None = None, *, existing: bool = False) -> StateDir:
     """The state in PostgreSQL when `state_db` is given (`--state-db`), else in `state_dir`.
 
-    StateError when the database cannot be reached or was written by a newer jobrunner;
-    ConfigError when psycopg, which the database needs, is not installed."""
+    `existing`: a state directory must exist already (a reading command never takes a
+    mistyped --state-dir for a state where nothing is recorded yet). StateError when the
+    database cannot be reached or was written by a newer jobrunner; ConfigError when
+    psycopg, which the database needs, is not installed, or `existing` is not met."""
     if not state_db:
+        if existing:
+            require_state_dir(state_dir)
         return StateDir(state_dir)
     if not state_db.startswith(("postgresql://", "postgres://")):
         raise ConfigError(
@@ -22,12 +30,19 @@ def open_state(state_dir: Path, state_db: str | None = None) -> StateDir:
             " write postgresql://USER@HOST:PORT/DATABASE"
         )
     try:
-        from jobrunner.state.pgstorage import ROOT, PostgresStorage  # noqa: PLC0415 - optional
+        from jobrunner.state.stores.postgres import ROOT, PostgresStorage  # noqa: PLC0415
     except ImportError:
         raise ConfigError("--state-db needs psycopg: pip install 'jobrunner[postgresql]'") from None
     return StateDir(ROOT, PostgresStorage(state_db))
 
 
-def redacted(conninfo: str) -> str:
-    """The conninfo without its password, for messages."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", conninfo)
+def require_state_dir(path: Path) -> Path:
+    """`path` if it is a state directory; ConfigError otherwise."""
+    if path.is_dir():
+        return path
+    what = "is not a directory" if path.exists() else "does not exist"
+    raise ConfigError(
+        f"the state directory {path} {what}, so nothing can be read from it; is --state-dir"
+        " (JOBRUNNER_STATE_DIR, stateDir) right? (reconcile and watch create it; to plan a"
+        " first reconcile, create it empty)"
+    )

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jobrunner.state.files import Journal, Record
-from jobrunner.state.storage import Storage
+from jobrunner.state.journal import Journal, Record
+from jobrunner.state.stores.base import Storage
 
 OUTBOX_FORMAT = "jobrunner.outbox"
 DELIVERED_FORMAT = "jobrunner.delivered"

@@ -9,7 +9,7 @@ from typing import Final, Literal
 from pydantic import ConfigDict, Field, ValidationError
 
 from jobrunner.errors import StateError
-from jobrunner.state.files import read_json, write_json
+from jobrunner.state.journal import read_json, write_json
 from jobrunner.state.layout import StateDir
 from jobrunner.state.records import Record
 

@@ -16,8 +16,8 @@ from typing import Any, Final, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from jobrunner.errors import StateError
-from jobrunner.state.files import read_json, write_json
-from jobrunner.state.storage import Storage
+from jobrunner.state.journal import read_json, write_json
+from jobrunner.state.stores.base import Storage
 
 JOB_FORMAT: Final = "jobrunner.job"
 JOB_VERSION = 1

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from jobrunner.errors import StateError
-from jobrunner.state.files import Journal, Record
+from jobrunner.state.journal import Journal, Record
 from jobrunner.state.layout import StateDir
-from jobrunner.state.storage import Storage
+from jobrunner.state.stores.base import Storage
 
 FORMAT = "jobrunner.devices"
 VERSION = 1

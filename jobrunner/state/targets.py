@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from jobrunner.errors import StateError
-from jobrunner.state.files import Journal, Record
-from jobrunner.state.storage import Storage
+from jobrunner.state.journal import Journal, Record
+from jobrunner.state.stores.base import Storage
 
 TARGETS_FORMAT = "jobrunner.targets"
 TARGETS_VERSION = 1

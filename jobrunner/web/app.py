@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jobrunner.manifests import ManifestSet
 from jobrunner.state.layout import safe_name
-from jobrunner.state.storage import Storage
+from jobrunner.state.stores.base import Storage
 from jobrunner.state.targets import TargetStatus
 from jobrunner.web import pages
 from jobrunner.web.auth import TokenGate

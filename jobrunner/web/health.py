@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from jobrunner.state.storage import Storage
+from jobrunner.state.stores.base import Storage
 
 WRITE_CHECK_EVERY = 5.0  # seconds: how often the state directory is written to, at most
 STUCK_AFTER = 30.0  # seconds without an engine turn: the loop is stuck
@@ -45,8 +45,7 @@ class Health:
             found.append("not connected to the broker")
         storage = self.runner.storage_problem() or self._try_writing()
         if storage:
-            where = "state database" if self.storage.shared else "state directory"
-            found.append(f"the {where} cannot be written ({storage})")
+            found.append(f"the {self.storage.kind} cannot be written ({storage})")
         idle = self.clock() - self.runner.last_turn()
         if idle > STUCK_AFTER:
             found.append(f"the engine loop has not turned for {idle:.0f}s")

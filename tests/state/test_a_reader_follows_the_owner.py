@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from jobrunner.errors import StateError
-from jobrunner.state.files import Journal
 from jobrunner.state.jobstore import JobState
+from jobrunner.state.journal import Journal
 from jobrunner.state.layout import StateDir
 from jobrunner.state.records import ExecutionStatus, JobRecord, Trigger, TriggerKind
-from jobrunner.state.storage import FileStorage
+from jobrunner.state.stores.files import FileStorage
 from jobrunner.state.targets import TargetStatus, TargetTable
 from jobrunner.web.reader import FleetReader
 

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jobrunner.state import files
+from jobrunner.state import journal as files
 from jobrunner.state.logs import timestamp
 from jobrunner.state.targets import TargetState, TargetStatus
 

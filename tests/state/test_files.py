@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from jobrunner.errors import StateError, StateVersionError
-from jobrunner.state.files import Journal, read_json, write_json
-from jobrunner.state.storage import FileStorage, atomic_write
+from jobrunner.state.journal import Journal, read_json, write_json
+from jobrunner.state.stores.files import FileStorage, atomic_write
 
 
 def test_atomic_write_replaces_the_whole_file(tmp_path: Path) -> None:

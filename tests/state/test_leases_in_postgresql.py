@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from jobrunner.errors import LeaseLostError, StateVersionError
-from jobrunner.state.leases import Leases
+from jobrunner.state.stores.leases import Leases
 
 LEASE = 1.0  # seconds: short, so that expiry is quick to reach
 

@@ -9,7 +9,7 @@ import pytest
 from jobrunner.errors import StateError
 from jobrunner.state import outbox
 from jobrunner.state.outbox import OutboxReader, OutboxWriter
-from jobrunner.state.storage import FileStorage
+from jobrunner.state.stores.files import FileStorage
 
 
 def event(n: int) -> dict[str, object]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from jobrunner.errors import StateError, StateVersionError
-from jobrunner.state.files import Journal
+from jobrunner.state.journal import Journal
 from jobrunner.state.registry import DeviceRecord, DeviceRegistry, DeviceStatus
 
 T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)

@@ -15,13 +15,14 @@ import psycopg
 import pytest
 
 from jobrunner.errors import LeaseLostError, StateError
-from jobrunner.state.files import Journal
 from jobrunner.state.jobstore import JobState
+from jobrunner.state.journal import Journal
 from jobrunner.state.layout import StateDir
-from jobrunner.state.leases import Leases
-from jobrunner.state.pgstorage import PostgresStorage
 from jobrunner.state.records import ExecutionStatus, JobRecord, Trigger, TriggerKind
-from jobrunner.state.storage import FileStorage, Storage
+from jobrunner.state.stores.base import Storage
+from jobrunner.state.stores.files import FileStorage
+from jobrunner.state.stores.leases import Leases
+from jobrunner.state.stores.postgres import PostgresStorage
 from jobrunner.state.targets import TargetState, TargetStatus
 
 

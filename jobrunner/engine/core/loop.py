@@ -55,7 +55,7 @@ from jobrunner.engine.link.ports import DeviceLink
 from jobrunner.errors import LeaseLostError
 from jobrunner.state.layout import JobKey
 from jobrunner.state.records import ExecutionStatus, counts_text
-from jobrunner.state.storage import Storage
+from jobrunner.state.stores.base import Storage
 from jobrunner.state.targets import TargetStatus
 
 log = logging.getLogger(__name__)

@@ -487,8 +487,7 @@ class Daemon:
 
     def _take_requests(self) -> None:
         runner = self._runner()
-        inbox = self.config.broker.client_id if runner.ownership is not None else None
-        for request in handoff.pending(runner.state, inbox):
+        for request in handoff.pending(runner.state, self.config.broker.client_id):
             try:
                 result = self._serve(request)
             except JobrunnerError as error:

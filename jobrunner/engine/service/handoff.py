@@ -28,9 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from jobrunner.errors import JobError, StateError
-from jobrunner.state.files import write_json
+from jobrunner.state.journal import write_json
 from jobrunner.state.layout import StateDir, safe_name
-from jobrunner.state.lock import current_owner
 
 ACTIONS = ("start", "stop", "reconcile")
 REQUEST = ".request.json"
@@ -56,10 +55,7 @@ def owning_daemon(state: StateDir | Path) -> StateDir | None:
     over (`submit`); None: they act themselves."""
     if not isinstance(state, StateDir):
         state = StateDir(state)
-    if state.storage.shared:
-        return state if runners_alive(state) else None
-    owner = current_owner(state.lock)
-    return state if owner is not None and owner.role == "watch" else None
+    return state if state.owners.daemon_runs() else None
 
 
 def submit(
@@ -72,7 +68,7 @@ def submit(
 ) -> dict[str, Any]:
     """Hand a request to the daemon (with several runners: to those it concerns, see the
     module docstring) and wait for the answer; JobError with its error."""
-    inboxes = _inboxes(state, action, scope, name)
+    inboxes = state.owners.inboxes(action, (scope, name) if scope and name else None)
     answers = [_submit(state, inbox, action, scope, name, timeout, options) for inbox in inboxes]
     if len(answers) == 1:
         return answers[0]
@@ -94,7 +90,7 @@ def _submit(
 ) -> dict[str, Any]:
     # Oldest first by name: the time first, then what makes it unique.
     request_id = f"{time.time_ns():020d}-{uuid.uuid4().hex[:12]}"
-    folder = requests_folder(state, inbox)
+    folder = state.owners.inbox(inbox)
     storage = state.storage
     write_json(
         storage,
@@ -121,75 +117,10 @@ def _submit(
     )
 
 
-def requests_folder(state: StateDir, inbox: str | None = None) -> Path:
-    """Where the requests for `inbox` (a runner's client id; None: the daemon) are put."""
-    if inbox is None:
-        return state.requests
-    if "/" in inbox or inbox in ("", ".", ".."):
-        raise StateError(f"runner {inbox!r} is not a valid client id")
-    return state.requests / inbox
-
-
-def _runners(state: StateDir) -> Any:
-    """The leases of the state database, read as nobody's (for routing and status)."""
-    from jobrunner.state.leases import Leases  # noqa: PLC0415 - psycopg: with a database only
-
-    conninfo = getattr(state.storage, "conninfo", "")
-    return Leases(conninfo, owner="", seconds=_LEASE_SEEN)
-
-
-_LEASE_SEEN = 30.0
-"""Seconds since its last heartbeat that a runner counts as alive, for the command line
-(twice the default lease: a runner renews every third of its own)."""
-
-
-def job_owner(state: StateDir, scope: str, name: str) -> str | None:
-    """The client id of the runner that owns the job now (None: nobody): the holder of its
-    lease on a database, the owner of the state directory otherwise."""
-    if state.storage.shared:
-        leases = _runners(state)
-        try:
-            owner: str | None = leases.owners().get((scope, name))
-        finally:
-            leases.close()
-        return owner
-    found = current_owner(state.lock)
-    return (found.client_id or str(found)) if found is not None else None
-
-
-def runners_alive(state: StateDir) -> list[str]:
-    """The runners of a state database seen lately, by client id ([] for a directory)."""
-    if not state.storage.shared:
-        return []
-    leases = _runners(state)
-    try:
-        alive: list[str] = leases.alive()
-    finally:
-        leases.close()
-    return alive
-
-
-def _inboxes(state: StateDir, action: str, scope: str | None, name: str | None) -> list[str | None]:
-    if not state.storage.shared:
-        return [None]
-    leases = _runners(state)
-    try:
-        alive = leases.alive()
-        if action == "reconcile":
-            return list(alive)
-        owner = leases.owners().get((scope, name)) if scope and name else None
-        if owner is not None:
-            return [owner]
-        load = leases.holders()
-        return [min(alive, key=lambda runner: (load.get(runner, 0), runner))]
-    finally:
-        leases.close()
-
-
 def pending(state: StateDir, inbox: str | None = None) -> list[Request]:
     """Requests waiting for the daemon (for the runner `inbox`), oldest first; malformed ones
     are answered and removed."""
-    folder = requests_folder(state, inbox)
+    folder = state.owners.inbox(inbox)
     storage = state.storage
     found = []
     for file in storage.children(folder):
@@ -249,7 +180,7 @@ def answer(
     result: dict[str, Any] | None = None,
     error: str | None = None,
 ) -> None:
-    folder = requests_folder(state, request.inbox)
+    folder = state.owners.inbox(request.inbox)
     _reply(folder, state, request.id, {"error": error} if error is not None else {"result": result})
     state.storage.remove(folder / f"{request.id}{REQUEST}")
 

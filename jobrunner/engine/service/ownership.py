@@ -24,7 +24,7 @@ from jobrunner.errors import LeaseLostError
 from jobrunner.state.layout import JobKey
 
 if TYPE_CHECKING:  # psycopg is needed only with a state database: imported by the caller
-    from jobrunner.state.leases import Lease, Leases
+    from jobrunner.state.stores.leases import Lease, Leases
 
 log = logging.getLogger("jobrunner.ownership")
 

@@ -126,6 +126,7 @@ class Runner:
         link: Callable[[Inbox], Link] | None = None,
         clock: Callable[[], float] = time.time,
         observer: Observer | None = None,
+        state: StateDir | None = None,
     ) -> None:
         """`wait_for_broker`: connect before anything else (ConnectError when the broker
         cannot be reached); False: connect in the background, retrying with backoff, and
@@ -134,18 +135,22 @@ class Runner:
         is asked about (`jobrunner stop` drives nothing else). `link`: how to reach the
         devices, given the engine's inbox (default: MQTT, with `config.broker`). `clock`: the
         engine's, which owns every deadline (a test passes time without sleeping). `observer`:
-        who hears of requests and of the executions' events (metrics, notifications)."""
+        who hears of requests and of the executions' events (metrics, notifications).
+        `state`: the state the command opened (its one connection; the command closes it);
+        default: opened from `config`, and closed with the runner."""
         self.config = config
         self.wait_for_broker = wait_for_broker
         self.resume_all = resume
-        self.state = open_state(config.state_dir, config.state_db)
-        self.ownership: Ownership | None = None
+        self._opened = state is None
+        self.state = state or open_state(config.state_dir, config.state_db)
+        owners, client_id = self.state.owners, config.broker.client_id
+        self.lock: OwnerLock | None = owners.lock(role, client_id)
+        """The state's lock, when this runner owns it whole (a state directory)."""
+        share = owners.share(client_id, config.lease)
+        self.ownership: Ownership | None = (
+            Ownership(share.leases, share.held, announce=role == "watch") if share else None
+        )
         """The leases of the jobs this runner owns, when runners share a state database."""
-        self.lock: OwnerLock | None = None
-        if self.state.storage.shared:
-            self.ownership = _ownership(self.state, config, announce=role == "watch")
-        else:
-            self.lock = OwnerLock(self.state.lock, role, config.broker.client_id)
         self.inbox = Inbox()
         self.registry = DeviceRegistry(self.state, autoflush=False)
         self.link: Link = (
@@ -220,7 +225,8 @@ class Runner:
         self.registry.close()
         if self.ownership is not None:
             self.ownership.close()  # released: another runner takes the jobs at once
-        self.state.storage.close()
+        if self._opened:
+            self.state.storage.close()
         if self.lock is not None:
             self.lock.release()
 
@@ -456,17 +462,6 @@ class Runner:
             if declared_scope is not None:
                 encoding = declared_scope.manifest.spec.payload_encoding
             self.serve(scope, encoding)
-
-
-def _ownership(state: StateDir, config: RunnerConfig, announce: bool) -> Ownership:
-    """The leases of a runner among several, fencing the writes to `state` (a database)."""
-    from jobrunner.state.leases import Leases  # noqa: PLC0415 - psycopg: with a database only
-    from jobrunner.state.pgstorage import PostgresStorage  # noqa: PLC0415
-
-    assert isinstance(state.storage, PostgresStorage) and config.state_db is not None
-    state.storage.fences = {}
-    leases = Leases(config.state_db, config.broker.client_id, config.lease)
-    return Ownership(leases, state.storage.fences, announce=announce)
 
 
 def _check_chosen(scope: str, name: str, chosen: list[str], targets: list[str]) -> None:

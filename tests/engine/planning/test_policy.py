@@ -1,7 +1,7 @@
 """A scope's Policy decides whose commits may change its jobs (docs/policy.md).
 
-Real git, real signatures (throwaway OpenPGP or SSH keys: tests/engine/planning/gitrepo.py); the plan
-is computed as `jobrunner plan` computes it, and the last test applies it with a runner.
+Real git, real signatures (throwaway OpenPGP or SSH keys: `gitrepo` beside this file); the
+plan is computed as `jobrunner plan` computes it, and the last test applies it with a runner.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -29,8 +30,9 @@ from jobrunner.simulator.config import Timing
 from jobrunner.simulator.faults import DelayFault, FaultPlan, Selector
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import StateDir
-from jobrunner.state.pgstorage import ROOT, PostgresStorage
 from jobrunner.state.records import ExecutionStatus
+from jobrunner.state.stores import database
+from jobrunner.state.stores.postgres import ROOT, PostgresStorage
 
 from ..conftest import Scenario, never_twice
 
@@ -212,8 +214,21 @@ def test_a_paused_owner_sends_nothing_more_once_it_runs_again(
     never_twice(fleet)
 
 
+def connections_opened(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The connections to a state database opened from now on in this process."""
+    opened: list[str] = []
+    real = database.connect
+
+    def counting(conninfo: str) -> Any:
+        opened.append(conninfo)
+        return real(conninfo)
+
+    monkeypatch.setattr(database, "connect", counting)
+    return opened
+
+
 def test_the_commands_work_from_any_machine_through_the_database(
-    scenario: Scenario, state_db: str
+    scenario: Scenario, state_db: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     scenario.registry(3)
     scenario.fleet(3, FaultPlan(slow=(DelayFault(Selector("*", "*"), 0.4),)))
@@ -228,10 +243,12 @@ def test_the_commands_work_from_any_machine_through_the_database(
         cwd = Path.cwd()
         os.chdir(elsewhere)
         try:
+            opened = connections_opened(monkeypatch)
             started = CliRunner().invoke(
                 cli, ["start", "rollout", "--jobs-dir", str(scenario.jobs_dir), *on_db]
             )
             assert started.exit_code == 0, started.output
+            assert len(opened) == 1, "a command opens one connection and passes the state down"
             assert "execution 1 (by the watch daemon)" in started.output
             one.wait("a request sent", lambda: one.sent("rollout") >= 1)
             stopped = CliRunner().invoke(cli, ["stop", "rollout", "--drain", "0", *on_db])
@@ -318,18 +335,20 @@ def test_a_failover_across_a_broker_restart(
 
 
 def test_reconcile_alone_on_the_database_drives_the_execution_itself(
-    scenario: Scenario, state_db: str
+    scenario: Scenario, state_db: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     scenario.registry(3)
     fleet = scenario.fleet(3)
     scenario.job("rollout", STEPS)
     on_db = ["--state-db", state_db, "--scope", scenario.scope]
+    opened = connections_opened(monkeypatch)
 
     done = CliRunner().invoke(
         cli,
         ["reconcile", "--jobs-dir", str(scenario.jobs_dir), "--broker", scenario.broker.url,
          "--client-id", f"alone-{scenario.scope}", *on_db],
     )  # fmt: skip
+    assert len(opened) == 1  # records, leases, device claims, notifications: one connection
     status = CliRunner().invoke(cli, ["status", "rollout", "-o", "json", *on_db])
 
     assert done.exit_code == 0, done.output

@@ -18,7 +18,7 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from jobrunner.errors import StateError, StateVersionError
-from jobrunner.state.opening import redacted
+from jobrunner.state.stores.base import redacted
 
 SCHEMA_VERSION = 1
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from jobrunner.errors import StateError, StateVersionError
-from jobrunner.state.storage import Stamp, Storage
+from jobrunner.state.stores.base import Stamp, Storage
 
 Record = dict[str, Any]
 

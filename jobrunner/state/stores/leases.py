@@ -11,7 +11,7 @@ cannot make two owners.
 
 Devices are claimed through the database too (`claim_device`): one operation at a time per
 device holds across runners; a claim whose job lease is no longer current is free.
-The tables are `pgschema`'s.
+The tables are `schema`'s.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from jobrunner.errors import LeaseLostError, StateError
-from jobrunner.state.pgschema import connect, lost_jobs
+from jobrunner.state.stores.database import Database
+from jobrunner.state.stores.schema import lost_jobs
 
 
 @dataclass(frozen=True)
@@ -39,24 +40,35 @@ class Lease:
 
 
 class Leases:
-    """One runner's view of the leases, over its own connection."""
+    """One runner's view of the leases, over the state's connection (`Database`)."""
 
-    def __init__(self, conninfo: str, owner: str, seconds: float = 15.0) -> None:
-        self.conninfo = conninfo
+    def __init__(self, database: Database | str, owner: str, seconds: float = 15.0) -> None:
+        """`database`: the opened state's (closed with it), or a conninfo to open one of
+        its own (closed by `close`)."""
+        self._own = not isinstance(database, Database)
+        self.database = database if isinstance(database, Database) else Database(database)
         self.owner = owner
         self.seconds = seconds
-        self.connection = connect(conninfo)
+
+    @property
+    def conninfo(self) -> str:
+        return self.database.conninfo
+
+    @property
+    def connection(self) -> psycopg.Connection[TupleRow]:
+        return self.database.connection()
 
     def close(self) -> None:
-        self.connection.close()
+        if self._own:
+            self.database.close()
 
     def _execute(self, query: str, params: Any = None) -> psycopg.Cursor[TupleRow]:
         """`execute` on the connection, connected again when it was lost; OSError when the
-        database cannot be reached (as a disk that refuses: the caller tries again later)."""
+        database cannot be reached (as a disk that refuses: the caller tries again later).
+        The rows are in the cursor already (client side), read after the lock is left."""
         try:
-            if self.connection.closed or self.connection.broken:
-                self.connection = connect(self.conninfo)
-            return self.connection.execute(query, params)
+            with self.database.lock:
+                return self.database.connection().execute(query, params)
         except (psycopg.OperationalError, StateError) as error:
             raise OSError(f"the state database cannot be reached: {error}") from None
 
@@ -163,7 +175,11 @@ class Leases:
         and nothing is written. OSError when the database cannot be reached."""
         self._execute("SELECT 1")  # connected again first, when the connection was lost
         try:
-            with self.connection.transaction(), self.connection.cursor() as cursor:
+            with (
+                self.database.lock,
+                self.connection.transaction(),
+                self.connection.cursor() as cursor,
+            ):
                 cursor.execute(
                     "SELECT jobrunner_fence(%s::text[], %s::text[], %s::bigint[], %s)",
                     ([lease.scope], [lease.job], [lease.epoch], lease.owner),
@@ -222,19 +238,20 @@ class Leases:
     def release_devices(self, scope: str, job: str, client_ids: list[str]) -> None:
         """Free the devices the job claimed (by this runner). Not waited for on disk: a
         release the database loses in a crash keeps the devices for the job's lease only."""
-        self._execute("BEGIN")
-        try:
-            self._execute("SET LOCAL synchronous_commit TO off")
-            self._execute(
-                "DELETE FROM jobrunner_device_claims WHERE scope = %s AND job = %s"
-                " AND owner = %s AND client_id = ANY(%s)",
-                (scope, job, self.owner, client_ids),
-            )
-            self._execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(OSError, psycopg.Error):
-                self._execute("ROLLBACK")
-            raise
+        with self.database.lock:  # one transaction: nothing else on the connection meanwhile
+            self._execute("BEGIN")
+            try:
+                self._execute("SET LOCAL synchronous_commit TO off")
+                self._execute(
+                    "DELETE FROM jobrunner_device_claims WHERE scope = %s AND job = %s"
+                    " AND owner = %s AND client_id = ANY(%s)",
+                    (scope, job, self.owner, client_ids),
+                )
+                self._execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(OSError, psycopg.Error):
+                    self._execute("ROLLBACK")
+                raise
 
     def release_device(self, lease: Lease, client_id: str) -> None:
         self.release_devices(lease.scope, lease.job, [client_id])

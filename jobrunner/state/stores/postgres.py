@@ -20,7 +20,6 @@ pauses dispatching (as for a full disk) and the next batch commits it first, in 
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,10 +30,10 @@ from psycopg.rows import TupleRow
 
 from jobrunner.errors import LeaseLostError
 from jobrunner.state.layout import JobKey
-from jobrunner.state.leases import Lease
-from jobrunner.state.opening import redacted
-from jobrunner.state.pgschema import connect, lost_jobs
-from jobrunner.state.storage import Stamp
+from jobrunner.state.stores.base import Stamp
+from jobrunner.state.stores.database import Database
+from jobrunner.state.stores.leases import Lease
+from jobrunner.state.stores.schema import lost_jobs
 
 ROOT = Path("postgresql:")
 """The root of the records' paths: messages name a record `postgresql:/scopes/...`."""
@@ -60,43 +59,28 @@ class _Write:
 class PostgresStorage:
     """The records of one state in a PostgreSQL database; see the module docstring."""
 
+    kind = "state database"
     shared = True
 
-    def __init__(self, conninfo: str) -> None:
+    def __init__(self, database: Database | str) -> None:
+        """`database`: the state's connection (shared with its leases), or a conninfo to
+        open one of its own."""
         self.root = ROOT
-        self.conninfo = conninfo
+        self.database = database if isinstance(database, Database) else Database(database)
         self.fences: dict[JobKey, Lease] | None = None
         """The leases this runner holds, by job, when writes are fenced (None: not)."""
-        self._connection: psycopg.Connection[TupleRow] | None = connect(conninfo)
-        self._lock = threading.RLock()  # one connection: the engine, dashboard and notifier
         self._queue: list[_Write] = []
         self._batching = 0
 
+    @property
+    def conninfo(self) -> str:
+        return self.database.conninfo
+
     def describe(self) -> str:
-        return f"state database {redacted(self.conninfo)}"
+        return self.database.describe()
 
-    # -- the connection ---------------------------------------------------------------------
-
-    def _conn(self) -> psycopg.Connection[TupleRow]:
-        if self._connection is None or self._connection.closed or self._connection.broken:
-            if self._connection is not None:
-                with contextlib.suppress(psycopg.Error):
-                    self._connection.close()
-                self._connection = None
-            try:
-                self._connection = connect(self.conninfo)
-            except Exception as error:
-                raise OSError(f"the {self.describe()} cannot be reached: {error}") from None
-        return self._connection
-
-    @contextlib.contextmanager
-    def _using(self) -> Iterator[psycopg.Connection[TupleRow]]:
-        """The connection, under the lock; its failures are OSError, as a disk's are."""
-        with self._lock:
-            try:
-                yield self._conn()
-            except psycopg.OperationalError as error:
-                raise OSError(f"the {self.describe()} failed: {error}".strip()) from None
+    def _using(self) -> contextlib.AbstractContextManager[psycopg.Connection[TupleRow]]:
+        return self.database.using()
 
     def _key(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
@@ -190,14 +174,14 @@ class PostgresStorage:
         self._write(_Write("remove", self._key(path)))
 
     def _write(self, write: _Write) -> None:
-        with self._lock:
+        with self.database.lock:
             self._queue.append(write)
             if not self._batching:
                 self._commit()
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
-        with self._lock:
+        with self.database.lock:
             self._batching += 1
             try:
                 yield
@@ -273,12 +257,10 @@ class PostgresStorage:
         """Nothing is kept open per record."""
 
     def close(self) -> None:
-        with self._lock:
+        with self.database.lock:
             with contextlib.suppress(OSError, LeaseLostError):
                 self._commit()
-            if self._connection is not None:
-                self._connection.close()
-                self._connection = None
+            self.database.close()
 
 
 def _never(job: JobKey, owner: str) -> Lease:

@@ -1,0 +1,214 @@
+"""Who owns the recorded state, and where requests for its owners go: alone or shared?
+
+Opening the state answers that question once, and the rest of jobrunner asks its owners
+model (`StateDir.owners`) instead of asking which kind of state it is:
+
+- `LocalOwners`, a state directory: one owner at a time, the process that holds
+  `owner.lock` (a `watch` daemon, or a command that acts itself; a crashed owner's lock
+  never blocks its successor); one inbox for the daemon, `requests/`; one outbox.
+- `LeasedOwners`, a state database shared by several runners (DESIGN §8): each job is owned
+  through a lease (`stores.leases`), over the state's one connection; each runner has its
+  own inbox, `requests/CLIENT_ID/`, and outbox; the runners alive are those seen lately.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, cast
+
+from jobrunner.errors import StateError
+from jobrunner.state.lock import OwnerLock, current_owner
+from jobrunner.state.stores.base import Storage
+
+if TYPE_CHECKING:  # psycopg only with a state database; layout imports this module
+    from jobrunner.state.layout import JobKey
+    from jobrunner.state.stores.leases import Lease, Leases
+    from jobrunner.state.stores.postgres import PostgresStorage
+
+LEASE_SEEN = 30.0
+"""Seconds since its last heartbeat that a runner counts as alive, for the command line
+(twice the default lease: a runner renews every third of its own)."""
+
+
+@dataclass(frozen=True)
+class Share:
+    """A runner's part of a shared state: its leases, and the ones it holds by job (the
+    storage's fences, the same dict: a job whose lease is lost can be written no more)."""
+
+    leases: Leases
+    held: dict[JobKey, Lease]
+
+
+class Owners(Protocol):
+    """The owners of one state; see the module docstring."""
+
+    def describe(self) -> str:
+        """Who owns the state now and what that means for the commands: one line."""
+        ...
+
+    def daemon_runs(self) -> bool:
+        """Whether `watch` daemons take the requests (start, stop and reconcile hand theirs
+        over); False: a command acts itself."""
+        ...
+
+    def owner_of(self, job: JobKey) -> str | None:
+        """The client id of the runner that owns the job now (None: nobody)."""
+        ...
+
+    def alive(self) -> list[str] | None:
+        """The runners sharing the state that were seen lately; None for a directory (owned
+        whole, there are no runners to count)."""
+        ...
+
+    def inboxes(self, action: str, job: JobKey | None) -> list[str | None]:
+        """Whose inboxes a request goes to: a start or stop to the job's owner (a job
+        nobody owns: the runner that owns the fewest), a reconcile to every runner alive;
+        [None]: the daemon's one inbox."""
+        ...
+
+    def inbox(self, runner: str | None) -> Path:
+        """The folder of requests of `runner` (None: the daemon of a directory)."""
+        ...
+
+    def outbox(self, runner: str) -> Path:
+        """The folder of the notification events that `runner` delivers."""
+        ...
+
+    def lock(self, role: str, client_id: str) -> OwnerLock | None:
+        """The lock a runner holds to own the state whole; None when it is shared (owned
+        job by job, through `share`)."""
+        ...
+
+    def share(self, client_id: str, seconds: float) -> Share | None:
+        """A runner's leases, fencing its writes; None when the state is owned whole."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def owners_of(root: Path, storage: Storage) -> Owners:
+    """The owners model of a state: leased when runners share its storage, else local."""
+    if storage.shared:  # the only question of its kind: the rest asks the model
+        return LeasedOwners(root, cast("PostgresStorage", storage))
+    return LocalOwners(root)
+
+
+class LocalOwners:
+    """A state directory: one owner at a time, through its lock; one inbox."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.lock_file = root / "owner.lock"
+
+    def describe(self) -> str:
+        owner = current_owner(self.lock_file)
+        if owner is None:
+            return (
+                f"state {self.root}: no daemon owns it (start, stop and reconcile act themselves)"
+            )
+        if owner.role == "watch":
+            return (
+                f"state {self.root}: owned by the watch daemon, {owner}; start, stop and"
+                " reconcile are handed to it"
+            )
+        return f"state {self.root}: in use by jobrunner {owner}"
+
+    def daemon_runs(self) -> bool:
+        owner = current_owner(self.lock_file)
+        return owner is not None and owner.role == "watch"
+
+    def owner_of(self, job: JobKey) -> str | None:
+        found = current_owner(self.lock_file)
+        return (found.client_id or str(found)) if found is not None else None
+
+    def alive(self) -> list[str] | None:
+        return None
+
+    def inboxes(self, action: str, job: JobKey | None) -> list[str | None]:
+        return [None]
+
+    def inbox(self, runner: str | None) -> Path:
+        return self.root / "requests"
+
+    def outbox(self, runner: str) -> Path:
+        return self.root / "outbox"
+
+    def lock(self, role: str, client_id: str) -> OwnerLock | None:
+        return OwnerLock(self.lock_file, role, client_id)
+
+    def share(self, client_id: str, seconds: float) -> Share | None:
+        return None
+
+    def close(self) -> None:
+        """Nothing is kept open."""
+
+
+class LeasedOwners:
+    """A state database shared by runners: leases per job, an inbox per runner."""
+
+    def __init__(self, root: Path, storage: PostgresStorage) -> None:
+        self.root = root
+        self.storage = storage
+        self._reader: Leases | None = None
+
+    def _leases(self) -> Leases:
+        """The leases read as nobody's (for routing and status), over the state's connection."""
+        if self._reader is None:
+            from jobrunner.state.stores.leases import Leases  # noqa: PLC0415 - psycopg
+
+            self._reader = Leases(self.storage.database, owner="", seconds=LEASE_SEEN)
+        return self._reader
+
+    def describe(self) -> str:
+        alive = self._leases().alive()
+        if not alive:
+            return (
+                f"{self.storage.describe()}: no runner alive (start, stop and reconcile act"
+                " themselves)"
+            )
+        return (
+            f"{self.storage.describe()}: runners alive: {', '.join(alive)}; start, stop and"
+            " reconcile are handed to the job's owner"
+        )
+
+    def daemon_runs(self) -> bool:
+        return bool(self._leases().alive())
+
+    def owner_of(self, job: JobKey) -> str | None:
+        return self._leases().owners().get(job)
+
+    def alive(self) -> list[str]:
+        return self._leases().alive()
+
+    def inboxes(self, action: str, job: JobKey | None) -> list[str | None]:
+        leases = self._leases()
+        alive = leases.alive()
+        if action == "reconcile":
+            return list(alive)
+        owner = leases.owners().get(job) if job is not None else None
+        if owner is not None:
+            return [owner]
+        load = leases.holders()
+        return [min(alive, key=lambda runner: (load.get(runner, 0), runner))]
+
+    def inbox(self, runner: str | None) -> Path:
+        if runner is None or "/" in runner or runner in ("", ".", ".."):
+            raise StateError(f"runner {runner!r} is not a valid client id")
+        return self.root / "requests" / runner
+
+    def outbox(self, runner: str) -> Path:
+        return self.root / "outbox" / runner
+
+    def lock(self, role: str, client_id: str) -> OwnerLock | None:
+        return None
+
+    def share(self, client_id: str, seconds: float) -> Share | None:
+        from jobrunner.state.stores.leases import Leases  # noqa: PLC0415 - psycopg
+
+        held: dict[JobKey, Lease] = {}
+        self.storage.fences = held
+        return Share(Leases(self.storage.database, client_id, seconds), held)
+
+    def close(self) -> None:
+        """The connection is the storage's: closed with it."""
