@@ -22,7 +22,7 @@ from jobrunner.cli.options import (
 )
 from jobrunner.cli.progress import ProgressView, progress_of
 from jobrunner.cli.signals import Interrupts
-from jobrunner.engine.core.executions import STOP_DRAIN
+from jobrunner.engine.core.executions import DRAIN, MAX_DRAIN
 from jobrunner.engine.planning.plan import Action
 from jobrunner.engine.service import handoff
 from jobrunner.engine.service.runner import ExecutionRef, Runner, RunnerConfig, exit_code
@@ -357,8 +357,8 @@ def start(
 )
 @click.option(
     "--drain",
-    type=click.FloatRange(0, 3600),
-    default=STOP_DRAIN,
+    type=click.FloatRange(0, MAX_DRAIN),
+    default=DRAIN,
     show_default=True,
     metavar="SECONDS",
     help="How long to wait for the replies of requests in flight before the execution ends.",

@@ -9,7 +9,8 @@ import time
 import click
 
 from jobrunner.cli.config import pass_runner_config
-from jobrunner.engine.service.daemon import DRAIN, Companion, Daemon
+from jobrunner.engine.core.executions import DRAIN, MAX_DRAIN
+from jobrunner.engine.service.daemon import Companion, Daemon
 from jobrunner.engine.service.runner import RunnerConfig
 from jobrunner.manifests.secrets import SecretResolver
 from jobrunner.notify.delivery import Notifier
@@ -28,7 +29,7 @@ from jobrunner.state.opening import open_state
 )
 @click.option(
     "--drain",
-    type=click.FloatRange(0, 3600),
+    type=click.FloatRange(0, MAX_DRAIN),
     default=DRAIN,
     show_default=True,
     metavar="SECONDS",

@@ -25,6 +25,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from jobrunner.errors import ConfigError
+from jobrunner.manifests.fields import CLIENT_ID_PATTERN
 
 DEFAULT_BROKER = "mqtt://localhost:1883"
 DEFAULT_KEEPALIVE = 30
@@ -38,8 +39,9 @@ ENV_CA_FILE = "JOBRUNNER_MQTT_CA_FILE"
 ENV_CERT_FILE = "JOBRUNNER_MQTT_CERT_FILE"
 ENV_KEY_FILE = "JOBRUNNER_MQTT_KEY_FILE"
 
-# The client id is a topic segment of every reply ($EDC/{account}/{client id}/...).
-_CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+# The client id is a topic segment of every reply ($EDC/{account}/{client id}/...): the
+# runner's obeys the rule of the devices' (DeviceList clientId).
+_CLIENT_ID_RE = re.compile(CLIENT_ID_PATTERN)
 _CLIENT_ID_HINT = "use 1-128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit"
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jobrunner.errors import StateError
+from jobrunner.manifests.fields import SCOPE_PATTERN
 from jobrunner.state.ownership import Owners, owners_of
 from jobrunner.state.stores.base import Storage
 from jobrunner.state.stores.files import FileStorage
@@ -32,7 +33,7 @@ from jobrunner.state.stores.files import FileStorage
 JobKey = tuple[str, str]
 """A job, by scope and name: how every layer keys the jobs."""
 
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+_SAFE_NAME = re.compile(SCOPE_PATTERN)  # the widest name a manifest may give: a scope's
 
 
 def safe_name(name: str, what: str) -> str:

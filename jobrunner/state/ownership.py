@@ -13,11 +13,13 @@ model (`StateDir.owners`) instead of asking which kind of state it is:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, cast
 
 from jobrunner.errors import StateError
+from jobrunner.manifests.fields import CLIENT_ID_PATTERN
 from jobrunner.state.lock import OwnerLock, current_owner
 from jobrunner.state.stores.base import Storage
 
@@ -25,6 +27,8 @@ if TYPE_CHECKING:  # psycopg only with a state database; layout imports this mod
     from jobrunner.state.layout import JobKey
     from jobrunner.state.stores.leases import Lease, Leases
     from jobrunner.state.stores.postgres import PostgresStorage
+
+_CLIENT_ID = re.compile(CLIENT_ID_PATTERN)  # a runner's inbox is a folder named by it
 
 LEASE_SEEN = 30.0
 """Seconds since its last heartbeat that a runner counts as alive, for the command line
@@ -193,7 +197,7 @@ class LeasedOwners:
         return [min(alive, key=lambda runner: (load.get(runner, 0), runner))]
 
     def inbox(self, runner: str | None) -> Path:
-        if runner is None or "/" in runner or runner in ("", ".", ".."):
+        if runner is None or not _CLIENT_ID.match(runner):
             raise StateError(f"runner {runner!r} is not a valid client id")
         return self.root / "requests" / runner
 

@@ -20,11 +20,9 @@ import json
 
 from jobrunner.device.model import Request
 from jobrunner.device.operations.base import (
+    AsyncOperation,
     AsyncState,
-    Operation,
     Outcome,
-    OutcomeStatus,
-    for_another_operation,
     int32_metric,
     int_metric,
     millis_metric,
@@ -41,7 +39,7 @@ ACTIVITY = "activity"
 SECRETS = frozenset({"download.password"})
 
 
-class SubmitActivity(Operation[ActivitySubmit]):
+class SubmitActivity(AsyncOperation[ActivitySubmit]):
     step = ActivitySubmitStep
 
     @property
@@ -77,23 +75,17 @@ class SubmitActivity(Operation[ActivitySubmit]):
             secrets=SECRETS,
         )
 
-    def accepted(self, payload: KuraPayload, operation_id: int) -> Outcome:
-        return Outcome(
-            OutcomeStatus.ACCEPTED,
-            "device accepted the activity; waiting for its notifications",
-            AsyncState(operation_id, ACTIVITY, 0),
-        )
+    def awaited(self) -> tuple[str, str]:
+        return "the activity", ACTIVITY
 
-    def notification(
-        self, state: AsyncState, resources: tuple[str, ...], payload: KuraPayload
-    ) -> Outcome:
-        expected = self.settings.activity_notify_resource
-        if resources and resources[0] != expected:
-            return Outcome.ignored(
-                f"a notification on resource {resources[0]!r} is not expected", state
-            )
-        if for_another_operation(state, payload):
-            return Outcome.ignored("notification for another operation", state)
+    def resources(self) -> tuple[str, ...]:
+        return (self.settings.activity_notify_resource,)
+
+    def resource_of(self, resources: tuple[str, ...], payload: KuraPayload) -> str | None:
+        # Some devices notify on the app's topic alone: theirs is the activity's resource.
+        return resources[0] if resources else self.settings.activity_notify_resource
+
+    def notified(self, state: AsyncState, resource: str, payload: KuraPayload) -> Outcome:
         status = text_metric(payload, "status")
         message = text_metric(payload, "message")
         if status == "COMPLETED":

@@ -278,6 +278,54 @@ def int_metric(payload: KuraPayload, name: str) -> int | None:
         return None
 
 
+class AsyncOperation(Operation[P]):
+    """An operation the device accepts with a 200 reply, then completes on its own, telling
+    how it goes in notifications that carry the operation's id (`job.id`).
+
+    The prologue every such operation shares is here: the accepted outcome, and the
+    notifications of another operation or on a resource it does not expect, ignored. A
+    subclass says what was accepted, which resource it notifies first, and what each of its
+    notifications means (`notified`)."""
+
+    accepted_text: ClassVar[str] = "device accepted {what}; waiting for its notifications"
+
+    @abstractmethod
+    def awaited(self) -> tuple[str, str]:
+        """(what the device accepted, for the log; the resource it notifies first)."""
+
+    @abstractmethod
+    def resources(self) -> tuple[str, ...]:
+        """The resources whose notifications it reads."""
+
+    def resource_of(self, resources: tuple[str, ...], payload: KuraPayload) -> str | None:
+        """The resource a notification is about (default: the topic's, after the device)."""
+        return resources[0] if resources else None
+
+    @abstractmethod
+    def notified(self, state: AsyncState, resource: str, payload: KuraPayload) -> Outcome:
+        """The outcome of a notification of this operation on one of its `resources`."""
+
+    def accepted(self, payload: KuraPayload, operation_id: int) -> Outcome:
+        what, first = self.awaited()
+        return Outcome(
+            OutcomeStatus.ACCEPTED,
+            self.accepted_text.format(what=what),
+            AsyncState(operation_id, first, 0),
+        )
+
+    def notification(
+        self, state: AsyncState, resources: tuple[str, ...], payload: KuraPayload
+    ) -> Outcome:
+        if for_another_operation(state, payload):
+            return Outcome.ignored("notification for another operation", state)
+        resource = self.resource_of(resources, payload)
+        if resource is None or resource not in self.resources():
+            return Outcome.ignored(
+                f"a notification on resource {resource!r} is not expected", state
+            )
+        return self.notified(state, resource, payload)
+
+
 def for_another_operation(state: AsyncState, payload: KuraPayload) -> bool:
     """Whether a notification's (or status reply's) `job.id` names another operation than
     `state`'s; one without a `job.id` is not taken for another's."""

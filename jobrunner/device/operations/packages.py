@@ -18,10 +18,9 @@ from defusedxml.ElementTree import fromstring
 
 from jobrunner.device.model import FailureKind, Request
 from jobrunner.device.operations.base import (
+    AsyncOperation,
     AsyncState,
-    Operation,
     Outcome,
-    OutcomeStatus,
     Settle,
     StatusQuery,
     for_another_operation,
@@ -72,7 +71,7 @@ def _status(payload: KuraPayload, resource: str) -> tuple[str | None, int | None
     )
 
 
-class DownloadPackage(Operation[PackageDownload]):
+class DownloadPackage(AsyncOperation[PackageDownload]):
     step = PackageDownloadStep
     failure_hints: ClassVar[dict[int, str]] = {
         500: "another download may be in progress, or the request was malformed",
@@ -117,24 +116,19 @@ class DownloadPackage(Operation[PackageDownload]):
             secrets=SECRETS,
         )
 
-    def accepted(self, payload: KuraPayload, operation_id: int) -> Outcome:
-        return Outcome(
-            OutcomeStatus.ACCEPTED,
-            f"device accepted the download of {self.package}; waiting for its notifications",
-            AsyncState(operation_id, DOWNLOAD, 0),
-        )
+    def awaited(self) -> tuple[str, str]:
+        return f"the download of {self.package}", DOWNLOAD
 
-    def notification(
-        self, state: AsyncState, resources: tuple[str, ...], payload: KuraPayload
-    ) -> Outcome:
-        if for_another_operation(state, payload):
-            return Outcome.ignored("notification for another operation", state)
-        resource = notified_resource(resources, payload)
+    def resources(self) -> tuple[str, ...]:
+        return DOWNLOAD, INSTALL
+
+    def resource_of(self, resources: tuple[str, ...], payload: KuraPayload) -> str | None:
+        return notified_resource(resources, payload)
+
+    def notified(self, state: AsyncState, resource: str, payload: KuraPayload) -> Outcome:
         if resource == DOWNLOAD:
             return self._download(state, payload)
-        if resource == INSTALL:
-            return self._install(state, payload)
-        return Outcome.ignored(f"a notification on resource {resource!r} is not expected", state)
+        return self._install(state, payload)
 
     def _download(self, state: AsyncState, payload: KuraPayload) -> Outcome:
         """Kura's sequences: IN_PROGRESS..., COMPLETED (then, with install, the install
@@ -257,7 +251,7 @@ class DownloadPackage(Operation[PackageDownload]):
         )
 
 
-class UninstallPackage(Operation[PackageUninstall]):
+class UninstallPackage(AsyncOperation[PackageUninstall]):
     step = PackageUninstallStep
 
     @property
@@ -282,23 +276,18 @@ class UninstallPackage(Operation[PackageUninstall]):
             self.app_id, "EXEC", (UNINSTALL,), present(metrics), operation_id=operation_id
         )
 
-    def accepted(self, payload: KuraPayload, operation_id: int) -> Outcome:
-        return Outcome(
-            OutcomeStatus.ACCEPTED,
-            f"device accepted the uninstall of {self.package}; waiting for its notification",
-            AsyncState(operation_id, UNINSTALL, 0),
-        )
+    accepted_text = "device accepted {what}; waiting for its notification"
 
-    def notification(
-        self, state: AsyncState, resources: tuple[str, ...], payload: KuraPayload
-    ) -> Outcome:
-        if for_another_operation(state, payload):
-            return Outcome.ignored("notification for another operation", state)
-        resource = notified_resource(resources, payload)
-        if resource != UNINSTALL:
-            return Outcome.ignored(
-                f"a notification on resource {resource!r} is not expected", state
-            )
+    def awaited(self) -> tuple[str, str]:
+        return f"the uninstall of {self.package}", UNINSTALL
+
+    def resources(self) -> tuple[str, ...]:
+        return (UNINSTALL,)
+
+    def resource_of(self, resources: tuple[str, ...], payload: KuraPayload) -> str | None:
+        return notified_resource(resources, payload)
+
+    def notified(self, state: AsyncState, resource: str, payload: KuraPayload) -> Outcome:
         status, percent, error = _status(payload, UNINSTALL)
         if status in DONE:
             return Outcome.ok(f"uninstalled {self.package}")

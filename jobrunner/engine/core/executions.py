@@ -23,10 +23,13 @@ from jobrunner.state.jobstore import JobState
 from jobrunner.state.records import FrozenJob, FrozenWave, Trigger, utc_now
 from jobrunner.state.targets import TargetStatus
 
-STOP_DRAIN = 10.0
-"""Seconds a stopped execution waits for the replies of requests in flight before it ends."""
+DRAIN = 10.0
+"""Seconds a stop awaits the replies of requests in flight, by default: the operator's stop
+of an execution, and the runner's on SIGTERM (under systemd's 15 s before it kills)."""
+MAX_DRAIN = 3600.0
+"""The longest wait for replies in flight one may ask a stop for."""
 
-__all__ = ["STOP_DRAIN", "OperationFactory", "attach", "freeze", "start", "stop"]
+__all__ = ["DRAIN", "MAX_DRAIN", "OperationFactory", "attach", "freeze", "start", "stop"]
 
 
 def attach(engine: Engine, state: JobState, operations: OperationFactory) -> RunningJob:
@@ -180,7 +183,7 @@ def _log_left_out(
 
 
 def stop(
-    engine: Engine, job: RunningJob, reason: str, *, cancel: bool = False, drain: float = STOP_DRAIN
+    engine: Engine, job: RunningJob, reason: str, *, cancel: bool = False, drain: float = DRAIN
 ) -> bool:
     """Send nothing more; the execution ends STOPPED once no reply is awaited, or `drain`
     seconds after the stop. With `cancel`, operations running on the devices that can be

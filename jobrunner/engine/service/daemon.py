@@ -29,7 +29,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Protocol
 
-from jobrunner.engine.core.executions import STOP_DRAIN
+from jobrunner.engine.core.executions import DRAIN
 from jobrunner.engine.core.runtime import RunningJob
 from jobrunner.engine.link.events import DeviceConnected
 from jobrunner.engine.link.observers import Observer, Observers
@@ -51,7 +51,6 @@ log = logging.getLogger("jobrunner.watch")
 TICK = 0.5  # seconds: how often schedules and handed-over requests are looked at
 CATCH_UP = 2.0  # seconds after start: a change made while the watcher was starting is seen
 RESYNC = 300.0  # seconds: reconcile anyway now and then; a missed event costs nothing more
-DRAIN = 10.0  # seconds: at most this long for replies in flight after SIGTERM (systemd: 15)
 
 
 class Companion(Protocol):
@@ -532,7 +531,7 @@ class Daemon:
             request.name,
             "stopped by the user",
             cancel=request.cancel,
-            drain=STOP_DRAIN if request.drain is None else request.drain,
+            drain=DRAIN if request.drain is None else request.drain,
         )
         log.info(
             "stopping %s/%s execution %d (from the command line)",

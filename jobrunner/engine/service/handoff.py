@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jobrunner.engine.core.executions import MAX_DRAIN
 from jobrunner.errors import JobError, StateError
 from jobrunner.state.journal import write_json
 from jobrunner.state.layout import StateDir, safe_name
@@ -154,9 +155,9 @@ def _read(data: bytes, request_id: str, inbox: str | None) -> Request:
     if not isinstance(cancel, bool):
         raise ValueError("options.cancel is true or false")
     if drain is not None and (
-        isinstance(drain, bool) or not isinstance(drain, int | float) or not 0 <= drain <= 3600
+        isinstance(drain, bool) or not isinstance(drain, int | float) or not 0 <= drain <= MAX_DRAIN
     ):
-        raise ValueError("options.drain is a number of seconds, 0 to 3600")
+        raise ValueError(f"options.drain is a number of seconds, 0 to {MAX_DRAIN:g}")
     targets = options.get("targets", [])
     if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
         raise ValueError("options.targets is a list of client ids")

@@ -408,7 +408,7 @@ class Runner:
         reason: str,
         *,
         cancel: bool = False,
-        drain: float = executions.STOP_DRAIN,
+        drain: float = executions.DRAIN,
     ) -> ExecutionSummary:
         """Stop the job's running execution (see `executions.stop`); JobError when none runs."""
         self._check_owned(scope, name)

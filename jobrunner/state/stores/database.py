@@ -18,6 +18,8 @@ from psycopg.rows import TupleRow
 from jobrunner.state.stores.base import redacted
 from jobrunner.state.stores.schema import connect
 
+__all__ = ["Database", "connect"]  # connect: the one way in (the tests count its calls)
+
 
 class Database:
     """A state database, reached through one connection (see the module docstring)."""
