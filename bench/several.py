@@ -44,7 +44,7 @@ from jobrunner.simulator.broker import RunningBroker, start_broker
 from jobrunner.simulator.config import FleetConfig
 from jobrunner.simulator.faults import DelayFault, FaultPlan, Selector
 from jobrunner.simulator.fleet import Fleet
-from jobrunner.simulator.postgres import postgres_server
+from tests.support.postgres import postgres_server
 
 SCOPE = "bench"
 ONE_STEP = SYNC_STEPS.split("    - name: stop-bundle")[0]

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from jobrunner.simulator.broker import BrokerKind, RunningBroker, external_broker, start_broker
-from jobrunner.simulator.postgres import NoPostgres, postgres_server
+from tests.support.postgres import NoPostgres, postgres_server
 
 CHOSEN = os.environ.get("JOBRUNNER_TEST_BROKER", "auto")
 EXTERNAL = CHOSEN if "://" in CHOSEN else None

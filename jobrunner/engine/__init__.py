@@ -7,9 +7,12 @@
         applied = runner.apply(runner.plan(runner.load()))
         runner.wait(applied.started)
 
-`Daemon` is `jobrunner watch`; `MemoryLink` stands in for the devices in tests (see
-`ports` for the seam). The names are imported on first use, so that importing one module of
-the engine (the status views, say) does not import all of it.
+Its rooms, each with a face that says what it holds and may import: `service` (the runner
+as a process: Runner, the watch daemon, reconcile, hand-offs, ownership), `status` (what
+`status` shows), `core` (the loop and the execution of jobs), `planning` (what reconcile
+would do), `rollout` (the gate of waves), `schedules` (triggers and the scheduler), `link`
+(the seam to the devices: MQTT, or `MemoryLink` in tests). The names below are imported on
+first use, so that importing one room (the status views, say) does not import all of it.
 """
 
 from __future__ import annotations

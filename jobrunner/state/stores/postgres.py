@@ -24,16 +24,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg.rows import TupleRow
 
 from jobrunner.errors import LeaseLostError
-from jobrunner.state.layout import JobKey
 from jobrunner.state.stores.base import Stamp
 from jobrunner.state.stores.database import Database
 from jobrunner.state.stores.leases import Lease
 from jobrunner.state.stores.schema import lost_jobs
+
+if TYPE_CHECKING:  # the records' layout is above the storages
+    from jobrunner.state.layout import JobKey
 
 ROOT = Path("postgresql:")
 """The root of the records' paths: messages name a record `postgresql:/scopes/...`."""
