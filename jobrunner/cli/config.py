@@ -33,6 +33,7 @@ from jobrunner.device import BrokerSettings
 from jobrunner.engine.core.runtime import EngineSettings
 from jobrunner.engine.service.runner import RunnerConfig
 from jobrunner.manifests.fields import DOT_HINT
+from jobrunner.state.ownership import DEFAULT_LEASE
 from jobrunner.state.stores.base import redacted
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -77,7 +78,7 @@ def runner_config(
     require_signed: bool = False,
     secrets_dir: Path | None = None,
     state_db: str | None = None,
-    lease: float = 15.0,
+    lease: float = DEFAULT_LEASE,
     requester_id: str | None = None,
 ) -> RunnerConfig:
     """The runner's configuration from a command's options, in the current click context

@@ -11,6 +11,7 @@ import click
 
 from jobrunner.state.layout import StateDir
 from jobrunner.state.opening import open_state
+from jobrunner.state.ownership import DEFAULT_LEASE
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -89,7 +90,7 @@ requester_id_option = click.option(
 lease_option = click.option(
     "--lease",
     type=click.FloatRange(3, 3600),
-    default=15.0,
+    default=DEFAULT_LEASE,
     envvar="JOBRUNNER_LEASE",
     show_default=True,
     metavar="SECONDS",

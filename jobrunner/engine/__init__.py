@@ -3,7 +3,7 @@
     from jobrunner.engine import Runner, RunnerConfig, make_plan
 
     plan = make_plan(jobs_dir, state_dir, scope)         # what reconcile would do (read only)
-    with Runner(config) as runner:                       # owns the state directory
+    with Runner(config) as runner:                       # owns the state (or its share)
         applied = runner.apply(runner.plan(runner.load()))
         runner.wait(applied.started)
 

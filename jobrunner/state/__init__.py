@@ -1,11 +1,18 @@
-"""Recorded state: the only memory of the runner, crash-safe files in one directory.
+"""Recorded state: the only memory of the runner, in a state directory or a state database.
 
-    state = StateDir(path)                        # the layout (see `layout`)
+    state = open_state(state_dir, state_db)       # once per command (`opening`)
     job = JobState.load(state, scope, name)       # record, targets, executions of one job
-    with DeviceRegistry(path) as registry: ...    # what the devices said of themselves
+    with DeviceRegistry(state) as registry: ...   # what the devices said of themselves
+    state.owners.daemon_runs()                    # alone or shared? (`ownership`)
 
-Files are replaced atomically or appended line by line (`files`); every record carries a
-format version, and one written by a newer jobrunner is refused (StateVersionError).
+Its modules, from the top: `opening` (where the state is); `jobstore` (one job's state),
+`registry` (the devices), `policies` (the scopes' accepted Policy), `outbox` (notification
+events); `records` (job records, execution summaries), `targets` (each target's journal);
+`layout` (the names of the records); `ownership` (who owns the state and where requests go);
+`lock` (the directory's owner lock); `journal` (documents and journals over any storage),
+`logs` (execution logs); `stores` (the storages: files, PostgreSQL). Records are replaced
+atomically or appended line by line; every record carries a format version, and one written
+by a newer jobrunner is refused (StateVersionError).
 """
 
 from jobrunner.state.jobstore import JobState

@@ -1,6 +1,6 @@
-"""Crash-safe files: atomic replacement and append-only journals of JSON lines.
+"""Crash-safe records on any storage: documents replaced whole, journals of JSON lines.
 
-Every record is written one of two ways (see `storage`), so that a process killed at any
+Every record is written one of two ways (see `stores.base`), so that a process killed at any
 instant leaves either the old or the new state, never a mix:
 
 - `write_json`: a document replaced whole. Readers see the old one or the new one.

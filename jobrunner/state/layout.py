@@ -13,6 +13,9 @@
           executions/NNNNNN/summary.json  one execution: trigger, times, revision, counts
           executions/NNNNNN/log.txt       its log: one line per dispatch, reply, notification...
 
+With a state database shared by runners, `requests/` and `outbox/` hold a folder per runner
+(`requests/CLIENT_ID/`), as `ownership` says; the rest is the same.
+
 Names come from manifests (validated there) or from the command line and the directory
 itself (untrusted): every name is checked again before it becomes part of a path.
 """

@@ -30,7 +30,10 @@ if TYPE_CHECKING:  # psycopg only with a state database; layout imports this mod
 
 _CLIENT_ID = re.compile(CLIENT_ID_PATTERN)  # a runner's inbox is a folder named by it
 
-LEASE_SEEN = 30.0
+DEFAULT_LEASE = 15.0
+"""Seconds a job's lease lasts without renewal, unless `--lease` says otherwise."""
+
+LEASE_SEEN = 2 * DEFAULT_LEASE
 """Seconds since its last heartbeat that a runner counts as alive, for the command line
 (twice the default lease: a runner renews every third of its own)."""
 
@@ -68,7 +71,7 @@ class Owners(Protocol):
     def inboxes(self, action: str, job: JobKey | None) -> list[str | None]:
         """Whose inboxes a request goes to: a start or stop to the job's owner (a job
         nobody owns: the runner that owns the fewest), a reconcile to every runner alive;
-        [None]: the daemon's one inbox."""
+        [None]: the daemon's one inbox; []: no runner is alive to take it."""
         ...
 
     def inbox(self, runner: str | None) -> Path:
@@ -80,15 +83,14 @@ class Owners(Protocol):
         ...
 
     def lock(self, role: str, client_id: str) -> OwnerLock | None:
-        """The lock a runner holds to own the state whole; None when it is shared (owned
-        job by job, through `share`)."""
+        """A lock, not taken yet, for a runner to own the state whole; None when it is
+        shared (owned job by job, through `join`)."""
         ...
 
-    def share(self, client_id: str, seconds: float) -> Share | None:
-        """A runner's leases, fencing its writes; None when the state is owned whole."""
+    def join(self, client_id: str, seconds: float) -> Share | None:
+        """A runner's leases, fencing its writes from now on (one runner per opened state);
+        None when the state is owned whole (through `lock`)."""
         ...
-
-    def close(self) -> None: ...
 
 
 def owners_of(root: Path, storage: Storage) -> Owners:
@@ -141,11 +143,8 @@ class LocalOwners:
     def lock(self, role: str, client_id: str) -> OwnerLock | None:
         return OwnerLock(self.lock_file, role, client_id)
 
-    def share(self, client_id: str, seconds: float) -> Share | None:
+    def join(self, client_id: str, seconds: float) -> Share | None:
         return None
-
-    def close(self) -> None:
-        """Nothing is kept open."""
 
 
 class LeasedOwners:
@@ -165,7 +164,7 @@ class LeasedOwners:
         return self._reader
 
     def describe(self) -> str:
-        alive = self._leases().alive()
+        alive = self._leases().alive(within=LEASE_SEEN)
         if not alive:
             return (
                 f"{self.storage.describe()}: no runner alive (start, stop and reconcile act"
@@ -177,17 +176,19 @@ class LeasedOwners:
         )
 
     def daemon_runs(self) -> bool:
-        return bool(self._leases().alive())
+        return bool(self._leases().alive(within=LEASE_SEEN))
 
     def owner_of(self, job: JobKey) -> str | None:
         return self._leases().owners().get(job)
 
     def alive(self) -> list[str]:
-        return self._leases().alive()
+        return self._leases().alive(within=LEASE_SEEN)
 
     def inboxes(self, action: str, job: JobKey | None) -> list[str | None]:
         leases = self._leases()
-        alive = leases.alive()
+        alive = leases.alive(within=LEASE_SEEN)
+        if not alive:
+            return []
         if action == "reconcile":
             return list(alive)
         owner = leases.owners().get(job) if job is not None else None
@@ -197,22 +198,26 @@ class LeasedOwners:
         return [min(alive, key=lambda runner: (load.get(runner, 0), runner))]
 
     def inbox(self, runner: str | None) -> Path:
-        if runner is None or not _CLIENT_ID.match(runner):
-            raise StateError(f"runner {runner!r} is not a valid client id")
-        return self.root / "requests" / runner
+        return self.root / "requests" / _runner_id(runner)
 
     def outbox(self, runner: str) -> Path:
-        return self.root / "outbox" / runner
+        return self.root / "outbox" / _runner_id(runner)
 
     def lock(self, role: str, client_id: str) -> OwnerLock | None:
         return None
 
-    def share(self, client_id: str, seconds: float) -> Share | None:
+    def join(self, client_id: str, seconds: float) -> Share | None:
         from jobrunner.state.stores.leases import Leases  # noqa: PLC0415 - psycopg
 
+        if self.storage.fences is not None:
+            raise StateError(f"a runner has joined the {self.storage.describe()} already")
         held: dict[JobKey, Lease] = {}
         self.storage.fences = held
-        return Share(Leases(self.storage.database, client_id, seconds), held)
+        return Share(Leases(self.storage.database, _runner_id(client_id), seconds), held)
 
-    def close(self) -> None:
-        """The connection is the storage's: closed with it."""
+
+def _runner_id(runner: str | None) -> str:
+    """A runner's client id, which names its folders; StateError when it cannot."""
+    if runner is None or not _CLIENT_ID.match(runner):
+        raise StateError(f"runner {runner!r} is not a valid client id")
+    return runner

@@ -3,7 +3,7 @@
 `runner` (Runner: owns the state, its link and its engine; make_plan), `daemon` (`jobrunner
 watch`: file watcher, schedules, device connects, hand-offs), `reconcile` (a plan applied),
 `handoff` (requests from the command line to the daemon that owns the state), `ownership`
-(which jobs this runner holds: alone, or through leases among several runners), `systemd`
+(the leases a runner holds among several: its share, takeovers, device claims), `systemd`
 (READY and the watchdog). The top room: it may import every other room of the engine, and
 no room imports it.
 """

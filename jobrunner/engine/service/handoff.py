@@ -1,6 +1,7 @@
-"""Requests handed from the command line to the `watch` daemon that owns the state directory.
+"""Requests handed from the command line to the `watch` daemons that own the state.
 
-One state directory has one owner. While a daemon owns it, `jobrunner start/stop/reconcile`
+Where requests go is the state's owners model's answer (`state.ownership`). One state
+directory has one owner. While a daemon owns it, `jobrunner start/stop/reconcile`
 do not dispatch themselves: they drop a request file into `STATE/requests/`, the daemon acts
 on it on its own thread and answers with a reply file beside it.
 
@@ -9,10 +10,12 @@ requests, `requests/CLIENT_ID/`: a start or stop goes to the owner of the job (a
 owns, to the runner that owns the fewest), a reconcile to every runner alive (each
 reconciles the jobs it owns).
 
-    requests/ID.request.json   {"action": "start" | "stop" | "reconcile", "scope", "name",
+    requests/[CLIENT_ID/]ID.request.json
+                               {"action": "start" | "stop" | "reconcile", "scope", "name",
                                 "options": {"cancel": bool, "drain": seconds}  (stop)
                                            {"targets": [client id, ...]}       (start)}
-    requests/ID.reply.json     {"result": {...}} or {"error": "message"}
+    requests/[CLIENT_ID/]ID.reply.json
+                               {"result": {...}} or {"error": "message"}
 
 Both are written atomically. A request file that is not one of these shapes is answered with
 an error and removed: the directory is input like any other.
@@ -47,7 +50,7 @@ class Request:
     drain: float | None = None
     targets: tuple[str, ...] = ()
     inbox: str | None = None
-    """The runner whose folder it came in (several runners), None: the state directory's."""
+    """The runner whose inbox it came in (a state directory has one inbox, whoever asks)."""
 
 
 def owning_daemon(state: StateDir | Path) -> StateDir | None:
@@ -70,6 +73,11 @@ def submit(
     """Hand a request to the daemon (with several runners: to those it concerns, see the
     module docstring) and wait for the answer; JobError with its error."""
     inboxes = state.owners.inboxes(action, (scope, name) if scope and name else None)
+    if not inboxes:  # every runner stopped since the command looked
+        raise JobError(
+            f"no runner of the {state.describe()} is alive to take the request;"
+            " run the command again: it acts itself"
+        )
     answers = [_submit(state, inbox, action, scope, name, timeout, options) for inbox in inboxes]
     if len(answers) == 1:
         return answers[0]

@@ -1,6 +1,6 @@
 """Which jobs this runner owns, when several runners share one state database (DESIGN §8).
 
-Each job is owned through a lease (`state.leases`). A runner takes free jobs up to its share
+Each job is owned through a lease (`state.stores.leases`). A runner takes free jobs up to its share
 (the jobs over the runners alive, rounded up), renews its leases every third of their length,
 and gives up idle jobs above its share, so that a runner that starts later gets work too.
 When a runner dies its leases expire and its heartbeat ages out together: the others' share

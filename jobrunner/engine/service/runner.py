@@ -1,7 +1,8 @@
 """The engine's entry points, as the CLI and the daemon use them.
 
 make_plan(jobs_dir, state_dir, scope)   what reconcile would do (reads only, no lock)
-Runner(config)                          a process that owns the state directory: lock,
+Runner(config)                          a process that owns the state (a directory's lock,
+                                        or leases of jobs on a database),
                                         MQTT client, registry, engine; resumes what a
                                         previous owner left RUNNING
 """
@@ -37,9 +38,10 @@ from jobrunner.errors import JobError, LeaseLostError, StateError
 from jobrunner.manifests import ManifestSet, load_manifests
 from jobrunner.manifests.secrets import SecretResolver
 from jobrunner.state.jobstore import JobState
-from jobrunner.state.layout import StateDir
+from jobrunner.state.layout import JobKey, StateDir
 from jobrunner.state.lock import OwnerLock
 from jobrunner.state.opening import open_state
+from jobrunner.state.ownership import DEFAULT_LEASE
 from jobrunner.state.records import ExecutionStatus, ExecutionSummary, Trigger, TriggerKind
 from jobrunner.state.registry import DeviceRegistry
 from jobrunner.state.targets import TargetStatus
@@ -110,12 +112,12 @@ class RunnerConfig:
     /etc/jobrunner/secrets)."""
     state_db: str | None = None
     """PostgreSQL instead of `state_dir` (`--state-db`): several runners share the jobs."""
-    lease: float = 15.0
+    lease: float = DEFAULT_LEASE
     """Seconds a job's lease lasts without renewal (with `state_db`)."""
 
 
 class Runner:
-    """Owns the state directory while it lives, and drives the devices."""
+    """Owns the state (alone, or its share of the jobs) while it lives, and drives the devices."""
 
     def __init__(
         self,
@@ -146,7 +148,7 @@ class Runner:
         owners, client_id = self.state.owners, config.broker.client_id
         self.lock: OwnerLock | None = owners.lock(role, client_id)
         """The state's lock, when this runner owns it whole (a state directory)."""
-        share = owners.share(client_id, config.lease)
+        share = owners.join(client_id, config.lease)
         self.ownership: Ownership | None = (
             Ownership(share.leases, share.held, announce=role == "watch") if share else None
         )
@@ -182,8 +184,8 @@ class Runner:
         """RUNNING executions left by a previous owner, taken up on start."""
         self.taken_hooks: list[Callable[[RunningJob], None]] = []
         """Called with each job taken over from another runner, once it is held."""
-        self._declared: set[tuple[str, str]] = set()
-        self._recorded: list[tuple[str, str]] = []
+        self._declared: set[JobKey] = set()
+        self._recorded: list[JobKey] = []
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -238,7 +240,7 @@ class Runner:
             self.link.serve(scope, chosen, self.config.connect_timeout)
             self.accounts[scope] = chosen
 
-    def held(self) -> dict[tuple[str, str], JobState]:
+    def held(self) -> dict[JobKey, JobState]:
         """The jobs the engine holds, as a table taken at once (`dict()` of a dict does not
         let the engine's thread in), for a reader on another thread: each job's `snapshot()`
         is for it to take."""
@@ -269,7 +271,7 @@ class Runner:
 
     # -- several runners ------------------------------------------------------------------
 
-    def may_hold(self, key: tuple[str, str]) -> bool:
+    def may_hold(self, key: JobKey) -> bool:
         """Whether this runner may act for the job: always alone; with several runners,
         when it owns the job's lease or can take it now."""
         return self.ownership is None or self.ownership.take(key)
@@ -294,7 +296,7 @@ class Runner:
             self._take_free(ownership, sorted(known), share)
             self._give_up_above(ownership, share)
 
-    def _take_free(self, ownership: Ownership, known: list[tuple[str, str]], share: int) -> None:
+    def _take_free(self, ownership: Ownership, known: list[JobKey], share: int) -> None:
         for key in ownership.free(known):
             if len(ownership.held) >= share:
                 return
@@ -326,7 +328,7 @@ class Runner:
                 " hand the request to its owner"
             )
 
-    def _let_go(self, key: tuple[str, str]) -> None:
+    def _let_go(self, key: JobKey) -> None:
         if self.ownership is not None:
             self.ownership.drop(key)
 

@@ -42,7 +42,7 @@ class Lease:
 class Leases:
     """One runner's view of the leases, over the state's connection (`Database`)."""
 
-    def __init__(self, database: Database | str, owner: str, seconds: float = 15.0) -> None:
+    def __init__(self, database: Database | str, owner: str, seconds: float) -> None:
         """`database`: the opened state's (closed with it), or a conninfo to open one of
         its own (closed by `close`)."""
         self._own = not isinstance(database, Database)
