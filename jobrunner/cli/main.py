@@ -18,6 +18,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "jobrunner.cli.demo:demo",
         "Watch jobrunner roll out the example jobs to a simulated fleet.",
     ),
+    "init": (
+        "jobrunner.cli.init:init",
+        "Make a new, empty state: the state directory, or the tables of a database.",
+    ),
     "validate": (
         "jobrunner.cli.validate:validate",
         "Check manifests: YAML, every field, and the rules across files.",

@@ -242,7 +242,7 @@ def reconcile(ctx: click.Context, config: RunnerConfig, wait: bool) -> None:
       1    invalid manifests, conflicts or other errors
       130  interrupted by Ctrl-C (143: by SIGTERM)
     """
-    state = command_state(config.state_dir, config.state_db)
+    state = command_state(config.state_dir, config.state_db, existing=True)
     daemon = handoff.owning_daemon(state)
     if daemon is not None:
         started = _refs(handoff.submit(daemon, "reconcile"), "started")
@@ -317,7 +317,7 @@ def start(
       1    errors (unknown job, suspended, already running...)
       130  interrupted by Ctrl-C (143: by SIGTERM)
     """
-    state = command_state(config.state_dir, config.state_db)
+    state = command_state(config.state_dir, config.state_db, existing=True)
     known = _known_jobs(state, config.jobs_dir, config.scope)
     where = f"{config.jobs_dir} nor the {state.describe()}"
     scope_name, name = resolve_job_ref(job, config.scope, known, where)

@@ -95,7 +95,8 @@ def watch(
         datefmt="%Y-%m-%dT%H:%M:%S",
     )
     secrets = SecretResolver.from_environment(config.secrets_dir)
-    state = open_state(config.state_dir, config.state_db)  # the companions' own connection
+    # The companions' own connection; a missing state directory is refused before anything.
+    state = open_state(config.state_dir, config.state_db, existing=True)
     companions: list[Companion] = [Notifier(state, secrets, config.broker.client_id)]
     if http:
         from jobrunner.web.server import Dashboard  # the HTTP stack only when asked for

@@ -16,8 +16,8 @@ from jobrunner.state.layout import StateDir
 def open_state(state_dir: Path, state_db: str | None = None, *, existing: bool = False) -> StateDir:
     """The state in PostgreSQL when `state_db` is given (`--state-db`), else in `state_dir`.
 
-    `existing`: a state directory must exist already (a reading command never takes a
-    mistyped --state-dir for a state where nothing is recorded yet). StateError when the
+    `existing`: a state directory must exist already: no command but `jobrunner init`
+    takes a mistyped --state-dir for a new state (every job would run again). StateError when the
     database cannot be reached or was written by a newer jobrunner; ConfigError when
     psycopg, which the database needs, is not installed, or `existing` is not met."""
     if not state_db:
@@ -42,7 +42,7 @@ def require_state_dir(path: Path) -> Path:
         return path
     what = "is not a directory" if path.exists() else "does not exist"
     raise ConfigError(
-        f"the state directory {path} {what}, so nothing can be read from it; is --state-dir"
-        " (JOBRUNNER_STATE_DIR, stateDir) right? (reconcile and watch create it; to plan a"
-        " first reconcile, create it empty)"
+        f"the state directory {path} {what}: nothing was recorded there, and no command takes"
+        " that for a state where nothing ran yet; is --state-dir (JOBRUNNER_STATE_DIR,"
+        f" stateDir) right? To begin a new state there: jobrunner init --state-dir {path}"
     )

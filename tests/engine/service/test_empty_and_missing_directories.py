@@ -55,8 +55,17 @@ def test_a_missing_jobs_directory_is_an_error_and_removes_nothing(scenario: Scen
     assert not scenario.state("rollout").record.orphaned
 
 
-@pytest.mark.parametrize("command", [("status",), ("plan",), ("logs", "rollout"), ("stop", "x")])
-def test_a_missing_state_directory_is_reported(command: tuple[str, ...], tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("status",), ("plan",), ("logs", "rollout"), ("stop", "x"), ("devices",),
+        # those that would dispatch: a mistyped path would run every job again on every device
+        ("reconcile",), ("reconcile", "--wait"), ("start", "x"), ("watch",),
+    ],
+)  # fmt: skip
+def test_a_missing_state_directory_is_never_taken_for_nothing_recorded(
+    command: tuple[str, ...], tmp_path: Path
+) -> None:
     typo = tmp_path / "stat"
     (tmp_path / "jobs.d").mkdir()
 
@@ -67,7 +76,24 @@ def test_a_missing_state_directory_is_reported(command: tuple[str, ...], tmp_pat
     assert result.exit_code == 1, result.output
     assert f"the state directory {typo} does not exist" in result.output
     assert "is --state-dir (JOBRUNNER_STATE_DIR, stateDir) right?" in result.output
-    assert not typo.exists(), "a reading command creates nothing"
+    assert f"To begin a new state there: jobrunner init --state-dir {typo}" in result.output
+    assert not typo.exists(), "no command but init makes a state"
+
+
+def test_init_makes_a_new_state_directory_once(tmp_path: Path) -> None:
+    new = tmp_path / "var" / "state"
+
+    made = CliRunner().invoke(cli, ["init", "--state-dir", str(new)])
+    (new / "keep").write_text("recorded")
+    again = CliRunner().invoke(cli, ["init", "--state-dir", str(new)])
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    refused = CliRunner().invoke(cli, ["init", "--state-dir", str(a_file)])
+
+    assert made.exit_code == 0 and f"state directory {new} made" in made.output, made.output
+    assert again.exit_code == 0 and "exists already; left as it is" in again.output
+    assert (new / "keep").read_text() == "recorded"
+    assert refused.exit_code == 2 and "is a file" in refused.output, refused.output
 
 
 def test_watch_waits_for_a_missing_jobs_directory_and_keeps_watching(

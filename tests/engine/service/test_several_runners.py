@@ -388,8 +388,8 @@ def test_an_asynchronous_operation_is_asked_about_by_the_runner_that_takes_over(
         """
         - name: install
           definition: Package Download / Install
-          timeout: 3s
-          completionTimeout: 20s
+          timeout: 60s            # a reply comes, however busy the machine: never waited out
+          completionTimeout: 120s
           properties: {uri: "http://repo.example.com/a-1.0.dp", name: a, version: 1.0.0}
         """,
     )
