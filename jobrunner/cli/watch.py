@@ -71,7 +71,8 @@ def watch(
 
     Logs one line per decision on standard error. SIGTERM or SIGINT stops
     dispatching at once, records the replies of requests in flight (for at most
-    --drain seconds; a second signal leaves at once) and exits 0. Executions stay
+    --drain seconds; a second signal leaves at once) and exits 0; 75 when the
+    state could not be written (it says what is not recorded). Executions stay
     RUNNING: a restart resumes them where they stopped, and awaits what was still
     running on the devices.
 
@@ -102,4 +103,4 @@ def watch(
         from jobrunner.web.server import Dashboard  # the HTTP stack only when asked for
 
         companions.append(Dashboard(http, http_token, state))
-    Daemon(config, debounce_ms=debounce, drain=drain, companions=companions).run()
+    sys.exit(Daemon(config, debounce_ms=debounce, drain=drain, companions=companions).run())

@@ -204,8 +204,15 @@ def scenario(broker: RunningBroker, tmp_path: Path) -> Iterator[Scenario]:
 
 
 class Watch:
-    def __init__(self, scenario: Scenario, jobs_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        jobs_dir: Path | None = None,
+        launcher: tuple[str, ...] = ("-m", "jobrunner"),
+    ) -> None:
+        """`launcher`: how Python starts jobrunner (`-c SCRIPT` to change it first)."""
         self.scenario = scenario
+        self.launcher = launcher
         self.jobs_dir = jobs_dir or scenario.jobs_dir
         self.log = scenario.root / "watch.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -217,8 +224,7 @@ class Watch:
             self.process = subprocess.Popen(
                 [
                     sys.executable,
-                    "-m",
-                    "jobrunner",
+                    *self.launcher,
                     "watch",
                     "--jobs-dir",
                     str(self.jobs_dir),
@@ -245,7 +251,7 @@ class Watch:
     def text(self) -> str:
         return self.log.read_text() if self.log.exists() else ""
 
-    def wait_for(self, condition: Callable[[], bool], what: str, timeout: float = 20) -> None:
+    def wait_for(self, condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if condition():
@@ -259,7 +265,7 @@ class Watch:
     def terminate(self) -> int:
         assert self.process is not None
         self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=10)
+        return self.process.wait(timeout=60)
 
 
 @pytest.fixture

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import resource
 import shutil
+import signal
 import subprocess
+import sys
+import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,13 +33,16 @@ pytestmark = [
 LIMIT = 6000  # bytes: the execution's log outgrows it half way through
 
 
-def _wait_for(condition: object, what: str, output: Path, timeout: float = 60) -> None:
+def _wait_for(
+    condition: object, what: str, output: Path | Callable[[], str], timeout: float = 60
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():  # type: ignore[operator]
             return
         time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}:\n{output.read_text()[-3000:]}")
+    text = output.read_text() if isinstance(output, Path) else output()
+    raise AssertionError(f"timed out waiting for {what}:\n{text[-3000:]}")
 
 
 def test_a_full_disk_pauses_dispatching_and_the_runner_resumes_after(
@@ -85,3 +92,49 @@ def test_a_full_disk_pauses_dispatching_and_the_runner_resumes_after(
     assert all(" target " in line or " execution: " in line for line in log_lines), (
         "no line was torn by the refused writes"
     )
+
+
+def test_sigterm_while_the_state_cannot_be_written_says_what_is_not_recorded(
+    scenario: Scenario,
+) -> None:
+    scenario.registry(20)
+    scenario.fleet(20, FaultPlan(slow=(DelayFault(Selector("*", "command"), 0.05),)))
+    scenario.job(
+        "rollout",
+        """
+        - {name: check, definition: Command Execution, properties: {command: echo}}
+        - {name: start, definition: Bundle Start, properties: {bundleId: 42}}
+        """,
+    )
+    watch = [
+        "prlimit", f"--fsize={LIMIT}:unlimited", "--", sys.executable, "-m", "jobrunner",
+        "watch", "--jobs-dir", str(scenario.jobs_dir), "--state-dir", str(scenario.state_dir),
+        "--broker", scenario.broker.url, "--scope", scenario.scope,
+        "--client-id", f"watch-{scenario.scope}", "--drain", "1",
+    ]  # fmt: skip
+    # Its log goes to a pipe: the file-size limit is for the state, not for what it says.
+    process = subprocess.Popen(watch, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    said: list[bytes] = []
+    reader = threading.Thread(target=lambda: said.extend(iter(process.stdout.readline, b"")))  # type: ignore[union-attr]
+    reader.start()
+    try:
+        _wait_for(
+            lambda: b"cannot write the state directory" in b"".join(said),
+            "the runner to notice",
+            lambda: b"".join(said).decode(errors="replace"),
+        )
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        reader.join(timeout=10)
+        process.stdout.close()  # type: ignore[union-attr]
+
+    text = b"".join(said).decode(errors="replace")
+    assert code == 75, text[-3000:]
+    assert "stopped, but the state directory cannot be written (" in text
+    assert "what happened since is not recorded (replies and transitions of" in text
+    assert "every reply in flight was recorded" not in text
+    assert "Traceback" not in text and "internal error" not in text

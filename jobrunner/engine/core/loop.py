@@ -424,6 +424,10 @@ class Engine:
             self.storage_problem = None
         return True
 
+    def unwritten(self) -> list[str]:
+        """The jobs whose latest changes could not be written yet (`SCOPE/NAME`)."""
+        return sorted(f"{scope}/{name}" for scope, name in self._to_flush)
+
     def forget_lost(self, lost: LeaseLostError) -> None:
         """Let go of the jobs whose lease was lost (see `forget`)."""
         for key in sorted(lost.jobs):

@@ -11,8 +11,10 @@ The daemon is the Runner's engine loop in the main thread, plus:
 - requests handed over by `jobrunner start/stop/reconcile` (see `handoff`).
 
 SIGTERM or SIGINT stops dispatching, records the replies of requests in flight (for at most
-DRAIN seconds; a second signal leaves at once) and exits 0; asynchronous operations still
-running on devices, and replies that did not come, are taken up by the next start.
+DRAIN seconds; a second signal leaves at once) and exits 0 (EXIT_UNRECORDED when the state
+could not be written); asynchronous operations still running on devices, and replies that did
+not come, are taken up by the next start. No wait of the main thread is without a limit:
+the signals are seen at the next turn, whatever the machine's load.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import signal
 import threading
 import time
@@ -48,6 +51,9 @@ from jobrunner.state.registry import DeviceRegistry
 
 log = logging.getLogger("jobrunner.watch")
 
+EXIT_UNRECORDED = 75
+"""Exit status of a stop that could not record everything (the state could not be written):
+EX_TEMPFAIL, so a service manager tells it from a clean stop (0) and a bug (70)."""
 TICK = 0.5  # seconds: how often schedules and handed-over requests are looked at
 CATCH_UP = 2.0  # seconds after start: a change made while the watcher was starting is seen
 RESYNC = 300.0  # seconds: reconcile anyway now and then; a missed event costs nothing more
@@ -90,6 +96,11 @@ class Daemon:
         self._changed = threading.Event()
         self._failing: dict[str, str] = {}
         self._leave = False
+        self._closing = False
+        self._signals: list[int] = []
+        """Signals received, logged by the loop (a handler that logs could re-enter a write)."""
+        self.exit_code = 0
+        """0 after a clean stop; EXIT_UNRECORDED when the state could not be written."""
         self.runner: Runner | None = None
 
     # -- the main loop ---------------------------------------------------------------------
@@ -127,6 +138,7 @@ class Daemon:
             systemd.notify("READY=1")
             while not self.stopping.is_set():
                 runner.engine.step(TICK)
+                self._log_signals()
                 self.turned_at = time.monotonic()
                 systemd.watchdog(self.turned_at)
                 why = None
@@ -151,14 +163,15 @@ class Daemon:
                 self._safely("leases", runner.keep_leases)
                 self._safely("schedules", self._fire_schedules)
                 self._safely("requests", self._take_requests)
-            self._drain(runner)
+            self._drain(runner)  # then a second signal leaves at once, whatever waits on what
         self.runner = None
-        return 0
+        return self.exit_code
 
     def _drain(self, runner: Runner) -> None:
         """Send nothing more; record the replies of requests in flight, for at most
         `self.drain` seconds (under the unit's TimeoutStopSec) or until a second signal."""
         systemd.notify("STOPPING=1")
+        self._log_signals()
         runner.engine.drain()
         waiting = runner.link.in_flight()
         if waiting:
@@ -172,8 +185,27 @@ class Daemon:
         deadline = time.monotonic() + self.drain
         while runner.link.in_flight() and time.monotonic() < deadline and not self._leave:
             runner.engine.step(0.1)
+            self._log_signals()
+        self._log_signals()
         runner.engine.step(0)  # record what the last turn queued
         left = runner.link.in_flight()
+        problem = runner.engine.storage_problem
+        self._closing = True  # from here on, a second signal leaves at once
+        if problem is not None:
+            unwritten = runner.engine.unwritten()
+            log.error(
+                "stopped, but the %s cannot be written (%s): what happened since is not"
+                " recorded%s; %d repl%s in flight not received. A restart takes the jobs up"
+                " from what was recorded: a request recorded is never sent again, and a reply"
+                " not recorded counts as not received",
+                runner.state.storage.kind,
+                problem,
+                f" (replies and transitions of {', '.join(unwritten)})" if unwritten else "",
+                left,
+                "y" if left == 1 else "ies",
+            )
+            self.exit_code = EXIT_UNRECORDED
+            return
         awaited = sum(
             1
             for job in runner.engine.jobs.values()
@@ -263,13 +295,25 @@ class Daemon:
             return
 
         def handle(number: int, _frame: FrameType | None) -> None:
-            log.info("received %s", signal.Signals(number).name)
+            # No logging here: the handler runs between two bytecodes of the main thread,
+            # maybe inside a write of the log itself. The loop logs what was received.
+            self._signals.append(number)
+            if self._closing:  # the state is recorded: nothing is lost by leaving now
+                os.write(
+                    2, f"received {signal.Signals(number).name} again: leaving at once\n".encode()
+                )
+                os._exit(128 + number)
             if self.stopping.is_set():
                 self._leave = True  # the second one: leave without waiting for replies
             self.stop()
 
         signal.signal(signal.SIGTERM, handle)
         signal.signal(signal.SIGINT, handle)
+
+    def _log_signals(self) -> None:
+        while self._signals:
+            number = self._signals.pop(0)
+            log.info("received %s", signal.Signals(number).name)
 
     # -- reconcile ---------------------------------------------------------------------------
 

@@ -218,13 +218,20 @@ class Runner:
         self.close()
 
     def close(self) -> None:
+        """Let go of everything; what cannot be written any more is said, never raised: the
+        state on disk is consistent as it is (a restart takes it up)."""
         for job in list(self.engine.jobs.values()):
             try:
                 job.state.close()
             except LeaseLostError as lost:
                 log.warning("%s", lost)
+            except OSError as error:
+                log.error("%s/%s: its last changes are not written: %s", *job.key, error)
         self.link.stop()
-        self.registry.close()
+        try:
+            self.registry.close()
+        except OSError as error:
+            log.error("the device registry's last changes are not written: %s", error)
         if self.ownership is not None:
             self.ownership.close()  # released: another runner takes the jobs at once
         if self._opened:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 
 import pytest
@@ -37,10 +36,8 @@ def test_a_hash_that_does_not_match_fails_the_step_at_once(scenario: Scenario) -
     )
     scenario.job("agent", _steps(""))
 
-    began = time.monotonic()
-    scenario.reconcile()
+    scenario.reconcile()  # the completion timeout is 1 h: the message below says why it ended
 
-    assert time.monotonic() - began < 20, "waited for the completion timeout"
     assert scenario.statuses("agent") == {
         "gw-0001": (0, "PROCESS_FAILED"),
         "gw-0002": (0, "PROCESS_OK"),
