@@ -213,7 +213,12 @@ def _scalar_to_text(value: Any) -> Any:
     # YAML reads `run: 2026-11-27-1` as a string but `run: 7` as an int; both are tokens.
     if isinstance(value, bool):
         raise ValueError("a run token must be a string or a number, not true/false")
-    if isinstance(value, int | float):
+    if isinstance(value, float):  # 1.10 is 1.1: a new token would not start anything
+        raise ValueError(
+            f"run: {value} is a decimal number to YAML, which reads 1.1 and 1.10 alike: quote"
+            f' the token, run: "{value}"'
+        )
+    if isinstance(value, int):
         return str(value)
     return value
 

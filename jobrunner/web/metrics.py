@@ -102,8 +102,13 @@ class FleetCollector(Collector):
         )
         executions = CounterMetricFamily(
             "jobrunner_executions",
-            "Executions of each job by status (RUNNING, TERMINATED, STOPPED, ABORTED).",
+            "Ended executions of each job by status (TERMINATED, STOPPED, ABORTED).",
             labels=["scope", "job", "status"],
+        )
+        running = GaugeMetricFamily(
+            "jobrunner_executions_running",
+            "Executions of each job running now (0 or 1).",
+            labels=["scope", "job"],
         )
         for job in self.reader.jobs():
             scope, name = job.key
@@ -111,11 +116,15 @@ class FleetCollector(Collector):
             for status in TargetStatus:
                 targets.add_metric([scope, name, status.value], counts.get(status.value, 0))
             ended = Tally(summary.status.value for summary in job.executions.values())
+            # A counter never goes down: a RUNNING execution is the gauge's, not the counter's.
             for execution_status in ExecutionStatus:
-                value = ended.get(execution_status.value, 0)
-                executions.add_metric([scope, name, execution_status.value], value)
+                if execution_status is not ExecutionStatus.RUNNING:
+                    value = ended.get(execution_status.value, 0)
+                    executions.add_metric([scope, name, execution_status.value], value)
+            running.add_metric([scope, name], ended.get(ExecutionStatus.RUNNING.value, 0))
         yield targets
         yield executions
+        yield running
         devices = GaugeMetricFamily(
             "jobrunner_devices", "Devices known by connection state.", labels=["scope", "state"]
         )

@@ -505,3 +505,28 @@ def test_metric_types_of_async_notifications_are_read_leniently() -> None:
     )
     outcome = operation.notification(AsyncState(123, "download", 0), ("download",), payload)
     assert (outcome.status, outcome.state) == (PROGRESS, AsyncState(123, "download", 55))
+
+
+@pytest.mark.parametrize(
+    ("definition", "properties", "metric"),
+    [
+        (
+            "Package Download / Install",
+            {**DOWNLOAD, "fileHash": "MD5:46CB0AD3"},
+            "dp.download.hash",
+        ),
+        (
+            "Activity Submit",
+            {"activityUri": "https://repo.example.com/a.zip", "fileHash": "SHA256:AB12"},
+            "download.hash",
+        ),
+    ],
+)
+def test_a_file_hash_goes_out_in_lowercase_hex_as_kura_compares_it(
+    definition: str, properties: dict[str, object], metric: str
+) -> None:
+    """Kura compares the hex digits it computes, lowercase, to the text it was sent."""
+    request = build(definition, properties).request(1)
+    algorithm, _, digits = str(typed(request)[metric][1]).partition(":")
+    assert digits == digits.lower() and digits.upper() == str(properties["fileHash"]).split(":")[1]
+    assert algorithm == str(properties["fileHash"]).split(":")[0]

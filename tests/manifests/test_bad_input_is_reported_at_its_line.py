@@ -459,6 +459,28 @@ CASES: list[tuple[str, str, int, str]] = [
         11,
         "give either 'configurations' or 'xml'",
     ),
+    (
+        "run-token-read-as-a-decimal-number",
+        job_with_spec(
+            """            targets: {all: true}
+            steps: [{name: stop, definition: Bundle Stop, properties: {bundleId: 1}}]
+            run: 1.10
+            """
+        ),
+        9,
+        "is a decimal number to YAML, which reads 1.1 and 1.10 alike: quote the token",
+    ),
+    (
+        "run-token-true",
+        job_with_spec(
+            """            targets: {all: true}
+            steps: [{name: stop, definition: Bundle Stop, properties: {bundleId: 1}}]
+            run: yes
+            """
+        ),
+        9,
+        "a run token must be a string or a number, not true/false",
+    ),
 ]
 
 

@@ -151,7 +151,13 @@ def test_metrics_match_status_and_count_requests(scenario: Scenario, served: Ser
         for s in families["jobrunner_executions"].samples
         if s.name == "jobrunner_executions_total"
     }
-    assert executions["TERMINATED"] == 1 and executions["RUNNING"] == 0
+    assert executions == {"TERMINATED": 1, "STOPPED": 0, "ABORTED": 0}  # ended ones only
+    running = [
+        s.value
+        for s in families["jobrunner_executions_running"].samples
+        if s.labels["job"] == "check"
+    ]
+    assert running == [0]
     requests = {
         (s.labels["app"], s.labels["outcome"]): s.value
         for s in families["jobrunner_requests"].samples

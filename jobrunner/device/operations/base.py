@@ -414,6 +414,15 @@ def optional_string(value: str | None) -> Metric | None:
     return None if value is None else Metric.string(value)
 
 
+def file_hash_metric(value: str | None) -> Metric | None:
+    """`ALGO:hex` with the hex digits in lowercase: Kura compares the digits it computes,
+    lowercase, to the text it was sent, case-sensitively."""
+    if value is None:
+        return None
+    algorithm, _, digits = value.partition(":")
+    return Metric.string(f"{algorithm}:{digits.lower()}")
+
+
 def secret_string(value: str | SecretRef | None) -> Metric | None:
     """A secret (or credential) as a STRING metric; a reference must have been resolved
     (`jobrunner.manifests.secrets.with_secrets`) before the request is built."""

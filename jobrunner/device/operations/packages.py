@@ -23,6 +23,7 @@ from jobrunner.device.operations.base import (
     Outcome,
     Settle,
     StatusQuery,
+    file_hash_metric,
     for_another_operation,
     int32_metric,
     int_metric,
@@ -104,7 +105,7 @@ class DownloadPackage(AsyncOperation[PackageDownload]):
             "dp.download.notify.block.size": int32_metric("notifyBlockSize", p.notify_block_size),
             "dp.download.username": secret_string(p.username),
             "dp.download.password": secret_string(p.password),
-            "dp.download.hash": optional_string(p.file_hash),
+            "dp.download.hash": file_hash_metric(p.file_hash),
             "dp.install.verifier.uri": optional_string(p.install_verifier_uri),
         }
         return Request(
