@@ -33,6 +33,11 @@ COMPACT_MIN_LINES = 1024
 COMPACT_FACTOR = 4
 
 
+HEARD_EVERY = 60.0
+"""Seconds between two records of a connected device's last word (replies, notifications):
+its "last seen" is at most this old."""
+
+
 class DeviceStatus(StrEnum):
     """Connection status; the values are those of `jobrunner.device.lifecycle.ConnectionStatus`."""
 
@@ -208,6 +213,20 @@ class ScopeRegistry:
             ),
         )
         return self._change(updated)
+
+    def heard(self, client_id: str, at: datetime, every: float = HEARD_EVERY) -> None:
+        """Any other message of a device (a reply to a request sent to it, a notification of
+        its operation): it is connected, and was seen `at`. Written when that changes its
+        status, else at most every `every` seconds: a device that answers a request a second
+        must not write a line each time."""
+        device = self._devices.get(client_id) or DeviceRecord(client_id)
+        if (
+            device.status is DeviceStatus.CONNECTED
+            and device.last_seen is not None
+            and (at - device.last_seen).total_seconds() < every
+        ):
+            return
+        self._change(replace(device, status=DeviceStatus.CONNECTED, last_seen=at))
 
     def disconnected(self, client_id: str, at: datetime | None = None) -> DeviceRecord:
         """A DC: the device disconnected cleanly."""

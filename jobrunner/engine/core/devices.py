@@ -62,6 +62,10 @@ class Devices:
             application_ids=facts.application_ids,
         )
 
+    def heard(self, scope: str, client_id: str, at: float) -> None:
+        """A reply or a notification: the device is there (see `ScopeRegistry.heard`)."""
+        self.registry.scope(scope).heard(client_id, datetime.fromtimestamp(at, UTC))
+
     def disconnected(self, scope: str, client_id: str, reason: str, at: float) -> None:
         moment = datetime.fromtimestamp(at, UTC)
         registry = self.registry.scope(scope)

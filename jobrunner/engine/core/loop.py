@@ -220,8 +220,10 @@ class Engine:
         for listener in self.listeners:
             listener(event)
         if isinstance(event, ReplyArrived):
+            self.devices.heard(*event.tag.device, self.clock())
             self.outcomes.on_reply(event)
         elif isinstance(event, NotificationArrived):
+            self.devices.heard(event.account, event.client_id, self.clock())
             self.outcomes.on_notification(event)
         elif isinstance(event, DeviceDisconnected):
             self._on_disconnect(event)

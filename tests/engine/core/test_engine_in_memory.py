@@ -209,3 +209,41 @@ def test_a_turn_writes_the_jobs_with_something_queued_and_only_those(world: Worl
         assert len(flushed) == 1
     text = (world.root / "state/scopes/acme/jobs/rollout/executions/000001/log.txt").read_text()
     assert text.rstrip().endswith("gw-1: anomaly: a reply after the end")
+
+
+def test_any_reply_says_the_device_is_there_and_when(world: World) -> None:
+    world.job(STOP)
+    slow_gw2 = lambda sent: None if sent.client_id == "gw-2" else ok()  # noqa: E731
+    with world.runner(slow_gw2) as runner:  # no BIRTH was ever heard of either
+        _start(runner)
+        began = world.clock.now
+        world.clock.advance(20)
+        assert world.link is not None
+        (late,) = [s for s in world.link.sent if s.client_id == "gw-2"]
+        assert world.link.reply(late.tag.request_id, ok()) is True  # within its 30 s
+        runner.engine.step(0)
+        registry = runner.registry.scope("acme")
+        seen = {cid: registry.get(cid) for cid in ("gw-1", "gw-2")}
+
+    assert {cid: r.status.value for cid, r in seen.items() if r} == {
+        "gw-1": "CONNECTED",
+        "gw-2": "CONNECTED",
+    }
+    assert {cid: r.last_seen.timestamp() for cid, r in seen.items() if r and r.last_seen} == {
+        "gw-1": began,
+        "gw-2": began + 20,
+    }
+
+
+def test_a_busy_device_does_not_write_a_line_per_reply(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta  # noqa: PLC0415
+
+    from jobrunner.state.registry import HEARD_EVERY, DeviceRegistry  # noqa: PLC0415
+
+    with DeviceRegistry(tmp_path) as registry:
+        scope = registry.scope("acme")
+        at = datetime(2027, 1, 1, tzinfo=UTC)
+        for second in range(int(HEARD_EVERY) * 3):
+            scope.heard("gw-1", at + timedelta(seconds=second))
+    lines = (tmp_path / "scopes" / "acme" / "devices.journal").read_text().splitlines()
+    assert len(lines) == 1 + 3  # the header, then one line a HEARD_EVERY
