@@ -70,11 +70,24 @@ def _nothing() -> None:
 class Journal:
     """An append-only file of JSON lines after a header line; see the module docstring."""
 
-    def __init__(self, storage: Storage, path: Path, kind: str, version: int) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        path: Path,
+        kind: str,
+        version: int,
+        damaged: Callable[[str], object] | None = None,
+    ) -> None:
+        """`damaged`: told of each damaged line (file:line and what is wrong), which is then
+        skipped, for a journal whose records can be learned again (the device registry);
+        None: damage raises StateError (a job's journal: its job is left alone, reported)."""
         self.storage = storage
         self.path = path
         self.kind = kind
         self.version = version
+        self.damaged = damaged
+        self.line = 0
+        """The line number of the record last yielded by `read` (for messages)."""
         self._pending: list[bytes] = []
         self.on_pending: Callable[[], object] = _nothing
         """Called when a record is queued and none was: an owner of many journals then
@@ -118,19 +131,31 @@ class Journal:
             if not line:
                 if number == len(lines) + first - 1 and torn:
                     return
-                raise StateError(f"{self.path}:{number}: empty line in a journal")
-            try:
-                record = _loads(line)
-            except (UnicodeDecodeError, json.JSONDecodeError) as error:
-                raise StateError(
-                    f"{self.path}:{number}: damaged journal line ({error.__class__.__name__});"
-                    " restore the file from a backup, or remove it to forget its records"
-                ) from None
-            if not isinstance(record, dict):
-                raise StateError(f"{self.path}:{number}: journal line is not a JSON object")
+                problem = f"{self.path}:{number}: empty line in a journal"
+            else:
+                try:
+                    record = _loads(line)
+                    problem = (
+                        ""
+                        if isinstance(record, dict)
+                        else f"{self.path}:{number}: journal line is not a JSON object"
+                    )
+                except (UnicodeDecodeError, json.JSONDecodeError) as error:
+                    problem = (
+                        f"{self.path}:{number}: damaged journal line ({error.__class__.__name__})"
+                    )
+            if problem:
+                if self.damaged is None or number == 1:  # a header that cannot be read
+                    raise StateError(
+                        f"{problem}; restore the file from a backup, or remove it to forget"
+                        " its records"
+                    )
+                self.damaged(problem)
+                continue
             if number == 1:
                 check_header(self.path, record, self.kind, self.version)
                 continue
+            self.line = number
             yield record
 
     # -- writing ---------------------------------------------------------------------------

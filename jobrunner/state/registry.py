@@ -15,6 +15,7 @@ BIRTHs is 10,000 appends. Not thread-safe: the engine's single thread owns it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -22,7 +23,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from jobrunner.errors import StateError
 from jobrunner.state.journal import Journal, Record
 from jobrunner.state.layout import StateDir
 from jobrunner.state.stores.base import Storage
@@ -33,9 +33,15 @@ COMPACT_MIN_LINES = 1024
 COMPACT_FACTOR = 4
 
 
+log = logging.getLogger("jobrunner.registry")
+
 HEARD_EVERY = 60.0
 """Seconds between two records of a connected device's last word (replies, notifications):
 its "last seen" is at most this old."""
+
+
+def _skipped(problem: str) -> None:
+    log.warning("%s: skipped; the device is learned again when it speaks", problem)
 
 
 class DeviceStatus(StrEnum):
@@ -123,13 +129,15 @@ class ScopeRegistry:
     def __init__(self, storage: Storage, path: Path, autoflush: bool = True) -> None:
         self.path = path
         self.autoflush = autoflush
-        self._journal = Journal(storage, path, FORMAT, VERSION)
+        # A damaged line is skipped, said once: the devices are learned again as they speak,
+        # and the jobs of the scope go on (they would all stop on one garbled line).
+        self._journal = Journal(storage, path, FORMAT, VERSION, damaged=_skipped)
         self._devices: dict[str, DeviceRecord] = {}
         self._lines = 0
         self._load()
 
     def _load(self) -> None:
-        for number, record in enumerate(self._journal.read(), start=2):  # line 1: the header
+        for record in self._journal.read():
             self._lines += 1
             try:
                 if record.get("deleted") is True:
@@ -137,10 +145,8 @@ class ScopeRegistry:
                     continue
                 device = DeviceRecord.from_record(record)
             except ValueError as error:
-                raise StateError(
-                    f"{self.path}:{number}: damaged device record ({error}); restore the file"
-                    " from a backup, or remove it (devices are learned again as they connect)"
-                ) from None
+                _skipped(f"{self.path}:{self._journal.line}: damaged device record ({error})")
+                continue
             self._devices[device.client_id] = device
 
     # -- reading ---------------------------------------------------------------------------

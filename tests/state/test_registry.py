@@ -87,20 +87,43 @@ def test_an_unchanged_state_appends_nothing(tmp_path: Path) -> None:
     assert journal(tmp_path).read_text().count("\n") == lines
 
 
-def test_a_damaged_journal_names_file_and_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [
+        ('{"clientId": "gw-1", "status": "SLEEPING"}', "damaged device record ('status'"),
+        ("{not json", "damaged journal line (JSONDecodeError)"),
+        ("[1, 2]", "journal line is not a JSON object"),
+    ],
+)
+def test_a_damaged_line_is_skipped_and_named_and_the_others_are_kept(
+    tmp_path: Path, damage: str, said: str, caplog: pytest.LogCaptureFixture
+) -> None:
     acme = DeviceRegistry(tmp_path).scope("acme")
     acme.connected("gw-1", T0)
     acme.connected("gw-2", T0)
     acme.close()
     path = journal(tmp_path)
     lines = path.read_text().splitlines()
-    lines[1] = '{"clientId": "gw-1", "status": "SLEEPING"}'
+    lines[1] = damage  # gw-1's line: the scope's jobs must not all stop on it
     path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(StateError, match=rf"{path}:2: damaged device record \('status'"):
-        DeviceRegistry(tmp_path).scope("acme")
-    lines[1] = "{not json"
-    path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(StateError, match=rf"{path}:2: damaged journal line"):
+
+    again = DeviceRegistry(tmp_path).scope("acme")
+
+    assert again.get("gw-1") is None and again.get("gw-2") is not None
+    assert f"{path}:2: {said}" in caplog.text
+    assert "skipped; the device is learned again when it speaks" in caplog.text
+    again.connected("gw-1", T0)  # learned again, and written after the damage
+    again.close()
+    assert DeviceRegistry(tmp_path).scope("acme").get("gw-1") is not None
+
+
+def test_a_damaged_header_still_refuses_the_journal(tmp_path: Path) -> None:
+    acme = DeviceRegistry(tmp_path).scope("acme")
+    acme.connected("gw-1", T0)
+    acme.close()
+    path = journal(tmp_path)
+    path.write_text("{not a header\n" + path.read_text().split("\n", 1)[1])
+    with pytest.raises(StateError, match=rf"{path}:1: damaged journal line"):
         DeviceRegistry(tmp_path).scope("acme")
 
 

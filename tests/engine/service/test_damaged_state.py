@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from ..conftest import Scenario
 
 ONE_STEP = "- {name: stop, definition: Bundle Stop, properties: {bundleId: 42}}"
@@ -120,3 +122,22 @@ def test_a_frozen_step_that_no_longer_validates_sets_only_its_job_aside(
         "reconcile", "--jobs-dir", str(scenario.jobs_dir), "--broker", scenario.broker.url
     )
     assert "internal error" not in output and "frozen step 0 does not validate" in output
+
+
+def test_a_garbled_device_registry_line_stops_no_job_of_the_scope(
+    scenario: Scenario, caplog: pytest.LogCaptureFixture
+) -> None:
+    alpha, _ = _two_jobs(scenario)
+    registry = alpha.parent.parent / "devices.journal"
+    line = _damage_middle_line(registry)
+    scenario.job("gamma", ONE_STEP)  # a new job of the same scope, after the damage
+
+    code, output = scenario.invoke(
+        "reconcile", "--wait", "--jobs-dir", str(scenario.jobs_dir), "--broker",
+        scenario.broker.url, "--client-id", f"runner-{scenario.scope}",
+    )  # fmt: skip
+
+    assert code == 0, output
+    assert set(scenario.statuses("gamma").values()) == {(0, "PROCESS_OK")}
+    assert f"devices.journal:{line}: damaged journal line" in caplog.text
+    assert "skipped; the device is learned again when it speaks" in caplog.text
