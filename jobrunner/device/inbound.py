@@ -236,13 +236,15 @@ class Inbound(Generic[T]):
         except Exception as error:
             payload = KuraPayload()
             if lifecycle is not Lifecycle.LWT:  # an LWT is a raw string by default: expected
+                # Anyone on the broker can publish on a lifecycle topic: a message no Kura
+                # device would send is an anomaly, never a device.
                 self.anomaly(
                     AnomalyKind.UNDECODABLE,
-                    f"{kind} payload is not a readable {codec.name} payload ({error});"
-                    f" the {kind} is taken without its metrics",
+                    f"{kind} payload is not a readable {codec.name} payload ({error}); ignored",
                     topic,
                     (account, client_id),
                 )
+                return
         self.events.lifecycle(LifecycleTopic(account, client_id, lifecycle), payload)
 
     def _codec(self, account: str, topic: str) -> PayloadCodec | None:

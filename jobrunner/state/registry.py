@@ -234,12 +234,13 @@ class ScopeRegistry:
             return
         self._change(replace(device, status=DeviceStatus.CONNECTED, last_seen=at))
 
-    def disconnected(self, client_id: str, at: datetime | None = None) -> DeviceRecord:
-        """A DC: the device disconnected cleanly."""
+    def disconnected(self, client_id: str, at: datetime | None = None) -> DeviceRecord | None:
+        """A DC: the device disconnected cleanly. None for a device the registry does not
+        know: a DC or an LWT makes no device (anyone may publish on those topics)."""
         return self._status(client_id, DeviceStatus.DISCONNECTED, at)
 
-    def missing(self, client_id: str, at: datetime | None = None) -> DeviceRecord:
-        """An LWT: the broker lost the device."""
+    def missing(self, client_id: str, at: datetime | None = None) -> DeviceRecord | None:
+        """An LWT: the broker lost the device (None: unknown, as for `disconnected`)."""
         return self._status(client_id, DeviceStatus.MISSING, at)
 
     def flush(self, durable: bool = False) -> None:
@@ -252,8 +253,12 @@ class ScopeRegistry:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _status(self, client_id: str, status: DeviceStatus, at: datetime | None) -> DeviceRecord:
-        device = self._devices.get(client_id) or DeviceRecord(client_id)
+    def _status(
+        self, client_id: str, status: DeviceStatus, at: datetime | None
+    ) -> DeviceRecord | None:
+        device = self._devices.get(client_id)
+        if device is None:
+            return None
         return self._change(replace(device, status=status, last_seen=at or datetime.now(UTC)))
 
     def _change(self, device: DeviceRecord) -> DeviceRecord:

@@ -202,23 +202,24 @@ def test_a_bad_notification_is_an_anomaly_naming_device_and_topic(
     _still_works(client, responder, recorder, waiting)
 
 
-def test_lifecycle_messages_are_delivered_and_garbage_births_reported(
+def test_lifecycle_messages_are_delivered_and_garbage_births_are_anomalies_not_devices(
     client: DeviceClient[str], responder: Responder, recorder: Recorder, account: str
 ) -> None:
     birth = KuraPayload.of({"display_name": Metric.string("Line 3"), "uptime": Metric.string("9")})
+    responder.publish(f"$EDC/{account}/gw-2/MQTT/BIRTH", NOT_PROTOBUF, qos=1)
+    responder.publish(f"$EDC/{account}/gw-3/MQTT/DC", NOT_PROTOBUF, qos=1)
     responder.publish(f"$EDC/{account}/gw-1/MQTT/BIRTH", CODEC.encode(birth), qos=1)
     responder.publish(f"$EDC/{account}/gw-1/MQTT/LWT", b"gone")  # raw text: not an anomaly
-    responder.publish(f"$EDC/{account}/gw-2/MQTT/BIRTH", NOT_PROTOBUF, qos=1)
-    recorder.wait(lambda: len(recorder.lifecycles) == 3, "three lifecycle messages")
+    recorder.wait(lambda: len(recorder.lifecycles) == 2, "the two readable lifecycle messages")
+    recorder.wait(lambda: len(recorder.anomalies) == 2, "the two unreadable ones")
 
     by_device = {(t.device, t.kind): p for t, p in recorder.lifecycles}
+    assert set(by_device) == {("gw-1", Lifecycle.BIRTH), ("gw-1", Lifecycle.LWT)}
     assert by_device[("gw-1", Lifecycle.BIRTH)].string("display_name") == "Line 3"
     assert by_device[("gw-1", Lifecycle.LWT)].metrics == {}
-    assert by_device[("gw-2", Lifecycle.BIRTH)].metrics == {}
-    [anomaly] = recorder.anomalies
-    assert anomaly.kind is AnomalyKind.UNDECODABLE
-    assert anomaly.device == (account, "gw-2")
-    assert "taken without its metrics" in anomaly.message
+    assert {a.device for a in recorder.anomalies} == {(account, "gw-2"), (account, "gw-3")}
+    assert all(a.kind is AnomalyKind.UNDECODABLE for a in recorder.anomalies)
+    assert all(a.message.endswith("; ignored") for a in recorder.anomalies)
 
 
 def test_messages_of_an_account_no_longer_served_are_anomalies(

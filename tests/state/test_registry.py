@@ -35,6 +35,7 @@ def test_lifecycle_changes_and_reload(tmp_path: Path) -> None:
     acme.connected("gw-9", T0 + timedelta(seconds=1))  # not declared: discovered
     acme.disconnected("gw-1", T0 + timedelta(seconds=2))
     acme.missing("gw-9", T0 + timedelta(seconds=3))
+    assert acme.missing("gw-nobody", T0) is None and acme.disconnected("gw-nobody", T0) is None
     acme.connected("gw-1", T0 + timedelta(seconds=4), application_ids=["CMD-V1"])
     registry.close()
 
