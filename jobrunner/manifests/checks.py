@@ -21,6 +21,7 @@ from jobrunner.manifests.fields import DOT_HINT
 from jobrunner.manifests.kinds import DeviceList, Job, Policy, Scope, Targets
 from jobrunner.manifests.notification import Notification
 from jobrunner.manifests.rolloutchecks import check_rollout
+from jobrunner.manifests.steps import CommandExecutionStep
 
 
 @dataclass
@@ -64,6 +65,7 @@ def check_declarations(collected: Collected, result: ManifestSet) -> None:
                 path = ("metadata", "scope")
                 _warn_dots(result, declared.origin, path, f"scope '{declared.scope}'")
             _warn_unmatched_targets(declared, result, known_tags.get(declared.scope, set()))
+            _warn_what_kura_ignores(declared, result)
         else:
             result.rejected.append(_rejection(declared))
     _check_rejected_jobs(collected.rejected_jobs, result, known_tags)
@@ -282,6 +284,30 @@ def _warn_unmatched(
                 origin.file,
                 origin.line("spec", "targets", "tags", index),
                 f"tag '{tag}' matches no registered device of scope '{scope}'",
+            )
+
+
+def _warn_what_kura_ignores(declared: Declared[Job], result: ManifestSet) -> None:
+    """Command Execution properties that Kura's CMD-V1 accepts and then does not honour."""
+    origin = declared.origin
+    for index, step in enumerate(declared.manifest.spec.steps):
+        if not isinstance(step, CommandExecutionStep):
+            continue
+        where = ("spec", "steps", index, "properties")
+        for name, value in step.properties.environment.items():
+            if "=" in value:
+                result.warning(
+                    origin.file,
+                    origin.line(*where, "environment", name),
+                    f"environment variable {name!r}: Kura cuts a value at its first '=', so the"
+                    f" command gets {value.split('=', 1)[0]!r}",
+                )
+        if step.properties.stdin is not None:
+            result.warning(
+                origin.file,
+                origin.line(*where, "stdin"),
+                "stdin: Kura's command service does not pass it to the command; give the"
+                " input as an argument or in a file",
             )
 
 

@@ -104,9 +104,15 @@ class CommandExecution(Strict):
     @field_validator("environment")
     @classmethod
     def _names_without_equals(cls, value: dict[str, str]) -> dict[str, str]:
-        for name in value:
+        for name, text in value.items():
             if not name or "=" in name:
                 raise ValueError(f"environment name {name!r} must be non-empty and without '='")
+            if not text:  # Kura splits NAME=VALUE and throws on an empty value: 500, no run
+                raise ValueError(
+                    f"environment variable {name!r} has an empty value, which Kura refuses"
+                    " (the whole command fails, 500, nothing runs): give it a value or leave"
+                    " it out"
+                )
         return value
 
 

@@ -471,6 +471,20 @@ CASES: list[tuple[str, str, int, str]] = [
         "is a decimal number to YAML, which reads 1.1 and 1.10 alike: quote the token",
     ),
     (
+        "empty-environment-value",
+        job_with_spec(
+            """\
+            targets: {all: true}
+            steps:
+              - name: run
+                definition: Command Execution
+                properties: {command: env, environment: {EMPTY: ""}}
+            """
+        ),
+        11,
+        "environment variable 'EMPTY' has an empty value, which Kura refuses",
+    ),
+    (
         "run-token-true",
         job_with_spec(
             """            targets: {all: true}

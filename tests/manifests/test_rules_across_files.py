@@ -228,3 +228,39 @@ def test_a_dot_in_a_scope_or_a_client_id_is_a_warning(
     assert found[0][1].startswith("'.' in scope 'plant.turin': some brokers (RabbitMQ's MQTT")
     assert found[1][1].startswith("'.' in client id 'gw-0001.line3'")
     assert not result.errors
+
+
+def test_what_kura_takes_and_then_ignores_is_a_warning_at_its_line(
+    write: Write, load: Callable[[], ManifestSet]
+) -> None:
+    path = write(
+        "a.yaml",
+        job_with_spec(
+            """\
+            targets: {all: true}
+            steps:
+              - name: run
+                definition: Command Execution
+                properties:
+                  command: env
+                  environment: {PLAIN: yes-please, FLAGS: "a=b"}
+                  stdin: "hello"
+            """
+        ),
+    )
+
+    result = load()
+
+    assert not result.errors
+    assert [(w.line, w.message) for w in result.warnings if w.file == path] == [
+        (
+            13,
+            "environment variable 'FLAGS': Kura cuts a value at its first '=', so the command"
+            " gets 'a'",
+        ),
+        (
+            14,
+            "stdin: Kura's command service does not pass it to the command; give the input as"
+            " an argument or in a file",
+        ),
+    ]
