@@ -7,6 +7,8 @@ the device layer's outcomes into the engine's, each failure with its kind and co
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
@@ -37,6 +39,12 @@ from jobrunner.manifests.secrets import (
 )
 
 OperationFactory = Callable[[StepBase], ports.StepOperation]
+
+MASK_ANYWHERE = 6
+"""Characters from which a secret's value is masked wherever it stands in what a device
+says; a shorter one only where it stands whole (and a warning says it is short)."""
+
+log = logging.getLogger("jobrunner.secrets")
 
 
 class OperationAdapter:
@@ -82,6 +90,15 @@ class OperationAdapter:
 
     def _reveal(self, reference: SecretRef) -> str:
         value = self.secrets.resolve(reference)
+        if value not in self._hidden and len(value) < MASK_ANYWHERE:
+            log.warning(
+                "the secret %s of step %r is %d character(s): it is masked only where it stands"
+                " whole in what devices say (%d or more are masked anywhere); use a longer one",
+                masked(reference),
+                self._name,
+                len(value),
+                MASK_ANYWHERE,
+            )
         self._hidden.add(value)
         return value
 
@@ -95,10 +112,14 @@ class OperationAdapter:
         return None
 
     def redact(self, text: str) -> str:
-        """`text` with every secret value this step sent replaced by *** (a very short
-        secret masks each occurrence of its text: a message may read oddly, never leak)."""
+        """`text` with every secret value this step sent replaced by ***: wherever it stands,
+        or, for a secret shorter than MASK_ANYWHERE, only where it stands whole (a secret
+        "ab" must not turn "https://lab" into "https://l***")."""
         for value in sorted(self._hidden, key=len, reverse=True):
-            text = text.replace(value, MASK)
+            if len(value) >= MASK_ANYWHERE:
+                text = text.replace(value, MASK)
+            elif value:
+                text = re.sub(rf"(?<![\w]){re.escape(value)}(?![\w])", MASK, text)
         return text
 
     # -- what it is -----------------------------------------------------------------------

@@ -221,3 +221,22 @@ def test_a_secret_missing_at_send_time_is_not_sent_and_says_which_reference() ->
     with pytest.raises(SecretError, match="secret valueFrom env JR_CMD_PASSWORD: "):
         adapter.request(None)
     assert ENV_SECRET not in adapter.redact(f"echoed {ENV_SECRET}")
+
+
+def test_a_short_secret_is_masked_only_where_it_stands_whole_and_said_to_be_short(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    adapter = _adapter({"JR_CMD_PASSWORD": "ab"})
+    with caplog.at_level(logging.WARNING):
+        adapter.request(None)  # resolved, and so hidden from now on
+
+    said = adapter.redact("fetched https://lab.example/ab/x with ab")
+    assert said == "fetched https://lab.example/***/x with ***"  # not "l***.example"
+    assert "is 2 character(s): it is masked only where it stands whole" in caplog.text
+    assert "ab" not in caplog.text.replace("character(s)", "")
+
+
+def test_a_secret_of_six_characters_or_more_is_masked_wherever_it_stands() -> None:
+    adapter = _adapter({"JR_CMD_PASSWORD": "s3cret"})
+    adapter.request(None)
+    assert adapter.redact("x-s3cret-y xs3crety") == "x-***-y x***y"
