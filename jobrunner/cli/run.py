@@ -177,10 +177,12 @@ def _drive(
     refs: list[ExecutionRef],
     failed: bool,
     judged: list[ExecutionRef] | None = None,
+    unstarted: bool = False,
 ) -> None:
     """Run `refs` to their end here, report them, and exit: 1 on errors, 130/143 after a
     signal, else the exit status of the `judged` executions (default: all; 0 when all their
-    targets are OK, 3 when some failed or an execution was stopped)."""
+    targets are OK, 3 when some failed or an execution was stopped, or `unstarted`: a
+    start that was due could not be made)."""
     with Interrupts("stopping the executions gracefully") as interrupts:
         summaries = _run_and_show(runner, refs, interrupts)
         _report(summaries, [f"{s}/{n}" for s, n, _ in refs])
@@ -189,9 +191,8 @@ def _drive(
     if interrupts.received is not None:
         ctx.exit(interrupts.exit_code)
     chosen = judged if judged is not None else refs
-    ctx.exit(
-        1 if failed else exit_code(s for r, s in zip(refs, summaries, strict=True) if r in chosen)
-    )
+    code = exit_code(s for r, s in zip(refs, summaries, strict=True) if r in chosen)
+    ctx.exit(1 if failed else 3 if unstarted else code)
 
 
 def _follow_daemon(
@@ -235,10 +236,14 @@ def reconcile(ctx: click.Context, config: RunnerConfig, wait: bool) -> None:
     flight are awaited for a few seconds, the executions end STOPPED and the
     targets not done run again at the next start. A second Ctrl-C leaves at once.
 
+    A start that is due but cannot be made (no device matches the targets yet,
+    an execution still runs) is said on standard error: `not started: JOB: why`.
+
     \b
     Exit status:
-      0    every target of the executions is PROCESS_OK, or nothing started
-      3    some target failed, or an execution was stopped
+      0    every target of the executions is PROCESS_OK, or nothing was due
+      3    some target failed, or an execution was stopped; with --wait, also
+           a start that was due and could not be made
       1    invalid manifests, conflicts or other errors
       130  interrupted by Ctrl-C (143: by SIGTERM)
     """
@@ -271,7 +276,16 @@ def reconcile(ctx: click.Context, config: RunnerConfig, wait: bool) -> None:
         refs = _waited(runner, [])
         for scope_name, name, execution in applied.started:
             click.echo(f"started {scope_name}/{name} execution {execution}")
-        _drive(ctx, runner, [*refs, *applied.started], plan.has_errors or bool(runner.unreadable))
+        unstarted = [job for job in plan.jobs if job.start and job.blocked]
+        for job in unstarted:  # due, and not started: never silently
+            click.echo(f"not started: {job.label}: {job.blocked}", err=True)
+        _drive(
+            ctx,
+            runner,
+            [*refs, *applied.started],
+            plan.has_errors or bool(runner.unreadable),
+            unstarted=wait and bool(unstarted),
+        )
 
 
 def _known_jobs(state: StateDir, jobs_dir: Path | None, scope: str) -> list[tuple[str, str]]:

@@ -153,3 +153,21 @@ def test_a_first_execution_with_no_known_device_waits_instead_of_freezing_nothin
     assert code == 2
     assert "waits for a target" in output
     assert scenario.reconcile() == []
+
+
+def test_reconcile_wait_says_what_it_could_not_start_and_exits_3(scenario: Scenario) -> None:
+    scenario.registry(1)
+    scenario.job("rollout", STEP, targets="tags: [nowhere]")
+
+    code, output = scenario.invoke(
+        "reconcile", "--wait", "--jobs-dir", str(scenario.jobs_dir), "--broker",
+        scenario.broker.url, "--client-id", f"runner-{scenario.scope}",
+    )  # fmt: skip
+
+    assert f"not started: {scenario.scope}/rollout: waits for a target" in output
+    assert code == 3, output  # what --wait waited for did not happen
+    code, output = scenario.invoke(
+        "reconcile", "--jobs-dir", str(scenario.jobs_dir), "--broker",
+        scenario.broker.url, "--client-id", f"runner-{scenario.scope}",
+    )  # fmt: skip
+    assert "not started" in output and code == 0  # without --wait: said, not an error
