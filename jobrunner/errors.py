@@ -13,6 +13,7 @@ would be right.
     │   ├── StateLockedError      another process owns the state directory
     │   └── LeaseLostError        a job's lease is no longer this runner's (several runners)
     ├── JobError                  a request about a job cannot be carried out (unknown, running)
+    │   └── NothingToDo           a start that would send nothing: every target is done (exit 0)
     └── DeviceError               the device layer: MQTT and the Kura protocol
         ├── ConnectError          the broker cannot be reached, or refused the connection
         ├── NotSentError          a request did not leave
@@ -99,6 +100,13 @@ class LeaseLostError(StateError):
 
 class JobError(JobrunnerError):
     pass
+
+
+class NothingToDo(JobError):  # noqa: N818 - an answer, not a failure
+    """A start that would send nothing: every target it covers is done. Not a failure (exit
+    0: every target is PROCESS_OK), but no execution is recorded, and the command says so."""
+
+    exit_code = 0
 
 
 class DeviceError(JobrunnerError):

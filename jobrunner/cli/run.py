@@ -27,6 +27,7 @@ from jobrunner.engine.planning.plan import Action
 from jobrunner.engine.service import handoff
 from jobrunner.engine.service.runner import ExecutionRef, Runner, RunnerConfig, exit_code
 from jobrunner.engine.status import resolve_job_ref
+from jobrunner.errors import NothingToDo
 from jobrunner.manifests import ManifestSet, load_manifests
 from jobrunner.manifests.secrets import SecretResolver
 from jobrunner.notify.delivery import Notifier
@@ -324,9 +325,11 @@ def start(
     any execution a previous command left RUNNING); Ctrl-C stops it gracefully,
     as for `reconcile`. With a daemon, the daemon runs it; --wait follows it.
 
+    A job whose targets are all done already starts nothing, and says so.
+
     \b
     Exit status:
-      0    every target is PROCESS_OK
+      0    every target is PROCESS_OK (also when all were already)
       3    some target failed, or the execution was stopped
       1    errors (unknown job, suspended, already running...)
       130  interrupted by Ctrl-C (143: by SIGTERM)
@@ -339,6 +342,9 @@ def start(
     if daemon is not None:
         options = {"targets": list(targets)} if targets else None
         answer = handoff.submit(daemon, "start", scope_name, name, options=options)
+        if answer.get("nothing"):
+            click.echo(str(answer["nothing"]))
+            return
         started = _refs(answer, "started")
         click.echo(f"started {scope_name}/{name} execution {started[0][2]} (by the watch daemon)")
         if wait:
@@ -350,7 +356,12 @@ def start(
     ):
         refs = _waited(runner, [])
         source.loaded = runner.load()
-        summary = runner.start_job(scope_name, name, source.loaded, list(targets) or None)
+        try:
+            summary = runner.start_job(scope_name, name, source.loaded, list(targets) or None)
+        except NothingToDo as nothing:
+            click.echo(str(nothing))
+            _drive(ctx, runner, refs, bool(runner.unreadable), judged=[])
+            return
         click.echo(f"started {scope_name}/{name} execution {summary.id}")
         ref = (scope_name, name, summary.id)
         _drive(ctx, runner, [*refs, ref], bool(runner.unreadable), judged=[ref])

@@ -65,6 +65,24 @@ def freeze(
     )
 
 
+def nothing_to_do(job: RunningJob, only: Iterable[str] | None = None) -> str | None:
+    """Why a start of `job` (of `only` those targets) would send nothing: every target it
+    would cover is done already; None when some target is left (or none was frozen yet)."""
+    state = job.state
+    frozen = state.record.frozen
+    if frozen is None or state.running is not None:
+        return None
+    steps = len(job.steps or state.steps)
+    wanted = set(frozen.targets) if only is None else set(only) & set(frozen.targets)
+    if not wanted or any(not state.targets.get(c).is_done(steps) for c in wanted):
+        return None
+    which = "every target" if only is None else "every target chosen"
+    return (
+        f"nothing to do: {which} of job {job.label} is done ({len(wanted)} PROCESS_OK at its"
+        " last step); no execution was started"
+    )
+
+
 def start(
     engine: Engine,
     job: RunningJob,

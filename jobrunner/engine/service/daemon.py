@@ -41,7 +41,7 @@ from jobrunner.engine.rollout.gate import wave_not_reached
 from jobrunner.engine.schedules.scheduler import Scheduler
 from jobrunner.engine.service import handoff, systemd
 from jobrunner.engine.service.runner import Runner, RunnerConfig
-from jobrunner.errors import JobError, JobrunnerError, LeaseLostError
+from jobrunner.errors import JobError, JobrunnerError, LeaseLostError, NothingToDo
 from jobrunner.manifests import ManifestSet, is_manifest_file, manifest_files
 from jobrunner.manifests.fields import DOT_HINT
 from jobrunner.state.jobstore import JobState
@@ -558,9 +558,13 @@ class Daemon:
             return {"started": started}
         assert request.scope is not None and request.name is not None
         if request.action == "start":
-            summary = runner.start_job(
-                request.scope, request.name, runner.load(), list(request.targets) or None
-            )
+            try:
+                summary = runner.start_job(
+                    request.scope, request.name, runner.load(), list(request.targets) or None
+                )
+            except NothingToDo as nothing:
+                log.info("start of %s/%s: %s", request.scope, request.name, nothing)
+                return {"started": [], "nothing": str(nothing)}
             job = runner.engine.jobs[(request.scope, request.name)]
             self._watch_end(job)
             log.info(

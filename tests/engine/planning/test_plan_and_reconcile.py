@@ -171,3 +171,25 @@ def test_reconcile_wait_says_what_it_could_not_start_and_exits_3(scenario: Scena
         scenario.broker.url, "--client-id", f"runner-{scenario.scope}",
     )  # fmt: skip
     assert "not started" in output and code == 0  # without --wait: said, not an error
+
+
+def test_start_of_a_job_whose_targets_are_all_done_starts_nothing_and_says_so(
+    scenario: Scenario,
+) -> None:
+    scenario.registry(2)
+    scenario.fleet(2)
+    scenario.job("rollout", STEP)
+    scenario.reconcile()
+    flags = (
+        "--jobs-dir", str(scenario.jobs_dir), "--broker", scenario.broker.url,
+        "--client-id", f"runner-{scenario.scope}",
+    )  # fmt: skip
+
+    code, output = scenario.invoke("start", "rollout", *flags)
+    chosen_code, chosen = scenario.invoke("start", "rollout", "--target", "gw-0001", *flags)
+
+    assert code == 0, output
+    assert f"nothing to do: every target of job {scenario.scope}/rollout is done" in output
+    assert "started " + scenario.scope not in output
+    assert chosen_code == 0 and "nothing to do: every target chosen of job" in chosen
+    assert list(scenario.state("rollout").executions) == [1]  # no empty execution recorded
