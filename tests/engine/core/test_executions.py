@@ -85,6 +85,7 @@ def test_a_device_known_to_be_disconnected_fails_at_once(scenario: Scenario) -> 
     fleet = scenario.fleet(3)
     scenario.job("rollout", THREE_SYNC_STEPS, run=None)
     with scenario.runner() as runner:
+        runner.plan(runner.load())  # the DeviceList makes the devices known (a DC makes none)
         fleet.disconnect("gw-0002", clean=True)
         runner.engine.run_until(
             lambda: (
