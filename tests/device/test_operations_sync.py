@@ -482,3 +482,35 @@ def test_a_request_reads_well_in_the_log() -> None:
         },
     ).request()
     assert put.describe().startswith("CONF-V1 PUT/configurations (body ")
+
+
+# --- failures as Kura's own code gives them -----------------------------------------------------
+
+
+def test_a_command_refused_without_an_exit_code_keeps_its_response_code() -> None:
+    command = build("Command Execution", {"command": "env", "environment": {"A": "b"}})
+    message = Metric.string("Bad request. {0}")
+
+    refused = command.reply(reply(400, None, **{"response.exception.message": message}))
+    failing = command.reply(reply(500))
+    missing = command.reply(
+        reply(404, None, **{"response.exception.message": Metric.string("no CMD-V1 here")})
+    )
+
+    assert (refused.failure, refused.code) == ("device-error", 400)
+    assert refused.summary.startswith("device replied 400: Bad request. (")  # no unfilled {0}
+    assert (failing.failure, failing.code) == ("device-error", 500)
+    assert missing.summary.endswith("(the device does not run CMD-V1)")
+
+
+def test_an_unknown_keystore_is_a_500_with_the_hint_there() -> None:
+    delete = build("Keystore Item Delete", {"keystoreId": "NoSuchKeystore", "alias": "ca"})
+
+    unknown = delete.reply(reply(500))  # Kura: an unknown keystore service PID, no message
+
+    assert unknown.status is OutcomeStatus.FAILED and unknown.code == 500
+    assert unknown.summary == (
+        "device replied 500: no reason given"
+        " (is keystoreId the PID of a keystore service of the device?)"
+    )
+    assert "keystore service" not in delete.reply(reply(404)).summary

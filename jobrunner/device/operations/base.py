@@ -10,6 +10,7 @@ progress of an asynchronous operation is a small immutable `AsyncState` that the
 from __future__ import annotations
 
 import json
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -345,9 +346,15 @@ def body_text(payload: KuraPayload, limit: int = 200) -> str | None:
     return shorten(text, limit) if text and text.isprintable() else None
 
 
+_PLACEHOLDER = re.compile(r"\s*\{\d+\}")
+"""A MessageFormat argument Kura left unfilled."""
+
+
 def device_reason(payload: KuraPayload) -> str:
     """The reason a device gave: `response.exception.message`, else a short text body."""
     message = text_metric(payload, "response.exception.message")
+    if message:  # Kura's messages may keep their unfilled placeholders: "Bad request. {0}"
+        message = _PLACEHOLDER.sub("", message)
     if message and message.strip():
         return shorten(" ".join(message.split()), 300)
     return body_text(payload) or "no reason given"

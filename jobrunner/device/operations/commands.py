@@ -10,12 +10,11 @@ from __future__ import annotations
 import math
 from typing import ClassVar
 
-from jobrunner.device.model import Request
+from jobrunner.device.model import FailureKind, Request
 from jobrunner.device.operations.base import (
     Operation,
     Outcome,
     int_metric,
-    reply_failure,
     response_code,
     secret_string,
     tail,
@@ -71,14 +70,15 @@ class ExecuteCommand(Operation[CommandExecution]):
         stdout = text_metric(payload, "command.stdout")
         stderr = text_metric(payload, "command.stderr")
         if code != 200:
-            failure = reply_failure(payload, self.failure_hints)
-            assert failure is not None
-            if exit_code is not None and exit_code != 0:
+            if code is not None and exit_code is not None and exit_code != 0:
                 output = tail(stderr) or tail(stdout) or "no output"
                 return Outcome.failed(
-                    f"device replied {code}: command exited with code {exit_code}: {output}"
+                    f"device replied {code}: command exited with code {exit_code}: {output}",
+                    FailureKind.DEVICE_ERROR,
+                    code,
                 )
-            return Outcome.failed(failure)
+            # as every operation: the response code kept, a missing application named
+            return super().reply(payload, operation_id)
         try:
             timed_out = payload.boolean("command.timedout", False)
         except PayloadError:

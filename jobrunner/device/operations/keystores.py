@@ -23,7 +23,9 @@ from jobrunner.manifests.steps import (
 
 _HINTS = {
     400: "the keystore service PID or another required field was refused",
-    404: "no keystore service with this PID, or no entry with this alias",
+    404: "no entry with this alias",
+    # Kura answers an unknown keystore service PID with a 500 and no message.
+    500: "is keystoreId the PID of a keystore service of the device?",
 }
 
 
