@@ -31,8 +31,6 @@ from jobrunner.errors import ConnectError, DeviceError
 
 log = logging.getLogger(__name__)
 
-STOP_WAIT = 10.0
-"""Seconds a stop waits for paho's network thread to end."""
 SUBSCRIBE_QOS = 1  # BIRTH and APPS are published at QoS 1; replies arrive at the QoS sent (0)
 OnMessage = Callable[[Any, Any, mqtt.MQTTMessage], None]
 OnConnection = Callable[[bool, str], None]
@@ -175,13 +173,7 @@ class Session:
         self._stopping = True
         self._retry.set()
         self.mqtt.disconnect()
-        # paho's loop_stop joins its network thread without a limit: a thread stuck in a
-        # callback would hold the caller (a daemon on SIGTERM) forever. Waited for a while.
-        stopper = threading.Thread(target=self.mqtt.loop_stop, name="mqtt-stop", daemon=True)
-        stopper.start()
-        stopper.join(STOP_WAIT)
-        if stopper.is_alive():
-            log.warning("the MQTT network thread did not stop within %gs; left behind", STOP_WAIT)
+        self.mqtt.loop_stop()
 
     def add_account(self, account: str, codec: PayloadCodec, timeout: float) -> None:
         """Serve `account`; when connected, subscribe and wait for the SUBACK."""

@@ -13,8 +13,9 @@ The daemon is the Runner's engine loop in the main thread, plus:
 SIGTERM or SIGINT stops dispatching, records the replies of requests in flight (for at most
 DRAIN seconds; a second signal leaves at once) and exits 0 (EXIT_UNRECORDED when the state
 could not be written); asynchronous operations still running on devices, and replies that did
-not come, are taken up by the next start. No wait of the main thread is without a limit:
-the signals are seen at the next turn, whatever the machine's load.
+not come, are taken up by the next start. The loop's waits are bounded (a signal is seen at
+the next turn, whatever the machine's load); once the drain is over, a second signal leaves
+at once, whatever closing waits on.
 """
 
 from __future__ import annotations
