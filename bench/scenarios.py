@@ -47,7 +47,9 @@ def floor_once(broker: RunningBroker, devices: int, window: int) -> Finished:
 
 
 def reconcile(broker: RunningBroker, jobs: Path, state: Path, cwd: Path) -> Finished:
-    """`jobrunner reconcile --wait` with the stock settings, as a process of its own."""
+    """`jobrunner reconcile --wait` with the stock settings, as a process of its own (the
+    state directory made first if it is new, as `jobrunner init` would)."""
+    state.mkdir(parents=True, exist_ok=True)
     command = [
         *JOBRUNNER, "reconcile", "--wait", "--jobs-dir", str(jobs), "--state-dir", str(state),
         "--scope", SCOPE, "--broker", broker.url, "--client-id", "bench-runner",

@@ -71,6 +71,7 @@ def storage(server: str, targets: int, rounds: int) -> Row:
             root = Path(folder)
             jobs = rollout(root / "jobs.d", SCOPE, targets, SYNC_STEPS, "sync-3")
             for number in range(rounds):
+                (root / f"state-{number}").mkdir()  # as `jobrunner init` makes it
                 where = ["--state-dir", str(root / f"state-{number}")]
                 files.append(_reconcile(broker, jobs, where, root, targets))
                 state_db = _database(server, f"bench_fleet_{os.getpid()}_{number}")

@@ -133,6 +133,8 @@ class ScopeRegistry:
         # and the jobs of the scope go on (they would all stop on one garbled line).
         self._journal = Journal(storage, path, FORMAT, VERSION, damaged=_skipped)
         self._devices: dict[str, DeviceRecord] = {}
+        self._quiet_until: dict[str, float] = {}
+        """Per device heard lately: until when another word of it writes nothing."""
         self._lines = 0
         self._load()
 
@@ -220,19 +222,20 @@ class ScopeRegistry:
         )
         return self._change(updated)
 
-    def heard(self, client_id: str, at: datetime, every: float = HEARD_EVERY) -> None:
+    def heard(self, client_id: str, at: float, every: float = HEARD_EVERY) -> None:
         """Any other message of a device (a reply to a request sent to it, a notification of
         its operation): it is connected, and was seen `at`. Written when that changes its
         status, else at most every `every` seconds: a device that answers a request a second
         must not write a line each time."""
+        if at < self._quiet_until.get(client_id, 0.0):
+            return  # the hot path: one dict lookup per reply
         device = self._devices.get(client_id) or DeviceRecord(client_id)
-        if (
-            device.status is DeviceStatus.CONNECTED
-            and device.last_seen is not None
-            and (at - device.last_seen).total_seconds() < every
-        ):
-            return
-        self._change(replace(device, status=DeviceStatus.CONNECTED, last_seen=at))
+        last = device.last_seen.timestamp() if device.last_seen is not None else None
+        if device.status is not DeviceStatus.CONNECTED or last is None or at - last >= every:
+            moment = datetime.fromtimestamp(at, UTC)
+            self._change(replace(device, status=DeviceStatus.CONNECTED, last_seen=moment))
+            last = at
+        self._quiet_until[client_id] = last + every
 
     def disconnected(self, client_id: str, at: datetime | None = None) -> DeviceRecord | None:
         """A DC: the device disconnected cleanly. None for a device the registry does not
@@ -269,6 +272,7 @@ class ScopeRegistry:
 
     def _put(self, device: DeviceRecord) -> None:
         self._devices[device.client_id] = device
+        self._quiet_until.pop(device.client_id, None)  # a DC, an LWT: its next word counts
         self._append(device.as_record())
 
     def _delete(self, client_id: str) -> None:

@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from jobrunner.device.lifecycle import DeviceFacts
 from jobrunner.state.registry import DeviceRegistry, DeviceStatus
 
+_AWAY = (DeviceStatus.DISCONNECTED, DeviceStatus.MISSING)
+
 
 class Devices:
     def __init__(self, registry: DeviceRegistry) -> None:
@@ -25,8 +27,8 @@ class Devices:
         outage). A device not known to be away is tried.
         """
         record = self.registry.scope(scope).get(client_id)
-        if record is None or record.last_seen is None:
-            return None
+        if record is None or record.last_seen is None or record.status not in _AWAY:
+            return None  # the common case first: a device that answers is not away
         if record.last_seen.timestamp() < trusted_after:
             return None
         seen = f" at {record.last_seen:%Y-%m-%d %H:%M:%S} UTC" if record.last_seen else ""
@@ -64,7 +66,7 @@ class Devices:
 
     def heard(self, scope: str, client_id: str, at: float) -> None:
         """A reply or a notification: the device is there (see `ScopeRegistry.heard`)."""
-        self.registry.scope(scope).heard(client_id, datetime.fromtimestamp(at, UTC))
+        self.registry.scope(scope).heard(client_id, at)
 
     def disconnected(self, scope: str, client_id: str, reason: str, at: float) -> None:
         moment = datetime.fromtimestamp(at, UTC)

@@ -236,14 +236,17 @@ def test_any_reply_says_the_device_is_there_and_when(world: World) -> None:
 
 
 def test_a_busy_device_does_not_write_a_line_per_reply(tmp_path: Path) -> None:
-    from datetime import UTC, datetime, timedelta  # noqa: PLC0415
+    from datetime import UTC, datetime  # noqa: PLC0415
 
     from jobrunner.state.registry import HEARD_EVERY, DeviceRegistry  # noqa: PLC0415
 
     with DeviceRegistry(tmp_path) as registry:
         scope = registry.scope("acme")
-        at = datetime(2027, 1, 1, tzinfo=UTC)
+        at = datetime(2027, 1, 1, tzinfo=UTC).timestamp()
         for second in range(int(HEARD_EVERY) * 3):
-            scope.heard("gw-1", at + timedelta(seconds=second))
+            scope.heard("gw-1", at + second)
+        scope.missing("gw-1", datetime.fromtimestamp(at + 200, UTC))
+        scope.heard("gw-1", at + 201)  # back: said at once, whatever the last line's age
+        assert scope.get("gw-1").status.value == "CONNECTED"  # type: ignore[union-attr]
     lines = (tmp_path / "scopes" / "acme" / "devices.journal").read_text().splitlines()
-    assert len(lines) == 1 + 3  # the header, then one line a HEARD_EVERY
+    assert len(lines) == 1 + 3 + 2  # the header, one line a HEARD_EVERY, the LWT, the return
