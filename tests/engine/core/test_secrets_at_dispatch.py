@@ -11,7 +11,7 @@ import pytest
 
 from jobrunner.device import KuraPayload, Metric, operation_for_step
 from jobrunner.engine.link.operations import OperationAdapter
-from jobrunner.engine.link.ports import Failed, Succeeded
+from jobrunner.engine.link.ports import Failed, FailureKind, Succeeded
 from jobrunner.engine.planning.spec import dump_steps, spec_digest
 from jobrunner.errors import SecretError
 from jobrunner.manifests import Job
@@ -195,7 +195,9 @@ def test_a_secret_echoed_by_the_device_is_masked_in_the_outcome() -> None:
 
     assert outcome == Failed(
         "device replied 400: bad password ***! (the command is empty, or the command password"
-        " is wrong)"
+        " is wrong)",
+        FailureKind.DEVICE_ERROR,
+        400,
     )
 
 
