@@ -6,6 +6,7 @@ each other's devices; the runner and the fleet talk real MQTT over TCP.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import signal
 import subprocess
@@ -254,8 +255,9 @@ class Watch:
     def wait_for(self, condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if condition():
-                return
+            with contextlib.suppress(FileNotFoundError):  # a file the daemon has not made yet
+                if condition():
+                    return
             assert self.process is not None
             if self.process.poll() is not None:
                 raise AssertionError(f"watch exited while waiting for {what}:\n{self.text()}")
