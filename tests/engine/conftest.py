@@ -27,6 +27,8 @@ from jobrunner.cli.main import cli
 from jobrunner.device import BrokerSettings, OperationSettings
 from jobrunner.device.operations import DEFAULT_SETTINGS
 from jobrunner.engine.core.runtime import EngineSettings
+from jobrunner.engine.link.events import Inbox
+from jobrunner.engine.link.memory import Handler, MemoryLink
 from jobrunner.engine.service.runner import Runner, RunnerConfig
 from jobrunner.simulator.broker import RunningBroker
 from jobrunner.simulator.config import FleetConfig, Timing
@@ -315,3 +317,23 @@ class FakeClock:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+def memory_runner(root: Path, clock: FakeClock, handler: Handler) -> tuple[Runner, MemoryLink]:
+    """A runner on `root/jobs.d` and `root/state` whose devices are a MemoryLink that plays
+    `handler`, on the fake clock: the engine's rules without a broker."""
+    links: list[MemoryLink] = []
+
+    def link(inbox: Inbox) -> MemoryLink:
+        links.append(MemoryLink(inbox, handler))
+        return links[-1]
+
+    config = RunnerConfig(
+        jobs_dir=root / "jobs.d",
+        state_dir=root / "state",
+        scope="acme",
+        broker=BrokerSettings.from_url("mqtt://127.0.0.1:1", client_id="memory"),
+        engine=EngineSettings(durable=False),
+    )
+    runner = Runner(config, link=link, clock=clock)
+    return runner, links[0]

@@ -10,15 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from jobrunner.device import BrokerSettings, KuraPayload, Metric
-from jobrunner.engine.core.runtime import EngineSettings
-from jobrunner.engine.link.events import Inbox
-from jobrunner.engine.link.memory import MemoryLink, Sent, error, ok
-from jobrunner.engine.service.runner import Runner, RunnerConfig
+from jobrunner.device import KuraPayload, Metric
+from jobrunner.engine.link.memory import Handler, MemoryLink, Sent, error, ok
+from jobrunner.engine.service.runner import Runner
 from jobrunner.engine.status import job_view
 from jobrunner.state.records import ExecutionStatus
 
-from ..conftest import FakeClock
+from ..conftest import FakeClock, memory_runner
 
 
 @dataclass
@@ -37,19 +35,9 @@ class World:
             + '\n  run: "1"\n'
         )
 
-    def runner(self, handler: object) -> Runner:
-        def link(inbox: Inbox) -> MemoryLink:
-            self.link = MemoryLink(inbox, handler)  # type: ignore[arg-type]
-            return self.link
-
-        config = RunnerConfig(
-            jobs_dir=self.root / "jobs.d",
-            state_dir=self.root / "state",
-            scope="acme",
-            broker=BrokerSettings.from_url("mqtt://127.0.0.1:1", client_id="memory"),
-            engine=EngineSettings(durable=False),
-        )
-        return Runner(config, link=link, clock=self.clock)
+    def runner(self, handler: Handler) -> Runner:
+        runner, self.link = memory_runner(self.root, self.clock, handler)
+        return runner
 
 
 @pytest.fixture

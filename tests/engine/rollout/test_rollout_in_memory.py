@@ -15,18 +15,16 @@ import pytest
 from click.testing import CliRunner
 
 from jobrunner.cli.main import cli
-from jobrunner.device import BrokerSettings, KuraPayload
-from jobrunner.engine.core.runtime import EngineSettings
-from jobrunner.engine.link.events import Inbox
+from jobrunner.device import KuraPayload
 from jobrunner.engine.link.memory import MemoryLink, Sent, error, ok
 from jobrunner.engine.rollout.gate import estimate, rate_after
 from jobrunner.engine.rollout.waves import stable_order
-from jobrunner.engine.service.runner import Runner, RunnerConfig
+from jobrunner.engine.service.runner import Runner
 from jobrunner.engine.status import job_view
 from jobrunner.manifests.rollout import Rollout
 from jobrunner.state.records import ExecutionStatus, ExecutionSummary
 
-from ..conftest import FakeClock
+from ..conftest import FakeClock, memory_runner
 
 STOP = "- {name: stop, definition: Bundle Stop, timeout: 30s, properties: {bundleId: 42}}"
 
@@ -106,18 +104,8 @@ class World:
         return clients
 
     def runner(self) -> Runner:
-        def link(inbox: Inbox) -> MemoryLink:
-            self.link = MemoryLink(inbox, self.fleet)
-            return self.link
-
-        config = RunnerConfig(
-            jobs_dir=self.root / "jobs.d",
-            state_dir=self.root / "state",
-            scope="acme",
-            broker=BrokerSettings.from_url("mqtt://127.0.0.1:1", client_id="memory"),
-            engine=EngineSettings(durable=False),
-        )
-        return Runner(config, link=link, clock=self.clock)
+        runner, self.link = memory_runner(self.root, self.clock, self.fleet)
+        return runner
 
 
 @pytest.fixture
