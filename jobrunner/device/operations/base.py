@@ -285,8 +285,8 @@ class AsyncOperation(Operation[P]):
 
     The prologue every such operation shares is here: the accepted outcome, and the
     notifications of another operation or on a resource it does not expect, ignored. A
-    subclass says what was accepted, which resource it notifies first, and what each of its
-    notifications means (`notified`)."""
+    subclass says what was accepted, which resources it notifies on, how a notification
+    names its resource, and what each notification means (`notified`)."""
 
     accepted_text: ClassVar[str] = "device accepted {what}; waiting for its notifications"
 
@@ -298,9 +298,9 @@ class AsyncOperation(Operation[P]):
     def resources(self) -> tuple[str, ...]:
         """The resources whose notifications it reads."""
 
+    @abstractmethod
     def resource_of(self, resources: tuple[str, ...], payload: KuraPayload) -> str | None:
-        """The resource a notification is about (default: the topic's, after the device)."""
-        return resources[0] if resources else None
+        """The resource a notification is about (`resources`: the topic's, after the device)."""
 
     @abstractmethod
     def notified(self, state: AsyncState, resource: str, payload: KuraPayload) -> Outcome:

@@ -21,6 +21,7 @@ from jobrunner.device.operations.base import (
     AsyncOperation,
     AsyncState,
     Outcome,
+    P,
     Settle,
     StatusQuery,
     file_hash_metric,
@@ -72,15 +73,23 @@ def _status(payload: KuraPayload, resource: str) -> tuple[str | None, int | None
     )
 
 
-class DownloadPackage(AsyncOperation[PackageDownload]):
-    step = PackageDownloadStep
-    failure_hints: ClassVar[dict[int, str]] = {
-        500: "another download may be in progress, or the request was malformed",
-    }
+class _DeployOperation(AsyncOperation[P]):
+    """DEPLOY-V2's asynchronous operations: their app, and where a notification says which
+    resource it is about (the topic, else the metrics, as Kapua reads them)."""
 
     @property
     def app_id(self) -> str:
         return self.settings.deploy_app
+
+    def resource_of(self, resources: tuple[str, ...], payload: KuraPayload) -> str | None:
+        return notified_resource(resources, payload)
+
+
+class DownloadPackage(_DeployOperation[PackageDownload]):
+    step = PackageDownloadStep
+    failure_hints: ClassVar[dict[int, str]] = {
+        500: "another download may be in progress, or the request was malformed",
+    }
 
     @property
     def package(self) -> str:
@@ -122,9 +131,6 @@ class DownloadPackage(AsyncOperation[PackageDownload]):
 
     def resources(self) -> tuple[str, ...]:
         return DOWNLOAD, INSTALL
-
-    def resource_of(self, resources: tuple[str, ...], payload: KuraPayload) -> str | None:
-        return notified_resource(resources, payload)
 
     def notified(self, state: AsyncState, resource: str, payload: KuraPayload) -> Outcome:
         if resource == DOWNLOAD:
@@ -252,12 +258,8 @@ class DownloadPackage(AsyncOperation[PackageDownload]):
         )
 
 
-class UninstallPackage(AsyncOperation[PackageUninstall]):
+class UninstallPackage(_DeployOperation[PackageUninstall]):
     step = PackageUninstallStep
-
-    @property
-    def app_id(self) -> str:
-        return self.settings.deploy_app
 
     @property
     def package(self) -> str:
@@ -284,9 +286,6 @@ class UninstallPackage(AsyncOperation[PackageUninstall]):
 
     def resources(self) -> tuple[str, ...]:
         return (UNINSTALL,)
-
-    def resource_of(self, resources: tuple[str, ...], payload: KuraPayload) -> str | None:
-        return notified_resource(resources, payload)
 
     def notified(self, state: AsyncState, resource: str, payload: KuraPayload) -> Outcome:
         status, percent, error = _status(payload, UNINSTALL)

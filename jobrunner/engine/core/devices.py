@@ -31,12 +31,10 @@ class Devices:
             return None  # the common case first: a device that answers is not away
         if record.last_seen.timestamp() < trusted_after:
             return None
-        seen = f" at {record.last_seen:%Y-%m-%d %H:%M:%S} UTC" if record.last_seen else ""
+        seen = f" at {record.last_seen:%Y-%m-%d %H:%M:%S} UTC"
         if record.status is DeviceStatus.DISCONNECTED:
             return f"device disconnected{seen}"
-        if record.status is DeviceStatus.MISSING:
-            return f"device lost its connection{seen} (LWT)"
-        return None
+        return f"device lost its connection{seen} (LWT)"
 
     def never_seen(self, scope: str, client_id: str) -> bool:
         """No BIRTH, DC or LWT of the device was ever heard (it may still be connected: a

@@ -299,7 +299,7 @@ class Daemon:
             # No logging here: the handler runs between two bytecodes of the main thread,
             # maybe inside a write of the log itself. The loop logs what was received.
             self._signals.append(number)
-            if self._closing:  # the state is recorded: nothing is lost by leaving now
+            if self._closing:  # all that could be recorded is: leaving loses nothing more
                 os.write(
                     2, f"received {signal.Signals(number).name} again: leaving at once\n".encode()
                 )
