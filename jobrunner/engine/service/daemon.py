@@ -58,6 +58,9 @@ EX_TEMPFAIL, so a service manager tells it from a clean stop (0) and a bug (70).
 TICK = 0.5  # seconds: how often schedules and handed-over requests are looked at
 CATCH_UP = 2.0  # seconds after start: a change made while the watcher was starting is seen
 RESYNC = 300.0  # seconds: reconcile anyway now and then; a missed event costs nothing more
+REPLAN_GAP = 2.0
+"""Seconds between two reconciles for devices that connected: a burst of BIRTHs (a broker
+restart) is one reconcile, not one per device."""
 
 
 class Companion(Protocol):
@@ -95,6 +98,12 @@ class Daemon:
         self.turned_at = time.monotonic()
         """When the loop last turned (the health check and the systemd watchdog)."""
         self._changed = threading.Event()
+        self._replan: str | None = None
+        """Why the next turn reconciles although no file changed: a device connected that the
+        last plan did not know, and a job that has no frozen targets may want it."""
+        self._unplanned: list[tuple[JobKey, DeviceConnected]] = []
+        """Device-connects a job could not take before that reconcile: taken right after."""
+        self._reconciled_at = time.monotonic()
         self._failing: dict[str, str] = {}
         self._leave = False
         self._closing = False
@@ -146,6 +155,11 @@ class Daemon:
                 if self._changed.is_set():
                     self._changed.clear()
                     why = "change in the jobs directory"
+                elif (
+                    self._replan is not None
+                    and time.monotonic() >= self._reconciled_at + REPLAN_GAP
+                ):
+                    why, self._replan = self._replan, None
                 elif time.monotonic() >= resync_at:
                     # Level-based: reconcile now and then whatever the watcher saw (it may
                     # have started after a change, or an event may have been lost).
@@ -161,6 +175,7 @@ class Daemon:
                     catching_up = False
                     resync_at = time.monotonic() + RESYNC
                     self._safely("reconcile", functools.partial(self.reconcile, why))
+                    self._safely("device-connect", self._connect_unplanned)
                 self._safely("leases", runner.keep_leases)
                 self._safely("schedules", self._fire_schedules)
                 self._safely("requests", self._take_requests)
@@ -321,6 +336,7 @@ class Daemon:
     def reconcile(self, why: str) -> None:
         """Reconcile now (on the engine thread); every decision gets a log line."""
         runner = self._runner()
+        self._reconciled_at = time.monotonic()
         manifests = runner.load()
         self.loaded = manifests
         for diagnostic in manifests.errors:
@@ -434,43 +450,65 @@ class Daemon:
             self._start(job, Trigger(kind=TriggerKind.SCHEDULE, detail=name), None)
 
     def _on_connect(self, event: DeviceConnected) -> None:
-        """Device-connect schedules: run the job for that one target, now or right after."""
-        runner = self._runner()
-        now = datetime.now(UTC)
+        """Device-connect schedules: run the job for that one target, now or right after.
+
+        A device the last plan did not know may be a target of a job whose targets are not
+        frozen yet (one that waits for a target, or a device-connect job): the daemon plans
+        again, and that job then starts, or takes the connect."""
+        for key, planned in self.declared.items():
+            if (
+                key[0] == event.account
+                and not planned.frozen
+                and planned.start is not None
+                and not planned.targets
+            ):
+                self._replan = f"{event.client_id} connected; {planned.label} waits for a target"
         for key in self.scheduler.connect_jobs():
-            if key[0] != event.account:
-                continue
-            job = runner.engine.jobs.get(key)
-            if job is None or self.scheduler.wants_connect(key, now) is None:
-                continue
-            frozen = job.state.record.frozen
-            planned = self.declared.get(key)
-            targets = frozen.targets if frozen else (planned.targets if planned else [])
-            if event.client_id not in targets:
-                continue
-            waves = frozen.waves if frozen else (planned.waves if planned else [])
-            held = wave_not_reached(waves, job.state.record.rollout, event.client_id)
-            if held is not None:
-                log.info("device-connect of %s for %s/%s not run: %s", event.client_id, *key, held)
-                continue
-            known = event.client_id in job.state.targets
-            target = job.state.targets.get(event.client_id) if known else None
-            if frozen and target is not None and target.is_done(len(frozen.steps)):
-                continue  # nothing for a target already done
-            if job.state.running is not None:
-                self.connect_queue.setdefault(key, set()).add(event.client_id)
-                log.info(
-                    "queued device-connect of %s for %s/%s: execution %d is running",
-                    event.client_id,
-                    *key,
-                    job.state.running.id,
-                )
-                continue
-            self._start(
-                job,
-                Trigger(kind=TriggerKind.DEVICE_CONNECT, detail=event.client_id),
-                [event.client_id],
+            if key[0] == event.account:
+                self._connect(key, event, replanned=False)
+
+    def _connect_unplanned(self) -> None:
+        """The connects that waited for the reconcile that just ran."""
+        waiting, self._unplanned = self._unplanned, []
+        for key, event in waiting:
+            self._connect(key, event, replanned=True)
+
+    def _connect(self, key: JobKey, event: DeviceConnected, replanned: bool) -> None:
+        runner = self._runner()
+        job = runner.engine.jobs.get(key)
+        if job is None or self.scheduler.wants_connect(key, datetime.now(UTC)) is None:
+            return
+        frozen = job.state.record.frozen
+        planned = self.declared.get(key)
+        targets = frozen.targets if frozen else (planned.targets if planned else [])
+        if event.client_id not in targets:
+            if frozen is None and not replanned:
+                self._unplanned.append((key, event))
+                self._replan = f"{event.client_id} connected; {job.label} may target it"
+            return
+        waves = frozen.waves if frozen else (planned.waves if planned else [])
+        held = wave_not_reached(waves, job.state.record.rollout, event.client_id)
+        if held is not None:
+            log.info("device-connect of %s for %s/%s not run: %s", event.client_id, *key, held)
+            return
+        known = event.client_id in job.state.targets
+        target = job.state.targets.get(event.client_id) if known else None
+        if frozen and target is not None and target.is_done(len(frozen.steps)):
+            return  # nothing for a target already done
+        if job.state.running is not None:
+            self.connect_queue.setdefault(key, set()).add(event.client_id)
+            log.info(
+                "queued device-connect of %s for %s/%s: execution %d is running",
+                event.client_id,
+                *key,
+                job.state.running.id,
             )
+            return
+        self._start(
+            job,
+            Trigger(kind=TriggerKind.DEVICE_CONNECT, detail=event.client_id),
+            [event.client_id],
+        )
 
     def _taken(self, job: RunningJob) -> None:
         """A job taken over from another runner: its schedules and its end are ours now."""

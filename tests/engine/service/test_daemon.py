@@ -86,6 +86,39 @@ def test_device_connect_runs_the_job_for_that_target_only_and_never_again(
     assert watch.terminate() == 0
 
 
+def test_a_job_that_waits_for_a_target_starts_when_a_device_connects(
+    scenario: Scenario, watch: Watch
+) -> None:
+    scenario.job("first-light", STEP)  # every device, and no device is known yet
+    watch.start()
+    watch.wait_for(lambda: "waits for a target" in watch.text(), "the job waiting")
+
+    scenario.fleet(1)  # no file changes: the BIRTH alone must start it
+    watch.wait_for(ended(scenario, "first-light", 1), "the execution the connect started")
+    assert scenario.statuses("first-light") == {"gw-0001": (0, "PROCESS_OK")}
+    assert "gw-0001 connected" in watch.text()
+    assert watch.terminate() == 0
+
+
+def test_a_device_connect_job_takes_a_device_no_plan_knew_of(
+    scenario: Scenario, watch: Watch
+) -> None:
+    scenario.job(
+        "on-connect",
+        STEP,
+        run=None,
+        extra="schedules:\n  - {name: connect, type: device-connect}\n",
+    )
+    watch.start()
+    watch.wait_for(lambda: "reconciled" in watch.text(), "the first reconcile")
+
+    fleet = scenario.fleet(1)
+    watch.wait_for(ended(scenario, "on-connect", 1), "the device-connect execution")
+    assert executions(scenario, "on-connect")[0][2] == "device-connect (gw-0001)"
+    assert fleet.count("gw-0001", "bundle-stop") == 1
+    assert watch.terminate() == 0
+
+
 def test_a_cron_schedule_fires_on_time_and_a_fire_during_a_run_is_skipped(
     scenario: Scenario, watch: Watch
 ) -> None:
