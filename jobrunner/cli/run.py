@@ -109,7 +109,8 @@ def _left_after_interrupt(
         if left:
             click.echo(
                 f"{s}/{n}: {left} target(s) not done; `jobrunner start {s}/{n}` runs them"
-                " again, each from the step where it stopped",
+                " again, each from the step where it stopped (a request still unanswered is"
+                " awaited until its deadline, then sent again)",
                 err=True,
             )
 

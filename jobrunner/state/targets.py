@@ -123,6 +123,13 @@ class TargetState:
             self.attempts, self.started_in,
         )  # fmt: skip
 
+    def unanswered(self, now: float) -> TargetState:
+        """Its request was not answered, and is to be sent again: nothing awaited any more."""
+        return TargetState(
+            self.client_id, self.step_index, TargetStatus.PROCESS_AWAITING, None,
+            self.execution, None, None, None, None, now, None, self.attempts, self.started_in,
+        )  # fmt: skip
+
     def accepted(self, deadline: float, phase: str | None, now: float) -> TargetState:
         """The device accepted an asynchronous operation; its completion is awaited."""
         return TargetState(

@@ -170,7 +170,7 @@ class Engine:
         """Put a target of the job's (new) execution where it belongs: ready, re-armed, or
         awaiting its operation's completion."""
         assert job.run is not None
-        recovery.take_up(self.rt, self.queries, job, job.run, client_id)
+        recovery.take_up(self.rt, self.queries, job, job.run, client_id, resumed=False)
 
     def cancel(self, job: RunningJob, client_id: str) -> bool:
         """Ask the device to cancel the target's operation (a download in progress)."""

@@ -110,11 +110,15 @@ class Outcomes:
             return
         if target.request_id != tag.request_id:
             return
-        if target.phase == "restarted" and target.operation_id is not None:
+        earlier = target.phase in (progression.RESTARTED, progression.UNANSWERED)
+        if earlier and target.operation_id is not None:
             # An asynchronous request recorded before a restart, its reply lost: the device
             # may have accepted it. Ask the device rather than guess.
             self.apply(job, target, Accepted(None), "restarted")
             self.queries.ask(job, target.client_id)
+            return
+        if target.phase == progression.UNANSWERED:
+            self._send_again(job, target)
             return
         lost = self.rt.connection.lost_at
         failure = progression.no_reply(
@@ -126,6 +130,22 @@ class Outcomes:
             never_seen=self.rt.devices.never_seen(job.scope, target.client_id),
         )
         self.apply(job, target, failure, "timeout")
+
+    def _send_again(self, job: RunningJob, target: TargetState) -> None:
+        """An ended execution's request, unanswered by its deadline: the new execution sends
+        the step again (the operator who started it asked for the step to be done)."""
+        now = self.rt.clock()
+        job.state.targets.put(target.unanswered(now))
+        job.say(
+            target,
+            "no reply by its deadline to the earlier execution's request; the step is sent again",
+            now,
+        )
+        job.out.discard(target.client_id)
+        self.rt.release(job, target.client_id)
+        run = job.run
+        if run is not None and target.client_id in run.covered and not run.stopping:
+            run.ready.append(target.client_id)
 
     # -- notifications ----------------------------------------------------------------------
 

@@ -83,6 +83,17 @@ def progress(
     )
 
 
+# --- requests of an earlier process ------------------------------------------------------
+
+RESTARTED = "restarted"
+"""The phase of a request its execution sent before the runner restarted: its reply still
+counts until its deadline; without one, the target fails (the device may have run it)."""
+UNANSWERED = "unanswered"
+"""The phase of a request an execution that ended (stopped) sent, taken up by a new one: its
+reply still counts until its deadline; without one, the new execution sends the step again,
+as the operator who started it asked."""
+
+
 # --- the failures the runner observes itself ----------------------------------------------
 
 
@@ -90,7 +101,7 @@ def no_reply(
     target: TargetState, step: StepBase, *, connection_lost: bool, never_seen: bool
 ) -> Failed:
     """The reply did not come in time: why it may not have, as far as the runner knows."""
-    if target.phase == "restarted":
+    if target.phase == RESTARTED:
         return Failed("runner restarted before the reply", FailureKind.RESTARTED)
     reason = f"no reply in {step.timeout.total_seconds():g}s"
     if connection_lost:

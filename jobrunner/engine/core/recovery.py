@@ -13,6 +13,7 @@ from collections import deque
 from dataclasses import replace
 
 from jobrunner.device.payload import KuraPayload
+from jobrunner.engine.core.progression import RESTARTED, UNANSWERED
 from jobrunner.engine.core.runtime import ExecutionRun, RunningJob, Runtime, new_request_id
 from jobrunner.engine.core.timers import CompletionDue, ReplyDue
 from jobrunner.engine.link.ports import Accepted, Outcome, Tag
@@ -142,7 +143,7 @@ def resume(rt: Runtime, queries: StatusQueries, job: RunningJob) -> None:
         run.gate = rt.gate(job, run)
         for client_id in sorted(run.covered):
             if client_id in state.targets:
-                take_up(rt, queries, job, run, client_id)
+                take_up(rt, queries, job, run, client_id, resumed=True)
         if run.gate is not None:
             run.gate.sort_held()
             if running.aborted:
@@ -158,9 +159,16 @@ def resume(rt: Runtime, queries: StatusQueries, job: RunningJob) -> None:
 
 
 def take_up(
-    rt: Runtime, queries: StatusQueries, job: RunningJob, run: ExecutionRun, client_id: str
+    rt: Runtime,
+    queries: StatusQueries,
+    job: RunningJob,
+    run: ExecutionRun,
+    client_id: str,
+    *,
+    resumed: bool,
 ) -> None:
-    """Put one covered target where it belongs in the running execution."""
+    """Put one covered target where it belongs in the running execution (`resumed`: the
+    execution that sent its requests, taken up after a restart; else a new execution)."""
     state = job.state
     target = state.targets.get(client_id)
     if target.is_final:
@@ -179,20 +187,22 @@ def take_up(
     elif target.status is TargetStatus.AWAITING_COMPLETION:
         await_completion(rt, queries, job, client_id)
     elif target.request_id is not None:
-        rearm(rt, job, client_id)
+        rearm(rt, job, client_id, resumed=resumed)
     elif run.gate is not None and not run.gate.started(target):
         run.gate.hold(client_id)  # its wave, its window and its turn decide when it starts
     else:
         run.ready.append(client_id)
 
 
-def rearm(rt: Runtime, job: RunningJob, client_id: str) -> None:
-    """A request recorded by a previous process: accept its reply until its deadline."""
+def rearm(rt: Runtime, job: RunningJob, client_id: str, *, resumed: bool) -> None:
+    """A request recorded by a previous process: accept its reply until its deadline. Then
+    a resumed execution fails the target (`RESTARTED`), a new one sends it again
+    (`UNANSWERED`)."""
     if client_id in job.out:
         return  # this process still awaits it (an execution stopped before its reply came)
     target = job.state.targets.get(client_id)
     assert target.request_id is not None
-    job.state.targets.put(replace(target, phase="restarted"))
+    job.state.targets.put(replace(target, phase=RESTARTED if resumed else UNANSWERED))
     operation = job.operations[target.step_index]
     tag = Tag(job.key, client_id, target.step_index, target.request_id)
     rt.device_queue.try_take((job.scope, client_id), job.key)
@@ -202,11 +212,24 @@ def rearm(rt: Runtime, job: RunningJob, client_id: str) -> None:
     job.out.add(client_id)
     rt.link.expect(tag, operation.app_id)
     rt.deadlines.add(max(target.deadline or 0.0, rt.clock() + 1.0), ReplyDue(tag))
-    job.say(
-        target,
-        "runner restarted while this request awaited its reply; the reply is still accepted"
-        " until its deadline, the request is not sent again",
-    )
+    if resumed:
+        job.say(
+            target,
+            "runner restarted while this request awaited its reply; the reply is still"
+            " accepted until its deadline, the request is not sent again",
+        )
+    elif target.operation_id is None:
+        job.say(
+            target,
+            "an earlier execution's request still awaits its reply: the reply is accepted"
+            " until its deadline; without it, the step is sent again",
+        )
+    else:
+        job.say(
+            target,
+            "an earlier execution's request still awaits its reply: the reply is accepted"
+            " until its deadline; without it, the device is asked where the operation stands",
+        )
 
 
 def await_completion(rt: Runtime, queries: StatusQueries, job: RunningJob, client_id: str) -> None:

@@ -152,6 +152,36 @@ def test_a_stop_waits_for_the_replies_in_flight_at_most_its_drain(world: World) 
     assert summary.status is ExecutionStatus.STOPPED
 
 
+def test_a_start_after_a_stop_sends_again_what_the_stopped_execution_never_heard_back(
+    world: World,
+) -> None:
+    world.job(STOP)
+    with world.runner(lambda sent: None) as runner:  # a first run: nobody answers; Ctrl-C
+        started = _start(runner)
+        runner.stop_job("acme", "rollout", "interrupted by SIGINT", drain=5)
+        world.clock.advance(6)
+        (stopped,) = runner.wait([started])
+    assert stopped.status is ExecutionStatus.STOPPED
+
+    with world.runner(lambda sent: ok()) as runner:  # the advice: `jobrunner start`
+        summary = runner.start_job("acme", "rollout", runner.load(), None)
+        runner.engine.step(0)
+        assert world.link is not None and world.link.sent == [], "the old replies still count"
+        world.clock.advance(30)  # past the deadline of the first execution's requests
+        (ended,) = runner.wait([("acme", "rollout", summary.id)])
+        job = runner.job_state("acme", "rollout")
+        log = job.paths.storage.read(job.paths.log(summary.id)).decode()
+
+    assert ended.status is ExecutionStatus.TERMINATED
+    assert {c: job.targets.get(c).status.value for c in ("gw-1", "gw-2")} == {
+        "gw-1": "PROCESS_OK",
+        "gw-2": "PROCESS_OK",
+    }
+    assert sorted(s.client_id for s in world.link.sent) == ["gw-1", "gw-2"]
+    assert "restarted before the reply" not in log
+    assert "the step is sent again" in log
+
+
 def test_only_what_left_is_logged_as_sent(world: World) -> None:
     world.job(STOP)
 
