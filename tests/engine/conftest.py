@@ -319,9 +319,12 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-def memory_runner(root: Path, clock: FakeClock, handler: Handler) -> tuple[Runner, MemoryLink]:
+def memory_runner(
+    root: Path, clock: FakeClock, handler: Handler, monotonic: FakeClock | None = None
+) -> tuple[Runner, MemoryLink]:
     """A runner on `root/jobs.d` and `root/state` whose devices are a MemoryLink that plays
-    `handler`, on the fake clock: the engine's rules without a broker."""
+    `handler`, on the fake clock: the engine's rules without a broker. `monotonic`: a clock
+    of its own for the deadlines (default: the same fake clock)."""
     links: list[MemoryLink] = []
 
     def link(inbox: Inbox) -> MemoryLink:
@@ -335,5 +338,5 @@ def memory_runner(root: Path, clock: FakeClock, handler: Handler) -> tuple[Runne
         broker=BrokerSettings.from_url("mqtt://127.0.0.1:1", client_id="memory"),
         engine=EngineSettings(durable=False),
     )
-    runner = Runner(config, link=link, clock=clock)
+    runner = Runner(config, link=link, clock=clock, monotonic=monotonic)
     return runner, links[0]

@@ -32,6 +32,7 @@ from jobrunner.engine.core.recovery import StatusQueries
 from jobrunner.engine.core.runtime import Connection, EngineSettings, RunningJob, Runtime
 from jobrunner.engine.core.timers import (
     CompletionDue,
+    Deadlines,
     DrainOver,
     Due,
     LwtGrace,
@@ -78,15 +79,21 @@ class Engine:
         inbox: Inbox | None = None,
         observer: Observer | None = None,
         storage: Storage | None = None,
+        monotonic: Callable[[], float] | None = None,
     ) -> None:
         """`storage`: where the jobs' state is written: each turn's writes are one batch
-        there (one transaction in a database)."""
+        there (one transaction in a database). `clock`: the time recorded; `monotonic`: the
+        one deadlines are kept on (default: `time.monotonic`, or `clock` when a test gives
+        one)."""
         self.storage = storage
+        if monotonic is None:
+            monotonic = time.monotonic if clock is time.time else clock
         self.rt = Runtime(
             link,
             devices,
             settings or EngineSettings(),
             clock,
+            Deadlines(clock, monotonic),
             connection=Connection(),
             observer=observer or Observer(),
         )
@@ -195,13 +202,12 @@ class Engine:
 
     def step(self, wait: float) -> None:
         """One turn: take events, apply them, handle deadlines, dispatch, write, publish."""
-        now = self.clock()
-        timeout = min(wait, max(0.0, self.rt.deadlines.next_due(now + wait) - now))
+        timeout = self.rt.deadlines.wait(wait)
         if self.dispatcher.has_ready():
             timeout = 0.0
         for event in self.inbox.take(timeout):
             self._handle(event)
-        for due in self.rt.deadlines.due(self.clock()):
+        for due in self.rt.deadlines.due():
             self._due(due)
         if not self.storage_problem:
             gates.turn_gates(self.rt, self.cancel)

@@ -45,7 +45,8 @@ class Outcomes:
             job.say(target, change.line, now)
         if change.awaiting_until is not None:  # the reply is in; the device stays busy
             job.out.discard(target.client_id)
-            self.rt.deadlines.add(change.awaiting_until, CompletionDue(job.key, target.client_id))
+            completion = CompletionDue(job.key, target.client_id, change.awaiting_until)
+            self.rt.deadlines.add(change.awaiting_until, completion)
         if change.settle_at is not None:
             due = SettleDue(job.key, target.client_id, change.target.phase, change.settled)
             self.rt.deadlines.add(change.settle_at, due)
@@ -197,8 +198,8 @@ class Outcomes:
         target = job.state.targets.get(due.client_id)
         if target.status is not TargetStatus.AWAITING_COMPLETION or target.deadline is None:
             return
-        if target.deadline > self.rt.clock():
-            return  # re-armed later; its own entry will come
+        if target.deadline != due.deadline:
+            return  # re-armed for another deadline: its own entry comes then
         failure = progression.no_completion(target, job.steps[target.step_index])
         self.apply(job, target, failure, "completion")
 

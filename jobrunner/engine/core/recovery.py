@@ -239,7 +239,8 @@ def await_completion(rt: Runtime, queries: StatusQueries, job: RunningJob, clien
         return
     rt.operations[target.operation_id] = (job.key, client_id)
     rt.device_queue.try_take((job.scope, client_id), job.key)
-    rt.deadlines.add(target.deadline or rt.clock(), CompletionDue(job.key, client_id))
+    deadline = target.deadline if target.deadline is not None else rt.clock()
+    rt.deadlines.add(deadline, CompletionDue(job.key, client_id, deadline))
     operation = job.operations[target.step_index]
     tag = Tag(job.key, client_id, target.step_index, target.request_id or "")
     rt.link.track(tag, operation.app_id, target.operation_id)

@@ -180,11 +180,11 @@ class Runtime:
     devices: Devices
     settings: EngineSettings
     clock: Callable[[], float]
+    deadlines: Deadlines
     jobs: dict[JobKey, RunningJob] = field(default_factory=dict)
     device_queue: DeviceQueue = field(default_factory=DeviceQueue)
     operations: dict[int, tuple[JobKey, str]] = field(default_factory=dict)
     """Operation id (`job.id`) of each asynchronous operation awaited -> its target."""
-    deadlines: Deadlines = field(default_factory=Deadlines)
     connection: Connection = field(default_factory=Connection)
     observer: Observer = field(default_factory=Observer)
     """Who hears of requests, anomalies and the events of executions (metrics, notifications)."""

@@ -1,4 +1,9 @@
-"""The engine's deadlines, on its own clock: one heap, O(log n) each.
+"""The engine's deadlines: one heap, O(log n) each, on the monotonic clock.
+
+A deadline is given on the engine's clock (the wall clock, as the targets record it) and kept
+on the monotonic clock: a step of the wall clock (NTP, an operator's `date`) neither fails work
+early nor holds a target and its device. A deadline recorded before a restart is converted the
+same way when it is armed again.
 
 Every wait the engine does has one entry here: a request's reply (whatever its purpose), an
 asynchronous operation's completion, the grace of an LWT, a settling progress, the end of a
@@ -10,6 +15,7 @@ handles it, and ignored when it no longer applies.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import count
 
@@ -30,6 +36,9 @@ class CompletionDue:
 
     job: JobKey
     client_id: str
+    deadline: float
+    """The completion deadline it was armed for (recorded, on the wall clock): a target whose
+    deadline moved since has an entry of its own."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,18 +84,27 @@ Due = ReplyDue | CompletionDue | LwtGrace | SettleDue | DrainOver | GateDue | Re
 
 
 class Deadlines:
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float], monotonic: Callable[[], float]) -> None:
+        """`clock`: the engine's (the wall clock); `monotonic`: what the heap is kept on."""
         self._heap: list[tuple[float, int, Due]] = []
         self._order = count()
+        self._clock = clock
+        self._monotonic = monotonic
 
     def add(self, at: float, due: Due) -> None:
-        heapq.heappush(self._heap, (at, next(self._order), due))
+        """`due` at `at` on the engine's clock, that is, in `at - clock()` seconds."""
+        when = self._monotonic() + (at - self._clock())
+        heapq.heappush(self._heap, (when, next(self._order), due))
 
-    def next_due(self, default: float) -> float:
-        return self._heap[0][0] if self._heap else default
+    def wait(self, longest: float) -> float:
+        """Seconds until the next entry is due, at most `longest`."""
+        if not self._heap:
+            return longest
+        return min(longest, max(0.0, self._heap[0][0] - self._monotonic()))
 
-    def due(self, now: float) -> list[Due]:
+    def due(self) -> list[Due]:
         """Entries whose time has come, oldest first."""
+        now = self._monotonic()
         found = []
         while self._heap and self._heap[0][0] <= now:
             found.append(heapq.heappop(self._heap)[2])

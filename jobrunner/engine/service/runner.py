@@ -129,6 +129,7 @@ class Runner:
         clock: Callable[[], float] = time.time,
         observer: Observer | None = None,
         state: StateDir | None = None,
+        monotonic: Callable[[], float] | None = None,
     ) -> None:
         """`wait_for_broker`: connect before anything else (ConnectError when the broker
         cannot be reached); False: connect in the background, retrying with backoff, and
@@ -136,7 +137,8 @@ class Runner:
         execution a previous owner left RUNNING; False: only those of the jobs this runner
         is asked about (`jobrunner stop` drives nothing else). `link`: how to reach the
         devices, given the engine's inbox (default: MQTT, with `config.broker`). `clock`: the
-        engine's, which owns every deadline (a test passes time without sleeping). `observer`:
+        engine's, which owns every deadline (a test passes time without sleeping);
+        `monotonic`: the one deadlines are kept on (see `Engine`). `observer`:
         who hears of requests and of the executions' events (metrics, notifications).
         `state`: the state the command opened (its one connection; the command closes it);
         default: opened from `config`, and closed with the runner."""
@@ -165,6 +167,7 @@ class Runner:
             Devices(self.registry),
             config.engine,
             clock=clock,
+            monotonic=monotonic,
             inbox=self.inbox,
             observer=observer,
             storage=self.state.storage,

@@ -139,6 +139,51 @@ def test_an_async_step_completes_by_notification_or_fails_at_its_completion_time
     assert summary.counts == {"PROCESS_OK": 1, "PROCESS_FAILED": 1}
 
 
+def test_a_step_of_the_wall_clock_neither_fails_a_reply_early_nor_holds_it(world: World) -> None:
+    world.job(STOP)
+    steady = FakeClock(now=50.0)
+    silent_gw2 = lambda sent: None if sent.client_id == "gw-2" else ok()  # noqa: E731
+    runner, world.link = memory_runner(world.root, world.clock, silent_gw2, monotonic=steady)
+    with runner:
+        _start(runner)
+        job = runner.job_state("acme", "rollout")
+        world.clock.advance(3600)  # NTP steps the wall clock an hour forward
+        steady.advance(1)
+        runner.engine.step(0)
+        assert job.targets.get("gw-2").status.value == "PROCESS_AWAITING", "failed early"
+
+        world.clock.advance(-7200)  # ... and then an hour back
+        steady.advance(30)
+        runner.engine.step(0)
+        gw2 = job.targets.get("gw-2")
+        assert (gw2.status.value, gw2.failure) == ("PROCESS_FAILED", "timeout"), "held"
+        assert runner.engine.link.in_flight() == 0
+
+
+def test_a_recorded_completion_deadline_is_kept_across_a_restart_on_any_steady_clock(
+    world: World,
+) -> None:
+    world.job(DOWNLOAD, devices="[gw-1]")
+    with world.runner(lambda sent: ok()) as runner:  # accepted; the completion is awaited
+        _start(runner)
+        job = runner.job_state("acme", "rollout")
+        assert job.targets.get("gw-1").status.value == "AWAITING_COMPLETION"
+    world.clock.advance(60)  # the runner was away a minute
+
+    steady = FakeClock(now=7.0)  # a new process: its monotonic clock starts anywhere
+    runner, world.link = memory_runner(world.root, world.clock, lambda sent: None, steady)
+    with runner:
+        job = runner.job_state("acme", "rollout")
+        steady.advance(535)  # 595 s after the acceptance
+        world.clock.advance(600)  # and the wall clock steps forward meanwhile
+        runner.engine.step(0)
+        assert job.targets.get("gw-1").status.value == "AWAITING_COMPLETION", "failed early"
+        steady.advance(10)
+        runner.engine.step(0)
+        gw1 = job.targets.get("gw-1")
+        assert (gw1.status.value, gw1.failure) == ("PROCESS_FAILED", "completion-timeout")
+
+
 def test_a_stop_waits_for_the_replies_in_flight_at_most_its_drain(world: World) -> None:
     world.job(STOP)
     with world.runner(lambda sent: None) as runner:  # nobody answers
