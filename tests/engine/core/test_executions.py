@@ -204,6 +204,6 @@ def test_a_device_never_seen_fails_at_its_timeout_saying_it_was_never_seen(
     scenario.reconcile()
 
     message = scenario.messages("rollout")["gw-0002"] or ""
-    assert message.startswith("no reply in 1s; no BIRTH was ever heard from this device")
+    assert message.startswith("no reply in 1s; no message was ever heard from this device")
     assert "is it online, and is its client id right?" in message
     assert scenario.statuses("rollout")["gw-0001"] == (0, "PROCESS_OK")
