@@ -11,7 +11,6 @@ from jobrunner.simulator.faults import FaultPlan
 
 ConnectionMode = Literal["auto", "per-device", "shared"]
 Encoding = Literal["kura-protobuf", "simple-json"]
-MissingApp = Literal["not-found", "silent"]
 
 PER_DEVICE_LIMIT = 200
 """`auto` mode gives each device its own connection up to this many devices."""
@@ -89,9 +88,6 @@ class FleetConfig:
     canaries fail, say); give them the same tags in the DeviceList."""
     faults: FaultPlan = field(default_factory=FaultPlan)
     timing: Timing = field(default_factory=Timing)
-    missing_app: MissingApp = "not-found"
-    """A request to an app the device lacks: `not-found` replies 404; `silent` sends
-    nothing, as real Kura does (no handler is registered, the request is dropped)."""
     subscribe_qos: int = 1
     """Kura subscribes to its control topics at QoS 1."""
     connect_rate: float = 0.0

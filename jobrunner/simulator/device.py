@@ -4,7 +4,8 @@ do (kura-protocol.md §2):
 
 - no STRING `request.id` or `requester.client.id`: no reply at all;
 - app ids `MQTT` and `BA` (lifecycle echoes) are ignored;
-- an app the device lacks: 404 (`missing_app="silent"`: no reply, as real Kura);
+- an app the device does not run: no reply at all (Kura registers no handler for it and
+  drops the request; only the BIRTH's `application_ids` tell in advance);
 - a method that is neither GET, PUT, POST, DEL, EXEC nor one the app knows (SUBMIT for
   ANSIBLE-V1): 400 without a message; a Kura method the app does not implement: 500
   "Operation not supported" (Kura's RequestHandler default);
@@ -30,7 +31,7 @@ from jobrunner.device.payload import KuraPayload, Metric, MetricType, ProtobufCo
 from jobrunner.errors import PayloadError
 from jobrunner.simulator.apps import HANDLERS
 from jobrunner.simulator.apps.base import Call, KuraError, MetricTypeError, Process, Reply, Request
-from jobrunner.simulator.config import DeviceProfile, MissingApp, Timing
+from jobrunner.simulator.config import DeviceProfile, Timing
 from jobrunner.simulator.faults import Decision, DeviceFaults, DisconnectFault, FailOutcome
 from jobrunner.simulator.observe import Observer, ReceivedRequest
 from jobrunner.simulator.operations import ASYNC_OPERATIONS, operation_name
@@ -63,7 +64,6 @@ class Runtime:
     timing: Timing
     timer: Timer
     observer: Observer
-    missing_app: MissingApp
     observe: bool
     log_limit: int
     reboot: Callable[[SimDevice, float], None]
@@ -264,9 +264,7 @@ class SimDevice:
         app_id, method = request.app_id, request.method
         handlers = HANDLERS.get(app_id) if app_id in self.apps else None
         if handlers is None:
-            if self.runtime.missing_app == "silent":
-                return None
-            return Reply(404, message=f"no request handler for application {app_id}")
+            return None  # Kura has no handler registered for it: nothing answers
         handler = handlers.get(method)
         if handler is None:
             if method in KURA_METHODS:

@@ -68,7 +68,6 @@ class Fleet:
             timing=config.timing,
             timer=self.timer,
             observer=self.observer,
-            missing_app=config.missing_app,
             observe=config.observe,
             log_limit=config.log_limit,
             reboot=self._reboot,

@@ -493,14 +493,15 @@ def test_a_command_refused_without_an_exit_code_keeps_its_response_code() -> Non
 
     refused = command.reply(reply(400, None, **{"response.exception.message": message}))
     failing = command.reply(reply(500))
-    missing = command.reply(
-        reply(404, None, **{"response.exception.message": Metric.string("no CMD-V1 here")})
-    )
+    unknown = Metric.string("CMD-V1 has no resource 'shell'")
+    not_found = command.reply(reply(404, None, **{"response.exception.message": unknown}))
 
     assert (refused.failure, refused.code) == ("device-error", 400)
     assert refused.summary.startswith("device replied 400: Bad request. (")  # no unfilled {0}
     assert (failing.failure, failing.code) == ("device-error", 500)
-    assert missing.summary.endswith("(the device does not run CMD-V1)")
+    # Kura never answers for an application it lacks: a 404 naming the app is the app's own.
+    assert (not_found.failure, not_found.code) == ("device-error", 404)
+    assert not_found.summary == "device replied 404: CMD-V1 has no resource 'shell'"
 
 
 def test_an_unknown_keystore_is_a_500_with_the_hint_there() -> None:

@@ -79,25 +79,20 @@ def test_a_payload_that_is_not_protobuf_is_ignored(
     assert requester.replies(garbage) == []
 
 
-def test_unknown_app_is_404_and_an_app_the_device_lacks_too(
+def test_an_app_the_device_does_not_run_gets_no_reply_at_all_as_from_kura(
     requester: Requester, make_fleet: Callable[..., Fleet]
 ) -> None:
-    make_fleet(profiles=(("gw-0003", LEGACY_PROFILE),))
-    assert requester.call("gw-0001", "NOPE-V1", "GET", "things").code == 404
-    assert requester.call("gw-0001", "KEYS-V1", "GET", "keystores").code == 200
-    lacking = requester.call("gw-0003", "KEYS-V1", "GET", "keystores")
-    assert lacking.code == 404
-    assert "KEYS-V1" in lacking.value("response.exception.message")
-    assert "KEYS-V1" not in LEGACY_APPS
-
-
-def test_silent_mode_answers_nothing_for_a_missing_app_as_real_kura(
-    requester: Requester, make_fleet: Callable[..., Fleet]
-) -> None:
-    make_fleet(profiles=(("gw-0003", LEGACY_PROFILE),), missing_app="silent")
-    silent = requester.send("gw-0003", "CERT-V1", "GET", "certificates")
+    fleet = make_fleet(profiles=(("gw-0003", LEGACY_PROFILE),))
+    unknown = requester.send("gw-0001", "NOPE-V1", "GET", "things")
+    lacking = requester.send("gw-0003", "KEYS-V1", "GET", "keystores")
+    requester.answered_in_order("gw-0001")
     requester.answered_in_order("gw-0003")
-    assert requester.replies(silent) == []
+    assert requester.replies(unknown) == []
+    assert requester.replies(lacking) == []
+    assert "KEYS-V1" not in LEGACY_APPS
+    received = [(r.device, r.app_id) for r in fleet.requests() if r.app_id != "DEPLOY-V2"]
+    assert sorted(received) == [("gw-0001", "NOPE-V1"), ("gw-0003", "KEYS-V1")]  # heard, unanswered
+    assert requester.call("gw-0001", "KEYS-V1", "GET", "keystores").code == 200
 
 
 def test_unknown_method_is_400_and_an_unimplemented_one_500(

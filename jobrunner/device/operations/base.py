@@ -193,13 +193,10 @@ class Operation(ABC, Generic[P]):
             if self.mode is StepMode.ASYNC:
                 return self.accepted(payload, operation_id)
             return self.succeeded(payload)
-        hints = self.failure_hints
-        if code == 404 and self.app_id in device_reason(payload):
-            # The device says it lacks the application: the operation's own meaning of a 404
-            # (no such entry, no such bundle) does not apply.
-            hints = {404: f"the device does not run {self.app_id}"}
+        # A gateway that lacks the application sends no reply at all (the timeout says so),
+        # so a 404 here is always the operation's own: no such entry, no such bundle.
         kind = FailureKind.DEVICE_ERROR if code is not None else FailureKind.UNREADABLE
-        return Outcome.failed(reply_failure(payload, hints) or "", kind, code)
+        return Outcome.failed(reply_failure(payload, self.failure_hints) or "", kind, code)
 
     def succeeded(self, payload: KuraPayload) -> Outcome:
         """A synchronous operation's outcome for a 200 reply."""

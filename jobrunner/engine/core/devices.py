@@ -2,7 +2,7 @@
 
 The registry (state layer) records; this adapter turns lifecycle facts into registry records
 and answers the two questions dispatch asks: is the device known to be away, and which Kura
-applications does it list.
+applications does it list; a reply's timeout reads its whole record, to say what is known.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from jobrunner.device.lifecycle import DeviceFacts
-from jobrunner.state.registry import DeviceRegistry, DeviceStatus
+from jobrunner.state.registry import DeviceRecord, DeviceRegistry, DeviceStatus
 
 _AWAY = (DeviceStatus.DISCONNECTED, DeviceStatus.MISSING)
 
@@ -36,11 +36,9 @@ class Devices:
             return f"device disconnected{seen}"
         return f"device lost its connection{seen} (LWT)"
 
-    def never_seen(self, scope: str, client_id: str) -> bool:
-        """No BIRTH, DC or LWT of the device was ever heard (it may still be connected: a
-        BIRTH published before the runner first listened is not heard again)."""
-        record = self.registry.scope(scope).get(client_id)
-        return record is None or record.last_seen is None
+    def record(self, scope: str, client_id: str) -> DeviceRecord | None:
+        """All the registry knows of the device (None: not even declared)."""
+        return self.registry.scope(scope).get(client_id)
 
     def applications(self, scope: str, client_id: str) -> tuple[str, ...] | None:
         record = self.registry.scope(scope).get(client_id)

@@ -125,10 +125,11 @@ class Outcomes:
         failure = progression.no_reply(
             target,
             job.steps[target.step_index],
+            job.operations[target.step_index].app_id,
             connection_lost=lost is not None
             and target.updated is not None
             and lost >= target.updated,
-            never_seen=self.rt.devices.never_seen(job.scope, target.client_id),
+            device=self.rt.devices.record(job.scope, target.client_id),
         )
         self.apply(job, target, failure, "timeout")
 

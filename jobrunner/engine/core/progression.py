@@ -20,6 +20,7 @@ from jobrunner.engine.link.ports import (
     Succeeded,
 )
 from jobrunner.manifests import StepBase
+from jobrunner.state.registry import DeviceRecord, DeviceStatus
 from jobrunner.state.targets import TargetState, TargetStatus
 
 
@@ -98,21 +99,54 @@ as the operator who started it asked."""
 
 
 def no_reply(
-    target: TargetState, step: StepBase, *, connection_lost: bool, never_seen: bool
+    target: TargetState,
+    step: StepBase,
+    app_id: str,
+    *,
+    connection_lost: bool,
+    device: DeviceRecord | None,
 ) -> Failed:
-    """The reply did not come in time: why it may not have, as far as the runner knows."""
+    """The reply did not come in time: why it may not have, as far as the runner knows.
+
+    `device` is what the registry holds of it: its last word (a BIRTH, a reply, a
+    notification, a DC or an LWT, from this process or an earlier one) and the applications
+    its last BIRTH listed. Kura answers nothing at all for an application it does not run,
+    so without a BIRTH that silence looks like any other."""
     if target.phase == RESTARTED:
         return Failed("runner restarted before the reply", FailureKind.RESTARTED)
     reason = f"no reply in {step.timeout.total_seconds():g}s"
+    seen = device.last_seen if device is not None else None
     if connection_lost:
         reason += (
             " (the broker connection was lost meanwhile: the request or its reply may have"
             " been lost with it)"
         )
-    elif never_seen:
+    elif device is None or seen is None:
         reason += (
-            "; no BIRTH was ever heard from this device (one published before the runner"
-            " first listened is not repeated): is it online, and is its client id right?"
+            "; no message was ever heard from this device (a BIRTH published before the"
+            " runner first listened is not repeated): is it online, and is its client id right?"
+        )
+    elif device.status is DeviceStatus.CONNECTED:
+        reason += (
+            f": the device is online (last seen {seen:%Y-%m-%d %H:%M:%S} UTC) but did not"
+            f" answer this {app_id} request in time"
+        )
+    else:
+        last = "a disconnect (DC)" if device.status is DeviceStatus.DISCONNECTED else "an LWT"
+        reason += (
+            f"; the last heard of this device was {last} at {seen:%Y-%m-%d %H:%M:%S} UTC:"
+            " is it back online?"
+        )
+    apps = device.application_ids if device is not None else None
+    if apps is None:
+        reason += (
+            f"; no BIRTH of it is known, so it may not run {app_id} (a Kura gateway does not"
+            " answer a request for an application it does not run)"
+        )
+    elif app_id not in apps:
+        reason += (
+            f"; its last BIRTH does not list {app_id} (a Kura gateway does not answer a"
+            " request for an application it does not run)"
         )
     return Failed(reason, FailureKind.TIMEOUT)
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from jobrunner.device import KuraPayload, Metric
+from jobrunner.device.lifecycle import DeviceFacts
 from jobrunner.engine.link.memory import Handler, MemoryLink, Sent, error, ok
 from jobrunner.engine.service.runner import Runner
 from jobrunner.engine.status import job_view
@@ -25,11 +27,11 @@ class World:
     clock: FakeClock
     link: MemoryLink | None = None
 
-    def job(self, steps: str, devices: str = "[gw-1, gw-2]") -> None:
+    def job(self, steps: str, devices: str = "[gw-1, gw-2]", name: str = "rollout") -> None:
         jobs = self.root / "jobs.d"
         jobs.mkdir(exist_ok=True)
-        (jobs / "job.yaml").write_text(
-            "apiVersion: jobrunner/v1\nkind: Job\nmetadata: {name: rollout, scope: acme}\n"
+        (jobs / f"{name}.yaml").write_text(
+            f"apiVersion: jobrunner/v1\nkind: Job\nmetadata: {{name: {name}, scope: acme}}\n"
             f"spec:\n  targets: {{devices: {devices}}}\n  steps:\n"
             + textwrap.indent(textwrap.dedent(steps).strip(), "    ")
             + '\n  run: "1"\n'
@@ -313,3 +315,98 @@ def test_a_busy_device_does_not_write_a_line_per_reply(tmp_path: Path) -> None:
         assert scope.get("gw-1").status.value == "CONNECTED"  # type: ignore[union-attr]
     lines = (tmp_path / "scopes" / "acme" / "devices.journal").read_text().splitlines()
     assert len(lines) == 1 + 3 + 2  # the header, one line a HEARD_EVERY, the LWT, the return
+
+
+# --- what a reply's timeout says of the device ----------------------------------------------
+
+STOP_THEN_DELETE_KEY = (
+    STOP
+    + """
+- {name: drop-ca, definition: Keystore Item Delete, timeout: 30s,
+   properties: {keystoreId: SSLKeystore, alias: old-ca}}
+"""
+)
+
+
+def _timed_out(runner: Runner, clock: FakeClock, client_id: str, job: str = "rollout") -> str:
+    """Pass the 30 s of the step on the engine's clock; the target's failure message."""
+    clock.advance(31)
+    runner.engine.step(0)
+    target = runner.job_state("acme", job).targets.get(client_id)
+    assert (target.status.value, target.failure) == ("PROCESS_FAILED", "timeout")
+    assert target.message is not None
+    return target.message
+
+
+def test_a_timeout_of_a_device_that_answered_before_says_it_is_online_and_names_the_app(
+    world: World,
+) -> None:
+    world.job(STOP_THEN_DELETE_KEY, devices="[gw-1]")
+    no_keys = lambda sent: None if sent.request.app_id == "KEYS-V1" else ok()  # noqa: E731
+    with world.runner(no_keys) as runner:  # no BIRTH: it answered DEPLOY-V2, not KEYS-V1
+        answered = world.clock.now
+        _start(runner)
+        runner.engine.step(0)  # the second step's request goes out
+        message = _timed_out(runner, world.clock, "gw-1")
+
+    seen = datetime.fromtimestamp(answered, UTC)
+    assert message == (
+        f"no reply in 30s: the device is online (last seen {seen:%Y-%m-%d %H:%M:%S} UTC) but"
+        " did not answer this KEYS-V1 request in time; no BIRTH of it is known, so it may not"
+        " run KEYS-V1 (a Kura gateway does not answer a request for an application it does"
+        " not run)"
+    )
+
+
+def test_a_timeout_remembers_the_replies_an_earlier_run_heard(world: World) -> None:
+    world.job(STOP, devices="[gw-1]")
+    with world.runner(lambda sent: ok()) as runner:  # `run` or `reconcile --wait`, no daemon
+        runner.wait([_start(runner)])
+    world.job(STOP, devices="[gw-1]", name="again")
+    with world.runner(lambda sent: None) as runner:  # the next one: gw-1 does not answer
+        _start(runner)
+        message = _timed_out(runner, world.clock, "gw-1", "again")
+
+    assert message.startswith("no reply in 30s: the device is online (last seen ")
+    assert "did not answer this DEPLOY-V2 request in time" in message
+    assert "never" not in message
+
+
+def test_a_timeout_of_a_device_never_heard_says_so_and_that_it_may_lack_the_app(
+    world: World,
+) -> None:
+    world.job(STOP, devices="[gw-1]")
+    with world.runner(lambda sent: None) as runner:
+        _start(runner)
+        message = _timed_out(runner, world.clock, "gw-1")
+
+    assert message.startswith(
+        "no reply in 30s; no message was ever heard from this device (a BIRTH published"
+        " before the runner first listened is not repeated): is it online, and is its client"
+        " id right?"
+    )
+    assert message.endswith(
+        "; no BIRTH of it is known, so it may not run DEPLOY-V2 (a Kura"
+        " gateway does not answer a request for an application it does"
+        " not run)"
+    )
+
+
+def test_a_timeout_of_a_device_whose_birth_lists_the_app_says_only_that_it_did_not_answer(
+    world: World,
+) -> None:
+    world.job(STOP, devices="[gw-1]")
+    with world.runner(lambda sent: None) as runner:
+        assert world.link is not None
+        facts = DeviceFacts(application_ids=("CMD-V1", "DEPLOY-V2"))
+        world.link.birth("acme", "gw-1", facts, world.clock.now)
+        runner.engine.step(0)
+        born = world.clock.now
+        _start(runner)
+        message = _timed_out(runner, world.clock, "gw-1")
+
+    seen = datetime.fromtimestamp(born, UTC)
+    assert message == (
+        f"no reply in 30s: the device is online (last seen {seen:%Y-%m-%d %H:%M:%S} UTC) but"
+        " did not answer this DEPLOY-V2 request in time"
+    )

@@ -131,7 +131,10 @@ def test_a_device_without_the_application_fails_the_step_with_the_reason(
         "gw-0001": (0, "PROCESS_OK"),
         "gw-0002": (0, "PROCESS_FAILED"),
     }
-    assert "does not support Keystore Item Delete" in (scenario.messages("keys")["gw-0002"] or "")
+    assert scenario.messages("keys")["gw-0002"] == (
+        "the device does not support Keystore Item Delete: its BIRTH lists application ids"
+        " CMD-V1, CONF-V1, DEPLOY-V2, not KEYS-V1"
+    )
     assert fleet.count("gw-0002") == 0
 
 
@@ -170,26 +173,32 @@ def test_status_json_follows_the_fixed_contract(scenario: Scenario) -> None:
     assert execution["startedOn"].endswith("Z") and execution["endedOn"].endswith("Z")
 
 
-def test_a_404_for_an_application_the_device_lacks_is_not_explained_as_a_missing_entry(
+def test_a_device_without_the_application_and_no_birth_heard_times_out_naming_it(
     scenario: Scenario,
 ) -> None:
     old = DeviceProfile(apps=("CMD-V1", "DEPLOY-V2", "CONF-V1"))
     scenario.registry(1)
-    scenario.fleet(1, profiles=(("gw-0001", old),))  # BIRTH before the runner listens
+    fleet = scenario.fleet(1, profiles=(("gw-0001", old),))  # BIRTH before the runner listens
     scenario.job(
         "keys",
         """
-        - {name: drop-ca, definition: Keystore Item Delete,
+        - {name: stop, definition: Bundle Stop, properties: {bundleId: 1}}
+        - {name: drop-ca, definition: Keystore Item Delete, timeout: 1s,
            properties: {keystoreId: SSLKeystore, alias: old-ca}}
         """,
     )
 
     scenario.reconcile()
 
+    assert fleet.count("gw-0001", "keystore-delete") == 1  # received, and never answered
+    assert scenario.statuses("keys")["gw-0001"] == (1, "PROCESS_FAILED")
     message = scenario.messages("keys")["gw-0001"] or ""
-    assert message.startswith("device replied 404: no request handler for application KEYS-V1")
-    assert message.endswith("(the device does not run KEYS-V1)")
-    assert "keystore service" not in message
+    assert message.startswith("no reply in 1s: the device is online (last seen ")
+    assert "did not answer this KEYS-V1 request in time" in message
+    assert message.endswith(
+        "no BIRTH of it is known, so it may not run KEYS-V1 (a Kura gateway does not answer a"
+        " request for an application it does not run)"
+    )
 
 
 def test_a_device_never_seen_fails_at_its_timeout_saying_it_was_never_seen(
@@ -204,6 +213,6 @@ def test_a_device_never_seen_fails_at_its_timeout_saying_it_was_never_seen(
     scenario.reconcile()
 
     message = scenario.messages("rollout")["gw-0002"] or ""
-    assert message.startswith("no reply in 1s; no BIRTH was ever heard from this device")
+    assert message.startswith("no reply in 1s; no message was ever heard from this device")
     assert "is it online, and is its client id right?" in message
     assert scenario.statuses("rollout")["gw-0001"] == (0, "PROCESS_OK")
