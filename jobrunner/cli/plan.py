@@ -140,7 +140,7 @@ def _line(job: JobPlan) -> str:
 def _details(job: JobPlan, verbose: bool) -> list[str]:
     details = list(job.changes) if job.action is not Action.CREATE else []
     if job.conflict is not None:
-        details.append(f"{job.conflict.file}:{job.conflict.line}: {job.conflict.message}")
+        details.extend(job.conflict.lines())
     details.extend(job.problems)
     if job.start:
         details.append(f"start: {job.start}" + (f" ({job.blocked})" if job.blocked else ""))

@@ -383,8 +383,7 @@ class Runner:
             )
         if job_plan.conflict is not None:
             raise JobError(
-                f"job {scope}/{name} has a conflict: {job_plan.conflict.file}:"
-                f"{job_plan.conflict.line}: {job_plan.conflict.message}"
+                f"job {scope}/{name} has a conflict: " + "\n  ".join(job_plan.conflict.lines())
             )
         if job_plan.declared is None:
             raise JobError(f"job {scope}/{name} is no longer declared (orphaned); not started")

@@ -1,0 +1,174 @@
+"""What `plan` shows is what reconcile and the engine will do: every difference of a conflict,
+the targets a start skips, a job whose manifest is gone, a window in each device's zone.
+
+The engine runs in memory on a fake clock (no broker); `plan` is the command, as run by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from jobrunner.cli.main import cli
+from jobrunner.engine.link.memory import Handler, Sent, ok
+from jobrunner.engine.service.runner import Runner
+
+from ..conftest import FakeClock, memory_runner
+
+
+def _answers(sent: Sent) -> Any:
+    return ok()
+
+
+@dataclass
+class World:
+    root: Path
+    clock: FakeClock
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.root / "jobs.d"
+
+    def write(self, name: str, text: str) -> Path:
+        self.jobs_dir.mkdir(exist_ok=True)
+        path = self.jobs_dir / name
+        path.write_text(textwrap.dedent(text).lstrip())
+        return path
+
+    def job(self, spec: str, name: str = "rollout") -> Path:
+        """A Job manifest of scope acme; `spec` is the YAML under `spec:` (dedented)."""
+        body = textwrap.indent(textwrap.dedent(spec).strip(), "  ")
+        self.jobs_dir.mkdir(exist_ok=True)
+        path = self.jobs_dir / f"{name}.yaml"
+        path.write_text(
+            f"apiVersion: jobrunner/v1\nkind: Job\nmetadata: {{name: {name}, scope: acme}}\n"
+            f"spec:\n{body}\n"
+        )
+        return path
+
+    def devices(self, *entries: str) -> None:
+        listed = "\n".join(f"  - {entry}" for entry in entries)
+        self.write(
+            "devices.yaml",
+            "apiVersion: jobrunner/v1\nkind: DeviceList\nmetadata: {scope: acme}\n"
+            f"devices:\n{listed}\n",
+        )
+
+    def reconcile(self, handler: Handler = _answers) -> None:
+        """One reconcile in memory, driven until what it started has ended."""
+        runner: Runner
+        runner, _ = memory_runner(self.root, self.clock, handler)
+        with runner:
+            applied = runner.apply(runner.plan(runner.load()))
+            runner.wait(applied.started)
+
+    def plan(self, *extra: str) -> tuple[int, str]:
+        result = CliRunner().invoke(
+            cli,
+            [
+                "plan",
+                "--jobs-dir",
+                str(self.jobs_dir),
+                "--state-dir",
+                str(self.root / "state"),
+                "--scope",
+                "acme",
+                *extra,
+            ],
+        )
+        assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+        return result.exit_code, result.output
+
+    def plan_json(self) -> dict[str, Any]:
+        code, output = self.plan("-o", "json")
+        assert code in (0, 1, 2), output
+        return json.loads(output)  # type: ignore[no-any-return]
+
+    def job_json(self, name: str = "rollout") -> dict[str, Any]:
+        (found,) = [j for j in self.plan_json()["jobs"] if j["name"] == name]
+        return found  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    (tmp_path / "state").mkdir()
+    yield World(tmp_path, FakeClock())
+
+
+# -- a conflict lists every difference ---------------------------------------------------------
+
+FROZEN = """
+    targets: {devices: [gw-1, gw-2], tags: [line-3]}
+    steps:
+      - name: stop
+        definition: Bundle Stop
+        properties: {bundleId: 42}
+      - name: say
+        definition: Command Execution
+        timeout: 30s
+        properties: {command: echo, arguments: [a]}
+    run: "1"
+"""
+
+CHANGED = """
+    targets: {devices: [gw-1, gw-3], tags: [line-3]}
+    steps:
+      - name: stop
+        definition: Bundle Stop
+        properties: {bundleId: 43}
+      - name: say
+        definition: Command Execution
+        timeout: 45s
+        properties: {command: echo, arguments: [b]}
+    run: "1"
+"""
+
+
+def test_a_conflict_lists_every_difference_with_both_values_at_its_line(world: World) -> None:
+    world.job(FROZEN)
+    world.reconcile()
+    manifest = world.job(CHANGED)
+
+    code, output = world.plan()
+
+    assert code == 1, output
+    for line in (
+        f'{manifest}:5: targets devices: ["gw-1", "gw-2"] -> ["gw-1", "gw-3"]',
+        f"{manifest}:9: step 0 'stop' properties.bundleId: 42 -> 43",
+        f'{manifest}:12: step 1 \'say\' timeout: "30s" -> "45s"',
+        f'{manifest}:13: step 1 \'say\' properties.arguments: ["a"] -> ["b"]',
+    ):
+        assert line in output, output
+    assert "targets, step 0 'stop', step 1 'say' changed after execution 1 froze them" in output
+    conflict = world.job_json()["conflict"]
+    assert [(d["what"], d["line"]) for d in conflict["differences"]] == [
+        ("targets devices", 5),
+        ("step 0 'stop' properties.bundleId", 9),
+        ("step 1 'say' timeout", 12),
+        ("step 1 'say' properties.arguments", 13),
+    ]
+
+
+def test_a_step_added_after_the_freeze_is_listed_whole(world: World) -> None:
+    world.job(FROZEN)
+    world.reconcile()
+    manifest = world.job(
+        FROZEN.replace(
+            '    run: "1"',
+            "      - {name: again, definition: Bundle Start, properties: {bundleId: 42}}\n"
+            '    run: "1"',
+        )
+    )
+
+    code, output = world.plan()
+
+    assert code == 1, output
+    assert f"{manifest}:14: step 2 'again': (absent) -> {{" in output, output
+    assert "step 0" not in output
