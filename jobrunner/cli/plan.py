@@ -68,10 +68,13 @@ def plan(
                    (docs/policy.md): the job is kept as it is
 
     and which executions would start or stop, and why, with the resolved target
-    devices of each job (their count; every one with --verbose).
+    devices of each job (their count; every one with --verbose). A start runs
+    only the targets not done: those it would skip are shown with why (done, or
+    left out by the retry limit).
 
     `-o json` prints the plan as one object: revision, exitCode, diagnostics, and
-    every job with its action, changes, start, stop, targets and conflict.
+    every job with its action, changes, start, stop, targets, run (the targets a
+    start would run), skipped and conflict.
 
     Exit status: 0 when nothing would change, 2 when something would, 1 on
     invalid manifests or conflicts, so that `jobrunner plan` can gate a pull
@@ -102,6 +105,11 @@ def plan_json(result: Plan) -> dict[str, Any]:
                 "stop": job.stop,
                 "frozen": job.frozen,
                 "targets": job.targets,
+                "run": job.run,
+                "skipped": [
+                    {"clientId": client_id, "reason": why}
+                    for client_id, why in sorted(job.skipped.items())
+                ],
                 "waves": [
                     {"name": w.name, "selector": w.selector, "targets": w.targets}
                     for w in job.waves
@@ -133,7 +141,10 @@ def _print(result: Plan, verbose: bool) -> None:
 
 
 def _line(job: JobPlan) -> str:
-    targets = f"{len(job.targets)} target(s)" + (" (frozen)" if job.frozen else "")
+    targets = f"{len(job.targets)} target(s)"
+    if job.run is not None and job.skipped:
+        targets = f"{len(job.run)} of {targets} to run, {len(job.skipped)} skipped"
+    targets += " (frozen)" if job.frozen else ""
     return f"{MARKERS[job.action]} {job.action.value:<9} {job.label:<40} {targets}"
 
 
@@ -148,8 +159,20 @@ def _details(job: JobPlan, verbose: bool) -> list[str]:
         details.append(f"stop: {job.stop}")
     if verbose and job.targets:
         details.append("targets: " + ", ".join(job.targets))
+    if job.skipped:
+        if verbose and job.run is not None:
+            details.append("to run: " + (", ".join(job.run) or "none"))
+        details.append("skipped: " + _skipped(job.skipped, verbose))
     details.extend(_waves(job, verbose))
     return details
+
+
+def _skipped(skipped: dict[str, str], verbose: bool, shown: int = 5) -> str:
+    """Each target a start would skip, with why (the first few, without --verbose)."""
+    listed = [f"{client_id} ({why})" for client_id, why in sorted(skipped.items())]
+    if verbose or len(listed) <= shown:
+        return ", ".join(listed)
+    return ", ".join(listed[:shown]) + f" and {len(listed) - shown} more (every one with -v)"
 
 
 def _waves(job: JobPlan, verbose: bool) -> list[str]:

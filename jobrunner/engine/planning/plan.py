@@ -19,6 +19,7 @@ and, per job, whether an execution would start (a new run token) or stop (suspen
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -36,6 +37,7 @@ from jobrunner.engine.planning.spec import (
     spec_digest,
     spec_essence,
 )
+from jobrunner.engine.rollout.coverage import coverage
 from jobrunner.engine.rollout.waves import split_waves
 from jobrunner.errors import StateError
 from jobrunner.manifests import Declared, Job, ManifestSet, Targets
@@ -76,6 +78,10 @@ class JobPlan:
     """The rollout's waves: as frozen, or as the first execution would split the targets."""
     zones: dict[str, str] = field(default_factory=dict)
     """The targets' time zones, for a rollout window in each device's zone."""
+    run: list[str] | None = None
+    """The targets the execution that would start covers (None: no start now)."""
+    skipped: dict[str, str] = field(default_factory=dict)
+    """The targets it would skip, each with why (done, or left out by the retry limit)."""
 
     @property
     def label(self) -> str:
@@ -125,11 +131,14 @@ def compute_plan(
     *,
     require_signed: bool = False,
     loaded: Loaded | None = None,
+    now: float | None = None,
 ) -> Plan:
     """The plan for every declared and every recorded job, reviewed against the scopes'
     policies (and, with `require_signed`, against commit signatures): docs/policy.md.
-    `loaded`: jobs already in memory (a runner's), not read from disk again."""
-    plan = _compute(manifests, state, devices, revision, loaded)
+    `loaded`: jobs already in memory (a runner's), not read from disk again. `now`: the
+    engine's clock (a failed target's backoff), else the time of day."""
+    moment = time.time() if now is None else now
+    plan = _compute(manifests, state, devices, revision, loaded, moment)
     verdicts = review(manifests, state, _changes_to_judge(plan), require_signed)
     manifests.diagnostics.extend(verdicts.diagnostics)
     plan.policy_changes.extend(verdicts.accepted)
@@ -139,6 +148,7 @@ def compute_plan(
             job.action = Action.REFUSED
             job.problems = [problem]
             job.start = job.stop = job.blocked = None
+            job.run, job.skipped = None, {}
     return plan
 
 
@@ -163,6 +173,7 @@ def _compute(
     devices: DeviceTags,
     revision: str | None,
     loaded: Loaded | None,
+    now: float,
 ) -> Plan:
     plans: dict[tuple[str, str], JobPlan] = {}
     for key, declared in manifests.jobs.items():
@@ -171,7 +182,7 @@ def _compute(
         except StateError as error:
             plans[key] = _unusable(key, error, declared)
             continue
-        plans[key] = _plan_declared(declared, recorded, devices.get(key[0], NO_DEVICES))
+        plans[key] = _plan_declared(declared, recorded, devices.get(key[0], NO_DEVICES), now)
     for rejected in manifests.rejected:
         if rejected.kind != "Job" or rejected.scope is None or rejected.name is None:
             continue
@@ -213,7 +224,7 @@ def _record_or_none(state: StateDir, scope: str, name: str) -> JobRecord | None:
 
 
 def _plan_declared(
-    declared: Declared[Job], recorded: JobState | None, devices: ScopeDevices
+    declared: Declared[Job], recorded: JobState | None, devices: ScopeDevices, now: float
 ) -> JobPlan:
     job = declared.manifest
     scope, name = declared.scope, job.metadata.name
@@ -225,6 +236,7 @@ def _plan_declared(
         if job.spec.run is not None and not job.spec.suspend:
             plan.start = f"run token '{job.spec.run}'"
             plan.blocked = _nothing_to_freeze(plan)
+            _covered(plan, None, now)
         return plan
     record = recorded.record
     plan = JobPlan(scope, name, Action.UNCHANGED, declared=declared, record=record)
@@ -248,9 +260,23 @@ def _plan_declared(
             plan.blocked = f"waits for execution {running.id} to end"
         elif record.frozen is None:
             plan.blocked = _nothing_to_freeze(plan)
+        _covered(plan, recorded, now)
     if plan.changes:
         plan.action = Action.UPDATE
     return plan
+
+
+def _covered(plan: JobPlan, recorded: JobState | None, now: float) -> None:
+    """What the start would run and skip: as the engine decides when it starts it, from the
+    targets as recorded now (a first execution runs every target it freezes)."""
+    if plan.blocked:
+        return  # it starts later, if at all: what it covers is decided then
+    frozen = recorded.record.frozen if recorded is not None else None
+    if recorded is None or frozen is None:
+        plan.run = list(plan.targets)
+        return
+    found = coverage(recorded, len(frozen.steps), now)
+    plan.run, plan.skipped = found.covered, found.reasons
 
 
 def _rollout(plan: JobPlan, job: Job, record: JobRecord | None, devices: ScopeDevices) -> None:

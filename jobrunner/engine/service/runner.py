@@ -359,6 +359,7 @@ class Runner:
             git_revision(self.config.jobs_dir),
             require_signed=self.config.require_signed,
             loaded={key: job.state for key, job in self.engine.jobs.items()},
+            now=self.engine.clock(),
         )
         if self.ownership is not None:
             plan.jobs = [j for j in plan.jobs if self.ownership.holds((j.scope, j.name))]

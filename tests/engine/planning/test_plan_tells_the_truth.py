@@ -17,8 +17,10 @@ import pytest
 from click.testing import CliRunner
 
 from jobrunner.cli.main import cli
-from jobrunner.engine.link.memory import Handler, Sent, ok
+from jobrunner.engine.link.memory import Handler, Sent, error, ok
 from jobrunner.engine.service.runner import Runner
+from jobrunner.state.jobstore import JobState
+from jobrunner.state.layout import StateDir
 
 from ..conftest import FakeClock, memory_runner
 
@@ -172,3 +174,49 @@ def test_a_step_added_after_the_freeze_is_listed_whole(world: World) -> None:
     assert code == 1, output
     assert f"{manifest}:14: step 2 'again': (absent) -> {{" in output, output
     assert "step 0" not in output
+
+
+# -- a start shows what it runs, and what it skips and why ---------------------------------------
+
+
+def _gw3_fails(sent: Sent) -> Any:
+    return error(500, "bundle 42 is busy") if sent.client_id == "gw-3" else ok()
+
+
+def _retried(run: str) -> str:
+    return f"""
+        targets: {{devices: [gw-1, gw-2, gw-3]}}
+        steps:
+          - {{name: stop, definition: Bundle Stop, properties: {{bundleId: 42}}}}
+        retry: {{maxAttempts: 2}}
+        run: "{run}"
+    """
+
+
+def test_plan_shows_the_targets_a_start_skips_as_the_engine_skips_them(world: World) -> None:
+    world.job(_retried("1"))
+    world.reconcile(_gw3_fails)  # gw-1, gw-2 done; gw-3 failed once
+    world.job(_retried("2"))
+
+    code, output = world.plan("-v")
+
+    assert code == 2, output
+    assert "acme/rollout" in output and "1 of 3 target(s) to run, 2 skipped (frozen)" in output
+    assert "to run: gw-3" in output
+    assert (
+        "skipped: gw-1 (done: PROCESS_OK at its last step),"
+        " gw-2 (done: PROCESS_OK at its last step)"
+    ) in output
+    planned = world.job_json()
+    world.reconcile(_gw3_fails)  # what the engine ran is what the plan said it would
+    job = JobState.load(StateDir(world.root / "state"), "acme", "rollout")
+    job.close()
+    assert planned["run"] == sorted(job.executions[2].targets) == ["gw-3"]
+
+    world.job(_retried("3"))  # gw-3 failed twice: the retry limit leaves it out too
+    planned = world.job_json()
+    assert planned["run"] == []
+    assert planned["skipped"][-1] == {
+        "clientId": "gw-3",
+        "reason": "gave up after 2 attempt(s) (retry.maxAttempts 2)",
+    }
