@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,11 +18,11 @@ from jobrunner.cli.options import (
     state_options,
 )
 from jobrunner.engine.planning.plan import Action, JobPlan, Plan
-from jobrunner.engine.rollout.gate import estimate
+from jobrunner.engine.rollout.gate import estimate, zone_unknown
 from jobrunner.engine.rollout.windows import describe
 from jobrunner.engine.service.runner import make_plan
 from jobrunner.manifests.fields import format_duration
-from jobrunner.manifests.rollout import Rollout
+from jobrunner.manifests.rollout import DEVICE_ZONE, Rollout
 
 MARKERS = {
     Action.CREATE: "+",
@@ -123,14 +122,9 @@ def plan_json(result: Plan) -> dict[str, Any]:
 
 
 def _print(result: Plan, verbose: bool) -> None:
-    for diagnostic in result.manifests.diagnostics:
-        click.echo(str(diagnostic))
+    for line in plan_lines(result, verbose):
+        click.echo(line)
     revision = f" (manifests at {result.revision})" if result.revision else ""
-    shown = [j for j in result.jobs if verbose or j.changes_something]
-    for job in shown:
-        click.echo(_line(job))
-        for detail in _details(job, verbose):
-            click.echo(f"      {detail}")
     counts = {a: sum(1 for j in result.jobs if j.action is a) for a in Action}
     summary = ", ".join(f"{n} {a.value}" for a, n in counts.items() if n)
     starts = sum(1 for j in result.jobs if j.start and not j.blocked)
@@ -138,6 +132,17 @@ def _print(result: Plan, verbose: bool) -> None:
         f"plan{revision}: {summary or 'no jobs'}; {starts} execution(s) would start",
         err=True,
     )
+
+
+def plan_lines(result: Plan, verbose: bool) -> list[str]:
+    """The plan as `jobrunner plan` prints it: the diagnostics, then each job that would
+    change (every job, `verbose`) with its details."""
+    lines = [str(diagnostic) for diagnostic in result.manifests.diagnostics]
+    for job in result.jobs:
+        if verbose or job.changes_something:
+            lines.append(_line(job))
+            lines.extend(f"      {detail}" for detail in _details(job, verbose, result.now))
+    return lines
 
 
 def _line(job: JobPlan) -> str:
@@ -148,7 +153,7 @@ def _line(job: JobPlan) -> str:
     return f"{MARKERS[job.action]} {job.action.value:<9} {job.label:<40} {targets}"
 
 
-def _details(job: JobPlan, verbose: bool) -> list[str]:
+def _details(job: JobPlan, verbose: bool, now: float) -> list[str]:
     details = list(job.changes) if job.action is not Action.CREATE else []
     if job.conflict is not None:
         details.extend(job.conflict.lines())
@@ -163,7 +168,7 @@ def _details(job: JobPlan, verbose: bool) -> list[str]:
         if verbose and job.run is not None:
             details.append("to run: " + (", ".join(job.run) or "none"))
         details.append("skipped: " + _skipped(job.skipped, verbose))
-    details.extend(_waves(job, verbose))
+    details.extend(_waves(job, verbose, now))
     return details
 
 
@@ -175,7 +180,7 @@ def _skipped(skipped: dict[str, str], verbose: bool, shown: int = 5) -> str:
     return ", ".join(listed[:shown]) + f" and {len(listed) - shown} more (every one with -v)"
 
 
-def _waves(job: JobPlan, verbose: bool) -> list[str]:
+def _waves(job: JobPlan, verbose: bool, now: float) -> list[str]:
     """Each wave with its size (and, verbose, its devices), and when the starts would end."""
     lines = []
     if job.waves:
@@ -187,11 +192,20 @@ def _waves(job: JobPlan, verbose: bool) -> list[str]:
             listed = ", ".join(f"{w.name} {len(w.targets)}" for w in job.waves)
             lines.append(f"waves: {listed} (every device with -v)")
     rollout = job.declared.manifest.spec.rollout if job.declared is not None else None
-    if verbose and rollout is not None and job.targets:
-        sizes = [len(w.targets) for w in job.waves] or [len(job.targets)]
-        now = time.time()
-        first, last = estimate(sizes, rollout, now)
+    starting = job.run if job.run is not None else job.targets  # what a start would run
+    if verbose and rollout is not None and starting:
+        chosen = set(starting)
+        waves = [[c for c in w.targets if c in chosen] for w in job.waves] or [starting]
+        first, last = estimate(waves, rollout, now, job.zones)
         lines.append(_estimate_text(first, last, now, rollout))
+        unknown = [c for c in starting if zone_unknown(rollout.window, job.zones, c)]
+        if unknown:
+            shown = ", ".join(unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+            lines.append(
+                f"estimate: {len(unknown)} target(s) have no timezone in their DeviceList"
+                f" ({shown}): their window (timezone: device) opens in UTC, as the engine"
+                " opens it; give each device a timezone in its DeviceList"
+            )
     return lines
 
 
@@ -201,7 +215,10 @@ def _estimate_text(first: float, last: float, now: float, rollout: Rollout) -> s
     span = format_duration(timedelta(seconds=max(1, round(last - first))))
     starts = "at once" if first <= now + 1 else f"from {describe(first, 'UTC')}"
     soaks = " and the soaks" if rollout.soak else ""
+    window = rollout.window
+    device = window is not None and window.timezone == DEVICE_ZONE
+    zones = " (the window in each device's time zone)" if device else ""
     return (
         f"estimate: starts {starts}, the last target at the earliest {describe(last, 'UTC')}"
-        f" (starts spread over {span}{soaks}, if every target succeeds; plus its steps)"
+        f" (starts spread over {span}{soaks}, if every target succeeds; plus its steps){zones}"
     )

@@ -99,6 +99,8 @@ class Plan:
     revision: str | None
     policy_changes: list[PolicyChange] = field(default_factory=list)
     """Policies accepted by this plan, recorded when it is applied (`engine.policy`)."""
+    now: float = 0.0
+    """The instant it was computed for (what it estimates counts from it)."""
 
     @property
     def has_errors(self) -> bool:
@@ -139,6 +141,7 @@ def compute_plan(
     engine's clock (a failed target's backoff), else the time of day."""
     moment = time.time() if now is None else now
     plan = _compute(manifests, state, devices, revision, loaded, moment)
+    plan.now = moment
     verdicts = review(manifests, state, _changes_to_judge(plan), require_signed)
     manifests.diagnostics.extend(verdicts.diagnostics)
     plan.policy_changes.extend(verdicts.accepted)

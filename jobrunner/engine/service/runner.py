@@ -80,9 +80,14 @@ def device_tags(
 
 
 def make_plan(
-    jobs_dir: Path, state: StateDir | Path, scope: str, require_signed: bool = False
+    jobs_dir: Path,
+    state: StateDir | Path,
+    scope: str,
+    require_signed: bool = False,
+    now: float | None = None,
 ) -> Plan:
-    """The plan for the manifests under `jobs_dir` against the recorded `state`."""
+    """The plan for the manifests under `jobs_dir` against the recorded `state`, at `now`
+    (default: the time of day)."""
     layout = state if isinstance(state, StateDir) else StateDir(state)
     manifests = load_manifests([jobs_dir], default_scope=scope)
     with DeviceRegistry(layout, autoflush=False) as registry:
@@ -93,6 +98,7 @@ def make_plan(
         devices,
         git_revision(jobs_dir),
         require_signed=require_signed,
+        now=now,
     )
 
 

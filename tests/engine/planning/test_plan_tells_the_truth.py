@@ -10,6 +10,7 @@ import json
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,10 @@ import pytest
 from click.testing import CliRunner
 
 from jobrunner.cli.main import cli
+from jobrunner.cli.plan import plan_lines
 from jobrunner.engine.link.memory import Handler, Sent, error, ok
-from jobrunner.engine.service.runner import Runner
+from jobrunner.engine.rollout.gate import estimate
+from jobrunner.engine.service.runner import Runner, make_plan
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import StateDir
 
@@ -220,3 +223,64 @@ def test_plan_shows_the_targets_a_start_skips_as_the_engine_skips_them(world: Wo
         "clientId": "gw-3",
         "reason": "gave up after 2 attempt(s) (retry.maxAttempts 2)",
     }
+
+
+# -- a window in each device's zone: the estimate opens it where the engine does ---------------
+
+
+def test_the_estimate_opens_a_device_window_in_each_devices_zone_or_says_it_is_unknown(
+    world: World,
+) -> None:
+    world.devices(
+        "{clientId: gw-1, timezone: Asia/Tokyo}",  # 01:00 there is 16:00 UTC the day before
+        "{clientId: gw-2}",  # no zone: the engine opens its window in UTC
+    )
+    world.job("""
+        targets: {devices: [gw-1, gw-2]}
+        steps:
+          - {name: stop, definition: Bundle Stop, properties: {bundleId: 42}}
+        rollout:
+          window: {cron: "0 0 1 ? * *", duration: 1h, timezone: device}
+        run: "1"
+    """)
+    noon = datetime(2027, 1, 10, 12, 0, tzinfo=UTC).timestamp()
+
+    result = make_plan(world.jobs_dir, world.root / "state", "acme", now=noon)
+    lines = "\n".join(plan_lines(result, verbose=True))
+
+    assert (
+        "estimate: starts from 2027-01-10T16:00:00Z, the last target at the earliest"
+        " 2027-01-11T01:00:00Z"
+    ) in lines, lines
+    assert (
+        "estimate: 1 target(s) have no timezone in their DeviceList (gw-2): their window"
+        " (timezone: device) opens in UTC, as the engine opens it"
+    ) in lines, lines
+
+
+def test_the_engine_starts_a_device_window_target_when_the_estimate_says(world: World) -> None:
+    world.devices("{clientId: gw-1, timezone: Asia/Tokyo}")
+    world.job("""
+        targets: {devices: [gw-1]}
+        steps:
+          - {name: stop, definition: Bundle Stop, properties: {bundleId: 42}}
+        rollout:
+          window: {cron: "0 0 1 ? * *", duration: 1h, timezone: device}
+        run: "1"
+    """)
+    plan = make_plan(world.jobs_dir, world.root / "state", "acme", now=world.clock.now)
+    (job,) = plan.jobs
+    rollout = job.declared.manifest.spec.rollout if job.declared else None
+    assert rollout is not None
+    first, _ = estimate([job.targets], rollout, world.clock.now, job.zones)
+    assert first > world.clock.now
+
+    runner, link = memory_runner(world.root, world.clock, _answers)
+    with runner:
+        runner.apply(runner.plan(runner.load()))
+        world.clock.now = first - 1
+        runner.engine.step(0)
+        assert link.sent == [], "the window is not open yet in Tokyo"
+        world.clock.now = first
+        runner.engine.step(0)
+        assert [s.client_id for s in link.sent] == ["gw-1"]
