@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,8 @@ def plan(
       ! invalid    its manifest has errors: the job is kept as it is
       ! refused    its last commit is not allowed by the scope's policy
                    (docs/policy.md): the job is kept as it is
+      = orphaned   its manifest was removed (with --verbose): it stays stopped,
+                   its history kept, until it is declared again
 
     and which executions would start or stop, and why, with the resolved target
     devices of each job (their count; every one with --verbose). A start runs
@@ -103,6 +106,7 @@ def plan_json(result: Plan) -> dict[str, Any]:
                 "blocked": job.blocked,
                 "stop": job.stop,
                 "frozen": job.frozen,
+                "orphaned": job.orphaned,
                 "targets": job.targets,
                 "run": job.run,
                 "skipped": [
@@ -125,8 +129,9 @@ def _print(result: Plan, verbose: bool) -> None:
     for line in plan_lines(result, verbose):
         click.echo(line)
     revision = f" (manifests at {result.revision})" if result.revision else ""
-    counts = {a: sum(1 for j in result.jobs if j.action is a) for a in Action}
-    summary = ", ".join(f"{n} {a.value}" for a, n in counts.items() if n)
+    kinds = [*(a.value for a in Action), "orphaned"]
+    counts = Counter("orphaned" if j.orphaned else j.action.value for j in result.jobs)
+    summary = ", ".join(f"{counts[k]} {k}" for k in kinds if counts[k])
     starts = sum(1 for j in result.jobs if j.start and not j.blocked)
     click.echo(
         f"plan{revision}: {summary or 'no jobs'}; {starts} execution(s) would start",
@@ -146,6 +151,8 @@ def plan_lines(result: Plan, verbose: bool) -> list[str]:
 
 
 def _line(job: JobPlan) -> str:
+    if job.orphaned:  # not "unchanged" as if declared: its manifest is gone
+        return f"{MARKERS[job.action]} {'orphaned':<9} {job.label:<40} {len(job.targets)} target(s)"
     targets = f"{len(job.targets)} target(s)"
     if job.run is not None and job.skipped:
         targets = f"{len(job.run)} of {targets} to run, {len(job.skipped)} skipped"
@@ -155,6 +162,11 @@ def _line(job: JobPlan) -> str:
 
 def _details(job: JobPlan, verbose: bool, now: float) -> list[str]:
     details = list(job.changes) if job.action is not Action.CREATE else []
+    if job.orphaned:
+        details.append(
+            "manifest removed: orphaned (stopped, history kept; nothing starts it);"
+            " declare it again to bring it back"
+        )
     if job.conflict is not None:
         details.extend(job.conflict.lines())
     details.extend(job.problems)

@@ -78,6 +78,8 @@ class JobPlan:
     """The rollout's waves: as frozen, or as the first execution would split the targets."""
     zones: dict[str, str] = field(default_factory=dict)
     """The targets' time zones, for a rollout window in each device's zone."""
+    orphaned: bool = False
+    """Recorded, its manifest removed, and reconciled so: it stays stopped, history kept."""
     run: list[str] | None = None
     """The targets the execution that would start covers (None: no start now)."""
     skipped: dict[str, str] = field(default_factory=dict)
@@ -415,6 +417,7 @@ def _plan_undeclared(
     plan.frozen = record.frozen is not None
     plan.targets = list(record.frozen.targets) if record.frozen else []
     if record.orphaned:
+        plan.orphaned = True  # nothing to do, but not "as declared": it is declared no more
         return plan
     if not manifests.files:
         # An empty checkout (a clone half done, a mount not there) is not the removal of

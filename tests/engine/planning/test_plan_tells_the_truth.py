@@ -284,3 +284,25 @@ def test_the_engine_starts_a_device_window_target_when_the_estimate_says(world: 
         world.clock.now = first
         runner.engine.step(0)
         assert [s.client_id for s in link.sent] == ["gw-1"]
+
+
+# -- a job whose manifest is gone says so --------------------------------------------------------
+
+
+def test_a_job_whose_manifest_was_removed_is_shown_orphaned_not_unchanged(world: World) -> None:
+    world.devices("{clientId: gw-1}")  # a manifest stays: an empty directory removes nothing
+    manifest = world.job(FROZEN.replace("gw-1, gw-2", "gw-1"))
+    world.reconcile()
+    manifest.unlink()
+
+    code, output = world.plan("-v")
+    assert code == 2 and "- remove    acme/rollout" in output, output
+
+    world.reconcile()  # marks it orphaned: from now on nothing is left to do
+    code, output = world.plan("-v")
+
+    assert code == 0, output
+    assert "= orphaned  acme/rollout" in output, output
+    assert "unchanged" not in output
+    assert "manifest removed: orphaned (stopped, history kept; nothing starts it)" in output
+    assert world.job_json()["orphaned"] is True
