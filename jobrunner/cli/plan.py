@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-import time
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,11 +19,11 @@ from jobrunner.cli.options import (
     state_options,
 )
 from jobrunner.engine.planning.plan import Action, JobPlan, Plan
-from jobrunner.engine.rollout.gate import estimate
+from jobrunner.engine.rollout.gate import estimate, zone_unknown
 from jobrunner.engine.rollout.windows import describe
 from jobrunner.engine.service.runner import make_plan
 from jobrunner.manifests.fields import format_duration
-from jobrunner.manifests.rollout import Rollout
+from jobrunner.manifests.rollout import DEVICE_ZONE, Rollout
 
 MARKERS = {
     Action.CREATE: "+",
@@ -66,12 +66,17 @@ def plan(
       ! invalid    its manifest has errors: the job is kept as it is
       ! refused    its last commit is not allowed by the scope's policy
                    (docs/policy.md): the job is kept as it is
+      = orphaned   its manifest was removed (with --verbose): it stays stopped,
+                   its history kept, until it is declared again
 
     and which executions would start or stop, and why, with the resolved target
-    devices of each job (their count; every one with --verbose).
+    devices of each job (their count; every one with --verbose). A start runs
+    only the targets not done: those it would skip are shown with why (done, or
+    left out by the retry limit).
 
     `-o json` prints the plan as one object: revision, exitCode, diagnostics, and
-    every job with its action, changes, start, stop, targets and conflict.
+    every job with its action, changes, start, stop, targets, run (the targets a
+    start would run), skipped and conflict.
 
     Exit status: 0 when nothing would change, 2 when something would, 1 on
     invalid manifests or conflicts, so that `jobrunner plan` can gate a pull
@@ -101,7 +106,13 @@ def plan_json(result: Plan) -> dict[str, Any]:
                 "blocked": job.blocked,
                 "stop": job.stop,
                 "frozen": job.frozen,
+                "orphaned": job.orphaned,
                 "targets": job.targets,
+                "run": job.run,
+                "skipped": [
+                    {"clientId": client_id, "reason": why}
+                    for client_id, why in sorted(job.skipped.items())
+                ],
                 "waves": [
                     {"name": w.name, "selector": w.selector, "targets": w.targets}
                     for w in job.waves
@@ -115,16 +126,12 @@ def plan_json(result: Plan) -> dict[str, Any]:
 
 
 def _print(result: Plan, verbose: bool) -> None:
-    for diagnostic in result.manifests.diagnostics:
-        click.echo(str(diagnostic))
+    for line in plan_lines(result, verbose):
+        click.echo(line)
     revision = f" (manifests at {result.revision})" if result.revision else ""
-    shown = [j for j in result.jobs if verbose or j.changes_something]
-    for job in shown:
-        click.echo(_line(job))
-        for detail in _details(job, verbose):
-            click.echo(f"      {detail}")
-    counts = {a: sum(1 for j in result.jobs if j.action is a) for a in Action}
-    summary = ", ".join(f"{n} {a.value}" for a, n in counts.items() if n)
+    kinds = [*(a.value for a in Action), "orphaned"]
+    counts = Counter("orphaned" if j.orphaned else j.action.value for j in result.jobs)
+    summary = ", ".join(f"{counts[k]} {k}" for k in kinds if counts[k])
     starts = sum(1 for j in result.jobs if j.start and not j.blocked)
     click.echo(
         f"plan{revision}: {summary or 'no jobs'}; {starts} execution(s) would start",
@@ -132,15 +139,36 @@ def _print(result: Plan, verbose: bool) -> None:
     )
 
 
+def plan_lines(result: Plan, verbose: bool) -> list[str]:
+    """The plan as `jobrunner plan` prints it: the diagnostics, then each job that would
+    change (every job, `verbose`) with its details."""
+    lines = [str(diagnostic) for diagnostic in result.manifests.diagnostics]
+    for job in result.jobs:
+        if verbose or job.changes_something:
+            lines.append(_line(job))
+            lines.extend(f"      {detail}" for detail in _details(job, verbose, result.now))
+    return lines
+
+
 def _line(job: JobPlan) -> str:
-    targets = f"{len(job.targets)} target(s)" + (" (frozen)" if job.frozen else "")
+    if job.orphaned:  # not "unchanged" as if declared: its manifest is gone
+        return f"{MARKERS[job.action]} {'orphaned':<9} {job.label:<40} {len(job.targets)} target(s)"
+    targets = f"{len(job.targets)} target(s)"
+    if job.run is not None and job.skipped:
+        targets = f"{len(job.run)} of {targets} to run, {len(job.skipped)} skipped"
+    targets += " (frozen)" if job.frozen else ""
     return f"{MARKERS[job.action]} {job.action.value:<9} {job.label:<40} {targets}"
 
 
-def _details(job: JobPlan, verbose: bool) -> list[str]:
+def _details(job: JobPlan, verbose: bool, now: float) -> list[str]:
     details = list(job.changes) if job.action is not Action.CREATE else []
+    if job.orphaned:
+        details.append(
+            "manifest removed: orphaned (stopped, history kept; nothing starts it);"
+            " declare it again to bring it back"
+        )
     if job.conflict is not None:
-        details.append(f"{job.conflict.file}:{job.conflict.line}: {job.conflict.message}")
+        details.extend(job.conflict.lines())
     details.extend(job.problems)
     if job.start:
         details.append(f"start: {job.start}" + (f" ({job.blocked})" if job.blocked else ""))
@@ -148,11 +176,23 @@ def _details(job: JobPlan, verbose: bool) -> list[str]:
         details.append(f"stop: {job.stop}")
     if verbose and job.targets:
         details.append("targets: " + ", ".join(job.targets))
-    details.extend(_waves(job, verbose))
+    if job.skipped:
+        if verbose and job.run is not None:
+            details.append("to run: " + (", ".join(job.run) or "none"))
+        details.append("skipped: " + _skipped(job.skipped, verbose))
+    details.extend(_waves(job, verbose, now))
     return details
 
 
-def _waves(job: JobPlan, verbose: bool) -> list[str]:
+def _skipped(skipped: dict[str, str], verbose: bool, shown: int = 5) -> str:
+    """Each target a start would skip, with why (the first few, without --verbose)."""
+    listed = [f"{client_id} ({why})" for client_id, why in sorted(skipped.items())]
+    if verbose or len(listed) <= shown:
+        return ", ".join(listed)
+    return ", ".join(listed[:shown]) + f" and {len(listed) - shown} more (every one with -v)"
+
+
+def _waves(job: JobPlan, verbose: bool, now: float) -> list[str]:
     """Each wave with its size (and, verbose, its devices), and when the starts would end."""
     lines = []
     if job.waves:
@@ -164,11 +204,20 @@ def _waves(job: JobPlan, verbose: bool) -> list[str]:
             listed = ", ".join(f"{w.name} {len(w.targets)}" for w in job.waves)
             lines.append(f"waves: {listed} (every device with -v)")
     rollout = job.declared.manifest.spec.rollout if job.declared is not None else None
-    if verbose and rollout is not None and job.targets:
-        sizes = [len(w.targets) for w in job.waves] or [len(job.targets)]
-        now = time.time()
-        first, last = estimate(sizes, rollout, now)
+    starting = job.run if job.run is not None else job.targets  # what a start would run
+    if verbose and rollout is not None and starting:
+        chosen = set(starting)
+        waves = [[c for c in w.targets if c in chosen] for w in job.waves] or [starting]
+        first, last = estimate(waves, rollout, now, job.zones)
         lines.append(_estimate_text(first, last, now, rollout))
+        unknown = [c for c in starting if zone_unknown(rollout.window, job.zones, c)]
+        if unknown:
+            shown = ", ".join(unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+            lines.append(
+                f"estimate: {len(unknown)} target(s) have no timezone in their DeviceList"
+                f" ({shown}): their window (timezone: device) opens in UTC, as the engine"
+                " opens it; give each device a timezone in its DeviceList"
+            )
     return lines
 
 
@@ -178,7 +227,10 @@ def _estimate_text(first: float, last: float, now: float, rollout: Rollout) -> s
     span = format_duration(timedelta(seconds=max(1, round(last - first))))
     starts = "at once" if first <= now + 1 else f"from {describe(first, 'UTC')}"
     soaks = " and the soaks" if rollout.soak else ""
+    window = rollout.window
+    device = window is not None and window.timezone == DEVICE_ZONE
+    zones = " (the window in each device's time zone)" if device else ""
     return (
         f"estimate: starts {starts}, the last target at the earliest {describe(last, 'UTC')}"
-        f" (starts spread over {span}{soaks}, if every target succeeds; plus its steps)"
+        f" (starts spread over {span}{soaks}, if every target succeeds; plus its steps){zones}"
     )

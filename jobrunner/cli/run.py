@@ -273,8 +273,11 @@ def reconcile(ctx: click.Context, config: RunnerConfig, wait: bool) -> None:
         applied = runner.apply(plan)
         for job in plan.jobs:
             if job.action in (Action.CONFLICT, Action.INVALID, Action.REFUSED):
-                detail = job.conflict.message if job.conflict else "; ".join(job.problems)
-                click.echo(f"{job.action.value}: {job.label}: {detail}", err=True)
+                if job.conflict is not None:
+                    lines = "\n  ".join(job.conflict.lines())
+                    click.echo(f"{job.action.value}: {job.label}:\n  {lines}", err=True)
+                    continue
+                click.echo(f"{job.action.value}: {job.label}: {'; '.join(job.problems)}", err=True)
         refs = _waited(runner, [])
         for scope_name, name, execution in applied.started:
             click.echo(f"started {scope_name}/{name} execution {execution}")

@@ -218,6 +218,11 @@ def _job_table(view: dict[str, Any]) -> None:
     if view["conflict"]:
         conflict = view["conflict"]
         click.echo(f"  CONFLICT   {conflict['file']}:{conflict['line']}: {conflict['message']}")
+        for difference in conflict.get("differences", []):
+            click.echo(
+                f"             {difference['file']}:{difference['line']}: {difference['what']}:"
+                f" {difference['old']} -> {difference['new']}"
+            )
     if view["problem"]:
         click.echo(f"  PROBLEM    {view['problem']}")
     for schedule in view["schedules"]:

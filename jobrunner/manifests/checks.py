@@ -9,6 +9,9 @@ from __future__ import annotations
 import difflib
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
 
 from jobrunner.manifests.declarations import (
     Declared,
@@ -17,11 +20,13 @@ from jobrunner.manifests.declarations import (
     Origin,
     RejectedDocument,
 )
+from jobrunner.manifests.differences import differences, show
 from jobrunner.manifests.fields import DOT_HINT
 from jobrunner.manifests.kinds import DeviceList, Job, Policy, Scope, Targets
 from jobrunner.manifests.notification import Notification
 from jobrunner.manifests.rolloutchecks import check_rollout
 from jobrunner.manifests.steps import CommandExecutionStep
+from jobrunner.manifests.yamlsource import DataPath
 
 
 @dataclass
@@ -107,7 +112,8 @@ def _check_scopes(scopes: list[Declared[Scope]], result: ManifestSet) -> None:
             result.error(
                 declared.origin.file,
                 declared.origin.line("metadata", "name"),
-                f"scope '{name}' is already declared at {first.origin.at('metadata', 'name')}",
+                f"scope '{name}' is already declared at {first.origin.at('metadata', 'name')}"
+                + _how_they_differ(first.manifest, first.origin, (), declared.manifest, declared),
             )
             continue
         result.scopes[name] = declared
@@ -147,7 +153,8 @@ def _check_notifications(notifications: list[Declared[Notification]], result: Ma
                 declared.origin.file,
                 declared.origin.line("metadata", "name"),
                 f"notification '{name}' is already declared in scope '{declared.scope}' at"
-                f" {first.origin.at('metadata', 'name')}; names are unique in a scope",
+                f" {first.origin.at('metadata', 'name')}; names are unique in a scope"
+                + _how_they_differ(first.manifest, first.origin, (), declared.manifest, declared),
             )
             result.rejected.append(
                 RejectedDocument(
@@ -192,7 +199,10 @@ def _check_devices(device_lists: list[Declared[DeviceList]], result: ManifestSet
                     declared.origin.file,
                     declared.origin.line(*path),
                     f"device '{device.client_id}' is already declared in scope"
-                    f" '{declared.scope}' at {first.origin.file}:{first.line}",
+                    f" '{declared.scope}' at {first.origin.file}:{first.line}"
+                    + _how_they_differ(
+                        first.device, first.origin, first.path[:-1], device, declared, path[:-1]
+                    ),
                 )
                 continue
             registry[device.client_id] = DeclaredDevice(device, declared.origin, path)
@@ -207,12 +217,39 @@ def _job_is_consistent(declared: Declared[Job], result: ManifestSet) -> bool:
             origin.file,
             origin.line("metadata", "name"),
             f"job '{job.metadata.name}' is already declared in scope '{declared.scope}'"
-            f" at {first.origin.at('metadata', 'name')}; job names are unique in a scope",
+            f" at {first.origin.at('metadata', 'name')}; job names are unique in a scope"
+            + _how_they_differ(first.manifest, first.origin, (), job, declared),
         )
         return False
     ok = _unique_names(origin, "steps", [s.name for s in job.spec.steps], "step", result)
     schedule_names = [s.name for s in job.spec.schedules]
     return _unique_names(origin, "schedules", schedule_names, "schedule", result) and ok
+
+
+def _how_they_differ(
+    first: BaseModel,
+    first_origin: Origin,
+    first_base: DataPath,
+    second: BaseModel,
+    declared: Declared[Any],
+    base: DataPath = (),
+) -> str:
+    """How a second declaration of a name differs from the first: every difference, each
+    with both values and where each is written, so that the one to keep is chosen at once."""
+    found = differences(_dumped(first), _dumped(second))
+    if not found:
+        return "; the two are the same: remove one"
+    origin = declared.origin
+    listed = "; ".join(
+        f"{d.where} is {show(d.old)} at {first_origin.at(*first_base, *d.path)}"
+        f" and {show(d.new)} here (line {origin.line(*base, *d.path)})"
+        for d in found
+    )
+    return f"; the two differ in {len(found)} place(s): {listed}"
+
+
+def _dumped(model: BaseModel) -> Any:
+    return model.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 def _unique_names(

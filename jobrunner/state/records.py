@@ -46,6 +46,16 @@ class SourceRef(Record):
     line: int
 
 
+class ConflictDifference(Record):
+    """One part of a conflict: what differs, as frozen and as written now, and where."""
+
+    what: str
+    old: str
+    new: str
+    file: str
+    line: int
+
+
 class Conflict(Record):
     """A change in git to what was frozen; shown by plan and status, never applied."""
 
@@ -53,6 +63,14 @@ class Conflict(Record):
     file: str
     line: int
     revision: str | None = None
+    differences: list[ConflictDifference] = Field(default_factory=list)
+    """Every difference, not only the first: the operator restores them all in one go."""
+
+    def lines(self) -> list[str]:
+        """`FILE:LINE: message`, then `FILE:LINE: what: old -> new` for each difference."""
+        return [f"{self.file}:{self.line}: {self.message}"] + [
+            f"{d.file}:{d.line}: {d.what}: {d.old} -> {d.new}" for d in self.differences
+        ]
 
 
 class FrozenWave(Record):

@@ -30,10 +30,33 @@ def test_second_declaration_of_a_job_name_is_the_error(
         (
             4,
             f"job 'rollout' is already declared in scope 'acme' at {first}:4;"
-            " job names are unique in a scope",
+            " job names are unique in a scope; the two are the same: remove one",
         )
     ]
     assert result.jobs[("acme", "rollout")].origin.file == first
+
+
+def test_a_job_declared_twice_differently_names_every_difference_at_both_lines(
+    write: Write, load: Callable[[], ManifestSet]
+) -> None:
+    first = write("a.yaml", MINIMAL_JOB.format(name="rollout"))
+    second = write(
+        "b.yaml",
+        MINIMAL_JOB.format(name="rollout")
+        .replace("devices: [gw-1]", "devices: [gw-2]")
+        .replace("bundleId: 1}}", "bundleId: 2}, timeout: 5s}"),
+    )
+
+    result = load()
+
+    [(line, message)] = messages(result, second)
+    assert line == 4
+    assert message.endswith(
+        "; the two differ in 3 place(s):"
+        f' spec.targets.devices is ["gw-1"] at {first}:7 and ["gw-2"] here (line 7);'
+        f' spec.steps[0].timeout is "30s" at {first}:9 and "5s" here (line 9);'
+        f" spec.steps[0].properties.bundleId is 1 at {first}:9 and 2 here (line 9)"
+    ), message
 
 
 def test_same_job_name_in_two_scopes_is_fine(write: Write, load: Callable[[], ManifestSet]) -> None:
@@ -144,6 +167,11 @@ def test_duplicate_device_in_a_scope_is_an_error(
     line, message = messages(result, path)[0]
     assert line == 6
     assert message.startswith("device 'gw-1' is already declared in scope 'acme' at ")
+    assert message.endswith(
+        "; the two differ in 2 place(s): displayName is (absent) at"
+        f' {path.parent / "registry.yaml"}:5 and "again" here (line 6);'
+        f' tags is ["line-1"] at {path.parent / "registry.yaml"}:5 and [] here (line 6)'
+    ), message
     assert set(result.devices["acme"]) == {"gw-1", "gw-2", "gw-3"}
 
 

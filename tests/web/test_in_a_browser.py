@@ -155,3 +155,34 @@ def test_markup_in_a_device_reply_is_shown_as_text_and_never_runs(
     assert page.evaluate("window.__owned") is None
     assert page.query_selector("#targets img") is None and page.query_selector("#log img") is None
     assert page.errors == []
+
+
+def test_a_job_whose_manifest_was_removed_is_marked_on_both_pages(
+    scenario: Scenario, served: Served, page: Any
+) -> None:
+    scenario.registry(1)
+    scenario.fleet(1)
+    manifest = scenario.job(
+        "gone", "- {name: check, definition: Command Execution, properties: {command: echo}}"
+    )
+    scenario.job(
+        "kept", "- {name: check, definition: Command Execution, properties: {command: echo}}"
+    )
+    page.goto(served.url + "/")
+    page.wait_for_function("document.querySelectorAll('#jobs tbody tr').length === 2")
+    assert page.query_selector("#jobs [data-mark]") is None, "no job is marked yet"
+
+    manifest.unlink()  # the daemon reconciles: the job is orphaned, its history kept
+    served.wait_for(
+        lambda: any(j["name"] == "gone" and j["orphaned"] for j in served.json("/api/v1/jobs")),
+        "the job to be orphaned",
+    )
+
+    gone = f"#jobs tr[data-job='{scenario.scope}/gone'] [data-mark=orphaned]"
+    page.wait_for_selector(gone)
+    assert page.text_content(gone) == "manifest removed"
+    assert page.query_selector(f"#jobs tr[data-job='{scenario.scope}/kept'] [data-mark]") is None
+    page.goto(f"{served.url}/jobs/{scenario.scope}/gone")
+    page.wait_for_selector("#title [data-mark=orphaned]")
+    assert page.text_content("#title [data-mark=orphaned]") == "manifest removed"
+    assert page.errors == []

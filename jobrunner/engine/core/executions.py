@@ -15,13 +15,13 @@ from jobrunner.engine.core import gates
 from jobrunner.engine.core.loop import Engine
 from jobrunner.engine.core.runtime import ExecutionRun, RunningJob
 from jobrunner.engine.link.operations import OperationFactory
+from jobrunner.engine.rollout.coverage import coverage
 from jobrunner.engine.rollout.gate import gate_settings, retry_of
 from jobrunner.errors import JobError
 from jobrunner.manifests.fields import format_duration
 from jobrunner.manifests.rollout import Retry
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.records import FrozenJob, FrozenWave, Trigger, utc_now
-from jobrunner.state.targets import TargetStatus
 
 DRAIN = 10.0
 """Seconds a stop awaits the replies of requests in flight, by default: the operator's stop
@@ -72,14 +72,14 @@ def nothing_to_do(job: RunningJob, only: Iterable[str] | None = None) -> str | N
     frozen = state.record.frozen
     if frozen is None or state.running is not None:
         return None
-    steps = len(job.steps or state.steps)
-    wanted = set(frozen.targets) if only is None else set(only) & set(frozen.targets)
-    if not wanted or any(not state.targets.get(c).is_done(steps) for c in wanted):
+    # Chosen: the retry limit is not asked; only what is done counts here.
+    found = coverage(state, len(job.steps or state.steps), 0.0, only, chosen=True)
+    if not found.done or found.covered:
         return None
     which = "every target" if only is None else "every target chosen"
     return (
-        f"nothing to do: {which} of job {job.label} is done ({len(wanted)} PROCESS_OK at its"
-        " last step); no execution was started"
+        f"nothing to do: {which} of job {job.label} is done ({len(found.done)} PROCESS_OK at"
+        " its last step); no execution was started"
     )
 
 
@@ -113,11 +113,9 @@ def start(
         job.operations = [operations(step) for step in job.steps]
     now = engine.clock()
     state.add_targets(frozen.targets, now)
-    wanted = set(frozen.targets) if only is None else set(only) & set(frozen.targets)
-    open_targets = [c for c in wanted if not state.targets.get(c).is_done(len(job.steps))]
+    found = coverage(state, len(job.steps), now, only, chosen)
+    given_up, resting, covered = found.given_up, found.resting, found.covered
     retry = None if chosen else retry_of(state.record.spec)
-    given_up, resting = ([], []) if retry is None else _left_out(state, open_targets, retry, now)
-    covered = sorted(set(open_targets) - set(given_up) - set(resting))
     summary = state.begin_execution(trigger, covered, revision)
     if chosen or given_up:  # a restart must know them: the gate must not hold chosen targets
         summary.chosen, summary.given_up = chosen, given_up
@@ -125,7 +123,7 @@ def start(
     run = ExecutionRun(summary, set(covered))
     gated = not chosen and gate_settings(state.record) is not None
     job.run = run
-    skipped = len(wanted) - len(open_targets)
+    skipped = len(found.done)
     state.log(run.id).write(
         "execution",
         f"{run.id} started by {trigger}; {len(covered)} target(s)"
@@ -151,23 +149,6 @@ def start(
             target = state.targets.get(client_id)
             state.targets.put(target.waiting(run.gate.waiting_reason(client_id), now))
     return run
-
-
-def _left_out(
-    state: JobState, client_ids: Iterable[str], retry: Retry, now: float
-) -> tuple[list[str], list[str]]:
-    """Failed targets the retry limit leaves out: tried often enough, or resting (backoff)."""
-    given_up, resting = [], []
-    backoff = retry.backoff.total_seconds() if retry.backoff is not None else 0.0
-    for client_id in sorted(client_ids):
-        target = state.targets.get(client_id)
-        if target.status is not TargetStatus.PROCESS_FAILED:
-            continue
-        if target.attempts >= retry.max_attempts:
-            given_up.append(client_id)
-        elif backoff and (target.updated or 0.0) + backoff > now:
-            resting.append(client_id)
-    return given_up, resting
 
 
 def _log_left_out(

@@ -19,27 +19,32 @@ and, per job, whether an execution would start (a new run token) or stop (suspen
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
 
 from jobrunner.engine.planning.policy import Change, PolicyChange, review
 from jobrunner.engine.planning.spec import (
     NO_DEVICES,
     ScopeDevices,
-    dump_steps,
-    dump_waves,
     resolve_targets,
     schedule_digest,
     spec_digest,
+    spec_essence,
 )
+from jobrunner.engine.rollout.coverage import coverage
 from jobrunner.engine.rollout.waves import split_waves
 from jobrunner.errors import StateError
-from jobrunner.manifests import Declared, Job, ManifestSet
+from jobrunner.manifests import Declared, Job, ManifestSet, Targets
+from jobrunner.manifests.differences import Difference, differences, path_text, show
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import StateDir
-from jobrunner.state.records import Conflict, FrozenWave, JobRecord
+from jobrunner.state.records import Conflict, ConflictDifference, FrozenWave, JobRecord
 
 
 class Action(StrEnum):
@@ -73,6 +78,12 @@ class JobPlan:
     """The rollout's waves: as frozen, or as the first execution would split the targets."""
     zones: dict[str, str] = field(default_factory=dict)
     """The targets' time zones, for a rollout window in each device's zone."""
+    orphaned: bool = False
+    """Recorded, its manifest removed, and reconciled so: it stays stopped, history kept."""
+    run: list[str] | None = None
+    """The targets the execution that would start covers (None: no start now)."""
+    skipped: dict[str, str] = field(default_factory=dict)
+    """The targets it would skip, each with why (done, or left out by the retry limit)."""
 
     @property
     def label(self) -> str:
@@ -90,6 +101,8 @@ class Plan:
     revision: str | None
     policy_changes: list[PolicyChange] = field(default_factory=list)
     """Policies accepted by this plan, recorded when it is applied (`engine.policy`)."""
+    now: float = 0.0
+    """The instant it was computed for (what it estimates counts from it)."""
 
     @property
     def has_errors(self) -> bool:
@@ -122,11 +135,15 @@ def compute_plan(
     *,
     require_signed: bool = False,
     loaded: Loaded | None = None,
+    now: float | None = None,
 ) -> Plan:
     """The plan for every declared and every recorded job, reviewed against the scopes'
     policies (and, with `require_signed`, against commit signatures): docs/policy.md.
-    `loaded`: jobs already in memory (a runner's), not read from disk again."""
-    plan = _compute(manifests, state, devices, revision, loaded)
+    `loaded`: jobs already in memory (a runner's), not read from disk again. `now`: the
+    engine's clock (a failed target's backoff), else the time of day."""
+    moment = time.time() if now is None else now
+    plan = _compute(manifests, state, devices, revision, loaded, moment)
+    plan.now = moment
     verdicts = review(manifests, state, _changes_to_judge(plan), require_signed)
     manifests.diagnostics.extend(verdicts.diagnostics)
     plan.policy_changes.extend(verdicts.accepted)
@@ -136,6 +153,7 @@ def compute_plan(
             job.action = Action.REFUSED
             job.problems = [problem]
             job.start = job.stop = job.blocked = None
+            job.run, job.skipped = None, {}
     return plan
 
 
@@ -160,6 +178,7 @@ def _compute(
     devices: DeviceTags,
     revision: str | None,
     loaded: Loaded | None,
+    now: float,
 ) -> Plan:
     plans: dict[tuple[str, str], JobPlan] = {}
     for key, declared in manifests.jobs.items():
@@ -168,7 +187,7 @@ def _compute(
         except StateError as error:
             plans[key] = _unusable(key, error, declared)
             continue
-        plans[key] = _plan_declared(declared, recorded, devices.get(key[0], NO_DEVICES))
+        plans[key] = _plan_declared(declared, recorded, devices.get(key[0], NO_DEVICES), now)
     for rejected in manifests.rejected:
         if rejected.kind != "Job" or rejected.scope is None or rejected.name is None:
             continue
@@ -210,7 +229,7 @@ def _record_or_none(state: StateDir, scope: str, name: str) -> JobRecord | None:
 
 
 def _plan_declared(
-    declared: Declared[Job], recorded: JobState | None, devices: ScopeDevices
+    declared: Declared[Job], recorded: JobState | None, devices: ScopeDevices, now: float
 ) -> JobPlan:
     job = declared.manifest
     scope, name = declared.scope, job.metadata.name
@@ -222,6 +241,7 @@ def _plan_declared(
         if job.spec.run is not None and not job.spec.suspend:
             plan.start = f"run token '{job.spec.run}'"
             plan.blocked = _nothing_to_freeze(plan)
+            _covered(plan, None, now)
         return plan
     record = recorded.record
     plan = JobPlan(scope, name, Action.UNCHANGED, declared=declared, record=record)
@@ -230,16 +250,7 @@ def _plan_declared(
     if record.frozen is not None and digest != record.frozen.digest:
         plan.action = Action.CONFLICT
         plan.targets = list(record.frozen.targets)
-        what, path = _frozen_change(record, declared)
-        plan.conflict = Conflict(
-            message=(
-                f"{what} changed after execution 1 froze them"
-                f" ({record.frozen.at:%Y-%m-%d %H:%M} UTC); they are never changed."
-                f" Restore them, or declare a new job (a new name) for the new targets or steps"
-            ),
-            file=str(declared.origin.file),
-            line=declared.origin.line(*path),
-        )
+        plan.conflict = _frozen_conflict(record, declared)
         return plan
     plan.targets = list(record.frozen.targets) if record.frozen else resolve_targets(job, devices)
     _rollout(plan, job, record, devices)
@@ -254,9 +265,23 @@ def _plan_declared(
             plan.blocked = f"waits for execution {running.id} to end"
         elif record.frozen is None:
             plan.blocked = _nothing_to_freeze(plan)
+        _covered(plan, recorded, now)
     if plan.changes:
         plan.action = Action.UPDATE
     return plan
+
+
+def _covered(plan: JobPlan, recorded: JobState | None, now: float) -> None:
+    """What the start would run and skip: as the engine decides when it starts it, from the
+    targets as recorded now (a first execution runs every target it freezes)."""
+    if plan.blocked:
+        return  # it starts later, if at all: what it covers is decided then
+    frozen = recorded.record.frozen if recorded is not None else None
+    if recorded is None or frozen is None:
+        plan.run = list(plan.targets)
+        return
+    found = coverage(recorded, len(frozen.steps), now)
+    plan.run, plan.skipped = found.covered, found.reasons
 
 
 def _rollout(plan: JobPlan, job: Job, record: JobRecord | None, devices: ScopeDevices) -> None:
@@ -270,22 +295,84 @@ def _rollout(plan: JobPlan, job: Job, record: JobRecord | None, devices: ScopeDe
         plan.zones = {c: devices.zones[c] for c in plan.targets if c in devices.zones}
 
 
-def _frozen_change(record: JobRecord, declared: Declared[Job]) -> tuple[str, tuple[str | int, ...]]:
-    """Which frozen part the manifest changed, and where: the first differing step, or the
-    targets."""
+def _frozen_conflict(record: JobRecord, declared: Declared[Job]) -> Conflict:
+    """The conflict of a manifest with what the first execution froze: every difference,
+    each with its frozen and its new value, at the line the new one is written."""
     assert record.frozen is not None
-    frozen_steps = [{k: v for k, v in s.items() if k != "description"} for s in record.frozen.steps]
-    steps = [
-        {k: v for k, v in s.items() if k != "description"} for s in dump_steps(declared.manifest)
+    origin = declared.origin
+    found = differences(_frozen_essence(record), _essence(spec_essence(declared.manifest)))
+    if not found:  # digests differ, values compare equal: frozen by a release that digested
+        found = [Difference(("targets",), "(as frozen)", "(as written now)")]
+    parts = list(dict.fromkeys(_part(d.path, declared.manifest) for d in found))
+    listed = [
+        ConflictDifference(
+            what=_part(d.path, declared.manifest) + _rest(d.path),
+            old=show(d.old),
+            new=show(d.new),
+            file=str(origin.file),
+            line=origin.line("spec", *d.path),
+        )
+        for d in found
     ]
-    for index, (before, after) in enumerate(zip(frozen_steps, steps, strict=False)):
-        if before != after:
-            return f"step {index} '{after.get('name')}'", ("spec", "steps", index)
-    if len(frozen_steps) != len(steps):
-        return "the number of steps", ("spec", "steps")
-    if record.frozen.waves_written != dump_waves(declared.manifest):
-        return "the rollout's waves", ("spec", "rollout", "waves")
-    return "targets", ("spec", "targets")
+    return Conflict(
+        message=(
+            f"{', '.join(parts)} changed after execution 1 froze them"
+            f" ({record.frozen.at:%Y-%m-%d %H:%M} UTC); they are never changed."
+            f" {len(listed)} difference(s), each below as frozen -> as written."
+            " Restore them, or declare a new job (a new name) for the new targets or steps"
+        ),
+        file=listed[0].file,
+        line=listed[0].line,
+        differences=listed,
+    )
+
+
+def _essence(essence: dict[str, Any]) -> dict[str, Any]:
+    """An essence shaped as the manifest's spec, so that each path is a path in the file."""
+    shaped = {"targets": essence["targets"], "steps": essence["steps"]}
+    if essence.get("waves"):
+        shaped["rollout"] = {"waves": essence["waves"]}
+    return shaped
+
+
+def _frozen_essence(record: JobRecord) -> dict[str, Any]:
+    """What the first execution froze, as `_essence`: the target selectors as last applied
+    (unchanged since: a change of them is this very conflict), the steps and waves frozen."""
+    assert record.frozen is not None
+    raw = record.spec.get("targets")
+    try:
+        targets: Any = Targets.model_validate(raw, strict=False).model_dump(
+            mode="json", by_alias=True
+        )
+    except ValidationError:
+        targets = "(not recorded)"  # recorded by another release: said, never guessed
+    steps = [{k: v for k, v in s.items() if k != "description"} for s in record.frozen.steps]
+    return _essence({"targets": targets, "steps": steps, "waves": record.frozen.waves_written})
+
+
+def _part(path: tuple[str | int, ...], job: Job) -> str:
+    """Which frozen part a difference is in: `step 1 'install'`, `targets`, `wave 0`."""
+    if path[:1] == ("steps",) and len(path) > 1 and isinstance(path[1], int):
+        index = path[1]
+        steps = job.spec.steps
+        return f"step {index} '{steps[index].name}'" if index < len(steps) else f"step {index}"
+    if path[:1] == ("steps",):
+        return "the steps"
+    if path[:2] == ("rollout", "waves") and len(path) > 2 and isinstance(path[2], int):
+        index = path[2]
+        rollout = job.spec.rollout
+        waves = rollout.waves if rollout is not None else []
+        return f"wave {index} '{waves[index].name}'" if index < len(waves) else f"wave {index}"
+    if path[:2] == ("rollout", "waves"):
+        return "the rollout's waves"
+    return "targets"
+
+
+def _rest(path: tuple[str | int, ...]) -> str:
+    """The path below the part `_part` names: ` properties.bundleId`, ` tags`."""
+    depth = 2 if path[:1] == ("steps",) else 3 if path[:2] == ("rollout", "waves") else 1
+    below = path[depth:]
+    return f" {path_text(below)}" if below else ""
 
 
 def _nothing_to_freeze(plan: JobPlan) -> str | None:
@@ -330,6 +417,7 @@ def _plan_undeclared(
     plan.frozen = record.frozen is not None
     plan.targets = list(record.frozen.targets) if record.frozen else []
     if record.orphaned:
+        plan.orphaned = True  # nothing to do, but not "as declared": it is declared no more
         return plan
     if not manifests.files:
         # An empty checkout (a clone half done, a mount not there) is not the removal of

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from jobrunner.engine.rollout.waves import stable_order
 from jobrunner.engine.rollout.windows import Windows, describe
 from jobrunner.manifests.fields import format_duration
-from jobrunner.manifests.rollout import DEVICE_ZONE, Retry, Rollout
+from jobrunner.manifests.rollout import DEVICE_ZONE, Retry, Rollout, Window
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.records import (
     FrozenWave,
@@ -453,12 +453,7 @@ class Gate:
         return None
 
     def _zone(self, client_id: str) -> str:
-        window = self.settings.window
-        if window is None:
-            return "UTC"
-        if window.timezone == DEVICE_ZONE:
-            return self.state.record.zones.get(client_id, "UTC")
-        return window.timezone
+        return zone_of(self.settings.window, self.state.record.zones, client_id)
 
     def _window_zone_label(self) -> str:
         window = self.settings.window
@@ -501,28 +496,54 @@ def _iso(now: float, record: WaveState) -> str:
     return describe(until, "UTC")
 
 
-def estimate(sizes: list[int], settings: Rollout, now: float) -> tuple[float, float]:
-    """When the first and the last target of waves of `sizes` could start, if every target
-    succeeded at once: the rate (and the ramp), the window (a device zone taken as UTC) and
-    the soaks between waves. `math.inf` when the window never opens again."""
+def zone_of(window: Window | None, zones: Mapping[str, str], client_id: str) -> str:
+    """The zone a target's window opens in: the window's own, or with `timezone: device` the
+    device's (`zones`: its DeviceList `timezone`), UTC for a device without one. The gate
+    starts targets by it, and `plan` estimates by it."""
+    if window is None:
+        return "UTC"
+    if window.timezone == DEVICE_ZONE:
+        return zones.get(client_id, "UTC")
+    return window.timezone
+
+
+def zone_unknown(window: Window | None, zones: Mapping[str, str], client_id: str) -> bool:
+    """With `timezone: device`, the device has no zone: its window opens in UTC."""
+    return window is not None and window.timezone == DEVICE_ZONE and client_id not in zones
+
+
+def estimate(
+    waves: Sequence[Sequence[str]],
+    settings: Rollout,
+    now: float,
+    zones: Mapping[str, str] | None = None,
+) -> tuple[float, float]:
+    """When the first and the last target of `waves` (their client ids, in start order)
+    could start, if every target succeeded at once, as the gate starts them: the rate (and the
+    ramp), the window in each target's zone (`zones`, with `timezone: device`; `zone_of`) and
+    the soaks between waves. `math.inf` when a target's window never opens again."""
     windows = Windows(settings.window) if settings.window is not None else None
-    zone = "UTC"
-    if settings.window is not None and settings.window.timezone != DEVICE_ZONE:
-        zone = settings.window.timezone
+    known = zones or {}
     gate = _Estimate(settings)
     moment, first, last = now, None, now
-    for index, size in enumerate(sizes):
-        for _ in range(size):
-            if windows is not None:
-                opening = windows.at(zone, moment)
-                if not opening.open:
-                    if opening.until == math.inf:
-                        return (first if first is not None else math.inf), math.inf
-                    moment = opening.until
+    for index, wave in enumerate(waves):
+        held: dict[str, deque[str]] = {}
+        for client_id in wave:
+            held.setdefault(zone_of(settings.window, known, client_id), deque()).append(client_id)
+        while any(held.values()):
+            waiting = [zone for zone, queue in held.items() if queue]
+            openings = {z: windows.at(z, moment) for z in waiting} if windows is not None else {}
+            ready = [z for z in waiting if z not in openings or openings[z].open]
+            if not ready:  # every zone waits: the next one to open
+                moment = min(o.until for o in openings.values())
+                if moment == math.inf:
+                    return (first if first is not None else math.inf), math.inf
+                continue
+            held[ready[0]].popleft()
             first = moment if first is None else first
             last = moment
             moment += gate.interval()
-        if index < len(sizes) - 1:
+        if index < len(waves) - 1:
             moment = max(moment, last) + settings.soak_time.total_seconds()
     return (first if first is not None else now), last
 

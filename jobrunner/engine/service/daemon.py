@@ -355,12 +355,9 @@ class Daemon:
         )
         for job_plan in plan.jobs:
             if job_plan.conflict is not None:
+                # Every difference, each on its own line: the operator fixes them in one go.
                 log.warning(
-                    "conflict %s: %s:%d: %s",
-                    job_plan.label,
-                    job_plan.conflict.file,
-                    job_plan.conflict.line,
-                    job_plan.conflict.message,
+                    "conflict %s: %s", job_plan.label, "\n  ".join(job_plan.conflict.lines())
                 )
             for problem in job_plan.problems:
                 log.warning("%s %s: %s", job_plan.action.value, job_plan.label, problem)

@@ -80,9 +80,14 @@ def device_tags(
 
 
 def make_plan(
-    jobs_dir: Path, state: StateDir | Path, scope: str, require_signed: bool = False
+    jobs_dir: Path,
+    state: StateDir | Path,
+    scope: str,
+    require_signed: bool = False,
+    now: float | None = None,
 ) -> Plan:
-    """The plan for the manifests under `jobs_dir` against the recorded `state`."""
+    """The plan for the manifests under `jobs_dir` against the recorded `state`, at `now`
+    (default: the time of day)."""
     layout = state if isinstance(state, StateDir) else StateDir(state)
     manifests = load_manifests([jobs_dir], default_scope=scope)
     with DeviceRegistry(layout, autoflush=False) as registry:
@@ -93,6 +98,7 @@ def make_plan(
         devices,
         git_revision(jobs_dir),
         require_signed=require_signed,
+        now=now,
     )
 
 
@@ -362,6 +368,7 @@ class Runner:
             git_revision(self.config.jobs_dir),
             require_signed=self.config.require_signed,
             loaded={key: job.state for key, job in self.engine.jobs.items()},
+            now=self.engine.clock(),
         )
         if self.ownership is not None:
             plan.jobs = [j for j in plan.jobs if self.ownership.holds((j.scope, j.name))]
@@ -386,8 +393,7 @@ class Runner:
             )
         if job_plan.conflict is not None:
             raise JobError(
-                f"job {scope}/{name} has a conflict: {job_plan.conflict.file}:"
-                f"{job_plan.conflict.line}: {job_plan.conflict.message}"
+                f"job {scope}/{name} has a conflict: " + "\n  ".join(job_plan.conflict.lines())
             )
         if job_plan.declared is None:
             raise JobError(f"job {scope}/{name} is no longer declared (orphaned); not started")

@@ -56,6 +56,24 @@ function time(iso) {
   return span;
 }
 
+// What status marks a job with ([orphaned] [conflict] [suspend]), as badges a glance finds.
+const MARKS = [
+  ["orphaned", "manifest removed", "its manifest was removed: nothing of it runs any more;" +
+    " its history is kept; declaring it again brings it back"],
+  ["conflict", "conflict", "its manifest changes what the first execution froze: the change" +
+    " is not applied (jobrunner status JOB lists every difference)"],
+  ["suspend", "suspended", "suspend: true in its manifest: it starts nothing"],
+];
+
+function marks(job) {
+  return MARKS.filter(([key]) => job[key]).map(([key, text, title]) => {
+    const mark = el("span", text, "badge mark m-" + key);
+    mark.title = title;
+    mark.dataset.mark = key;
+    return mark;
+  });
+}
+
 function jobLink(scope, name) {
   const a = el("a", scope + "/" + name);
   a.href = "/jobs/" + encodeURIComponent(scope) + "/" + encodeURIComponent(name);
@@ -112,8 +130,12 @@ async function overview() {
     const last = job.lastExecution;
     const rollout = job.rollout ? job.rollout.state + (job.rollout.wave ? " · " +
       job.rollout.wave : "") : "";
-    return row([jobLink(job.scope, job.name), job.targetCount, countsBar(job.counts), rollout,
+    const named = el("span");
+    named.replaceChildren(jobLink(job.scope, job.name), ...marks(job));
+    const tr = row([named, job.targetCount, countsBar(job.counts), rollout,
       last ? badge(last.status) : "", job.nextFire ? time(job.nextFire) : ""]);
+    tr.dataset.job = job.scope + "/" + job.name;
+    return tr;
   }));
 }
 
@@ -139,7 +161,8 @@ function jobPage() {
 
   async function refresh() {
     const job = await api(base + "?" + query());
-    document.getElementById("title").textContent = job.scope + "/" + job.name;
+    document.getElementById("title").replaceChildren(
+      document.createTextNode(job.scope + "/" + job.name + " "), ...marks(job));
     document.getElementById("summary").replaceChildren(
       el("span", job.targetCount + " targets "), countsBar(job.counts),
       el("span", job.description ? " · " + job.description : ""));

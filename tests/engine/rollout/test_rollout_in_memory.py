@@ -413,7 +413,7 @@ def test_the_estimate_follows_the_ramp_as_the_gate_does() -> None:
     settings = Rollout.model_validate(
         {"ramp": {"base": 10, "factor": 2, "every": "5 succeeded"}, "maxPerMinute": 60}
     )
-    first, last = estimate([20], settings, now=1000.0)
+    first, last = estimate([[f"gw-{n}" for n in range(20)]], settings, now=1000.0)
     # 5 at 10/min (6 s apart), 5 at 20 (3 s), 5 at 40 (1.5 s), then 60 (the cap: 1 s)
     assert first == 1000.0
     assert last == pytest.approx(1000.0 + 5 * 6 + 5 * 3 + 5 * 1.5 + 4 * 1.0)
