@@ -23,6 +23,7 @@ import click
 from jobrunner.cli.config import broker_settings
 from jobrunner.cli.configfile import current
 from jobrunner.cli.progress import ProgressView, progress_of
+from jobrunner.engine.status import rollout_stand
 from jobrunner.errors import StateError
 from jobrunner.manifests import manifest_files
 from jobrunner.simulator.broker import BrokerError, free_port, start_broker
@@ -256,10 +257,10 @@ def _summary(state: StateDir, log: Path) -> None:
         counts = counts_text(job.counts())
         runs = len(job.executions)
         click.echo(f"  {job.label:<38} {runs} execution(s); targets: {counts}", err=True)
-        rollout = job.record.rollout
-        if rollout is not None:
+        if job.record.rollout is not None:
+            rollout = rollout_stand(job.record, job.last_execution)
             why = f": {rollout.reason}" if rollout.reason else ""
-            click.echo(f"      rollout {rollout.status.value}{why}", err=True)
+            click.echo(f"      rollout {rollout.state}{why}", err=True)
         for target in sorted(job.targets, key=lambda t: t.client_id):
             if target.status.value == "PROCESS_FAILED":
                 click.echo(f"      {target.client_id}: {target.message}", err=True)

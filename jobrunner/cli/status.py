@@ -133,6 +133,8 @@ COLOURS = {
     "passed": "green",
     "failed": "red",
     "aborted": "red",
+    "stopped": "magenta",
+    "suspended": "magenta",
     "soaking": "cyan",
     "waiting": "yellow",
     "running": "yellow",

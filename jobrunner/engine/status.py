@@ -9,16 +9,25 @@ from __future__ import annotations
 import difflib
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from jobrunner.engine.rollout.gate import ALL
+from jobrunner.engine.rollout.gate import ALL, held_reason
 from jobrunner.engine.schedules.scheduler import schedules_of
 from jobrunner.errors import JobError, StateError
 from jobrunner.manifests import ManifestSet
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import StateDir
-from jobrunner.state.records import ExecutionSummary, JobRecord, RolloutState, WaveState
+from jobrunner.state.records import (
+    ExecutionStatus,
+    ExecutionSummary,
+    JobRecord,
+    RolloutState,
+    RolloutStatus,
+    WaveState,
+    WaveStatus,
+)
 from jobrunner.state.registry import DeviceRegistry
 from jobrunner.state.targets import TargetState, TargetStatus
 
@@ -126,23 +135,84 @@ def waves_of(record: JobRecord) -> list[tuple[str, list[str], str]]:
     return []
 
 
-def rollout_view(job: JobState) -> dict[str, Any] | None:
+SUSPENDED = "suspended"
+STOPPED = "stopped"
+"""Rollout and wave states that status shows over what the gate recorded: the job is
+suspended, or its execution was stopped. The gate writes the rollout's state while it turns;
+what ends an execution from outside it (a stop, a suspend) or suspends the job never goes
+through it, so what it wrote last would go on saying `running` or `waiting for the window`."""
+
+_UNDER_WAY = {
+    RolloutStatus.PENDING,
+    RolloutStatus.RUNNING,
+    RolloutStatus.WAITING,
+    RolloutStatus.SOAKING,
+}
+_WAVE_UNDER_WAY = {WaveStatus.RUNNING, WaveStatus.SOAKING}
+
+
+@dataclass(frozen=True)
+class RolloutStand:
+    """Where a job's rollout stands, as every view shows it (`rollout_stand`)."""
+
+    state: str
+    wave: str | None
+    reason: str | None
+    over: str | None
+    """What overrides the waves under way and the held targets: SUSPENDED, STOPPED, or
+    `aborted`; None while the gate's record holds."""
+    execution: int | None
+    """The execution whose held targets the reason is about (the last one)."""
+
+
+def rollout_stand(record: JobRecord, last: ExecutionSummary | None) -> RolloutStand:
+    """The one place the rollout's state is derived for `status`, its JSON and the dashboard:
+    what the gate recorded, unless the job is suspended (that first), or its last execution
+    was stopped or aborted while the record still says it is under way."""
+    state = record.rollout or RolloutState()
+    recorded = state.status.value
+    execution = last.id if last is not None else None
+    if record.suspend:
+        where = f"; it stands at wave '{state.wave}'" if state.wave else ""
+        why = "the job is suspended (spec.suspend: true): nothing starts until it is false"
+        return RolloutStand(SUSPENDED, state.wave, why + where, SUSPENDED, execution)
+    if last is not None and state.status in _UNDER_WAY:
+        told = f" ({last.message})" if last.message else ""
+        if last.status is ExecutionStatus.STOPPED or (
+            last.status is ExecutionStatus.RUNNING and last.stop_requested and not last.aborted
+        ):
+            verb = "was" if last.status is ExecutionStatus.STOPPED else "is being"
+            why = f"execution {last.id} {verb} stopped{told}: nothing more starts"
+            return RolloutStand(STOPPED, state.wave, why, STOPPED, execution)
+        if last.status is ExecutionStatus.ABORTED or last.aborted:
+            why = (last.message or "the execution was aborted").removeprefix("aborted: ")
+            aborted = RolloutStatus.ABORTED.value
+            return RolloutStand(aborted, state.wave, why, aborted, execution)
+    over = recorded if state.status is RolloutStatus.ABORTED else None
+    return RolloutStand(recorded, state.wave, state.reason, over, execution)
+
+
+def rollout_view(job: JobState, stand: RolloutStand | None = None) -> dict[str, Any] | None:
     """DESIGN §6: where the job's rollout stands, wave by wave (None: no rollout)."""
     record = job.record
     if "rollout" not in record.spec and (record.frozen is None or not record.frozen.waves):
         return None
+    stand = stand or rollout_stand(record, job.last_execution)
     state = record.rollout or RolloutState()
     recorded = {w.name: w for w in state.waves}
     waves = []
     for name, targets, selector in waves_of(record):
         wave = recorded.get(name) or WaveState(name=name)
         counts = Counter(job.targets.get(c).status.value for c in targets if c in job.targets)
+        shown = wave.status.value
+        if stand.over is not None and wave.status in _WAVE_UNDER_WAY:
+            shown = stand.over  # the wave under way when the rollout was stopped or suspended
         waves.append(
             {
                 "name": name,
                 "targets": len(targets),
                 "selector": selector,
-                "state": wave.status.value,
+                "state": shown,
                 "counts": dict(counts),
                 "startedOn": _iso(wave.started_on),
                 "endedOn": _iso(wave.ended_on),
@@ -151,9 +221,9 @@ def rollout_view(job: JobState) -> dict[str, Any] | None:
             }
         )
     return {
-        "state": state.status.value,
-        "wave": state.wave,
-        "reason": state.reason,
+        "state": stand.state,
+        "wave": stand.wave,
+        "reason": stand.reason,
         "waves": waves,
     }
 
@@ -164,15 +234,17 @@ def job_view(job: JobState, made: dict[Any, TargetViews] | None = None) -> dict[
     record = job.record
     steps = record.frozen.steps if record.frozen else record.spec.get("steps", [])
     step_names = [s.get("name") for s in steps]
-    rollout = rollout_view(job)
+    stand = rollout_stand(record, job.last_execution)
+    rollout = rollout_view(job, stand)
+    held = _held_context(job, stand) if rollout is not None else None
     reusable = None
     if made is not None:
         waves = tuple((name, len(targets)) for name, targets, _ in waves_of(record))
-        shape = (tuple(step_names), rollout is not None, waves)
+        shape = (tuple(step_names), rollout is not None, waves, held)
         reusable = made.setdefault(shape, {})
         for other in [key for key in made if key != shape]:
             del made[other]  # made for other steps or waves: of no more use
-    targets = target_views(job, step_names, with_wave=rollout is not None, made=reusable)
+    targets = target_views(job, step_names, with_wave=rollout is not None, made=reusable, held=held)
     return {
         "scope": record.scope,
         "name": record.name,
@@ -201,12 +273,71 @@ TargetViews = dict[str, tuple[TargetState, dict[str, Any]]]
 dashboard) makes again only the views of the targets that changed."""
 
 
+@dataclass(frozen=True)
+class HeldContext:
+    """What the reason of a target held by a rollout's gate follows from (hashable: the
+    target views made for one context are reused while it stays)."""
+
+    execution: int
+    over: str | None
+    waves: tuple[tuple[str, str, str | None], ...]
+    """Each wave's (name, recorded state, soak end)."""
+
+
+def _held_context(job: JobState, stand: RolloutStand) -> HeldContext | None:
+    if stand.execution is None:
+        return None
+    state = job.record.rollout or RolloutState()
+    recorded = {w.name: w for w in state.waves}
+    waves = []
+    for name, _, _ in waves_of(job.record):
+        wave = recorded.get(name) or WaveState(name=name)
+        waves.append((name, wave.status.value, _iso(wave.soak_until)))
+    return HeldContext(stand.execution, stand.over, tuple(waves))
+
+
+def _held(
+    job: JobState,
+    target: TargetState,
+    held: HeldContext | None,
+    names: list[str],
+    index_of: dict[str, int],
+) -> str | None:
+    """Why a target that the last execution took in but has not started (its rollout's gate
+    holds it) waits, as the rollout stands now: the wave it waits for, or that the job is
+    suspended or its execution stopped. None for any other target (its own message holds)."""
+    if (
+        held is None
+        or target.execution != held.execution
+        or target.started_in == held.execution
+        or target.status is not TargetStatus.PROCESS_AWAITING
+        or target.request_id is not None
+    ):
+        return None
+    if held.over == SUSPENDED:
+        return "not started: the job is suspended (spec.suspend: true)"
+    if held.over == STOPPED:
+        return f"not started: execution {held.execution} was stopped"
+    if held.over is not None:
+        return None  # aborted: the abort wrote on each such target why, with its reason
+    index = index_of.get(target.client_id, len(names) - 1)
+    return held_reason(names, job.record.rollout, index)
+
+
 def target_views(
-    job: JobState, step_names: list[Any], with_wave: bool, made: TargetViews | None = None
+    job: JobState,
+    step_names: list[Any],
+    with_wave: bool,
+    made: TargetViews | None = None,
+    held: HeldContext | None = None,
 ) -> list[dict[str, Any]]:
     """Each target of `status -o json`, by client id. `made`: views made before for the same
-    steps and waves, reused for the targets whose value is the same object (and updated)."""
-    wave_of = {c: name for name, targets, _ in waves_of(job.record) for c in targets}
+    steps, waves and `held` context, reused for the targets whose value is the same object
+    (and updated). `held`: where the rollout stands, for the targets its gate holds."""
+    frozen_waves = waves_of(job.record)
+    wave_of = {c: name for name, targets, _ in frozen_waves for c in targets}
+    index_of = {c: i for i, (_, targets, _) in enumerate(frozen_waves) for c in targets}
+    names = [name for name, _, _ in frozen_waves]
     targets = []
     for target in sorted(job.targets, key=lambda t: t.client_id):
         if made is not None:
@@ -221,8 +352,9 @@ def target_views(
         }
         if 0 <= target.step_index < len(step_names):
             entry["step"] = step_names[target.step_index]
-        if target.message:
-            entry["message"] = target.message
+        message = _held(job, target, held, names, index_of) or target.message
+        if message:
+            entry["message"] = message
         if target.failure is not None:
             entry["failure"] = failure_view(target.failure)
         if target.attempts:
@@ -259,10 +391,15 @@ def summary_row(job: JobState) -> dict[str, Any]:
         "conflict": record.conflict is not None,
         "orphaned": record.orphaned,
         "suspend": record.suspend,
-        "rollout": None
-        if record.rollout is None
-        else {"state": record.rollout.status.value, "wave": record.rollout.wave},
+        "rollout": _rollout_row(record, last),
     }
+
+
+def _rollout_row(record: JobRecord, last: ExecutionSummary | None) -> dict[str, Any] | None:
+    if record.rollout is None:
+        return None
+    stand = rollout_stand(record, last)
+    return {"state": stand.state, "wave": stand.wave}
 
 
 def all_jobs(state: StateDir) -> list[dict[str, Any]]:

@@ -8,7 +8,8 @@ model (`StateDir.owners`) instead of asking which kind of state it is:
   never blocks its successor); one inbox for the daemon, `requests/`; one outbox.
 - `LeasedOwners`, a state database shared by several runners (DESIGN §8): each job is owned
   through a lease (`stores.leases`), over the state's one connection; each runner has its
-  own inbox, `requests/CLIENT_ID/`, and outbox; the runners alive are those seen lately.
+  own inbox, `requests/CLIENT_ID/`, and outbox; a runner is alive while the lease it
+  runs with (its `--lease`) has not passed since its last heartbeat.
 """
 
 from __future__ import annotations
@@ -32,10 +33,6 @@ _CLIENT_ID = re.compile(CLIENT_ID_PATTERN)  # a runner's inbox is a folder named
 
 DEFAULT_LEASE = 15.0
 """Seconds a job's lease lasts without renewal, unless `--lease` says otherwise."""
-
-LEASE_SEEN = 2 * DEFAULT_LEASE
-"""Seconds since its last heartbeat that a runner counts as alive, for the command line
-(twice the default lease: a runner renews every third of its own)."""
 
 
 @dataclass(frozen=True)
@@ -64,8 +61,9 @@ class Owners(Protocol):
         ...
 
     def alive(self) -> list[str] | None:
-        """The runners sharing the state that were seen lately; None for a directory (owned
-        whole, there are no runners to count)."""
+        """The runners sharing the state that are alive (their own lease has not passed since
+        their last heartbeat); None for a directory (owned whole, there are no runners to
+        count)."""
         ...
 
     def inboxes(self, action: str, job: JobKey | None) -> list[str | None]:
@@ -156,15 +154,16 @@ class LeasedOwners:
         self._reader: Leases | None = None
 
     def _leases(self) -> Leases:
-        """The leases read as nobody's (for routing and status), over the state's connection."""
+        """The leases read as nobody's (for routing and status), over the state's connection:
+        it holds no lease and beats no heart, so its own length is never used."""
         if self._reader is None:
             from jobrunner.state.stores.leases import Leases  # noqa: PLC0415 - psycopg
 
-            self._reader = Leases(self.storage.database, owner="", seconds=LEASE_SEEN)
+            self._reader = Leases(self.storage.database, owner="", seconds=DEFAULT_LEASE)
         return self._reader
 
     def describe(self) -> str:
-        alive = self._leases().alive(within=LEASE_SEEN)
+        alive = self._leases().alive()
         if not alive:
             return (
                 f"{self.storage.describe()}: no runner alive (start, stop and reconcile act"
@@ -176,17 +175,17 @@ class LeasedOwners:
         )
 
     def daemon_runs(self) -> bool:
-        return bool(self._leases().alive(within=LEASE_SEEN))
+        return bool(self._leases().alive())
 
     def owner_of(self, job: JobKey) -> str | None:
         return self._leases().owners().get(job)
 
     def alive(self) -> list[str]:
-        return self._leases().alive(within=LEASE_SEEN)
+        return self._leases().alive()
 
     def inboxes(self, action: str, job: JobKey | None) -> list[str | None]:
         leases = self._leases()
-        alive = leases.alive(within=LEASE_SEEN)
+        alive = leases.alive()
         if not alive:
             return []
         if action == "reconcile":

@@ -101,7 +101,8 @@ class WaveStatus(StrEnum):
     RUNNING = "running"
     SOAKING = "soaking"
     PASSED = "passed"
-    FAILED = "failed"
+    FAILED = "failed"  # it cannot pass: too many of its targets failed
+    ABORTED = "aborted"  # the abort rule (across the execution) ended it while it ran
 
 
 class RolloutStatus(StrEnum):

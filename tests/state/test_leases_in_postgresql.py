@@ -5,12 +5,16 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
 
 from jobrunner.errors import LeaseLostError, StateVersionError
+from jobrunner.state.opening import open_state
+from jobrunner.state.ownership import LeasedOwners
 from jobrunner.state.stores.leases import Leases
+from jobrunner.state.stores.schema import SCHEMA_VERSION
 
 LEASE = 1.0  # seconds: short, so that expiry is quick to reach
 
@@ -147,3 +151,70 @@ def test_a_runner_gone_for_a_day_is_forgotten_and_one_that_stops_says_goodbye(
     assert rows == [("runner-a",)]
     a.goodbye()
     assert a.alive() == []
+
+
+def _heard_ago(leases: Leases, client_id: str, seconds: float) -> None:
+    """Date the runner's last heartbeat `seconds` back, as if it had died then (SIGKILL)."""
+    leases.connection.execute(
+        "UPDATE jobrunner_runners SET seen_at = now() - make_interval(secs => %s)"
+        " WHERE client_id = %s",
+        (seconds, client_id),
+    )
+
+
+def test_a_runner_is_alive_for_its_own_lease_after_its_last_heartbeat(state_db: str) -> None:
+    short, long = Leases(state_db, "runner-short", 5.0), Leases(state_db, "runner-long", 120.0)
+    state = open_state(Path("unused"), state_db)
+    try:
+        short.heartbeat()
+        long.heartbeat()
+        _heard_ago(short, "runner-short", 20)  # killed 20 s ago: its 5 s lease is long over
+        _heard_ago(short, "runner-long", 90)  # killed 90 s ago: its 120 s lease still holds
+        assert short.alive() == ["runner-long"]
+        owners = state.owners
+        assert isinstance(owners, LeasedOwners)
+        assert owners.alive() == ["runner-long"]  # what `status` lists
+        assert "runners alive: runner-long;" in owners.describe()
+        _heard_ago(short, "runner-long", 121)
+        assert owners.alive() == [] and not owners.daemon_runs()
+    finally:
+        short.close()
+        long.close()
+        state.storage.close()
+
+
+def test_a_database_of_the_schema_before_is_migrated_and_its_runners_kept(
+    database: str,
+) -> None:
+    name = f"older_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(database, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    conninfo = database.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(conninfo, autocommit=True) as old:  # of schema 1: its runners table
+        old.execute(
+            "CREATE TABLE jobrunner_meta (key text PRIMARY KEY, value text NOT NULL);"
+            "INSERT INTO jobrunner_meta VALUES ('schema', '1');"
+            "CREATE TABLE jobrunner_runners ("
+            " client_id text PRIMARY KEY, seen_at timestamptz NOT NULL);"
+            "INSERT INTO jobrunner_runners VALUES ('runner-old', now() - interval '20 seconds');"
+            "INSERT INTO jobrunner_runners VALUES ('runner-gone', now() - interval '40 seconds')"
+        )
+    runner = Leases(conninfo, "runner-new", 60.0)
+    try:
+        found = runner.connection.execute(
+            "SELECT value FROM jobrunner_meta WHERE key = 'schema'"
+        ).fetchone()
+        assert found == (str(SCHEMA_VERSION),)
+        # Heartbeats of schema 1 keep its rule: alive 30 s after them.
+        assert runner.alive() == ["runner-old"]
+        runner.heartbeat()
+        assert runner.alive() == ["runner-new", "runner-old"]
+        lease = runner.acquire("acme", "x")  # the other tables were made as well
+        assert lease is not None and lease.owner == "runner-new"
+    finally:
+        runner.close()
+    again = Leases(conninfo, "runner-new", 60.0)  # opened again: nothing more to do
+    try:
+        assert again.alive() == ["runner-new", "runner-old"]
+    finally:
+        again.close()

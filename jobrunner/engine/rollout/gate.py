@@ -90,6 +90,27 @@ def wave_not_reached(
     return f"its wave '{waves[index].name}' waits for wave '{waves[current].name}' to pass"
 
 
+def held_reason(names: list[str], rollout: RolloutState | None, index: int) -> str:
+    """Why a target of the running execution, in wave `names[index]`, has not started, as
+    the rollout stands now (`rollout`): the wave it waits for is the first that has not
+    passed, never one that passed since it was held. The engine writes it when it holds the
+    target, and status says it again from the rollout as it is when it is asked."""
+    passed = {w.name for w in rollout.waves if w.status is WaveStatus.PASSED} if rollout else set()
+    current = next((i for i, name in enumerate(names) if name not in passed), None)
+    wave = names[index] if 0 <= index < len(names) else None
+    if current is not None and wave is not None and index > current:
+        before = names[current]
+        recorded = next((w for w in rollout.waves if w.name == before), None) if rollout else None
+        if recorded is not None and recorded.status is WaveStatus.SOAKING and recorded.soak_until:
+            until = describe(recorded.soak_until.timestamp(), "UTC")
+            return (
+                f"waits for wave '{before}' to pass: it soaks until {until}"
+                f" (it is in wave '{wave}')"
+            )
+        return f"waits for wave '{before}' to pass (it is in wave '{wave}')"
+    return f"waits to start in wave '{wave}' (window and rate)"
+
+
 def percent(value: float) -> str:
     return f"{value:.4g}%"
 
@@ -247,13 +268,9 @@ class Gate:
         return self.waves[index].name
 
     def waiting_reason(self, client_id: str) -> str:
-        """Why a held target has not started, as status shows it."""
+        """Why a held target has not started, as the rollout stands now."""
         index = self.wave_of.get(client_id, 0)
-        current = self._current()
-        if current is not None and index > current:
-            before = self.waves[current].name
-            return f"waits for wave '{before}' to pass (it is in wave '{self.waves[index].name}')"
-        return f"waits to start in wave '{self.waves[index].name}' (window and rate)"
+        return held_reason([w.name for w in self.waves], self.record, index)
 
     # -- a turn ----------------------------------------------------------------------------
 
@@ -265,7 +282,7 @@ class Gate:
         if self.state.record.spec is not self._spec:  # reconciled: the settings as they are now
             self._spec = self.state.record.spec
             self._apply(rollout_of(self._spec) or Rollout())
-        current = None if self._abort_rule(decision) else self._decide(now, decision)
+        current = None if self._abort_rule(now, decision) else self._decide(now, decision)
         if decision.abort is not None:
             self.aborted = decision.abort
             self._set(RolloutStatus.ABORTED, decision.abort)
@@ -365,7 +382,9 @@ class Gate:
         record.status, record.ended_on, record.decision = WaveStatus.FAILED, _utc(now), text
         self.state.save_record()
 
-    def _abort_rule(self, decision: Decision) -> bool:
+    def _abort_rule(self, now: float, decision: Decision) -> bool:
+        """The abort rule across the execution: when it trips, the wave that was running
+        ends ABORTED with the rule's numbers (it neither passed nor failed its gate)."""
         rule = self.settings.abort
         if rule is None or self.finished < rule.min_finished or not self.finished:
             return False
@@ -377,6 +396,12 @@ class Gate:
             f" {percent(share)} >= {percent(rule.failure_threshold)}"
             f" (after at least {rule.min_finished})"
         )
+        current = self._current()
+        if current is not None:
+            record = self.record.waves[current]
+            record.status, record.ended_on = WaveStatus.ABORTED, _utc(now)
+            record.decision = decision.abort
+            self.state.save_record()
         return True
 
     def _start(self, current: int, now: float, decision: Decision, passed: bool = False) -> None:
@@ -463,14 +488,15 @@ class Gate:
 
     def _rollout_record(self) -> RolloutState:
         """The job's rollout record, made or brought in line with the frozen waves; a wave
-        that failed (an aborted execution) is tried again, passed waves stay passed."""
+        that failed or was aborted (an aborted execution) is tried again, passed waves stay
+        passed."""
         record = self.state.record
         rollout = record.rollout
         names = [w.name for w in self.waves]
         if rollout is None or [w.name for w in rollout.waves] != names:
             rollout = RolloutState(waves=[WaveState(name=n) for n in names])
         for wave in rollout.waves:
-            if wave.status is WaveStatus.FAILED:
+            if wave.status in (WaveStatus.FAILED, WaveStatus.ABORTED):
                 wave.status, wave.ended_on, wave.decision = WaveStatus.RUNNING, None, None
         if rollout.status is RolloutStatus.ABORTED:
             rollout.status, rollout.reason = RolloutStatus.RUNNING, None

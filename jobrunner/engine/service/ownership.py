@@ -3,8 +3,9 @@
 Each job is owned through a lease (`state.stores.leases`). A runner takes free jobs up to its share
 (the jobs over the runners alive, rounded up), renews its leases every third of their length,
 and gives up idle jobs above its share, so that a runner that starts later gets work too.
-When a runner dies its leases expire and its heartbeat ages out together: the others' share
-grows and they take its jobs over, resuming them as a restarted runner does.
+When a runner dies its leases expire and its heartbeat ages out together (a heartbeat counts
+for one lease of the runner's own): the others' share grows and they take its jobs over,
+resuming them as a restarted runner does.
 
 Devices are claimed across runners too (`DatabaseClaims`): one operation at a time per
 device holds whichever runner owns the job.

@@ -259,12 +259,13 @@ class Leases:
     # -- runners ------------------------------------------------------------------------------
 
     def heartbeat(self) -> None:
-        """Say this runner is alive (with each renewal); forget runners not seen for a day
-        (they died: the table stays as small as the fleet of runners)."""
+        """Say this runner is alive for one lease of its own from now (with each renewal);
+        forget runners not seen for a day (they died: the table stays as small as the fleet
+        of runners)."""
         self._execute(
-            "INSERT INTO jobrunner_runners VALUES (%s, now())"
-            " ON CONFLICT (client_id) DO UPDATE SET seen_at = now()",
-            (self.owner,),
+            "INSERT INTO jobrunner_runners (client_id, seen_at, lease) VALUES (%s, now(), %s)"
+            " ON CONFLICT (client_id) DO UPDATE SET seen_at = now(), lease = EXCLUDED.lease",
+            (self.owner, self.seconds),
         )
         self._execute("DELETE FROM jobrunner_runners WHERE seen_at < now() - interval '1 day'")
 
@@ -272,11 +273,12 @@ class Leases:
         """This runner stops (a clean stop): no longer alive for the others at once."""
         self._execute("DELETE FROM jobrunner_runners WHERE client_id = %s", (self.owner,))
 
-    def alive(self, within: float | None = None) -> list[str]:
-        """The runners seen within `within` seconds (default: one lease), by client id."""
+    def alive(self) -> list[str]:
+        """The runners alive, by client id: those whose own lease has not passed since their
+        last heartbeat (a runner that dies is no longer alive when its leases expire, with
+        whatever `--lease` it ran)."""
         rows = self._execute(
             "SELECT client_id FROM jobrunner_runners"
-            " WHERE seen_at >= now() - make_interval(secs => %s) ORDER BY client_id",
-            (within if within is not None else self.seconds,),
+            " WHERE seen_at + make_interval(secs => lease) >= now() ORDER BY client_id"
         ).fetchall()
         return [str(row[0]) for row in rows]

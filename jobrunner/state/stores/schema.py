@@ -5,11 +5,13 @@
     jobrunner_appends (key, start, data)                 ... and what was appended after it
     jobrunner_leases (scope, job, owner, epoch, expires_at)
     jobrunner_device_claims (scope, client_id, job, owner, epoch)
-    jobrunner_runners (client_id, seen_at)               who is alive
+    jobrunner_runners (client_id, seen_at, lease)        who is alive: until seen_at + lease
 
 Record keys are the paths of the state directory's layout (`scopes/acme/jobs/x/job.json`),
 in the "C" collation so that the records under a folder are one range of the primary key.
-A database written by a newer jobrunner (a higher schema version) is refused with a message.
+A database of an earlier schema is migrated when it is opened (`_MIGRATIONS`, in one
+transaction, one migrator at a time); one written by a newer jobrunner (a higher schema
+version) is refused with a message.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from psycopg.rows import TupleRow
 from jobrunner.errors import StateError, StateVersionError
 from jobrunner.state.stores.base import redacted
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS jobrunner_meta (key text PRIMARY KEY, value text NOT NULL);
@@ -37,7 +39,8 @@ CREATE TABLE IF NOT EXISTS jobrunner_device_claims (
     scope text NOT NULL, client_id text NOT NULL, job text NOT NULL, owner text NOT NULL,
     epoch bigint NOT NULL, PRIMARY KEY (scope, client_id));
 CREATE TABLE IF NOT EXISTS jobrunner_runners (
-    client_id text PRIMARY KEY, seen_at timestamptz NOT NULL);
+    client_id text PRIMARY KEY, seen_at timestamptz NOT NULL,
+    lease double precision NOT NULL DEFAULT 30);
 CREATE OR REPLACE FUNCTION jobrunner_append(k text, d bytea, h bytea) RETURNS void AS $$
 DECLARE
     s bigint;
@@ -75,6 +78,14 @@ END
 $$ LANGUAGE plpgsql;
 """
 
+_MIGRATIONS: dict[int, str] = {
+    # Each runner says how long its lease is: it is alive for that long after its heartbeat.
+    # Rows of schema 1 keep schema 1's rule, 30 s (so does a schema-1 runner still running).
+    2: "ALTER TABLE jobrunner_runners ADD COLUMN IF NOT EXISTS"
+    " lease double precision NOT NULL DEFAULT 30",
+}
+"""What brings a database of the schema before each version to it, by version."""
+
 FENCE_LOST = "JR001"
 """The SQLSTATE of `jobrunner_fence` when a lease is no longer the writer's; its DETAIL names
 the jobs, `SCOPE/JOB` a line (`lost_jobs`)."""
@@ -105,9 +116,9 @@ def connect(conninfo: str) -> psycopg.Connection[TupleRow]:
 
 
 def prepare(connection: psycopg.Connection[TupleRow]) -> None:
-    """Create the tables on first use; refuse a schema written by a newer jobrunner. A
-    database already at this version is left as it is (no DDL, no lock: every command and
-    every reconnect comes here)."""
+    """Create the tables on first use, migrate those of an earlier schema; refuse a schema
+    written by a newer jobrunner. A database already at this version is left as it is (no
+    DDL, no lock: every command and every reconnect comes here)."""
     if _version(connection) == SCHEMA_VERSION:
         return
     with connection.transaction():
@@ -118,11 +129,17 @@ def prepare(connection: psycopg.Connection[TupleRow]) -> None:
                 f"the state database was written by a newer jobrunner (schema {found};"
                 f" this jobrunner knows up to {SCHEMA_VERSION}); upgrade jobrunner"
             )
-        connection.execute(_TABLES)
-        if found is None:
-            connection.execute(
-                "INSERT INTO jobrunner_meta VALUES ('schema', %s)", (str(SCHEMA_VERSION),)
-            )
+        if found == SCHEMA_VERSION:
+            return  # another process migrated it while this one waited for the lock
+        connection.execute(_TABLES)  # tables made by a later schema (none yet) are made here
+        for version, migration in sorted(_MIGRATIONS.items()):
+            if found is not None and found < version:
+                connection.execute(migration)
+        connection.execute(
+            "INSERT INTO jobrunner_meta VALUES ('schema', %s)"
+            " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+            (str(SCHEMA_VERSION),),
+        )
 
 
 def _version(connection: psycopg.Connection[TupleRow]) -> int | None:

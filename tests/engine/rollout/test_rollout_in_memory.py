@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -22,7 +23,10 @@ from jobrunner.engine.rollout.waves import stable_order
 from jobrunner.engine.service.runner import Runner
 from jobrunner.engine.status import job_view
 from jobrunner.manifests.rollout import Rollout
+from jobrunner.state.layout import StateDir
 from jobrunner.state.records import ExecutionStatus, ExecutionSummary
+from jobrunner.web.reader import FleetReader
+from jobrunner.web.views import Views
 
 from ..conftest import FakeClock, memory_runner
 
@@ -418,3 +422,115 @@ def test_the_estimate_follows_the_ramp_as_the_gate_does() -> None:
     assert first == 1000.0
     assert last == pytest.approx(1000.0 + 5 * 6 + 5 * 3 + 5 * 1.5 + 4 * 1.0)
     assert rate_after(settings, 0) == 10 and rate_after(settings, 15) == 60
+
+
+def _every_view(world: World) -> tuple[dict[str, Any], dict[str, Any], str, str]:
+    """The job as `status -o json`, the dashboard's API, `status JOB` and `status` show it
+    (read from the state directory, as they read it)."""
+    args = ["--state-dir", str(world.root / "state"), "--scope", "acme"]
+    as_json = json.loads(CliRunner().invoke(cli, ["status", "rollout", *args, "-o", "json"]).output)
+    views = Views(FleetReader(StateDir(world.root / "state")))
+    api = views.job("acme", "rollout")
+    assert api is not None
+    (row,) = views.jobs()
+    assert row["rollout"] == {"state": api["rollout"]["state"], "wave": api["rollout"]["wave"]}
+    table = CliRunner().invoke(cli, ["status", "rollout", *args]).output
+    overview = CliRunner().invoke(cli, ["status", *args]).output
+    return as_json, api, table, overview
+
+
+def test_an_abort_rule_abort_shows_the_wave_aborted_with_the_rule(world: World) -> None:
+    clients = world.job(
+        WAVES + "successThreshold: 0%\nmaxPerMinute: 60\n"
+        "abort: {failureThreshold: 50%, minFinished: 2}"
+    )
+    early = stable_order(c for c in clients if c != "gw-07")[:3]
+    world.fleet.failing = {"gw-07", early[0]}  # no wave fails its gate: the rule trips
+    with world.runner() as runner:
+        summary = until_ended(runner, world.clock, start(runner))
+    assert summary.status is ExecutionStatus.ABORTED
+    rule = "abort rule: 2/2 finished target(s) failed = 100% >= 50% (after at least 2)"
+    assert summary.message == f"aborted: {rule}"
+    as_json, api, table, overview = _every_view(world)
+    for view in (as_json, api):
+        rollout = view["rollout"]
+        assert (rollout["state"], rollout["wave"], rollout["reason"]) == ("aborted", "early", rule)
+        waves = {w["name"]: w for w in rollout["waves"]}
+        assert [w["state"] for w in rollout["waves"]] == ["passed", "aborted", "pending"]
+        assert waves["early"]["decision"] == rule
+    assert "    wave early        aborted  3 target(s) (size 30%): " in table
+    assert "running" not in table
+    assert "[rollout aborted early]" in overview
+
+
+def test_waiting_targets_name_the_wave_they_wait_for_not_one_that_passed(world: World) -> None:
+    world.job(WAVES + "soak: 1m\nmaxPerMinute: 6\n")
+    with world.runner() as runner:
+        start(runner)
+        run_for(runner, world.clock, 5)
+        soaking = job_view(runner.job_state("acme", "rollout"))
+        run_for(runner, world.clock, 70)  # the canary soaked and passed; early is under way
+        runner.engine.step(0)
+    assert [w["state"] for w in soaking["rollout"]["waves"]] == ["soaking", "pending", "pending"]
+    as_json, api, table, _ = _every_view(world)
+    for view in (as_json, api):
+        assert [w["state"] for w in view["rollout"]["waves"]] == ["passed", "running", "pending"]
+        rest = [t for t in view["targets"] if t["wave"] == "rest"]
+        assert rest and all(
+            t["message"] == "waits for wave 'early' to pass (it is in wave 'rest')" for t in rest
+        ), rest
+    assert "canary" not in "".join(line for line in table.splitlines() if "waits" in line)
+    # While the canary soaked, the later waves waited for it, and for its soak to end.
+    held = {(t["wave"], t["message"]) for t in soaking["targets"] if t["wave"] != "canary"}
+    until = "2027-01-10T12:01:00Z"
+    assert held == {
+        (wave, f"waits for wave 'canary' to pass: it soaks until {until} (it is in wave '{wave}')")
+        for wave in ("early", "rest")
+    }
+
+
+WINDOW = 'window: {cron: "0 0 1 ? * *", duration: 1h, timezone: UTC}\n'  # 01:00-02:00 UTC
+
+
+def test_a_stopped_rollout_says_stopped_not_waiting_for_the_window(world: World) -> None:
+    world.job(WAVES + WINDOW)
+    with world.runner() as runner:
+        start(runner)
+        run_for(runner, world.clock, 5)
+        waiting = job_view(runner.job_state("acme", "rollout"))["rollout"]
+        runner.stop_job("acme", "rollout", "stopped by the operator")
+        run_for(runner, world.clock, 5)
+    assert waiting["state"] == "waiting" and "wait for the window" in waiting["reason"]
+    as_json, api, table, overview = _every_view(world)
+    for view in (as_json, api):
+        rollout = view["rollout"]
+        assert rollout["state"] == "stopped"
+        assert rollout["reason"].startswith("execution 1 was stopped (stopped by the operator)")
+        assert [w["state"] for w in rollout["waves"]] == ["stopped", "pending", "pending"]
+        assert {t["message"] for t in view["targets"]} == {"not started: execution 1 was stopped"}
+    assert "window" not in table and "window" not in overview
+    assert "  rollout    stopped: execution 1 was stopped" in table
+    assert "[rollout stopped canary]" in overview
+
+
+def test_a_suspended_rollout_says_suspended_before_anything_else(world: World) -> None:
+    world.job(WAVES + WINDOW)
+    with world.runner() as runner:
+        start(runner)
+        run_for(runner, world.clock, 5)
+        manifest = world.root / "jobs.d" / "job.yaml"
+        manifest.write_text(manifest.read_text() + "  suspend: true\n")
+        runner.apply(runner.plan(runner.load()))
+        run_for(runner, world.clock, 5)
+    as_json, api, table, overview = _every_view(world)
+    for view in (as_json, api):
+        rollout = view["rollout"]
+        assert rollout["state"] == "suspended"
+        assert rollout["reason"].startswith("the job is suspended (spec.suspend: true)")
+        assert [w["state"] for w in rollout["waves"]] == ["suspended", "pending", "pending"]
+        assert {t["message"] for t in view["targets"]} == {
+            "not started: the job is suspended (spec.suspend: true)"
+        }
+    assert "window" not in table and "stopped" not in table
+    assert "  rollout    suspended: the job is suspended" in table
+    assert "[rollout suspended canary]" in overview
