@@ -1,12 +1,15 @@
 """The runner's device client: Kura requests out; replies, notifications and lifecycle
 messages in, correlated and checked.
 
-Threads: paho's network thread (see `connection.Session`) receives every message and calls
-the `ClientEvents` handler (through `inbound.Inbound`); the caller (the engine) calls `send`,
-`expect` and `expire`. The client keeps no clock: the caller owns the deadline of every
-request and ends one that ran out of time with `expire` (a reply that still comes is then
-reported as late). Nothing blocks on the hot path: `send` encodes and hands the bytes to
-paho; a reply is one topic split, one decode, one dictionary look-up.
+Threads: paho's network thread (see `connection.Session`) receives every message and only
+hands it over (`handover.Handover`, so that it keeps up with a broker that sends BIRTHs by the
+thousand); the hand-over's reader thread decodes and checks each one and calls the
+`ClientEvents` handler (through `inbound.Inbound`), replies and notifications before lifecycle
+messages; the caller (the engine) calls `send`, `expect` and `expire`. The client keeps no
+clock: the caller owns the deadline of every request and ends one that ran out of time with
+`expire` (a reply that still comes is then reported as late). Nothing blocks on the hot
+path: `send` encodes and hands the bytes to paho; paho's thread only queues what it receives;
+a reply is one topic split, one decode, one dictionary look-up.
 
 Wire rules (../shared/kura-protocol.md §2, §5): requests at QoS 0, retain false — a QoS 1
 retransmission after a reconnect would make a device run an operation twice; every request
@@ -21,10 +24,18 @@ from __future__ import annotations
 import itertools
 import secrets
 import time
-from typing import Generic, TypeVar
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 from jobrunner.device.connection import CODECS, Session, codec_named
 from jobrunner.device.correlation import PendingTable
+from jobrunner.device.handover import (
+    DEFAULT_MAX_WAITING,
+    DEFAULT_MAX_WAITING_BYTES,
+    Handover,
+    Lane,
+    Message,
+)
 from jobrunner.device.inbound import Inbound
 from jobrunner.device.model import (
     ClientEvents,
@@ -73,7 +84,13 @@ class DeviceClient(Generic[T]):
         events: ClientEvents[T],
         *,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        max_waiting: int = DEFAULT_MAX_WAITING,
+        max_waiting_bytes: int = DEFAULT_MAX_WAITING_BYTES,
+        on_dropped: Callable[[Lane], None] | None = None,
     ) -> None:
+        """`max_waiting`, `max_waiting_bytes`: how many received messages (and payload bytes)
+        may wait to be read before what arrives is dropped; `on_dropped` hears of each drop
+        (on paho's thread: it must only count)."""
         self.settings = settings
         self._events = events
         self._table: PendingTable[T] = PendingTable(max_in_flight)
@@ -90,7 +107,13 @@ class DeviceClient(Generic[T]):
             self._tracked,
             shared=settings.shares_requester,
         )
-        self._session = Session(settings, self._codecs, self._inbound.on_message, self._connection)
+        self._handover = Handover(
+            self._inbound.handle,
+            max_waiting=max_waiting,
+            max_waiting_bytes=max_waiting_bytes,
+            on_dropped=on_dropped,
+        )
+        self._session = Session(settings, self._codecs, self._received, self._connection)
 
     # -- observation -----------------------------------------------------------------------
 
@@ -112,21 +135,34 @@ class DeviceClient(Generic[T]):
     def max_in_flight(self) -> int:
         return self._table.max_in_flight
 
+    @property
+    def waiting(self) -> int:
+        """Messages received and not yet read (decoded and handled)."""
+        return self._handover.waiting
+
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self, timeout: float = 10.0) -> None:
         """Connect, subscribe for every account and wait for the SUBACKs; ConnectError if the
         broker cannot be reached, refuses, or does not answer within `timeout` seconds."""
-        self._session.start(timeout)
+        self._handover.start()  # before the subscriptions: a message may follow the SUBACK
+        try:
+            self._session.start(timeout)
+        except BaseException:
+            self._handover.stop()
+            raise
 
     def start_in_background(self) -> None:
         """Connect without waiting, retrying a broker that is down with backoff (logged);
         `ClientEvents.connection(True, ...)` tells when requests can be sent."""
+        self._handover.start()
         self._session.start_in_background()
 
     def stop(self) -> None:
-        """Disconnect and stop paho's thread; pending requests are forgotten without events."""
+        """Disconnect and stop paho's thread and the reader; pending requests, and messages
+        received but not yet read, are forgotten without events."""
         self._session.stop()
+        self._handover.stop()
 
     def add_account(
         self, account: str, codec: str | PayloadCodec = "kura-protobuf", timeout: float = 10.0
@@ -251,6 +287,11 @@ class DeviceClient(Generic[T]):
         return self._tracked.pop((account, operation_id), None) is not None
 
     # -- events from the other threads ----------------------------------------------------
+
+    def _received(self, _client: Any, _userdata: Any, message: Message) -> None:
+        """paho's on_message, on its network thread: hand the message over, nothing more
+        (paho acknowledges it when this returns, and reads the next one)."""
+        self._handover.put(message)
 
     def _connection(self, connected: bool, reason: str) -> None:
         self._events.connection(connected, reason)

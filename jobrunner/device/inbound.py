@@ -1,19 +1,21 @@
 """Every message the runner receives: routed by topic shape, decoded, checked, correlated.
 
-Called on paho's network thread for each message, so it stays cheap: one `split`, one decode,
-dictionary look-ups, one handler call. Whatever is wrong with a message (unreadable payload,
-topic with missing segments, reply for an unknown / answered / timed-out request, reply from
-another account or app, notification for an operation nobody awaits or from the wrong
-device) becomes an `Anomaly` naming the device and topic; it never raises into paho and never
-touches another request.
+Called on the hand-over's reader thread for each message (handover.py: paho's network thread
+only queues them), replies before lifecycle messages; it stays cheap all the same: one
+`split`, one decode, dictionary look-ups, one handler call. Whatever is wrong with a message
+(unreadable payload, topic with missing segments, reply for an unknown / answered / timed-out
+request, reply from another account or app, notification for an operation nobody awaits or
+from the wrong device) becomes an `Anomaly` naming the device and topic; it never raises into
+the reader and never touches another request.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Generic, Protocol, TypeVar, cast
+from typing import Generic, TypeVar, cast
 
 from jobrunner.device.correlation import Claim, PendingTable
+from jobrunner.device.handover import Message
 from jobrunner.device.model import (
     Anomaly,
     AnomalyKind,
@@ -47,16 +49,6 @@ _UNCLAIMED = {
 }
 
 
-class Message(Protocol):
-    """What Inbound reads of a received message (paho's MQTTMessage)."""
-
-    @property
-    def topic(self) -> str: ...
-
-    @property
-    def payload(self) -> bytes | bytearray: ...
-
-
 class Inbound(Generic[T]):
     """Routes received messages to the `ClientEvents` handler, or reports them as anomalies."""
 
@@ -79,8 +71,8 @@ class Inbound(Generic[T]):
         self._codecs = codecs  # shared with the client, which adds and removes accounts
         self._tracked = tracked
 
-    def on_message(self, _client: object, _userdata: object, message: Message) -> None:
-        """paho's on_message."""
+    def handle(self, message: Message) -> None:
+        """Read one received message and tell the handler what it is (the reader's thread)."""
         try:
             topic = message.topic
         except UnicodeDecodeError:
@@ -103,7 +95,7 @@ class Inbound(Generic[T]):
                 self._lifecycle(topic, parts, data)
             else:
                 self._bad_topic(topic)
-        except Exception:  # a bug in a handler must never stop paho's network thread
+        except Exception:  # a bug in a handler must never stop the reader
             log.exception("failed to handle a message on %s", topic)
 
     def _not_mine(self, topic: str, parts: list[str]) -> None:
@@ -284,7 +276,7 @@ class Inbound(Generic[T]):
         device: Device | None = None,
         tag: object = None,
     ) -> None:
-        """Report an anomaly; a failing handler is logged, never raised into paho."""
+        """Report an anomaly; a failing handler is logged, never raised into the reader."""
         try:
             self.events.anomaly(Anomaly(kind, message, topic, device, tag))
         except Exception:

@@ -29,6 +29,8 @@ from jobrunner.web.reader import FleetReader
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 """Seconds: a configuration read answers in tens of milliseconds, a package install's
 acknowledgement in seconds, a request to a sleepy cellular gateway in tens of seconds."""
+INBOUND_LANES = ("replies", "lifecycle")
+"""The lanes of received messages (jobrunner.device.handover.Lane)."""
 MAX_TIMED = 100_000
 """Requests whose send time is kept for their duration: a reply never heard of (a request
 cancelled by a stop) must not grow the table for ever."""
@@ -57,6 +59,15 @@ class EngineMetrics(Observer):
             ["kind"],
             registry=registry,
         )
+        self.inbound_dropped_messages = Counter(
+            "jobrunner_inbound_dropped",
+            "Messages from the broker dropped unread, because too many were waiting to be read"
+            " (lane: replies, which include notifications, or lifecycle: BIRTH, APPS, DC, LWT).",
+            ["lane"],
+            registry=registry,
+        )
+        for lane in INBOUND_LANES:  # at 0 from the start: an alert sees the first drop
+            self.inbound_dropped_messages.labels(lane)
         self._sent: dict[str, float] = {}
         self._lock = threading.Lock()
 
@@ -79,6 +90,9 @@ class EngineMetrics(Observer):
 
     def anomaly(self, kind: str) -> None:
         self.anomalies.labels(kind).inc()
+
+    def inbound_dropped(self, lane: str) -> None:
+        self.inbound_dropped_messages.labels(lane).inc()
 
 
 class RunnerFacts(Protocol):

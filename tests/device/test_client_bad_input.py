@@ -245,7 +245,7 @@ def test_a_reply_topic_whose_dots_became_levels_says_so() -> None:
     inbound = Inbound("jobrunner-host.example.com", recorder, table, {}, {})
     rewritten = "$EDC/acme/jobrunner-host/example/com/CMD-V1/REPLY/42"
 
-    inbound.on_message(None, None, SimpleNamespace(topic=rewritten, payload=b""))
+    inbound.handle(SimpleNamespace(topic=rewritten, payload=b""))
 
     (anomaly,) = recorder.anomalies
     assert anomaly.kind is AnomalyKind.BAD_TOPIC and anomaly.topic == rewritten

@@ -26,11 +26,7 @@ def message(topic: bytes, payload: bytes = b"") -> mqtt.MQTTMessage:
 
 def test_a_message_of_an_account_not_served_is_an_anomaly() -> None:
     recorder = Recorder()
-    inbound(recorder).on_message(
-        None,
-        None,
-        message(b"$EDC/other/runner/CMD-V1/REPLY/1", Responder.ok()),
-    )
+    inbound(recorder).handle(message(b"$EDC/other/runner/CMD-V1/REPLY/1", Responder.ok()))
     [anomaly] = recorder.anomalies
     assert anomaly.kind is AnomalyKind.UNKNOWN_ACCOUNT
     assert anomaly.topic == "$EDC/other/runner/CMD-V1/REPLY/1"
@@ -39,7 +35,7 @@ def test_a_message_of_an_account_not_served_is_an_anomaly() -> None:
 
 def test_a_topic_that_is_not_utf8_is_an_anomaly() -> None:
     recorder = Recorder()
-    inbound(recorder).on_message(None, None, message(b"$EDC/acme/\xff/MQTT/BIRTH"))
+    inbound(recorder).handle(message(b"$EDC/acme/\xff/MQTT/BIRTH"))
     [anomaly] = recorder.anomalies
     assert anomaly.kind is AnomalyKind.BAD_TOPIC
     assert "not UTF-8" in anomaly.message

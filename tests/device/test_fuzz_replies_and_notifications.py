@@ -1,5 +1,5 @@
 """Fuzzing what the client does with received messages, through paho's own callback
-(`Inbound.on_message`), and what the 13 step operations make of any reply or notification.
+(`Inbound.handle`), and what the 13 step operations make of any reply or notification.
 
 Whatever arrives, on whatever topic: no exception escapes (not even into the handler's
 catch-all), nothing is taken for a request or an operation it does not belong to, memory
@@ -66,7 +66,7 @@ class World:
         message = mqtt.MQTTMessage(topic=topic)
         message.payload = payload
         before = len(self.recorder.replies)
-        self.inbound.on_message(None, None, message)
+        self.inbound.handle(message)
         for pending, _ in self.recorder.replies[before:]:
             parts = topic.decode().split("/")
             assert (parts[1], parts[2], parts[3]) == (pending.device[0], "runner", pending.app_id)

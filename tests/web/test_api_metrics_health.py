@@ -178,6 +178,12 @@ def test_metrics_match_status_and_count_requests(scenario: Scenario, served: Ser
     assert devices["CONNECTED"] == 5
     assert families["jobrunner_broker_connected"].samples[0].value == 1
     assert families["jobrunner_in_flight"].samples[0].value == 0
+    dropped = {
+        s.labels["lane"]: s.value
+        for s in families["jobrunner_inbound_dropped"].samples
+        if s.name == "jobrunner_inbound_dropped_total"
+    }
+    assert dropped == {"replies": 0, "lifecycle": 0}  # there from the start, for alerts
     labels = {k for f in families.values() for s in f.samples for k in s.labels}
     assert not {"client_id", "clientId", "device"} & labels  # bounded cardinality
 

@@ -1,13 +1,14 @@
 """What reaches the engine's thread: device events from the link, and commands from users.
 
-Producers (paho's network thread, the daemon's file watcher, the CLI) only
+Producers (the MQTT client's reader thread, the daemon's file watcher, the CLI) only
 put events into the `Inbox`; the engine's single thread takes them out in batches and is the
 only one that touches job state. No locks around state, no races between a reply and a stop.
 """
 
 from __future__ import annotations
 
-import queue
+import threading
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -89,23 +90,37 @@ Event = (
 
 
 class Inbox:
-    """A thread-safe queue of events, taken out in batches."""
+    """A thread-safe queue of events, taken out in batches: replies and notifications first.
+
+    A fleet that connects at once puts thousands of BIRTHs (`DeviceConnected`) in the inbox,
+    each of which may start a device-connect run; a reply that arrives meanwhile must not wait
+    behind them (the step it ends, and its request's place in the window, would). So replies
+    and notifications go in a lane of their own, always taken first; every other event keeps
+    its order in the other lane. A command is still handled after every event put before it:
+    those before it in its own lane come first, and the replies' lane is always emptied first.
+    """
 
     def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        self._urgent: deque[Event] = deque()
+        self._ordered: deque[Event] = deque()
+        self._ready = threading.Condition(threading.Lock())
 
     def put(self, event: Event) -> None:
-        self._queue.put(event)
+        urgent = isinstance(event, ReplyArrived | NotificationArrived)
+        with self._ready:
+            (self._urgent if urgent else self._ordered).append(event)
+            self._ready.notify()
 
     def take(self, timeout: float, limit: int = 2000) -> list[Event]:
-        """Wait up to `timeout` seconds for a first event, then take what else is there."""
-        try:
-            events = [self._queue.get(timeout=max(timeout, 0.0))]
-        except queue.Empty:
-            return []
-        while len(events) < limit:
-            try:
-                events.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
-        return events
+        """Wait up to `timeout` seconds for a first event, then take what else is there, up
+        to `limit`: the replies and notifications waiting, then the other events."""
+        with self._ready:
+            if not self._ready.wait_for(
+                lambda: bool(self._urgent or self._ordered), max(timeout, 0.0)
+            ):
+                return []
+            events: list[Event] = []
+            for lane in (self._urgent, self._ordered):
+                while lane and len(events) < limit:
+                    events.append(lane.popleft())
+            return events

@@ -1,7 +1,7 @@
 """The MQTT device client, plugged into the engine's seam (`ports.DeviceLink`).
 
 `ClientLink` is both the device client's event handler (it only puts events in the engine's
-inbox: it runs on paho's thread) and the engine's `DeviceLink` (called on the engine's
+inbox: it runs on the client's reader thread) and the engine's `DeviceLink` (called on the engine's
 thread: it publishes what the engine built and recorded).
 """
 
@@ -23,6 +23,7 @@ from jobrunner.device import (
     Tracked,
     read_lifecycle,
 )
+from jobrunner.device.handover import Lane
 from jobrunner.device.lifecycle import ConnectionStatus
 from jobrunner.engine.link.events import (
     Anomaly,
@@ -50,9 +51,15 @@ class ClientLink:
     ) -> None:
         self.inbox = inbox
         self.observer = observer or Observer()
-        self.client: DeviceClient[Tag] = DeviceClient(settings, self, max_in_flight=max_in_flight)
+        self.client: DeviceClient[Tag] = DeviceClient(
+            settings, self, max_in_flight=max_in_flight, on_dropped=self._dropped
+        )
 
-    # -- ClientEvents: called from paho's thread; only enqueue ----------------------------
+    def _dropped(self, lane: Lane) -> None:
+        """A received message dropped, too many waiting to be read (on paho's thread)."""
+        self.observer.inbound_dropped(lane.value)
+
+    # -- ClientEvents: called from the client's reader thread; only enqueue ---------------
 
     def reply(self, pending: Pending[Tag], payload: KuraPayload) -> None:
         self.inbox.put(ReplyArrived(pending.tag, payload))

@@ -2,7 +2,8 @@
 
 An `Observer` hears of requests, anomalies and the events of executions and rollouts. Its
 methods are called on the engine's thread (`request_ended` for a reply on the MQTT client's
-thread too) and must return at once: they count, or queue, and never wait.
+reader thread too, `inbound_dropped` on its network thread) and must return at once: they
+count, or queue, and never wait.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ class Observer:
 
     def anomaly(self, kind: str) -> None:
         """A message was ignored (late, duplicate, stray, unreadable...)."""
+
+    def inbound_dropped(self, lane: str) -> None:
+        """A message from the broker was dropped unread: too many were waiting to be read
+        (`lane`: `replies` or `lifecycle`). Called on the MQTT client's network thread."""
 
     def execution_ended(self, job: JobKey, summary: ExecutionSummary) -> None:
         """An execution ended (TERMINATED, STOPPED or ABORTED)."""
@@ -62,6 +67,10 @@ class Observers(Observer):
     def anomaly(self, kind: str) -> None:
         for observer in self.observers:
             observer.anomaly(kind)
+
+    def inbound_dropped(self, lane: str) -> None:
+        for observer in self.observers:
+            observer.inbound_dropped(lane)
 
     def execution_ended(self, job: JobKey, summary: ExecutionSummary) -> None:
         for observer in self.observers:
