@@ -127,6 +127,12 @@ class DeviceClient(Generic[T]):
         return self._session.connected
 
     @property
+    def session_kept(self) -> bool:
+        """Whether the broker kept the runner's session on the last connection (see
+        `connection.Session`)."""
+        return self._session.session_kept
+
+    @property
     def in_flight(self) -> int:
         """Requests sent and not yet answered, timed out or cancelled."""
         return self._table.in_flight

@@ -1,8 +1,11 @@
 """The runner's MQTT session: connect, subscribe per account, reconnect and resubscribe.
 The only module of the runner that imports paho.
 
-One paho client (callback API v2) with its own network thread (`loop_start`), a clean
-session, TCP_NODELAY, and paho's automatic reconnection. After every CONNACK the session
+One paho client (callback API v2) with its own network thread (`loop_start`), a persistent
+session (the broker queues the QoS 1 BIRTH, DC and LWT published while the runner is away,
+and its CONNACK says whether it kept the session: when it did not, a restart of the broker
+most likely reconnected every device unheard, see `session_kept`), TCP_NODELAY, and paho's
+automatic reconnection. After every CONNACK the session
 subscribes the reply, notification and lifecycle filters of each account it serves; an
 account is usable (`subscribed`) only once its SUBACK came back on the current connection,
 so nothing is ever sent before its reply can be received.
@@ -75,6 +78,9 @@ class Session:
         self._stopping = False
         self._retry = threading.Event()  # set by stop(): ends the backoff of a first connect
         self._down_since: float | None = None
+        self.session_kept = True
+        """Whether the broker kept the runner's session on the last connection (it queued
+        what was published for the runner meanwhile); False after a broker restart."""
         self.mqtt = self._paho(on_message)
 
     @property
@@ -209,7 +215,7 @@ class Session:
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=settings.client_id,
-            clean_session=True,
+            clean_session=False,
             protocol=MQTTProtocolVersion.MQTTv311,
             reconnect_on_failure=True,
         )
@@ -245,7 +251,7 @@ class Session:
             self._suback_mids[mid] = account
 
     def _on_connect(
-        self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
+        self, _client: mqtt.Client, _userdata: Any, flags: Any, reason: ReasonCode, _props: Any
     ) -> None:
         with self._state:
             if reason.is_failure:
@@ -255,6 +261,7 @@ class Session:
                 return
             self._connected = True
             self._ever_connected = True
+            self.session_kept = bool(getattr(flags, "session_present", False))
             self._failure = None
             self._subscribed.clear()
             self._suback_mids.clear()

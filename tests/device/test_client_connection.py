@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import shutil
+import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -66,6 +67,39 @@ def test_losing_the_broker_reconnects_resubscribes_and_keeps_pending_requests(
         recorder.reply_for(client.send((account, "gw-2"), PING, "t"))
     finally:
         responder.stop()
+        client.stop()
+
+
+def test_the_session_says_whether_the_broker_kept_what_was_published_meanwhile(
+    own_broker: RunningBroker, recorder: Recorder
+) -> None:
+    if own_broker.kind != "mosquitto":
+        pytest.skip("what a broker keeps of a session is checked on mosquitto")
+    account = unique("acct")
+    client = make_client(own_broker, recorder, account)
+    client.start(WAIT)
+    device = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=unique("gw"))
+    try:
+        # The runner's own connection breaks; the broker keeps its session and queues the
+        # BIRTH published meanwhile (QoS 1): it comes after the reconnection.
+        sock = client._session.mqtt.socket()
+        assert sock is not None
+        sock.shutdown(socket.SHUT_RDWR)
+        recorder.wait(lambda: any(not up for up, _ in recorder.connections), "the drop")
+        device.connect(own_broker.host, own_broker.port)
+        device.loop_start()
+        device.publish(f"$EDC/{account}/gw-1/MQTT/BIRTH", b"", qos=1).wait_for_publish(WAIT)
+        recorder.wait(lambda: recorder.connections[-1][0] is True, "the reconnection", 30)
+        assert client.session_kept
+        recorder.wait(lambda: len(recorder.lifecycles) == 1, "the BIRTH published meanwhile")
+
+        own_broker.stop()  # a restart without persistence forgets every session
+        recorder.wait(lambda: recorder.connections[-1][0] is False, "the drop")
+        own_broker.start()
+        recorder.wait(lambda: recorder.connections[-1][0] is True, "the reconnection", 30)
+        assert not client.session_kept
+    finally:
+        device.loop_stop()
         client.stop()
 
 

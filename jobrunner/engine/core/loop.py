@@ -28,6 +28,7 @@ from jobrunner.engine.core import gates, progression, recovery
 from jobrunner.engine.core.devices import Devices
 from jobrunner.engine.core.dispatch import Dispatcher
 from jobrunner.engine.core.outcomes import Outcomes
+from jobrunner.engine.core.probes import Probes
 from jobrunner.engine.core.recovery import StatusQueries
 from jobrunner.engine.core.runtime import Connection, EngineSettings, RunningJob, Runtime
 from jobrunner.engine.core.timers import (
@@ -52,7 +53,7 @@ from jobrunner.engine.link.events import (
     ReplyArrived,
 )
 from jobrunner.engine.link.observers import Observer
-from jobrunner.engine.link.ports import DeviceLink
+from jobrunner.engine.link.ports import DeviceLink, Tag
 from jobrunner.errors import LeaseLostError
 from jobrunner.state.layout import JobKey
 from jobrunner.state.records import ExecutionStatus, counts_text
@@ -100,6 +101,7 @@ class Engine:
         self.rt.connection.listening_since = clock()
         self.inbox = inbox or Inbox()
         self.queries = StatusQueries(self.rt)
+        self.probes = Probes(self.rt)
         self.outcomes = Outcomes(self.rt, self.queries)
         self.dispatcher = Dispatcher(self.rt, self.outcomes, self.queries)
         self.storage_problem: str | None = None
@@ -219,6 +221,8 @@ class Engine:
         else:  # not recorded, so not sent: they go back to their queue
             for job, target, _ in outgoing:
                 self.dispatcher.unsend(job, target, "the state cannot be written")
+        if self.probes.waiting and self.rt.connection.connected:  # what the jobs left of the window
+            self.probes.send(self.settings.max_in_flight - self.link.in_flight())
         self._end_finished_executions()
         self._flush(durable=False)
 
@@ -227,7 +231,10 @@ class Engine:
             listener(event)
         if isinstance(event, ReplyArrived):
             self.devices.heard(*event.tag.device, self.clock())
-            self.outcomes.on_reply(event)
+            if event.tag.purpose == "probe":
+                self._found(event.tag)
+            else:
+                self.outcomes.on_reply(event)
         elif isinstance(event, NotificationArrived):
             self.devices.heard(event.account, event.client_id, self.clock())
             self.outcomes.on_notification(event)
@@ -246,7 +253,9 @@ class Engine:
                 event.future.set_exception(error)
 
     def _due(self, due: Due) -> None:
-        if isinstance(due, ReplyDue):
+        if isinstance(due, ReplyDue) and due.tag.purpose == "probe":
+            self.probes.expired(due.tag)
+        elif isinstance(due, ReplyDue):
             self.outcomes.on_reply_due(due.tag)
         elif isinstance(due, CompletionDue):
             self.outcomes.on_completion_due(due)
@@ -281,9 +290,30 @@ class Engine:
             else f"{event.reason}: nothing is sent until it is back; requests in flight may be"
             " lost with it (each fails at its timeout, and a re-run picks it up)"
         )
+        if event.connected and connection.lost_at is not None and not event.session_kept:
+            registry = self.devices.registry
+            asked = self.probes.ask(
+                (scope, record.client_id)
+                for scope in registry.scopes()
+                for record in registry.scope(scope)
+            )
+            log.warning(
+                "the broker kept no session for the runner (it restarted): BIRTHs published"
+                " meanwhile are lost; asking %d known device(s) whether they are connected",
+                asked,
+            )
+            line += "; the devices that answer count as reconnected (their BIRTH was missed)"
         for job in self.jobs.values():
             if job.run is not None:
                 job.state.log(job.run.id).write("broker", line, now)
+
+    def _found(self, tag: Tag) -> None:
+        """A device answered the runner's question after a broker restart: connected."""
+        device = self.probes.answered(tag)
+        if device is None:
+            return
+        log.info("%s/%s is connected: its BIRTH after the broker restart was missed", *device)
+        self._on_connect(DeviceConnected(device[0], device[1], None, self.clock()))
 
     def _on_disconnect(self, event: DeviceDisconnected) -> None:
         """A device that goes away fails the request it has not answered: at once after a
@@ -342,6 +372,7 @@ class Engine:
         """A (re)connected device: if it was running an asynchronous operation for us (a
         reboot after an install, say), ask where it stands; then the connect hooks."""
         self.devices.connected(event.account, event.client_id, event.facts, event.at)
+        self.probes.birth((event.account, event.client_id))
         holder = self.rt.device_queue.busy.get((event.account, event.client_id))
         job = self.jobs.get(holder) if holder else None
         if job is not None:

@@ -68,6 +68,9 @@ class Anomaly:
 class ConnectionChanged:
     connected: bool
     reason: str
+    session_kept: bool = True
+    """On a connection: whether the broker kept the runner's session (what was published
+    for it meanwhile came); False after a broker restart, when BIRTHs were missed."""
 
 
 @dataclass(frozen=True)

@@ -176,6 +176,10 @@ class MemoryLink:
     def lost(self, account: str, client_id: str, reason: str = "LWT", at: float = 0.0) -> None:
         self.inbox.put(DeviceDisconnected(account, client_id, reason, at))
 
-    def connection(self, connected: bool, reason: str = "memory link") -> None:
+    def connection(
+        self, connected: bool, reason: str = "memory link", session_kept: bool = True
+    ) -> None:
+        """The broker connection went down, or came (`session_kept`: False as after a broker
+        restart, when BIRTHs published meanwhile were missed)."""
         self.is_connected = connected
-        self.inbox.put(ConnectionChanged(connected, reason))
+        self.inbox.put(ConnectionChanged(connected, reason, session_kept))

@@ -95,7 +95,8 @@ class ClientLink:
         self.inbox.put(Anomaly(str(anomaly), account, client_id, tag, anomaly.kind.value))
 
     def connection(self, connected: bool, reason: str) -> None:
-        self.inbox.put(ConnectionChanged(connected, reason))
+        kept = not connected or self.client.session_kept
+        self.inbox.put(ConnectionChanged(connected, reason, session_kept=kept))
 
     # -- the connection, for the runner -----------------------------------------------------
 

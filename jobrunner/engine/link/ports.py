@@ -39,7 +39,7 @@ class Tag:
     client_id: str
     step_index: int
     request_id: str
-    purpose: Literal["step", "status", "cancel"] = "step"
+    purpose: Literal["step", "status", "cancel", "probe"] = "step"
     query: str | None = None  # for a status query: which one
 
     @property

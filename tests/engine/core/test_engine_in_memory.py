@@ -410,3 +410,34 @@ def test_a_timeout_of_a_device_whose_birth_lists_the_app_says_only_that_it_did_n
         f"no reply in 30s: the device is online (last seen {seen:%Y-%m-%d %H:%M:%S} UTC) but"
         " did not answer this DEPLOY-V2 request in time"
     )
+
+
+def test_after_a_broker_restart_the_devices_that_answer_count_as_connected(world: World) -> None:
+    answering = {"gw-1", "gw-2"}  # gw-3 stays away
+    with world.runner(lambda sent: ok() if sent.client_id in answering else None) as runner:
+        connects: list[str] = []
+        runner.engine.connect_hooks.append(lambda event: connects.append(event.client_id))
+        assert world.link is not None
+        world.link.connection(True, "connected")
+        for client_id in ("gw-1", "gw-2", "gw-3"):
+            world.link.birth("acme", client_id)
+        runner.engine.step(0)
+        world.link.connection(False, "connection lost")
+        world.link.connection(True, "reconnected", session_kept=True)  # the broker queued
+        runner.engine.step(0)
+        assert world.link.sent == [], "a kept session lost nothing: nothing is asked"
+        connects.clear()
+
+        world.link.connection(False, "connection lost")
+        world.link.connection(True, "reconnected", session_kept=False)  # the broker restarted
+        world.link.birth("acme", "gw-2")  # its BIRTH came after the runner subscribed again
+        runner.engine.step(0)
+        runner.engine.step(0)  # the answers
+        asked = sorted(s.client_id for s in world.link.sent)
+        assert asked == ["gw-1", "gw-3"]
+        assert {s.request.name for s in world.link.sent} == {"DEPLOY-V2 GET/packages"}
+        assert sorted(connects) == ["gw-1", "gw-2"], "each counted once; gw-3 not at all"
+        world.clock.advance(31)
+        runner.engine.step(0)
+        assert runner.engine.link.in_flight() == 0, "an unanswered question expires"
+        assert runner.registry.scope("acme").get("gw-1").status.value == "CONNECTED"
