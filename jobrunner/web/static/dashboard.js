@@ -115,6 +115,14 @@ async function overview() {
     return row([jobLink(job.scope, job.name), job.targetCount, countsBar(job.counts), rollout,
       last ? badge(last.status) : "", job.nextFire ? time(job.nextFire) : ""]);
   }));
+  // What waits to be posted, by notification: a receiver that falls behind shows here.
+  const backlog = await api("/api/v1/notifications");
+  document.getElementById("notifications").hidden = backlog.length === 0;
+  fill(document.querySelector("#backlog tbody"), backlog.map((b) => row([
+    b.notification + (b.runner ? " (" + b.runner + ")" : ""),
+    b.undelivered ? el("span", b.undelivered, "badge s-process_awaiting") : "0",
+    b.oldest ? time(b.oldest) : "",
+    b.dropped ? el("span", b.dropped, "badge s-process_failed") : "0"])));
 }
 
 function jobPage() {
