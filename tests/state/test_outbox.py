@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from jobrunner.cli.main import cli
 from jobrunner.errors import StateError
 from jobrunner.state import outbox
+from jobrunner.state.layout import StateDir
 from jobrunner.state.outbox import (
     Backlog,
     Outbox,
@@ -170,3 +174,20 @@ def test_a_damaged_outbox_line_is_reported_with_its_file_and_line(tmp_path: Path
         handle.write(b"{oops\n")
     with pytest.raises(StateError, match=r"events\.000001\.journal:3: damaged journal line"):
         OutboxReader(FileStorage(tmp_path), tmp_path).undelivered()
+
+
+def test_status_shows_each_runners_backlog_of_a_shared_state(state_db: str) -> None:
+    storage = PostgresStorage(state_db)
+    state = StateDir(storage.root, storage)
+    for runner, count in (("runner-a", 2), ("runner-b", 1)):
+        box = Outbox(storage, state.owners.outbox(runner))
+        for n in range(count):
+            box.put("acme/ops", event(n))
+        box.close()
+    storage.close()
+    shown = CliRunner().invoke(
+        cli, ["status", "--notifications", "-o", "json", "--state-db", state_db]
+    )
+    assert shown.exit_code == 0, shown.output
+    rows = [(r["runner"], r["notification"], r["undelivered"]) for r in json.loads(shown.output)]
+    assert rows == [("runner-a", "acme/ops", 2), ("runner-b", "acme/ops", 1)]
