@@ -272,8 +272,9 @@ class Notifier:
                 ", ".join(sorted({str(e.event.get("type")) for e in waiting})),
             )
             self._progress.set()
-        with lane.lock:
-            self.outbox.remove_lane(lane.reader)
+        if waiting or self.storage.children(lane.reader.folder):  # gone already: no write
+            with lane.lock:
+                self.outbox.remove_lane(lane.reader)
         if lane.thread is None:
             del self._lanes[lane.to]  # a lane with a thread keeps it: the name may come back
 

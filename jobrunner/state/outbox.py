@@ -65,12 +65,14 @@ def lane_folder(outbox: Path, to: str) -> Path:
 
 
 def lanes(storage: Storage, outbox: Path) -> list[str]:
-    """The notifications (`SCOPE/NAME`) that have a lane in `outbox`, sorted."""
+    """The notifications (`SCOPE/NAME`) that have a lane in `outbox`, sorted (a folder
+    left empty by a removed lane is none)."""
     root = outbox / LANES
     return [
         f"{scope}/{name}"
         for scope in storage.children(root)
         for name in storage.children(root / scope)
+        if storage.children(root / scope / name)
     ]
 
 

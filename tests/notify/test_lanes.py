@@ -234,3 +234,22 @@ class Facts:
 
     def in_flight(self) -> int:
         return 0
+
+
+def test_the_lane_of_a_notification_no_longer_declared_is_dropped(
+    tmp_path: Path,
+    hooks: Callable[[bool], Hook],
+    notifier: Notifier,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    healthy = hooks(False)
+    notifier.attach(declare(tmp_path / "jobs.d", healthy=(healthy, "")))
+    put(notifier, "gone", 1, 2)  # written while it was declared
+    notifier.dispatch()
+    assert "notification acme/gone is no longer declared: 2 event(s) dropped" in caplog.text
+    state = tmp_path / "state"
+    shown = CliRunner().invoke(
+        cli, ["status", "--notifications", "-o", "json", "--state-dir", str(state)]
+    )
+    assert shown.exit_code == 0, shown.output
+    assert [r["notification"] for r in json.loads(shown.output)] == []
