@@ -14,7 +14,14 @@ from jobrunner.cli.options import reading_state, scope_option, state_options
 from jobrunner.cli.progress import COLOURS as TARGET_COLOURS
 from jobrunner.cli.progress import SHORT, ProgressView
 from jobrunner.cli.run import follow
-from jobrunner.engine.status import STATUS_ORDER, all_jobs, job_view, load_job, resolve_job_ref
+from jobrunner.engine.status import (
+    STATUS_ORDER,
+    all_jobs,
+    backlog_view,
+    job_view,
+    load_job,
+    resolve_job_ref,
+)
 from jobrunner.state.layout import StateDir
 from jobrunner.state.logs import read_lines
 from jobrunner.state.records import ExecutionStatus, ExecutionSummary
@@ -47,6 +54,13 @@ from jobrunner.state.records import ExecutionStatus, ExecutionSummary
     is_flag=True,
     help="Follow the running executions live until they end (log lines when not on a terminal).",
 )
+@click.option(
+    "--notifications",
+    "notifications",
+    is_flag=True,
+    help="Show what waits to be posted, by notification: undelivered events, the oldest's"
+    " age, and how many were dropped because the receiver fell too far behind.",
+)
 def status(
     job: str | None,
     state_dir: Path,
@@ -56,6 +70,7 @@ def status(
     only_status: tuple[str, ...],
     only_step: int | None,
     live: bool,
+    notifications: bool,
 ) -> None:
     """Show jobs, their targets and executions, as recorded.
 
@@ -68,15 +83,32 @@ def status(
     (clientId, stepIndex counted from 0, status) and executions (id, status
     RUNNING / TERMINATED / STOPPED / ABORTED, trigger, startedOn, endedOn); a
     rollout adds `rollout` (state, wave, reason, waves) and each target's wave.
+
+    Without JOB, the table ends with the notifications' backlog (events not
+    posted yet); `--notifications` shows only that, and `-o json` then prints
+    one object per notification: notification (SCOPE/NAME), undelivered,
+    oldest (when the oldest waiting event happened), oldestAgeSeconds and
+    dropped (events dropped in all because its lane was full), and runner
+    with a shared state database.
     """
     state = reading_state(state_dir, state_db)
     where = state.describe()
+    if notifications:
+        if job is not None or live:
+            raise click.UsageError("--notifications takes no JOB and no --watch")
+        _emit(backlog_view(state), output, _backlog_table)
+        return
     if live:
         _watch(state, None if job is None else resolve_job_ref(job, scope, state.jobs(), where))
         return
     if job is None:
         rows = all_jobs(state)
         _emit(rows, output, lambda value: _jobs_table(value, state))
+        if output == "table":
+            backlog = backlog_view(state)
+            if backlog:
+                click.echo("")
+                _backlog_table(backlog)
         return
     scope_name, name = resolve_job_ref(job, scope, state.jobs(), where)
     loaded = load_job(state, scope_name, name)
@@ -200,6 +232,26 @@ def _jobs_table(rows: list[dict[str, Any]], state: StateDir) -> None:
             flags += f" [rollout {coloured(rollout['state'])}{wave}]"
         counts = _counts_text(row["counts"], row["targetCount"], row["frozen"])
         click.echo(f"{label:<40} {pad(counts, 34)} {row['nextFire'] or '-':<21} {execution}{flags}")
+
+
+def _backlog_table(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        click.echo("no notification has events in the outbox")
+        return
+    runners = any("runner" in row for row in rows)
+    runner_head = f"{'RUNNER':<24} " if runners else ""
+    click.echo(f"{'NOTIFICATION':<40} {runner_head}{'UNDELIVERED':>11}  {'DROPPED':>7}  OLDEST")
+    for row in rows:
+        runner = f"{row.get('runner') or '-':<24} " if runners else ""
+        undelivered = f"{row['undelivered']:>11}"
+        if row["undelivered"]:
+            undelivered = coloured(undelivered, "PROCESS_AWAITING")
+        dropped = f"{row['dropped']:>7}"
+        if row["dropped"]:
+            dropped = coloured(dropped, "PROCESS_FAILED")
+        click.echo(
+            f"{row['notification']:<40} {runner}{undelivered}  {dropped}  {relative(row['oldest'])}"
+        )
 
 
 def _job_table(view: dict[str, Any]) -> None:

@@ -19,6 +19,7 @@ from jobrunner.errors import JobError, StateError
 from jobrunner.manifests import ManifestSet
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import StateDir
+from jobrunner.state.outbox import backlog
 from jobrunner.state.records import (
     ExecutionStatus,
     ExecutionSummary,
@@ -448,4 +449,32 @@ def devices_view(registry: DeviceRegistry, manifests: ManifestSet | None) -> lis
                     ),
                 }
             )
+    return rows
+
+
+def backlog_view(
+    state: StateDir, runner: str | None = None, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """What waits to be posted, by notification (`status --notifications -o json`,
+    `/api/v1/notifications`): undelivered events, when the oldest of them happened and how
+    long ago, and how many were dropped because the notification's lane was full. Every
+    runner's outbox of a shared state, or only `runner`'s; `runner` is in each row of a
+    shared state."""
+    moment = now or datetime.now(UTC)
+    rows: list[dict[str, Any]] = []
+    for owner, folder in state.owners.outboxes().items():
+        if runner is not None and owner is not None and owner != runner:
+            continue
+        for found in backlog(state.storage, folder):
+            age = None if found.oldest is None else (moment - found.oldest).total_seconds()
+            row: dict[str, Any] = {"notification": found.notification}
+            if owner is not None:
+                row["runner"] = owner
+            row.update(
+                undelivered=found.undelivered,
+                oldest=_iso(found.oldest),
+                oldestAgeSeconds=None if age is None else round(max(0.0, age), 3),
+                dropped=found.dropped,
+            )
+            rows.append(row)
     return rows

@@ -9,6 +9,7 @@ spec:
   jobs: [opcua-bridge-3.0]                       # default: every job of the scope
   headers:
     - {name: Authorization, value: {valueFrom: {env: OPS_WEBHOOK_TOKEN}}}
+  maxBacklog: 10000                              # undelivered events kept at most
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 HEADER_NAME = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$"
 """An HTTP field name (RFC 9110 token)."""
 RESERVED_HEADERS = frozenset({"content-type", "content-length", "host", "ce-id"})
+DEFAULT_MAX_BACKLOG = 10_000
+"""Undelivered events a notification's lane keeps, unless its `maxBacklog` says otherwise."""
 
 
 class Header(Strict):
@@ -70,6 +73,11 @@ class NotificationSpec(Strict):
     headers: list[Header] = Field(default_factory=list, description="sent with every event")
     timeout: Duration = Field(
         default=timedelta(seconds=10), description="how long one delivery may take"
+    )
+    max_backlog: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
+        default=DEFAULT_MAX_BACKLOG,
+        description="undelivered events kept for this receiver at most; when it falls"
+        " further behind, the oldest are dropped (logged and counted)",
     )
 
 

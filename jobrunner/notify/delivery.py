@@ -1,10 +1,15 @@
-"""Posting the outbox: each notification's events in order, retried with backoff.
+"""Posting the outbox: one lane per notification, its events in order, retried with backoff.
 
 `Notifier` is a companion of `jobrunner watch`: its observer (`events`) writes to the outbox
-on the engine's thread, and its own thread posts. A receiver that is down, slow or refusing
-delays only its own notification's events (in order: the next waits for the one before),
+on the engine's thread; each notification has a lane (`state.outbox`) and a thread of its
+own that posts the lane's events, in order (the next waits for the one before). A receiver
+that is down, slow, hanging or refusing therefore delays only its own notification's events,
 never the engine, nor another notification. What was not delivered when the runner stops
 (or is killed) is posted after its restart.
+
+A lane holds at most the notification's `maxBacklog` undelivered events: when a receiver
+falls that far behind, the oldest are dropped (logged, and counted in the lane's
+`dropped.json`, which `status`, the dashboard and `/metrics` show).
 
 Answers: 2xx delivers. 408, 429, 5xx and no answer at all (refused, timed out) are tried
 again after 1 s, 2 s, 4 s ... at most MAX_BACKOFF. Any other 4xx will not change by asking
@@ -20,7 +25,6 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -30,14 +34,14 @@ from jobrunner.manifests.notification import Notification
 from jobrunner.manifests.secrets import SecretRef, SecretResolver
 from jobrunner.notify.events import NotificationEvents
 from jobrunner.state.layout import StateDir
-from jobrunner.state.outbox import Entry, OutboxReader, OutboxWriter
+from jobrunner.state.outbox import Entry, Outbox, OutboxReader, adopt_shared, lane_folder, lanes
 
 log = logging.getLogger("jobrunner.notify")
 
 FIRST_BACKOFF = 1.0
 MAX_BACKOFF = 300.0
 IDLE = 1.0  # seconds between looks at the outbox when nothing woke the sender
-STOP_WAIT = 2.0  # seconds a stopping daemon waits for a delivery under way
+STOP_WAIT = 2.0  # seconds a stopping daemon waits for the deliveries under way
 CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
 RETRIED = frozenset({408, 425, 429})
 
@@ -51,17 +55,29 @@ class ManifestSource(Protocol):
     def manifests(self) -> ManifestSet | None: ...
 
 
-@dataclass
-class _Queue:
-    """Where one notification's delivery stands."""
+class _Lane:
+    """One notification's delivery: its reader of the outbox, its thread, where it stands.
 
-    due: float = 0.0
-    backoff: float = FIRST_BACKOFF
-    failing: str | None = None
+    The lane's thread posts; the notifier's thread trims the lane to its cap. Both touch
+    the reader under `lock`, never held while posting (a trim never waits for a receiver).
+    """
+
+    def __init__(self, to: str, reader: OutboxReader) -> None:
+        self.to = to
+        self.reader = reader
+        self.lock = threading.Lock()
+        self.wake = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.in_flight: str | None = None
+        """The id of the event being posted: never dropped under the sender's feet."""
+        self.due = 0.0
+        self.backoff = FIRST_BACKOFF
+        self.failing: str | None = None
+        self.reading_failed: str | None = None
 
 
 class Notifier:
-    """Delivers the events of the Notification manifests, at least once."""
+    """Delivers the events of the Notification manifests, at least once, a lane each."""
 
     def __init__(
         self,
@@ -72,27 +88,37 @@ class Notifier:
     ) -> None:
         layout = state if isinstance(state, StateDir) else StateDir(state)
         # Runners that share a database keep an outbox each: each posts the events it wrote.
-        folder = layout.owners.outbox(client_id)
+        self.folder = layout.owners.outbox(client_id)
+        self.storage = layout.storage
         self.secrets = secrets
         self.clock = clock
-        self.reader = OutboxReader(layout.storage, folder)
-        self.writer = OutboxWriter(layout.storage, folder)
+        self.outbox = Outbox(self.storage, self.folder)
         self._source: ManifestSource | None = None
         self._wake = threading.Event()
+        self._progress = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._queues: dict[str, _Queue] = {}
-        self._reading_failed: str | None = None
-        self.observer = NotificationEvents(self.writer, self._manifests, client_id, self._wake.set)
+        self._lanes: dict[str, _Lane] = {}
+        self._dispatching = threading.Lock()  # the notifier's thread, and `post_now`'s
+        self._listing_failed: str | None = None
+        self.observer = NotificationEvents(self.outbox, self._manifests, client_id, self._wake.set)
 
     def _manifests(self) -> ManifestSet | None:
         return self._source.manifests() if self._source is not None else None
 
     def start(self, daemon: ManifestSource) -> None:
-        """Post from a thread of its own, for as long as the daemon runs."""
+        """Post from threads of their own, for as long as the daemon runs."""
         self._source = daemon
-        self._thread = threading.Thread(target=self._run, name="notifier", daemon=True)
-        self._thread.start()
+        try:  # before the engine's first event, so that the older events stay first
+            moved = adopt_shared(self.storage, self.folder, self.outbox)
+        except (StateError, OSError) as error:
+            log.error("notifications: cannot take up the outbox of an older jobrunner: %s", error)
+        else:
+            if moved:
+                log.info(
+                    "notifications: %d event(s) of an older outbox moved to their lanes", moved
+                )
+        self._start_thread()
 
     def attach(self, source: ManifestSource) -> None:
         """Route events by `source`'s manifests, without a thread: a command that runs
@@ -103,82 +129,204 @@ class Notifier:
         """Post what waits, for at most `seconds` (backoff included); the number of events
         still waiting (the next `watch` posts them)."""
         deadline = self.clock() + seconds
+        self._start_thread()
         while True:
-            self.deliver_due()
+            self._progress.clear()
             try:
-                left = len(self.reader.undelivered())
+                self.dispatch()
+                left = self.waiting()
             except (StateError, OSError):
                 return -1
             if not left or self.clock() >= deadline:
                 return left
-            time.sleep(min(0.2, max(0.0, deadline - self.clock())))
+            self._progress.wait(min(0.2, max(0.0, deadline - self.clock())))
+
+    def waiting(self) -> int:
+        """How many events wait in the lanes, now."""
+        total = 0
+        for lane in list(self._lanes.values()):
+            with lane.lock:
+                lane.reader.refresh()
+                total += lane.reader.count()
+        return total
 
     def stop(self) -> None:
-        """Stop posting; a delivery under way is given STOP_WAIT seconds (what it does not
-        finish is posted again after the restart)."""
+        """Stop posting; the deliveries under way are given STOP_WAIT seconds (what they do
+        not finish is posted again after the restart)."""
         self._stopping.set()
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=STOP_WAIT)
-            if self._thread.is_alive():
-                return  # still posting: its files stay open until the process ends
-        self.reader.close()
-        self.writer.close()
+        for lane in list(self._lanes.values()):
+            lane.wake.set()
+        deadline = time.monotonic() + STOP_WAIT
+        threads = [self._thread, *(lane.thread for lane in self._lanes.values())]
+        for thread in threads:
+            if thread is not None:
+                thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        if any(thread is not None and thread.is_alive() for thread in threads):
+            return  # still posting: its files stay open until the process ends
+        for lane in self._lanes.values():
+            lane.reader.close()
+        self.outbox.close()
 
-    # -- the sender's thread ----------------------------------------------------------------
+    # -- the notifier's thread: lanes found, trimmed, woken ----------------------------------
+
+    def _start_thread(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="notifier", daemon=True)
+            self._thread.start()
 
     def _run(self) -> None:
         while not self._stopping.is_set():
             self._wake.wait(IDLE)
             self._wake.clear()
             try:
-                self.deliver_due()
+                self.dispatch()
             except Exception:  # a bug here must not end the deliveries for good
                 log.exception("notifications: delivery failed; tried again in a moment")
 
-    def deliver_due(self) -> None:
-        """Post, for every notification whose turn it is, its events in order, until one
-        fails or none is left."""
+    def dispatch(self) -> None:
+        """Give every notification with events (declared, or found in the outbox) its lane,
+        trim each lane to its cap, drop the events of notifications no longer declared, and
+        wake the lanes. Never posts: a hanging receiver holds up only its own lane."""
+        with self._dispatching:
+            self._dispatch()
+
+    def _dispatch(self) -> None:
         declared = self._manifests()
         if declared is None:
             return  # the first reconcile has not read the manifests yet
         try:
-            waiting = self.reader.undelivered()
+            found = set(lanes(self.storage, self.folder))
         except (StateError, OSError) as error:
-            if self._reading_failed != str(error):
+            if self._listing_failed != str(error):
                 log.error("notifications: cannot read the outbox: %s", error)
-            self._reading_failed = str(error)
+            self._listing_failed = str(error)
             return
-        self._reading_failed = None
-        blocked: set[str] = set()
-        for entry in waiting:
+        self._listing_failed = None
+        wanted = {f"{scope}/{name}" for scope, name in declared.notifications}
+        for to in sorted(found | wanted):
             if self._stopping.is_set():
                 return
-            if entry.to in blocked:
+            lane = self._lane(to)
+            if lane is None:
                 continue
-            queue = self._queues.setdefault(entry.to, _Queue())
-            if queue.due > self.clock():
-                blocked.add(entry.to)
+            notification = declared.notifications.get(_key(to))
+            try:
+                if notification is None:
+                    self._forget(lane)
+                else:
+                    self._trim(lane, notification.manifest)
+            except (StateError, OSError) as error:
+                self._reading(lane, error)
                 continue
-            notification = declared.notifications.get(_key(entry.to))
-            if notification is None:
-                self.reader.delivered(entry, "dropped: the notification is no longer declared")
-                log.warning(
-                    "notification %s is no longer declared: event %s dropped",
-                    entry.to,
-                    entry.event.get("type"),
-                )
-                continue
-            if not self._post(entry, notification.manifest, queue):
-                blocked.add(entry.to)
+            if notification is not None:
+                if lane.thread is None:
+                    lane.thread = threading.Thread(
+                        target=self._serve, args=(lane,), name=f"notifier {to}", daemon=True
+                    )
+                    lane.thread.start()
+                lane.wake.set()
 
-    def _post(self, entry: Entry, notification: Notification, queue: _Queue) -> bool:
+    def _lane(self, to: str) -> _Lane | None:
+        lane = self._lanes.get(to)
+        if lane is None:
+            try:
+                reader = OutboxReader(self.storage, lane_folder(self.folder, to))
+            except (StateError, OSError) as error:
+                log.error("notification %s: cannot read its lane of the outbox: %s", to, error)
+                return None
+            lane = self._lanes[to] = _Lane(to, reader)
+        return lane
+
+    def _trim(self, lane: _Lane, notification: Notification) -> None:
+        """Drop the oldest events of a lane fuller than its notification's cap."""
+        cap = notification.spec.max_backlog
+        with lane.lock:
+            dropped = lane.reader.drop_oldest(cap, keep=lane.in_flight)
+        if dropped:
+            log.warning(
+                "notification %s: %d undelivered event(s) dropped, the oldest: its lane holds at"
+                " most %d (spec.maxBacklog) and %s has not taken them (%s); %d dropped in all",
+                lane.to,
+                dropped,
+                cap,
+                notification.spec.url,
+                lane.failing or "it is slow",
+                lane.reader.dropped,
+            )
+            self._progress.set()
+
+    def _forget(self, lane: _Lane) -> None:
+        """A notification no longer declared: its events are dropped, its lane removed."""
+        if lane.in_flight is not None:
+            return  # posting the last one it was given: looked at again on the next pass
+        with lane.lock:
+            waiting = lane.reader.undelivered()
+            for entry in waiting:
+                lane.reader.delivered(entry, "dropped: the notification is no longer declared")
+        if waiting:
+            log.warning(
+                "notification %s is no longer declared: %d event(s) dropped (%s)",
+                lane.to,
+                len(waiting),
+                ", ".join(sorted({str(e.event.get("type")) for e in waiting})),
+            )
+            self._progress.set()
+        if waiting or self.storage.children(lane.reader.folder):  # gone already: no write
+            with lane.lock:
+                self.outbox.remove_lane(lane.reader)
+        if lane.thread is None:
+            del self._lanes[lane.to]  # a lane with a thread keeps it: the name may come back
+
+    def _reading(self, lane: _Lane, error: Exception) -> None:
+        if lane.reading_failed != str(error):
+            log.error("notification %s: cannot read its lane of the outbox: %s", lane.to, error)
+        lane.reading_failed = str(error)
+
+    # -- a lane's thread ---------------------------------------------------------------------
+
+    def _serve(self, lane: _Lane) -> None:
+        while not self._stopping.is_set():
+            now = self.clock()
+            lane.wake.wait(lane.due - now if lane.due > now else IDLE)
+            lane.wake.clear()
+            try:
+                self._deliver(lane)
+            except Exception:  # a bug here must not end the lane's deliveries for good
+                log.exception("notification %s: delivery failed; tried again in a moment", lane.to)
+
+    def _deliver(self, lane: _Lane) -> None:
+        """Post the lane's events in order, until one fails or none is left."""
+        while not self._stopping.is_set() and lane.due <= self.clock():
+            declared = self._manifests()
+            found = None if declared is None else declared.notifications.get(_key(lane.to))
+            if found is None:
+                return  # not declared (now): the notifier's thread drops its events
+            try:
+                with lane.lock:
+                    entry = lane.reader.oldest()
+                    lane.in_flight = None if entry is None else entry.id
+            except (StateError, OSError) as error:
+                self._reading(lane, error)
+                return
+            lane.reading_failed = None
+            if entry is None:
+                return
+            try:
+                done = self._post(lane, entry, found.manifest)
+            finally:
+                lane.in_flight = None
+            self._progress.set()
+            if not done:
+                return
+
+    def _post(self, lane: _Lane, entry: Entry, notification: Notification) -> bool:
         """Post one event; True when it is done with (delivered or given up)."""
         spec = notification.spec
         try:
             headers = {h.name: self._value(h.value) for h in spec.headers}
         except SecretError as error:
-            return self._retry(entry, queue, f"a header's secret cannot be read: {error}")
+            return self._retry(lane, f"a header's secret cannot be read: {error}")
         headers["Content-Type"] = CONTENT_TYPE
         body = json.dumps(entry.event, ensure_ascii=False).encode("utf-8")
         request = urllib.request.Request(spec.url, body, headers, method="POST")
@@ -189,38 +337,42 @@ class Notifier:
             status = error.code
         except (OSError, ValueError) as error:  # refused, unreachable, timed out, bad URL
             reason = getattr(error, "reason", None) or error
-            return self._retry(entry, queue, f"no answer from {spec.url} ({reason})")
+            return self._retry(lane, f"no answer from {spec.url} ({reason})")
         if 200 <= status < 300:
-            self.reader.delivered(entry, f"delivered ({status})")
-            if queue.failing is not None:
-                log.info("notification %s: %s answers again", entry.to, spec.url)
-            queue.failing, queue.backoff = None, FIRST_BACKOFF
+            self._record(lane, entry, f"delivered ({status})")
+            if lane.failing is not None:
+                log.info("notification %s: %s answers again", lane.to, spec.url)
+            lane.failing, lane.backoff = None, FIRST_BACKOFF
             return True
         if status in RETRIED or status >= 500:
-            return self._retry(entry, queue, f"{spec.url} answered {status}")
-        self.reader.delivered(entry, f"given up ({status})")
+            return self._retry(lane, f"{spec.url} answered {status}")
+        self._record(lane, entry, f"given up ({status})")
         log.error(
             "notification %s: %s answered %d to event %s; asking again would not change it,"
             " so it is given up (check the url and headers of the notification)",
-            entry.to,
+            lane.to,
             spec.url,
             status,
             entry.event.get("type"),
         )
         return True
 
-    def _retry(self, entry: Entry, queue: _Queue, why: str) -> bool:
-        queue.due = self.clock() + queue.backoff
-        if queue.failing != why:
+    def _record(self, lane: _Lane, entry: Entry, outcome: str) -> None:
+        with lane.lock:
+            lane.reader.delivered(entry, outcome)
+
+    def _retry(self, lane: _Lane, why: str) -> bool:
+        lane.due = self.clock() + lane.backoff
+        if lane.failing != why:
             log.warning(
                 "notification %s: %s; tried again in %gs, then less and less often (its"
                 " events wait, in order, in the outbox)",
-                entry.to,
+                lane.to,
                 why,
-                queue.backoff,
+                lane.backoff,
             )
-        queue.failing = why
-        queue.backoff = min(MAX_BACKOFF, queue.backoff * 2)
+        lane.failing = why
+        lane.backoff = min(MAX_BACKOFF, lane.backoff * 2)
         return False
 
     def _value(self, value: str | SecretRef) -> str:

@@ -2,7 +2,8 @@
 
 An engine observer: on the engine's thread, each event is matched against the scope's
 Notification manifests (as the last reconcile read them) and written to the outbox, one
-entry per notification that wants it. Nothing here waits for a receiver.
+entry per notification that wants it, in that notification's lane. Nothing here waits for
+a receiver.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from jobrunner.engine.link.observers import Observer
 from jobrunner.engine.status import execution_view, failure_view
 from jobrunner.manifests import ManifestSet
 from jobrunner.state.layout import JobKey
-from jobrunner.state.outbox import OutboxWriter
+from jobrunner.state.outbox import Outbox
 from jobrunner.state.records import ExecutionSummary
 from jobrunner.state.targets import TargetState
 
@@ -50,7 +51,7 @@ class NotificationEvents(Observer):
 
     def __init__(
         self,
-        outbox: OutboxWriter,
+        outbox: Outbox,
         manifests: Callable[[], ManifestSet | None],
         runner: str,
         wake: Callable[[], None],

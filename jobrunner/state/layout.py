@@ -3,7 +3,7 @@
     STATE/
       owner.lock                          held (flock) by the process that owns the directory
       requests/                           start/stop/reconcile requests handed to the daemon
-      outbox/                             notification events, and which were delivered
+      outbox/notifications/SCOPE/NAME/    a lane per notification: its events, which delivered
       scopes/SCOPE/
         devices.journal                   the device registry: births, disconnects, facts
         policy.json                       the scope's accepted Policy (docs/policy.md)

@@ -80,6 +80,10 @@ class Owners(Protocol):
         """The folder of the notification events that `runner` delivers."""
         ...
 
+    def outboxes(self) -> dict[str | None, Path]:
+        """Every outbox of the state, by runner (None: the one of a directory)."""
+        ...
+
     def lock(self, role: str, client_id: str) -> OwnerLock | None:
         """A lock, not taken yet, for a runner to own the state whole; None when it is
         shared (owned job by job, through `join`)."""
@@ -137,6 +141,9 @@ class LocalOwners:
 
     def outbox(self, runner: str) -> Path:
         return self.root / "outbox"
+
+    def outboxes(self) -> dict[str | None, Path]:
+        return {None: self.root / "outbox"}
 
     def lock(self, role: str, client_id: str) -> OwnerLock | None:
         return OwnerLock(self.lock_file, role, client_id)
@@ -201,6 +208,13 @@ class LeasedOwners:
 
     def outbox(self, runner: str) -> Path:
         return self.root / "outbox" / _runner_id(runner)
+
+    def outboxes(self) -> dict[str | None, Path]:
+        return {
+            runner: self.root / "outbox" / runner
+            for runner in self.storage.children(self.root / "outbox")
+            if _CLIENT_ID.match(runner)
+        }
 
     def lock(self, role: str, client_id: str) -> OwnerLock | None:
         return None

@@ -22,6 +22,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from jobrunner.engine.status import backlog_view
 from jobrunner.manifests import ManifestSet
 from jobrunner.state.layout import safe_name
 from jobrunner.state.stores.base import Storage
@@ -97,6 +98,9 @@ def create_app(deps: Dependencies, host: str, token: str | None) -> Starlette:
     async def devices(_: Request) -> Response:
         return JSONResponse(deps.views.devices(deps.runner.manifests()))
 
+    async def notifications(_: Request) -> Response:
+        return JSONResponse(backlog_view(deps.views.reader.state, deps.runner.client_id))
+
     async def runner(_: Request) -> Response:
         return JSONResponse(
             {
@@ -146,6 +150,7 @@ def create_app(deps: Dependencies, host: str, token: str | None) -> Starlette:
         Route("/api/v1/jobs/{scope}/{name}/executions/{execution:int}/log", log),
         Route("/api/v1/jobs/{scope}/{name}/executions/{execution:int}/log/stream", log_stream),
         Route("/api/v1/devices", devices),
+        Route("/api/v1/notifications", notifications),
         Route("/api/v1/runner", runner),
         Route("/metrics", metrics),
         Route("/healthz", healthz),

@@ -2,8 +2,9 @@
 
 Two sources. What the engine does (requests, their durations, anomalies) is counted as it
 happens by `EngineMetrics`, an engine observer; what the state holds (targets by status,
-executions, devices) is read when Prometheus scrapes, by `FleetCollector`, from the same
-followed copy of the state the pages show. Series per job are bounded by the jobs declared,
+executions, devices, the notifications' outbox) is read when Prometheus scrapes, by
+`FleetCollector`, from the same followed copy of the state the pages show (the outbox: as
+the runner wrote it, per notification). Series per job are bounded by the jobs declared,
 per application by the Kura applications the runner speaks to, per outcome and kind by
 fixed lists.
 """
@@ -21,6 +22,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from jobrunner.engine.link.observers import Observer
+from jobrunner.engine.status import backlog_view
 from jobrunner.state.records import ExecutionStatus
 from jobrunner.state.registry import DeviceStatus
 from jobrunner.state.targets import TargetStatus
@@ -98,6 +100,9 @@ class EngineMetrics(Observer):
 class RunnerFacts(Protocol):
     """What the running daemon tells about itself (its broker connection, its window)."""
 
+    @property
+    def client_id(self) -> str: ...
+
     def broker_connected(self) -> bool: ...
 
     def in_flight(self) -> int: ...
@@ -148,6 +153,7 @@ class FleetCollector(Collector):
             for state in DeviceStatus:
                 devices.add_metric([scope, state.value], states.get(state.value, 0))
         yield devices
+        yield from self._backlog()
         yield GaugeMetricFamily(
             "jobrunner_in_flight", "Requests awaiting a reply.", value=self.facts.in_flight()
         )
@@ -156,3 +162,31 @@ class FleetCollector(Collector):
             "1 while the runner is connected and subscribed to its broker, else 0.",
             value=1.0 if self.facts.broker_connected() else 0.0,
         )
+
+    def _backlog(self) -> Iterator[Metric]:
+        """This runner's outbox, by notification (its lanes: bounded by the declared ones)."""
+        waiting = GaugeMetricFamily(
+            "jobrunner_outbox_events",
+            "Notification events not delivered yet, by notification (SCOPE/NAME).",
+            labels=["notification"],
+        )
+        oldest = GaugeMetricFamily(
+            "jobrunner_outbox_oldest_age_seconds",
+            "Seconds since the oldest undelivered event of each notification happened"
+            " (0: none waits).",
+            labels=["notification"],
+        )
+        dropped = CounterMetricFamily(
+            "jobrunner_notifications_dropped",
+            "Undelivered events dropped, the oldest first, because the notification's lane"
+            " held its maxBacklog.",
+            labels=["notification"],
+        )
+        for row in backlog_view(self.reader.state, self.facts.client_id):
+            label = [row["notification"]]
+            waiting.add_metric(label, row["undelivered"])
+            oldest.add_metric(label, row["oldestAgeSeconds"] or 0.0)
+            dropped.add_metric(label, row["dropped"])
+        yield waiting
+        yield oldest
+        yield dropped

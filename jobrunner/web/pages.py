@@ -41,6 +41,14 @@ _OVERVIEW = """<h1>Jobs</h1>
 <tbody></tbody>
 </table>
 <p id="empty" class="empty" hidden>No job is recorded yet.</p>
+<section id="notifications" hidden>
+<h2>Notifications</h2>
+<table id="backlog" class="grid">
+<thead><tr><th>Notification</th><th>Undelivered</th><th>Oldest waiting</th><th>Dropped</th>
+</tr></thead>
+<tbody></tbody>
+</table>
+</section>
 """
 
 _JOB = """<h1 id="title"></h1>

@@ -190,7 +190,7 @@ def _start(watch: Watch, env: dict[str, str]) -> None:
 
 def _waiting(outbox: Path) -> int:
     """Events written to the outbox (delivered or not)."""
-    return sum(len(path.read_text().splitlines()) - 1 for path in outbox.glob("events.*.journal"))
+    return sum(len(path.read_text().splitlines()) - 1 for path in outbox.rglob("events.*.journal"))
 
 
 @pytest.mark.parametrize(

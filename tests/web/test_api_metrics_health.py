@@ -12,6 +12,8 @@ from jobrunner.device import BrokerSettings
 from jobrunner.engine.status import job_view
 from jobrunner.simulator.broker import free_port
 from jobrunner.simulator.faults import FailFault, FaultPlan, Selector
+from jobrunner.state.layout import StateDir
+from jobrunner.state.outbox import Outbox, OutboxReader, lane_folder
 
 from ..engine.conftest import Scenario
 from .conftest import Served, serve
@@ -219,5 +221,40 @@ def test_healthz_is_503_while_the_broker_is_away(scenario: Scenario) -> None:
         assert "not connected to the broker" in response.text
         assert served.json("/api/v1/runner")["brokerConnected"] is False
         assert served.get("/api/v1/jobs").status_code == 200  # the dashboard still serves
+    finally:
+        served.stop()
+
+
+def test_the_notifications_backlog_is_in_the_api_the_page_and_the_metrics(
+    scenario: Scenario,
+) -> None:
+    state = StateDir(scenario.state_dir)
+    folder = state.owners.outbox(f"runner-{scenario.scope}")
+    box = Outbox(state.storage, folder)
+    for n in range(5):
+        box.put(f"{scenario.scope}/ops", {"id": f"e{n}", "time": f"2026-01-01T00:00:0{n}Z"})
+    box.close()
+    reader = OutboxReader(state.storage, lane_folder(folder, f"{scenario.scope}/ops"))
+    reader.drop_oldest(3)
+    reader.close()
+    served = serve(scenario)  # no notifier beside it: what waits stays
+    try:
+        (row,) = served.json("/api/v1/notifications")
+        assert row["notification"] == f"{scenario.scope}/ops"
+        assert (row["undelivered"], row["dropped"]) == (3, 2)
+        assert row["oldest"] == "2026-01-01T00:00:02Z" and row["oldestAgeSeconds"] > 0
+        assert 'id="notifications"' in served.get("/").text
+        families = {f.name: f for f in text_string_to_metric_families(served.get("/metrics").text)}
+        label = {"notification": f"{scenario.scope}/ops"}
+        assert [s.value for s in families["jobrunner_outbox_events"].samples] == [3]
+        assert families["jobrunner_outbox_events"].samples[0].labels == label
+        (dropped,) = [
+            s
+            for s in families["jobrunner_notifications_dropped"].samples
+            if s.name.endswith("_total")
+        ]
+        assert (dropped.labels, dropped.value) == (label, 2)
+        (age,) = families["jobrunner_outbox_oldest_age_seconds"].samples
+        assert age.value > 0
     finally:
         served.stop()

@@ -137,6 +137,14 @@ async function overview() {
     tr.dataset.job = job.scope + "/" + job.name;
     return tr;
   }));
+  // What waits to be posted, by notification: a receiver that falls behind shows here.
+  const backlog = await api("/api/v1/notifications");
+  document.getElementById("notifications").hidden = backlog.length === 0;
+  fill(document.querySelector("#backlog tbody"), backlog.map((b) => row([
+    b.notification + (b.runner ? " (" + b.runner + ")" : ""),
+    b.undelivered ? el("span", b.undelivered, "badge s-process_awaiting") : "0",
+    b.oldest ? time(b.oldest) : "",
+    b.dropped ? el("span", b.dropped, "badge s-process_failed") : "0"])));
 }
 
 function jobPage() {
