@@ -83,7 +83,7 @@ def test_the_session_says_whether_the_broker_kept_what_was_published_meanwhile(
         # The runner's own connection breaks; the broker keeps its session and queues the
         # BIRTH published meanwhile (QoS 1): it comes after the reconnection.
         sock = client._session.mqtt.socket()
-        assert sock is not None
+        assert isinstance(sock, socket.socket)
         sock.shutdown(socket.SHUT_RDWR)
         recorder.wait(lambda: any(not up for up, _ in recorder.connections), "the drop")
         device.connect(own_broker.host, own_broker.port)

@@ -440,4 +440,5 @@ def test_after_a_broker_restart_the_devices_that_answer_count_as_connected(world
         world.clock.advance(31)
         runner.engine.step(0)
         assert runner.engine.link.in_flight() == 0, "an unanswered question expires"
-        assert runner.registry.scope("acme").get("gw-1").status.value == "CONNECTED"
+        gw1 = runner.registry.scope("acme").get("gw-1")
+        assert gw1 is not None and gw1.status.value == "CONNECTED"
