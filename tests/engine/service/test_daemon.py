@@ -262,6 +262,35 @@ def test_a_broker_that_is_down_at_start_is_waited_for(
     assert watch.terminate() == 0
 
 
+def test_after_a_broker_restart_device_connect_runs_for_the_devices_that_came_back(
+    scenario: Scenario, watch: Watch, own_broker: RunningBroker
+) -> None:
+    scenario.broker = own_broker
+    scenario.registry(2)
+    fleet = scenario.fleet(2)
+    scenario.job(
+        "on-connect",
+        STEP,
+        run=None,
+        extra="schedules:\n  - {name: connect, type: device-connect}\n",
+    )
+    watch.start()
+    watch.wait_for(lambda: "reconciled" in watch.text(), "the first reconcile")
+
+    own_broker.stop()  # every device and the runner lose it; a restart forgets sessions
+    watch.wait_for(lambda: "lost" in watch.text(), "the runner noticing")
+    own_broker.start()
+    # Whether a device's BIRTH comes before the runner subscribed again (missed: the runner
+    # asks) or after (heard), each device that came back gets its device-connect run.
+    both = {"gw-0001": (0, "PROCESS_OK"), "gw-0002": (0, "PROCESS_OK")}
+    watch.wait_for(lambda: scenario.statuses("on-connect") == both, "both device-connect runs")
+    assert all(t.startswith("device-connect") for _, _, t in executions(scenario, "on-connect"))
+    assert "the broker kept no session for the runner" in watch.text()
+    assert fleet.count("gw-0001", "bundle-stop") == 1
+    assert fleet.count("gw-0002", "bundle-stop") == 1
+    assert watch.terminate() == 0
+
+
 def test_sigterm_records_the_replies_in_flight_before_exiting(
     scenario: Scenario, watch: Watch
 ) -> None:
