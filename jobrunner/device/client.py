@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from jobrunner.device.connection import CODECS, Session, codec_named
-from jobrunner.device.correlation import PendingTable
+from jobrunner.device.correlation import Claim, PendingTable
 from jobrunner.device.handover import (
     DEFAULT_MAX_WAITING,
     DEFAULT_MAX_WAITING_BYTES,
@@ -263,11 +263,20 @@ class DeviceClient(Generic[T]):
         app_id: str,
         tag: T,
         name: str = "",
+        deadline: float | None = None,
     ) -> None:
         """Await the reply to a request sent by an earlier process, until `expire`. It does
-        not occupy the in-flight window."""
+        not occupy the in-flight window. With runners sharing a requester, a reply that came
+        before (while no runner awaited it, its own runner dead) is reported now, if it came
+        by `deadline` (`time.time()`)."""
         pending = Pending((device[0], device[1]), request_id, app_id, name or app_id, tag, False)
         self._table.add(pending, counted=False)
+        kept = self._inbound.take_kept(request_id)
+        if kept is None or (deadline is not None and kept.received > deadline):
+            return
+        verdict, claimed = self._table.claim(request_id, kept.account, kept.app_id)
+        if claimed is not None and verdict is Claim.CLAIMED:
+            self._events.reply(claimed, kept.payload)
 
     def expire(self, request_id: str) -> Pending[T] | None:
         """End a request whose time ran out: a reply that still comes is reported as late.

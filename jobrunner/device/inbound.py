@@ -12,7 +12,10 @@ the reader and never touches another request.
 from __future__ import annotations
 
 import logging
-from typing import Generic, TypeVar, cast
+import threading
+import time
+from collections import OrderedDict
+from typing import Generic, NamedTuple, TypeVar, cast
 
 from jobrunner.device.correlation import Claim, PendingTable
 from jobrunner.device.handover import Message
@@ -37,6 +40,20 @@ from jobrunner.errors import TopicError
 from jobrunner.manifests.fields import DOT_HINT
 
 T = TypeVar("T")
+
+KEPT_REPLIES = 10_000
+"""Replies to the shared requester that no request of this runner awaited, kept (the newest)
+for the runner that takes their job over: sent by a runner that died, they came while the job
+had no owner."""
+
+
+class KeptReply(NamedTuple):
+    account: str
+    app_id: str
+    payload: KuraPayload
+    received: float  # time.time()
+
+
 log = logging.getLogger(__name__)
 
 _ID_TYPES = (MetricType.INT64, MetricType.INT32)
@@ -70,6 +87,13 @@ class Inbound(Generic[T]):
         self._table = table
         self._codecs = codecs  # shared with the client, which adds and removes accounts
         self._tracked = tracked
+        self._kept: OrderedDict[str, KeptReply] = OrderedDict()
+        self._kept_lock = threading.Lock()  # kept by the reader, taken by the engine's thread
+
+    def take_kept(self, request_id: str) -> KeptReply | None:
+        """The reply to `request_id` that came while no runner awaited it, if one did."""
+        with self._kept_lock:
+            return self._kept.pop(request_id, None)
 
     def handle(self, message: Message) -> None:
         """Read one received message and tell the handler what it is (the reader's thread)."""
@@ -129,7 +153,13 @@ class Inbound(Generic[T]):
             return
         verdict, pending = self._table.claim(request_id, account, app_id)
         if pending is None and self.shared and verdict is Claim.UNKNOWN:
+            # Another runner's, or one whose runner died before its job was taken over: kept
+            # for whoever takes the job over (`take_kept`), the newest KEPT_REPLIES.
             log.debug("reply to request %s: another runner's (shared requester)", request_id)
+            with self._kept_lock:
+                self._kept[request_id] = KeptReply(account, app_id, payload, time.time())
+                if len(self._kept) > KEPT_REPLIES:
+                    self._kept.popitem(last=False)
         elif pending is None:
             kind, what = _UNCLAIMED[verdict]
             ended = self._table.ended(request_id)

@@ -217,7 +217,16 @@ class Engine:
         if self._flush(durable=self.settings.durable and bool(outgoing)):
             # Only what was recorded for a job still held: a job whose lease was lost in
             # this very flush sends nothing.
-            self.dispatcher.publish(o for o in outgoing if self.jobs.get(o[0].key) is o[0])
+            held = [o for o in outgoing if self.jobs.get(o[0].key) is o[0]]
+            if held and not self.rt.connection.leases_hold:
+                # The commit took past the lease (a slow database): another runner may own
+                # the job by now. Nothing leaves; once renewed, they are sent.
+                for job, target, _ in held:
+                    self.dispatcher.unsend(
+                        job, target, "the lease ended while the request was recorded"
+                    )
+            else:
+                self.dispatcher.publish(held)
         else:  # not recorded, so not sent: they go back to their queue
             for job, target, _ in outgoing:
                 self.dispatcher.unsend(job, target, "the state cannot be written")

@@ -210,7 +210,7 @@ def rearm(rt: Runtime, job: RunningJob, client_id: str, *, resumed: bool) -> Non
         rt.operations[target.operation_id] = (job.key, client_id)
         rt.link.track(tag, operation.app_id, target.operation_id)
     job.out.add(client_id)
-    rt.link.expect(tag, operation.app_id)
+    rt.link.expect(tag, operation.app_id, target.deadline)
     rt.deadlines.add(max(target.deadline or 0.0, rt.clock() + 1.0), ReplyDue(tag))
     if resumed:
         job.say(

@@ -165,10 +165,13 @@ class Connection:
     refuses its writes."""
 
     @property
+    def leases_hold(self) -> bool:
+        """The leases are surely still this runner's (always, for a runner alone)."""
+        return self.leases_valid_until is None or time.monotonic() < self.leases_valid_until
+
+    @property
     def sending(self) -> bool:
-        if self.leases_valid_until is not None and time.monotonic() >= self.leases_valid_until:
-            return False
-        return self.connected and not self.draining
+        return self.leases_hold and self.connected and not self.draining
 
 
 @dataclass

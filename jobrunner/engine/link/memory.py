@@ -105,7 +105,7 @@ class MemoryLink:
         if reply is not None:
             self.reply(tag.request_id, reply)
 
-    def expect(self, tag: Tag, app_id: str) -> None:
+    def expect(self, tag: Tag, app_id: str, deadline: float | None = None) -> None:
         self._rearmed[tag.request_id] = tag
 
     def expire(self, tag: Tag) -> bool:

@@ -126,8 +126,8 @@ class ClientLink:
             self.observer.request_unsent(tag.request_id)
             raise
 
-    def expect(self, tag: Tag, app_id: str) -> None:
-        self.client.expect(tag.device, tag.request_id, app_id=app_id, tag=tag)
+    def expect(self, tag: Tag, app_id: str, deadline: float | None = None) -> None:
+        self.client.expect(tag.device, tag.request_id, app_id=app_id, tag=tag, deadline=deadline)
 
     def expire(self, tag: Tag) -> bool:
         pending = self.client.expire(tag.request_id)

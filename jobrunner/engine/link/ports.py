@@ -167,8 +167,9 @@ class DeviceLink(Protocol):
         ClientBusyError) when it did not leave. An asynchronous request (with an
         `operation_id`) has its notifications reported from now on, until `untrack`."""
 
-    def expect(self, tag: Tag, app_id: str) -> None:
-        """Accept the reply to a request that a previous process sent."""
+    def expect(self, tag: Tag, app_id: str, deadline: float | None = None) -> None:
+        """Accept the reply to a request that a previous process sent; one that came
+        already (by `deadline`, on the engine's clock) while no runner awaited it, too."""
 
     def expire(self, tag: Tag) -> bool:
         """End an awaited request whose time ran out; False when it had ended already (its

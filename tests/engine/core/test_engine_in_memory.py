@@ -4,6 +4,7 @@ passes time, so that timeouts are tested without sleeping."""
 from __future__ import annotations
 
 import textwrap
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -442,3 +443,31 @@ def test_after_a_broker_restart_the_devices_that_answer_count_as_connected(world
         assert runner.engine.link.in_flight() == 0, "an unanswered question expires"
         gw1 = runner.registry.scope("acme").get("gw-1")
         assert gw1 is not None and gw1.status.value == "CONNECTED"
+
+
+def test_requests_whose_commit_took_past_the_lease_are_not_published(world: World) -> None:
+    world.job(STOP)
+    with world.runner(lambda sent: ok()) as runner:
+        connection = runner.engine.connection
+        connection.leases_valid_until = time.monotonic() + 3600  # several runners: leased
+        devices = runner.engine.devices
+        flush = devices.flush
+
+        def slow_commit() -> None:  # the database answers after the lease has ended
+            connection.leases_valid_until = time.monotonic() - 1
+            flush()
+
+        devices.flush = slow_commit  # type: ignore[method-assign]
+        (started,) = runner.apply(runner.plan(runner.load())).started
+        runner.engine.step(0)
+        assert world.link is not None and world.link.sent == [], "published past the lease"
+        job = runner.job_state("acme", "rollout")
+        assert {t.message for t in job.targets} == {
+            "not sent: the lease ended while the request was recorded; will retry"
+        }
+
+        devices.flush = flush  # type: ignore[method-assign]
+        connection.leases_valid_until = time.monotonic() + 3600  # renewed
+        (summary,) = runner.wait([started])
+    assert summary.counts == {"PROCESS_OK": 2}
+    assert sorted(s.client_id for s in world.link.sent) == ["gw-1", "gw-2"]

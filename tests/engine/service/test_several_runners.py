@@ -172,17 +172,14 @@ def test_the_other_runner_finishes_an_execution_whose_owner_was_killed(
     assert job.executions[1].status is ExecutionStatus.TERMINATED
     finished = {t.client_id: t for t in job.targets}
     assert len(finished) == 10
+    # The replies to the requests in flight at the kill came while the job had no owner:
+    # runner b heard them (the runners share a requester) and recorded them once it took over.
     for client_id, target in finished.items():
-        assert (target.step_index, target.status.value) == (2, "PROCESS_OK") or (
-            target.status.value == "PROCESS_FAILED"
-            and target.message == "runner restarted before the reply"
-        ), (client_id, target)
+        assert (target.step_index, target.status.value) == (2, "PROCESS_OK"), (client_id, target)
     sent = never_twice(fleet)
-    done = [c for c, t in finished.items() if t.status.value == "PROCESS_OK"]
-    assert len(done) >= 7  # only those in flight at the kill may have lost their reply
-    for client_id in done:  # every operation of a finished target, exactly once
+    for client_id in finished:  # every operation of every target, exactly once
         assert sum(n for (device, _), n in sent.items() if device == client_id) == 3
-    assert "runner restarted while this request awaited its reply" in log_1 or len(done) == 10
+    assert "runner restarted while this request awaited its reply" in log_1
 
 
 def test_a_paused_owner_sends_nothing_more_once_it_runs_again(
