@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,18 +35,6 @@ def event(n: int) -> dict[str, object]:
         "time": f"2026-01-01T00:00:{n:02d}.000Z",
         "data": {"n": n},
     }
-
-
-@pytest.fixture(params=["files", "postgresql"])
-def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
-    """Each storage the outbox goes through (as tests/state/test_storage_conformance.py)."""
-    made: Storage
-    if request.param == "files":
-        made = FileStorage(tmp_path / "state")
-    else:
-        made = PostgresStorage(request.getfixturevalue("state_db"))
-    yield made
-    made.close()
 
 
 def test_each_notification_has_a_lane_of_its_own(storage: Storage) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -20,21 +19,9 @@ from jobrunner.state.journal import Journal
 from jobrunner.state.layout import StateDir
 from jobrunner.state.records import ExecutionStatus, JobRecord, Trigger, TriggerKind
 from jobrunner.state.stores.base import Storage
-from jobrunner.state.stores.files import FileStorage
 from jobrunner.state.stores.leases import Leases
 from jobrunner.state.stores.postgres import PostgresStorage
 from jobrunner.state.targets import TargetState, TargetStatus
-
-
-@pytest.fixture(params=["files", "postgresql"])
-def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
-    made: Storage
-    if request.param == "files":
-        made = FileStorage(tmp_path / "state")
-    else:
-        made = PostgresStorage(request.getfixturevalue("state_db"))
-    yield made
-    made.close()
 
 
 def at(storage: Storage, key: str) -> Path:
