@@ -1,6 +1,6 @@
 """`make bench` / `python -m bench`: every scenario of docs/performance.md, and one table.
 
-    python -m bench [--only sync,async,memory,jobs] [--repeat 2] [--results DIR]
+    python -m bench [--only sync,async,memory,jobs,soak] [--repeat 2] [--results DIR]
 
 Starts its own stock mosquitto (on a free port) and a simulated fleet of 10,000 devices in a
 process of its own; the floor, each `jobrunner` command and the loopback engine run in
@@ -22,7 +22,7 @@ from bench import measure, scenarios
 from bench.measure import broker, machine
 from bench.report import Row, markdown_table, text_table
 
-SCENARIOS = ("sync", "async", "memory", "jobs")
+SCENARIOS = ("sync", "async", "memory", "jobs", "soak")
 
 
 def _say(text: str) -> None:
@@ -120,6 +120,11 @@ def _measure(args: argparse.Namespace, chosen: set[str]) -> tuple[list[Row], dic
             found, more = scenarios.many_jobs(running, args.devices, args.jobs, args.idle_seconds)
             rows += found
             details["jobs"] = more
+    if "soak" in chosen:
+        _say("1,000 executions of a cron job in minutes: the runner's memory")
+        row, more = scenarios.soak()
+        rows.append(row)
+        details["soak"] = more
     return rows, details
 
 

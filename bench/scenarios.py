@@ -390,3 +390,28 @@ def _settle(pid: int, timeout: float) -> float:
 
 def fleet(broker: RunningBroker, devices: int) -> FleetProcess:
     return FleetProcess(broker, devices, SCOPE)
+
+
+def soak(executions: int = 1_000) -> tuple[Row, dict[str, object]]:
+    """A cron job fired `executions` times in minutes (`bench.soak`): RSS after them against
+    RSS after the warm-up, in one process."""
+    done = run([PYTHON, "-m", "bench.soak", "--executions", str(executions)], timeout=1800)
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    done.check(0, 1)  # 1: the target does not hold, which the row says
+    spread = float(found["spread"])
+    return (
+        Row(
+            f"memory over {executions:,} executions of a cron job (after {found['warm_up']})",
+            int(found["targets"]),
+            peak_rss=done.peak_rss,
+            target="RSS within +-5 %",
+            holds=bool(found["holds"]),
+            note=(
+                f"RSS {found['rss_after_warm_up'] / MB:.1f} MB after the warm-up,"
+                f" {found['rss_after'] / MB:.1f} MB after ({found['ratio']:.3f}x, at most"
+                f" {spread:.1%} off); heap held per execution"
+                f" {found['heap_net_bytes_per_execution']:.0f} B (tracemalloc)"
+            ),
+        ),
+        found,
+    )

@@ -229,9 +229,12 @@ def rollout_view(job: JobState, stand: RolloutStand | None = None) -> dict[str, 
     }
 
 
-def job_view(job: JobState, made: dict[Any, TargetViews] | None = None) -> dict[str, Any]:
+def job_view(
+    job: JobState, made: dict[Any, TargetViews] | None = None, newest: int | None = None
+) -> dict[str, Any]:
     """DESIGN §4's JSON contract of `status JOB -o json`, plus what an operator also needs.
-    `made`: the target views of an earlier call for the same job, to be reused."""
+    `made`: the target views of an earlier call for the same job, to be reused. `newest`:
+    only that many of the newest executions (every one recorded when None)."""
     record = job.record
     steps = record.frozen.steps if record.frozen else record.spec.get("steps", [])
     step_names = [s.get("name") for s in steps]
@@ -265,8 +268,16 @@ def job_view(job: JobState, made: dict[Any, TargetViews] | None = None) -> dict[
         "resolvedTargets": None if record.frozen else (record.resolved_targets or []),
         "rollout": rollout,
         "targets": targets,
-        "executions": [execution_view(job.executions[i]) for i in sorted(job.executions)],
+        "executions": [execution_view(job.executions[i]) for i in _ids(job, newest)],
     }
+
+
+def _ids(job: JobState, newest: int | None) -> list[int]:
+    """The ids of the job's executions, oldest first (the newest `newest` of them)."""
+    if newest is not None and newest <= len(job.executions.recent):
+        return sorted(job.executions.recent)[-newest:] if newest else []
+    ids = list(job.executions)  # listed from the storage, oldest first
+    return ids if newest is None else ids[-newest:]
 
 
 TargetViews = dict[str, tuple[TargetState, dict[str, Any]]]

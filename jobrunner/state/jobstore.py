@@ -9,7 +9,7 @@ and execution summaries are atomic replacements.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 
 from pydantic import ValidationError
@@ -29,6 +29,88 @@ from jobrunner.state.records import (
 from jobrunner.state.stores.base import Stamp
 from jobrunner.state.targets import TargetState, TargetTable
 
+KEPT_SUMMARIES = 10
+"""Summaries of a job's newest executions held in memory (and the running one, always): a
+daemon that runs a job every ten seconds for a year holds these, not the 3 million it ran.
+Older ones are read from the storage when asked for (`status`, the dashboard)."""
+
+
+class Executions(MutableMapping[int, ExecutionSummary]):
+    """A job's execution summaries by id: the newest `KEPT_SUMMARIES` (and any RUNNING one)
+    in memory, the older ones read from the storage when asked for; how many ended with
+    each status is counted as they end (metrics ask for it at every scrape).
+
+    Deleting an id forgets it in memory only (its files are removed by whoever deletes)."""
+
+    def __init__(self, paths: JobPaths) -> None:
+        self.paths = paths
+        self.recent: dict[int, ExecutionSummary] = {}
+        """The newest summaries, and the running one: what the engine reads and changes."""
+        self.ended: Counter[str] = Counter()
+        """Executions seen ending (loaded ended, or ended since), by status."""
+
+    def copy(self) -> Executions:
+        """The same summaries as of now (for a reader on another thread)."""
+        other = Executions(self.paths)
+        other.recent = dict(self.recent)
+        other.ended = Counter(self.ended)
+        return other
+
+    def __getitem__(self, execution_id: int) -> ExecutionSummary:
+        summary = self.recent.get(execution_id)
+        if summary is not None:
+            return summary
+        try:
+            return ExecutionSummary.load(self.paths.storage, self.paths.summary(execution_id))
+        except FileNotFoundError:
+            raise KeyError(execution_id) from None
+
+    def __contains__(self, execution_id: object) -> bool:
+        if execution_id in self.recent:
+            return True
+        if not isinstance(execution_id, int):
+            return False
+        return self.paths.storage.exists(self.paths.summary(execution_id))
+
+    def __setitem__(self, execution_id: int, summary: ExecutionSummary) -> None:
+        self.recent[execution_id] = summary
+        if len(self.recent) > KEPT_SUMMARIES:
+            self._keep_newest()
+
+    def __delitem__(self, execution_id: int) -> None:
+        del self.recent[execution_id]
+
+    def __iter__(self) -> Iterator[int]:
+        """Every execution recorded, oldest first (listed from the storage)."""
+        return iter(sorted({*self.paths.execution_ids(), *self.recent}))
+
+    def __len__(self) -> int:
+        return len({*self.paths.execution_ids(), *self.recent})
+
+    def __bool__(self) -> bool:
+        return bool(self.recent) or bool(self.paths.execution_ids())
+
+    @property
+    def newest(self) -> int | None:
+        """The id of the newest execution recorded (None: it never ran)."""
+        return max(self.recent) if self.recent else None
+
+    def ended_now(self, summary: ExecutionSummary) -> None:
+        """Count an execution that has just ended (it was counted as running)."""
+        self.ended[summary.status.value] += 1
+        self._keep_newest()
+
+    def _keep_newest(self) -> None:
+        """Forget all but the newest summaries in memory; a running one stays."""
+        if len(self.recent) <= KEPT_SUMMARIES:
+            return
+        newest = sorted(self.recent)[-KEPT_SUMMARIES:]
+        kept = {i: self.recent[i] for i in newest}
+        for execution_id, summary in self.recent.items():
+            if summary.status is ExecutionStatus.RUNNING:
+                kept[execution_id] = summary
+        self.recent = kept
+
 
 @dataclass
 class JobState:
@@ -37,7 +119,7 @@ class JobState:
     paths: JobPaths
     record: JobRecord
     targets: TargetTable
-    executions: dict[int, ExecutionSummary] = field(default_factory=dict)
+    executions: Executions = field(init=False)
     logs: dict[int, ExecutionLog] = field(default_factory=dict)
     steps: list[StepBase] = field(default_factory=list)
     """The frozen steps, validated (empty before the first execution)."""
@@ -45,6 +127,9 @@ class JobState:
     _record_stamp: Stamp | None = None
     """The record's stamp when it was loaded: `refresh` reloads it when
     it was replaced since."""
+
+    def __post_init__(self) -> None:
+        self.executions = Executions(self.paths)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -80,20 +165,18 @@ class JobState:
                 summary = ExecutionSummary.load(storage, paths.summary(execution_id))
             except FileNotFoundError:
                 continue  # a crash between the folder and its summary: nothing started
-            job.executions[execution_id] = summary
+            if summary.status is not ExecutionStatus.RUNNING:
+                job.executions.ended[summary.status.value] += 1
+            job.executions[execution_id] = summary  # the oldest are let go as it goes
         return job
 
     def snapshot(self) -> JobState:
         """The job as it is at this instant, for a reader on another thread while the owner
         goes on (the dashboard, in the daemon): the targets' values and the executions are
         copied, which is cheap (values are immutable); never to be written or closed."""
-        return JobState(
-            self.paths,
-            self.record.model_copy(),
-            self.targets.copy(),
-            dict(self.executions),
-            steps=self.steps,
-        )
+        copy = JobState(self.paths, self.record.model_copy(), self.targets.copy(), steps=self.steps)
+        copy.executions = self.executions.copy()
+        return copy
 
     def refresh(self) -> bool:
         """Bring a reader's copy up to date with what the owner wrote since it was loaded:
@@ -107,8 +190,12 @@ class JobState:
             self.steps = _frozen_steps(self.paths, record)
             self.record, self._record_stamp, changed = record, stamp, True
         changed = self.targets.follow() or changed
+        executions = self.executions
+        oldest_kept = min(executions.recent, default=0)
         for execution_id in self.paths.execution_ids():
-            known = self.executions.get(execution_id)
+            known = executions.recent.get(execution_id)
+            if known is None and execution_id < oldest_kept:
+                continue  # older than those kept: ended, and never written again
             if known is not None and known.status is not ExecutionStatus.RUNNING:
                 continue  # an ended execution's summary is never written again
             try:
@@ -116,7 +203,9 @@ class JobState:
             except FileNotFoundError:
                 continue
             if known is None or summary != known:
-                self.executions[execution_id] = summary
+                if summary.status is not ExecutionStatus.RUNNING:
+                    executions.ended[summary.status.value] += 1
+                executions[execution_id] = summary
                 changed = True
         return changed
 
@@ -149,14 +238,15 @@ class JobState:
     @property
     def running(self) -> ExecutionSummary | None:
         """The execution that has not ended, if any (at most one)."""
-        for summary in self.executions.values():
+        for summary in self.executions.recent.values():
             if summary.status is ExecutionStatus.RUNNING:
                 return summary
         return None
 
     @property
     def last_execution(self) -> ExecutionSummary | None:
-        return self.executions[max(self.executions)] if self.executions else None
+        newest = self.executions.newest
+        return None if newest is None else self.executions.recent[newest]
 
     def begin_execution(
         self, trigger: Trigger, targets: Iterable[str], revision: str | None
@@ -180,6 +270,7 @@ class JobState:
         summary.ended_on = utc_now()
         summary.counts = self.counts(summary.targets)
         self.save_summary(summary)
+        self.executions.ended_now(summary)
         log = self.logs.pop(summary.id, None)
         if log is not None:
             log.close()

@@ -134,13 +134,14 @@ class FleetCollector(Collector):
             counts = job.counts()
             for status in TargetStatus:
                 targets.add_metric([scope, name, status.value], counts.get(status.value, 0))
-            ended = Tally(summary.status.value for summary in job.executions.values())
+            # Counted as they end, not read again: a job that ran for a year has a million.
+            ended = job.executions.ended
             # A counter never goes down: a RUNNING execution is the gauge's, not the counter's.
             for execution_status in ExecutionStatus:
                 if execution_status is not ExecutionStatus.RUNNING:
                     value = ended.get(execution_status.value, 0)
                     executions.add_metric([scope, name, execution_status.value], value)
-            running.add_metric([scope, name], ended.get(ExecutionStatus.RUNNING.value, 0))
+            running.add_metric([scope, name], 0 if job.running is None else 1)
         yield targets
         yield executions
         yield running

@@ -147,5 +147,8 @@ def _fingerprint(job: JobState) -> object:
     return (
         job.targets.changes,
         job.record.updated,
-        tuple((e.id, e.status, e.ended_on, e.stop_requested) for e in job.executions.values()),
+        tuple(
+            (e.id, e.status, e.ended_on, e.stop_requested)
+            for e in job.executions.recent.values()  # the older ones do not change
+        ),
     )

@@ -13,11 +13,14 @@ from typing import Any
 
 from jobrunner.engine.status import TargetViews, devices_view, job_view, summary_row
 from jobrunner.manifests import ManifestSet
-from jobrunner.state.jobstore import JobState
+from jobrunner.state.jobstore import KEPT_SUMMARIES, JobState
 from jobrunner.web.reader import FleetReader
 
 DEFAULT_LIMIT = 500
 MAX_LIMIT = 10_000
+SHOWN_EXECUTIONS = KEPT_SUMMARIES
+"""A job's newest executions in its view: those the engine holds, so that a job that ran a
+million times costs its view no read of the storage (`status JOB` lists them all)."""
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,12 @@ class Views:
             self._made.pop((scope, name), None)
             return None
         made = self._made.setdefault((scope, name), {})
-        return _made_once(self._cache, (scope, name), loaded, lambda job: job_view(job, made))
+        return _made_once(
+            self._cache,
+            (scope, name),
+            loaded,
+            lambda job: job_view(job, made, newest=SHOWN_EXECUTIONS),
+        )
 
 
 def _made_once(

@@ -438,6 +438,8 @@ class Engine:
                 self.storage_problem = self.storage_problem or str(error)
                 continue
             job.run = None
+            # Nothing more is dispatched in it: what its steps' requests were is not needed.
+            job.described = {d for d in job.described if d[0] != run.id}
             if self.rt.claims is not None:
                 self.rt.claims.release_job(job.key)
             self.rt.observer.execution_ended(job.key, run.summary)
