@@ -114,6 +114,7 @@ def execution_view(summary: ExecutionSummary) -> dict[str, Any]:
         "targets": len(summary.targets),
         "counts": summary.counts,
         "stopRequested": summary.stop_requested,
+        "options": None if summary.trigger.options is None else summary.trigger.options.as_view(),
     }
 
 
@@ -266,6 +267,10 @@ def job_view(job: JobState, made: dict[Any, TargetViews] | None = None) -> dict[
         "rollout": rollout,
         "targets": targets,
         "executions": [execution_view(job.executions[i]) for i in sorted(job.executions)],
+        "queued": [
+            {"id": q.id, "trigger": str(q.trigger), "targets": q.targets, "at": _iso(q.at)}
+            for q in record.queued
+        ],
     }
 
 
