@@ -27,13 +27,20 @@ from jobrunner.engine.planning.plan import Action
 from jobrunner.engine.service import handoff
 from jobrunner.engine.service.runner import ExecutionRef, Runner, RunnerConfig, exit_code
 from jobrunner.engine.status import resolve_job_ref
-from jobrunner.errors import NothingToDo
+from jobrunner.errors import NothingToDo, StateError
 from jobrunner.manifests import ManifestSet, load_manifests
 from jobrunner.manifests.secrets import SecretResolver
 from jobrunner.notify.delivery import Notifier
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import StateDir
-from jobrunner.state.records import ExecutionStatus, ExecutionSummary, counts_text
+from jobrunner.state.records import (
+    ExecutionStatus,
+    ExecutionSummary,
+    JobRecord,
+    QueuedStart,
+    StartOptions,
+    counts_text,
+)
 
 
 def follow(
@@ -313,21 +320,54 @@ def _known_jobs(state: StateDir, jobs_dir: Path | None, scope: str) -> list[tupl
     help="Run only this target (repeatable); it starts at once, whatever the rollout's"
     " waves, window, rate and retry limit say.",
 )
+@click.option(
+    "--reset",
+    is_flag=True,
+    help="Run every target from step 0, those already done too (the device cloud's"
+    " resetStepIndex).",
+)
+@click.option(
+    "--from-step",
+    "from_step",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Run every target from step N, those already done too; steps count from 0, as"
+    " in status and the device cloud's fromStepIndex (the first step is 0).",
+)
+@click.option(
+    "--enqueue",
+    is_flag=True,
+    help="If JOB runs an execution, queue this start to run when it ends, instead of refusing it.",
+)
 @click.pass_context
 def start(
-    ctx: click.Context, job: str, config: RunnerConfig, wait: bool, targets: tuple[str, ...]
+    ctx: click.Context,
+    job: str,
+    config: RunnerConfig,
+    wait: bool,
+    targets: tuple[str, ...],
+    reset: bool,
+    from_step: int | None,
+    enqueue: bool,
 ) -> None:
     """Start an execution of JOB now (NAME or SCOPE/NAME).
 
     The execution covers the targets that are not done, each from the step where
     it stopped (with --target, only those). Refused while the job runs another
-    execution, or while its manifest says `suspend: true`. The first execution of
-    a job freezes its targets and steps. A bare NAME is looked for in --scope,
+    execution (--enqueue queues it instead), or while its manifest says
+    `suspend: true`. The first execution of a job freezes its targets and steps:
+    the start options never change them. A bare NAME is looked for in --scope,
     then in the one scope that has a job of that name.
 
+    --reset and --from-step N run every target again from that step, those done
+    already too, and begin a new count of attempts for the retry limit
+    (`retry.maxAttempts` counts the executions since the last such start). A
+    target whose earlier request still awaits the device goes on from where it is.
+
     Without a watch daemon, this command drives the execution to its end (and
-    any execution a previous command left RUNNING); Ctrl-C stops it gracefully,
-    as for `reconcile`. With a daemon, the daemon runs it; --wait follows it.
+    any execution a previous command left RUNNING, and then the start it
+    queued); Ctrl-C stops it gracefully, as for `reconcile`. With a daemon, the
+    daemon runs it; --wait follows it.
 
     A job whose targets are all done already starts nothing, and says so.
 
@@ -338,22 +378,21 @@ def start(
       1    errors (unknown job, suspended, already running...)
       130  interrupted by Ctrl-C (143: by SIGTERM)
     """
+    if reset and from_step is not None:
+        raise click.UsageError(
+            f"--reset and --from-step both say where every target starts: --reset is step 0;"
+            f" give one of them (--from-step {from_step} alone, or --reset alone)"
+        )
+    options = StartOptions(reset=reset, from_step=from_step)
     state = command_state(config.state_dir, config.state_db, existing=True)
     known = _known_jobs(state, config.jobs_dir, config.scope)
     where = f"{config.jobs_dir} nor the {state.describe()}"
     scope_name, name = resolve_job_ref(job, config.scope, known, where)
     daemon = handoff.owning_daemon(state)
     if daemon is not None:
-        options = {"targets": list(targets)} if targets else None
-        answer = handoff.submit(daemon, "start", scope_name, name, options=options)
-        if answer.get("nothing"):
-            click.echo(str(answer["nothing"]))
-            return
-        started = _refs(answer, "started")
-        click.echo(f"started {scope_name}/{name} execution {started[0][2]} (by the watch daemon)")
-        if wait:
-            _follow_daemon(ctx, daemon, started, [f"{scope_name}/{name}"])
+        _start_by_daemon(ctx, daemon, (scope_name, name), wait, targets, options, enqueue)
         return
+    label = f"{scope_name}/{name}"
     with (
         _notifying(config, state) as (source, notifier),
         Runner(config, role="start", observer=notifier.observer, state=state) as runner,
@@ -361,14 +400,125 @@ def start(
         refs = _waited(runner, [])
         source.loaded = runner.load()
         try:
-            summary = runner.start_job(scope_name, name, source.loaded, list(targets) or None)
+            started = runner.start_job(
+                scope_name,
+                name,
+                source.loaded,
+                list(targets) or None,
+                options=options,
+                enqueue=enqueue,
+            )
         except NothingToDo as nothing:
             click.echo(str(nothing))
             _drive(ctx, runner, refs, bool(runner.unreadable), judged=[])
             return
-        click.echo(f"started {scope_name}/{name} execution {summary.id}")
-        ref = (scope_name, name, summary.id)
+        if isinstance(started, QueuedStart):
+            _run_queued_here(ctx, runner, (scope_name, name), refs, started)
+            return
+        click.echo(f"started {label} execution {started.id}")
+        ref = (scope_name, name, started.id)
         _drive(ctx, runner, [*refs, ref], bool(runner.unreadable), judged=[ref])
+
+
+def _start_by_daemon(
+    ctx: click.Context,
+    daemon: StateDir,
+    key: tuple[str, str],
+    wait: bool,
+    targets: tuple[str, ...],
+    options: StartOptions,
+    enqueue: bool,
+) -> None:
+    """Hand the start to the watch daemon; with `wait`, follow what it started."""
+    scope_name, name = key
+    label = f"{scope_name}/{name}"
+    asked: dict[str, object] = {"targets": list(targets)} if targets else {}
+    if options.reset:
+        asked["reset"] = True
+    if options.from_step is not None:
+        asked["fromStep"] = options.from_step
+    if enqueue:
+        asked["enqueue"] = True
+    answer = handoff.submit(daemon, "start", scope_name, name, options=asked or None)
+    if answer.get("nothing"):
+        click.echo(str(answer["nothing"]))
+        return
+    queued = answer.get("queued")
+    if isinstance(queued, list):
+        behind, queue_id = int(queued[2]), str(queued[3])
+        click.echo(
+            f"queued a start of {label} ({queue_id}): it runs when execution {behind} ends"
+            " (by the watch daemon)"
+        )
+        if not wait:
+            return
+        started = _follow_queued(ctx, daemon, key, behind, queue_id)
+    else:
+        started = _refs(answer, "started")
+        click.echo(f"started {label} execution {started[0][2]} (by the watch daemon)")
+    if wait:
+        _follow_daemon(ctx, daemon, started, [label])
+
+
+def _run_queued_here(
+    ctx: click.Context,
+    runner: Runner,
+    key: tuple[str, str],
+    refs: list[ExecutionRef],
+    queued: QueuedStart,
+) -> None:
+    """Without a daemon: drive the running execution (left RUNNING by a process that ended)
+    to its end, then the execution the start queued behind it runs as."""
+    label = f"{key[0]}/{key[1]}"
+    running = runner.job_state(*key).running
+    behind = running.id if running is not None else 0
+    click.echo(f"queued a start of {label} ({queued.id}): it runs when execution {behind} ends")
+    with Interrupts("stopping the executions gracefully") as interrupts:
+        _run_and_show(runner, refs, interrupts)
+    if interrupts.received is not None:
+        ctx.exit(interrupts.exit_code)
+    dequeued = [ref for ref in runner.dequeued if ref[:2] == key]
+    if not dequeued:
+        click.echo(f"the queued start of {label} did not run (see the messages above)", err=True)
+        ctx.exit(1)
+    click.echo(f"started {label} execution {dequeued[0][2]}")
+    _drive(ctx, runner, dequeued[:1], bool(runner.unreadable))
+
+
+def _follow_queued(
+    ctx: click.Context, state: StateDir, key: tuple[str, str], behind: int, queue_id: str
+) -> list[ExecutionRef]:
+    """Follow the daemon's execution `behind` to its end, then find the execution the start
+    queued behind it (`queue_id`) runs as; exit 1 when it did not run."""
+    scope, name = key
+    _follow_daemon_quietly(state, [(scope, name, behind)])
+    paths = state.job(scope, name)
+    while True:  # the daemon takes it off the queue as it records the execution it starts
+        record = JobRecord.load(state.storage, paths.record)
+        if all(entry.id != queue_id for entry in record.queued):
+            break
+        time.sleep(0.2)
+    for execution in range(behind + 1, record.last_execution + 1):
+        try:
+            summary = ExecutionSummary.load(state.storage, paths.summary(execution))
+        except (StateError, FileNotFoundError):
+            continue
+        options = summary.trigger.options
+        if options is not None and options.enqueued == queue_id:
+            click.echo(f"started {scope}/{name} execution {execution} (by the watch daemon)")
+            return [(scope, name, execution)]
+    click.echo(
+        f"the queued start {queue_id} of {scope}/{name} did not run; the watch daemon's log"
+        " says why",
+        err=True,
+    )
+    ctx.exit(1)
+    raise AssertionError("unreachable: ctx.exit raises")
+
+
+def _follow_daemon_quietly(state: StateDir, refs: list[ExecutionRef]) -> None:
+    with ProgressView.for_output() as view:
+        follow(state, refs, view)
 
 
 @click.command()

@@ -293,6 +293,8 @@ def _job_table(view: dict[str, Any]) -> None:
         more = f" and {len(shown) - 10} more" if len(shown) > 10 else ""
         click.echo(f"  resolved   {', '.join(shown[:10])}{more} (frozen at the first execution)")
     _rollout_table(view)
+    for queued in view.get("queued", []):
+        click.echo(f"  queued     {queued['trigger']}: runs when the running execution ends")
     if view["executions"]:
         click.echo(f"\n{'EXECUTION':<10} {'STATUS':<11} {'TRIGGER':<32} {'STARTED':<37} ENDED")
         for e in view["executions"][-10:]:

@@ -114,6 +114,7 @@ def execution_view(summary: ExecutionSummary) -> dict[str, Any]:
         "targets": len(summary.targets),
         "counts": summary.counts,
         "stopRequested": summary.stop_requested,
+        "options": None if summary.trigger.options is None else summary.trigger.options.as_view(),
     }
 
 
@@ -269,6 +270,10 @@ def job_view(
         "rollout": rollout,
         "targets": targets,
         "executions": [execution_view(job.executions[i]) for i in _ids(job, newest)],
+        "queued": [
+            {"id": q.id, "trigger": str(q.trigger), "targets": q.targets, "at": _iso(q.at)}
+            for q in record.queued
+        ],
     }
 
 

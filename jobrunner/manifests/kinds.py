@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import (
+    Discriminator,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic import (
+    Tag as Branch,
+)
 
 from jobrunner.manifests.base import API_VERSION, Strict
 from jobrunner.manifests.fields import (
@@ -109,12 +118,55 @@ class Targets(Strict):
         return self
 
 
+class RunStart(Strict):
+    """`run` with start options: `reset` or `fromStep` runs every target from that step.
+
+    `token` starts it as a plain `run` token does (the device cloud's resetStepIndex and
+    fromStepIndex)."""
+
+    token: RunToken = Field(description="every new value starts one execution")
+    reset: bool = Field(
+        default=False, description="every target from step 0, those already done too"
+    )
+    from_step: int | None = Field(
+        default=None,
+        ge=0,
+        description="every target from this step, counted from 0 (the first step is 0)",
+    )
+
+    @model_validator(mode="after")
+    def _one_of(self) -> RunStart:
+        if self.reset and self.from_step is not None:
+            raise ValueError(
+                f"reset and fromStep both say where every target starts: write reset: true"
+                f" (from step 0) or fromStep: {self.from_step}, not both"
+            )
+        return self
+
+
+def _step_range(steps: int) -> str:
+    return "0" if steps == 1 else f"0 to {steps - 1}"
+
+
+def _run_form(value: Any) -> str:
+    return "start" if isinstance(value, dict | RunStart) else "token"
+
+
+Run = Annotated[
+    Annotated[RunToken, Branch("token")] | Annotated[RunStart, Branch("start")],
+    Discriminator(_run_form),
+]
+"""`run: "7"` (a token), or `run: {token: "7", reset: true}` / `{token: "7", fromStep: 1}`."""
+
+
 class JobSpec(Strict):
     targets: Targets
     steps: list[Step]
     schedules: list[Schedule] = Field(default_factory=list)
-    run: RunToken | None = Field(
-        default=None, description="on-demand start: every new value starts one execution"
+    run: Run | None = Field(
+        default=None,
+        description="on-demand start: every new token starts one execution; as a mapping,"
+        " with reset or fromStep",
     )
     suspend: bool = Field(default=False, description="start nothing; stop a running execution")
     rollout: Rollout | None = Field(
@@ -128,6 +180,32 @@ class JobSpec(Strict):
         if not steps:
             raise ValueError("a job needs at least one step")
         return steps
+
+    @field_validator("run")
+    @classmethod
+    def _step_exists(
+        cls, run: str | RunStart | None, info: ValidationInfo
+    ) -> str | RunStart | None:
+        steps = info.data.get("steps")
+        start = run.from_step if isinstance(run, RunStart) else None
+        if start is not None and steps and start >= len(steps):
+            raise ValueError(
+                f"fromStep {start} names no step: the job has {len(steps)}, counted from 0;"
+                f" write {_step_range(len(steps))}"
+            )
+        return run
+
+    @property
+    def run_token(self) -> str | None:
+        """The run token, however `run` is written."""
+        return self.run.token if isinstance(self.run, RunStart) else self.run
+
+    @property
+    def run_from(self) -> tuple[bool, int | None]:
+        """`run`'s start options: (reset, fromStep)."""
+        if isinstance(self.run, RunStart):
+            return self.run.reset, self.run.from_step
+        return False, None
 
 
 class Job(Strict):

@@ -19,6 +19,11 @@ class ScheduleBase(Strict):
     name: Name
     starts_on: AwareTime | None = Field(default=None, description="fire no earlier than this")
     ends_on: AwareTime | None = Field(default=None, description="fire no later than this")
+    reset: bool = Field(
+        default=False,
+        description="each fire runs every target from step 0, those already done too"
+        " (recurring maintenance: a nightly check on every device, every night)",
+    )
 
     @field_validator("ends_on")
     @classmethod

@@ -168,6 +168,9 @@ class JobRecord(Record):
     rollout: RolloutState | None = None
     zones: dict[str, str] = Field(default_factory=dict)
     """The targets' time zones from the DeviceList (a rollout window `timezone: device`)."""
+    queued: list[QueuedStart] = Field(default_factory=list)
+    """Starts asked with `--enqueue` while an execution ran, oldest first: each runs when the
+    execution before it ends (whoever owns the job then)."""
     updated: datetime = Field(default_factory=utc_now)
 
     def save(self, storage: Storage, path: Path) -> None:
@@ -194,12 +197,61 @@ class TriggerKind(StrEnum):
     DEVICE_CONNECT = "device-connect"
 
 
+class StartOptions(Record):
+    """How a start was asked, as the device cloud's job start options: `reset`
+    (resetStepIndex) and `from_step` (fromStepIndex) run every target it covers from that
+    step, done ones too; `enqueued`: asked while an execution ran, started when it ended."""
+
+    reset: bool = False
+    """Every target from step 0."""
+    from_step: int | None = None
+    """Every target from this step, counted from 0 as status counts them."""
+    enqueued: str | None = None
+    """The queued start's id (`start --enqueue` while an execution ran)."""
+
+    @property
+    def restart_at(self) -> int | None:
+        """The step every covered target starts at (None: each from where it stopped)."""
+        return 0 if self.reset else self.from_step
+
+    def text(self) -> str:
+        """`reset`, `from step 2`, `enqueued`: how status and the log name the options."""
+        parts = ["reset" if self.reset else ""]
+        if self.from_step is not None:
+            parts.append(f"from step {self.from_step}")
+        if self.enqueued is not None:
+            parts.append("enqueued")
+        return ", ".join(p for p in parts if p)
+
+    def as_view(self) -> dict[str, Any]:
+        """The options in `status -o json`: `{"reset", "fromStep", "enqueued"}`."""
+        return {
+            "reset": self.reset,
+            "fromStep": self.from_step,
+            "enqueued": self.enqueued is not None,
+        }
+
+
 class Trigger(Record):
     kind: TriggerKind
     detail: str | None = None  # the run token, schedule name or device
+    options: StartOptions | None = None
+    """The start options it was given (None: each target from where it stopped)."""
 
     def __str__(self) -> str:
-        return f"{self.kind.value}" + (f" ({self.detail})" if self.detail else "")
+        text = f"{self.kind.value}" + (f" ({self.detail})" if self.detail else "")
+        options = self.options.text() if self.options is not None else ""
+        return text + (f", {options}" if options else "")
+
+
+class QueuedStart(Record):
+    """A start asked with `--enqueue` while an execution ran: it runs when that one ends."""
+
+    id: str
+    trigger: Trigger
+    targets: list[str] = Field(default_factory=list)
+    """The targets chosen (`--target`); empty: every target."""
+    at: datetime = Field(default_factory=utc_now)
 
 
 class ExecutionSummary(Record):
@@ -246,3 +298,6 @@ def _load(model: type[R], storage: Storage, path: Path, kind: str, version: int)
             f"{path}: damaged record ({where}: {first['msg']});"
             " restore it from a backup, or remove the job's state folder to forget the job"
         ) from None
+
+
+JobRecord.model_rebuild()  # its `queued` names QueuedStart, defined after it

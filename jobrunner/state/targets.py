@@ -98,6 +98,22 @@ class TargetState:
             self.attempts, self.started_in,
         )  # fmt: skip
 
+    def restart(self, step_index: int, execution: int, now: float) -> TargetState:
+        """Join an execution at `step_index` whatever it had done (a start with `reset` or
+        `from_step`): a new round, whose attempts the retry limit counts afresh."""
+        return TargetState(
+            self.client_id, step_index, TargetStatus.PROCESS_AWAITING, None, execution,
+            None, None, None, None, now, None, 0, None,
+        )  # fmt: skip
+
+    @property
+    def outstanding(self) -> bool:
+        """A request or an operation of an earlier execution is still awaited from the device."""
+        return self.request_id is not None or self.status in (
+            TargetStatus.AWAITING_COMPLETION,
+            TargetStatus.NOTIFIED_COMPLETION,
+        )
+
     def start(self, execution: int, now: float) -> TargetState:
         """Started by `execution` (one attempt more): its steps are sent from now on."""
         return TargetState(

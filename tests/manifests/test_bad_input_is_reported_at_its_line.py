@@ -495,6 +495,62 @@ CASES: list[tuple[str, str, int, str]] = [
         9,
         "a run token must be a string or a number, not true/false",
     ),
+    (
+        "run-token-true-in-a-mapping",
+        job_with_spec(
+            """            targets: {all: true}
+            steps: [{name: stop, definition: Bundle Stop, properties: {bundleId: 1}}]
+            run: {token: yes, reset: true}
+            """
+        ),
+        9,
+        "a run token must be a string or a number, not true/false",
+    ),
+    (
+        "run-reset-and-from-step",
+        job_with_spec(
+            """            targets: {all: true}
+            steps: [{name: stop, definition: Bundle Stop, properties: {bundleId: 1}}]
+            run: {token: "7", reset: true, fromStep: 0}
+            """
+        ),
+        9,
+        "reset and fromStep both say where every target starts: write reset: true (from step 0)"
+        " or fromStep: 0, not both",
+    ),
+    (
+        "run-from-a-step-the-job-has-not",
+        job_with_spec(
+            """            targets: {all: true}
+            steps: [{name: stop, definition: Bundle Stop, properties: {bundleId: 1}}]
+            run: {token: "7", fromStep: 1}
+            """
+        ),
+        9,
+        "fromStep 1 names no step: the job has 1, counted from 0; write 0",
+    ),
+    (
+        "run-option-misspelt",
+        job_with_spec(
+            """            targets: {all: true}
+            steps: [{name: stop, definition: Bundle Stop, properties: {bundleId: 1}}]
+            run: {token: "7", rest: true}
+            """
+        ),
+        9,
+        "unknown key 'rest'",
+    ),
+    (
+        "schedule-reset-not-a-flag",
+        job_with_spec(
+            """            targets: {all: true}
+            steps: [{name: stop, definition: Bundle Stop, properties: {bundleId: 1}}]
+            schedules: [{name: nightly, type: cron, cron: "0 0 2 * * ?", reset: "yes"}]
+            """
+        ),
+        9,
+        "expected true or false, found the text 'yes'",
+    ),
 ]
 
 
@@ -600,3 +656,30 @@ def test_text_of_a_message_for_a_wrong_type_in_a_union_is_one_line(
         ),
         (14, "unknown key 'every'; allowed keys: type, value"),
     ]
+
+
+def test_run_is_a_token_or_a_mapping_with_start_options(
+    write: Write, load: Callable[[], ManifestSet]
+) -> None:
+    steps = "steps: [{name: a, definition: Bundle Stop, properties: {bundleId: 1}}, {name: b,"
+    steps += " definition: Bundle Start, properties: {bundleId: 1}}]"
+    forms = {
+        "plain": 'run: "7"',
+        "number": "run: 7",
+        "reset": "run: {token: 7, reset: true}",
+        "from": 'run: {token: "7", fromStep: 1}',
+    }
+    for name, run in forms.items():
+        text = job_with_spec(f"targets: {{all: true}}\n{steps}\n{run}\n", name=name)
+        write(f"{name}.yaml", text)
+
+    result = load()
+
+    assert not result.errors, result.errors
+    spec = {name: result.jobs[("acme", name)].manifest.spec for name in forms}
+    assert {name: (s.run_token, s.run_from) for name, s in spec.items()} == {
+        "plain": ("7", (False, None)),
+        "number": ("7", (False, None)),
+        "reset": ("7", (True, None)),
+        "from": ("7", (False, 1)),
+    }

@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import threading
 
 from click.testing import CliRunner
 
@@ -51,49 +50,60 @@ def test_an_unreachable_broker_is_a_clear_error() -> None:
     assert "cannot reach the broker at 127.0.0.1:9" in result.output
 
 
-def test_it_runs_a_fleet_and_stops_with_dc(broker: RunningBroker, account: str) -> None:
+def _simulate(broker: RunningBroker, account: str, *options: str) -> list[str]:
+    return [
+        sys.executable, "-c", "from jobrunner.cli.simulate import simulate; simulate()",
+        "--broker", broker.url, "--account", account, *options,
+    ]  # fmt: skip
+
+
+def test_it_runs_a_fleet_with_its_faults_and_stops_with_dc(
+    broker: RunningBroker, account: str
+) -> None:
+    requester = Requester(broker, account)
+    command = _simulate(
+        broker, account, "-n", "3", "--fail", "gw-0002:bundle-stop=400", "--legacy", "gw-0003"
+    )
+    try:
+        with subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        ) as process:
+            try:
+                assert process.stdout is not None and process.stderr is not None
+                first = process.stdout.readline()
+                assert first.startswith("fleet up in "), first + process.stderr.read()
+                assert "3 simulated devices (gw-0001..gw-0003)" in first
+                requester.wait_lifecycle("gw-0003", "BIRTH")
+                assert requester.call("gw-0002", "DEPLOY-V2", "EXEC", "stop", "42").code == 400
+                assert requester.call("gw-0001", "DEPLOY-V2", "EXEC", "stop", "42").code == 200
+                legacy = requester.send("gw-0003", "KEYS-V1", "GET", "keystores")
+                requester.answered_in_order("gw-0003")
+                assert requester.replies(legacy) == []  # no KEYS-V1 on an older gateway
+                process.send_signal(signal.SIGTERM)  # the fleet runs until told to stop
+                assert process.wait(30) == 0
+                output = process.stdout.read()
+                assert "fleet stopped: 3 devices disconnected, 4 requests received" in output
+            finally:
+                if process.poll() is None:
+                    process.kill()
+        requester.wait(lambda _: len(requester.lifecycle(kind="DC")) == 3)
+    finally:
+        requester.close()
+
+
+def test_run_for_ends_the_fleet_by_itself_with_dc(broker: RunningBroker, account: str) -> None:
     requester = Requester(broker, account)
     try:
-        outcome: dict[str, object] = {}
-
-        def run() -> None:
-            result = CliRunner().invoke(
-                simulate,
-                [
-                    "-n",
-                    "3",
-                    "--broker",
-                    broker.url,
-                    "--account",
-                    account,
-                    "--run-for",
-                    "3s",
-                    "--fail",
-                    "gw-0002:bundle-stop=400",
-                    "--legacy",
-                    "gw-0003",
-                ],
-            )
-            outcome["result"] = result
-
-        # CliRunner installs no signal handlers off the main thread; --run-for ends it.
-        thread = threading.Thread(target=run)
-        thread.start()
-        requester.wait_lifecycle("gw-0003", "BIRTH")
-        assert requester.call("gw-0002", "DEPLOY-V2", "EXEC", "stop", "42").code == 400
-        assert requester.call("gw-0001", "DEPLOY-V2", "EXEC", "stop", "42").code == 200
-        legacy = requester.send("gw-0003", "KEYS-V1", "GET", "keystores")
-        requester.answered_in_order("gw-0003")
-        assert requester.replies(legacy) == []  # no KEYS-V1 on an older gateway: no reply
-        thread.join(30)
-        result = outcome["result"]
-        assert getattr(result, "exit_code", None) == 0, getattr(result, "output", result)
-        output = getattr(result, "output", "")
-        assert (
-            output.startswith("fleet up in ") and "3 simulated devices (gw-0001..gw-0003)" in output
+        result = subprocess.run(
+            _simulate(broker, account, "-n", "2", "--run-for", "1s"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
-        assert "fleet stopped: 3 devices disconnected, 4 requests received" in output
-        requester.wait(lambda _: len(requester.lifecycle(kind="DC")) == 3)
+        assert result.returncode == 0, result.stderr
+        assert "fleet stopped: 2 devices disconnected" in result.stdout
+        requester.wait(lambda _: len(requester.lifecycle(kind="DC")) == 2)
     finally:
         requester.close()
 

@@ -2,8 +2,9 @@
 
 Only one execution of a job runs at a time. The first execution freezes the resolved target
 list and the steps. A re-run covers the targets that are not done, each from the step where
-it stopped. A job taken into the engine (`attach`) resumes the RUNNING execution it has on
-disk (see `recovery`).
+it stopped; a start with `reset` or `from_step` covers every target, from that step. A job
+taken into the engine (`attach`) resumes the RUNNING execution it has on disk (see
+`recovery`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from jobrunner.errors import JobError
 from jobrunner.manifests.fields import format_duration
 from jobrunner.manifests.rollout import Retry
 from jobrunner.state.jobstore import JobState
-from jobrunner.state.records import FrozenJob, FrozenWave, Trigger, utc_now
+from jobrunner.state.records import FrozenJob, FrozenWave, StartOptions, Trigger, utc_now
+from jobrunner.state.targets import TargetState
 
 DRAIN = 10.0
 """Seconds a stop awaits the replies of requests in flight, by default: the operator's stop
@@ -65,13 +67,18 @@ def freeze(
     )
 
 
-def nothing_to_do(job: RunningJob, only: Iterable[str] | None = None) -> str | None:
+def nothing_to_do(
+    job: RunningJob, only: Iterable[str] | None = None, options: StartOptions | None = None
+) -> str | None:
     """Why a start of `job` (of `only` those targets) would send nothing: every target it
-    would cover is done already; None when some target is left (or none was frozen yet)."""
+    would cover is done already; None when some target is left (or none was frozen yet, or
+    the start runs targets again from a step: `options`)."""
     state = job.state
     frozen = state.record.frozen
     if frozen is None or state.running is not None:
         return None
+    if options is not None and options.restart_at is not None:
+        return None  # it runs the done targets again
     # Chosen: the retry limit is not asked; only what is done counts here.
     found = coverage(state, len(job.steps or state.steps), 0.0, only, chosen=True)
     if not found.done or found.covered:
@@ -111,9 +118,15 @@ def start(
     if not job.steps:  # frozen since the engine took the job in
         job.steps = state.steps
         job.operations = [operations(step) for step in job.steps]
+    restart_at = trigger.options.restart_at if trigger.options is not None else None
+    if restart_at is not None and not 0 <= restart_at < len(job.steps):
+        raise JobError(
+            f"job {job.label} has {len(job.steps)} step(s), counted from 0: from step"
+            f" {restart_at} there is none; give a step from 0 to {len(job.steps) - 1}"
+        )
     now = engine.clock()
     state.add_targets(frozen.targets, now)
-    found = coverage(state, len(job.steps), now, only, chosen)
+    found = coverage(state, len(job.steps), now, only, chosen, restart_at)
     given_up, resting, covered = found.given_up, found.resting, found.covered
     retry = None if chosen else retry_of(state.record.spec)
     summary = state.begin_execution(trigger, covered, revision)
@@ -128,6 +141,7 @@ def start(
         "execution",
         f"{run.id} started by {trigger}; {len(covered)} target(s)"
         + (f", {skipped} done already and skipped" if skipped else "")
+        + (f", every one from step {restart_at}" if restart_at is not None else "")
         + (f"; manifests at {revision}" if revision else ""),
         now,
     )
@@ -138,7 +152,7 @@ def start(
             "rollout", "the targets were chosen: the waves, window and rate do not hold them", now
         )
     for client_id in covered:
-        entered = state.targets.get(client_id).enter(run.id, now)
+        entered = _enter(state, state.targets.get(client_id), run.id, restart_at, now)
         state.targets.put(entered if gated else entered.start(run.id, now))
     run.gate = engine.rt.gate(job, run) if gated else None  # counts the targets as entered
     for client_id in covered:
@@ -149,6 +163,23 @@ def start(
             target = state.targets.get(client_id)
             state.targets.put(target.waiting(run.gate.waiting_reason(client_id), now))
     return run
+
+
+def _enter(
+    state: JobState, target: TargetState, execution: int, restart_at: int | None, now: float
+) -> TargetState:
+    """The target as it joins `execution`: where it stopped, or at `restart_at`."""
+    if restart_at is None:
+        return target.enter(execution, now)
+    if target.outstanding:  # moving it would lose what the device still does for it
+        state.log(execution).write(
+            f"target {target.client_id}",
+            f"not moved to step {restart_at}: an earlier request of step {target.step_index}"
+            " still awaits the device; it goes on from there",
+            now,
+        )
+        return target.enter(execution, now)
+    return target.restart(restart_at, execution, now)
 
 
 def _log_left_out(

@@ -56,7 +56,7 @@ from jobrunner.engine.link.observers import Observer
 from jobrunner.engine.link.ports import DeviceLink, Tag
 from jobrunner.errors import LeaseLostError
 from jobrunner.state.layout import JobKey
-from jobrunner.state.records import ExecutionStatus, counts_text
+from jobrunner.state.records import ExecutionStatus, ExecutionSummary, counts_text
 from jobrunner.state.stores.base import Storage
 from jobrunner.state.targets import TargetStatus
 
@@ -112,6 +112,9 @@ class Engine:
         self.connect_hooks: list[Callable[[DeviceConnected], None]] = []
         self.let_go_hooks: list[Callable[[JobKey], None]] = []
         """Called with each job the engine lets go of (`forget`)."""
+        self.end_hooks: list[Callable[[RunningJob], None]] = []
+        """Called with each job whose execution has just ended, before its own `on_end`
+        callbacks: a start queued behind it goes first."""
 
     # -- what the rest of the runner uses ---------------------------------------------------
 
@@ -442,9 +445,15 @@ class Engine:
             job.described = {d for d in job.described if d[0] != run.id}
             if self.rt.claims is not None:
                 self.rt.claims.release_job(job.key)
-            self.rt.observer.execution_ended(job.key, run.summary)
-            for callback in job.on_end:
-                callback(run.summary)
+            self._ended(job, run.summary)
+
+    def _ended(self, job: RunningJob, summary: ExecutionSummary) -> None:
+        """Tell who listens that the job's execution ended (recorded ENDED already)."""
+        self.rt.observer.execution_ended(job.key, summary)
+        for hook in self.end_hooks:
+            hook(job)
+        for callback in job.on_end:
+            callback(summary)
 
     def _flush(self, durable: bool) -> bool:
         """Write what the turn queued; False (and dispatching paused) when the disk refuses.

@@ -239,9 +239,9 @@ def _plan_declared(
         _rollout(plan, job, None, devices)
         plan.changes = ["new job"]
         if job.spec.run is not None and not job.spec.suspend:
-            plan.start = f"run token '{job.spec.run}'"
+            plan.start = _run_start(job)
             plan.blocked = _nothing_to_freeze(plan)
-            _covered(plan, None, now)
+            _covered(plan, None, now, job)
         return plan
     record = recorded.record
     plan = JobPlan(scope, name, Action.UNCHANGED, declared=declared, record=record)
@@ -259,19 +259,26 @@ def _plan_declared(
     if job.spec.suspend:
         if running is not None:
             plan.stop = f"suspend: true (execution {running.id} is running)"
-    elif job.spec.run is not None and job.spec.run != record.run_token:
-        plan.start = f"run token '{job.spec.run}'"
+    elif job.spec.run is not None and job.spec.run_token != record.run_token:
+        plan.start = _run_start(job)
         if running is not None:
             plan.blocked = f"waits for execution {running.id} to end"
         elif record.frozen is None:
             plan.blocked = _nothing_to_freeze(plan)
-        _covered(plan, recorded, now)
+        _covered(plan, recorded, now, job)
     if plan.changes:
         plan.action = Action.UPDATE
     return plan
 
 
-def _covered(plan: JobPlan, recorded: JobState | None, now: float) -> None:
+def _run_start(job: Job) -> str:
+    """Why the run token starts an execution, with its start options."""
+    reset, from_step = job.spec.run_from
+    options = "; reset" if reset else f"; from step {from_step}" if from_step is not None else ""
+    return f"run token '{job.spec.run_token}'{options}"
+
+
+def _covered(plan: JobPlan, recorded: JobState | None, now: float, job: Job) -> None:
     """What the start would run and skip: as the engine decides when it starts it, from the
     targets as recorded now (a first execution runs every target it freezes)."""
     if plan.blocked:
@@ -280,7 +287,8 @@ def _covered(plan: JobPlan, recorded: JobState | None, now: float) -> None:
     if recorded is None or frozen is None:
         plan.run = list(plan.targets)
         return
-    found = coverage(recorded, len(frozen.steps), now)
+    reset, from_step = job.spec.run_from
+    found = coverage(recorded, len(frozen.steps), now, restart_at=0 if reset else from_step)
     plan.run, plan.skipped = found.covered, found.reasons
 
 
@@ -397,8 +405,8 @@ def _changes(record: JobRecord, job: Job, digest: str, declared: Declared[Job]) 
         changes.append("description")
     if record.schedule_digest != schedule_digest(job):
         changes.append("schedules")
-    if job.spec.run is not None and job.spec.run != record.run_token:
-        changes.append(f"run token {record.run_token!r} -> {job.spec.run!r}")
+    if job.spec.run is not None and job.spec.run_token != record.run_token:
+        changes.append(f"run token {record.run_token!r} -> {job.spec.run_token!r}")
     if record.suspend != job.spec.suspend:
         changes.append(f"suspend {str(record.suspend).lower()} -> {str(job.spec.suspend).lower()}")
     source = record.source

@@ -39,12 +39,17 @@ def coverage(
     now: float,
     only: Iterable[str] | None = None,
     chosen: bool = False,
+    restart_at: int | None = None,
 ) -> Coverage:
     """What a start of the job's frozen targets (of `only` those) covers at `now`, with
-    `steps` steps. `chosen`: the operator chose the targets, and no retry limit holds them."""
+    `steps` steps. `chosen`: the operator chose the targets, and no retry limit holds them.
+    `restart_at`: a start with `reset` or `from_step` covers every target, done ones and
+    those the retry limit left out too (a new round: see `TargetState.restart`)."""
     frozen = state.record.frozen
     targets = frozen.targets if frozen is not None else []
     wanted = sorted(set(targets) if only is None else set(only) & set(targets))
+    if restart_at is not None:
+        return Coverage(wanted)
     retry = None if chosen else retry_of(state.record.spec)
     found = Coverage([])
     for client_id in wanted:

@@ -27,6 +27,8 @@ class JobSchedules:
 
     times: dict[str, TimeTrigger] = field(default_factory=dict)
     connects: dict[str, DeviceConnectTrigger] = field(default_factory=dict)
+    resets: set[str] = field(default_factory=set)
+    """The schedules that say `reset: true`: each fire runs every target from step 0."""
     upcoming: dict[str, tuple[datetime, datetime | None]] = field(default_factory=dict)
     """Schedule name -> (the time its next fire was computed from, that next fire): a tick
     compares two times; a trigger is evaluated again only after it fired."""
@@ -47,6 +49,8 @@ def schedules_of(record: JobRecord) -> JobSchedules:
     except ValidationError:
         return result
     for schedule in schedules:
+        if schedule.reset:
+            result.resets.add(schedule.name)
         trigger = trigger_for(schedule)
         if isinstance(trigger, DeviceConnectTrigger):
             result.connects[schedule.name] = trigger
@@ -126,6 +130,11 @@ class Scheduler:
             if trigger.active(now):
                 return name
         return None
+
+    def resets(self, key: JobKey, name: str) -> bool:
+        """Whether the job's schedule `name` runs every target from step 0 at each fire."""
+        schedules = self.jobs.get(key)
+        return schedules is not None and name in schedules.resets
 
     def connect_jobs(self) -> Iterable[JobKey]:
         return [key for key, s in self.jobs.items() if s.connects]

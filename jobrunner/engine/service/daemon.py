@@ -47,7 +47,13 @@ from jobrunner.manifests import ManifestSet, is_manifest_file, manifest_files
 from jobrunner.manifests.fields import DOT_HINT
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import JobKey
-from jobrunner.state.records import ExecutionSummary, Trigger, TriggerKind
+from jobrunner.state.records import (
+    ExecutionSummary,
+    QueuedStart,
+    StartOptions,
+    Trigger,
+    TriggerKind,
+)
 from jobrunner.state.registry import DeviceRegistry
 
 log = logging.getLogger("jobrunner.watch")
@@ -444,7 +450,9 @@ class Daemon:
                     job.state.running.id,
                 )
                 continue
-            self._start(job, Trigger(kind=TriggerKind.SCHEDULE, detail=name), None)
+            reset = self.scheduler.resets(key, name)
+            options = StartOptions(reset=True) if reset else None
+            self._start(job, Trigger(kind=TriggerKind.SCHEDULE, detail=name, options=options), None)
 
     def _on_connect(self, event: DeviceConnected) -> None:
         """Device-connect schedules: run the job for that one target, now or right after.
@@ -473,8 +481,10 @@ class Daemon:
     def _connect(self, key: JobKey, event: DeviceConnected, replanned: bool) -> None:
         runner = self._runner()
         job = runner.engine.jobs.get(key)
-        if job is None or self.scheduler.wants_connect(key, datetime.now(UTC)) is None:
+        schedule = self.scheduler.wants_connect(key, datetime.now(UTC))
+        if job is None or schedule is None:
             return
+        reset = self.scheduler.resets(key, schedule)
         frozen = job.state.record.frozen
         planned = self.declared.get(key)
         targets = frozen.targets if frozen else (planned.targets if planned else [])
@@ -490,8 +500,8 @@ class Daemon:
             return
         known = event.client_id in job.state.targets
         target = job.state.targets.get(event.client_id) if known else None
-        if frozen and target is not None and target.is_done(len(frozen.steps)):
-            return  # nothing for a target already done
+        if frozen and target is not None and target.is_done(len(frozen.steps)) and not reset:
+            return  # nothing for a target already done (a `reset` schedule runs it again)
         if job.state.running is not None:
             self.connect_queue.setdefault(key, set()).add(event.client_id)
             log.info(
@@ -503,7 +513,11 @@ class Daemon:
             return
         self._start(
             job,
-            Trigger(kind=TriggerKind.DEVICE_CONNECT, detail=event.client_id),
+            Trigger(
+                kind=TriggerKind.DEVICE_CONNECT,
+                detail=event.client_id,
+                options=StartOptions(reset=True) if reset else None,
+            ),
             [event.client_id],
         )
 
@@ -536,9 +550,11 @@ class Daemon:
                 continue
             del self.connect_queue[key]
             detail = ",".join(sorted(waiting))
-            self._start(
-                job, Trigger(kind=TriggerKind.DEVICE_CONNECT, detail=detail), sorted(waiting)
-            )
+            schedule = self.scheduler.wants_connect(key, datetime.now(UTC))
+            reset = schedule is not None and self.scheduler.resets(key, schedule)
+            options = StartOptions(reset=True) if reset else None
+            trigger = Trigger(kind=TriggerKind.DEVICE_CONNECT, detail=detail, options=options)
+            self._start(job, trigger, sorted(waiting))
 
     def _start(self, job: RunningJob, trigger: Trigger, only: list[str] | None) -> None:
         runner = self._runner()
@@ -594,22 +610,33 @@ class Daemon:
             return {"started": started}
         assert request.scope is not None and request.name is not None
         if request.action == "start":
+            options = StartOptions(reset=request.reset, from_step=request.from_step)
             try:
-                summary = runner.start_job(
-                    request.scope, request.name, runner.load(), list(request.targets) or None
+                begun = runner.start_job(
+                    request.scope,
+                    request.name,
+                    runner.load(),
+                    list(request.targets) or None,
+                    options=options,
+                    enqueue=request.enqueue,
                 )
             except NothingToDo as nothing:
                 log.info("start of %s/%s: %s", request.scope, request.name, nothing)
                 return {"started": [], "nothing": str(nothing)}
             job = runner.engine.jobs[(request.scope, request.name)]
             self._watch_end(job)
+            if isinstance(begun, QueuedStart):
+                running = job.state.running
+                behind = running.id if running is not None else 0
+                return {"queued": [request.scope, request.name, behind, begun.id]}
             log.info(
-                "started %s/%s execution %d: manual (from the command line)",
+                "started %s/%s execution %d: %s (from the command line)",
                 request.scope,
                 request.name,
-                summary.id,
+                begun.id,
+                begun.trigger,
             )
-            return {"started": [[request.scope, request.name, summary.id]]}
+            return {"started": [[request.scope, request.name, begun.id]]}
         summary = runner.stop_job(
             request.scope,
             request.name,

@@ -13,7 +13,8 @@ reconciles the jobs it owns).
     requests/[CLIENT_ID/]ID.request.json
                                {"action": "start" | "stop" | "reconcile", "scope", "name",
                                 "options": {"cancel": bool, "drain": seconds}  (stop)
-                                           {"targets": [client id, ...]}       (start)}
+                                           {"targets": [client id, ...], "reset": bool,
+                                            "fromStep": step, "enqueue": bool} (start)}
     requests/[CLIENT_ID/]ID.reply.json
                                {"result": {...}} or {"error": "message"}
 
@@ -49,6 +50,9 @@ class Request:
     cancel: bool = False
     drain: float | None = None
     targets: tuple[str, ...] = ()
+    reset: bool = False
+    from_step: int | None = None
+    enqueue: bool = False
     inbox: str | None = None
     """The runner whose inbox it came in (a state directory has one inbox, whoever asks)."""
 
@@ -171,6 +175,14 @@ def _read(data: bytes, request_id: str, inbox: str | None) -> Request:
         raise ValueError("options.targets is a list of client ids")
     if len(targets) > 10_000:
         raise ValueError("options.targets lists at most 10,000 client ids")
+    reset, enqueue = options.get("reset", False), options.get("enqueue", False)
+    if not isinstance(reset, bool) or not isinstance(enqueue, bool):
+        raise ValueError("options.reset and options.enqueue are true or false")
+    from_step = options.get("fromStep")
+    if from_step is not None and (
+        isinstance(from_step, bool) or not isinstance(from_step, int) or from_step < 0
+    ):
+        raise ValueError("options.fromStep is a step index, counted from 0")
     return Request(
         request_id,
         raw["action"],
@@ -179,6 +191,9 @@ def _read(data: bytes, request_id: str, inbox: str | None) -> Request:
         cancel,
         None if drain is None else float(drain),
         tuple(targets),
+        reset,
+        from_step,
+        enqueue,
         inbox,
     )
 

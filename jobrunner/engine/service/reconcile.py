@@ -25,6 +25,7 @@ from jobrunner.state.records import (
     FrozenWave,
     JobRecord,
     SourceRef,
+    StartOptions,
     Trigger,
     TriggerKind,
 )
@@ -65,10 +66,17 @@ class Reconciler:
             if job_plan.stop:
                 self._stop(job, job_plan.stop, applied)
             if job_plan.start and not job_plan.blocked:
-                token = job_plan.declared.manifest.spec.run
+                spec = job_plan.declared.manifest.spec
+                token = spec.run_token
+                reset, from_step = spec.run_from
+                options = StartOptions(reset=reset, from_step=from_step)
                 run = self.start(
                     job,
-                    Trigger(kind=TriggerKind.RUN, detail=token),
+                    Trigger(
+                        kind=TriggerKind.RUN,
+                        detail=token,
+                        options=options if options.restart_at is not None else None,
+                    ),
                     revision=plan.revision,
                     declared=job_plan.declared,
                     targets=job_plan.targets,

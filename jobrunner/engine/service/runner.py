@@ -12,11 +12,12 @@ from __future__ import annotations
 import difflib
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol
+from typing import Literal, Protocol, overload
 
 from jobrunner.device import BrokerSettings, OperationSettings
 from jobrunner.device.operations import DEFAULT_SETTINGS
@@ -42,13 +43,22 @@ from jobrunner.state.layout import JobKey, StateDir
 from jobrunner.state.lock import OwnerLock
 from jobrunner.state.opening import open_state
 from jobrunner.state.ownership import DEFAULT_LEASE
-from jobrunner.state.records import ExecutionStatus, ExecutionSummary, Trigger, TriggerKind
+from jobrunner.state.records import (
+    ExecutionStatus,
+    ExecutionSummary,
+    QueuedStart,
+    StartOptions,
+    Trigger,
+    TriggerKind,
+)
 from jobrunner.state.registry import DeviceRegistry
 from jobrunner.state.targets import TargetStatus
 
 log = logging.getLogger("jobrunner.runner")
 
 ExecutionRef = tuple[str, str, int]  # scope, job name, execution id
+MAX_QUEUED = 20
+"""Starts a job may have queued behind its running execution (`start --enqueue`)."""
 
 
 class Link(DeviceLink, Protocol):
@@ -179,6 +189,7 @@ class Runner:
             storage=self.state.storage,
         )
         self.engine.let_go_hooks.append(self._let_go)
+        self.engine.end_hooks.append(self._start_queued)
         if self.ownership is not None:
             self.engine.rt.claims = DatabaseClaims(self.ownership.leases, self.ownership.held)
         self.operations = operations_factory(
@@ -191,6 +202,11 @@ class Runner:
         """Jobs whose recorded state could not be read (left untouched, reported)."""
         self.resumed: list[ExecutionRef] = []
         """RUNNING executions left by a previous owner, taken up on start."""
+        self.runs_queued = role != "stop"
+        """Whether it runs the starts queued behind an execution when it ends (a `stop`
+        command leaves them to the next owner: it would not drive them)."""
+        self.dequeued: list[ExecutionRef] = []
+        """Executions of starts that were queued (`start --enqueue`), started by this runner."""
         self.taken_hooks: list[Callable[[RunningJob], None]] = []
         """Called with each job taken over from another runner, once it is held."""
         self._declared: set[JobKey] = set()
@@ -283,6 +299,8 @@ class Runner:
         job = executions.attach(self.engine, state, self.operations)
         if job.run is not None:
             self.resumed.append((scope, name, job.run.id))
+        else:  # its execution ended while nobody owned the job: what was queued runs now
+            self._start_queued(job)
         return job
 
     # -- several runners ------------------------------------------------------------------
@@ -377,11 +395,43 @@ class Runner:
     def apply(self, plan: Plan) -> Applied:
         return self.reconciler.apply(plan)
 
+    @overload
     def start_job(
-        self, scope: str, name: str, manifests: ManifestSet, targets: list[str] | None = None
-    ) -> ExecutionSummary:
+        self,
+        scope: str,
+        name: str,
+        manifests: ManifestSet,
+        targets: list[str] | None = None,
+        options: StartOptions | None = None,
+        enqueue: Literal[False] = False,
+    ) -> ExecutionSummary: ...
+
+    @overload
+    def start_job(
+        self,
+        scope: str,
+        name: str,
+        manifests: ManifestSet,
+        targets: list[str] | None = None,
+        options: StartOptions | None = None,
+        *,
+        enqueue: bool,
+    ) -> ExecutionSummary | QueuedStart: ...
+
+    def start_job(
+        self,
+        scope: str,
+        name: str,
+        manifests: ManifestSet,
+        targets: list[str] | None = None,
+        options: StartOptions | None = None,
+        enqueue: bool = False,
+    ) -> ExecutionSummary | QueuedStart:
         """A manual start: the job as declared (recorded first if it is new). `targets`: only
-        these (the operator chose them: no rollout gate or retry limit holds them)."""
+        these (the operator chose them: no rollout gate or retry limit holds them).
+        `options`: every target from a step (`reset`, `from_step`). `enqueue`: if an
+        execution runs, queue the start to run when it ends (the queued start is returned)
+        instead of refusing it."""
         self._check_owned(scope, name)
         plan = self.plan(manifests)
         job_plan = next((j for j in plan.jobs if (j.scope, j.name) == (scope, name)), None)
@@ -405,15 +455,23 @@ class Runner:
             )
         if targets:
             _check_chosen(scope, name, targets, job_plan.targets)
+        steps = len(job_plan.declared.manifest.spec.steps)  # as frozen: there is no conflict
+        if options is not None and options.restart_at is not None:
+            _check_step(scope, name, options.restart_at, steps)
         job = self.reconciler.record_one(job_plan, plan.revision)
-        done = executions.nothing_to_do(job, targets or None)
+        trigger = Trigger(
+            kind=TriggerKind.MANUAL,
+            detail="targets: " + ", ".join(targets) if targets else None,
+            options=options if options is not None and options.text() else None,
+        )
+        if enqueue and job.state.running is not None:
+            return self._enqueue(job, trigger, targets or [])
+        done = executions.nothing_to_do(job, targets or None, options)
         if done is not None:
             raise NothingToDo(done)
         return self.reconciler.start(
             job,
-            Trigger(kind=TriggerKind.MANUAL, detail="targets: " + ", ".join(targets))
-            if targets
-            else Trigger(kind=TriggerKind.MANUAL),
+            trigger,
             revision=plan.revision,
             declared=job_plan.declared,
             targets=job_plan.targets,
@@ -421,6 +479,65 @@ class Runner:
             only=targets or None,
             chosen=bool(targets),
         )
+
+    def _enqueue(self, job: RunningJob, trigger: Trigger, targets: list[str]) -> QueuedStart:
+        """Record a start to run when the job's running execution ends (see `_start_queued`):
+        in the job record, so that a restart, or another runner taking the job over, runs it."""
+        record, running = job.state.record, job.state.running
+        assert running is not None
+        if len(record.queued) >= MAX_QUEUED:
+            raise JobError(
+                f"job {job.label} has {len(record.queued)} starts queued already (at most"
+                f" {MAX_QUEUED}); wait for execution {running.id} to end, or stop it with"
+                f" `jobrunner stop {job.label}`"
+            )
+        queue_id = uuid.uuid4().hex[:12]
+        options = (trigger.options or StartOptions()).model_copy(update={"enqueued": queue_id})
+        entry = QueuedStart(
+            id=queue_id, trigger=trigger.model_copy(update={"options": options}), targets=targets
+        )
+        record.queued.append(entry)
+        job.state.save_record()
+        job.state.log(running.id).write(
+            "execution",
+            f"start by {entry.trigger} queued ({queue_id}): it runs when execution"
+            f" {running.id} ends",
+        )
+        log.info("queued a start of %s (%s) behind execution %d", job.label, queue_id, running.id)
+        return entry
+
+    def _start_queued(self, job: RunningJob) -> None:
+        """Run the oldest start queued behind the job's execution, now that none runs; one
+        that cannot start (nothing to do, suspended, no longer declared) is said and dropped,
+        and the next one is tried."""
+        record = job.state.record
+        if not self.runs_queued or not record.queued or job.state.running is not None:
+            return
+        while record.queued and job.state.running is None:
+            # Taken off the queue in the same write that records the execution it starts:
+            # never started twice, never lost.
+            entry = record.queued.pop(0)
+            try:
+                if record.suspend or record.orphaned:
+                    why = "suspended" if record.suspend else "no longer declared"
+                    raise JobError(f"job {job.label} is {why}")
+                only = entry.targets or None
+                done = executions.nothing_to_do(job, only, entry.trigger.options)
+                if done is not None:
+                    raise NothingToDo(done)
+                summary = self.reconciler.start(
+                    job,
+                    entry.trigger,
+                    revision=record.revision_applied,
+                    only=only,
+                    chosen=bool(entry.targets),
+                )
+            except JobError as error:
+                job.state.save_record()
+                log.warning("queued start %s of %s not run: %s", entry.id, job.label, error)
+                continue
+            log.info("started %s execution %d: %s", job.label, summary.id, entry.trigger)
+            self.dequeued.append((*job.key, summary.id))
 
     def stop_job(
         self,
@@ -499,6 +616,16 @@ def _check_chosen(scope: str, name: str, chosen: list[str], targets: list[str]) 
         f"job {scope}/{name} has no target {', '.join(hints)}; its targets are"
         f" {_some(targets)}; see `jobrunner status {scope}/{name}`"
     )
+
+
+def _check_step(scope: str, name: str, step: int, steps: int) -> None:
+    """JobError when `step` (counted from 0) is not a step of the job."""
+    if not 0 <= step < steps:
+        last = "0" if steps == 1 else f"0 to {steps - 1}"
+        raise JobError(
+            f"job {scope}/{name} has {steps} step(s), counted from 0: there is no step {step};"
+            f" give {last} (see `jobrunner status {scope}/{name}`)"
+        )
 
 
 def _some(items: list[str], limit: int = 5) -> str:
