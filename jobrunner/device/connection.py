@@ -298,6 +298,7 @@ class Session:
         down, self._down_since = self._down_since, None
         if down is None:
             reason = f"connected to {self.url}"
+            log.info("%s; subscribed for %s", reason, ", ".join(sorted(self._codecs)))
         else:
             reason = f"reconnected to {self.url} after {time.monotonic() - down:.0f}s"
             log.warning("%s; dispatching resumes", reason)

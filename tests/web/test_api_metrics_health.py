@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
+from contextlib import AbstractContextManager
 
 import httpx
 import pytest
@@ -196,15 +198,23 @@ def test_healthz_says_why_when_the_state_cannot_be_written(
     served.wait_for(lambda: served.get("/healthz").status_code == 200, "healthy")
     assert served.get("/healthz").text == "ok\n"
     runner = served.daemon.runner
-    assert runner is not None
-    runner.engine.storage_problem = "[Errno 28] No space left on device"  # as a flush sets it
-    response = served.get("/healthz")
-    assert response.status_code == 503
-    assert response.text == (
-        "unhealthy: the state directory cannot be written ([Errno 28] No space left on device)\n"
-    )
-    runner.engine.storage_problem = None
-    assert served.get("/healthz").status_code == 200
+    assert runner is not None and runner.engine.storage is not None
+    storage = runner.engine.storage
+    batch = storage.batch
+
+    def disk_full() -> AbstractContextManager[None]:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    storage.batch = disk_full  # type: ignore[method-assign]  # every turn's write fails now
+    try:
+        served.wait_for(lambda: served.get("/healthz").status_code == 503, "unhealthy")
+        assert served.get("/healthz").text == (
+            "unhealthy: the state directory cannot be written ([Errno 28] No space left on"
+            " device)\n"
+        )
+    finally:
+        storage.batch = batch  # type: ignore[method-assign]
+    served.wait_for(lambda: served.get("/healthz").status_code == 200, "healthy again")
 
 
 def test_healthz_is_503_while_the_broker_is_away(scenario: Scenario) -> None:
