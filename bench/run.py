@@ -18,9 +18,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import measure, scenarios
+from bench import instructions, measure, scenarios
 from bench.measure import broker, machine
 from bench.report import Row, markdown_table, text_table
+from jobrunner.simulator.broker import RunningBroker
 
 SCENARIOS = ("sync", "async", "memory", "jobs", "soak")
 
@@ -104,6 +105,7 @@ def _measure(args: argparse.Namespace, chosen: set[str]) -> tuple[list[Row], dic
                     )
                     rows += found
                     details["sync"] = more
+                    rows.append(_instructions(running, args, details))
                 if "async" in chosen:
                     _say("reconcile --wait of Package Download / Install")
                     version = f"2.4.{int(time.time())}"
@@ -126,6 +128,23 @@ def _measure(args: argparse.Namespace, chosen: set[str]) -> tuple[list[Row], dic
         rows.append(row)
         details["soak"] = more
     return rows, details
+
+
+def _instructions(
+    running: RunningBroker, args: argparse.Namespace, details: dict[str, object]
+) -> Row:
+    """Instructions per round trip, runner and floor, on the fleet already running."""
+    if not instructions.available():
+        return instructions.skipped()
+    small, large = min(1_000, args.devices // 4), min(4_000, args.devices)
+    _say(f"instructions per round trip (valgrind), {small:,} and {large:,} devices")
+    counted = instructions.count(running, small, large)
+    details["instructions"] = {
+        "floor_per_round_trip": counted.floor,
+        "runner_per_round_trip": counted.runner,
+        "totals": counted.totals,
+    }
+    return instructions.row(counted, small, large)
 
 
 if __name__ == "__main__":

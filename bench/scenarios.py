@@ -131,8 +131,8 @@ def sync_and_floor(
             ops=requests / best.seconds,
             peak_rss=max(r[0].peak_rss for r in runs),
             state=state_bytes,
-            target="<= 2x floor",
-            holds=best.seconds <= 2 * floor,
+            target="<= 1.5x floor",
+            holds=best.seconds <= 1.5 * floor,
             note=f"process start to exit; {best.cpu:.1f} s CPU; window 200 (default);"
             f" fleet, broker CPU: {others.used['reconcile'][:2]} s",
         ),

@@ -189,7 +189,8 @@ class TargetState:
     # -- records ---------------------------------------------------------------------------
 
     def to_record(self) -> Record:
-        record: Record = {"t": self.client_id, "i": self.step_index, "s": self.status.value}
+        # The member itself, a str: `.value` goes through the enum's descriptor (slow).
+        record: Record = {"t": self.client_id, "i": self.step_index, "s": self.status}
         if self.message is not None:
             record["m"] = self.message
         if self.execution is not None:

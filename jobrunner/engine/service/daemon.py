@@ -40,7 +40,7 @@ from jobrunner.engine.link.observers import Observer, Observers
 from jobrunner.engine.planning.plan import JobPlan
 from jobrunner.engine.rollout.gate import wave_not_reached
 from jobrunner.engine.schedules.scheduler import Scheduler
-from jobrunner.engine.service import handoff, systemd
+from jobrunner.engine.service import handoff, heap, systemd
 from jobrunner.engine.service.runner import Runner, RunnerConfig
 from jobrunner.errors import JobError, JobrunnerError, LeaseLostError, NothingToDo
 from jobrunner.manifests import ManifestSet, is_manifest_file, manifest_files
@@ -148,7 +148,7 @@ class Daemon:
             )
             watcher.start()
             seen = self._fingerprint()
-            self._safely("reconcile", lambda: self.reconcile("start"))
+            self._first_reconcile(started)
             resync_at = time.monotonic() + CATCH_UP
             catching_up = True
             systemd.notify("READY=1")
@@ -188,6 +188,12 @@ class Daemon:
             self._drain(runner)  # then a second signal leaves at once, whatever waits on what
         self.runner = None
         return self.exit_code
+
+    def _first_reconcile(self, started: contextlib.ExitStack[bool | None]) -> None:
+        """The first reconcile; what it loaded (jobs, targets, devices) lives as long as the
+        daemon, so that collections need not walk it again (see `heap`)."""
+        self._safely("reconcile", lambda: self.reconcile("start"))
+        started.enter_context(heap.long_lived())
 
     def _drain(self, runner: Runner) -> None:
         """Send nothing more; record the replies of requests in flight, for at most

@@ -33,6 +33,7 @@ from jobrunner.engine.link.ports import DeviceLink
 from jobrunner.engine.planning.git import git_revision
 from jobrunner.engine.planning.plan import Action, Plan, compute_plan
 from jobrunner.engine.planning.spec import ScopeDevices
+from jobrunner.engine.service import heap
 from jobrunner.engine.service.ownership import DatabaseClaims, Ownership
 from jobrunner.engine.service.reconcile import Applied, Reconciler
 from jobrunner.errors import JobError, LeaseLostError, NothingToDo, StateError
@@ -575,8 +576,9 @@ class Runner:
                 tick()
             return all(self._summary(r).status is not ExecutionStatus.RUNNING for r in wanted)
 
-        self.engine.run_until(ended)
-        self.engine.step(0)  # write what the last turn queued
+        with heap.long_lived():  # the loaded jobs and plan stay as long as the wait
+            self.engine.run_until(ended)
+            self.engine.step(0)  # write what the last turn queued
         if tick is not None:
             tick()
         return [self._summary(r) for r in wanted]
