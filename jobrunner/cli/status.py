@@ -293,6 +293,8 @@ def _job_table(view: dict[str, Any]) -> None:
         more = f" and {len(shown) - 10} more" if len(shown) > 10 else ""
         click.echo(f"  resolved   {', '.join(shown[:10])}{more} (frozen at the first execution)")
     _rollout_table(view)
+    if view.get("executionsPruned"):
+        click.echo(f"  history    {view['executionsPruned']} older execution(s) pruned")
     if view["executions"]:
         click.echo(f"\n{'EXECUTION':<10} {'STATUS':<11} {'TRIGGER':<32} {'STARTED':<37} ENDED")
         for e in view["executions"][-10:]:
@@ -356,8 +358,15 @@ def logs(
         raise click.ClickException(f"job {scope_name}/{name} has no execution yet")
     chosen = execution_id if execution_id is not None else ids[-1]
     if chosen not in loaded.executions:
+        pruned = (
+            f"; {loaded.pruned} older one(s) were pruned by the retention"
+            " (`history: {keepExecutions, keepFor}`)"
+            if loaded.pruned and chosen < ids[0]
+            else ""
+        )
         raise click.ClickException(
             f"job {scope_name}/{name} has no execution {chosen}; it has {ids[0]}..{ids[-1]}"
+            + pruned
         )
     paths = loaded.paths
 

@@ -266,6 +266,7 @@ def job_view(job: JobState, made: dict[Any, TargetViews] | None = None) -> dict[
         "rollout": rollout,
         "targets": targets,
         "executions": [execution_view(job.executions[i]) for i in sorted(job.executions)],
+        "executionsPruned": sum(record.pruned.values()),
     }
 
 

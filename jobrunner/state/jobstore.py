@@ -11,11 +11,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from pydantic import ValidationError
 
 from jobrunner.errors import StateError
 from jobrunner.manifests.steps import StepBase, load_steps
+from jobrunner.state.history import DEFAULT, History
 from jobrunner.state.layout import JobPaths, StateDir
 from jobrunner.state.logs import ExecutionLog
 from jobrunner.state.records import (
@@ -41,6 +43,8 @@ class JobState:
     logs: dict[int, ExecutionLog] = field(default_factory=dict)
     steps: list[StepBase] = field(default_factory=list)
     """The frozen steps, validated (empty before the first execution)."""
+    retention: History = DEFAULT
+    """The runner's `history`; the record's (its Scope's) bounds come first (`history`)."""
     _on_pending: Callable[[], object] | None = None
     _record_stamp: Stamp | None = None
     """The record's stamp when it was loaded: `refresh` reloads it when
@@ -93,6 +97,7 @@ class JobState:
             self.targets.copy(),
             dict(self.executions),
             steps=self.steps,
+            retention=self.retention,
         )
 
     def refresh(self) -> bool:
@@ -107,7 +112,11 @@ class JobState:
             self.steps = _frozen_steps(self.paths, record)
             self.record, self._record_stamp, changed = record, stamp, True
         changed = self.targets.follow() or changed
-        for execution_id in self.paths.execution_ids():
+        recorded = self.paths.execution_ids()
+        for gone in self.executions.keys() - set(recorded):
+            del self.executions[gone]  # pruned by the owner (`history`)
+            changed = True
+        for execution_id in recorded:
             known = self.executions.get(execution_id)
             if known is not None and known.status is not ExecutionStatus.RUNNING:
                 continue  # an ended execution's summary is never written again
@@ -183,6 +192,36 @@ class JobState:
         log = self.logs.pop(summary.id, None)
         if log is not None:
             log.close()
+        self.prune(summary.ended_on)
+
+    @property
+    def history(self) -> History:
+        """The retention of this job: its Scope's bounds, else the runner's."""
+        return self.retention.within(self.record.history)
+
+    @property
+    def pruned(self) -> int:
+        """How many of its executions the retention removed."""
+        return sum(self.record.pruned.values())
+
+    def prune(self, now: datetime | None = None) -> list[int]:
+        """Remove the ended executions beyond the retention (`history`): each whole folder,
+        summary and log. The ids removed (none, mostly: it looks at what is loaded)."""
+        over = self.history.over(self.executions, now or utc_now())
+        if not over:
+            return over
+        storage = self.paths.storage
+        with storage.batch():  # one transaction on a state database, with the count
+            for execution_id in over:
+                summary = self.executions.pop(execution_id)
+                log = self.logs.pop(execution_id, None)
+                if log is not None:
+                    log.close()
+                storage.remove_tree(self.paths.execution(execution_id))
+                status = summary.status.value
+                self.record.pruned[status] = self.record.pruned.get(status, 0) + 1
+            self.save_record()
+        return over
 
     def save_summary(self, summary: ExecutionSummary) -> None:
         summary.save(self.paths.storage, self.paths.summary(summary.id))

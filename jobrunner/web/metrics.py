@@ -23,6 +23,7 @@ from prometheus_client.registry import Collector
 
 from jobrunner.engine.link.observers import Observer
 from jobrunner.engine.status import backlog_view
+from jobrunner.state.layout import JobKey
 from jobrunner.state.records import ExecutionStatus
 from jobrunner.state.registry import DeviceStatus
 from jobrunner.state.targets import TargetStatus
@@ -70,6 +71,13 @@ class EngineMetrics(Observer):
         )
         for lane in INBOUND_LANES:  # at 0 from the start: an alert sees the first drop
             self.inbound_dropped_messages.labels(lane)
+        self.schedule_fires = Counter(
+            "jobrunner_schedule_fires",
+            "Fires of each job's time schedules by what they did (started, nothing-to-do:"
+            " every target was done, skipped-running, outside-window).",
+            ["scope", "job", "result"],
+            registry=registry,
+        )
         self._sent: dict[str, float] = {}
         self._lock = threading.Lock()
 
@@ -95,6 +103,9 @@ class EngineMetrics(Observer):
 
     def inbound_dropped(self, lane: str) -> None:
         self.inbound_dropped_messages.labels(lane).inc()
+
+    def schedule_fired(self, job: JobKey, result: str) -> None:
+        self.schedule_fires.labels(job[0], job[1], result).inc()
 
 
 class RunnerFacts(Protocol):
@@ -135,6 +146,7 @@ class FleetCollector(Collector):
             for status in TargetStatus:
                 targets.add_metric([scope, name, status.value], counts.get(status.value, 0))
             ended = Tally(summary.status.value for summary in job.executions.values())
+            ended.update(job.record.pruned)  # removed by the retention, still counted
             # A counter never goes down: a RUNNING execution is the gauge's, not the counter's.
             for execution_status in ExecutionStatus:
                 if execution_status is not ExecutionStatus.RUNNING:

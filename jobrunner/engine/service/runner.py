@@ -33,7 +33,7 @@ from jobrunner.engine.planning.git import git_revision
 from jobrunner.engine.planning.plan import Action, Plan, compute_plan
 from jobrunner.engine.planning.spec import ScopeDevices
 from jobrunner.engine.service.ownership import DatabaseClaims, Ownership
-from jobrunner.engine.service.reconcile import Applied, Reconciler
+from jobrunner.engine.service.reconcile import Applied, Reconciler, history_bounds
 from jobrunner.errors import JobError, LeaseLostError, NothingToDo, StateError
 from jobrunner.manifests import ManifestSet, load_manifests
 from jobrunner.manifests.secrets import SecretResolver
@@ -405,7 +405,9 @@ class Runner:
             )
         if targets:
             _check_chosen(scope, name, targets, job_plan.targets)
-        job = self.reconciler.record_one(job_plan, plan.revision)
+        job = self.reconciler.record_one(
+            job_plan, plan.revision, history_bounds(plan.manifests, scope)
+        )
         done = executions.nothing_to_do(job, targets or None)
         if done is not None:
             raise NothingToDo(done)
