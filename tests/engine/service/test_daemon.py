@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from jobrunner.cli.main import cli
 from jobrunner.engine.service import handoff
 from jobrunner.simulator.broker import RunningBroker, free_port
-from jobrunner.simulator.faults import DelayFault, FaultPlan, Selector
+from jobrunner.simulator.faults import DelayFault, FailFault, FaultPlan, Selector
 
 from ..conftest import Scenario, Watch, ended, executions
 
@@ -26,7 +26,8 @@ STEP = "- {name: stop, definition: Bundle Stop, timeout: 5s, properties: {bundle
 
 def test_new_file_and_new_run_token_start_executions(scenario: Scenario, watch: Watch) -> None:
     scenario.registry(2)
-    scenario.fleet(2)
+    # gw-0002 fails: a new token has a target to run again (none would be nothing to do)
+    scenario.fleet(2, FaultPlan(fail=(FailFault(Selector("gw-0002", "bundle-stop"), 500),)))
     watch.start()
 
     scenario.job("rollout", STEP, run="1")
