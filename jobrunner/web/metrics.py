@@ -74,7 +74,7 @@ class EngineMetrics(Observer):
         self.schedule_fires = Counter(
             "jobrunner_schedule_fires",
             "Fires of each job's time schedules by what they did (started, nothing-to-do:"
-            " every target was done, skipped-running, outside-window).",
+            " every target was done, skipped-running: an execution was running).",
             ["scope", "job", "result"],
             registry=registry,
         )
