@@ -1,6 +1,6 @@
 """`make bench` / `python -m bench`: every scenario of docs/performance.md, and one table.
 
-    python -m bench [--only sync,async,memory,jobs,soak] [--repeat 2] [--results DIR]
+    python -m bench [--only sync,async,memory,jobs,soak,history] [--repeat 2] [--results DIR]
 
 Starts its own stock mosquitto (on a free port) and a simulated fleet of 10,000 devices in a
 process of its own; the floor, each `jobrunner` command and the loopback engine run in
@@ -18,12 +18,12 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import instructions, measure, scenarios
+from bench import history, instructions, measure, scenarios
 from bench.measure import broker, machine
 from bench.report import Row, markdown_table, text_table
 from jobrunner.simulator.broker import RunningBroker
 
-SCENARIOS = ("sync", "async", "memory", "jobs", "soak")
+SCENARIOS = ("sync", "async", "memory", "jobs", "soak", "history")
 
 
 def _say(text: str) -> None:
@@ -127,6 +127,9 @@ def _measure(args: argparse.Namespace, chosen: set[str]) -> tuple[list[Row], dic
         row, more = scenarios.soak()
         rows.append(row)
         details["soak"] = more
+    if "history" in chosen:
+        _say("disk of a job fired 300 times: with keepExecutions 20, and without a retention")
+        rows += history.rows()
     return rows, details
 
 

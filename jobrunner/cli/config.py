@@ -32,12 +32,18 @@ from jobrunner.cli.options import (
 from jobrunner.device import BrokerSettings
 from jobrunner.engine.core.runtime import EngineSettings
 from jobrunner.engine.service.runner import RunnerConfig
-from jobrunner.manifests.fields import DOT_HINT
+from jobrunner.errors import ConfigError
+from jobrunner.manifests.fields import DOT_HINT, format_duration, parse_duration
+from jobrunner.state.history import DEFAULT as DEFAULT_HISTORY
+from jobrunner.state.history import History
 from jobrunner.state.ownership import DEFAULT_LEASE
 from jobrunner.state.stores.base import redacted
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+
+ENV_KEEP_EXECUTIONS = "JOBRUNNER_HISTORY_KEEP_EXECUTIONS"
+ENV_KEEP_FOR = "JOBRUNNER_HISTORY_KEEP_FOR"
 
 SHARED_REQUESTER = "jobrunner"
 """The requester id of runners that share a state database, unless one is given."""
@@ -68,6 +74,32 @@ def broker_settings(
     return dataclasses.replace(settings, requester_id=requester) if requester else settings
 
 
+def history_settings(loaded: Loaded) -> History:
+    """The retention of executions: `JOBRUNNER_HISTORY_KEEP_EXECUTIONS` /
+    `JOBRUNNER_HISTORY_KEEP_FOR` first, then the file's `history:`, then the defaults
+    (a Scope's `spec.history` beats them all for its jobs)."""
+    given = loaded.values.history
+    keep_executions = given.keep_executions if given is not None else None
+    keep_for = given.keep_for if given is not None else None
+    count = os.environ.get(ENV_KEEP_EXECUTIONS, "").strip()
+    if count:
+        if not count.isdigit() or int(count) < 1:
+            raise ConfigError(
+                f"{ENV_KEEP_EXECUTIONS}={count!r}: write a whole number of executions, at"
+                " least 1 (e.g. 100)"
+            )
+        keep_executions = int(count)
+    duration = os.environ.get(ENV_KEEP_FOR, "").strip()
+    if duration:
+        try:
+            keep_for = parse_duration(duration)
+        except ValueError as error:
+            raise ConfigError(f"{ENV_KEEP_FOR}: {error}") from None
+    return History(
+        keep_executions or DEFAULT_HISTORY.keep_executions, keep_for or DEFAULT_HISTORY.keep_for
+    )
+
+
 def runner_config(
     jobs_dir: Path,
     state_dir: Path,
@@ -84,14 +116,13 @@ def runner_config(
     """The runner's configuration from a command's options, in the current click context
     (whose configuration file completes the broker settings): one for every command that
     reaches devices, so that `watch` and `reconcile` never disagree."""
+    loaded = current(click.get_current_context())
     return RunnerConfig(
         jobs_dir=jobs_dir,
         state_dir=state_dir,
         scope=scope,
-        broker=broker_settings(
-            current(click.get_current_context()), broker, client_id, requester_id, state_db
-        ),
-        engine=EngineSettings(max_in_flight=max_in_flight),
+        broker=broker_settings(loaded, broker, client_id, requester_id, state_db),
+        engine=EngineSettings(max_in_flight=max_in_flight, history=history_settings(loaded)),
         require_signed=require_signed,
         secrets_dir=secrets_dir,
         state_db=state_db or None,
@@ -181,8 +212,15 @@ def show_config(
     ):
         source = ctx.get_parameter_source(name)
         rows.append((to_camel(name), value, _SOURCES.get(source, "default") if source else "-"))
+    history = history_settings(loaded)
     rows.extend(
         [
+            (
+                "history",
+                f"keepExecutions {history.keep_executions},"
+                f" keepFor {format_duration(history.keep_for)}",
+                "environment, configuration file or default",
+            ),
             ("username", settings.username or "-", "environment or credentialsFile"),
             ("password", "***" if settings.password else "-", "environment or credentialsFile"),
             ("caFile", settings.ca_file or "-", "environment or configuration file"),

@@ -19,21 +19,24 @@ it imports nothing of the runner. The file:
     caFile: /etc/jobrunner/ca.pem
     certFile: /etc/jobrunner/client.pem
     keyFile: /etc/jobrunner/client.key
+    history: {keepExecutions: 100, keepFor: 90d}  # ended executions kept per job
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import click
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
 from jobrunner.errors import ConfigError
+from jobrunner.manifests.fields import parse_duration
 
 DEFAULT_FILE = Path("jobrunner.yaml")
 ENV_CONFIG = "JOBRUNNER_CONFIG"
@@ -56,6 +59,20 @@ COMMAND_OPTIONS = (
 )
 
 
+class HistoryConfig(BaseModel):
+    """`history:` how many ended executions each job keeps, and for how long."""
+
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=False)
+
+    keep_executions: int | None = Field(default=None, ge=1)
+    keep_for: timedelta | None = None
+
+    @field_validator("keep_for", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        return None if value is None else parse_duration(value)
+
+
 class ConfigFile(BaseModel):
     model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=False)
 
@@ -76,6 +93,7 @@ class ConfigFile(BaseModel):
     ca_file: Path | None = None
     cert_file: Path | None = None
     key_file: Path | None = None
+    history: HistoryConfig | None = None
 
 
 @dataclass

@@ -288,6 +288,8 @@ def reconcile(ctx: click.Context, config: RunnerConfig, wait: bool) -> None:
         refs = _waited(runner, [])
         for scope_name, name, execution in applied.started:
             click.echo(f"started {scope_name}/{name} execution {execution}")
+        for done in applied.idle:
+            click.echo(done)
         unstarted = [job for job in plan.jobs if job.start and job.blocked]
         for job in unstarted:  # due, and not started: never silently
             click.echo(f"not started: {job.label}: {job.blocked}", err=True)

@@ -295,6 +295,8 @@ def _job_table(view: dict[str, Any]) -> None:
     _rollout_table(view)
     for queued in view.get("queued", []):
         click.echo(f"  queued     {queued['trigger']}: runs when the running execution ends")
+    if view.get("executionsPruned"):
+        click.echo(f"  history    {view['executionsPruned']} older execution(s) pruned")
     if view["executions"]:
         click.echo(f"\n{'EXECUTION':<10} {'STATUS':<11} {'TRIGGER':<32} {'STARTED':<37} ENDED")
         for e in view["executions"][-10:]:
@@ -358,8 +360,15 @@ def logs(
         raise click.ClickException(f"job {scope_name}/{name} has no execution yet")
     chosen = execution_id if execution_id is not None else ids[-1]
     if chosen not in loaded.executions:
+        pruned = (
+            f"; {loaded.pruned} older one(s) were pruned by the retention"
+            " (`history: {keepExecutions, keepFor}`)"
+            if loaded.pruned and chosen < ids[0]
+            else ""
+        )
         raise click.ClickException(
             f"job {scope_name}/{name} has no execution {chosen}; it has {ids[0]}..{ids[-1]}"
+            + pruned
         )
     paths = loaded.paths
 

@@ -274,6 +274,7 @@ def job_view(
             {"id": q.id, "trigger": str(q.trigger), "targets": q.targets, "at": _iso(q.at)}
             for q in record.queued
         ],
+        "executionsPruned": sum(record.pruned.values()),
     }
 
 

@@ -19,6 +19,7 @@ from jobrunner.manifests.base import API_VERSION, Strict
 from jobrunner.manifests.fields import (
     AuthorEmail,
     ClientId,
+    Duration,
     KeyFingerprint,
     Name,
     RunToken,
@@ -45,6 +46,20 @@ class ScopeMetadata(Strict):
     description: Description | None = None
 
 
+class HistorySpec(Strict):
+    """How many ended executions each job of the scope keeps, and for how long."""
+
+    keep_executions: int | None = Field(
+        default=None,
+        ge=1,
+        description="the newest ended executions each job keeps (default: the runner's, 100)",
+    )
+    keep_for: Duration | None = Field(
+        default=None,
+        description="how long an ended execution is kept (default: the runner's, 90d)",
+    )
+
+
 class ScopeSpec(Strict):
     max_jobs: int | None = Field(
         default=None, ge=0, description="how many jobs the scope may hold; 0 refuses all"
@@ -52,6 +67,10 @@ class ScopeSpec(Strict):
     payload_encoding: Literal["kura-protobuf", "simple-json"] = Field(
         default="kura-protobuf",
         description="how the scope's devices encode payloads (Kura's payload.encoding)",
+    )
+    history: HistorySpec | None = Field(
+        default=None,
+        description="the retention of its jobs' executions, instead of the runner's `history`",
     )
 
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from pydantic import ValidationError
 
 from jobrunner.errors import StateError
 from jobrunner.manifests.steps import StepBase, load_steps
+from jobrunner.state.history import DEFAULT, History
 from jobrunner.state.layout import JobPaths, StateDir
 from jobrunner.state.logs import ExecutionLog
 from jobrunner.state.records import (
@@ -47,7 +49,8 @@ class Executions(MutableMapping[int, ExecutionSummary]):
         self.recent: dict[int, ExecutionSummary] = {}
         """The newest summaries, and the running one: what the engine reads and changes."""
         self.ended: Counter[str] = Counter()
-        """Executions seen ending (loaded ended, or ended since), by status."""
+        """Executions ended, by status: those loaded, those the retention removed (the
+        record counts them), those ended since. Pruning changes nothing here."""
 
     def copy(self) -> Executions:
         """The same summaries as of now (for a reader on another thread)."""
@@ -78,17 +81,28 @@ class Executions(MutableMapping[int, ExecutionSummary]):
             self._keep_newest()
 
     def __delitem__(self, execution_id: int) -> None:
-        del self.recent[execution_id]
+        self.recent.pop(execution_id, None)
 
     def __iter__(self) -> Iterator[int]:
         """Every execution recorded, oldest first (listed from the storage)."""
-        return iter(sorted({*self.paths.execution_ids(), *self.recent}))
+        return iter(self._ids())
 
     def __len__(self) -> int:
-        return len({*self.paths.execution_ids(), *self.recent})
+        return len(self._ids())
 
     def __bool__(self) -> bool:
-        return bool(self.recent) or bool(self.paths.execution_ids())
+        return bool(self.recent) or bool(self._ids())
+
+    def _ids(self) -> list[int]:
+        """The ids with a summary: a folder without one is what a crash left between the
+        two (the execution never started), and is no execution."""
+        storage = self.paths.storage
+        listed = (
+            i
+            for i in self.paths.execution_ids()
+            if i in self.recent or storage.exists(self.paths.summary(i))
+        )
+        return sorted({*listed, *self.recent})
 
     @property
     def newest(self) -> int | None:
@@ -123,6 +137,8 @@ class JobState:
     logs: dict[int, ExecutionLog] = field(default_factory=dict)
     steps: list[StepBase] = field(default_factory=list)
     """The frozen steps, validated (empty before the first execution)."""
+    retention: History = DEFAULT
+    """The runner's `history`; the record's (its Scope's) bounds come first (`history`)."""
     _on_pending: Callable[[], object] | None = None
     _record_stamp: Stamp | None = None
     """The record's stamp when it was loaded: `refresh` reloads it when
@@ -168,13 +184,20 @@ class JobState:
             if summary.status is not ExecutionStatus.RUNNING:
                 job.executions.ended[summary.status.value] += 1
             job.executions[execution_id] = summary  # the oldest are let go as it goes
+        job.executions.ended.update(record.pruned)  # removed by the retention, still counted
         return job
 
     def snapshot(self) -> JobState:
         """The job as it is at this instant, for a reader on another thread while the owner
         goes on (the dashboard, in the daemon): the targets' values and the executions are
         copied, which is cheap (values are immutable); never to be written or closed."""
-        copy = JobState(self.paths, self.record.model_copy(), self.targets.copy(), steps=self.steps)
+        copy = JobState(
+            self.paths,
+            self.record.model_copy(),
+            self.targets.copy(),
+            steps=self.steps,
+            retention=self.retention,
+        )
         copy.executions = self.executions.copy()
         return copy
 
@@ -191,8 +214,12 @@ class JobState:
             self.record, self._record_stamp, changed = record, stamp, True
         changed = self.targets.follow() or changed
         executions = self.executions
+        recorded = self.paths.execution_ids()
+        for gone in executions.recent.keys() - set(recorded):
+            del executions.recent[gone]  # pruned by the owner (`history`): still counted
+            changed = True
         oldest_kept = min(executions.recent, default=0)
-        for execution_id in self.paths.execution_ids():
+        for execution_id in recorded:
             known = executions.recent.get(execution_id)
             if known is None and execution_id < oldest_kept:
                 continue  # older than those kept: ended, and never written again
@@ -274,6 +301,36 @@ class JobState:
         log = self.logs.pop(summary.id, None)
         if log is not None:
             log.close()
+        self.prune(summary.ended_on)
+
+    @property
+    def history(self) -> History:
+        """The retention of this job: its Scope's bounds, else the runner's."""
+        return self.retention.within(self.record.history)
+
+    @property
+    def pruned(self) -> int:
+        """How many of its executions the retention removed."""
+        return sum(self.record.pruned.values())
+
+    def prune(self, now: datetime | None = None) -> list[int]:
+        """Remove the ended executions beyond the retention (`history`): each whole folder,
+        summary and log. The ids removed (none, mostly: it looks at what is loaded)."""
+        over = self.history.over(self.executions, now or utc_now())
+        if not over:
+            return over
+        storage = self.paths.storage
+        with storage.batch():  # one transaction on a state database, with the count
+            for execution_id in over:
+                summary = self.executions.pop(execution_id)
+                log = self.logs.pop(execution_id, None)
+                if log is not None:
+                    log.close()
+                storage.remove_tree(self.paths.execution(execution_id))
+                status = summary.status.value
+                self.record.pruned[status] = self.record.pruned.get(status, 0) + 1
+            self.save_record()
+        return over
 
     def save_summary(self, summary: ExecutionSummary) -> None:
         summary.save(self.paths.storage, self.paths.summary(summary.id))

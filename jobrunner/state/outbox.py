@@ -186,9 +186,13 @@ class OutboxReader:
         """How many of the lane's events were dropped in all (kept in `dropped.json`)."""
 
     def refresh(self) -> None:
-        """Read what was appended since the last look (only that)."""
+        """Read what was appended since the last look (only that). Segments found delivered
+        whole (a crash came between the last delivery and their removal) are removed now,
+        not at the next delivery, which may never come."""
+        found = False
         for number in _segments(self.storage, self.folder):
             if number not in self._segments:
+                found = True
                 segment = _Segment(
                     _events(self.storage, self.folder, number),
                     _delivered(self.storage, self.folder, number),
@@ -204,6 +208,8 @@ class OutboxReader:
                     segment.first = 0
                 else:
                     segment.entries.extend(_entry(r, number) for r in appended)
+        if found:
+            self._drop_finished()
 
     def waiting(self) -> Iterator[Entry]:
         """The events not yet delivered, oldest first, as last read (`refresh`)."""

@@ -140,6 +140,14 @@ class ScheduleState(Record):
     last_fire: datetime | None = None
 
 
+class HistoryBounds(Record):
+    """The Scope's `spec.history`, as last applied (None of a bound: the runner's)."""
+
+    keep_executions: int | None = None
+    keep_for: float | None = None
+    """Seconds."""
+
+
 class JobRecord(Record):
     """Everything recorded about one job apart from its targets and executions."""
 
@@ -164,6 +172,10 @@ class JobRecord(Record):
     revision_attempted: str | None = None
     revision_applied: str | None = None
     last_execution: int = 0
+    pruned: dict[str, int] = Field(default_factory=dict)
+    """Executions removed by the retention (`history`), by status: ids keep counting."""
+    history: HistoryBounds | None = None
+    """The retention its Scope sets (`spec.history`) as last reconciled; None: the runner's."""
     schedules: dict[str, ScheduleState] = Field(default_factory=dict)
     rollout: RolloutState | None = None
     zones: dict[str, str] = Field(default_factory=dict)

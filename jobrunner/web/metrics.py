@@ -23,6 +23,7 @@ from prometheus_client.registry import Collector
 
 from jobrunner.engine.link.observers import Observer
 from jobrunner.engine.status import backlog_view
+from jobrunner.state.layout import JobKey
 from jobrunner.state.records import ExecutionStatus
 from jobrunner.state.registry import DeviceStatus
 from jobrunner.state.targets import TargetStatus
@@ -70,6 +71,13 @@ class EngineMetrics(Observer):
         )
         for lane in INBOUND_LANES:  # at 0 from the start: an alert sees the first drop
             self.inbound_dropped_messages.labels(lane)
+        self.schedule_fires = Counter(
+            "jobrunner_schedule_fires",
+            "Fires of each job's time schedules by what they did (started, nothing-to-do:"
+            " every target was done, skipped-running: an execution was running).",
+            ["scope", "job", "result"],
+            registry=registry,
+        )
         self._sent: dict[str, float] = {}
         self._lock = threading.Lock()
 
@@ -95,6 +103,9 @@ class EngineMetrics(Observer):
 
     def inbound_dropped(self, lane: str) -> None:
         self.inbound_dropped_messages.labels(lane).inc()
+
+    def schedule_fired(self, job: JobKey, result: str) -> None:
+        self.schedule_fires.labels(job[0], job[1], result).inc()
 
 
 class RunnerFacts(Protocol):

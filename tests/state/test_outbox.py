@@ -12,8 +12,10 @@ from click.testing import CliRunner
 from jobrunner.cli.main import cli
 from jobrunner.errors import StateError
 from jobrunner.state import outbox
+from jobrunner.state.journal import Journal
 from jobrunner.state.layout import StateDir
 from jobrunner.state.outbox import (
+    DELIVERED_FORMAT,
     Backlog,
     Outbox,
     OutboxReader,
@@ -151,6 +153,29 @@ def test_full_segments_that_were_delivered_are_removed(
     assert (
         OutboxWriter(FileStorage(tmp_path), tmp_path).segment == 3
     )  # a restarted writer goes on in the last one
+
+
+def test_a_delivered_segment_left_by_a_crash_is_removed_when_the_lane_is_read_again(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(outbox, "SEGMENT_EVENTS", 2)
+    folder = lane_folder(storage.root / "outbox", "acme/ops")
+    writer = OutboxWriter(storage, folder)
+    for n in range(3):
+        writer.put("acme/ops", event(n))
+    writer.close()
+    # Its deliveries recorded, then a crash before the segment was removed:
+    delivered = Journal(storage, folder / "delivered.000001.journal", DELIVERED_FORMAT, 1)
+    for n in range(2):
+        delivered.append({"id": f"e{n}@acme/ops", "outcome": "delivered (200)"})
+    delivered.flush(durable=True)
+    delivered.close()
+
+    reader = OutboxReader(storage, folder)
+    assert [e.id for e in reader.undelivered()] == ["e2@acme/ops"]
+
+    assert storage.children(folder) == ["events.000002.journal"]
+    reader.close()
 
 
 def test_a_damaged_outbox_line_is_reported_with_its_file_and_line(tmp_path: Path) -> None:

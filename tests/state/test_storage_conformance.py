@@ -93,6 +93,28 @@ def test_children_are_the_names_directly_under_a_folder(storage: Storage) -> Non
     assert list(state.jobs()) == [("acme", "a"), ("acme2", "c")]
 
 
+def test_remove_tree_removes_every_record_under_a_folder_and_nothing_beside(
+    storage: Storage,
+) -> None:
+    executions = at(storage, "scopes/acme/jobs/x/executions")
+    for key in ("000001/summary.json", "000001/log.txt", "000002/summary.json"):
+        storage.replace(executions / key, b"{}")
+    storage.append(executions / "000001/log.txt", b"line\n")  # appended since: gone too
+    storage.replace(at(storage, "scopes/acme/jobs/x/executions/0000010/summary.json"), b"{}")
+
+    storage.remove_tree(executions / "000001")
+    storage.remove_tree(executions / "000009")  # none: nothing happens
+
+    assert storage.children(executions) == ["0000010", "000002"]
+    assert not storage.exists(executions / "000001/log.txt")
+    assert storage.read_from(executions / "000001/log.txt", 0) == b""
+    assert storage.read(executions / "000002/summary.json") == b"{}"
+    with storage.batch():  # inside one engine turn, with other writes
+        storage.remove_tree(executions / "000002")
+        storage.replace(at(storage, "scopes/acme/jobs/x/job.json"), b"{}")
+    assert storage.children(executions) == ["0000010"]
+
+
 def test_writes_in_a_batch_are_all_there_after_it(storage: Storage) -> None:
     log = at(storage, "scopes/acme/jobs/x/executions/000001/log.txt")
     record = at(storage, "scopes/acme/jobs/x/job.json")

@@ -39,6 +39,8 @@ def attach(engine: Engine, state: JobState, operations: OperationFactory) -> Run
     running = engine.jobs.get(state.key)
     if running is not None:
         return running
+    state.retention = engine.settings.history
+    state.prune()  # what grew past the retention while no runner held the job
     job = RunningJob(state, state.steps, [operations(step) for step in state.steps])
     engine.hold(job)
     return job

@@ -20,6 +20,8 @@ from jobrunner.engine.link.observers import Observer
 from jobrunner.engine.link.ports import DeviceClaims, DeviceLink, StepOperation
 from jobrunner.engine.rollout.gate import Gate, gate_settings
 from jobrunner.manifests import StepBase
+from jobrunner.state.history import DEFAULT as DEFAULT_HISTORY
+from jobrunner.state.history import History
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import JobKey
 from jobrunner.state.records import ExecutionSummary
@@ -39,6 +41,8 @@ class EngineSettings:
     """Seconds before a target whose request could not be published is tried again."""
     query_timeout: float = 30.0
     """Seconds a status query or a cancel waits for its reply."""
+    history: History = DEFAULT_HISTORY
+    """How many ended executions each job keeps, and for how long (a Scope may say)."""
 
 
 def new_request_id() -> str:

@@ -12,6 +12,13 @@ from jobrunner.state.layout import JobKey
 from jobrunner.state.records import ExecutionSummary
 from jobrunner.state.targets import TargetState
 
+FIRE_STARTED = "started"
+FIRE_NOTHING_TO_DO = "nothing-to-do"
+FIRE_SKIPPED_RUNNING = "skipped-running"
+FIRE_OUTSIDE_WINDOW = "outside-window"
+FIRE_RESULTS = (FIRE_STARTED, FIRE_NOTHING_TO_DO, FIRE_SKIPPED_RUNNING, FIRE_OUTSIDE_WINDOW)
+"""What a schedule's fire did (`jobrunner_schedule_fires_total{result}`)."""
+
 
 class Observer:
     """Hears nothing: the base of every observer, and the engine's default."""
@@ -44,6 +51,9 @@ class Observer:
 
     def rollout_aborted(self, job: JobKey, execution: int, reason: str) -> None:
         """A rollout's execution was aborted."""
+
+    def schedule_fired(self, job: JobKey, result: str) -> None:
+        """A time schedule of the job fired; `result` is one of FIRE_RESULTS."""
 
 
 class Observers(Observer):
@@ -87,3 +97,7 @@ class Observers(Observer):
     def rollout_aborted(self, job: JobKey, execution: int, reason: str) -> None:
         for observer in self.observers:
             observer.rollout_aborted(job, execution, reason)
+
+    def schedule_fired(self, job: JobKey, result: str) -> None:
+        for observer in self.observers:
+            observer.schedule_fired(job, result)

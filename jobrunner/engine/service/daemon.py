@@ -33,10 +33,17 @@ from pathlib import Path
 from types import FrameType
 from typing import Protocol
 
+from jobrunner.engine.core import executions
 from jobrunner.engine.core.executions import DRAIN
 from jobrunner.engine.core.runtime import RunningJob
 from jobrunner.engine.link.events import DeviceConnected
-from jobrunner.engine.link.observers import Observer, Observers
+from jobrunner.engine.link.observers import (
+    FIRE_NOTHING_TO_DO,
+    FIRE_SKIPPED_RUNNING,
+    FIRE_STARTED,
+    Observer,
+    Observers,
+)
 from jobrunner.engine.planning.plan import JobPlan
 from jobrunner.engine.rollout.gate import wave_not_reached
 from jobrunner.engine.schedules.scheduler import Scheduler
@@ -45,6 +52,7 @@ from jobrunner.engine.service.runner import Runner, RunnerConfig
 from jobrunner.errors import JobError, JobrunnerError, LeaseLostError, NothingToDo
 from jobrunner.manifests import ManifestSet, is_manifest_file, manifest_files
 from jobrunner.manifests.fields import DOT_HINT
+from jobrunner.state.history import SWEEP
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import JobKey
 from jobrunner.state.records import (
@@ -110,6 +118,8 @@ class Daemon:
         self._unplanned: list[tuple[JobKey, DeviceConnected]] = []
         """Device-connects a job could not take before that reconcile: taken right after."""
         self._reconciled_at = time.monotonic()
+        self._swept_at = time.monotonic()
+        """When the held jobs were last pruned for the retention's bound in time."""
         self._failing: dict[str, str] = {}
         self._leave = False
         self._closing = False
@@ -183,8 +193,7 @@ class Daemon:
                     self._safely("reconcile", functools.partial(self.reconcile, why))
                     self._safely("device-connect", self._connect_unplanned)
                 self._safely("leases", runner.keep_leases)
-                self._safely("schedules", self._fire_schedules)
-                self._safely("requests", self._take_requests)
+                self._tick()
             self._drain(runner)  # then a second signal leaves at once, whatever waits on what
         self.runner = None
         return self.exit_code
@@ -194,6 +203,13 @@ class Daemon:
         daemon, so that collections need not walk it again (see `heap`)."""
         self._safely("reconcile", lambda: self.reconcile("start"))
         started.enter_context(heap.long_lived())
+
+    def _tick(self) -> None:
+        """What a turn looks at besides reconcile: each on its own, a failure of one never
+        stops the others."""
+        self._safely("schedules", self._fire_schedules)
+        self._safely("requests", self._take_requests)
+        self._safely("history", self._prune_history)
 
     def _drain(self, runner: Runner) -> None:
         """Send nothing more; record the replies of requests in flight, for at most
@@ -379,6 +395,8 @@ class Daemon:
                 )
         for scope, name, execution in applied.started:
             log.info("started %s/%s execution %d: new run token", scope, name, execution)
+        for done in applied.idle:
+            log.info("new run token: %s", done)
         for scope, name, execution in applied.stopped:
             log.info("stopping %s/%s execution %d", scope, name, execution)
         now = datetime.now(UTC)
@@ -445,6 +463,7 @@ class Daemon:
         if not self.scheduler.may_be_due(now):
             return
         records = {key: job.state.record for key, job in runner.engine.jobs.items()}
+        observer = runner.engine.rt.observer
         for key, name in self.scheduler.due(records, now):
             job = runner.engine.jobs[key]
             job.state.save_record()  # the fire is consumed, whatever happens next
@@ -455,10 +474,37 @@ class Daemon:
                     *key,
                     job.state.running.id,
                 )
+                observer.schedule_fired(key, FIRE_SKIPPED_RUNNING)
                 continue
             reset = self.scheduler.resets(key, name)
             options = StartOptions(reset=True) if reset else None
-            self._start(job, Trigger(kind=TriggerKind.SCHEDULE, detail=name, options=options), None)
+            done = executions.nothing_to_do(job, None, options)
+            if done is not None:  # an execution of no target would be history, and nothing else
+                log.info("schedule %s of %s/%s: %s", name, *key, done)
+                observer.schedule_fired(key, FIRE_NOTHING_TO_DO)
+                continue
+            trigger = Trigger(kind=TriggerKind.SCHEDULE, detail=name, options=options)
+            if self._start(job, trigger, None):
+                observer.schedule_fired(key, FIRE_STARTED)
+
+    def _prune_history(self) -> None:
+        """Remove what the retention's bound in time (`keepFor`) let expire since the last
+        pass: a look at the executions each held job has loaded, no read of the state;
+        every SWEEP seconds (an execution that ends prunes its job at once)."""
+        if time.monotonic() < self._swept_at + SWEEP:
+            return
+        self._swept_at = time.monotonic()
+        runner = self._runner()
+        now = datetime.now(UTC)
+        for job in list(runner.engine.jobs.values()):
+            pruned = job.state.prune(now)
+            if pruned:
+                log.info(
+                    "%s: pruned %d execution(s) past the history's bounds (%s)",
+                    job.label,
+                    len(pruned),
+                    ", ".join(map(str, pruned)),
+                )
 
     def _on_connect(self, event: DeviceConnected) -> None:
         """Device-connect schedules: run the job for that one target, now or right after.
@@ -562,12 +608,13 @@ class Daemon:
             trigger = Trigger(kind=TriggerKind.DEVICE_CONNECT, detail=detail, options=options)
             self._start(job, trigger, sorted(waiting))
 
-    def _start(self, job: RunningJob, trigger: Trigger, only: list[str] | None) -> None:
+    def _start(self, job: RunningJob, trigger: Trigger, only: list[str] | None) -> bool:
+        """Start an execution of `job`; False (said in the log) when it could not."""
         runner = self._runner()
         planned = self.declared.get(job.key)
         if job.state.record.frozen is None and (planned is None or not planned.targets):
             log.info("not started %s (%s): no target device is known yet", job.label, trigger)
-            return
+            return False
         try:
             summary = runner.reconciler.start(
                 job,
@@ -580,9 +627,10 @@ class Daemon:
             )
         except JobError as error:
             log.warning("not started %s (%s): %s", job.label, trigger, error)
-            return
+            return False
         self._watch_end(job)
         log.info("started %s execution %d: %s", job.label, summary.id, trigger)
+        return True
 
     # -- requests from the command line ------------------------------------------------------
 

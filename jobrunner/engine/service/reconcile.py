@@ -17,12 +17,13 @@ from jobrunner.engine.core.runtime import RunningJob
 from jobrunner.engine.planning.plan import Action, JobPlan, Plan
 from jobrunner.engine.planning.policy import record_policies
 from jobrunner.engine.planning.spec import dump_steps, dump_waves, schedule_digest, spec_digest
-from jobrunner.manifests import Declared, Job
+from jobrunner.manifests import Declared, Job, ManifestSet
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import StateDir
 from jobrunner.state.records import (
     ExecutionSummary,
     FrozenWave,
+    HistoryBounds,
     JobRecord,
     SourceRef,
     StartOptions,
@@ -39,6 +40,8 @@ class Applied:
     stopped: list[tuple[str, str, int]] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
+    idle: list[str] = field(default_factory=list)
+    """Why a new run token started nothing: `nothing to do: every target of job ... is done`."""
 
 
 @dataclass
@@ -60,7 +63,9 @@ class Reconciler:
                 continue
             if job_plan.declared is None:
                 continue
-            job = self.record_one(job_plan, plan.revision)
+            job = self.record_one(
+                job_plan, plan.revision, history_bounds(plan.manifests, job_plan.scope)
+            )
             if job_plan.action is not Action.UNCHANGED:
                 applied.changed.append(job_plan.label)
             if job_plan.stop:
@@ -70,6 +75,12 @@ class Reconciler:
                 token = spec.run_token
                 reset, from_step = spec.run_from
                 options = StartOptions(reset=reset, from_step=from_step)
+                done = executions.nothing_to_do(job, None, options)
+                if done is not None:  # an empty execution would record nothing but its folder
+                    job.state.record.run_token = token  # taken: the next token asks again
+                    job.state.save_record()
+                    applied.idle.append(done)
+                    continue
                 run = self.start(
                     job,
                     Trigger(
@@ -135,8 +146,11 @@ class Reconciler:
 
     # -- per action ---------------------------------------------------------------------
 
-    def record_one(self, plan: JobPlan, revision: str | None) -> RunningJob:
-        """Bring one declared job's record in line with its manifest (no start, no stop)."""
+    def record_one(
+        self, plan: JobPlan, revision: str | None, history: HistoryBounds | None = None
+    ) -> RunningJob:
+        """Bring one declared job's record in line with its manifest (no start, no stop);
+        `history`: the retention its Scope sets."""
         declared = plan.declared
         assert declared is not None
         manifest = declared.manifest
@@ -160,6 +174,7 @@ class Reconciler:
         record.problem = None
         record.revision_attempted = revision
         record.revision_applied = revision
+        record.history = history
         if record.model_dump(exclude={"updated"}) != before:  # write only what changed
             job.state.save_record()
         return job
@@ -187,3 +202,13 @@ class Reconciler:
     def _stop(self, job: RunningJob, reason: str, applied: Applied) -> None:
         if job.run is not None and executions.stop(self.engine, job, reason):
             applied.stopped.append((*job.key, job.run.id))
+
+
+def history_bounds(manifests: ManifestSet, scope: str) -> HistoryBounds | None:
+    """The retention the Scope manifest of `scope` sets (`spec.history`), if any."""
+    declared = manifests.scopes.get(scope)
+    history = declared.manifest.spec.history if declared is not None else None
+    if history is None:
+        return None
+    keep_for = history.keep_for.total_seconds() if history.keep_for is not None else None
+    return HistoryBounds(keep_executions=history.keep_executions, keep_for=keep_for)

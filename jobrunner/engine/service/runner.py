@@ -35,7 +35,7 @@ from jobrunner.engine.planning.plan import Action, Plan, compute_plan
 from jobrunner.engine.planning.spec import ScopeDevices
 from jobrunner.engine.service import heap
 from jobrunner.engine.service.ownership import DatabaseClaims, Ownership
-from jobrunner.engine.service.reconcile import Applied, Reconciler
+from jobrunner.engine.service.reconcile import Applied, Reconciler, history_bounds
 from jobrunner.errors import JobError, LeaseLostError, NothingToDo, StateError
 from jobrunner.manifests import ManifestSet, load_manifests
 from jobrunner.manifests.secrets import SecretResolver
@@ -459,7 +459,9 @@ class Runner:
         steps = len(job_plan.declared.manifest.spec.steps)  # as frozen: there is no conflict
         if options is not None and options.restart_at is not None:
             _check_step(scope, name, options.restart_at, steps)
-        job = self.reconciler.record_one(job_plan, plan.revision)
+        job = self.reconciler.record_one(
+            job_plan, plan.revision, history_bounds(plan.manifests, scope)
+        )
         trigger = Trigger(
             kind=TriggerKind.MANUAL,
             detail="targets: " + ", ".join(targets) if targets else None,

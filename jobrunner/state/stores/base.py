@@ -81,6 +81,11 @@ class Storage(Protocol):
         """Remove the record (nothing when there is none)."""
         ...
 
+    def remove_tree(self, folder: Path) -> None:
+        """Remove every record under `folder`, and the folder (nothing when there is none):
+        an execution's summary and log, pruned together (see `state.history`)."""
+        ...
+
     def batch(self) -> contextlib.AbstractContextManager[None]:
         """The writes inside the block are made together, at its end (one engine turn)."""
         ...

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -101,6 +102,16 @@ class FileStorage:
     def remove(self, path: Path) -> None:
         self.release(path)
         path.unlink(missing_ok=True)
+
+    def remove_tree(self, folder: Path) -> None:
+        for path in [p for p in self._handles if p.is_relative_to(folder)]:
+            self.release(path)
+        try:
+            shutil.rmtree(folder)
+        except FileNotFoundError:
+            return
+        except NotADirectoryError:
+            folder.unlink(missing_ok=True)
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:

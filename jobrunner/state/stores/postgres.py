@@ -44,7 +44,7 @@ ROOT = Path("postgresql:")
 
 @dataclass(frozen=True)
 class _Write:
-    kind: str  # "replace", "append" or "remove"
+    kind: str  # "replace", "append", "remove" or "remove_tree"
     key: str
     data: bytes = b""
     header: bytes = b""
@@ -176,6 +176,9 @@ class PostgresStorage:
     def remove(self, path: Path) -> None:
         self._write(_Write("remove", self._key(path)))
 
+    def remove_tree(self, folder: Path) -> None:
+        self._write(_Write("remove_tree", self._key(folder)))
+
     def _write(self, write: _Write) -> None:
         with self.database.lock:
             self._queue.append(write)
@@ -281,6 +284,13 @@ def _apply(cursor: psycopg.Cursor[TupleRow], write: _Write) -> None:
             (write.key, len(write.data), write.data),
         )
         cursor.execute("DELETE FROM jobrunner_appends WHERE key = %s", (write.key,))
+    elif write.kind == "remove_tree":
+        # The records under the folder: keys from `folder/` up to `folder/` + the last
+        # character (the range an index answers; LIKE would take `_` and `%` as patterns).
+        prefix = write.key + "/"
+        bounds = (prefix, prefix + "\U0010ffff")
+        cursor.execute("DELETE FROM jobrunner_appends WHERE key >= %s AND key < %s", bounds)
+        cursor.execute("DELETE FROM jobrunner_records WHERE key >= %s AND key < %s", bounds)
     else:
         cursor.execute("DELETE FROM jobrunner_records WHERE key = %s", (write.key,))
         cursor.execute("DELETE FROM jobrunner_appends WHERE key = %s", (write.key,))

@@ -7,13 +7,15 @@ import signal
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from click.testing import CliRunner
+from prometheus_client.parser import text_string_to_metric_families
 
 from jobrunner.cli.main import cli
 from jobrunner.engine.service import handoff
-from jobrunner.simulator.broker import RunningBroker
-from jobrunner.simulator.faults import DelayFault, FaultPlan, Selector
+from jobrunner.simulator.broker import RunningBroker, free_port
+from jobrunner.simulator.faults import DelayFault, FailFault, FaultPlan, Selector
 
 from ..conftest import Scenario, Watch, ended, executions
 
@@ -24,7 +26,8 @@ STEP = "- {name: stop, definition: Bundle Stop, timeout: 5s, properties: {bundle
 
 def test_new_file_and_new_run_token_start_executions(scenario: Scenario, watch: Watch) -> None:
     scenario.registry(2)
-    scenario.fleet(2)
+    # gw-0002 fails: a new token has a target to run again (none would be nothing to do)
+    scenario.fleet(2, FaultPlan(fail=(FailFault(Selector("gw-0002", "bundle-stop"), 500),)))
     watch.start()
 
     scenario.job("rollout", STEP, run="1")
@@ -339,4 +342,37 @@ def test_stop_of_an_unknown_job_answers_at_once_with_close_names(
     assert result.exit_code == 1
     where = f"state directory {scenario.state_dir}"
     assert f"no job rollot in {where}; did you mean {scenario.scope}/rollout?" in result.output
+    assert watch.terminate() == 0
+
+
+def test_a_fire_with_every_target_done_records_no_execution_and_is_counted(
+    scenario: Scenario, watch: Watch
+) -> None:
+    scenario.registry(2)
+    scenario.fleet(2)
+    scenario.job(
+        "every-1s",
+        STEP,
+        run=None,
+        extra='schedules:\n  - {name: tick, type: cron, cron: "* * * * * ?"}\n',
+    )
+    port = free_port()
+    watch.start("--http", f"127.0.0.1:{port}")
+
+    watch.wait_for(ended(scenario, "every-1s", 1), "the first scheduled execution", timeout=30)
+    watch.wait_for(
+        lambda: watch.text().count("schedule tick of") >= 2, "two fires with nothing to do"
+    )
+
+    assert "nothing to do: every target of job" in watch.text()
+    assert [e[0] for e in executions(scenario, "every-1s")] == [1]
+    metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    fires = {
+        s.labels["result"]: s.value
+        for family in text_string_to_metric_families(metrics)
+        if family.name == "jobrunner_schedule_fires"
+        for s in family.samples
+        if s.name == "jobrunner_schedule_fires_total" and s.labels["job"] == "every-1s"
+    }
+    assert fires["started"] == 1 and fires["nothing-to-do"] >= 2, fires
     assert watch.terminate() == 0

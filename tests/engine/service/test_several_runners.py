@@ -28,9 +28,10 @@ from jobrunner.cli.main import cli
 from jobrunner.simulator.broker import RunningBroker, free_port
 from jobrunner.simulator.config import Timing
 from jobrunner.simulator.faults import DelayFault, FaultPlan, Selector
+from jobrunner.state.history import History
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import StateDir
-from jobrunner.state.records import ExecutionStatus
+from jobrunner.state.records import ExecutionStatus, JobRecord, Trigger, TriggerKind
 from jobrunner.state.stores import database
 from jobrunner.state.stores.postgres import ROOT, PostgresStorage
 
@@ -417,3 +418,45 @@ def test_an_asynchronous_operation_is_asked_about_by_the_runner_that_takes_over(
     assert {(t.step_index, t.status.value) for t in job.targets} == {(0, "PROCESS_OK")}, log
     never_twice(fleet)  # the install was never sent again
     assert "took over" in two.log("b")
+
+
+def test_each_runner_prunes_the_history_of_the_jobs_it_owns_only(
+    scenario: Scenario, state_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    names = ["h1", "h2", "h3", "h4"]
+    with runners(scenario, state_db) as two:
+        for name in names:  # four executions each, recorded before any runner ran
+            job = JobState.create(two.state, JobRecord(scope=scenario.scope, name=name))
+            job.retention = History(keep_executions=1000)
+            for _ in range(4):
+                summary = job.begin_execution(Trigger(kind=TriggerKind.SCHEDULE), [], None)
+                job.end_execution(summary, ExecutionStatus.TERMINATED)
+            job.close()
+        two.start("keeper")  # the default history: keeps 100
+        keeper = two.client_id("keeper")
+        two.wait("keeper owns every job", lambda: {two.owner(n) for n in names} == {keeper})
+        monkeypatch.setenv("JOBRUNNER_HISTORY_KEEP_EXECUTIONS", "1")
+        two.start("pruner")
+
+        def settled() -> bool:  # two jobs each, the pruner's pruned
+            owners = [two.owner(n) for n in names]
+            return owners.count(two.client_id("pruner")) == 2 and all(
+                len(executions(two, n)) == 1
+                for n, o in zip(names, owners, strict=True)
+                if o == two.client_id("pruner")
+            )
+
+        two.wait("the pruner's jobs pruned", settled, timeout=90)
+        owners = {n: two.owner(n) for n in names}
+        kept = {n: executions(two, n) for n in names}
+
+    for name, owner in owners.items():
+        if owner == two.client_id("pruner"):
+            assert kept[name] == [4], (name, kept)
+        else:  # the keeper's: never touched by the pruner, whose bounds are not its own
+            assert owner == two.client_id("keeper") and kept[name] == [1, 2, 3, 4], (name, kept)
+
+
+def executions(two: Runners, name: str) -> list[int]:
+    job = two.job(name)
+    return [] if job is None else sorted(job.executions)
