@@ -180,6 +180,9 @@ class Session:
         self._retry.set()
         self.mqtt.disconnect()
         self.mqtt.loop_stop()
+        # paho closes the socket pair that wakes its network thread only when the client
+        # is collected; a runner that stops and a test that makes many close it now.
+        self.mqtt._reset_sockets(sockpair_only=True)
 
     def add_account(self, account: str, codec: PayloadCodec, timeout: float) -> None:
         """Serve `account`; when connected, subscribe and wait for the SUBACK."""

@@ -99,6 +99,7 @@ def test_the_session_says_whether_the_broker_kept_what_was_published_meanwhile(
         recorder.wait(lambda: recorder.connections[-1][0] is True, "the reconnection", 30)
         assert not client.session_kept
     finally:
+        device.disconnect()
         device.loop_stop()
         client.stop()
 
