@@ -293,6 +293,7 @@ class JobState:
 
     def end_execution(self, summary: ExecutionSummary, status: ExecutionStatus) -> None:
         """Close an execution with the counts of its targets' statuses."""
+        self.targets.settle()  # written before the summary that counts them
         summary.status = status
         summary.ended_on = utc_now()
         summary.counts = self.counts(summary.targets)

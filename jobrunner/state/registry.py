@@ -250,7 +250,12 @@ class ScopeRegistry:
         """Write queued changes (needed only with `autoflush=False`)."""
         self._journal.flush(durable)
 
-    def close(self) -> None:
+    def close(self, settle: bool = False) -> None:
+        """Write what is queued; `settle` (its owner, leaving): one line per device from now
+        on, so that the next start reads the devices, not every word they said."""
+        if settle and self._lines > len(self._devices):
+            self._journal.compact(d.as_record() for d in self._devices.values())
+            self._lines = len(self._devices)
         self._journal.flush()
         self._journal.close()
 
@@ -327,9 +332,10 @@ class DeviceRegistry:
         for registry in self._scopes.values():
             registry.flush(durable)
 
-    def close(self) -> None:
+    def close(self, settle: bool = False) -> None:
+        """Close every scope's journal (`settle`: compact it first; the owner only)."""
         for registry in self._scopes.values():
-            registry.close()
+            registry.close(settle)
         self._scopes.clear()
 
     def __enter__(self) -> DeviceRegistry:

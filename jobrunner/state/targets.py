@@ -336,6 +336,13 @@ class TargetTable:
             return
         self.journal.flush(durable)
 
+    def settle(self) -> None:
+        """An execution ended: the journal becomes one line per target, so that loading the
+        job (at every start and takeover) costs its targets, not the history of their steps."""
+        if self._lines > len(self._targets):
+            self.journal.compact(s.to_record() for s in self._targets.values())
+            self._lines = len(self._targets)
+
     def close(self) -> None:
         self.journal.flush()
         self.journal.close()

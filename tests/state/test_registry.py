@@ -62,6 +62,23 @@ def test_lifecycle_changes_and_reload(tmp_path: Path) -> None:
     assert DeviceRegistry(tmp_path).scopes() == ["acme"]
 
 
+def test_its_owner_leaving_settles_the_journal_to_a_line_per_device(tmp_path: Path) -> None:
+    registry = DeviceRegistry(tmp_path)
+    acme = registry.scope("acme")
+    acme.declare(["gw-1", "gw-2"])
+    for second in range(3):
+        acme.connected("gw-1", T0 + timedelta(seconds=second))
+        acme.disconnected("gw-1", T0 + timedelta(seconds=second, milliseconds=500))
+    registry.close()  # a reader, or any closing: nothing rewritten
+    assert len(journal(tmp_path).read_text().splitlines()) == 1 + 2 + 6
+
+    registry = DeviceRegistry(tmp_path)
+    before = sorted(registry.scope("acme"), key=lambda d: d.client_id)
+    registry.close(settle=True)  # the runner that owns the state, leaving
+    assert len(journal(tmp_path).read_text().splitlines()) == 1 + 2
+    assert sorted(DeviceRegistry(tmp_path).scope("acme"), key=lambda d: d.client_id) == before
+
+
 def test_undeclaring_keeps_seen_devices_as_discovered_and_forgets_the_others(
     tmp_path: Path,
 ) -> None:

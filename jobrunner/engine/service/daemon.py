@@ -72,6 +72,10 @@ EX_TEMPFAIL, so a service manager tells it from a clean stop (0) and a bug (70).
 TICK = 0.5  # seconds: how often schedules and handed-over requests are looked at
 CATCH_UP = 2.0  # seconds after start: a change made while the watcher was starting is seen
 RESYNC = 300.0  # seconds: reconcile anyway now and then; a missed event costs nothing more
+RELOAD = 3600.0
+"""Seconds after which a reconcile reads every manifest again even when no file's size or
+modification time changed (before that, the manifests read last are planned again: a resync
+or a takeover costs the plan, not the parsing of a fleet's DeviceLists)."""
 REPLAN_GAP = 2.0
 """Seconds between two reconciles for devices that connected: a burst of BIRTHs (a broker
 restart) is one reconcile, not one per device."""
@@ -120,6 +124,8 @@ class Daemon:
         self._reconciled_at = time.monotonic()
         self._swept_at = time.monotonic()
         """When the held jobs were last pruned for the retention's bound in time."""
+        self._loaded_from: frozenset[tuple[str, int, int]] = frozenset()
+        self._loaded_at = 0.0
         self._failing: dict[str, str] = {}
         self._leave = False
         self._closing = False
@@ -365,8 +371,7 @@ class Daemon:
         """Reconcile now (on the engine thread); every decision gets a log line."""
         runner = self._runner()
         self._reconciled_at = time.monotonic()
-        manifests = runner.load()
-        self.loaded = manifests
+        manifests = self._manifests(fresh=why == "requested from the command line")
         for diagnostic in manifests.errors:
             log.error("manifest: %s", diagnostic)
         plan = runner.plan(manifests)
@@ -406,6 +411,22 @@ class Daemon:
             self.scheduler.update(key, job.state.record, now)
             if job.state.record.schedules != before:
                 job.state.save_record()
+
+    def _manifests(self, fresh: bool) -> ManifestSet:
+        """The manifests: read again when a file changed (its size or modification time),
+        now and then whatever, and when asked (`fresh`); else those read last."""
+        runner = self._runner()
+        fingerprint = self._fingerprint()  # before reading: a change meanwhile is seen next
+        now = time.monotonic()
+        if (
+            fresh
+            or self.loaded is None
+            or fingerprint != self._loaded_from
+            or now >= self._loaded_at + RELOAD
+        ):
+            self.loaded = runner.load()
+            self._loaded_from, self._loaded_at = fingerprint, now
+        return self.loaded
 
     def _watch_files(self) -> None:
         """Turn changes under the jobs directory into reconciles, for as long as the daemon

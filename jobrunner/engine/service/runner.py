@@ -255,7 +255,7 @@ class Runner:
                 log.error("%s/%s: its last changes are not written: %s", *job.key, error)
         self.link.stop()
         try:
-            self.registry.close()
+            self.registry.close(settle=True)
         except OSError as error:
             log.error("the device registry's last changes are not written: %s", error)
         if self.ownership is not None:

@@ -471,3 +471,15 @@ def test_requests_whose_commit_took_past_the_lease_are_not_published(world: Worl
         (summary,) = runner.wait([started])
     assert summary.counts == {"PROCESS_OK": 2}
     assert sorted(s.client_id for s in world.link.sent) == ["gw-1", "gw-2"]
+
+
+def test_an_ended_execution_leaves_one_journal_line_per_target(world: World) -> None:
+    world.job(STOP + "\n" + STOP.replace("name: stop", "name: again"))
+    with world.runner(lambda sent: ok()) as runner:
+        (summary,) = runner.wait([_start(runner)])
+        job = runner.job_state("acme", "rollout")
+        journal = job.paths.storage.read(job.paths.targets).decode().splitlines()
+    assert summary.counts == {"PROCESS_OK": 2}
+    # a header and a line per target: loading the job at the next start costs its targets,
+    # not the history of their steps
+    assert len(journal) == 3, journal
