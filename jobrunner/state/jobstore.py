@@ -48,6 +48,10 @@ class Executions(MutableMapping[int, ExecutionSummary]):
         self.paths = paths
         self.recent: dict[int, ExecutionSummary] = {}
         """The newest summaries, and the running one: what the engine reads and changes."""
+        self.known: set[int] | None = None
+        """The ids with a summary, as listed when loaded and kept by the owner as it begins
+        and prunes executions (None: listed from the storage at each look, as a reader
+        must)."""
         self.ended: Counter[str] = Counter()
         """Executions ended, by status: those loaded, those the retention removed (the
         record counts them), those ended since. Pruning changes nothing here."""
@@ -77,11 +81,15 @@ class Executions(MutableMapping[int, ExecutionSummary]):
 
     def __setitem__(self, execution_id: int, summary: ExecutionSummary) -> None:
         self.recent[execution_id] = summary
+        if self.known is not None:
+            self.known.add(execution_id)
         if len(self.recent) > KEPT_SUMMARIES:
             self._keep_newest()
 
     def __delitem__(self, execution_id: int) -> None:
         self.recent.pop(execution_id, None)
+        if self.known is not None:
+            self.known.discard(execution_id)
 
     def __iter__(self) -> Iterator[int]:
         """Every execution recorded, oldest first (listed from the storage)."""
@@ -96,6 +104,8 @@ class Executions(MutableMapping[int, ExecutionSummary]):
     def _ids(self) -> list[int]:
         """The ids with a summary: a folder without one is what a crash left between the
         two (the execution never started), and is no execution."""
+        if self.known is not None:
+            return sorted(self.known)
         storage = self.paths.storage
         listed = (
             i
@@ -176,6 +186,7 @@ class JobState:
         targets = TargetTable(storage, paths.targets).load()
         job = JobState(paths, record, targets, steps=_frozen_steps(paths, record))
         job._record_stamp = stamp
+        loaded: set[int] = set()
         for execution_id in paths.execution_ids():
             try:
                 summary = ExecutionSummary.load(storage, paths.summary(execution_id))
@@ -184,7 +195,9 @@ class JobState:
             if summary.status is not ExecutionStatus.RUNNING:
                 job.executions.ended[summary.status.value] += 1
             job.executions[execution_id] = summary  # the oldest are let go as it goes
+            loaded.add(execution_id)
         job.executions.ended.update(record.pruned)  # removed by the retention, still counted
+        job.executions.known = loaded  # listed once: this copy's owner keeps it up to date
         return job
 
     def snapshot(self) -> JobState:
@@ -214,6 +227,7 @@ class JobState:
             self.record, self._record_stamp, changed = record, stamp, True
         changed = self.targets.follow() or changed
         executions = self.executions
+        executions.known = None  # a reader's copy: the owner begins and prunes executions
         recorded = self.paths.execution_ids()
         for gone in executions.recent.keys() - set(recorded):
             del executions.recent[gone]  # pruned by the owner (`history`): still counted
@@ -240,6 +254,7 @@ class JobState:
     def create(state: StateDir, record: JobRecord) -> JobState:
         paths = state.job(record.scope, record.name)
         job = JobState(paths, record, TargetTable(paths.storage, paths.targets))
+        job.executions.known = set()  # a new job: its executions are those it begins
         job.save_record()
         return job
 
