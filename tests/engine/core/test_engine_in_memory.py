@@ -301,6 +301,24 @@ def test_any_reply_says_the_device_is_there_and_when(world: World) -> None:
     }
 
 
+def test_a_notification_says_the_device_is_there_and_when(world: World) -> None:
+    world.job(DOWNLOAD, devices="[gw-1]")
+    with world.runner(lambda sent: ok()) as runner:  # no BIRTH was ever heard of it
+        _start(runner)
+        assert world.link is not None
+        (sent,) = world.link.sent
+        assert sent.operation_id is not None
+        runner.registry.scope("acme").disconnected("gw-1", datetime.fromtimestamp(1.0, UTC))
+        world.clock.advance(120)
+        progress = _notification(**{"dp.download.progress": Metric.int32(40)})
+        world.link.notify("gw-1", sent.operation_id, ["download"], progress)
+        runner.engine.step(0)
+        gw1 = runner.registry.scope("acme").get("gw-1")
+
+    assert gw1 is not None and gw1.status.value == "CONNECTED"
+    assert gw1.last_seen is not None and gw1.last_seen.timestamp() == world.clock.now
+
+
 def test_a_busy_device_does_not_write_a_line_per_reply(tmp_path: Path) -> None:
     from datetime import UTC, datetime  # noqa: PLC0415
 
