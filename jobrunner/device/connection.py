@@ -77,6 +77,7 @@ class Session:
         self._failure: str | None = None
         self._stopping = False
         self._retry = threading.Event()  # set by stop(): ends the backoff of a first connect
+        self._starting = threading.Lock()  # a network thread is started, or all are stopped
         self._down_since: float | None = None
         self.session_kept = True
         """Whether the broker kept the runner's session on the last connection (it queued
@@ -160,12 +161,13 @@ class Session:
                     return  # stopped meanwhile
                 delay, attempt = min(delay * 2, max_delay), attempt + 1
                 continue
-            if self._stopping:  # stop() came while connecting
-                self.mqtt.disconnect()
-                return
             if attempt > 1:
                 log.info("the broker %s answers (attempt %d); connecting", self.url, attempt)
-            self.mqtt.loop_start()
+            with self._starting:  # never a network thread started after stop() ended them
+                if self._stopping:  # stop() came while connecting
+                    self.mqtt.disconnect()
+                    return
+                self.mqtt.loop_start()
             return
 
     def publish(self, topic: str, data: bytes) -> str | None:
@@ -178,11 +180,12 @@ class Session:
     def stop(self) -> None:
         self._stopping = True
         self._retry.set()
-        self.mqtt.disconnect()
-        self.mqtt.loop_stop()
-        # paho closes the socket pair that wakes its network thread only when the client
-        # is collected; a runner that stops and a test that makes many close it now.
-        self.mqtt._reset_sockets(sockpair_only=True)
+        with self._starting:
+            self.mqtt.disconnect()
+            self.mqtt.loop_stop()
+            # paho closes the socket pair that wakes its network thread only when the client
+            # is collected; a runner that stops and a test that makes many close it now.
+            self.mqtt._reset_sockets(sockpair_only=True)
 
     def add_account(self, account: str, codec: PayloadCodec, timeout: float) -> None:
         """Serve `account`; when connected, subscribe and wait for the SUBACK."""
