@@ -149,7 +149,8 @@ class Dispatcher:
             except NotSentError:
                 self.unsend(job, target, "the broker connection is down")
                 continue
-            self.rt.deadlines.add(target.deadline, ReplyDue(tag))
+            # Keyed: taken out when the reply comes (`Loop._handle`).
+            self.rt.deadlines.add(target.deadline, ReplyDue(tag), key=tag.request_id)
             job.say(target, f"sent {text}")
 
     def unsend(self, job: RunningJob, target: TargetState, why: str) -> None:

@@ -242,6 +242,8 @@ class Engine:
         for listener in self.listeners:
             listener(event)
         if isinstance(event, ReplyArrived):
+            # The link awaits it no more: its deadline would be popped and ignored.
+            self.rt.deadlines.cancel(event.tag.request_id)
             self.devices.heard(*event.tag.device, self.clock())
             if event.tag.purpose == "probe":
                 self._found(event.tag)

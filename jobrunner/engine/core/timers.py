@@ -7,9 +7,10 @@ same way when it is armed again.
 
 Every wait the engine does has one entry here: a request's reply (whatever its purpose), an
 asynchronous operation's completion, the grace of an LWT, a settling progress, the end of a
-stopped execution's wait for replies, a retry after a failed publish. Entries are never
-removed when a target moves on; a due entry is checked against the current state by whoever
-handles it, and ignored when it no longer applies.
+stopped execution's wait for replies, a retry after a failed publish. An entry added with a
+key is taken out by `cancel` (a step's reply came: its deadline would only be popped and
+ignored, and held meanwhile); the others stay when a target moves on: a due entry is checked
+against the current state by whoever handles it, and ignored when it no longer applies.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import heapq
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import count
+from typing import cast
 
 from jobrunner.engine.link.ports import Tag
 from jobrunner.state.layout import JobKey
@@ -86,29 +88,66 @@ Due = ReplyDue | CompletionDue | LwtGrace | SettleDue | DrainOver | GateDue | Re
 class Deadlines:
     def __init__(self, clock: Callable[[], float], monotonic: Callable[[], float]) -> None:
         """`clock`: the engine's (the wall clock); `monotonic`: what the heap is kept on."""
-        self._heap: list[tuple[float, int, Due]] = []
+        # [when, order, due or None once cancelled, key]: lists, so `cancel` can void one
+        # where it stands in the heap (`order` is unique: `due` is never compared).
+        self._heap: list[list[object]] = []
+        self._keyed: dict[str, list[object]] = {}
+        self._void = 0
         self._order = count()
         self._clock = clock
         self._monotonic = monotonic
 
-    def add(self, at: float, due: Due) -> None:
-        """`due` at `at` on the engine's clock, that is, in `at - clock()` seconds."""
+    def add(self, at: float, due: Due, key: str | None = None) -> None:
+        """`due` at `at` on the engine's clock, that is, in `at - clock()` seconds; with a
+        `key` (a request id), `cancel(key)` takes it out."""
         when = self._monotonic() + (at - self._clock())
-        heapq.heappush(self._heap, (when, next(self._order), due))
+        entry: list[object] = [when, next(self._order), due, key]
+        heapq.heappush(self._heap, entry)
+        if key is not None:
+            self._keyed[key] = entry
+
+    def cancel(self, key: str) -> None:
+        """The entry added with `key` is no longer wanted (nothing when there is none)."""
+        entry = self._keyed.pop(key, None)
+        if entry is None:
+            return
+        entry[2] = None
+        self._void += 1
+        if self._void > 64 and 2 * self._void > len(self._heap):
+            # Mostly void: rebuilt without them, so memory follows what is awaited.
+            self._heap = [e for e in self._heap if e[2] is not None]
+            heapq.heapify(self._heap)
+            self._void = 0
+
+    def _drop_void(self) -> None:
+        heap = self._heap
+        while heap and heap[0][2] is None:
+            heapq.heappop(heap)
+            self._void -= 1
 
     def wait(self, longest: float) -> float:
         """Seconds until the next entry is due, at most `longest`."""
+        self._drop_void()
         if not self._heap:
             return longest
-        return min(longest, max(0.0, self._heap[0][0] - self._monotonic()))
+        when = cast(float, self._heap[0][0])
+        return min(longest, max(0.0, when - self._monotonic()))
 
     def due(self) -> list[Due]:
         """Entries whose time has come, oldest first."""
         now = self._monotonic()
-        found = []
-        while self._heap and self._heap[0][0] <= now:
-            found.append(heapq.heappop(self._heap)[2])
+        found: list[Due] = []
+        heap = self._heap
+        while heap and heap[0][0] <= now:  # type: ignore[operator]
+            _, _, due, key = heapq.heappop(heap)
+            if due is None:
+                self._void -= 1
+                continue
+            if key is not None:
+                del self._keyed[key]  # type: ignore[arg-type]
+            found.append(due)  # type: ignore[arg-type]
         return found
 
     def __len__(self) -> int:
-        return len(self._heap)
+        """Entries awaited (cancelled ones not counted)."""
+        return len(self._heap) - self._void

@@ -81,3 +81,15 @@ def test_what_the_runner_holds_does_not_grow_with_the_executions_it_ran(
         assert len(job_view(job)["executions"]) == total
         shown = job_view(job, newest=3)["executions"]
         assert [e["id"] for e in shown] == [total - 2, total - 1, total]
+
+
+def test_the_deadline_of_a_request_answered_is_not_held_until_it_would_have_come(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    # Every device answers at once; the step's timeout (30 s) has not passed on the fake clock.
+    _write_job(tmp_path)
+    runner, _link = memory_runner(tmp_path, clock, lambda _sent: ok())
+    with runner:
+        runner.wait(runner.apply(runner.plan(runner.load())).started)
+
+        assert len(runner.engine.rt.deadlines) == 0, "deadlines of answered requests held"
