@@ -139,11 +139,12 @@ class Deadlines:
         found: list[Due] = []
         heap = self._heap
         while heap and heap[0][0] <= now:  # type: ignore[operator]
-            _, _, due, key = heapq.heappop(heap)
+            entry = heapq.heappop(heap)
+            _, _, due, key = entry
             if due is None:
                 self._void -= 1
                 continue
-            if key is not None:
+            if key is not None and self._keyed.get(key) is entry:  # type: ignore[call-overload]
                 del self._keyed[key]  # type: ignore[arg-type]
             found.append(due)  # type: ignore[arg-type]
         return found

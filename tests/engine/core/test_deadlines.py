@@ -34,3 +34,17 @@ def test_a_heap_of_cancelled_entries_is_rebuilt_with_what_is_awaited(clock: Fake
     clock.advance(31)
     assert deadlines.due() == [GateDue(("acme", "999"))]
     assert len(deadlines) == 0
+
+
+def test_a_key_added_twice_leaves_both_entries_due_and_the_newest_cancellable(
+    clock: FakeClock,
+) -> None:
+    deadlines = Deadlines(clock, clock)
+    first, second = GateDue(("acme", "first")), GateDue(("acme", "second"))
+    deadlines.add(clock() + 1, first, key="r-1")
+    deadlines.add(clock() + 2, second, key="r-1")
+    clock.advance(1)
+    assert deadlines.due() == [first]
+    deadlines.cancel("r-1")  # the newest one, still awaited
+    clock.advance(5)
+    assert deadlines.due() == [] and len(deadlines) == 0
