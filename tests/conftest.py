@@ -8,6 +8,7 @@ behind one address): the tests that stop or restart their broker are then skippe
 
 from __future__ import annotations
 
+import gc
 import os
 import uuid
 from collections.abc import Iterator
@@ -41,6 +42,15 @@ def own_broker() -> Iterator[RunningBroker]:
         pytest.skip(f"stops or restarts its broker; JOBRUNNER_TEST_BROKER is {EXTERNAL}")
     with start_broker(BROKER_KIND) as running:
         yield running
+
+
+@pytest.fixture(autouse=True)
+def _collected_after_each_test() -> Iterator[None]:
+    """What a test leaves to the garbage collector is collected as it ends: an unclosed
+    socket is then reported by the test that left it, never by a later one that happens to
+    trigger a full collection (paho's clients live in reference cycles)."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture(scope="session")
