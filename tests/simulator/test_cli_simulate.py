@@ -110,17 +110,7 @@ def test_run_for_ends_the_fleet_by_itself_with_dc(broker: RunningBroker, account
 
 def test_sigterm_stops_the_fleet_with_dc_and_exit_0(broker: RunningBroker, account: str) -> None:
     requester = Requester(broker, account)
-    command = [
-        sys.executable,
-        "-c",
-        "from jobrunner.cli.simulate import simulate; simulate()",
-        "-n",
-        "2",
-        "--broker",
-        broker.url,
-        "--account",
-        account,
-    ]
+    command = _simulate(broker, account, "-n", "2")
     try:
         with subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
