@@ -22,6 +22,13 @@ SCOPE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 # MQTT client ids appear as a topic segment and as a file name: no '/', '+', '#', spaces.
 CLIENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 TAG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,62}$"
+# Kubernetes' label syntax, so that a selector reads as kubectl's does.
+LABEL_KEY_PATTERN = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+LABEL_VALUE_PATTERN = r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"
+VAR_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
 
 _DURATION_RE = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$")
 DURATION_PATTERN = r"^(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)?$"
@@ -79,6 +86,41 @@ Tag = Annotated[
         "use 1-63 letters, digits, '.', '_', ':', '/' or '-', starting with a letter or digit",
     ),
     WithJsonSchema({"type": "string", "pattern": TAG_PATTERN}),
+]
+
+LabelKey = Annotated[
+    str,
+    _named_pattern(
+        LABEL_KEY_PATTERN,
+        "label key",
+        "use a name of 1-63 letters, digits, '-', '_' or '.', starting and ending with a letter"
+        " or digit, optionally after a DNS prefix and '/' (example.com/site)",
+    ),
+    WithJsonSchema({"type": "string", "pattern": LABEL_KEY_PATTERN}),
+]
+
+LabelValue = Annotated[
+    str,
+    BeforeValidator(lambda value: str(value).lower() if isinstance(value, bool) else value),
+    BeforeValidator(lambda value: str(value) if isinstance(value, int | float) else value),
+    _named_pattern(
+        LABEL_VALUE_PATTERN,
+        "label value",
+        "use up to 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit",
+    ),
+    WithJsonSchema({"type": "string", "pattern": LABEL_VALUE_PATTERN}),
+]
+"""A label's value; YAML's `line: 3` is the label "3", as a selector would write it."""
+
+VarName = Annotated[
+    str,
+    _named_pattern(
+        VAR_NAME_PATTERN,
+        "variable name",
+        "use 1-63 letters, digits or '_', starting with a letter or '_'"
+        " (as in ${device.vars.NAME})",
+    ),
+    WithJsonSchema({"type": "string", "pattern": VAR_NAME_PATTERN}),
 ]
 
 

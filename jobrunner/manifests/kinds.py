@@ -21,11 +21,14 @@ from jobrunner.manifests.fields import (
     ClientId,
     Duration,
     KeyFingerprint,
+    LabelKey,
+    LabelValue,
     Name,
     RunToken,
     ScopeName,
     Tag,
     TimeZone,
+    VarName,
 )
 from jobrunner.manifests.notification import Notification
 from jobrunner.manifests.rollout import Retry, Rollout
@@ -95,6 +98,27 @@ class Device(Strict):
     timezone: TimeZone | None = Field(
         default=None, description="where it is: a rollout window `timezone: device` uses it"
     )
+    labels: dict[LabelKey, LabelValue] = Field(
+        default_factory=dict,
+        description="what a `targets.selector` chooses by (site: turin); `kura.` keys are"
+        " reserved for what the device reports",
+    )
+    vars: dict[VarName, Any] = Field(
+        default_factory=dict,
+        description="values of this device for its steps, read as ${device.vars.NAME}",
+    )
+
+    @field_validator("labels")
+    @classmethod
+    def _no_reserved_labels(cls, labels: dict[str, str]) -> dict[str, str]:
+        for key in labels:
+            if key.startswith("kura."):
+                raise ValueError(
+                    f"label {key!r} uses the reserved prefix 'kura.', which holds what the"
+                    " device reports in its BIRTH (kura.model, kura.version, ...); choose"
+                    " another key"
+                )
+        return labels
 
 
 class DeviceListMetadata(Strict):
