@@ -46,6 +46,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "jobrunner.cli.run:stop",
         "Stop JOB's running execution (NAME or SCOPE/NAME).",
     ),
+    "approve": (
+        "jobrunner.cli.approve:approve_command",
+        "Approve JOB's rollout wave that waits for it (NAME or SCOPE/NAME).",
+    ),
     "status": (
         "jobrunner.cli.status:status",
         "Show jobs, their targets and executions, as recorded.",

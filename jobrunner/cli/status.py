@@ -325,6 +325,10 @@ def _rollout_table(view: dict[str, Any]) -> None:
     for wave in rollout["waves"]:
         counts = _counts_text(wave["counts"], wave["targets"])
         decision = f"; {wave['decision']}" if wave["decision"] else ""
+        if wave.get("approvedBy"):
+            decision += f"; approved by {wave['approvedBy']} at {wave['approvedOn']}"
+        elif wave.get("approval"):
+            decision += "; approval required"
         state = pad(coloured(wave["state"]), 8)
         click.echo(
             f"    wave {wave['name']:<12} {state} {wave['targets']} target(s)"

@@ -84,9 +84,9 @@ def watch(
     (Type=notify) it tells READY and feeds the watchdog (WatchdogSec=).
 
     It posts the events that Notification manifests ask for (execution.ended,
-    rollout.aborted, rollout.wave.passed, target.failed) as CloudEvents, at least
-    once: what a receiver did not take waits in the state directory's outbox,
-    across restarts, and is retried with backoff. Each notification is posted
+    rollout.aborted, rollout.wave.approved, rollout.wave.passed, target.failed) as
+    CloudEvents, at least once: what a receiver did not take waits in the state
+    directory's outbox, across restarts, and is retried with backoff. Each notification is posted
     in a lane of its own (a receiver that hangs delays no other), which keeps
     at most its maxBacklog undelivered events (the oldest are dropped beyond);
     `status --notifications` shows what waits.

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from jobrunner.engine.rollout.gate import ALL, held_reason
+from jobrunner.engine.rollout.gate import ALL, held_reason, rollout_of
 from jobrunner.engine.schedules.scheduler import schedules_of
 from jobrunner.errors import JobError, StateError
 from jobrunner.manifests import ManifestSet
@@ -149,6 +149,7 @@ _UNDER_WAY = {
     RolloutStatus.RUNNING,
     RolloutStatus.WAITING,
     RolloutStatus.SOAKING,
+    RolloutStatus.AWAITING_APPROVAL,
 }
 _WAVE_UNDER_WAY = {WaveStatus.RUNNING, WaveStatus.SOAKING}
 
@@ -202,6 +203,8 @@ def rollout_view(job: JobState, stand: RolloutStand | None = None) -> dict[str, 
     stand = stand or rollout_stand(record, job.last_execution)
     state = record.rollout or RolloutState()
     recorded = {w.name: w for w in state.waves}
+    settings = rollout_of(record.spec)
+    asking = {w.name for w in settings.waves if w.approval} if settings is not None else set()
     waves = []
     for name, targets, selector in waves_of(record):
         wave = recorded.get(name) or WaveState(name=name)
@@ -220,6 +223,9 @@ def rollout_view(job: JobState, stand: RolloutStand | None = None) -> dict[str, 
                 "endedOn": _iso(wave.ended_on),
                 "soakUntil": _iso(wave.soak_until),
                 "decision": wave.decision,
+                "approval": "required" if name in asking else None,
+                "approvedBy": wave.approved_by,
+                "approvedOn": _iso(wave.approved_on),
             }
         )
     return {
@@ -300,6 +306,8 @@ class HeldContext:
     over: str | None
     waves: tuple[tuple[str, str, str | None], ...]
     """Each wave's (name, recorded state, soak end)."""
+    stands: tuple[str, str | None] = ("", None)
+    """The rollout's recorded state and current wave (an approval awaited)."""
 
 
 def _held_context(job: JobState, stand: RolloutStand) -> HeldContext | None:
@@ -311,7 +319,8 @@ def _held_context(job: JobState, stand: RolloutStand) -> HeldContext | None:
     for name, _, _ in waves_of(job.record):
         wave = recorded.get(name) or WaveState(name=name)
         waves.append((name, wave.status.value, _iso(wave.soak_until)))
-    return HeldContext(stand.execution, stand.over, tuple(waves))
+    stands = (state.status.value, state.wave)
+    return HeldContext(stand.execution, stand.over, tuple(waves), stands)
 
 
 def _held(

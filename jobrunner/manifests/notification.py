@@ -23,7 +23,13 @@ from jobrunner.manifests.base import Strict
 from jobrunner.manifests.fields import Duration, Name, ScopeName
 from jobrunner.manifests.secrets import Credential
 
-EventType = Literal["execution.ended", "rollout.aborted", "rollout.wave.passed", "target.failed"]
+EventType = Literal[
+    "execution.ended",
+    "rollout.aborted",
+    "rollout.wave.approved",
+    "rollout.wave.passed",
+    "target.failed",
+]
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 
 HEADER_NAME = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$"
@@ -64,8 +70,8 @@ class NotificationSpec(Strict):
     events: list[EventType] = Field(
         default_factory=lambda: list(get_args(EventType)),
         min_length=1,
-        description="which events: execution.ended, rollout.aborted, rollout.wave.passed,"
-        " target.failed (default: all)",
+        description="which events: execution.ended, rollout.aborted, rollout.wave.approved,"
+        " rollout.wave.passed, target.failed (default: all)",
     )
     jobs: list[Name] = Field(
         default_factory=list, description="only the events of these jobs (default: every job)"

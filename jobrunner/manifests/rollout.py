@@ -4,7 +4,8 @@
       waves:                                   # one at a time, in this order
         - {name: canary, devices: [gw-0007]}   # by client id, or `tags: [canary]`
         - {name: early, size: 10%}             # a share or a count of the targets left
-        - {name: rest}                         # the remainder: last only
+        - {name: rest, approval: required}     # the remainder: last only; waits for
+                                               #   `jobrunner approve` (or `approved: [rest]`)
       successThreshold: 95%                    # a wave passes at this share PROCESS_OK
       soak: 10m                                # then its devices must stay connected this long
       maxPerMinute: 120                        # targets started per minute, spread evenly
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
@@ -109,6 +110,11 @@ class Wave(Strict):
     tags: list[Tag] = Field(default_factory=list, description="the targets left with a tag")
     size: WaveSize | None = Field(
         default=None, description="a count or a share of the targets left, by a stable hash"
+    )
+    approval: Literal["required"] | None = Field(
+        default=None,
+        description="`required`: once the wave before it passed, the rollout waits"
+        " (awaiting-approval) until `jobrunner approve JOB --wave NAME` or `approved` lets it go",
     )
 
     @model_validator(mode="after")
@@ -210,10 +216,19 @@ class Rollout(Strict):
     ramp: Ramp | None = Field(default=None, description="a rate that grows with the successes")
     abort: Abort | None = Field(default=None, description="when the execution is aborted")
     window: Window | None = Field(default=None, description="when targets may start")
+    approved: list[Name] = Field(
+        default_factory=list,
+        description="waves with `approval: required` approved in git: they start without"
+        " waiting for `jobrunner approve`",
+    )
 
     @property
     def soak_time(self) -> timedelta:
         return self.soak or timedelta(0)
+
+    def needs_approval(self, wave: str) -> bool:
+        """Whether the wave waits for an approval (`approval: required`)."""
+        return any(w.name == wave and w.approval == "required" for w in self.waves)
 
 
 class Retry(Strict):

@@ -8,6 +8,7 @@ surprise an operator and let the job through.
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Mapping
 
@@ -29,6 +30,7 @@ def check_rollout(
     targets = _targets(declared.manifest, registry)
     ok = _waves_fit(declared, rollout, result, targets, registry) and ok
     ok = _window_fits(declared, rollout, result) and ok
+    ok = _approved_waves(declared, rollout, result) and ok
     _warnings(declared, rollout, result, targets, registry)
     return ok
 
@@ -51,6 +53,33 @@ def _wave_names(declared: Declared[Job], rollout: Rollout, result: ManifestSet) 
             )
             ok = False
         seen.setdefault(wave.name, index)
+    return ok
+
+
+def _approved_waves(declared: Declared[Job], rollout: Rollout, result: ManifestSet) -> bool:
+    """`approved` names waves of the rollout; one that asks for no approval is a warning."""
+    names = [w.name for w in rollout.waves]
+    ok = True
+    for index, name in enumerate(rollout.approved):
+        line = declared.origin.line(*_path("approved", index))
+        if name not in names:
+            close = difflib.get_close_matches(name, names, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            known = ", ".join(names) if names else "none"
+            result.error(
+                declared.origin.file,
+                line,
+                f"approved names wave '{name}', which the rollout does not have; {hint}"
+                f"its waves: {known}",
+            )
+            ok = False
+        elif not rollout.needs_approval(name):
+            result.warning(
+                declared.origin.file,
+                line,
+                f"wave '{name}' is approved but does not wait for an approval; add"
+                " `approval: required` to it, or remove it from approved",
+            )
     return ok
 
 

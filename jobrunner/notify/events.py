@@ -82,6 +82,10 @@ class NotificationEvents(Observer):
         data = {"execution": execution, "wave": wave, "decision": decision}
         self._emit("rollout.wave.passed", job, f"waves/{wave}", data)
 
+    def wave_approved(self, job: JobKey, execution: int | None, wave: str, by: str) -> None:
+        data = {"execution": execution, "wave": wave, "approvedBy": by}
+        self._emit("rollout.wave.approved", job, f"waves/{wave}", data)
+
     def rollout_aborted(self, job: JobKey, execution: int, reason: str) -> None:
         data = {"execution": execution, "reason": reason}
         self._emit("rollout.aborted", job, f"executions/{execution}", data)

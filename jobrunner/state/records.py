@@ -110,6 +110,7 @@ class RolloutStatus(StrEnum):
     RUNNING = "running"  # the current wave's targets are started as the gates allow
     WAITING = "waiting"  # targets to start, none may start now (outside the window)
     SOAKING = "soaking"
+    AWAITING_APPROVAL = "awaiting-approval"  # the current wave waits for `jobrunner approve`
     PASSED = "passed"  # every wave passed
     ABORTED = "aborted"
 
@@ -122,6 +123,9 @@ class WaveState(Record):
     soak_until: datetime | None = None
     decision: str | None = None
     """The gate's decision with its numbers: `19/20 PROCESS_OK = 95% >= 95%; soaked 10m`."""
+    approved_by: str | None = None
+    """Who let a wave with `approval: required` go (`git` for `spec.rollout.approved`)."""
+    approved_on: datetime | None = None
 
 
 class RolloutState(Record):

@@ -97,6 +97,20 @@ ERRORS = [
         "'twenty' is not a count of targets; write e.g. '20 succeeded'",
     ),
     ("max-per-minute-zero", "maxPerMinute: 0", 11, "greater than or equal to 1"),
+    (
+        "approval-not-required",
+        "waves:\n  - {name: canary, devices: [gw-1], approval: yes}",
+        12,
+        "expected 'required', found true",
+    ),
+    (
+        "approved-wave-unknown",
+        "waves:\n  - {name: canary, devices: [gw-1]}\n  - {name: rest, approval: required}\n"
+        "approved:\n  - canary\n  - rets",
+        16,
+        "approved names wave 'rets', which the rollout does not have; did you mean 'rest'?"
+        " its waves: canary, rest",
+    ),
 ]
 
 
@@ -168,6 +182,28 @@ abort: {failureThreshold: 10%, minFinished: 50}
     ), warnings
     assert any(line == 15 and "above maxPerMinute (5): it never ramps" in t for line, t in warnings)
     assert any(line == 16 and "the abort rule never decides" in t for line, t in warnings)
+
+
+def test_approving_a_wave_that_asks_for_no_approval_is_a_warning(
+    write: Write, load: Callable[[], ManifestSet]
+) -> None:
+    path = write(
+        "job.yaml",
+        rollout_job(
+            "waves:\n  - {name: canary, devices: [gw-1]}\n  - {name: rest, approval: required}\n"
+            "approved: [canary, rest]"
+        ),
+    )
+    result = load()
+    assert [str(d) for d in result.errors] == []
+    warnings = [(d.line, d.message) for d in result.warnings if d.file == path]
+    assert warnings == [
+        (
+            14,
+            "wave 'canary' is approved but does not wait for an approval; add"
+            " `approval: required` to it, or remove it from approved",
+        )
+    ]
 
 
 def test_gates_without_waves_are_a_warning(write: Write, load: Callable[[], ManifestSet]) -> None:

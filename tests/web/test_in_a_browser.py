@@ -186,3 +186,41 @@ def test_a_job_whose_manifest_was_removed_is_marked_on_both_pages(
     page.wait_for_selector("#title [data-mark=orphaned]")
     assert page.text_content("#title [data-mark=orphaned]") == "manifest removed"
     assert page.errors == []
+
+
+def test_a_wave_awaiting_approval_and_who_approved_it_are_shown(
+    scenario: Scenario, served: Served, page: Any
+) -> None:
+    scenario.registry(3)
+    scenario.fleet(3)
+    scenario.job(
+        "gated",
+        "- {name: check, definition: Command Execution, properties: {command: echo}}",
+        extra="rollout:\n  waves:\n    - {name: canary, devices: [gw-0001]}\n"
+        "    - {name: rest, approval: required}\n",
+    )
+    api = f"/api/v1/jobs/{scenario.scope}/gated"
+    served.wait_for(
+        lambda: (
+            served.get(api).status_code == 200
+            and served.json(api)["rollout"]["state"] == "awaiting-approval"
+        ),
+        "the rollout awaiting an approval",
+    )
+    page.goto(f"{served.url}/jobs/{scenario.scope}/gated")
+    page.wait_for_function(
+        "document.querySelector('#rollout-state').textContent === 'awaiting-approval'"
+    )
+    assert "jobrunner approve" in page.text_content("#rollout-reason")
+    assert "approval required" in page.text_content("#waves tbody")
+
+    code, output = scenario.invoke("approve", "gated", "--by", "alice")
+    assert code == 0, output
+    page.wait_for_function(
+        "document.querySelector('#waves tbody').textContent.includes('approved by alice')",
+        timeout=20_000,
+    )
+    page.wait_for_function(
+        "document.querySelector('#rollout-state').textContent === 'passed'", timeout=20_000
+    )
+    assert page.errors == []

@@ -32,6 +32,8 @@ def turn_gates(rt: Runtime, cancel: Cancel) -> None:
             log.write("rollout", line, now)
         for wave, text in decision.passed:
             rt.observer.wave_passed(job.key, run.id, wave, text)
+        for wave, by in decision.approved:
+            rt.observer.wave_approved(job.key, run.id, wave, by)
         if decision.abort is not None:
             abort(rt, cancel, job, decision.abort)
             rt.observer.rollout_aborted(job.key, run.id, decision.abort)

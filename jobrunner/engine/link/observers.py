@@ -49,6 +49,10 @@ class Observer:
     def wave_passed(self, job: JobKey, execution: int, wave: str, decision: str) -> None:
         """A rollout's wave passed its gate."""
 
+    def wave_approved(self, job: JobKey, execution: int | None, wave: str, by: str) -> None:
+        """A rollout's wave that waits for an approval (`approval: required`) was approved;
+        `execution`: the running one, if any."""
+
     def rollout_aborted(self, job: JobKey, execution: int, reason: str) -> None:
         """A rollout's execution was aborted."""
 
@@ -93,6 +97,10 @@ class Observers(Observer):
     def wave_passed(self, job: JobKey, execution: int, wave: str, decision: str) -> None:
         for observer in self.observers:
             observer.wave_passed(job, execution, wave, decision)
+
+    def wave_approved(self, job: JobKey, execution: int | None, wave: str, by: str) -> None:
+        for observer in self.observers:
+            observer.wave_approved(job, execution, wave, by)
 
     def rollout_aborted(self, job: JobKey, execution: int, reason: str) -> None:
         for observer in self.observers:

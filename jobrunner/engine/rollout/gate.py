@@ -42,6 +42,8 @@ from jobrunner.state.targets import TargetState, TargetStatus
 
 ALL = "all"
 """The one wave of a rollout declared without waves."""
+APPROVED_IN_GIT = "git (spec.rollout.approved)"
+"""Who approved a wave listed in the manifest's `spec.rollout.approved`."""
 
 
 def rollout_of(spec: dict[str, Any]) -> Rollout | None:
@@ -85,9 +87,22 @@ def wave_not_reached(
         return None
     passed = {w.name for w in rollout.waves if w.status is WaveStatus.PASSED} if rollout else set()
     current = next((i for i, w in enumerate(waves) if w.name not in passed), None)
-    if current is None or index <= current:
+    if current is None or index < current:
+        return None
+    if index == current:
+        if awaits_approval(rollout, waves[index].name):
+            return f"its wave '{waves[index].name}' awaits an approval (jobrunner approve)"
         return None
     return f"its wave '{waves[index].name}' waits for wave '{waves[current].name}' to pass"
+
+
+def awaits_approval(rollout: RolloutState | None, wave: str | None) -> bool:
+    """Whether the rollout waits for an approval of `wave` (as the gate last recorded)."""
+    return (
+        rollout is not None
+        and rollout.status is RolloutStatus.AWAITING_APPROVAL
+        and rollout.wave == wave
+    )
 
 
 def held_reason(names: list[str], rollout: RolloutState | None, index: int) -> str:
@@ -98,6 +113,8 @@ def held_reason(names: list[str], rollout: RolloutState | None, index: int) -> s
     passed = {w.name for w in rollout.waves if w.status is WaveStatus.PASSED} if rollout else set()
     current = next((i for i, name in enumerate(names) if name not in passed), None)
     wave = names[index] if 0 <= index < len(names) else None
+    if current is not None and index == current and awaits_approval(rollout, wave):
+        return f"waits for an approval of its wave '{wave}' (jobrunner approve --wave {wave})"
     if current is not None and wave is not None and index > current:
         before = names[current]
         recorded = next((w for w in rollout.waves if w.name == before), None) if rollout else None
@@ -125,6 +142,8 @@ class Decision:
     wake_at: float | None = None
     passed: list[tuple[str, str]] = field(default_factory=list)
     """(wave, decision) of each wave that passed in this turn."""
+    approved: list[tuple[str, str]] = field(default_factory=list)
+    """(wave, by) of each wave let go in this turn by an approval in git."""
 
 
 @dataclass
@@ -205,6 +224,8 @@ class Gate:
         self.failed = 0
         self.succeeded = 0
         self.aborted: str | None = None
+        self.awaiting: int | None = None
+        """The current wave, when it waits for an approval (this turn)."""
         self.record = self._rollout_record()
         for target in state.targets:
             if target.client_id in self.wave_of:
@@ -290,6 +311,19 @@ class Gate:
         if current is None:  # every wave passed: what is left (retries) starts as it may
             self._start(len(self.waves) - 1, now, decision, passed=True)
             return decision
+        if self.awaiting == current:
+            name = self.waves[current].name
+            if not awaits_approval(self.record, name):
+                decision.lines.append(
+                    f"wave '{name}' awaits an approval (approval: required); nothing of it"
+                    f" starts until `jobrunner approve {self.state.label} --wave {name}`"
+                )
+            self._set(
+                RolloutStatus.AWAITING_APPROVAL,
+                f"wave '{name}' awaits an approval: jobrunner approve {self.state.label}"
+                f" --wave {name} (or spec.rollout.approved: [{name}])",
+            )
+            return decision
         wave = self.record.waves[current]
         if wave.status is WaveStatus.SOAKING:
             assert wave.soak_until is not None
@@ -303,14 +337,15 @@ class Gate:
         """Pass, fail or soak the waves whose targets all have an outcome; the current wave
         (None: every wave passed)."""
         threshold = self.settings.success_threshold
+        self.awaiting = None
         while True:
             current = self._current()
             if current is None:
                 return None
             wave, record = self.waves[current], self.record.waves[current]
-            if record.status is WaveStatus.PENDING:
-                record.status, record.started_on = WaveStatus.RUNNING, _utc(now)
-                self.state.save_record()
+            if record.status is WaveStatus.PENDING and not self._begin(record, now, decision):
+                self.awaiting = current
+                return current
             if record.status is WaveStatus.SOAKING:
                 assert record.soak_until is not None
                 if now < record.soak_until.timestamp():
@@ -381,6 +416,27 @@ class Gate:
     def _wave_failed(self, record: WaveState, now: float, text: str) -> None:
         record.status, record.ended_on, record.decision = WaveStatus.FAILED, _utc(now), text
         self.state.save_record()
+
+    def _begin(self, record: WaveState, now: float, decision: Decision) -> bool:
+        """Start a wave that was pending; False when it waits for an approval."""
+        if self._awaits_approval(record, now, decision):
+            return False
+        record.status, record.started_on = WaveStatus.RUNNING, _utc(now)
+        self.state.save_record()
+        return True
+
+    def _awaits_approval(self, record: WaveState, now: float, decision: Decision) -> bool:
+        """Whether a wave about to start waits for an approval; one approved in git is let
+        go here, and the approval recorded as any other."""
+        if record.approved_by is not None or not self.settings.needs_approval(record.name):
+            return False
+        if record.name not in self.settings.approved:
+            return True
+        record.approved_by, record.approved_on = APPROVED_IN_GIT, _utc(now)
+        decision.lines.append(f"wave '{record.name}' approved by {APPROVED_IN_GIT}")
+        decision.approved.append((record.name, APPROVED_IN_GIT))
+        self.state.save_record()
+        return False
 
     def _abort_rule(self, now: float, decision: Decision) -> bool:
         """The abort rule across the execution: when it trips, the wave that was running

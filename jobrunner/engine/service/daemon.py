@@ -8,7 +8,7 @@ The daemon is the Runner's engine loop in the main thread, plus:
   once at start, a fire while the job runs is skipped (and logged);
 - device-connect schedules: a target's BIRTH runs the job for that target only; while the
   job runs, such requests queue per device and run right after;
-- requests handed over by `jobrunner start/stop/reconcile` (see `handoff`).
+- requests handed over by `jobrunner start/stop/reconcile/approve` (see `handoff`).
 
 SIGTERM or SIGINT stops dispatching, records the replies of requests in flight (for at most
 DRAIN seconds; a second signal leaves at once) and exits 0 (EXIT_UNRECORDED when the state
@@ -45,6 +45,7 @@ from jobrunner.engine.link.observers import (
     Observers,
 )
 from jobrunner.engine.planning.plan import JobPlan
+from jobrunner.engine.rollout.approval import approval_view
 from jobrunner.engine.rollout.gate import wave_not_reached
 from jobrunner.engine.schedules.scheduler import Scheduler
 from jobrunner.engine.service import handoff, heap, systemd
@@ -684,6 +685,17 @@ class Daemon:
             ]
             return {"started": started}
         assert request.scope is not None and request.name is not None
+        if request.action == "approve":
+            given = runner.approve_wave(request.scope, request.name, request.wave, request.by)
+            if not given.already:
+                log.info(
+                    "wave %s of %s/%s approved by %s (from the command line)",
+                    given.wave,
+                    request.scope,
+                    request.name,
+                    given.by,
+                )
+            return {"approved": approval_view(given)}
         if request.action == "start":
             options = StartOptions(reset=request.reset, from_step=request.from_step)
             try:

@@ -11,10 +11,12 @@ owns, to the runner that owns the fewest), a reconcile to every runner alive (ea
 reconciles the jobs it owns).
 
     requests/[CLIENT_ID/]ID.request.json
-                               {"action": "start" | "stop" | "reconcile", "scope", "name",
+                               {"action": "start" | "stop" | "reconcile" | "approve",
+                                "scope", "name",
                                 "options": {"cancel": bool, "drain": seconds}  (stop)
                                            {"targets": [client id, ...], "reset": bool,
-                                            "fromStep": step, "enqueue": bool} (start)}
+                                            "fromStep": step, "enqueue": bool} (start)
+                                           {"wave": name or null, "by": who} (approve)}
     requests/[CLIENT_ID/]ID.reply.json
                                {"result": {...}} or {"error": "message"}
 
@@ -36,7 +38,9 @@ from jobrunner.errors import JobError, StateError
 from jobrunner.state.journal import write_json
 from jobrunner.state.layout import StateDir, safe_name
 
-ACTIONS = ("start", "stop", "reconcile")
+ACTIONS = ("start", "stop", "reconcile", "approve")
+MAX_BY = 256
+"""Characters of who approved a wave, at most."""
 REQUEST = ".request.json"
 REPLY = ".reply.json"
 
@@ -55,6 +59,8 @@ class Request:
     enqueue: bool = False
     inbox: str | None = None
     """The runner whose inbox it came in (a state directory has one inbox, whoever asks)."""
+    wave: str | None = None
+    by: str = ""
 
 
 def owning_daemon(state: StateDir | Path) -> StateDir | None:
@@ -157,7 +163,7 @@ def _read(data: bytes, request_id: str, inbox: str | None) -> Request:
     scope, name = raw.get("scope"), raw.get("name")
     if raw["action"] != "reconcile":
         if not isinstance(scope, str) or not isinstance(name, str):
-            raise ValueError("start and stop name a job: scope and name")
+            raise ValueError("start, stop and approve name a job: scope and name")
         safe_name(scope, "scope")
         safe_name(name, "job")
     options = raw.get("options") or {}
@@ -183,6 +189,7 @@ def _read(data: bytes, request_id: str, inbox: str | None) -> Request:
         isinstance(from_step, bool) or not isinstance(from_step, int) or from_step < 0
     ):
         raise ValueError("options.fromStep is a step index, counted from 0")
+    wave, by = _approval(raw["action"], options)
     return Request(
         request_id,
         raw["action"],
@@ -195,7 +202,23 @@ def _read(data: bytes, request_id: str, inbox: str | None) -> Request:
         from_step,
         enqueue,
         inbox,
+        wave,
+        by,
     )
+
+
+def _approval(action: str, options: dict[str, Any]) -> tuple[str | None, str]:
+    """The wave and who approves it, of an approve request."""
+    wave, by = options.get("wave"), options.get("by", "")
+    if wave is not None:
+        if not isinstance(wave, str):
+            raise ValueError("options.wave is a wave's name")
+        safe_name(wave, "wave")
+    if not isinstance(by, str) or len(by) > MAX_BY or not by.isprintable():
+        raise ValueError(f"options.by is who approves: printable, {MAX_BY} characters at most")
+    if action == "approve" and not by:
+        raise ValueError("options.by says who approves")
+    return wave, by
 
 
 def answer(

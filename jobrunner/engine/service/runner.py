@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Literal, Protocol, overload
@@ -33,6 +34,7 @@ from jobrunner.engine.link.ports import DeviceLink
 from jobrunner.engine.planning.git import git_revision
 from jobrunner.engine.planning.plan import Action, Plan, compute_plan
 from jobrunner.engine.planning.spec import ScopeDevices
+from jobrunner.engine.rollout.approval import Approval, approve
 from jobrunner.engine.service import heap
 from jobrunner.engine.service.ownership import DatabaseClaims, Ownership
 from jobrunner.engine.service.reconcile import Applied, Reconciler, history_bounds
@@ -564,6 +566,21 @@ class Runner:
             raise JobError(f"job {scope}/{name} has no running execution{ended}")
         executions.stop(self.engine, job, reason, cancel=cancel, drain=drain)
         return job.run.summary
+
+    def approve_wave(self, scope: str, name: str, wave: str | None, by: str) -> Approval:
+        """Approve a wave of the job's rollout that waits for it (see `approval.approve`):
+        logged in the running execution, heard by the observer (`rollout.wave.approved`)."""
+        self._check_owned(scope, name)
+        job = self.reconciler.job(scope, name)
+        now = self.engine.rt.clock()
+        given = approve(job.state, wave, by, datetime.fromtimestamp(now, UTC))
+        if not given.already:
+            execution = job.run.id if job.run is not None else None
+            if execution is not None:
+                line = f"wave '{given.wave}' approved by {by}"
+                job.state.log(execution).write("rollout", line, now)
+            self.engine.rt.observer.wave_approved(job.key, execution, given.wave, by)
+        return given
 
     def wait(
         self, refs: Iterable[ExecutionRef], tick: Callable[[], None] | None = None

@@ -32,6 +32,13 @@ function badge(status) {
   return el("span", status, "badge s-" + String(status || "none").toLowerCase());
 }
 
+function waveNote(wave) {
+  // The gate's decision, and who let a wave that waits for an approval go.
+  const approval = wave.approvedBy ? "approved by " + wave.approvedBy + " at " + wave.approvedOn
+    : (wave.approval ? "approval required" : "");
+  return [wave.decision, approval].filter(Boolean).join("; ");
+}
+
 function countsBar(counts) {
   const bar = el("span", null, "counts");
   for (const status of STATUSES) {
@@ -181,7 +188,7 @@ function jobPage() {
       document.getElementById("rollout-state").replaceChildren(badge(rollout.state));
       document.getElementById("rollout-reason").textContent = rollout.reason || "";
       fill(document.querySelector("#waves tbody"), rollout.waves.map((w) =>
-        row([w.name, w.targets, badge(w.state), countsBar(w.counts), w.decision || ""])));
+        row([w.name, w.targets, badge(w.state), countsBar(w.counts), waveNote(w)])));
       const waveSelect = form.elements.wave;
       const names = rollout.waves.map((w) => w.name);
       if (waveSelect.options.length - 1 !== names.length) {
