@@ -40,6 +40,13 @@ class ConfigError(JobrunnerError):
     pass
 
 
+class BadValueError(ConfigError):
+    """A setting's value that cannot be right (a broker URL without a host, an unknown key of
+    the configuration file): exit 2, as for any bad value on the command line."""
+
+    exit_code = 2
+
+
 class ManifestError(JobrunnerError):
     pass
 
@@ -105,6 +112,13 @@ class JobError(JobrunnerError):
 class NothingToDo(JobError):  # noqa: N818 - an answer, not a failure
     """A start that would send nothing: every target it covers is done. Not a failure (exit
     0: every target is PROCESS_OK), but no execution is recorded, and the command says so."""
+
+    exit_code = 0
+
+
+class NotRunning(JobError):  # noqa: N818 - an answer, not a failure
+    """A stop of a job that has no running execution: what the operator wanted holds already
+    (exit 0), and the command says what its last execution did."""
 
     exit_code = 0
 

@@ -27,6 +27,26 @@ def test_errors_print_file_line_message_and_exit_1(tmp_path: Path) -> None:
     assert f"{bad}:2: unknown kind 'Jbo'; did you mean 'Job'?" in result.output
 
 
+def test_github_output_annotates_each_problem_on_its_line(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text("apiVersion: jobrunner/v1\nkind: Jbo\n")
+    (tmp_path / "empty, 100%.yaml").write_text("")
+    done = subprocess.run(
+        [sys.executable, "-m", "jobrunner", "validate", ".", "-o", "github"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stdout.splitlines() == [
+        "::error file=bad.yaml,line=2,title=jobrunner validate::unknown kind 'Jbo'; did you"
+        " mean 'Job'?",
+        "::warning file=empty%2C 100%25.yaml,line=1,title=jobrunner validate::the file holds no"
+        " manifest documents",
+    ]
+
+
 def test_warnings_alone_do_not_fail(tmp_path: Path) -> None:
     (tmp_path / "empty.yaml").write_text("")
     result = CliRunner().invoke(cli, ["validate", str(tmp_path)])

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from jobrunner.cli.completion import complete_jobs
 from jobrunner.cli.options import (
     echo_json,
     manifest_options,
@@ -31,7 +32,7 @@ def _who() -> str:
 
 
 @click.command("approve")
-@click.argument("job")
+@click.argument("job", shell_complete=complete_jobs)
 @state_options
 @manifest_options
 @output_option

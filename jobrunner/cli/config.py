@@ -32,7 +32,7 @@ from jobrunner.cli.options import (
 from jobrunner.device import BrokerSettings
 from jobrunner.engine.core.runtime import EngineSettings
 from jobrunner.engine.service.runner import RunnerConfig
-from jobrunner.errors import ConfigError
+from jobrunner.errors import BadValueError
 from jobrunner.manifests.fields import DOT_HINT, format_duration, parse_duration
 from jobrunner.state.history import DEFAULT as DEFAULT_HISTORY
 from jobrunner.state.history import History
@@ -84,7 +84,7 @@ def history_settings(loaded: Loaded) -> History:
     count = os.environ.get(ENV_KEEP_EXECUTIONS, "").strip()
     if count:
         if not count.isdigit() or int(count) < 1:
-            raise ConfigError(
+            raise BadValueError(
                 f"{ENV_KEEP_EXECUTIONS}={count!r}: write a whole number of executions, at"
                 " least 1 (e.g. 100)"
             )
@@ -94,7 +94,7 @@ def history_settings(loaded: Loaded) -> History:
         try:
             keep_for = parse_duration(duration)
         except ValueError as error:
-            raise ConfigError(f"{ENV_KEEP_FOR}: {error}") from None
+            raise BadValueError(f"{ENV_KEEP_FOR}: {error}") from None
     return History(
         keep_executions or DEFAULT_HISTORY.keep_executions, keep_for or DEFAULT_HISTORY.keep_for
     )
@@ -242,9 +242,19 @@ def show_config(
     )
     if output == "json":
         echo_json({key: {"value": shown, "source": origin} for key, shown, origin in rows})
+        _problems(ctx, loaded)
         return
     if "." in settings.client_id:
         click.echo(f"warning: '.' in client id {settings.client_id}: {DOT_HINT}", err=True)
     width = max(len(row[0]) for row in rows)
     for key, shown, origin in rows:
         click.echo(f"{key:<{width}}  {shown!s:<40}  ({origin})")
+    _problems(ctx, loaded)
+
+
+def _problems(ctx: click.Context, loaded: Loaded) -> None:
+    """The configuration file's problems, after what is right in it: exit 2."""
+    for problem in loaded.problems:
+        click.echo(f"error: {problem}", err=True)
+    if loaded.problems:
+        ctx.exit(2)

@@ -35,7 +35,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
-from jobrunner.errors import ConfigError
+from jobrunner.errors import BadValueError, ConfigError
+from jobrunner.manifests.errors import suggest
 from jobrunner.manifests.fields import parse_duration
 
 DEFAULT_FILE = Path("jobrunner.yaml")
@@ -102,6 +103,9 @@ class Loaded:
 
     path: Path | None = None
     values: ConfigFile = field(default_factory=ConfigFile)
+    problems: list[str] = field(default_factory=list)
+    """What is wrong in the file, one message a setting: every command but `jobrunner
+    config` refuses to run (exit 2); `config` shows the rest and lists them."""
 
     def default_map(self, commands: list[str]) -> dict[str, dict[str, Any]]:
         """click's default_map: the file's values as defaults of every command."""
@@ -128,11 +132,32 @@ def load_config(explicit: Path | None) -> Loaded:
     try:
         return Loaded(path, ConfigFile.model_validate(raw))
     except ValidationError as error:
-        first = error.errors()[0]
-        key = ".".join(str(part) for part in first["loc"])
-        allowed = ", ".join(f.alias or n for n, f in ConfigFile.model_fields.items())
-        hint = f"; settings are: {allowed}" if first["type"] == "extra_forbidden" else ""
-        raise ConfigError(f"{path}: {key}: {first['msg']}{hint}") from None
+        problems = [_problem(path, detail) for detail in error.errors()]
+        wrong = {detail["loc"][0] for detail in error.errors() if detail["loc"]}
+    try:  # what is right in the file still counts (for `jobrunner config` to show)
+        values = ConfigFile.model_validate({k: v for k, v in raw.items() if k not in wrong})
+    except ValidationError:
+        values = ConfigFile()
+    return Loaded(path, values, problems)
+
+
+def _problem(path: Path, detail: Any) -> str:
+    key = ".".join(str(part) for part in detail["loc"])
+    if detail["type"] == "extra_forbidden":
+        allowed = [f.alias or n for n, f in ConfigFile.model_fields.items()]
+        return (
+            f"{path}: unknown setting '{key}'{suggest(key, allowed)}"
+            f" (the settings: {', '.join(allowed)})"
+        )
+    return f"{path}: {key}: {detail['msg']}"
+
+
+def refuse_problems(loaded: Loaded) -> None:
+    """BadValueError with the file's first problem (and how many more)."""
+    if loaded.problems:
+        more = len(loaded.problems) - 1
+        also = f" (and {more} more: `jobrunner config` lists them)" if more else ""
+        raise BadValueError(loaded.problems[0] + also)
 
 
 def credentials(path: Path | None) -> tuple[str | None, str | None]:

@@ -69,16 +69,44 @@ class Group(click.Group):
             raise click.UsageError(f"no such command '{name}'{hint}", ctx=ctx)
         return super().resolve_command(ctx, args)
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as error:  # an option of the group itself (`jobrunner --x`)
+            close = difflib.get_close_matches(error.option_name, error.possibilities or [], n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            _usage_error(ctx, f"no such option {error.option_name}{hint}", 2)
+        except click.UsageError as error:
+            _usage_error(ctx, error.format_message(), error.exit_code)
+        raise AssertionError("unreachable: ctx.exit raises")
+
     def invoke(self, ctx: click.Context) -> Any:
         ctx.meta["jobrunner.args"] = [*ctx.protected_args, *ctx.args]  # click clears them
         try:
-            return super().invoke(ctx)
-        except click.NoSuchOption as error:  # click runs its hint into the sentence
-            close = difflib.get_close_matches(error.option_name, error.possibilities or [], n=1)
-            hint = f"; did you mean {close[0]}?" if close else ""
-            raise click.UsageError(f"no such option {error.option_name}{hint}", error.ctx) from None
+            try:
+                return super().invoke(ctx)
+            except click.NoSuchOption as error:  # click runs its hint into the sentence
+                close = difflib.get_close_matches(error.option_name, error.possibilities or [], n=1)
+                hint = f"; did you mean {close[0]}?" if close else ""
+                raise click.UsageError(
+                    f"no such option {error.option_name}{hint}", error.ctx
+                ) from None
         except JobrunnerError as error:
             click.echo(f"error: {error}", err=True)
             ctx.exit(error.exit_code)
+        except click.UsageError as error:
+            _usage_error(error.ctx or ctx, error.format_message(), error.exit_code)
+        except click.ClickException as error:  # one prefix for every error: `error: `
+            click.echo(f"error: {error.format_message()}", err=True)
+            ctx.exit(error.exit_code)
         except KeyboardInterrupt:  # a second Ctrl-C (see cli.signals): state is crash-safe
             ctx.exit(130)
+
+
+def _usage_error(ctx: click.Context, message: str, code: int) -> None:
+    """A usage error as every error is said (`error: ...`), after the usage line."""
+    click.echo(ctx.get_usage(), err=True)
+    if ctx.help_option_names:
+        click.echo(f"Try '{ctx.command_path} {ctx.help_option_names[0]}' for help.", err=True)
+    click.echo(f"error: {message}", err=True)
+    ctx.exit(code)

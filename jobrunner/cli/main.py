@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from jobrunner import __version__
-from jobrunner.cli.configfile import load_config
+from jobrunner.cli.configfile import load_config, refuse_problems
 from jobrunner.cli.group import Group
 from jobrunner.cli.options import accept_common_options, group_options_in
 
@@ -69,6 +69,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "cron": (
         "jobrunner.cli.cron:cron",
         "Quartz cron expressions, as schedules evaluate them.",
+    ),
+    "completion": (
+        "jobrunner.cli.completion:completion",
+        "Print the completion script of SHELL (bash, zsh or fish).",
     ),
     "config": (
         "jobrunner.cli.config:show_config",
@@ -139,6 +143,8 @@ def cli(ctx: click.Context, debug: bool, config_file: Path | None) -> None:
     late_config, late_debug = group_options_in(ctx.meta.get("jobrunner.args", []))
     ctx.obj["debug"] = debug or late_debug
     loaded = load_config(late_config or config_file)
+    if ctx.invoked_subcommand != "config":  # which shows what is right and lists the rest
+        refuse_problems(loaded)
     ctx.meta["jobrunner.config"] = loaded
     ctx.default_map = loaded.default_map(list(COMMANDS))
 

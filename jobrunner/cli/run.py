@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from jobrunner.cli.completion import complete_client_ids, complete_jobs
 from jobrunner.cli.config import pass_runner_config, runner_config
 from jobrunner.cli.options import (
     broker_option,
@@ -25,9 +26,15 @@ from jobrunner.cli.signals import Interrupts
 from jobrunner.engine.core.executions import DRAIN, MAX_DRAIN
 from jobrunner.engine.planning.plan import Action
 from jobrunner.engine.service import handoff
-from jobrunner.engine.service.runner import ExecutionRef, Runner, RunnerConfig, exit_code
+from jobrunner.engine.service.runner import (
+    ExecutionRef,
+    Runner,
+    RunnerConfig,
+    exit_code,
+    not_running,
+)
 from jobrunner.engine.status import resolve_job_ref
-from jobrunner.errors import NothingToDo, StateError
+from jobrunner.errors import NothingToDo, NotRunning, StateError
 from jobrunner.manifests import ManifestSet, load_manifests
 from jobrunner.manifests.secrets import SecretResolver
 from jobrunner.notify.delivery import Notifier
@@ -311,12 +318,13 @@ def _known_jobs(state: StateDir, jobs_dir: Path | None, scope: str) -> list[tupl
 
 
 @click.command()
-@click.argument("job")
+@click.argument("job", shell_complete=complete_jobs)
 @pass_runner_config
 @click.option("--wait", is_flag=True, help="With a watch daemon: follow the execution.")
 @click.option(
     "--target",
     "targets",
+    shell_complete=complete_client_ids,
     multiple=True,
     metavar="CLIENT_ID",
     help="Run only this target (repeatable); it starts at once, whatever the rollout's"
@@ -524,7 +532,7 @@ def _follow_daemon_quietly(state: StateDir, refs: list[ExecutionRef]) -> None:
 
 
 @click.command()
-@click.argument("job")
+@click.argument("job", shell_complete=complete_jobs)
 @state_options
 @manifest_options
 @broker_option
@@ -572,6 +580,9 @@ def stop(
         request = handoff.submit(
             daemon, "stop", scope_name, name, options={"cancel": cancel, "drain": drain}
         )
+        if request.get("nothing"):
+            click.echo(str(request["nothing"]))
+            return
         stopped = _refs(request, "stopped")
         click.echo(
             f"stopping {scope_name}/{name} execution {stopped[0][2]}: nothing more is sent;"
@@ -580,14 +591,24 @@ def stop(
         (summary,) = follow(daemon, stopped, ProgressView(live=False))
         _report([summary], [f"{scope_name}/{name}"])
         return
+    recorded = JobState.load(state, scope_name, name)
+    recorded.close()
+    last = recorded.last_execution
+    if last is None or last.status is not ExecutionStatus.RUNNING:  # no broker needed to say so
+        click.echo(str(not_running(scope_name, name, last)))
+        return
     config = runner_config(
         jobs_dir, state_dir, scope, broker, client_id, 200,
         state_db=state_db, requester_id=requester_id,
     )  # fmt: skip
     with Runner(config, role="stop", resume=False, state=state) as runner:
-        summary = runner.stop_job(
-            scope_name, name, "stopped by the user", cancel=cancel, drain=drain
-        )
+        try:
+            summary = runner.stop_job(
+                scope_name, name, "stopped by the user", cancel=cancel, drain=drain
+            )
+        except NotRunning as nothing:
+            click.echo(str(nothing))  # what the operator wanted holds already
+            return
         waiting = len(runner.engine.jobs[(scope_name, name)].out)
         click.echo(
             f"stopping {scope_name}/{name} execution {summary.id}: nothing more is sent"

@@ -10,10 +10,19 @@ from typing import Any
 import click
 import yaml
 
+from jobrunner.cli.completion import complete_client_ids, complete_jobs
 from jobrunner.cli.options import reading_state, scope_option, state_options
 from jobrunner.cli.progress import COLOURS as TARGET_COLOURS
 from jobrunner.cli.progress import SHORT, ProgressView
 from jobrunner.cli.run import follow
+from jobrunner.cli.tables import (
+    JOB_COLUMNS,
+    TARGET_COLUMNS,
+    TargetStatusName,
+    job_row,
+    log_record,
+    write_csv,
+)
 from jobrunner.engine.status import (
     STATUS_ORDER,
     all_jobs,
@@ -22,31 +31,35 @@ from jobrunner.engine.status import (
     load_job,
     resolve_job_ref,
 )
+from jobrunner.manifests.errors import suggest
 from jobrunner.state.layout import StateDir
 from jobrunner.state.logs import read_lines
 from jobrunner.state.records import ExecutionStatus, ExecutionSummary
 
 
 @click.command()
-@click.argument("job", required=False)
+@click.argument("job", required=False, shell_complete=complete_jobs)
 @state_options
 @scope_option
 @click.option(
     "-o",
     "--output",
-    type=click.Choice(["table", "json", "yaml"]),
+    type=click.Choice(["table", "json", "yaml", "csv"]),
     default="table",
     show_default=True,
-    help="table for people, json or yaml for scripts.",
+    help="table for people; json, yaml or csv (one row per target, or per job) for scripts.",
 )
 @click.option(
     "--status",
     "only_status",
-    type=click.Choice(STATUS_ORDER),
+    type=TargetStatusName(),
     multiple=True,
-    help="Show only targets with this status (repeatable).",
+    help="Show only targets with this status (repeatable): PROCESS_OK or ok, PROCESS_FAILED"
+    " or failed, PROCESS_AWAITING or awaiting, AWAITING_COMPLETION or completing,"
+    " NOTIFIED_COMPLETION or notified.",
 )
 @click.option("--step", "only_step", type=int, help="Show only targets at this step index.")
+@click.option("--wave", "only_wave", help="Show only targets of this rollout wave.")
 @click.option(
     "-w",
     "--watch",
@@ -69,6 +82,7 @@ def status(
     output: str,
     only_status: tuple[str, ...],
     only_step: int | None,
+    only_wave: str | None,
     live: bool,
     notifications: bool,
 ) -> None:
@@ -94,8 +108,8 @@ def status(
     state = reading_state(state_dir, state_db)
     where = state.describe()
     if notifications:
-        if job is not None or live:
-            raise click.UsageError("--notifications takes no JOB and no --watch")
+        if job is not None or live or output == "csv":
+            raise click.UsageError("--notifications takes no JOB, no --watch and no -o csv")
         _emit(backlog_view(state), output, _backlog_table)
         return
     if live:
@@ -103,6 +117,9 @@ def status(
         return
     if job is None:
         rows = all_jobs(state)
+        if output == "csv":
+            write_csv(JOB_COLUMNS, [job_row(row) for row in rows])
+            return
         _emit(rows, output, lambda value: _jobs_table(value, state))
         if output == "table":
             backlog = backlog_view(state)
@@ -118,12 +135,24 @@ def status(
     alive = state.owners.alive()
     if alive is not None:
         view["runners"] = alive
+    if only_wave is not None:
+        waves = [w["name"] for w in view["rollout"]["waves"]] if view["rollout"] else []
+        if only_wave not in waves:
+            raise click.BadParameter(
+                f"job {scope_name}/{name} has no wave '{only_wave}'{suggest(only_wave, waves)}"
+                + (f"; its waves: {', '.join(waves)}" if waves else "; it has no rollout"),
+                param_hint="--wave",
+            )
     view["targets"] = [
         t
         for t in view["targets"]
         if (not only_status or t["status"] in only_status)
         and (only_step is None or t["stepIndex"] == only_step)
+        and (only_wave is None or t.get("wave") == only_wave)
     ]
+    if output == "csv":
+        write_csv(TARGET_COLUMNS, view["targets"])
+        return
     _emit(view, output, _job_table)
 
 
@@ -337,11 +366,27 @@ def _rollout_table(view: dict[str, Any]) -> None:
 
 
 @click.command()
-@click.argument("job")
+@click.argument("job", shell_complete=complete_jobs)
 @state_options
 @scope_option
 @click.option("--execution", "execution_id", type=int, help="Execution id (default: the last).")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing lines as they are written.")
+@click.option(
+    "--target",
+    "only_targets",
+    shell_complete=complete_client_ids,
+    metavar="CLIENT_ID",
+    multiple=True,
+    help="Only the lines of this target (repeatable); the execution's own lines are left out.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text as written, or json: one object a line with time, subject, target, message.",
+)
 def logs(
     job: str,
     state_dir: Path,
@@ -349,11 +394,16 @@ def logs(
     scope: str,
     execution_id: int | None,
     follow: bool,
+    only_targets: tuple[str, ...],
+    output: str,
 ) -> None:
     """Print an execution's log: one line per dispatch, reply, notification, error.
 
     Each line is `TIME SUBJECT: MESSAGE`, times in UTC. With --follow, new lines
-    are printed as they are written, until the execution ends.
+    are printed as they are written, until the execution ends. `--target ID`
+    keeps the lines of that target (its dispatches, replies, notifications);
+    `-o json` prints each line as a JSON object (time, subject, target when the
+    line is a target's, message), for jq or a log shipper.
     """
     state = reading_state(state_dir, state_db)
     scope_name, name = resolve_job_ref(job, scope, state.jobs(), state.describe())
@@ -380,5 +430,9 @@ def logs(
         summary = ExecutionSummary.load(paths.storage, paths.summary(chosen))
         return summary.status is not ExecutionStatus.RUNNING
 
+    wanted = set(only_targets)
     for line in read_lines(paths.storage, paths.log(chosen), follow=follow, until=ended):
-        click.echo(line)
+        record = log_record(line)
+        if wanted and record.get("target") not in wanted:
+            continue
+        click.echo(json.dumps(record, ensure_ascii=False) if output == "json" else line)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from jobrunner.cli.options import echo_json, manifest_options, output_option
+from jobrunner.cli.options import echo_json, manifest_options
 from jobrunner.manifests import load_manifests
 
 
@@ -14,7 +14,14 @@ from jobrunner.manifests import load_manifests
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @manifest_options
 @click.option("-q", "--quiet", is_flag=True, help="Print errors only, not warnings.")
-@output_option
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["text", "json", "github"]),
+    default="text",
+    show_default=True,
+    help="text for people, json for scripts, github for annotations in a GitHub Actions job.",
+)
 @click.pass_context
 def validate(
     ctx: click.Context,
@@ -38,7 +45,9 @@ def validate(
     device, a file with no documents) do not fail the check.
 
     `-o json` prints one object: files, counts, and the diagnostics (file, line,
-    severity, message), for editors and scripts.
+    severity, message), for editors and scripts. `-o github` prints each problem
+    as a GitHub Actions annotation (`::error file=F,line=L::message`), which
+    the pull request shows on the line.
 
     Exit status: 0 when there is no error, 1 when there is at least one.
     """
@@ -58,7 +67,7 @@ def validate(
         ctx.exit(1 if result.errors else 0)
     for diagnostic in result.diagnostics:
         if diagnostic.is_error or not quiet:
-            click.echo(str(diagnostic))
+            click.echo(diagnostic.as_github() if output == "github" else str(diagnostic))
     errors, warnings = len(result.errors), len(result.warnings)
     summary = (
         f"{len(result.files)} file(s): {len(result.jobs)} job(s),"

@@ -16,6 +16,7 @@ error messages.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import socket
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from jobrunner.errors import ConfigError
+from jobrunner.errors import BadValueError, ConfigError
 from jobrunner.manifests.fields import CLIENT_ID_PATTERN
 
 DEFAULT_BROKER = "mqtt://localhost:1883"
@@ -192,32 +193,67 @@ class BrokerSettings:
 
 
 def parse_broker_url(url: str) -> tuple[str, int, bool]:
-    """(host, port, tls) of a broker URL; ConfigError saying what is wrong otherwise."""
+    """(host, port, tls) of a broker URL; BadValueError saying what is wrong otherwise, with the
+    URL that was probably meant."""
     try:
         parts = urlsplit(url.strip())
         port = parts.port
     except ValueError as error:
-        raise ConfigError(
+        raise BadValueError(
             f"broker URL {_redacted(url)!r} is not valid ({error}); write mqtt://host:port"
+            + _meant(url)
         ) from None
     if parts.scheme not in DEFAULT_PORTS:
-        raise ConfigError(
+        raise BadValueError(
             f"broker URL {_redacted(url)!r} has scheme {parts.scheme or 'none'!r};"
-            " write mqtt://host:port, or mqtts://host:port for TLS"
+            " write mqtt://host:port, or mqtts://host:port for TLS" + _meant(url)
         )
     if parts.username is not None or parts.password is not None:
-        raise ConfigError(
+        raise BadValueError(
             f"broker URL {_redacted(url)!r} carries credentials, which would show in logs and"
             f" process lists; set {ENV_USERNAME} and {ENV_PASSWORD} instead"
         )
     if not parts.hostname:
-        raise ConfigError(f"broker URL {_redacted(url)!r} has no host; write mqtt://host:port")
+        raise BadValueError(
+            f"broker URL {_redacted(url)!r} has no host; write mqtt://host:port" + _meant(url)
+        )
     if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ConfigError(
+        raise BadValueError(
             f"broker URL {_redacted(url)!r} has a path or query; write only mqtt://host:port"
+            + _meant(url)
         )
     port = DEFAULT_PORTS[parts.scheme] if port is None else port
     return parts.hostname, port, parts.scheme == "mqtts"
+
+
+_LOOSE_URL = re.compile(
+    r"^(?:(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)(?::/*|/+))?(?P<host>[A-Za-z0-9._-]+|\[[0-9A-Fa-f:]+\])"
+    r"(?::(?P<port>\d{1,5}))?/*$"
+)
+
+
+def _meant(url: str) -> str:
+    """`; did you mean mqtt://localhost:18831?` for a URL with a mistyped or missing scheme,
+    or a slash too few; '' when no valid URL is close."""
+    text = url.strip()
+    found = _LOOSE_URL.match(text)
+    if found is None or "@" in text:
+        return ""
+    scheme, host, port = found["scheme"], found["host"], found["port"]
+    if scheme is not None and port is None and host.isdigit():
+        scheme, host, port = None, scheme, host  # `localhost:18831`: a host and its port
+    schemes = list(DEFAULT_PORTS)
+    if scheme is None or scheme.lower() not in schemes:
+        close = difflib.get_close_matches((scheme or "mqtt").lower(), schemes, n=1, cutoff=0.4)
+        scheme = close[0] if close else "mqtt"
+    guess = f"{scheme.lower()}://{host}" + (f":{port}" if port else "")
+    if guess == text:
+        return ""
+    try:
+        parse_broker_url(guess)
+    except BadValueError:
+        return ""
+    return f"; did you mean {guess}?"
 
 
 def _redacted(url: str) -> str:

@@ -31,6 +31,15 @@ class Diagnostic:
     def is_error(self) -> bool:
         return self.severity is Severity.ERROR
 
+    def as_github(self) -> str:
+        """A GitHub Actions workflow command: an annotation on the file's line in the pull
+        request (`::error file=F,line=L::message`), escaped as the runner expects."""
+        level = "warning" if self.severity is Severity.WARNING else "error"
+        where = f"file={_property(str(self.file))}"
+        if self.line:
+            where += f",line={self.line}"
+        return f"::{level} {where},title=jobrunner validate::{_data(self.message)}"
+
     def as_json(self) -> dict[str, str | int]:
         """For `-o json`: file, line (0: the path itself), severity, message."""
         return {
@@ -39,3 +48,11 @@ class Diagnostic:
             "severity": self.severity.value,
             "message": self.message,
         }
+
+
+def _data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _property(text: str) -> str:
+    return _data(text).replace(":", "%3A").replace(",", "%2C")

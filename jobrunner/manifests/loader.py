@@ -15,12 +15,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from jobrunner.errors import ConfigError, YamlError
+from jobrunner.errors import BadValueError, YamlError
 from jobrunner.manifests.base import API_VERSION
 from jobrunner.manifests.checks import Collected, check_declarations
 from jobrunner.manifests.declarations import Declared, ManifestSet, Origin, RejectedDocument
 from jobrunner.manifests.errors import dotted, located_messages, suggest
 from jobrunner.manifests.fields import SCOPE_PATTERN
+from jobrunner.manifests.ignore import IGNORE_FILE, Ignored
 from jobrunner.manifests.kinds import KINDS, DeviceList, Job, Policy, Scope, Targets
 from jobrunner.manifests.notification import Notification
 from jobrunner.manifests.secrets import LiteralSecret, secrets_in
@@ -39,21 +40,31 @@ def is_manifest_file(path: Path) -> bool:
 def manifest_files(
     paths: Iterable[Path], unreadable: list[tuple[Path, str]] | None = None
 ) -> Iterator[Path]:
-    """YAML files under each path (sorted, hidden files and folders such as .git skipped);
-    folders that cannot be listed are added to `unreadable` with the reason."""
+    """YAML files under each path (sorted, hidden files and folders such as .git skipped, and
+    what a folder's `.jobrunnerignore` names); folders that cannot be listed, and an ignore
+    file that cannot be used, are added to `unreadable` with the reason."""
     for root in paths:
         if not root.is_dir():
             yield root
             continue
         found: list[Path] = []
+        ignored = Ignored(root)
+        if ignored.problem is not None and unreadable is not None:
+            unreadable.append((root / IGNORE_FILE, ignored.problem))
 
         def refused(error: OSError) -> None:
             if unreadable is not None:
-                unreadable.append((Path(error.filename), error.strerror or str(error)))
+                reason = error.strerror or str(error)
+                unreadable.append((Path(error.filename), f"cannot read the folder: {reason}"))
 
         for folder, subfolders, names in os.walk(root, onerror=refused):
-            subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
-            found.extend(Path(folder) / n for n in names if is_manifest_file(Path(n)))
+            here = Path(folder)
+            subfolders[:] = sorted(
+                d for d in subfolders if not d.startswith(".") and not ignored.folder(here / d)
+            )
+            found.extend(
+                here / n for n in names if is_manifest_file(Path(n)) and not ignored.file(here / n)
+            )
         yield from sorted(found)
 
 
@@ -63,7 +74,7 @@ def load_manifests(paths: Sequence[Path], default_scope: str) -> ManifestSet:
     ConfigError when `default_scope` (the configured scope) is not a valid scope name: it
     becomes a topic segment and a folder name, like the names written in the manifests."""
     if not re.match(SCOPE_PATTERN, default_scope):
-        raise ConfigError(
+        raise BadValueError(
             f"scope {default_scope!r} (--scope, JOBRUNNER_SCOPE or the configuration file) is"
             " not a valid scope name: use 1-63 letters, digits, '.', '_' or '-', starting with"
             " a letter or digit"
@@ -82,7 +93,7 @@ def load_manifests(paths: Sequence[Path], default_scope: str) -> ManifestSet:
         result.files.append(file)
         _load_file(file, result, collected)
     for folder, reason in unreadable:
-        result.error(folder, 0, f"cannot read the folder: {reason}")
+        result.error(folder, 0, reason)
         result.unreadable_files.add(folder)
     for root in present:
         if root.is_dir() and not any(f.is_relative_to(root) for f in result.files):

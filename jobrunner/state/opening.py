@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jobrunner.errors import ConfigError
+from jobrunner.errors import BadValueError, ConfigError
 from jobrunner.state.layout import StateDir
 
 
@@ -25,7 +25,7 @@ def open_state(state_dir: Path, state_db: str | None = None, *, existing: bool =
             require_state_dir(state_dir)
         return StateDir(state_dir)
     if not state_db.startswith(("postgresql://", "postgres://")):
-        raise ConfigError(
+        raise BadValueError(
             f"--state-db {state_db!r} is not a PostgreSQL URL;"
             " write postgresql://USER@HOST:PORT/DATABASE"
         )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from jobrunner.errors import ConfigError
+from jobrunner.errors import BadValueError
 
 
 def parse_address(address: str) -> tuple[str, int]:
@@ -17,7 +17,7 @@ def parse_address(address: str) -> tuple[str, int]:
         address = f"127.0.0.1:{address}"  # this machine only, unless an address is given
     host, colon, port = address.rpartition(":")
     if not colon or not host or not port.isdigit() or int(port) > 65535:
-        raise ConfigError(
+        raise BadValueError(
             f"--http {address!r}: write HOST:PORT or PORT, for example 127.0.0.1:8080 or 8080"
             " (this machine only; 0.0.0.0:8080 listens on every interface and needs"
             " --http-token)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from jobrunner.manifests import ManifestSet
 
@@ -292,3 +293,41 @@ def test_what_kura_takes_and_then_ignores_is_a_warning_at_its_line(
             " an argument or in a file",
         ),
     ]
+
+
+def test_files_named_in_jobrunnerignore_are_not_manifests(
+    jobs_dir: Path, write: Write, load: Callable[[], ManifestSet]
+) -> None:
+    (jobs_dir / ".jobrunnerignore").write_text(
+        "# drafts and examples are not applied\ndrafts/\n*.example.yaml\n!keep.example.yaml\n"
+    )
+    write("job.yaml", MINIMAL_JOB.format(name="applied"))
+    write("drafts/half.yaml", "kind: Job\nspec: [not, finished\n")
+    write("other.example.yaml", "this is: [not yaml\n")
+    write("keep.example.yaml", MINIMAL_JOB.format(name="kept"))
+
+    result = load()
+
+    assert [str(d) for d in result.errors] == []
+    assert sorted(name for _, name in result.jobs) == ["applied", "kept"]
+    assert not any("drafts" in str(f) or "other.example" in str(f) for f in result.files)
+
+
+def test_a_jobrunnerignore_that_cannot_be_used_is_said_and_every_file_is_read(
+    jobs_dir: Path, write: Write, load: Callable[[], ManifestSet]
+) -> None:
+    ignore = jobs_dir / ".jobrunnerignore"
+    ignore.write_text("drafts/\n!\n")
+    write("job.yaml", MINIMAL_JOB.format(name="applied"))
+    write("drafts/other.yaml", MINIMAL_JOB.format(name="draft"))
+
+    result = load()
+
+    assert [(d.file, d.message) for d in result.errors] == [
+        (
+            ignore,
+            "line 2: '!' is not a gitignore pattern (Invalid git pattern: '!'); every file is"
+            " read as a manifest",
+        )
+    ]
+    assert sorted(name for _, name in result.jobs) == ["applied", "draft"]

@@ -50,9 +50,10 @@ from jobrunner.engine.rollout.gate import wave_not_reached
 from jobrunner.engine.schedules.scheduler import Scheduler
 from jobrunner.engine.service import handoff, heap, systemd
 from jobrunner.engine.service.runner import Runner, RunnerConfig
-from jobrunner.errors import JobError, JobrunnerError, LeaseLostError, NothingToDo
+from jobrunner.errors import JobError, JobrunnerError, LeaseLostError, NothingToDo, NotRunning
 from jobrunner.manifests import ManifestSet, is_manifest_file, manifest_files
 from jobrunner.manifests.fields import DOT_HINT
+from jobrunner.manifests.ignore import IGNORE_FILE
 from jobrunner.state.history import SWEEP
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import JobKey
@@ -333,7 +334,8 @@ class Daemon:
         """Each manifest file's path, size and modification time: what any edit, copy, move
         or checkout under the jobs directory changes."""
         found: set[tuple[str, int, int]] = set()
-        for file in manifest_files([self.config.jobs_dir], []):
+        ignore = self.config.jobs_dir / IGNORE_FILE
+        for file in [*manifest_files([self.config.jobs_dir], []), ignore]:
             try:
                 stat = file.stat()
             except OSError:
@@ -444,6 +446,8 @@ class Daemon:
                 folders = file.resolve().relative_to(root).parts[:-1]
             except ValueError:
                 folders = file.parts[:-1]
+            if file.name == IGNORE_FILE:  # what is a manifest changed
+                return True
             return is_manifest_file(file) and not any(p.startswith(".") for p in folders)
 
         missing_since: float | None = None
@@ -724,13 +728,16 @@ class Daemon:
                 begun.trigger,
             )
             return {"started": [[request.scope, request.name, begun.id]]}
-        summary = runner.stop_job(
-            request.scope,
-            request.name,
-            "stopped by the user",
-            cancel=request.cancel,
-            drain=DRAIN if request.drain is None else request.drain,
-        )
+        try:
+            summary = runner.stop_job(
+                request.scope,
+                request.name,
+                "stopped by the user",
+                cancel=request.cancel,
+                drain=DRAIN if request.drain is None else request.drain,
+            )
+        except NotRunning as nothing:
+            return {"stopped": [], "nothing": str(nothing)}
         log.info(
             "stopping %s/%s execution %d (from the command line)",
             request.scope,

@@ -38,7 +38,7 @@ from jobrunner.engine.rollout.approval import Approval, approve
 from jobrunner.engine.service import heap
 from jobrunner.engine.service.ownership import DatabaseClaims, Ownership
 from jobrunner.engine.service.reconcile import Applied, Reconciler, history_bounds
-from jobrunner.errors import JobError, LeaseLostError, NothingToDo, StateError
+from jobrunner.errors import JobError, LeaseLostError, NothingToDo, NotRunning, StateError
 from jobrunner.manifests import ManifestSet, load_manifests
 from jobrunner.manifests.secrets import SecretResolver
 from jobrunner.state.jobstore import JobState
@@ -133,6 +133,16 @@ class RunnerConfig:
     """PostgreSQL instead of `state_dir` (`--state-db`): several runners share the jobs."""
     lease: float = DEFAULT_LEASE
     """Seconds a job's lease lasts without renewal (with `state_db`)."""
+
+
+def not_running(scope: str, name: str, last: ExecutionSummary | None) -> NotRunning:
+    """What a stop of a job with no running execution answers (not an error)."""
+    ended = (
+        f"; its last execution, {last.id}, ended {last.status.value}"
+        if last is not None
+        else "; it has never run"
+    )
+    return NotRunning(f"job {scope}/{name} has no running execution{ended}")
 
 
 class Runner:
@@ -553,17 +563,12 @@ class Runner:
         cancel: bool = False,
         drain: float = executions.DRAIN,
     ) -> ExecutionSummary:
-        """Stop the job's running execution (see `executions.stop`); JobError when none runs."""
+        """Stop the job's running execution (see `executions.stop`); NotRunning when none
+        runs."""
         self._check_owned(scope, name)
         job = self.reconciler.job(scope, name)
         if job.run is None:
-            last = job.state.last_execution
-            ended = (
-                f"; its last execution, {last.id}, ended {last.status.value}"
-                if last is not None
-                else "; it has never run"
-            )
-            raise JobError(f"job {scope}/{name} has no running execution{ended}")
+            raise not_running(scope, name, job.state.last_execution)
         executions.stop(self.engine, job, reason, cancel=cancel, drain=drain)
         return job.run.summary
 
