@@ -40,6 +40,13 @@ def test_demo_rolls_out_the_examples_with_the_expected_final_statuses(tmp_path: 
 
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert f"state written to {state}" in completed.stderr
+    # the commands it prints work as printed, in the same shell
+    printed = completed.stderr.split(f"state written to {state}\n")[1].splitlines()[0]
+    again = subprocess.run(
+        printed.strip(), shell=True, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert again.returncode == 0, (printed, again.stderr)
+    assert "acme/modbus-driver-1.2" in again.stdout
     # the daemon served the dashboard where the demo said
     url = re.search(r"dashboard: (http://127\.0\.0\.1:\d+/)", completed.stderr)
     assert url is not None, completed.stderr[-3000:]
@@ -67,3 +74,22 @@ def test_demo_rolls_out_the_examples_with_the_expected_final_statuses(tmp_path: 
     bridges = [t for t in view["targets"] if t["clientId"] in ("gw-0004", "gw-0008", "gw-0014")]
     assert [(t["stepIndex"], t["status"]) for t in bridges] == [(0, "PROCESS_AWAITING")] * 3
     assert all(t["message"].startswith("not started: the execution was aborted") for t in bridges)
+
+
+def test_the_commands_it_prints_name_the_jobrunner_that_ran(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jobrunner.cli.demo import command_again
+
+    script = tmp_path / ".venv" / "bin" / "jobrunner"
+    script.parent.mkdir(parents=True)
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # .venv/bin is not on it, as after make demo
+    monkeypatch.setattr(sys, "argv", [str(script), "demo"])
+    assert command_again() == ".venv/bin/jobrunner"
+    monkeypatch.setenv("PATH", f"{script.parent}:/usr/bin:/bin")  # an activated environment
+    assert command_again() == "jobrunner"
+    monkeypatch.setattr(sys, "argv", ["/somewhere/jobrunner/__main__.py", "demo"])
+    assert command_again().endswith(" -m jobrunner")

@@ -10,6 +10,8 @@ example jobs with a scratch state directory.
 from __future__ import annotations
 
 import contextlib
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -264,13 +266,36 @@ def _summary(state: StateDir, log: Path) -> None:
         for target in sorted(job.targets, key=lambda t: t.client_id):
             if target.status.value == "PROCESS_FAILED":
                 click.echo(f"      {target.client_id}: {target.message}", err=True)
-    where = state.root
+    where = shlex.quote(str(state.root))
+    again = command_again()
     click.echo(
-        f"\nstate written to {where}\n"
-        f"  jobrunner status --state-dir {where}\n"
-        f"  jobrunner status acme/modbus-driver-1.2 --state-dir {where}\n"
-        f"  jobrunner logs acme/modbus-driver-1.2 --state-dir {where}\n"
-        f"  jobrunner status acme/opcua-bridge-3.0 --state-dir {where}   (the canary)\n"
+        f"\nstate written to {state.root}\n"
+        f"  {again} status --state-dir {where}\n"
+        f"  {again} status acme/modbus-driver-1.2 --state-dir {where}\n"
+        f"  {again} logs acme/modbus-driver-1.2 --state-dir {where}\n"
+        f"  {again} status acme/opcua-bridge-3.0 --state-dir {where}   (the canary)\n"
         f"daemon log: {log}",
         err=True,
     )
+
+
+def command_again() -> str:
+    """How to run this jobrunner again from the same shell: `jobrunner` when that is the one
+    on PATH, else the path that ran it (`.venv/bin/jobrunner` after `make demo`), or
+    `python -m jobrunner` with this interpreter."""
+    ran = Path(sys.argv[0])
+    if ran.name != "jobrunner":  # python -m jobrunner
+        return f"{shlex.quote(_shown(Path(sys.executable)))} -m jobrunner"
+    found = shutil.which("jobrunner")
+    if found is not None and Path(found).resolve() == ran.resolve():
+        return "jobrunner"
+    return shlex.quote(_shown(ran))
+
+
+def _shown(path: Path) -> str:
+    """A path as short as it can be said from here: relative under the current folder."""
+    absolute = path if path.is_absolute() else Path.cwd() / path
+    try:
+        return str(absolute.relative_to(Path.cwd()))
+    except ValueError:
+        return str(absolute)
