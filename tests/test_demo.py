@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from jobrunner.cli.demo import command_again
 from jobrunner.cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,8 +80,6 @@ def test_demo_rolls_out_the_examples_with_the_expected_final_statuses(tmp_path: 
 def test_the_commands_it_prints_name_the_jobrunner_that_ran(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from jobrunner.cli.demo import command_again
-
     script = tmp_path / ".venv" / "bin" / "jobrunner"
     script.parent.mkdir(parents=True)
     script.write_text("#!/bin/sh\n")
