@@ -21,6 +21,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from jobrunner.engine.status import rollout_stand
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.stores.base import Storage
 from jobrunner.state.targets import TargetStatus
@@ -56,6 +57,8 @@ class JobProgress:
     per_step: list[Counter[str]]
     storage: Storage
     log: Path
+    rollout: str | None = None
+    """Where the job's rollout stands (`awaiting-approval at wave 'rest'`), if it has one."""
 
     @property
     def total(self) -> int:
@@ -84,7 +87,12 @@ def progress_of(job: JobState, execution_id: int) -> JobProgress:
         counts[target.status.value] += 1
         if 0 <= target.step_index < len(per_step):
             per_step[target.step_index][target.status.value] += 1
+    rollout = None
+    if job.record.rollout is not None:
+        stand = rollout_stand(job.record, job.last_execution)
+        rollout = stand.state + (f" at wave '{stand.wave}'" if stand.wave else "")
     return JobProgress(
+        rollout=rollout,
         label=job.label,
         execution=execution_id,
         status=summary.status.value,
@@ -113,9 +121,11 @@ def _counts_text(counts: Counter[str]) -> Text:
 def render(progress: Iterable[JobProgress]) -> Table:
     """The table a terminal shows."""
     table = Table(title="jobrunner: executions", expand=False)
-    table.add_column("job", no_wrap=True, min_width=20)
-    for column in ("execution", "targets", "per step", "rate", "elapsed"):
-        table.add_column(column)
+    # 80 columns hold it: long words (a client id, `awaiting-approval`) fold, never overflow.
+    table.add_column("job", overflow="fold", min_width=12)
+    table.add_column("execution", overflow="fold", min_width=17)
+    for column in ("targets", "per step", "rate", "elapsed"):
+        table.add_column(column, overflow="fold")
     for item in progress:
         steps = Text()
         for index, (name, counts) in enumerate(zip(item.steps, item.per_step, strict=False)):
@@ -125,9 +135,12 @@ def render(progress: Iterable[JobProgress]) -> Table:
                 steps.append(_counts_text(counts))
                 steps.append("\n")
         status_style = "green" if item.status == "TERMINATED" else "yellow"
+        execution = Text(f"#{item.execution} {item.status}\n{item.trigger}", style=status_style)
+        if item.rollout is not None:
+            execution.append(f"\nrollout {item.rollout}", style="cyan")
         table.add_row(
             item.label,
-            Text(f"#{item.execution} {item.status}\n{item.trigger}", style=status_style),
+            execution,
             _counts_text(item.counts),
             steps,
             f"{item.settled / item.elapsed():.1f}/s",

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from rich.console import Console
 
 from jobrunner.cli.main import cli
+from jobrunner.cli.progress import progress_of, render
 from jobrunner.engine.link.observers import Observer
 from jobrunner.engine.rollout.waves import stable_order
 from jobrunner.engine.status import job_view
@@ -199,3 +201,17 @@ def test_an_approval_committed_to_git_lets_a_waiting_rollout_go_on(world: World)
     assert summary.status is ExecutionStatus.TERMINATED
     assert {c for _, c in world.fleet.requests} == set(clients)
     assert wave["approvedBy"] == "git (spec.rollout.approved)"
+
+
+def test_the_live_table_shows_the_rollout_and_fits_80_columns(world: World) -> None:
+    world.job(GATED)
+    with world.runner() as runner:
+        ref = start(runner)
+        run_for(runner, world.clock, 60)
+        progress = progress_of(runner.job_state("acme", "rollout"), ref[2])
+    console = Console(width=80, record=True, color_system=None)
+    console.print(render([progress]))
+    lines = console.export_text().splitlines()
+    assert max(len(line) for line in lines) <= 80, lines
+    text = " ".join(" ".join(lines).split())
+    assert "awaiting-approval" in text and "acme/rollout" in text.replace("│", "")
