@@ -121,10 +121,9 @@ def _counts_text(counts: Counter[str]) -> Text:
 def render(progress: Iterable[JobProgress]) -> Table:
     """The table a terminal shows."""
     table = Table(title="jobrunner: executions", expand=False)
-    # 80 columns hold it: long words (a client id, `awaiting-approval`) fold, never overflow.
-    table.add_column("job", overflow="fold", min_width=12)
-    table.add_column("execution", overflow="fold", min_width=17)
-    for column in ("targets", "per step", "rate", "elapsed"):
+    # 80 columns hold it: long words (a client id, `awaiting-approval`) fold, never overflow
+    # (no min_width: rich then lets the table grow past the console).
+    for column in ("job", "execution", "targets", "per step", "elapsed"):
         table.add_column(column, overflow="fold")
     for item in progress:
         steps = Text()
@@ -143,8 +142,7 @@ def render(progress: Iterable[JobProgress]) -> Table:
             execution,
             _counts_text(item.counts),
             steps,
-            f"{item.settled / item.elapsed():.1f}/s",
-            f"{item.elapsed():.1f}s",
+            f"{item.elapsed():.1f}s\n{item.settled / item.elapsed():.1f}/s",
         )
     return table
 
