@@ -419,6 +419,7 @@ def summary_row(job: JobState) -> dict[str, Any]:
         "orphaned": record.orphaned,
         "suspend": record.suspend,
         "rollout": _rollout_row(record, last),
+        "description": record.description,
     }
 
 

@@ -35,9 +35,12 @@ _FRAME = """<!doctype html>
 
 _OVERVIEW = """<h1>Jobs</h1>
 <p id="problem" class="problem" hidden></p>
+<p class="legend">Sorted by what needs attention: aborted, failed, awaiting approval,
+conflict, running, then the rest. Chips count targets: awaiting, completing, notified,
+ok, failed.</p>
 <table id="jobs" class="grid">
-<thead><tr><th>Job</th><th>Targets</th><th>By status</th><th>Rollout</th>
-<th>Last execution</th><th>Next fire</th></tr></thead>
+<thead><tr><th>Job</th><th>Attention</th><th>Progress</th><th>Targets by status</th>
+<th>Rollout</th><th>Last execution</th><th>Next fire</th></tr></thead>
 <tbody></tbody>
 </table>
 <p id="empty" class="empty" hidden>No job is recorded yet.</p>
@@ -58,7 +61,8 @@ _JOB = """<h1 id="title"></h1>
 <h2>Rollout <span id="rollout-state" class="badge"></span></h2>
 <p id="rollout-reason" class="reason"></p>
 <table id="waves" class="grid">
-<thead><tr><th>Wave</th><th>Targets</th><th>State</th><th>By status</th><th>Gate</th></tr></thead>
+<thead><tr><th>Wave</th><th>Targets</th><th>State</th><th>Targets by status</th>
+<th>Started</th><th>Ended</th><th>Gate</th></tr></thead>
 <tbody></tbody>
 </table>
 </section>
@@ -83,7 +87,7 @@ _JOB = """<h1 id="title"></h1>
 <h2>Executions</h2>
 <table id="executions" class="grid">
 <thead><tr><th>#</th><th>Status</th><th>Trigger</th><th>Started</th><th>Ended</th>
-<th>By status</th></tr></thead>
+<th>Targets by status</th></tr></thead>
 <tbody></tbody>
 </table>
 </section>

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from jobrunner.engine.attention import attention, by_attention
 from jobrunner.engine.status import TargetViews, devices_view, job_view, summary_row
 from jobrunner.manifests import ManifestSet
 from jobrunner.state.jobstore import KEPT_SUMMARIES, JobState
@@ -51,7 +52,8 @@ class Views:
     _rows: dict[tuple[str, str], tuple[int, dict[str, Any]]] = field(default_factory=dict)
 
     def jobs(self) -> list[dict[str, Any]]:
-        """One row per job, as `status -o json` without JOB prints them."""
+        """One row per job, as `status -o json` without JOB prints them, what needs attention
+        first (`attention` says what: aborted, failed, awaiting-approval, ...)."""
         rows = []
         recorded = self.reader.recorded()
         for key in recorded:
@@ -66,7 +68,7 @@ class Views:
             rows.append(_made_once(self._rows, key, loaded, summary_row))
         for gone in set(self._rows) - set(recorded):
             del self._rows[gone]
-        return rows
+        return [{**row, "attention": attention(row)} for row in by_attention(rows)]
 
     def exists(self, scope: str, name: str) -> bool:
         """The job is recorded (and readable), without making its view."""

@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from jobrunner.simulator.faults import DelayFault, FaultPlan, Selector
+from jobrunner.simulator.faults import DelayFault, FailFault, FaultPlan, Selector
 
 from ..engine.conftest import Scenario
 from .conftest import Served
@@ -223,4 +224,49 @@ def test_a_wave_awaiting_approval_and_who_approved_it_are_shown(
     page.wait_for_function(
         "document.querySelector('#rollout-state').textContent === 'passed'", timeout=20_000
     )
+    assert page.errors == []
+
+
+def test_the_overview_puts_what_needs_attention_first_and_each_page_is_pictured(
+    scenario: Scenario, served: Served, page: Any, tmp_path: Path
+) -> None:
+    scenario.registry(3)
+    scenario.fleet(3, FaultPlan(fail=(FailFault(Selector("gw-0002", "command"), 500),)))
+    check = "- {name: check, definition: Command Execution, properties: {command: echo}}"
+    scenario.job("a-healthy", check, targets="devices: [gw-0001]")
+    scenario.write(
+        "b-broken.yaml",
+        "apiVersion: jobrunner/v1\nkind: Job\n"
+        f"metadata: {{name: b-broken, scope: {scenario.scope}, description: fails on gw-0002}}\n"
+        f'spec:\n  targets: {{all: true}}\n  run: "1"\n  steps:\n    {check}\n',
+    )
+    served.wait_for(
+        lambda: len(served.json("/api/v1/jobs")) == 2
+        and all(j["lastExecution"] and j["lastExecution"]["status"] == "TERMINATED"
+                for j in served.json("/api/v1/jobs")),
+        "both executions ended",
+    )  # fmt: skip
+    page.goto(served.url + "/")
+    page.wait_for_function("document.querySelectorAll('#jobs tbody tr').length === 2")
+    page.wait_for_function("document.querySelector('#jobs tbody').textContent.includes('100%')")
+    rows = page.query_selector_all("#jobs tbody tr")
+    assert [r.get_attribute("data-attention") for r in rows] == ["failed", "ok"]
+    first = rows[0].text_content()
+    assert "b-broken" in first and "fails on gw-0002" in first
+    assert "1 failed" in first and "2 ok" in first and "100%" in first
+    shots = {"overview": tmp_path / "overview.png"}
+    page.screenshot(path=str(shots["overview"]), full_page=True)
+
+    page.goto(f"{served.url}/jobs/{scenario.scope}/b-broken")
+    page.wait_for_function("document.querySelectorAll('#targets tbody tr').length === 3")
+    assert "PROCESS_FAILED" in page.text_content("#targets tbody")
+    shots["job"] = tmp_path / "job.png"
+    page.screenshot(path=str(shots["job"]), full_page=True)
+
+    page.goto(served.url + "/devices")
+    page.wait_for_function("document.querySelectorAll('#devices tbody tr').length === 3")
+    shots["devices"] = tmp_path / "devices.png"
+    page.screenshot(path=str(shots["devices"]), full_page=True)
+    for name, shot in shots.items():
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     assert page.errors == []

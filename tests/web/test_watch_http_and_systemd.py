@@ -96,6 +96,6 @@ def test_an_address_in_use_is_refused_with_a_message(scenario: Scenario) -> None
 
 def test_a_malformed_http_address_is_refused_before_anything_starts(scenario: Scenario) -> None:
     result = watch_once(scenario, "--http", "localhost-8080")
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == 2, result.stderr  # a bad value, as any on the command line
     assert "--http 'localhost-8080': write HOST:PORT or PORT" in result.stderr
     assert not (scenario.state_dir / "owner.lock").exists()  # nothing started

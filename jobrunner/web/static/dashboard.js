@@ -39,17 +39,39 @@ function waveNote(wave) {
   return [wave.decision, approval].filter(Boolean).join("; ");
 }
 
+// The short names `status` prints: a chip says what it counts.
+const SHORT = {PROCESS_AWAITING: "awaiting", AWAITING_COMPLETION: "completing",
+  NOTIFIED_COMPLETION: "notified", PROCESS_OK: "ok", PROCESS_FAILED: "failed"};
+
 function countsBar(counts) {
   const bar = el("span", null, "counts");
   for (const status of STATUSES) {
     const n = counts && counts[status];
     if (n) {
-      const part = el("span", n, "badge s-" + status.toLowerCase());
-      part.title = status;
+      const part = el("span", n + " " + SHORT[status], "badge s-" + status.toLowerCase());
+      part.title = n + " target(s) " + status;
       bar.appendChild(part);
     }
   }
   return bar;
+}
+
+function progressBar(counts, total) {
+  // Targets with an outcome (ok or failed) out of all: green for ok, red for failed.
+  const ok = (counts && counts.PROCESS_OK) || 0;
+  const failed = (counts && counts.PROCESS_FAILED) || 0;
+  const bar = el("span", null, "progress");
+  bar.title = (ok + failed) + " of " + total + " target(s) ended: " + ok + " ok, " + failed +
+    " failed";
+  for (const [n, cls] of [[ok, "p-ok"], [failed, "p-failed"]]) {
+    const part = el("span", null, cls);
+    part.style.width = (total ? 100 * n / total : 0) + "%";
+    bar.appendChild(part);
+  }
+  const wrap = el("span", null, "progress-wrap");
+  wrap.append(bar, el("span", total ? Math.round(100 * (ok + failed) / total) + "%" : "–",
+    "progress-text"));
+  return wrap;
 }
 
 function time(iso) {
@@ -132,16 +154,24 @@ async function overview() {
   const jobs = await api("/api/v1/jobs");
   document.getElementById("empty").hidden = jobs.length > 0;
   fill(document.querySelector("#jobs tbody"), jobs.map((job) => {
-    if (job.error) return row([jobLink(job.scope, job.name), "", el("span", job.error, "reason"),
-      "", "", ""]);
+    if (job.error) {
+      const tr = row([jobLink(job.scope, job.name), badge(job.attention),
+        el("span", job.error, "reason"), "", "", "", ""]);
+      tr.dataset.job = job.scope + "/" + job.name;
+      return tr;
+    }
     const last = job.lastExecution;
-    const rollout = job.rollout ? job.rollout.state + (job.rollout.wave ? " · " +
-      job.rollout.wave : "") : "";
-    const named = el("span");
+    const rollout = job.rollout ? badge(job.rollout.state) : "";
+    if (job.rollout && job.rollout.wave) rollout.textContent += " · " + job.rollout.wave;
+    const named = el("div");
     named.replaceChildren(jobLink(job.scope, job.name), ...marks(job));
-    const tr = row([named, job.targetCount, countsBar(job.counts), rollout,
-      last ? badge(last.status) : "", job.nextFire ? time(job.nextFire) : ""]);
+    if (job.description) named.appendChild(el("div", job.description, "reason description"));
+    const ran = el("span");
+    if (last) ran.replaceChildren(badge(last.status), time(last.endedOn || last.startedOn));
+    const tr = row([named, badge(job.attention), progressBar(job.counts, job.targetCount),
+      countsBar(job.counts), rollout, ran, job.nextFire ? time(job.nextFire) : ""]);
     tr.dataset.job = job.scope + "/" + job.name;
+    tr.dataset.attention = job.attention;
     return tr;
   }));
   // What waits to be posted, by notification: a receiver that falls behind shows here.
@@ -187,8 +217,10 @@ function jobPage() {
     if (rollout) {
       document.getElementById("rollout-state").replaceChildren(badge(rollout.state));
       document.getElementById("rollout-reason").textContent = rollout.reason || "";
+      // The rollout's timeline: each wave, when it started and ended, the gate's numbers.
       fill(document.querySelector("#waves tbody"), rollout.waves.map((w) =>
-        row([w.name, w.targets, badge(w.state), countsBar(w.counts), waveNote(w)])));
+        row([w.name, w.targets, badge(w.state), countsBar(w.counts), time(w.startedOn),
+          time(w.endedOn), waveNote(w)])));
       const waveSelect = form.elements.wave;
       const names = rollout.waves.map((w) => w.name);
       if (waveSelect.options.length - 1 !== names.length) {
