@@ -57,9 +57,11 @@ class Header(Strict):
 
 
 class NotificationMetadata(Strict):
-    name: Name
+    name: Name = Field(description="unique in its scope; events name it (SCOPE/NAME)")
     scope: ScopeName | None = Field(default=None, description="default: the configured scope")
-    description: Annotated[str, Field(max_length=4096)] | None = None
+    description: Annotated[str, Field(max_length=4096)] | None = Field(
+        default=None, description="free text, shown by status"
+    )
 
 
 class NotificationSpec(Strict):

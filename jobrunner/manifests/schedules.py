@@ -16,7 +16,7 @@ MIN_INTERVAL = timedelta(minutes=1)
 class ScheduleBase(Strict):
     """What every schedule has: a name unique in its job and an optional active window."""
 
-    name: Name
+    name: Name = Field(description="unique among the job's schedules; the log and metrics name it")
     starts_on: AwareTime | None = Field(default=None, description="fire no earlier than this")
     ends_on: AwareTime | None = Field(default=None, description="fire no later than this")
     reset: bool = Field(
@@ -39,8 +39,8 @@ class ScheduleBase(Strict):
 class IntervalSchedule(ScheduleBase):
     """Every `interval`, counted from `startsOn` (from 1970-01-01T00:00Z when not given)."""
 
-    type: Literal["interval"]
-    interval: Duration
+    type: Literal["interval"] = Field(description="`interval`: every `interval`")
+    interval: Duration = Field(description="the time between two fires (`6h`)")
 
     @model_validator(mode="after")
     def _at_least_a_minute(self) -> IntervalSchedule:
@@ -52,15 +52,19 @@ class IntervalSchedule(ScheduleBase):
 class CronSchedule(ScheduleBase):
     """A Quartz cron expression evaluated in `timezone`."""
 
-    type: Literal["cron"]
-    cron: CronExpression
-    timezone: TimeZone = "UTC"
+    type: Literal["cron"] = Field(description="`cron`: at each fire of a Quartz expression")
+    cron: CronExpression = Field(
+        description="a Quartz cron expression (seconds first): `0 0 2 ? * SUN`"
+    )
+    timezone: TimeZone = Field(default="UTC", description="where `cron` is read (an IANA zone)")
 
 
 class DeviceConnectSchedule(ScheduleBase):
     """Run the job for one target when its device connects (publishes its BIRTH)."""
 
-    type: Literal["device-connect"]
+    type: Literal["device-connect"] = Field(
+        description="`device-connect`: for a target when its device connects (its BIRTH)"
+    )
 
 
 Schedule = Annotated[
