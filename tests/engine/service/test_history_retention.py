@@ -130,11 +130,11 @@ def test_history_comes_from_the_environment_then_the_configuration_file(
     assert shown() == "keepExecutions 20, keepFor 12h"
     monkeypatch.setenv("JOBRUNNER_HISTORY_KEEP_EXECUTIONS", "none")
     result = CliRunner().invoke(cli, ["config", "--config", str(config)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a bad value
     assert "JOBRUNNER_HISTORY_KEEP_EXECUTIONS='none': write a whole number" in result.output
     config.write_text("history: {keepFor: 90 days}\n")
     result = CliRunner().invoke(cli, ["config", "--config", str(config)])
-    assert result.exit_code == 1 and "history.keepFor" in result.output, result.output
+    assert result.exit_code == 2 and "history.keepFor" in result.output, result.output
 
 
 def test_a_scope_s_history_beats_the_runner_s_for_its_jobs(
