@@ -132,6 +132,7 @@ def test_history_comes_from_the_environment_then_the_configuration_file(
     result = CliRunner().invoke(cli, ["config", "--config", str(config)])
     assert result.exit_code == 2  # a bad value
     assert "JOBRUNNER_HISTORY_KEEP_EXECUTIONS='none': write a whole number" in result.output
+    monkeypatch.delenv("JOBRUNNER_HISTORY_KEEP_EXECUTIONS")
     config.write_text("history: {keepFor: 90 days}\n")
     result = CliRunner().invoke(cli, ["config", "--config", str(config)])
     assert result.exit_code == 2 and "history.keepFor" in result.output, result.output
