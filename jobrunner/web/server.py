@@ -76,6 +76,7 @@ class Dashboard:
             host=self.host,
             port=self.port,
             log_level="warning",
+            log_config=None,  # its records go to the daemon's log, in its --log-format
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=1,
