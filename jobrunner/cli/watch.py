@@ -120,9 +120,10 @@ def watch(
     secrets = SecretResolver.from_environment(config.secrets_dir)
     # The companions' own connection; a missing state directory is refused before anything.
     state = open_state(config.state_dir, config.state_db, existing=True)
-    companions: list[Companion] = [Notifier(state, secrets, config.broker.client_id)]
+    notifier = Notifier(state, secrets, config.broker.client_id)
+    companions: list[Companion] = [notifier]
     if http:
         from jobrunner.web.server import Dashboard  # the HTTP stack only when asked for
 
-        companions.append(Dashboard(http, http_token, state))
+        companions.append(Dashboard(http, http_token, state, notifier.outcomes))
     sys.exit(Daemon(config, debounce_ms=debounce, drain=drain, companions=companions).run())
