@@ -26,7 +26,8 @@ def test_every_line_is_a_json_object_with_what_it_is_about(
     scenario.registry(2)
     scenario.fleet(2, FaultPlan(fail=(FailFault(Selector("gw-0002", "bundle-stop"), 500),)))
     scenario.job("rollout", STEP, run="1")
-    watch.start("--log-format", "json", "--log-level", "debug")
+    # With the dashboard: its server's records are in the same format.
+    watch.start("--log-format", "json", "--log-level", "debug", "--http", "127.0.0.1:0")
     watch.wait_for(ended(scenario, "rollout", 1), "execution 1")
     scenario.job("rollout", STEP, run="2")  # a conflict-free change: started on a new token
     watch.wait_for(ended(scenario, "rollout", 2), "execution 2")
@@ -49,6 +50,7 @@ def test_every_line_is_a_json_object_with_what_it_is_about(
     assert "clientId" not in started[0]  # only what applies
     assert any(r["message"].startswith("reconciled revision") for r in records)
     assert any(r["level"] == "DEBUG" for r in records)  # --log-level debug lets them through
+    assert any(r["message"].startswith("dashboard: http://127.0.0.1:") for r in records)
 
 
 def test_text_stays_the_default(scenario: Scenario, watch: Watch) -> None:
