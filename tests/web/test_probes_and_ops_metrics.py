@@ -7,9 +7,10 @@ import dataclasses
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
@@ -20,6 +21,10 @@ from jobrunner.engine.service.daemon import Daemon
 from jobrunner.manifests.secrets import SecretResolver
 from jobrunner.notify.delivery import Notifier
 from jobrunner.simulator.broker import free_port
+from jobrunner.state.layout import StateDir
+from jobrunner.state.records import ScheduleState
+from jobrunner.web.metrics import FleetCollector
+from jobrunner.web.reader import FleetReader
 from jobrunner.web.server import Dashboard
 from tests.notify.conftest import Receiver, receiver
 
@@ -190,3 +195,41 @@ def test_notification_posts_are_counted_by_outcome(
     )
     assert posts()["delivered"] == len(receiver.events())
     assert posts()["given-up"] == 0
+
+
+@dataclasses.dataclass
+class Stopped:
+    """A runner that is not running: what the collector asks of it besides the state."""
+
+    client_id: str = "runner-test"
+
+    def broker_connected(self) -> bool:
+        return False
+
+    def in_flight(self) -> int:
+        return 0
+
+
+def test_a_schedule_that_did_not_fire_is_behind_the_present(scenario: Scenario) -> None:
+    scenario.registry(1)
+    scenario.job(
+        "hourly",
+        STEP,
+        run=None,
+        extra="schedules:\n  - {name: every-hour, type: interval, interval: 1h}\n",
+    )
+    scenario.reconcile()
+    now = datetime.now(UTC)
+    job = scenario.state("hourly")
+    job.record.schedules["every-hour"] = ScheduleState(since=now - timedelta(hours=3))
+    job.save_record()  # as a daemon that stopped firing three hours ago would have left it
+    job.close()
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(FleetCollector(FleetReader(StateDir(scenario.state_dir)), Stopped()))
+    families = {
+        f.name: f for f in text_string_to_metric_families(generate_latest(registry).decode())
+    }
+    (fire,) = families["jobrunner_schedule_next_fire_timestamp_seconds"].samples
+    overdue = now.timestamp() - fire.value
+    assert 2 * 3600 <= overdue <= 3 * 3600  # due within an hour of the last fire, never fired
