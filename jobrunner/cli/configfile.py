@@ -15,7 +15,8 @@ it imports nothing of the runner. The file:
     requireSigned: false                       # see docs/policy.md
     secretsDir: /etc/jobrunner/secrets         # where valueFrom: {file: ...} is read
     http: 127.0.0.1:8080                       # watch serves the dashboard there
-    credentialsFile: /etc/jobrunner/mqtt.yaml   # {username: ..., password: ...}, not in git
+    credentialsFile: /etc/jobrunner/mqtt.yaml   # {username: ..., password: ...}, not in git;
+                                               # else $CREDENTIALS_DIRECTORY/mqtt.yaml
     caFile: /etc/jobrunner/ca.pem
     certFile: /etc/jobrunner/client.pem
     keyFile: /etc/jobrunner/client.key
@@ -160,8 +161,24 @@ def refuse_problems(loaded: Loaded) -> None:
         raise BadValueError(loaded.problems[0] + also)
 
 
+SYSTEMD_CREDENTIALS = "mqtt.yaml"
+"""The credentials file's name among a systemd unit's credentials (`$CREDENTIALS_DIRECTORY`):
+`LoadCredential=mqtt.yaml:/etc/jobrunner/mqtt.yaml` hands it to the runner alone."""
+
+
+def credentials_file(configured: Path | None) -> Path | None:
+    """The credentials file: `credentialsFile` when set, else systemd's credential
+    SYSTEMD_CREDENTIALS when the unit loads one."""
+    if configured is not None:
+        return configured
+    folder = os.environ.get("CREDENTIALS_DIRECTORY")
+    loaded = Path(folder) / SYSTEMD_CREDENTIALS if folder else None
+    return loaded if loaded is not None and loaded.is_file() else None
+
+
 def credentials(path: Path | None) -> tuple[str | None, str | None]:
-    """(username, password) of a credentials file (`credentialsFile`)."""
+    """(username, password) of a credentials file (`credentialsFile`, or systemd's)."""
+    path = credentials_file(path)
     if path is None:
         return None, None
     try:

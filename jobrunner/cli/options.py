@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,12 +26,21 @@ jobs_dir_option = click.option(
     show_default=True,
     help="Directory of the manifests (a git checkout).",
 )
+
+
+def default_state_dir() -> Path:
+    """`$STATE_DIRECTORY`, which systemd sets for a unit's `StateDirectory=` (the first, when
+    it names several), else `state` in the current folder."""
+    given = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    return Path(given) if given else Path("state")
+
+
 state_dir_option = click.option(
     "--state-dir",
     type=click.Path(path_type=Path, file_okay=False),
-    default=Path("state"),
+    default=default_state_dir,
     envvar="JOBRUNNER_STATE_DIR",
-    show_default=True,
+    show_default="state, or $STATE_DIRECTORY under systemd",
     help="Directory of the recorded state; one process owns it at a time.",
 )
 state_db_option = click.option(
@@ -118,8 +128,9 @@ secrets_dir_option = click.option(
     type=click.Path(path_type=Path, file_okay=False),
     envvar="JOBRUNNER_SECRETS_DIR",
     default=None,
-    help="Folder of the files that `valueFrom: {file: NAME}` secrets name"
-    " (default: /etc/jobrunner/secrets).",
+    help="Folder of the files that `valueFrom: {file: NAME}` secrets name (default:"
+    " $CREDENTIALS_DIRECTORY under systemd, for its LoadCredential=, else"
+    " /etc/jobrunner/secrets).",
 )
 
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import sys
-import time
 
 import click
 
+from jobrunner.cli import logs
 from jobrunner.cli.config import pass_runner_config
 from jobrunner.engine.core.executions import DRAIN, MAX_DRAIN
 from jobrunner.engine.service.daemon import Companion, Daemon
@@ -54,8 +53,31 @@ from jobrunner.state.opening import open_state
     " ?token=TOKEN once in a browser). Prefer the environment variable: a command line is"
     " visible to every user of the machine.",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(logs.FORMATS),
+    envvar="JOBRUNNER_LOG_FORMAT",
+    default="text",
+    show_default=True,
+    help="text: a line for a person; json: one JSON object a line (time, level, message, and"
+    " scope, job, execution, clientId, requestId where they apply), for a log shipper.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(logs.LEVELS),
+    envvar="JOBRUNNER_LOG_LEVEL",
+    default="info",
+    show_default=True,
+    help="The least severe records logged (debug adds what the MQTT session does).",
+)
 def watch(
-    config: RunnerConfig, debounce: int, drain: float, http: str | None, http_token: str | None
+    config: RunnerConfig,
+    debounce: int,
+    drain: float,
+    http: str | None,
+    http_token: str | None,
+    log_format: str,
+    log_level: str,
 ) -> None:
     """Run the daemon: reconcile on every change, fire schedules, react to connects.
 
@@ -69,7 +91,8 @@ def watch(
     While it runs, it owns the state directory: `jobrunner start`, `stop` and
     `reconcile` hand their requests to it.
 
-    Logs one line per decision on standard error. SIGTERM or SIGINT stops
+    Logs one line per decision on standard error (--log-format json: one JSON
+    object a line). SIGTERM or SIGINT stops
     dispatching at once, records the replies of requests in flight (for at most
     --drain seconds; a second signal leaves at once) and exits 0; 75 when the
     state could not be written (it says what is not recorded). Executions stay
@@ -79,8 +102,10 @@ def watch(
     With --http, it serves a live dashboard of the jobs, targets, waves,
     executions, logs and devices, the JSON API of `status -o json`
     (/api/v1/jobs, /api/v1/jobs/SCOPE/NAME, /api/v1/devices), Prometheus
-    metrics (/metrics) and a health check (/healthz: 503 with the reason when
-    the broker is not connected or the state cannot be written). Under systemd
+    metrics (/metrics) and health checks: /livez (503 when the engine loop
+    stopped turning) and /readyz, or /healthz (503 with the reason when the
+    broker is not connected, the state cannot be written or the loop is
+    stuck). Under systemd
     (Type=notify) it tells READY and feeds the watchdog (WatchdogSec=).
 
     It posts the events that Notification manifests ask for (execution.ended,
@@ -91,19 +116,14 @@ def watch(
     at most its maxBacklog undelivered events (the oldest are dropped beyond);
     `status --notifications` shows what waits.
     """
-    logging.Formatter.converter = time.gmtime
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.INFO,
-        format="%(asctime)s.%(msecs)03dZ %(levelname)s %(message)s",
-        datefmt="%Y-%m-%dT%H:%M:%S",
-    )
+    logs.configure(log_format, log_level)
     secrets = SecretResolver.from_environment(config.secrets_dir)
     # The companions' own connection; a missing state directory is refused before anything.
     state = open_state(config.state_dir, config.state_db, existing=True)
-    companions: list[Companion] = [Notifier(state, secrets, config.broker.client_id)]
+    notifier = Notifier(state, secrets, config.broker.client_id)
+    companions: list[Companion] = [notifier]
     if http:
         from jobrunner.web.server import Dashboard  # the HTTP stack only when asked for
 
-        companions.append(Dashboard(http, http_token, state))
+        companions.append(Dashboard(http, http_token, state, notifier.outcomes))
     sys.exit(Daemon(config, debounce_ms=debounce, drain=drain, companions=companions).run())

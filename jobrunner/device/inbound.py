@@ -155,7 +155,11 @@ class Inbound(Generic[T]):
         if pending is None and self.shared and verdict is Claim.UNKNOWN:
             # Another runner's, or one whose runner died before its job was taken over: kept
             # for whoever takes the job over (`take_kept`), the newest KEPT_REPLIES.
-            log.debug("reply to request %s: another runner's (shared requester)", request_id)
+            log.debug(
+                "reply to request %s: another runner's (shared requester)",
+                request_id,
+                extra={"requestId": request_id},
+            )
             with self._kept_lock:
                 self._kept[request_id] = KeptReply(account, app_id, payload, time.time())
                 if len(self._kept) > KEPT_REPLIES:

@@ -10,8 +10,9 @@ steps keep only the reference:
 The value is read only when a request is built for a device (`SecretResolver.resolve`), so
 a rotated secret is used from the next dispatch on, and a missing one fails that target's
 step with a message naming the reference, never a value. The secrets directory is
-`$JOBRUNNER_SECRETS_DIR`, else `/etc/jobrunner/secrets`; a file reference is a relative
-path inside it (no absolute paths, no `..`, no symbolic link that leads out of it).
+`$JOBRUNNER_SECRETS_DIR`, else `$CREDENTIALS_DIRECTORY` (systemd's, for a unit's
+`LoadCredential=`), else `/etc/jobrunner/secrets`; a file reference is a relative path inside
+it (no absolute paths, no `..`, no symbolic link that leads out of it).
 
 Literal secrets stay possible (for a lab), but `validate` warns about each one; they are
 `LiteralSecret` strings, whose repr is masked, and every value, literal or resolved, is
@@ -34,6 +35,8 @@ from jobrunner.manifests.base import Strict
 
 MASK = "***"
 SECRETS_DIR_ENV = "JOBRUNNER_SECRETS_DIR"
+CREDENTIALS_DIR_ENV = "CREDENTIALS_DIRECTORY"
+"""Where systemd puts a unit's credentials (`LoadCredential=`, `SetCredential=`)."""
 DEFAULT_SECRETS_DIR = Path("/etc/jobrunner/secrets")
 MAX_SECRET_BYTES = 64 * 1024
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
@@ -216,9 +219,10 @@ class SecretResolver:
 
     @classmethod
     def from_environment(cls, directory: Path | None = None) -> SecretResolver:
-        """An explicit directory beats `$JOBRUNNER_SECRETS_DIR` beats the default."""
+        """An explicit directory beats `$JOBRUNNER_SECRETS_DIR` beats systemd's
+        `$CREDENTIALS_DIRECTORY` beats the default."""
         if directory is None:
-            configured = os.environ.get(SECRETS_DIR_ENV)
+            configured = os.environ.get(SECRETS_DIR_ENV) or os.environ.get(CREDENTIALS_DIR_ENV)
             directory = Path(configured) if configured else DEFAULT_SECRETS_DIR
         return cls(directory)
 

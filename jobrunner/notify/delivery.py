@@ -24,6 +24,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
@@ -44,6 +45,10 @@ IDLE = 1.0  # seconds between looks at the outbox when nothing woke the sender
 STOP_WAIT = 2.0  # seconds a stopping daemon waits for the deliveries under way
 CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
 RETRIED = frozenset({408, 425, 429})
+DELIVERED, FAILED, GIVEN_UP = "delivered", "failed", "given-up"
+OUTCOMES = (DELIVERED, FAILED, GIVEN_UP)
+"""What became of each post, counted per notification since the start (`/metrics`): taken
+(2xx), failed (tried again later), given up (a 4xx that asking again would not change)."""
 
 
 class ManifestSource(Protocol):
@@ -101,10 +106,21 @@ class Notifier:
         self._lanes: dict[str, _Lane] = {}
         self._dispatching = threading.Lock()  # the notifier's thread, and `post_now`'s
         self._listing_failed: str | None = None
+        self._outcomes: Counter[tuple[str, str]] = Counter()
+        self._outcomes_lock = threading.Lock()  # the lanes' threads count, a scrape reads
         self.observer = NotificationEvents(self.outbox, self._manifests, client_id, self._wake.set)
 
     def _manifests(self) -> ManifestSet | None:
         return self._source.manifests() if self._source is not None else None
+
+    def outcomes(self) -> dict[tuple[str, str], int]:
+        """Posts since the start by (notification SCOPE/NAME, outcome: one of OUTCOMES)."""
+        with self._outcomes_lock:
+            return dict(self._outcomes)
+
+    def _count(self, lane: _Lane, outcome: str) -> None:
+        with self._outcomes_lock:
+            self._outcomes[lane.to, outcome] += 1
 
     def start(self, daemon: ManifestSource) -> None:
         """Post from threads of their own, for as long as the daemon runs."""
@@ -340,6 +356,7 @@ class Notifier:
             return self._retry(lane, f"no answer from {spec.url} ({reason})")
         if 200 <= status < 300:
             self._record(lane, entry, f"delivered ({status})")
+            self._count(lane, DELIVERED)
             if lane.failing is not None:
                 log.info("notification %s: %s answers again", lane.to, spec.url)
             lane.failing, lane.backoff = None, FIRST_BACKOFF
@@ -347,6 +364,7 @@ class Notifier:
         if status in RETRIED or status >= 500:
             return self._retry(lane, f"{spec.url} answered {status}")
         self._record(lane, entry, f"given up ({status})")
+        self._count(lane, GIVEN_UP)
         log.error(
             "notification %s: %s answered %d to event %s; asking again would not change it,"
             " so it is given up (check the url and headers of the notification)",
@@ -362,6 +380,7 @@ class Notifier:
             lane.reader.delivered(entry, outcome)
 
     def _retry(self, lane: _Lane, why: str) -> bool:
+        self._count(lane, FAILED)
         lane.due = self.clock() + lane.backoff
         if lane.failing != why:
             log.warning(

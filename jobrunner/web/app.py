@@ -1,4 +1,5 @@
-"""The dashboard as an ASGI application: pages, the JSON API, `/metrics` and `/healthz`.
+"""The dashboard as an ASGI application: pages, the JSON API, `/metrics` and the health
+checks (`/livez`, `/readyz` and its first name `/healthz`).
 
 Read-only: no route changes anything (a POST gets 405). Every handler is `async` and runs on
 the one event-loop thread of the server, which alone touches the `FleetReader`.
@@ -133,13 +134,11 @@ def create_app(deps: Dependencies, host: str, token: str | None) -> Starlette:
     async def metrics(_: Request) -> Response:
         return Response(generate_latest(deps.metrics), media_type=CONTENT_TYPE_LATEST)
 
-    async def healthz(_: Request) -> Response:
-        problems = deps.health.problems()
-        if problems:
-            return Response(
-                "unhealthy: " + "; ".join(problems) + "\n", status_code=503, media_type="text/plain"
-            )
-        return Response("ok\n", media_type="text/plain")
+    async def readyz(_: Request) -> Response:
+        return _health(deps.health.problems())
+
+    async def livez(_: Request) -> Response:
+        return _health(deps.health.stuck())
 
     routes = [
         Route("/", overview),
@@ -153,7 +152,9 @@ def create_app(deps: Dependencies, host: str, token: str | None) -> Starlette:
         Route("/api/v1/notifications", notifications),
         Route("/api/v1/runner", runner),
         Route("/metrics", metrics),
-        Route("/healthz", healthz),
+        Route("/livez", livez),
+        Route("/readyz", readyz),
+        Route("/healthz", readyz),  # its first name
         Mount("/static", app=StaticFiles(directory=static), name="static"),
     ]
     return Starlette(
@@ -251,6 +252,13 @@ async def _follow_log(
 
 
 # -- answers ----------------------------------------------------------------------------------
+
+
+def _health(problems: list[str]) -> Response:
+    if problems:
+        text = "unhealthy: " + "; ".join(problems) + "\n"
+        return Response(text, status_code=503, media_type="text/plain")
+    return Response("ok\n", media_type="text/plain")
 
 
 def _not_found(message: str) -> Response:

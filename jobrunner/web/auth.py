@@ -3,6 +3,9 @@
 The token comes as `Authorization: Bearer TOKEN` (scripts, Prometheus' `authorization`),
 or once as `?token=TOKEN` in a browser, which then keeps it in a cookie of its own
 (HttpOnly, SameSite=Strict) so that the page's own requests carry it.
+
+`/livez` alone needs no token: a container's or an orchestrator's liveness probe carries none,
+and it tells nothing but whether the engine loop turns.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from jobrunner.web.address import is_loopback
 
 COOKIE = "jobrunner_token"
+OPEN_PATHS = frozenset({"/livez"})
 
 
 class TokenGate:
@@ -36,7 +40,7 @@ class TokenGate:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.open:
+        if scope["type"] != "http" or self.open or scope["path"] in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
         request = Request(scope)

@@ -1,8 +1,12 @@
-"""`/healthz`: 200 while the runner is connected, its state writable and its loop turning.
+"""The health checks: `/livez` (the loop turns) and `/readyz` (alias `/healthz`: it also
+reaches its broker and can write its state).
 
-What a load balancer or a systemd watchdog needs to know: a 503 says why, one reason per
-problem. Writability is tried, not assumed: a daemon with nothing to write would otherwise
-not notice a disk that went read-only until its next execution.
+What a container runtime, a load balancer or a systemd watchdog needs to know: a 503 says
+why, one reason per problem. Liveness is the engine loop's heartbeat (the end of its last
+turn), stale beyond STUCK_AFTER: restarting the process is the cure. Readiness adds what a
+restart would not mend (a broker away, a full disk): the runner is alive and waits for it.
+Writability is tried, not assumed: a daemon with nothing to write would otherwise not notice
+a disk that went read-only until its next execution.
 """
 
 from __future__ import annotations
@@ -38,18 +42,20 @@ class Health:
     clock: Callable[[], float] = time.monotonic
     _written: tuple[float, str | None] = (-WRITE_CHECK_EVERY, None)
 
+    def stuck(self) -> list[str]:
+        """Why the runner is not alive (empty: its loop turns)."""
+        idle = self.clock() - self.runner.last_turn()
+        return [f"the engine loop has not turned for {idle:.0f}s"] if idle > STUCK_AFTER else []
+
     def problems(self) -> list[str]:
-        """Why the runner is unhealthy (empty: healthy)."""
+        """Why the runner is not ready (empty: ready)."""
         found = []
         if not self.runner.broker_connected():
             found.append("not connected to the broker")
         storage = self.runner.storage_problem() or self._try_writing()
         if storage:
             found.append(f"the {self.storage.kind} cannot be written ({storage})")
-        idle = self.clock() - self.runner.last_turn()
-        if idle > STUCK_AFTER:
-            found.append(f"the engine loop has not turned for {idle:.0f}s")
-        return found
+        return found + self.stuck()
 
     def _try_writing(self) -> str | None:
         now = self.clock()

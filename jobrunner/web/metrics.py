@@ -4,9 +4,13 @@ Two sources. What the engine does (requests, their durations, anomalies) is coun
 happens by `EngineMetrics`, an engine observer; what the state holds (targets by status,
 executions, devices, the notifications' outbox) is read when Prometheus scrapes, by
 `FleetCollector`, from the same followed copy of the state the pages show (the outbox: as
-the runner wrote it, per notification). Series per job are bounded by the jobs declared,
-per application by the Kura applications the runner speaks to, per outcome and kind by
-fixed lists.
+the runner wrote it, per notification). Series per job are bounded by the jobs declared
+(per schedule: by their schedules; a rollout: one series, its state and wave now), per
+application by the Kura applications the runner speaks to, per outcome and kind by fixed
+lists. The notifier's posts by outcome are counted by the notifier itself, and read here.
+
+A schedule's next fire is the one due after its last fire (or since it was applied): a
+timestamp that falls behind the present says a schedule that does not fire.
 """
 
 from __future__ import annotations
@@ -14,15 +18,19 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter as Tally
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from jobrunner import __version__
 from jobrunner.engine.link.observers import Observer
+from jobrunner.engine.schedules.scheduler import schedules_of
 from jobrunner.engine.status import backlog_view
+from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import JobKey
 from jobrunner.state.records import ExecutionStatus
 from jobrunner.state.registry import DeviceStatus
@@ -34,6 +42,8 @@ DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0
 acknowledgement in seconds, a request to a sleepy cellular gateway in tens of seconds."""
 INBOUND_LANES = ("replies", "lifecycle")
 """The lanes of received messages (jobrunner.device.handover.Lane)."""
+NOTIFICATION_OUTCOMES = ("delivered", "failed", "given-up")
+"""What became of a post (jobrunner.notify.delivery.OUTCOMES): at 0 from the start."""
 MAX_TIMED = 100_000
 """Requests whose send time is kept for their duration: a reply never heard of (a request
 cancelled by a stop) must not grow the table for ever."""
@@ -119,14 +129,34 @@ class RunnerFacts(Protocol):
     def in_flight(self) -> int: ...
 
 
+Posts = Callable[[], Mapping[tuple[str, str], int]]
+"""The notifier's posts since the start by (notification, outcome)."""
+
+
 class FleetCollector(Collector):
     """Targets, executions and devices as recorded, collected at each scrape."""
 
-    def __init__(self, reader: FleetReader, facts: RunnerFacts) -> None:
+    def __init__(
+        self,
+        reader: FleetReader,
+        facts: RunnerFacts,
+        posts: Posts | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.reader = reader
         self.facts = facts
+        self.posts = posts
+        self.clock = clock
 
     def collect(self) -> Iterator[Metric]:
+        build = GaugeMetricFamily(
+            "jobrunner_build_info",
+            "The running jobrunner's version (always 1).",
+            labels=["version"],
+        )
+        build.add_metric([__version__], 1)
+        yield build
+        jobs = self.reader.jobs()
         targets = GaugeMetricFamily(
             "jobrunner_targets", "Targets of each job by status.", labels=["scope", "job", "status"]
         )
@@ -140,7 +170,7 @@ class FleetCollector(Collector):
             "Executions of each job running now (0 or 1).",
             labels=["scope", "job"],
         )
-        for job in self.reader.jobs():
+        for job in jobs:
             scope, name = job.key
             counts = job.counts()
             for status in TargetStatus:
@@ -156,6 +186,7 @@ class FleetCollector(Collector):
         yield targets
         yield executions
         yield running
+        yield from self._rollouts_and_schedules(jobs)
         devices = GaugeMetricFamily(
             "jobrunner_devices", "Devices known by connection state.", labels=["scope", "state"]
         )
@@ -174,6 +205,37 @@ class FleetCollector(Collector):
             "1 while the runner is connected and subscribed to its broker, else 0.",
             value=1.0 if self.facts.broker_connected() else 0.0,
         )
+
+    def _rollouts_and_schedules(self, jobs: list[JobState]) -> Iterator[Metric]:
+        rollouts = GaugeMetricFamily(
+            "jobrunner_rollout_state",
+            "Where each job's rollout stands (always 1): its state (pending, running, waiting,"
+            " soaking, awaiting-approval, passed, aborted) and its current wave.",
+            labels=["scope", "job", "state", "wave"],
+        )
+        fires = GaugeMetricFamily(
+            "jobrunner_schedule_next_fire_timestamp_seconds",
+            "When each time schedule fires next (Unix time): the fire due after its last one."
+            " Behind the present: a schedule that does not fire.",
+            labels=["scope", "job", "schedule"],
+        )
+        now = self.clock()
+        for job in jobs:
+            scope, name = job.key
+            record = job.record
+            if record.rollout is not None:
+                rollout = record.rollout
+                rollouts.add_metric([scope, name, rollout.status.value, rollout.wave or ""], 1)
+            if record.suspend or record.orphaned:
+                continue  # its schedules do not fire, on purpose
+            for schedule, trigger in schedules_of(record).times.items():
+                fired = record.schedules.get(schedule)
+                since = (fired.last_fire or fired.since) if fired is not None else None
+                upcoming = trigger.next(since or now)
+                if upcoming is not None:
+                    fires.add_metric([scope, name, schedule], upcoming.timestamp())
+        yield rollouts
+        yield fires
 
     def _backlog(self) -> Iterator[Metric]:
         """This runner's outbox, by notification (its lanes: bounded by the declared ones)."""
@@ -194,11 +256,24 @@ class FleetCollector(Collector):
             " held its maxBacklog.",
             labels=["notification"],
         )
+        posts = CounterMetricFamily(
+            "jobrunner_notifications",
+            "Posts of each notification's events since the start, by outcome (delivered,"
+            " failed: tried again later, given-up: refused with a 4xx).",
+            labels=["notification", "outcome"],
+        )
+        counted = dict(self.posts()) if self.posts is not None else {}
+        notifications = {to for to, _ in counted}
         for row in backlog_view(self.reader.state, self.facts.client_id):
             label = [row["notification"]]
+            notifications.add(row["notification"])
             waiting.add_metric(label, row["undelivered"])
             oldest.add_metric(label, row["oldestAgeSeconds"] or 0.0)
             dropped.add_metric(label, row["dropped"])
+        for to in sorted(notifications):
+            for outcome in NOTIFICATION_OUTCOMES:
+                posts.add_metric([to, outcome], counted.get((to, outcome), 0))
         yield waiting
         yield oldest
         yield dropped
+        yield posts

@@ -26,7 +26,7 @@ from jobrunner.state.registry import DeviceRegistry
 from jobrunner.web.address import is_loopback, parse_address, url_of
 from jobrunner.web.app import Dependencies, Runner, create_app
 from jobrunner.web.health import Health, Liveness
-from jobrunner.web.metrics import EngineMetrics, FleetCollector
+from jobrunner.web.metrics import EngineMetrics, FleetCollector, Posts
 from jobrunner.web.reader import FleetReader
 from jobrunner.web.views import Views
 
@@ -47,8 +47,17 @@ class DaemonFacts(Runner, Liveness, Protocol):
 class Dashboard:
     """Serves the dashboard while the daemon runs."""
 
-    def __init__(self, address: str, token: str | None, state: StateDir | Path) -> None:
+    def __init__(
+        self,
+        address: str,
+        token: str | None,
+        state: StateDir | Path,
+        notifications: Posts | None = None,
+    ) -> None:
+        """`notifications`: the notifier's posts by outcome (`Notifier.outcomes`), if one
+        runs beside."""
         self.host, self.port = parse_address(address)
+        self.notifications = notifications
         self.token = token or None
         self.registry = CollectorRegistry(auto_describe=False)
         self.observer = EngineMetrics(self.registry)
@@ -66,16 +75,16 @@ class Dashboard:
         """Listen (ConfigError when the address is taken or not ours) and serve on a thread."""
         self.reader.held = daemon.held
         self.reader.devices = daemon.devices
-        self.registry.register(FleetCollector(self.reader, daemon))
-        deps = Dependencies(
-            Views(self.reader), daemon, Health(self.reader.state.storage, daemon), self.registry
-        )
+        self.registry.register(FleetCollector(self.reader, daemon, self.notifications))
+        self.health = Health(self.reader.state.storage, daemon)
+        deps = Dependencies(Views(self.reader), daemon, self.health, self.registry)
         app = create_app(deps, self.host, self.token)
         config = uvicorn.Config(
             app,
             host=self.host,
             port=self.port,
             log_level="warning",
+            log_config=None,  # its records go to the daemon's log, in its --log-format
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=1,

@@ -403,7 +403,8 @@ class Engine:
         tag = event.tag
         job = self.jobs.get(tag.job) if tag is not None else None
         if tag is None or job is None or tag.client_id not in job.state.targets:
-            log.warning("anomaly: %s", event.message)
+            fields = {"scope": event.account, "clientId": event.client_id}
+            log.warning("anomaly: %s", event.message, extra=fields)
             return
         target = job.state.targets.get(tag.client_id)
         job.state.log(target.execution or 0).write(

@@ -162,6 +162,7 @@ class Outcomes:
                 "/".join(event.resources),
                 event.client_id,
                 event.operation_id,
+                extra={"scope": event.account, "clientId": event.client_id},
             )
             return
         target = job.state.targets.get(found[1])

@@ -68,6 +68,19 @@ from jobrunner.state.registry import DeviceRegistry
 
 log = logging.getLogger("jobrunner.watch")
 
+
+def about(
+    key: JobKey, execution: int | None = None, client_id: str | None = None
+) -> dict[str, object]:
+    """What a log record is about, for `extra=`: its fields in `watch --log-format json`."""
+    fields: dict[str, object] = {"scope": key[0], "job": key[1]}
+    if execution is not None:
+        fields["execution"] = execution
+    if client_id is not None:
+        fields["clientId"] = client_id
+    return fields
+
+
 EXIT_UNRECORDED = 75
 """Exit status of a stop that could not record everything (the state could not be written):
 EX_TEMPFAIL, so a service manager tells it from a clean stop (0) and a bug (70)."""
@@ -160,7 +173,13 @@ class Daemon:
                 log.warning("'.' in client id %s: %s", self.config.broker.client_id, DOT_HINT)
             for scope, name, execution in runner.resumed:
                 self._watch_end(runner.reconciler.job(scope, name))
-                log.info("resumed %s/%s execution %d", scope, name, execution)
+                log.info(
+                    "resumed %s/%s execution %d",
+                    scope,
+                    name,
+                    execution,
+                    extra=about((scope, name), execution),
+                )
             watcher = threading.Thread(
                 target=self._watch_files, name="jobs-dir-watcher", daemon=True
             )
@@ -393,20 +412,45 @@ class Daemon:
             if job_plan.conflict is not None:
                 # Every difference, each on its own line: the operator fixes them in one go.
                 log.warning(
-                    "conflict %s: %s", job_plan.label, "\n  ".join(job_plan.conflict.lines())
+                    "conflict %s: %s",
+                    job_plan.label,
+                    "\n  ".join(job_plan.conflict.lines()),
+                    extra=about((job_plan.scope, job_plan.name)),
                 )
             for problem in job_plan.problems:
-                log.warning("%s %s: %s", job_plan.action.value, job_plan.label, problem)
+                log.warning(
+                    "%s %s: %s",
+                    job_plan.action.value,
+                    job_plan.label,
+                    problem,
+                    extra=about((job_plan.scope, job_plan.name)),
+                )
             if job_plan.start and job_plan.blocked:
                 log.info(
-                    "not started %s (%s): %s", job_plan.label, job_plan.start, job_plan.blocked
+                    "not started %s (%s): %s",
+                    job_plan.label,
+                    job_plan.start,
+                    job_plan.blocked,
+                    extra=about((job_plan.scope, job_plan.name)),
                 )
         for scope, name, execution in applied.started:
-            log.info("started %s/%s execution %d: new run token", scope, name, execution)
+            log.info(
+                "started %s/%s execution %d: new run token",
+                scope,
+                name,
+                execution,
+                extra=about((scope, name), execution),
+            )
         for done in applied.idle:
             log.info("new run token: %s", done)
         for scope, name, execution in applied.stopped:
-            log.info("stopping %s/%s execution %d", scope, name, execution)
+            log.info(
+                "stopping %s/%s execution %d",
+                scope,
+                name,
+                execution,
+                extra=about((scope, name), execution),
+            )
         now = datetime.now(UTC)
         for key, job in runner.engine.jobs.items():
             self._watch_end(job)
@@ -499,6 +543,7 @@ class Daemon:
                     name,
                     *key,
                     job.state.running.id,
+                    extra=about(key, job.state.running.id),
                 )
                 observer.schedule_fired(key, FIRE_SKIPPED_RUNNING)
                 continue
@@ -506,7 +551,7 @@ class Daemon:
             options = StartOptions(reset=True) if reset else None
             done = executions.nothing_to_do(job, None, options)
             if done is not None:  # an execution of no target would be history, and nothing else
-                log.info("schedule %s of %s/%s: %s", name, *key, done)
+                log.info("schedule %s of %s/%s: %s", name, *key, done, extra=about(key))
                 observer.schedule_fired(key, FIRE_NOTHING_TO_DO)
                 continue
             trigger = Trigger(kind=TriggerKind.SCHEDULE, detail=name, options=options)
@@ -574,7 +619,13 @@ class Daemon:
         waves = frozen.waves if frozen else (planned.waves if planned else [])
         held = wave_not_reached(waves, job.state.record.rollout, event.client_id)
         if held is not None:
-            log.info("device-connect of %s for %s/%s not run: %s", event.client_id, *key, held)
+            log.info(
+                "device-connect of %s for %s/%s not run: %s",
+                event.client_id,
+                *key,
+                held,
+                extra=about(key, client_id=event.client_id),
+            )
             return
         known = event.client_id in job.state.targets
         target = job.state.targets.get(event.client_id) if known else None
@@ -587,6 +638,7 @@ class Daemon:
                 event.client_id,
                 *key,
                 job.state.running.id,
+                extra=about(key, job.state.running.id, event.client_id),
             )
             return
         self._start(
@@ -607,7 +659,9 @@ class Daemon:
         if job.state.record.schedules != before:
             job.state.save_record()
         if job.run is not None:
-            log.info("resumed %s execution %d", job.label, job.run.id)
+            log.info(
+                "resumed %s execution %d", job.label, job.run.id, extra=about(job.key, job.run.id)
+            )
         self._changed.set()  # reconciled soon: its owner may have died before a change
 
     def _let_go(self, key: JobKey) -> None:
@@ -639,7 +693,12 @@ class Daemon:
         runner = self._runner()
         planned = self.declared.get(job.key)
         if job.state.record.frozen is None and (planned is None or not planned.targets):
-            log.info("not started %s (%s): no target device is known yet", job.label, trigger)
+            log.info(
+                "not started %s (%s): no target device is known yet",
+                job.label,
+                trigger,
+                extra=about(job.key),
+            )
             return False
         try:
             summary = runner.reconciler.start(
@@ -652,10 +711,16 @@ class Daemon:
                 only=only,
             )
         except JobError as error:
-            log.warning("not started %s (%s): %s", job.label, trigger, error)
+            log.warning("not started %s (%s): %s", job.label, trigger, error, extra=about(job.key))
             return False
         self._watch_end(job)
-        log.info("started %s execution %d: %s", job.label, summary.id, trigger)
+        log.info(
+            "started %s execution %d: %s",
+            job.label,
+            summary.id,
+            trigger,
+            extra=about(job.key, summary.id),
+        )
         return True
 
     # -- requests from the command line ------------------------------------------------------
@@ -698,6 +763,7 @@ class Daemon:
                     request.scope,
                     request.name,
                     given.by,
+                    extra=about((request.scope, request.name)),
                 )
             return {"approved": approval_view(given)}
         if request.action == "start":
@@ -712,7 +778,13 @@ class Daemon:
                     enqueue=request.enqueue,
                 )
             except NothingToDo as nothing:
-                log.info("start of %s/%s: %s", request.scope, request.name, nothing)
+                log.info(
+                    "start of %s/%s: %s",
+                    request.scope,
+                    request.name,
+                    nothing,
+                    extra=about((request.scope, request.name)),
+                )
                 return {"started": [], "nothing": str(nothing)}
             job = runner.engine.jobs[(request.scope, request.name)]
             self._watch_end(job)
@@ -726,6 +798,7 @@ class Daemon:
                 request.name,
                 begun.id,
                 begun.trigger,
+                extra=about((request.scope, request.name), begun.id),
             )
             return {"started": [[request.scope, request.name, begun.id]]}
         try:
@@ -743,6 +816,7 @@ class Daemon:
             request.scope,
             request.name,
             summary.id,
+            extra=about((request.scope, request.name), summary.id),
         )
         return {"stopped": [[request.scope, request.name, summary.id]]}
 
