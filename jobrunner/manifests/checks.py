@@ -20,6 +20,7 @@ from jobrunner.manifests.declarations import (
     Origin,
     RejectedDocument,
 )
+from jobrunner.manifests.devicevalues import check_values
 from jobrunner.manifests.differences import differences, show
 from jobrunner.manifests.fields import DOT_HINT
 from jobrunner.manifests.kinds import DeviceList, Job, Policy, Scope, Targets
@@ -59,9 +60,11 @@ def check_declarations(collected: Collected, result: ManifestSet) -> None:
         consistent = _job_is_consistent(declared, result)
         # Checked even when the names clash: one run of validate reports everything.
         rollout_ok = check_rollout(declared, result, result.devices.get(declared.scope, {}))
+        values_ok = check_values(declared, result, result.devices.get(declared.scope, {}))
         if (
             consistent
             and rollout_ok
+            and values_ok
             and _within_quota(declared, jobs_per_scope[declared.scope], result)
         ):
             jobs_per_scope[declared.scope] += 1

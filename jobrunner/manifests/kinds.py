@@ -31,9 +31,11 @@ from jobrunner.manifests.fields import (
     VarName,
 )
 from jobrunner.manifests.notification import Notification
+from jobrunner.manifests.parameters import with_parameters
 from jobrunner.manifests.rollout import Retry, Rollout
 from jobrunner.manifests.schedules import Schedule
 from jobrunner.manifests.steps import Step
+from jobrunner.manifests.steptemplates import StepOrTemplate
 
 ApiVersion = Literal["jobrunner/v1"]
 assert API_VERSION == "jobrunner/v1"
@@ -202,9 +204,24 @@ Run = Annotated[
 """`run: "7"` (a token), or `run: {token: "7", reset: true}` / `{token: "7", fromStep: 1}`."""
 
 
+Parameters = dict[VarName, Any]
+"""`{name: default}`; a parameter written `name: null` (or `name:`) has no default: every
+job that uses the template must give it a value."""
+
+
 class JobSpec(Strict):
     targets: Targets
-    steps: list[Step]
+    parameters: Parameters = Field(
+        default_factory=dict,
+        description="values for ${params.NAME} in the steps' properties; with a template, the"
+        " values of its parameters",
+    )
+    template: Name | None = Field(
+        default=None,
+        description="the JobTemplate (of the job's scope) whose steps, schedules and rollout"
+        " the job runs, with `parameters` as its values",
+    )
+    steps: list[StepOrTemplate]
     schedules: list[Schedule] = Field(default_factory=list)
     run: Run | None = Field(
         default=None,
@@ -216,6 +233,11 @@ class JobSpec(Strict):
         default=None, description="waves, gates, rate, abort rule and window (README: Rollouts)"
     )
     retry: Retry | None = Field(default=None, description="how often a target is tried, in all")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parameters_in_steps(cls, data: Any) -> Any:
+        return with_parameters(data)
 
     @field_validator("steps")
     @classmethod

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from jobrunner.errors import ConfigError, YamlError
 from jobrunner.manifests.base import API_VERSION
@@ -197,7 +197,7 @@ def _warn_literal_secrets(file: Path, job: Job, source: SourceMap, result: Manif
     """A password written in a manifest stays in git history: say so, and what to write."""
     for index, step in enumerate(job.spec.steps):
         properties = getattr(step, "properties", None)
-        if properties is None:
+        if not isinstance(properties, BaseModel):  # none, or a template's (as written)
             continue
         for path, secret in secrets_in(properties):
             if isinstance(secret, LiteralSecret):

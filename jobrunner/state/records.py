@@ -82,6 +82,19 @@ class FrozenWave(Record):
     """How the manifest chose them (`devices`, `tags: canary`, `size 10%`, `remainder`)."""
 
 
+class FrozenValues(Record):
+    """The per-device values the steps read, resolved when the targets froze: the references
+    once (`device.vars.ntpServer`), then one row of their values per target."""
+
+    names: list[str]
+    rows: dict[str, list[Any]] = Field(default_factory=dict)
+
+    def of(self, client_id: str) -> dict[str, Any]:
+        """`{"device.vars.ntpServer": "10.1.2.3"}` of one target (empty: none recorded)."""
+        row = self.rows.get(client_id)
+        return dict(zip(self.names, row, strict=True)) if row is not None else {}
+
+
 class FrozenJob(Record):
     """Targets and steps as they were at the first execution: unmodifiable afterwards."""
 
@@ -94,6 +107,8 @@ class FrozenJob(Record):
     """The rollout's waves, in order (empty: no waves, every target goes together)."""
     waves_written: list[dict[str, Any]] = Field(default_factory=list)
     """The waves as the manifest wrote them (a later change is a conflict)."""
+    values: FrozenValues | None = None
+    """What the steps' `${device.*}` references read for each target (None: they make none)."""
 
 
 class WaveStatus(StrEnum):

@@ -29,8 +29,8 @@ from jobrunner.manifests.steps import (
     ConfigurationPut,
     Step,
     StepBase,
-    load_steps,
 )
+from jobrunner.manifests.steptemplates import load_steps
 
 from .schema_strategies import from_schema, load
 

@@ -16,7 +16,7 @@ from jobrunner.engine.planning.spec import dump_steps, spec_digest
 from jobrunner.errors import SecretError
 from jobrunner.manifests import Job
 from jobrunner.manifests.secrets import SecretResolver
-from jobrunner.manifests.steps import load_steps
+from jobrunner.manifests.steptemplates import load_steps
 from jobrunner.simulator.config import DeviceProfile
 
 from ..conftest import Scenario
