@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import (
     Field,
     PrivateAttr,
+    SerializerFunctionWrapHandler,
     TypeAdapter,
     ValidationError,
     ValidatorFunctionWrapHandler,
+    WrapSerializer,
     WrapValidator,
     model_serializer,
 )
@@ -120,6 +122,10 @@ def _template_or_step(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
     return StepTemplate.of(value)
 
 
+def _dump_template_or_step(value: Any, handler: SerializerFunctionWrapHandler) -> Any:
+    return dict(value.written) if isinstance(value, StepTemplate) else handler(value)
+
+
 def _templated(detail: Any, paths: set[DataPath], value: dict[str, Any]) -> bool:
     """Whether an error of the step as written is about a property a reference stands in
     (checked per target instead), or a check of a mapping above one (a channel's type)."""
@@ -144,7 +150,9 @@ def _error(path: DataPath, message: str, value: Any) -> ValidationError:
 if TYPE_CHECKING:
     StepOrTemplate = Step | StepTemplate
 else:  # the step's own schema and errors; the wrap makes a template of a step with ${
-    StepOrTemplate = Annotated[Step, WrapValidator(_template_or_step)]
+    StepOrTemplate = Annotated[
+        Step, WrapValidator(_template_or_step), WrapSerializer(_dump_template_or_step)
+    ]
 """A step as a job holds it: the step model, or a `StepTemplate` when it names values."""
 
 _STEPS: TypeAdapter[list[StepBase]] = TypeAdapter(list[StepOrTemplate])  # type: ignore[arg-type]

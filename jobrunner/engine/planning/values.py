@@ -7,11 +7,14 @@ another value (or none) is a conflict, reported at the line of that value, never
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from typing import Any
 
 from jobrunner.manifests import Declared, DeclaredDevice, Job
 from jobrunner.manifests.devicevalues import TargetValues, device_values, resolve, templates_of
 from jobrunner.manifests.differences import ABSENT, show
+from jobrunner.manifests.secrets import MASK
 from jobrunner.manifests.values import Reference
 from jobrunner.state.records import Conflict, ConflictDifference, FrozenValues, JobRecord
 
@@ -36,6 +39,29 @@ def frozen_values(found: TargetValues | None) -> FrozenValues | None:
     if found is None or not found.names:
         return None
     return FrozenValues(names=found.names, rows=found.rows)
+
+
+def shown_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A target's values as status and plan show them: one whose name says it is a
+    password (`device.vars.adminPassword`) as ***."""
+    return {k: MASK if k.lower().endswith("password") else v for k, v in values.items()}
+
+
+def values_lines(values: FrozenValues | None, targets: list[str]) -> list[str]:
+    """`gw-0002: device.vars.ntpServer=10.2.0.1, ...` for each target (plan -v)."""
+    if values is None:
+        return []
+    lines = []
+    for client_id in targets:
+        shown = shown_values(values.of(client_id))
+        if shown:
+            text = ", ".join(f"{k}={_text(v)}" for k, v in shown.items())
+            lines.append(f"{client_id}: {text}")
+    return lines
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def problems_text(declared: Declared[Job], found: TargetValues) -> list[str]:
@@ -100,9 +126,6 @@ def _where(entry: DeclaredDevice | None, name: str, declared: Declared[Job]) -> 
     if entry is None:
         return str(declared.origin.file), declared.origin.line("spec", "targets")
     family, _, key = name.partition(".")
-    path = (*entry.path, family, key) if key else (*entry.path, _key(family))
+    device = entry.path[:-1]  # the entry's path names its clientId
+    path = (*device, family, key) if key else (*device, family)
     return str(entry.origin.file), entry.origin.source.line_of(path)
-
-
-def _key(name: str) -> str:
-    return "displayName" if name == "displayName" else "clientId"
