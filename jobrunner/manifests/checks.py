@@ -23,6 +23,7 @@ from jobrunner.manifests.declarations import (
 from jobrunner.manifests.devicevalues import check_values
 from jobrunner.manifests.differences import differences, show
 from jobrunner.manifests.fields import DOT_HINT
+from jobrunner.manifests.jobtemplates import TemplatedJob, TemplateSource
 from jobrunner.manifests.kinds import DeviceList, Job, Policy, Scope, Targets
 from jobrunner.manifests.notification import Notification
 from jobrunner.manifests.rolloutchecks import check_rollout
@@ -44,6 +45,11 @@ class Collected:
     )
     """Job documents that did not validate, with their targets when those do: the rules
     across files are still checked for them, so that one run reports everything."""
+    templates: dict[tuple[str, str], TemplateSource] = field(default_factory=dict)
+    """Valid JobTemplates by (scope, name), as written."""
+    invalid_templates: set[tuple[str, str]] = field(default_factory=set)
+    templated_jobs: list[TemplatedJob] = field(default_factory=list)
+    """Jobs that name a template: made once every file is read (`jobtemplates.expand`)."""
 
 
 def check_declarations(collected: Collected, result: ManifestSet) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    ConfigDict,
     Discriminator,
     Field,
     ValidationInfo,
@@ -209,7 +210,15 @@ Parameters = dict[VarName, Any]
 job that uses the template must give it a value."""
 
 
+def _steps_or_template(schema: dict[str, Any]) -> None:
+    """JSON Schema: a job writes its steps, or names the template that holds them."""
+    schema["required"] = [r for r in schema.get("required", []) if r != "steps"]
+    schema["oneOf"] = [{"required": ["steps"]}, {"required": ["template"]}]
+
+
 class JobSpec(Strict):
+    model_config = ConfigDict(json_schema_extra=_steps_or_template)
+
     targets: Targets
     parameters: Parameters = Field(
         default_factory=dict,
@@ -282,6 +291,32 @@ class Job(Strict):
     spec: JobSpec
 
 
+# --- JobTemplate --------------------------------------------------------------------------
+
+
+class JobTemplateSpec(Strict):
+    """What jobs that name the template share: steps, schedules, rollout and retry, with
+    `${params.NAME}` in the steps' properties; each job gives targets, run and values."""
+
+    parameters: Parameters = Field(
+        default_factory=dict,
+        description="name: default; `name: null` has none, and every job must give it",
+    )
+    steps: list[StepOrTemplate] = Field(min_length=1)
+    schedules: list[Schedule] = Field(default_factory=list)
+    rollout: Rollout | None = None
+    retry: Retry | None = None
+
+
+class JobTemplate(Strict):
+    """Steps (and schedules, rollout, retry) for jobs that name it in `spec.template`."""
+
+    api_version: ApiVersion
+    kind: Literal["JobTemplate"]
+    metadata: JobMetadata
+    spec: JobTemplateSpec
+
+
 # --- Policy -----------------------------------------------------------------------------------
 
 
@@ -322,11 +357,14 @@ class Policy(Strict):
     spec: PolicySpec
 
 
-Manifest = Annotated[Scope | DeviceList | Job | Policy | Notification, Field(discriminator="kind")]
-KINDS: dict[str, type[Scope | DeviceList | Job | Policy | Notification]] = {
+Manifest = Annotated[
+    Scope | DeviceList | Job | JobTemplate | Policy | Notification, Field(discriminator="kind")
+]
+KINDS: dict[str, type[Scope | DeviceList | Job | JobTemplate | Policy | Notification]] = {
     "Scope": Scope,
     "DeviceList": DeviceList,
     "Job": Job,
+    "JobTemplate": JobTemplate,
     "Policy": Policy,
     "Notification": Notification,
 }

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
-from jobrunner.manifests.kinds import DeviceList, Job, Manifest, Policy, Scope
+from jobrunner.manifests.kinds import DeviceList, Job, JobTemplate, Manifest, Policy, Scope
 from jobrunner.manifests.notification import Notification
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -24,6 +24,7 @@ SCHEMA_FILES: dict[str, type[BaseModel] | None] = {
     "scope.schema.json": Scope,
     "device-list.schema.json": DeviceList,
     "job.schema.json": Job,
+    "job-template.schema.json": JobTemplate,
     "policy.schema.json": Policy,
     "notification.schema.json": Notification,
     "manifest.schema.json": None,  # any kind: for files that mix kinds
@@ -39,7 +40,9 @@ def schema_for(file_name: str) -> dict[str, Any]:
         else TypeAdapter(Manifest).json_schema(by_alias=True)
     )
     if model is None:
-        schema["title"] = "jobrunner manifest (Scope, DeviceList, Job, Policy or Notification)"
+        schema["title"] = (
+            "jobrunner manifest (Scope, DeviceList, Job, JobTemplate, Policy or Notification)"
+        )
     return {"$schema": SCHEMA_DIALECT, "$id": SCHEMA_BASE + file_name, **schema}
 
 

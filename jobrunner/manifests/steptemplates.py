@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails
 
+from jobrunner.manifests.errors import data_path
 from jobrunner.manifests.fields import Duration, parse_duration
 from jobrunner.manifests.steps import (
     CATALOGUE,
@@ -127,17 +128,15 @@ def _dump_template_or_step(value: Any, handler: SerializerFunctionWrapHandler) -
 
 
 def _templated(detail: Any, paths: set[DataPath], value: dict[str, Any]) -> bool:
-    """Whether an error of the step as written is about a property a reference stands in
-    (checked per target instead), or a check of a mapping above one (a channel's type)."""
+    """Whether an error of the step as written is about a property a reference stands in,
+    or about what holds one: checked per target, with the values, instead."""
     loc = tuple(detail["loc"])
-    if loc[:1] == (value.get("definition"),):
-        loc = loc[1:]
-    for path in paths:
-        if loc[: len(path)] == path:
-            return True
-        if path[: len(loc)] == loc and detail["type"] in ("value_error", "assertion_error"):
-            return True
-    return False
+    step_type = CATALOGUE.get(value.get("definition"))  # type: ignore[arg-type]
+    if loc[:1] == (value.get("definition"),) and step_type is not None:
+        loc = data_path(step_type, value, loc[1:])  # union members' names left out
+    # At or below a reference, or above one: a union's other members, a model's own check
+    # (a channel's value against its type). A key missing or unknown is never either.
+    return any(loc[: len(path)] == path or path[: len(loc)] == loc for path in paths)
 
 
 def _error(path: DataPath, message: str, value: Any) -> ValidationError:

@@ -4,6 +4,7 @@ device it concerns and what would be right; the other jobs still load."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -153,3 +154,122 @@ def test_bad_value_is_reported_with_file_line_and_hint(
     assert line in [at for at, message in found if expected in message], found
     assert ("acme", "still-loads") in result.jobs, "a bad file must not stop the others"
     assert "gw-7" in result.devices["acme"], "the valid DeviceList still loads"
+
+
+TEMPLATE = """\
+apiVersion: jobrunner/v1
+kind: JobTemplate
+metadata: {name: ntp-site, scope: acme}
+spec:
+  parameters:
+    refresh: 3600
+    provider: null
+  steps:
+    - name: clock
+      definition: Configuration Put
+      properties:
+        configurations:
+          - pid: org.eclipse.kura.clock.ClockService
+            properties:
+              clock.ntp.host: ${device.vars.ntpServer}
+              clock.ntp.refresh-interval: ${params.refresh}
+              clock.provider: ${params.provider}
+"""
+
+
+def templated(lines: str, name: str = "from-template") -> str:
+    """A Job naming a template; its spec body is `lines` (from line 7)."""
+    return job_with_spec(f"targets: {{tags: [valued]}}\n{lines}", name=name)
+
+
+TEMPLATE_CASES: list[tuple[str, str, str, int, str]] = [
+    (
+        "unknown-template",
+        templated("template: ntp-sit\nparameters: {provider: java-ntp}\n"),
+        "bad.yaml",
+        8,
+        "template 'ntp-sit' is not declared in scope 'acme'; did you mean 'ntp-site'?",
+    ),
+    (
+        "unknown-parameter",
+        templated("template: ntp-site\nparameters: {provider: java-ntp, refrsh: 60}\n"),
+        "bad.yaml",
+        9,
+        "template 'ntp-site' has no parameter 'refrsh'; did you mean 'refresh'?",
+    ),
+    (
+        "missing-parameter",
+        templated("template: ntp-site\nparameters: {refresh: 60}\n"),
+        "bad.yaml",
+        9,
+        "template 'ntp-site' needs parameter 'provider' (it has no default): give it under"
+        " spec.parameters",
+    ),
+    (
+        "steps-and-template",
+        templated(
+            "template: ntp-site\nparameters: {provider: java-ntp}\n"
+            "steps: [{name: a, definition: Bundle Stop, properties: {bundleId: 1}}]\n"
+        ),
+        "bad.yaml",
+        10,
+        "a job that names a template takes its steps from it",
+    ),
+    (
+        "value-of-the-wrong-type",
+        templated("template: ntp-site\nparameters: {provider: {type: Strin, value: x}}\n"),
+        "templates.yaml",
+        17,
+        "job 'from-template': expected 'String', 'Long',",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "line", "expected"),
+    [pytest.param(*case[1:], id=case[0]) for case in TEMPLATE_CASES],
+)
+def test_bad_use_of_a_template_is_reported_at_its_line(
+    write: Write,
+    load: Callable[[], ManifestSet],
+    text: str,
+    where: str,
+    line: int,
+    expected: str,
+) -> None:
+    write("valued.yaml", VALUED)
+    write("templates.yaml", TEMPLATE)
+    write("bad.yaml", text)
+    write("good.yaml", templated("template: ntp-site\nparameters: {provider: java-ntp}\n", "ok"))
+
+    result = load()
+
+    found = messages(result, _path(result, where))
+    assert any(expected in message for _, message in found), found
+    assert line in [at for at, message in found if expected in message], found
+    assert ("acme", "ok") in result.jobs, "a job using the same template still loads"
+    assert any(r.name == "from-template" for r in result.rejected), "rejected, not removed"
+
+
+def _path(result: ManifestSet, name: str) -> Path:
+    return next(f for f in result.files if f.name == name)
+
+
+def test_a_job_made_from_a_template_has_its_steps_with_the_values_put_in(
+    write: Write, load: Callable[[], ManifestSet]
+) -> None:
+    write("valued.yaml", VALUED)
+    write("templates.yaml", TEMPLATE)
+    write("job.yaml", templated("template: ntp-site\nparameters: {provider: java-ntp}\n", "ok"))
+
+    result = load()
+
+    assert not result.errors, result.errors
+    (step,) = result.jobs[("acme", "ok")].manifest.spec.steps
+    written = step.model_dump(mode="json", by_alias=True)
+    properties = written["properties"]["configurations"][0]["properties"]
+    assert properties == {
+        "clock.ntp.host": "${device.vars.ntpServer}",  # per device, when the targets freeze
+        "clock.ntp.refresh-interval": 3600,  # the template's default, typed
+        "clock.provider": "java-ntp",
+    }
