@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+from jobrunner.errors import StateVersionError
 from jobrunner.simulator.fleet import Fleet
+from jobrunner.state.journal import check_header
 
 from ..conftest import Scenario
 
@@ -83,6 +87,11 @@ def test_each_device_receives_its_own_values_and_keeps_them_frozen(scenario: Sce
         assert state.setting(MODBUS, "modbus.tcp-udp.ip") == f"192.168.{number}.10"
         assert state.setting(MODBUS, "modbus.tcp-udp.port") == f"50{number}"
         assert state.setting(MODBUS, "access.type") == f"Line {number} at {site} (${{literal}})"
+
+    # A release that knows nothing of values would send the ${...} as written: it refuses.
+    record = scenario.state_dir / "scopes" / scenario.scope / "jobs" / "site" / "job.json"
+    with pytest.raises(StateVersionError, match="upgrade jobrunner"):
+        check_header(record, json.loads(record.read_text()), "jobrunner.job", 1)
 
     code, output = scenario.invoke("status", "site", "-o", "json")
     assert code == 0, output
