@@ -20,6 +20,7 @@ values recorded when the targets froze (`render`).
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -85,8 +86,10 @@ def parse_reference(text: str) -> Reference:
 Part = str | Reference
 
 
-def parse(text: str) -> list[Part]:
-    """`text` as literal parts and references, `$${` already turned into `${`."""
+@functools.lru_cache(maxsize=4096)
+def parse(text: str) -> tuple[Part, ...]:
+    """`text` as literal parts and references, `$${` already turned into `${` (kept: the
+    strings of a step are the same for every one of its targets)."""
     parts: list[Part] = []
     literal = ""
     position = 0
@@ -109,7 +112,7 @@ def parse(text: str) -> list[Part]:
     literal += text[position:]
     if literal:
         parts.append(literal)
-    return parts
+    return tuple(parts)
 
 
 def holds_references(value: Any) -> bool:
