@@ -25,7 +25,7 @@ from jobrunner.manifests.jobtemplates import TemplatedJob, TemplateSource, expan
 from jobrunner.manifests.kinds import KINDS, DeviceList, Job, JobTemplate, Policy, Scope, Targets
 from jobrunner.manifests.notification import Notification
 from jobrunner.manifests.secrets import LiteralSecret, secrets_in
-from jobrunner.manifests.yamlsource import SourceMap, read_documents
+from jobrunner.manifests.yamlsource import DataPath, SourceMap, read_documents
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
 MANIFEST_SUFFIXES = (".yaml", ".yml")
@@ -247,18 +247,39 @@ def _warn_literal_secrets(file: Path, job: Job, source: SourceMap, result: Manif
     """A password written in a manifest stays in git history: say so, and what to write."""
     for index, step in enumerate(job.spec.steps):
         properties = getattr(step, "properties", None)
-        if not isinstance(properties, BaseModel):  # none, or a template's (as written)
+        if isinstance(properties, BaseModel):
+            found = [p for p, secret in secrets_in(properties) if isinstance(secret, LiteralSecret)]
+        elif isinstance(properties, dict):  # a template's, as written
+            found = list(_literal_passwords(properties))
+        else:
             continue
-        for path, secret in secrets_in(properties):
-            if isinstance(secret, LiteralSecret):
-                where = ("spec", "steps", index, "properties", *path)
-                result.warning(
-                    file,
-                    source.line_of(where),
-                    f"step '{step.name}': properties.{dotted(path)} holds a literal password;"
-                    " use valueFrom: {env: NAME} or valueFrom: {file: PATH} (a value once"
-                    " committed stays in git history: change the password too)",
-                )
+        for path in found:
+            where = ("spec", "steps", index, "properties", *path)
+            result.warning(
+                file,
+                source.line_of(where),
+                f"step '{step.name}': properties.{dotted(path)} holds a literal password;"
+                " use valueFrom: {env: NAME} or valueFrom: {file: PATH} (a value once"
+                " committed stays in git history: change the password too)",
+            )
+
+
+def _literal_passwords(value: Any, path: tuple[str | int, ...] = ()) -> Iterator[DataPath]:
+    """Paths of text written under a `...password` key (a step that reads per-device values
+    is kept as written: its secrets are found by name)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            below = (*path, key)
+            typed = isinstance(item, dict) and item.get("type") == "Password"  # Configuration Put
+            if typed and isinstance(item.get("value"), str):
+                yield (*below, "value")
+            elif str(key).lower().endswith("password") and isinstance(item, str):
+                yield below
+            elif (isinstance(item, dict) and "valueFrom" not in item) or isinstance(item, list):
+                yield from _literal_passwords(item, below)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _literal_passwords(item, (*path, index))
 
 
 def _check_header(
