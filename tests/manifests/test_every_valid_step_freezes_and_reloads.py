@@ -46,13 +46,16 @@ RELAXED = settings(
 )
 
 
-def _job(step: dict[str, Any]) -> Job:
+def _job(step: dict[str, Any], parameters: dict[str, Any] | None = None) -> Job:
+    spec: dict[str, Any] = {"targets": {"devices": ["gw-0001"]}, "steps": [step]}
+    if parameters:
+        spec["parameters"] = parameters
     return Job.model_validate(
         {
             "apiVersion": "jobrunner/v1",
             "kind": "Job",
             "metadata": {"name": "roundtrip", "scope": "acme"},
-            "spec": {"targets": {"devices": ["gw-0001"]}, "steps": [step]},
+            "spec": spec,
         }
     )
 
@@ -216,10 +219,12 @@ def _put(value: Any, path: tuple[Any, ...], new: Any) -> Any:
 @st.composite
 def _templated(draw: st.DrawFn, definition: str) -> tuple[Job, Job, dict[str, Any]]:
     """A valid step, and the same step with some of its values read from the device's vars
-    (whole values keep their type; text may be split around a reference, `$${` kept)."""
+    or the job's parameters (whole values keep their type; text may be split around a
+    reference, `$${` kept)."""
     schema = DEFS[CATALOGUE[definition].__name__]
     raw = draw(from_schema(schema, DEFS))
     plain = _valid_step(raw)
+    assume(not isinstance(plain.spec.steps[0], StepTemplate))  # drawn text with a ${ in it
     written = plain.spec.steps[0].model_dump(mode="json", by_alias=True, exclude_none=True)
     leaves = [
         (p, v)
@@ -228,22 +233,25 @@ def _templated(draw: st.DrawFn, definition: str) -> tuple[Job, Job, dict[str, An
     ]
     assume(leaves)
     chosen = draw(st.lists(st.sampled_from(leaves), min_size=1, max_size=3, unique_by=str))
-    properties, values = written["properties"], {}
+    properties, values, parameters = written["properties"], {}, {}
     for number, (path, value) in enumerate(chosen):
         var = f"v{number}"
+        from_device = draw(st.booleans())
+        reference = ("${device.vars." if from_device else "${params.") + var + "}"
+        given = values if from_device else parameters
         if isinstance(value, str) and value and draw(st.booleans()):
             cut = draw(st.integers(0, len(value)))
-            values[var] = value[cut:]
-            text = value[:cut].replace("${", "$${") + "${device.vars." + var + "}"
+            given[var] = value[cut:]
+            text = value[:cut].replace("${", "$${") + reference
         else:
-            values[var] = value
-            text = "${device.vars." + var + "}"
+            given[var] = value
+            text = reference
         properties = _put(properties, path, text)
-    return plain, _job({**written, "properties": properties}), values
+    return plain, _job({**written, "properties": properties}, parameters), values
 
 
 @pytest.mark.parametrize("definition", sorted(CATALOGUE))
-def test_a_step_that_reads_device_values_freezes_reloads_and_renders_back(
+def test_a_step_that_reads_values_and_parameters_freezes_reloads_and_renders_back(
     definition: str,
 ) -> None:
     @settings(RELAXED, max_examples=15)
@@ -251,9 +259,12 @@ def test_a_step_that_reads_device_values_freezes_reloads_and_renders_back(
     def check(case: tuple[Job, Job, dict[str, Any]]) -> None:
         plain, templated, values = case
         assert_freezes_and_reloads(templated)
-        (template,) = templated.spec.steps
-        assert isinstance(template, StepTemplate)
+        (step,) = templated.spec.steps
+        if not values:  # parameters only: put in when read, the step is the plain one
+            assert step == plain.spec.steps[0]
+            return
+        assert isinstance(step, StepTemplate)
         device = DeviceValues("gw-0001", vars=values)
-        assert render(template, device.lookup) == plain.spec.steps[0]
+        assert render(step, device.lookup) == plain.spec.steps[0]
 
     check()
