@@ -233,7 +233,9 @@ def _templated(draw: st.DrawFn, definition: str) -> tuple[Job, Job, dict[str, An
     ]
     assume(leaves)
     chosen = draw(st.lists(st.sampled_from(leaves), min_size=1, max_size=3, unique_by=str))
-    properties, values, parameters = written["properties"], {}, {}
+    properties = written["properties"]
+    values: dict[str, Any] = {}
+    parameters: dict[str, Any] = {}
     for number, (path, value) in enumerate(chosen):
         var = f"v{number}"
         from_device = draw(st.booleans())
