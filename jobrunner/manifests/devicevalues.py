@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -37,8 +38,8 @@ class TargetValues:
 
     names: list[str] = field(default_factory=list)
     rows: dict[str, list[Any]] = field(default_factory=dict)
-    problems: list[tuple[int, str]] = field(default_factory=list)
-    """(line in the job's file, message naming the device)."""
+    problems: list[tuple[Path, int, str]] = field(default_factory=list)
+    """(file, line, message naming the device): where the reference is written."""
 
     def of(self, client_id: str) -> dict[str, Any]:
         """`{"device.vars.ntpServer": "10.1.2.3"}` of one target (empty without)."""
@@ -76,7 +77,7 @@ def resolve(
 ) -> TargetValues:
     """The values of `targets` (client ids), each step checked with them: a reference a
     target cannot resolve, or a value its property does not take, is a problem at the line
-    it is written, naming the device."""
+    it is written (`origin`: where the steps are), naming the device."""
     where = referenced(job)
     templates = templates_of(job)
     result = TargetValues(names=sorted(where))
@@ -163,8 +164,8 @@ def _problem(
     step = job.spec.steps[index]
     line = origin.line("spec", "steps", index, "properties", *path)
     text = f"step '{step.name}' properties.{dotted(path)}: {message}"
-    if (line, text) not in result.problems:
-        result.problems.append((line, text))
+    if (origin.file, line, text) not in result.problems:
+        result.problems.append((origin.file, line, text))
 
 
 def declared_targets(job: Job, devices: Mapping[str, DeclaredDevice]) -> list[str]:
@@ -188,7 +189,7 @@ def check_values(
     job = declared.manifest
     if not templates_of(job):
         return True
-    found = resolve(job, declared.origin, declared_targets(job, devices), devices)
-    for line, message in found.problems:
-        result.error(declared.origin.file, line, f"job '{job.metadata.name}': {message}")
+    found = resolve(job, declared.steps_at, declared_targets(job, devices), devices)
+    for file, line, message in found.problems:
+        result.error(file, line, f"job '{job.metadata.name}': {message}")
     return not found.problems

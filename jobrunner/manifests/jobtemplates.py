@@ -93,7 +93,8 @@ def expand(
     except ValidationError as error:
         _report(error, merged, job, found, result)
         return None
-    return Declared(manifest, Origin(job.file, _with_template_lines(job, found)), job.scope)
+    origin = Origin(job.file, _with_template_lines(job, found))
+    return Declared(manifest, origin, job.scope, steps_origin=found.declared.origin)
 
 
 def _parameters(

@@ -216,6 +216,17 @@ TEMPLATE_CASES: list[tuple[str, str, str, int, str]] = [
         "a job that names a template takes its steps from it",
     ),
     (
+        "var-a-target-of-the-job-lacks",
+        job_with_spec(
+            "targets: {devices: [gw-1]}\ntemplate: ntp-site\nparameters: {provider: java-ntp}\n",
+            name="from-template",
+        ),
+        "templates.yaml",
+        15,
+        "job 'from-template': step 'clock' properties.configurations[0].properties.clock.ntp.host:"
+        " ${device.vars.ntpServer}: device gw-1 has no var 'ntpServer'; it has no vars",
+    ),
+    (
         "value-of-the-wrong-type",
         templated("template: ntp-site\nparameters: {provider: {type: Strin, value: x}}\n"),
         "templates.yaml",

@@ -31,7 +31,7 @@ def values_to_freeze(
     with what keeps them from resolving (`problems`)."""
     if not templates_of(declared.manifest):
         return None
-    return resolve(declared.manifest, declared.origin, targets, devices)
+    return resolve(declared.manifest, declared.steps_at, targets, devices)
 
 
 def frozen_values(found: TargetValues | None) -> FrozenValues | None:
@@ -65,8 +65,9 @@ def _text(value: Any) -> str:
 
 
 def problems_text(declared: Declared[Job], found: TargetValues) -> list[str]:
-    """`FILE:LINE: message` of each problem (each names its device)."""
-    return [f"{declared.origin.file}:{line}: {message}" for line, message in found.problems]
+    """`FILE:LINE: job 'NAME': message` of each problem (each names its device)."""
+    name = declared.manifest.metadata.name
+    return [f"{file}:{line}: job '{name}': {message}" for file, line, message in found.problems]
 
 
 def values_conflict(

@@ -65,7 +65,7 @@ def test_a_device_that_only_connected_cannot_resolve_a_var_and_the_job_waits(
 
     assert code == 1, output
     assert "invalid" in output
-    assert f"{manifest}:7: step 'hello' properties.command:" in output
+    assert f"{manifest}:7: job 'rollout': step 'hello' properties.command:" in output
     assert "${device.displayName}: device gw-0002 has no displayName (it is in no DeviceList)" in (
         output
     )
