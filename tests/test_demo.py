@@ -76,6 +76,19 @@ def test_demo_rolls_out_the_examples_with_the_expected_final_statuses(tmp_path: 
     assert [(t["stepIndex"], t["status"]) for t in bridges] == [(0, "PROCESS_AWAITING")] * 3
     assert all(t["message"].startswith("not started: the execution was aborted") for t in bridges)
 
+    # Each utilities gateway got its own NTP server and Modbus address, frozen with it.
+    result = CliRunner().invoke(
+        cli, ["status", "acme/site-settings", "-o", "json", "--state-dir", str(state)]
+    )
+    view = json.loads(result.output)
+    assert {(t["stepIndex"], t["status"]) for t in view["targets"]} == {(0, "PROCESS_OK")}
+    values = {t["clientId"]: t["values"] for t in view["targets"]}
+    assert values["gw-0021"] == {
+        "device.vars.modbusAddress": "192.168.21.10",
+        "device.vars.modbusPort": 5020,
+        "device.vars.ntpServer": "10.20.0.2",
+    }
+
 
 def test_the_commands_it_prints_name_the_jobrunner_that_ran(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -19,6 +19,7 @@ from jobrunner.cli.options import (
     state_options,
 )
 from jobrunner.engine.planning.plan import Action, JobPlan, Plan
+from jobrunner.engine.planning.values import shown_values, values_lines
 from jobrunner.engine.rollout.gate import estimate, zone_unknown
 from jobrunner.engine.rollout.windows import describe
 from jobrunner.engine.service.runner import make_plan
@@ -117,6 +118,9 @@ def plan_json(result: Plan) -> dict[str, Any]:
                     {"name": w.name, "selector": w.selector, "targets": w.targets}
                     for w in job.waves
                 ],
+                "values": None
+                if job.values is None
+                else {c: shown_values(job.values.of(c)) for c in job.values.rows},
                 "conflict": None if job.conflict is None else job.conflict.model_dump(),
                 "problems": job.problems,
             }
@@ -176,6 +180,7 @@ def _details(job: JobPlan, verbose: bool, now: float) -> list[str]:
         details.append(f"stop: {job.stop}")
     if verbose and job.targets:
         details.append("targets: " + ", ".join(job.targets))
+        details.extend(f"values {line}" for line in values_lines(job.values, job.targets))
     if job.skipped:
         if verbose and job.run is not None:
             details.append("to run: " + (", ".join(job.run) or "none"))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from jobrunner.engine.planning.values import shown_values
 from jobrunner.engine.rollout.gate import ALL, held_reason, rollout_of
 from jobrunner.engine.schedules.scheduler import schedules_of
 from jobrunner.errors import JobError, StateError
@@ -365,6 +366,8 @@ def target_views(
     wave_of = {c: name for name, targets, _ in frozen_waves for c in targets}
     index_of = {c: i for i, (_, targets, _) in enumerate(frozen_waves) for c in targets}
     names = [name for name, _, _ in frozen_waves]
+    frozen = job.record.frozen
+    values = frozen.values if frozen is not None else None
     targets = []
     for target in sorted(job.targets, key=lambda t: t.client_id):
         if made is not None:
@@ -388,6 +391,8 @@ def target_views(
             entry["attempts"] = target.attempts
         if with_wave:
             entry["wave"] = wave_of.get(target.client_id)
+        if values is not None:
+            entry["values"] = shown_values(values.of(target.client_id))
         targets.append(entry)
         if made is not None:
             made[target.client_id] = (target, entry)

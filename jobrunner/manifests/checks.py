@@ -20,8 +20,10 @@ from jobrunner.manifests.declarations import (
     Origin,
     RejectedDocument,
 )
+from jobrunner.manifests.devicevalues import check_values
 from jobrunner.manifests.differences import differences, show
 from jobrunner.manifests.fields import DOT_HINT
+from jobrunner.manifests.jobtemplates import TemplatedJob, TemplateSource
 from jobrunner.manifests.kinds import DeviceList, Job, Policy, Scope, Targets
 from jobrunner.manifests.notification import Notification
 from jobrunner.manifests.rolloutchecks import check_rollout
@@ -43,6 +45,11 @@ class Collected:
     )
     """Job documents that did not validate, with their targets when those do: the rules
     across files are still checked for them, so that one run reports everything."""
+    templates: dict[tuple[str, str], TemplateSource] = field(default_factory=dict)
+    """Valid JobTemplates by (scope, name), as written."""
+    invalid_templates: set[tuple[str, str]] = field(default_factory=set)
+    templated_jobs: list[TemplatedJob] = field(default_factory=list)
+    """Jobs that name a template: made once every file is read (`jobtemplates.expand`)."""
 
 
 def check_declarations(collected: Collected, result: ManifestSet) -> None:
@@ -59,9 +66,11 @@ def check_declarations(collected: Collected, result: ManifestSet) -> None:
         consistent = _job_is_consistent(declared, result)
         # Checked even when the names clash: one run of validate reports everything.
         rollout_ok = check_rollout(declared, result, result.devices.get(declared.scope, {}))
+        values_ok = check_values(declared, result, result.devices.get(declared.scope, {}))
         if (
             consistent
             and rollout_ok
+            and values_ok
             and _within_quota(declared, jobs_per_scope[declared.scope], result)
         ):
             jobs_per_scope[declared.scope] += 1

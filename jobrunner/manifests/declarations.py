@@ -39,6 +39,13 @@ class Declared(Generic[M]):
     manifest: M
     origin: Origin
     scope: str
+    steps_origin: Origin | None = None
+    """Where its steps are written when not in its own document: the JobTemplate it names."""
+
+    @property
+    def steps_at(self) -> Origin:
+        """Where its steps are written (`spec.steps...` paths)."""
+        return self.steps_origin or self.origin
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    ConfigDict,
     Discriminator,
     Field,
     ValidationInfo,
@@ -31,9 +32,11 @@ from jobrunner.manifests.fields import (
     VarName,
 )
 from jobrunner.manifests.notification import Notification
+from jobrunner.manifests.parameters import with_parameters
 from jobrunner.manifests.rollout import Retry, Rollout
 from jobrunner.manifests.schedules import Schedule
 from jobrunner.manifests.steps import Step
+from jobrunner.manifests.steptemplates import StepOrTemplate
 
 ApiVersion = Literal["jobrunner/v1"]
 assert API_VERSION == "jobrunner/v1"
@@ -202,9 +205,32 @@ Run = Annotated[
 """`run: "7"` (a token), or `run: {token: "7", reset: true}` / `{token: "7", fromStep: 1}`."""
 
 
+Parameters = dict[VarName, Any]
+"""`{name: default}`; a parameter written `name: null` (or `name:`) has no default: every
+job that uses the template must give it a value."""
+
+
+def _steps_or_template(schema: dict[str, Any]) -> None:
+    """JSON Schema: a job writes its steps, or names the template that holds them."""
+    schema["required"] = [r for r in schema.get("required", []) if r != "steps"]
+    schema["oneOf"] = [{"required": ["steps"]}, {"required": ["template"]}]
+
+
 class JobSpec(Strict):
+    model_config = ConfigDict(json_schema_extra=_steps_or_template)
+
     targets: Targets
-    steps: list[Step]
+    parameters: Parameters = Field(
+        default_factory=dict,
+        description="values for ${params.NAME} in the steps' properties; with a template, the"
+        " values of its parameters",
+    )
+    template: Name | None = Field(
+        default=None,
+        description="the JobTemplate (of the job's scope) whose steps, schedules and rollout"
+        " the job runs, with `parameters` as its values",
+    )
+    steps: list[StepOrTemplate]
     schedules: list[Schedule] = Field(default_factory=list)
     run: Run | None = Field(
         default=None,
@@ -216,6 +242,11 @@ class JobSpec(Strict):
         default=None, description="waves, gates, rate, abort rule and window (README: Rollouts)"
     )
     retry: Retry | None = Field(default=None, description="how often a target is tried, in all")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parameters_in_steps(cls, data: Any) -> Any:
+        return with_parameters(data)
 
     @field_validator("steps")
     @classmethod
@@ -260,6 +291,32 @@ class Job(Strict):
     spec: JobSpec
 
 
+# --- JobTemplate --------------------------------------------------------------------------
+
+
+class JobTemplateSpec(Strict):
+    """What jobs that name the template share: steps, schedules, rollout and retry, with
+    `${params.NAME}` in the steps' properties; each job gives targets, run and values."""
+
+    parameters: Parameters = Field(
+        default_factory=dict,
+        description="name: default; `name: null` has none, and every job must give it",
+    )
+    steps: list[StepOrTemplate] = Field(min_length=1)
+    schedules: list[Schedule] = Field(default_factory=list)
+    rollout: Rollout | None = None
+    retry: Retry | None = None
+
+
+class JobTemplate(Strict):
+    """Steps (and schedules, rollout, retry) for jobs that name it in `spec.template`."""
+
+    api_version: ApiVersion
+    kind: Literal["JobTemplate"]
+    metadata: JobMetadata
+    spec: JobTemplateSpec
+
+
 # --- Policy -----------------------------------------------------------------------------------
 
 
@@ -300,11 +357,14 @@ class Policy(Strict):
     spec: PolicySpec
 
 
-Manifest = Annotated[Scope | DeviceList | Job | Policy | Notification, Field(discriminator="kind")]
-KINDS: dict[str, type[Scope | DeviceList | Job | Policy | Notification]] = {
+Manifest = Annotated[
+    Scope | DeviceList | Job | JobTemplate | Policy | Notification, Field(discriminator="kind")
+]
+KINDS: dict[str, type[Scope | DeviceList | Job | JobTemplate | Policy | Notification]] = {
     "Scope": Scope,
     "DeviceList": DeviceList,
     "Job": Job,
+    "JobTemplate": JobTemplate,
     "Policy": Policy,
     "Notification": Notification,
 }

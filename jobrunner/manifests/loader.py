@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from jobrunner.errors import BadValueError, YamlError
 from jobrunner.manifests.base import API_VERSION
@@ -22,10 +22,11 @@ from jobrunner.manifests.declarations import Declared, ManifestSet, Origin, Reje
 from jobrunner.manifests.errors import dotted, located_messages, suggest
 from jobrunner.manifests.fields import SCOPE_PATTERN
 from jobrunner.manifests.ignore import IGNORE_FILE, Ignored
-from jobrunner.manifests.kinds import KINDS, DeviceList, Job, Policy, Scope, Targets
+from jobrunner.manifests.jobtemplates import TemplatedJob, TemplateSource, expand
+from jobrunner.manifests.kinds import KINDS, DeviceList, Job, JobTemplate, Policy, Scope, Targets
 from jobrunner.manifests.notification import Notification
 from jobrunner.manifests.secrets import LiteralSecret, secrets_in
-from jobrunner.manifests.yamlsource import SourceMap, read_documents
+from jobrunner.manifests.yamlsource import DataPath, SourceMap, read_documents
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
 MANIFEST_SUFFIXES = (".yaml", ".yml")
@@ -98,6 +99,7 @@ def load_manifests(paths: Sequence[Path], default_scope: str) -> ManifestSet:
     for root in present:
         if root.is_dir() and not any(f.is_relative_to(root) for f in result.files):
             result.warning(root, 0, "no manifest (*.yaml, *.yml) in this directory")
+    _expand_templated_jobs(collected, result)
     check_declarations(collected, result)
     result.diagnostics.sort(key=lambda d: (str(d.file), d.line))
     return result
@@ -175,18 +177,42 @@ def _load_document(
     kind = _check_header(file, data, source, result)
     if kind is None:
         return
+    if kind == "Job" and _names_a_template(data):
+        scope = data["metadata"].get("scope") or result.default_scope
+        collected.templated_jobs.append(TemplatedJob(file, data, source, str(scope)))
+        return
     model = KINDS[kind]
     try:
         manifest = model.model_validate(data)
     except ValidationError as error:
-        for line, message in located_messages(error, model, data, source):
-            result.error(file, line, message)
-        rejected = _rejected(file, source, kind, data, result.default_scope)
-        result.rejected.append(rejected)
-        if kind == "Job":  # still checked across files, as far as it reads
-            collected.rejected_jobs.append((rejected, Origin(file, source), _targets_of(data)))
+        _reject(file, data, source, kind, error, result, collected)
         return
-    origin = Origin(file, source)
+    _collect(manifest, Origin(file, source), data, result, collected)
+
+
+def _reject(
+    file: Path,
+    data: dict[str, Any],
+    source: SourceMap,
+    kind: str,
+    error: ValidationError,
+    result: ManifestSet,
+    collected: Collected,
+) -> None:
+    for line, message in located_messages(error, KINDS[kind], data, source):
+        result.error(file, line, message)
+    rejected = _rejected(file, source, kind, data, result.default_scope)
+    result.rejected.append(rejected)
+    if kind == "JobTemplate" and rejected.scope and rejected.name:
+        collected.invalid_templates.add((rejected.scope, rejected.name))
+    if kind == "Job":  # still checked across files, as far as it reads
+        collected.rejected_jobs.append((rejected, Origin(file, source), _targets_of(data)))
+
+
+def _collect(
+    manifest: Any, origin: Origin, data: dict[str, Any], result: ManifestSet, collected: Collected
+) -> None:
+    file, source = origin.file, origin.source
     if isinstance(manifest, Scope):
         collected.scopes.append(Declared(manifest, origin, manifest.metadata.name))
     elif isinstance(manifest, DeviceList):
@@ -195,6 +221,10 @@ def _load_document(
     elif isinstance(manifest, Policy):
         scope = manifest.metadata.scope or result.default_scope
         collected.policies.append(Declared(manifest, origin, scope))
+    elif isinstance(manifest, JobTemplate):
+        scope = manifest.metadata.scope or result.default_scope
+        declared = Declared(manifest, origin, scope)
+        collected.templates[(scope, manifest.metadata.name)] = TemplateSource(declared, data)
     elif isinstance(manifest, Notification):
         scope = manifest.metadata.scope or result.default_scope
         collected.notifications.append(Declared(manifest, origin, scope))
@@ -204,22 +234,63 @@ def _load_document(
         _warn_literal_secrets(file, manifest, source, result)
 
 
+def _names_a_template(data: dict[str, Any]) -> bool:
+    spec, metadata = data.get("spec"), data.get("metadata")
+    return isinstance(spec, dict) and "template" in spec and isinstance(metadata, dict)
+
+
+def _expand_templated_jobs(collected: Collected, result: ManifestSet) -> None:
+    """Jobs that name a template, made now that every template is read; one that cannot be
+    made is rejected (never taken for removed)."""
+    for job in collected.templated_jobs:
+        declared = expand(job, collected.templates, collected.invalid_templates, result)
+        if declared is not None:
+            collected.jobs.append(declared)
+            continue
+        rejected = _rejected(job.file, job.source, "Job", job.data, result.default_scope)
+        result.rejected.append(rejected)
+        result.broken_files.add(job.file)
+        origin = Origin(job.file, job.source)
+        collected.rejected_jobs.append((rejected, origin, _targets_of(job.data)))
+
+
 def _warn_literal_secrets(file: Path, job: Job, source: SourceMap, result: ManifestSet) -> None:
     """A password written in a manifest stays in git history: say so, and what to write."""
     for index, step in enumerate(job.spec.steps):
         properties = getattr(step, "properties", None)
-        if properties is None:
+        if isinstance(properties, BaseModel):
+            found = [p for p, secret in secrets_in(properties) if isinstance(secret, LiteralSecret)]
+        elif isinstance(properties, dict):  # a template's, as written
+            found = list(_literal_passwords(properties))
+        else:
             continue
-        for path, secret in secrets_in(properties):
-            if isinstance(secret, LiteralSecret):
-                where = ("spec", "steps", index, "properties", *path)
-                result.warning(
-                    file,
-                    source.line_of(where),
-                    f"step '{step.name}': properties.{dotted(path)} holds a literal password;"
-                    " use valueFrom: {env: NAME} or valueFrom: {file: PATH} (a value once"
-                    " committed stays in git history: change the password too)",
-                )
+        for path in found:
+            where = ("spec", "steps", index, "properties", *path)
+            result.warning(
+                file,
+                source.line_of(where),
+                f"step '{step.name}': properties.{dotted(path)} holds a literal password;"
+                " use valueFrom: {env: NAME} or valueFrom: {file: PATH} (a value once"
+                " committed stays in git history: change the password too)",
+            )
+
+
+def _literal_passwords(value: Any, path: tuple[str | int, ...] = ()) -> Iterator[DataPath]:
+    """Paths of text written under a `...password` key (a step that reads per-device values
+    is kept as written: its secrets are found by name)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            below = (*path, key)
+            typed = isinstance(item, dict) and item.get("type") == "Password"  # Configuration Put
+            if typed and isinstance(item.get("value"), str):
+                yield (*below, "value")
+            elif str(key).lower().endswith("password") and isinstance(item, str):
+                yield below
+            elif (isinstance(item, dict) and "valueFrom" not in item) or isinstance(item, list):
+                yield from _literal_passwords(item, below)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _literal_passwords(item, (*path, index))
 
 
 def _check_header(

@@ -21,7 +21,6 @@ from pydantic import (
     Field,
     SerializationInfo,
     SerializerFunctionWrapHandler,
-    TypeAdapter,
     ValidationInfo,
     field_validator,
     model_serializer,
@@ -540,17 +539,7 @@ def properties_of(step_type: type[StepBase]) -> type[Strict]:
 CATALOGUE: dict[str, type[StepBase]] = {definition_of(t): t for t in STEP_TYPES}
 """Step definition display name -> step model, in the order of DESIGN's catalogue."""
 
-_STEPS: TypeAdapter[list[StepBase]] = TypeAdapter(list[Step])  # type: ignore[arg-type]
-
 
 def dump_steps(steps: Iterable[StepBase]) -> list[dict[str, Any]]:
     """Steps as a frozen job records them: the manifest's spelling and form."""
     return [step.model_dump(mode="json", by_alias=True, exclude_none=True) for step in steps]
-
-
-def load_steps(recorded: list[dict[str, Any]]) -> list[StepBase]:
-    """Recorded steps validated again; pydantic's ValidationError when they do not validate.
-
-    Whatever validates in a manifest loads back from `dump_steps` identically (a property
-    test holds it to that for every definition and form)."""
-    return _STEPS.validate_python(recorded)

@@ -191,6 +191,12 @@ INVENTORY = Inventory(
                     ("clock.ntp.host", "String", "0.pool.ntp.org"),
                     ("clock.ntp.refresh-interval", "Integer", "3600"),
                 ),
+                _component(  # an instance of the Modbus driver (factory ...driver.modbus)
+                    "modbus-driver",
+                    ("access.type", "String", "TCP"),
+                    ("modbus.tcp-udp.ip", "String", "192.168.0.10"),
+                    ("modbus.tcp-udp.port", "Integer", "502"),
+                ),
                 _component(
                     "org.eclipse.kura.watchdog.WatchdogService",
                     ("enabled", "Boolean", "false"),

@@ -16,7 +16,8 @@ from datetime import datetime
 from pydantic import ValidationError
 
 from jobrunner.errors import StateError
-from jobrunner.manifests.steps import StepBase, load_steps
+from jobrunner.manifests.steps import StepBase
+from jobrunner.manifests.steptemplates import load_steps
 from jobrunner.state.history import DEFAULT, History
 from jobrunner.state.layout import JobPaths, StateDir
 from jobrunner.state.logs import ExecutionLog

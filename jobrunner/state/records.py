@@ -7,6 +7,7 @@ refused, one that is damaged is reported with its path and what to do.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -20,7 +21,10 @@ from jobrunner.state.journal import read_json, write_json
 from jobrunner.state.stores.base import Storage
 
 JOB_FORMAT: Final = "jobrunner.job"
-JOB_VERSION = 1
+JOB_VERSION = 2
+"""Version 2: frozen steps that read per-device values (`${...}`) and the values frozen with
+the targets. A job without them is still written as version 1, which older releases read."""
+JOB_VERSION_PLAIN = 1
 EXECUTION_FORMAT: Final = "jobrunner.execution"
 EXECUTION_VERSION = 1
 
@@ -82,6 +86,19 @@ class FrozenWave(Record):
     """How the manifest chose them (`devices`, `tags: canary`, `size 10%`, `remainder`)."""
 
 
+class FrozenValues(Record):
+    """The per-device values the steps read, resolved when the targets froze: the references
+    once (`device.vars.ntpServer`), then one row of their values per target."""
+
+    names: list[str]
+    rows: dict[str, list[Any]] = Field(default_factory=dict)
+
+    def of(self, client_id: str) -> dict[str, Any]:
+        """`{"device.vars.ntpServer": "10.1.2.3"}` of one target (empty: none recorded)."""
+        row = self.rows.get(client_id)
+        return dict(zip(self.names, row, strict=True)) if row is not None else {}
+
+
 class FrozenJob(Record):
     """Targets and steps as they were at the first execution: unmodifiable afterwards."""
 
@@ -94,6 +111,8 @@ class FrozenJob(Record):
     """The rollout's waves, in order (empty: no waves, every target goes together)."""
     waves_written: list[dict[str, Any]] = Field(default_factory=list)
     """The waves as the manifest wrote them (a later change is a conflict)."""
+    values: FrozenValues | None = None
+    """What the steps' `${device.*}` references read for each target (None: they make none)."""
 
 
 class WaveStatus(StrEnum):
@@ -156,7 +175,7 @@ class JobRecord(Record):
     """Everything recorded about one job apart from its targets and executions."""
 
     format: Literal["jobrunner.job"] = JOB_FORMAT
-    version: int = JOB_VERSION
+    version: int = JOB_VERSION_PLAIN
     scope: str
     name: str
     description: str | None = None
@@ -191,7 +210,16 @@ class JobRecord(Record):
 
     def save(self, storage: Storage, path: Path) -> None:
         self.updated = utc_now()
+        self.version = JOB_VERSION if self._reads_values() else JOB_VERSION_PLAIN
         write_json(storage, path, self.model_dump(mode="json"))
+
+    def _reads_values(self) -> bool:
+        """Whether its frozen steps read per-device values: a release before version 2 would
+        send their `${...}` as written, so it must refuse the record instead."""
+        frozen = self.frozen
+        if frozen is None:
+            return False
+        return frozen.values is not None or any("${" in json.dumps(s) for s in frozen.steps)
 
     @classmethod
     def load(cls, storage: Storage, path: Path) -> JobRecord:

@@ -5,7 +5,8 @@ load validates them again (`load_steps`). A step that validates in a manifest bu
 its own record bricks the job, so this is a property over every value the models accept:
 steps written from the JSON Schemas (all 13 definitions, every optional field), and the XML
 forms of Configuration Put (Kura's esf:configurations, the device cloud's configurations)
-and Asset Write (deviceAssets).
+and Asset Write (deviceAssets), and every step with some of its values read from the device
+(`${device.vars.NAME}`), which must also render back into the step it was made from.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ from jobrunner.manifests.steps import (
     ConfigurationPut,
     Step,
     StepBase,
-    load_steps,
 )
+from jobrunner.manifests.steptemplates import StepTemplate, load_steps, render
+from jobrunner.manifests.values import DeviceValues
 
 from .schema_strategies import from_schema, load
 
@@ -44,13 +46,16 @@ RELAXED = settings(
 )
 
 
-def _job(step: dict[str, Any]) -> Job:
+def _job(step: dict[str, Any], parameters: dict[str, Any] | None = None) -> Job:
+    spec: dict[str, Any] = {"targets": {"devices": ["gw-0001"]}, "steps": [step]}
+    if parameters:
+        spec["parameters"] = parameters
     return Job.model_validate(
         {
             "apiVersion": "jobrunner/v1",
             "kind": "Job",
             "metadata": {"name": "roundtrip", "scope": "acme"},
-            "spec": {"targets": {"devices": ["gw-0001"]}, "steps": [step]},
+            "spec": spec,
         }
     )
 
@@ -188,3 +193,80 @@ def test_the_xml_form_is_recorded_as_written() -> None:
     (step,) = load_steps([recorded])
     assert isinstance(step, StepBase)
     assert step.properties.configurations[0].pid == "org.eclipse.kura.clock.ClockService"  # type: ignore[attr-defined]
+
+
+# --- per-device values -------------------------------------------------------------------------
+
+
+def _leaves(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[tuple[Any, ...], Any]]:
+    """Every scalar of a step's properties, with its path."""
+    if isinstance(value, dict):
+        return [leaf for k, v in value.items() for leaf in _leaves(v, (*path, k))]
+    if isinstance(value, list):
+        return [leaf for i, v in enumerate(value) for leaf in _leaves(v, (*path, i))]
+    return [(path, value)]
+
+
+def _put(value: Any, path: tuple[Any, ...], new: Any) -> Any:
+    if not path:
+        return new
+    head, rest = path[0], path[1:]
+    if isinstance(value, dict):
+        return {**value, head: _put(value[head], rest, new)}
+    return [_put(v, rest, new) if i == head else v for i, v in enumerate(value)]
+
+
+@st.composite
+def _templated(draw: st.DrawFn, definition: str) -> tuple[Job, Job, dict[str, Any]]:
+    """A valid step, and the same step with some of its values read from the device's vars
+    or the job's parameters (whole values keep their type; text may be split around a
+    reference, `$${` kept)."""
+    schema = DEFS[CATALOGUE[definition].__name__]
+    raw = draw(from_schema(schema, DEFS))
+    plain = _valid_step(raw)
+    assume(not isinstance(plain.spec.steps[0], StepTemplate))  # drawn text with a ${ in it
+    written = plain.spec.steps[0].model_dump(mode="json", by_alias=True, exclude_none=True)
+    leaves = [
+        (p, v)
+        for p, v in _leaves(written["properties"])
+        if v is not None and not (isinstance(v, str) and "$" in v) and "xml" not in p
+    ]
+    assume(leaves)
+    chosen = draw(st.lists(st.sampled_from(leaves), min_size=1, max_size=3, unique_by=str))
+    properties = written["properties"]
+    values: dict[str, Any] = {}
+    parameters: dict[str, Any] = {}
+    for number, (path, value) in enumerate(chosen):
+        var = f"v{number}"
+        from_device = draw(st.booleans())
+        reference = ("${device.vars." if from_device else "${params.") + var + "}"
+        given = values if from_device else parameters
+        if isinstance(value, str) and value and draw(st.booleans()):
+            cut = draw(st.integers(0, len(value)))
+            given[var] = value[cut:]
+            text = value[:cut].replace("${", "$${") + reference
+        else:
+            given[var] = value
+            text = reference
+        properties = _put(properties, path, text)
+    return plain, _job({**written, "properties": properties}, parameters), values
+
+
+@pytest.mark.parametrize("definition", sorted(CATALOGUE))
+def test_a_step_that_reads_values_and_parameters_freezes_reloads_and_renders_back(
+    definition: str,
+) -> None:
+    @settings(RELAXED, max_examples=15)
+    @given(_templated(definition))
+    def check(case: tuple[Job, Job, dict[str, Any]]) -> None:
+        plain, templated, values = case
+        assert_freezes_and_reloads(templated)
+        (step,) = templated.spec.steps
+        if not values:  # parameters only: put in when read, the step is the plain one
+            assert step == plain.spec.steps[0]
+            return
+        assert isinstance(step, StepTemplate)
+        device = DeviceValues("gw-0001", vars=values)
+        assert render(step, device.lookup) == plain.spec.steps[0]
+
+    check()

@@ -121,3 +121,25 @@ def test_each_step_example_of_the_reference_validates(definition: str) -> None:
     (document,) = read_documents(STEP_EXAMPLES[definition])
     (step,) = TypeAdapter(list[Step]).validate_python(document.data)
     assert step.definition == definition
+
+
+def test_schema_takes_a_reference_where_a_step_property_is_typed() -> None:
+    schema = json.loads((SCHEMAS / "job.schema.json").read_text(encoding="utf-8"))
+    validator = jsonschema.Draft202012Validator(schema)
+    step: dict[str, Any] = {
+        "name": "s",
+        "definition": "Bundle Stop",
+        "properties": {"bundleId": "${device.vars.bundle}"},
+    }
+    job = {
+        "apiVersion": "jobrunner/v1",
+        "kind": "Job",
+        "metadata": {"name": "x"},
+        "spec": {"targets": {"all": True}, "steps": [step]},
+    }
+    assert validator.is_valid(job)
+    step["properties"]["bundleId"] = "forty-two"  # neither a number nor a reference
+    assert not validator.is_valid(job)
+    step["timeout"] = "${device.vars.timeout}"  # only properties read values
+    step["properties"]["bundleId"] = 42
+    assert not validator.is_valid(job)

@@ -75,6 +75,19 @@ def test_a_literal_password_is_a_warning_at_its_line(
     assert SECRET not in repr(result.jobs[("acme", "with-secret")].manifest)
 
 
+def test_a_literal_password_in_a_step_that_reads_device_values_is_a_warning_too(
+    write: Write, load: Callable[[], ManifestSet]
+) -> None:
+    path = write("a.yaml", job(f"command: echo ${{device.clientId}}\npassword: {SECRET}"))
+
+    result = load()
+
+    assert result.errors == []
+    [(line, message)] = everything(result, path)
+    assert line == 13
+    assert message.startswith("warning: step 'run': properties.password holds a literal password")
+
+
 def test_a_literal_configuration_password_is_a_warning_and_a_reference_is_accepted(
     write: Write, load: Callable[[], ManifestSet]
 ) -> None:

@@ -95,7 +95,7 @@ class Dispatcher:
         if target.is_final or target.status is not TargetStatus.PROCESS_AWAITING:
             return None
         now = self.rt.clock()
-        operation = job.operations[target.step_index]
+        operation = job.operation(target)
         devices = self.rt.devices
         absent = devices.absence(job.scope, client_id, self.rt.connection.listening_since)
         if absent is not None:
@@ -137,7 +137,7 @@ class Dispatcher:
         for job, target, text in outgoing:
             assert target.request_id is not None and target.deadline is not None
             tag = Tag(job.key, target.client_id, target.step_index, target.request_id)
-            operation = job.operations[target.step_index]
+            operation = job.operation(target)
             try:
                 request = operation.request(target.operation_id)
             except (SecretError, OperationError) as error:
@@ -188,7 +188,7 @@ class Dispatcher:
         target = job.state.targets.get(client_id)
         if target.status is not TargetStatus.AWAITING_COMPLETION or target.operation_id is None:
             return False
-        operation = job.operations[target.step_index]
+        operation = job.operation(target)
         request = operation.cancel_request(target.operation_id, target.phase)
         if request is None:
             return False

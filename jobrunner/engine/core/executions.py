@@ -14,6 +14,7 @@ from typing import Any
 
 from jobrunner.engine.core import gates
 from jobrunner.engine.core.loop import Engine
+from jobrunner.engine.core.perdevice import PerDevice, step_operations
 from jobrunner.engine.core.runtime import ExecutionRun, RunningJob
 from jobrunner.engine.link.operations import OperationFactory
 from jobrunner.engine.rollout.coverage import coverage
@@ -22,7 +23,14 @@ from jobrunner.errors import JobError
 from jobrunner.manifests.fields import format_duration
 from jobrunner.manifests.rollout import Retry
 from jobrunner.state.jobstore import JobState
-from jobrunner.state.records import FrozenJob, FrozenWave, StartOptions, Trigger, utc_now
+from jobrunner.state.records import (
+    FrozenJob,
+    FrozenValues,
+    FrozenWave,
+    StartOptions,
+    Trigger,
+    utc_now,
+)
 from jobrunner.state.targets import TargetState
 
 DRAIN = 10.0
@@ -41,7 +49,8 @@ def attach(engine: Engine, state: JobState, operations: OperationFactory) -> Run
         return running
     state.retention = engine.settings.history
     state.prune()  # what grew past the retention while no runner held the job
-    job = RunningJob(state, state.steps, [operations(step) for step in state.steps])
+    job = RunningJob(state, state.steps, step_operations(state.steps, operations))
+    job.per_device = PerDevice(operations)
     engine.hold(job)
     return job
 
@@ -54,8 +63,10 @@ def freeze(
     revision: str | None,
     waves: list[FrozenWave] | None = None,
     waves_written: list[dict[str, Any]] | None = None,
+    values: FrozenValues | None = None,
 ) -> None:
-    """Record the first execution's targets, steps and waves: unmodifiable from now on."""
+    """Record the first execution's targets, steps, waves and the values its steps read for
+    each target: unmodifiable from now on."""
     state.freeze(
         FrozenJob(
             at=utc_now(),
@@ -65,6 +76,7 @@ def freeze(
             digest=digest,
             waves=waves or [],
             waves_written=waves_written or [],
+            values=values,
         )
     )
 
@@ -119,7 +131,7 @@ def start(
         raise JobError(f"job {job.label} has no frozen targets and steps; reconcile it first")
     if not job.steps:  # frozen since the engine took the job in
         job.steps = state.steps
-        job.operations = [operations(step) for step in job.steps]
+        job.operations = step_operations(job.steps, operations)
     restart_at = trigger.options.restart_at if trigger.options is not None else None
     if restart_at is not None and not 0 <= restart_at < len(job.steps):
         raise JobError(

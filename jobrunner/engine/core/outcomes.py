@@ -88,7 +88,7 @@ class Outcomes:
         elif target.request_id != tag.request_id:
             job.say(target, "anomaly: reply to a request that is no longer awaited; ignored")
         else:
-            outcome = job.operations[target.step_index].on_reply(event.payload, target.operation_id)
+            outcome = job.operation(target).on_reply(event.payload, target.operation_id)
             self.apply(job, target, outcome, "replied")
             if isinstance(outcome, Accepted) and target.operation_id in self.early:
                 for early in self.early.pop(target.operation_id):
@@ -125,7 +125,7 @@ class Outcomes:
         failure = progression.no_reply(
             target,
             job.steps[target.step_index],
-            job.operations[target.step_index].app_id,
+            job.operation(target).app_id,
             connection_lost=lost is not None
             and target.updated is not None
             and lost >= target.updated,
@@ -185,7 +185,7 @@ class Outcomes:
             )
             return
         assert target.operation_id is not None
-        outcome = job.operations[target.step_index].on_notification(
+        outcome = job.operation(target).on_notification(
             target.operation_id, target.phase, event.resources, event.payload
         )
         if isinstance(outcome, Ignored):

@@ -63,9 +63,7 @@ class StatusQueries:
                 self.replies.pop((key, client_id), None)
                 self.unsent.pop((key, client_id), None)
                 continue
-            requests = job.operations[target.step_index].status_requests(
-                target.operation_id, target.phase
-            )
+            requests = job.operation(target).status_requests(target.operation_id, target.phase)
             unsent = self.unsent.pop((key, client_id), None)
             todo = list(requests) if unsent is None else unsent
             room = capacity - used
@@ -119,9 +117,7 @@ class StatusQueries:
         if target.status is not TargetStatus.AWAITING_COMPLETION or target.operation_id is None:
             return None
         answers = {name: (None if value is _NO_REPLY else value) for name, value in replies.items()}
-        outcome = job.operations[target.step_index].recover(
-            target.operation_id, target.phase, answers
-        )
+        outcome = job.operation(target).recover(target.operation_id, target.phase, answers)
         return None if outcome is None or isinstance(outcome, Accepted) else outcome
 
 
@@ -203,7 +199,7 @@ def rearm(rt: Runtime, job: RunningJob, client_id: str, *, resumed: bool) -> Non
     target = job.state.targets.get(client_id)
     assert target.request_id is not None
     job.state.targets.put(replace(target, phase=RESTARTED if resumed else UNANSWERED))
-    operation = job.operations[target.step_index]
+    operation = job.operation(target)
     tag = Tag(job.key, client_id, target.step_index, target.request_id)
     rt.device_queue.try_take((job.scope, client_id), job.key)
     if target.operation_id is not None:
@@ -241,7 +237,7 @@ def await_completion(rt: Runtime, queries: StatusQueries, job: RunningJob, clien
     rt.device_queue.try_take((job.scope, client_id), job.key)
     deadline = target.deadline if target.deadline is not None else rt.clock()
     rt.deadlines.add(deadline, CompletionDue(job.key, client_id, deadline))
-    operation = job.operations[target.step_index]
+    operation = job.operation(target)
     tag = Tag(job.key, client_id, target.step_index, target.request_id or "")
     rt.link.track(tag, operation.app_id, target.operation_id)
     queries.ask(job, client_id)

@@ -13,8 +13,10 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from jobrunner.engine.core.devices import Devices
+from jobrunner.engine.core.perdevice import PerDevice
 from jobrunner.engine.core.timers import Deadlines
 from jobrunner.engine.link.observers import Observer
 from jobrunner.engine.link.ports import DeviceClaims, DeviceLink, StepOperation
@@ -82,17 +84,40 @@ class ExecutionRun:
 
 @dataclass
 class RunningJob:
-    """A job loaded by the engine: its state, its frozen steps ready to send, its execution."""
+    """A job loaded by the engine: its state, its frozen steps ready to send, its execution.
+
+    `operations` holds each step's operation, the same for every target; a step that reads
+    per-device values (a `StepTemplate`) has None there, and `operation(target)` makes the
+    target's own from the values frozen with it (`engine.core.perdevice`)."""
 
     state: JobState
     steps: list[StepBase]
-    operations: list[StepOperation]
+    operations: list[StepOperation | None]
     run: ExecutionRun | None = None
+    per_device: PerDevice | None = None
+    """Builds the operations of steps that read per-device values (None: no step does)."""
     out: set[str] = field(default_factory=set)
     """Targets whose reply is awaited by this process (also after their execution ended: a
     stopped execution does not wait for every reply, a reply that comes is still recorded)."""
     on_end: list[Callable[[ExecutionSummary], None]] = field(default_factory=list)
     described: set[tuple[int, int]] = field(default_factory=set)  # (execution, step) logged
+
+    def operation(self, target: TargetState) -> StepOperation:
+        """The operation of the target's step, with the target's own values in it."""
+        found = self.operations[target.step_index]
+        if found is not None:
+            return found
+        assert self.per_device is not None, "a step without an operation reads no values"
+        client_id, index = target.client_id, target.step_index
+        return self.per_device.operation(
+            self.steps[index], lambda: self.frozen_values(client_id), client_id, index
+        )
+
+    def frozen_values(self, client_id: str) -> dict[str, Any]:
+        """The values the steps read for a target, as frozen with it (empty: none)."""
+        frozen = self.state.record.frozen
+        values = frozen.values if frozen is not None else None
+        return values.of(client_id) if values is not None else {}
 
     @property
     def key(self) -> JobKey:

@@ -37,14 +37,26 @@ from jobrunner.engine.planning.spec import (
     spec_digest,
     spec_essence,
 )
+from jobrunner.engine.planning.values import (
+    frozen_values,
+    problems_text,
+    values_conflict,
+    values_to_freeze,
+)
 from jobrunner.engine.rollout.coverage import coverage
 from jobrunner.engine.rollout.waves import split_waves
 from jobrunner.errors import StateError
-from jobrunner.manifests import Declared, Job, ManifestSet, Targets
+from jobrunner.manifests import Declared, DeclaredDevice, Job, ManifestSet, Targets
 from jobrunner.manifests.differences import Difference, differences, path_text, show
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import StateDir
-from jobrunner.state.records import Conflict, ConflictDifference, FrozenWave, JobRecord
+from jobrunner.state.records import (
+    Conflict,
+    ConflictDifference,
+    FrozenValues,
+    FrozenWave,
+    JobRecord,
+)
 
 
 class Action(StrEnum):
@@ -84,6 +96,9 @@ class JobPlan:
     """The targets the execution that would start covers (None: no start now)."""
     skipped: dict[str, str] = field(default_factory=dict)
     """The targets it would skip, each with why (done, or left out by the retry limit)."""
+    values: FrozenValues | None = None
+    """Per target, the values its steps read: as frozen, or as the first execution would
+    freeze them (None: the steps read none)."""
 
     @property
     def label(self) -> str:
@@ -187,7 +202,13 @@ def _compute(
         except StateError as error:
             plans[key] = _unusable(key, error, declared)
             continue
-        plans[key] = _plan_declared(declared, recorded, devices.get(key[0], NO_DEVICES), now)
+        plans[key] = _plan_declared(
+            declared,
+            recorded,
+            devices.get(key[0], NO_DEVICES),
+            now,
+            manifests.devices.get(key[0], {}),
+        )
     for rejected in manifests.rejected:
         if rejected.kind != "Job" or rejected.scope is None or rejected.name is None:
             continue
@@ -229,13 +250,20 @@ def _record_or_none(state: StateDir, scope: str, name: str) -> JobRecord | None:
 
 
 def _plan_declared(
-    declared: Declared[Job], recorded: JobState | None, devices: ScopeDevices, now: float
+    declared: Declared[Job],
+    recorded: JobState | None,
+    devices: ScopeDevices,
+    now: float,
+    entries: Mapping[str, DeclaredDevice] | None = None,
 ) -> JobPlan:
     job = declared.manifest
     scope, name = declared.scope, job.metadata.name
+    entries = entries or {}
     if recorded is None:
         plan = JobPlan(scope, name, Action.CREATE, declared=declared)
         plan.targets = resolve_targets(job, devices)
+        if not _values(plan, declared, entries):
+            return plan
         _rollout(plan, job, None, devices)
         plan.changes = ["new job"]
         if job.spec.run is not None and not job.spec.suspend:
@@ -252,7 +280,8 @@ def _plan_declared(
         plan.targets = list(record.frozen.targets)
         plan.conflict = _frozen_conflict(record, declared)
         return plan
-    plan.targets = list(record.frozen.targets) if record.frozen else resolve_targets(job, devices)
+    if not _targets_and_values(plan, declared, record, devices, entries):
+        return plan
     _rollout(plan, job, record, devices)
     plan.changes = _changes(record, job, digest, declared)
     running = recorded.running
@@ -269,6 +298,40 @@ def _plan_declared(
     if plan.changes:
         plan.action = Action.UPDATE
     return plan
+
+
+def _targets_and_values(
+    plan: JobPlan,
+    declared: Declared[Job],
+    record: JobRecord,
+    devices: ScopeDevices,
+    entries: Mapping[str, DeclaredDevice],
+) -> bool:
+    """The targets and their values, as frozen or as a first execution would freeze them;
+    False when the plan ends there (a frozen value changed: CONFLICT; a value that does
+    not resolve: INVALID)."""
+    if record.frozen is None:
+        plan.targets = resolve_targets(declared.manifest, devices)
+        return _values(plan, declared, entries)
+    plan.targets = list(record.frozen.targets)
+    plan.values = record.frozen.values
+    plan.conflict = values_conflict(record, declared, entries)
+    if plan.conflict is not None:
+        plan.action = Action.CONFLICT
+        return False
+    return True
+
+
+def _values(plan: JobPlan, declared: Declared[Job], entries: Mapping[str, DeclaredDevice]) -> bool:
+    """The values the first execution would freeze with the targets; False (the plan is
+    INVALID, with each problem) when a target cannot resolve a reference."""
+    found = values_to_freeze(declared, plan.targets, entries)
+    if found is not None and found.problems:
+        plan.action = Action.INVALID
+        plan.problems = problems_text(declared, found)
+        return False
+    plan.values = frozen_values(found)
+    return True
 
 
 def _run_start(job: Job) -> str:

@@ -708,6 +708,7 @@ class Daemon:
                 declared=planned.declared if planned else None,
                 targets=planned.targets if planned else None,
                 waves=planned.waves if planned else None,
+                values=planned.values if planned else None,
                 only=only,
             )
         except JobError as error:

@@ -22,6 +22,7 @@ from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import StateDir
 from jobrunner.state.records import (
     ExecutionSummary,
+    FrozenValues,
     FrozenWave,
     HistoryBounds,
     JobRecord,
@@ -92,6 +93,7 @@ class Reconciler:
                     declared=job_plan.declared,
                     targets=job_plan.targets,
                     waves=job_plan.waves,
+                    values=job_plan.values,
                 )
                 job.state.record.run_token = token
                 job.state.save_record()
@@ -116,11 +118,12 @@ class Reconciler:
         declared: Declared[Job] | None = None,
         targets: list[str] | None = None,
         waves: list[FrozenWave] | None = None,
+        values: FrozenValues | None = None,
         only: list[str] | None = None,
         chosen: bool = False,
     ) -> ExecutionSummary:
-        """Start an execution; the first one freezes `targets` (resolved now), the steps and
-        the rollout's `waves` (split now)."""
+        """Start an execution; the first one freezes `targets` (resolved now), the steps, the
+        rollout's `waves` (split now) and the `values` the steps read for each target."""
         record = job.state.record
         if record.frozen is None:
             if declared is None or targets is None:
@@ -133,6 +136,7 @@ class Reconciler:
                 revision,
                 waves=waves,
                 waves_written=dump_waves(declared.manifest),
+                values=values,
             )
         return executions.start(
             self.engine,

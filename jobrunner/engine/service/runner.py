@@ -491,6 +491,7 @@ class Runner:
             declared=job_plan.declared,
             targets=job_plan.targets,
             waves=job_plan.waves,
+            values=job_plan.values,
             only=targets or None,
             chosen=bool(targets),
         )

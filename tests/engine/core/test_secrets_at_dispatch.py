@@ -16,7 +16,7 @@ from jobrunner.engine.planning.spec import dump_steps, spec_digest
 from jobrunner.errors import SecretError
 from jobrunner.manifests import Job
 from jobrunner.manifests.secrets import SecretResolver
-from jobrunner.manifests.steps import load_steps
+from jobrunner.manifests.steptemplates import load_steps
 from jobrunner.simulator.config import DeviceProfile
 
 from ..conftest import Scenario
@@ -242,3 +242,38 @@ def test_a_secret_of_six_characters_or_more_is_masked_wherever_it_stands() -> No
     adapter = _adapter({"JR_CMD_PASSWORD": "s3cret"})
     adapter.request(None)
     assert adapter.redact("x-s3cret-y xs3crety") == "x-***-y x***y"
+
+
+def test_each_device_reads_its_own_secret_file_and_only_the_reference_is_frozen(
+    scenario: Scenario, secrets: Path
+) -> None:
+    for number in (1, 2):
+        (secrets / "acme" / f"gw-000{number}.pw").write_text(f"{FILE_SECRET}-{number}\n")
+    scenario.registry(2)
+    fleet = scenario.fleet(2, profile=DeviceProfile(command_password=ENV_SECRET))
+    scenario.job(
+        "own-secret",
+        """
+        - name: fetch
+          definition: Package Download / Install
+          properties:
+            uri: https://repo.example.com/tool.dp
+            name: tool
+            version: "1.0"
+            install: false
+            password: {valueFrom: {file: "acme/${device.clientId}.pw"}}
+        """,
+    )
+
+    scenario.reconcile()
+
+    assert set(scenario.statuses("own-secret").values()) == {(0, "PROCESS_OK")}
+    for number in (1, 2):
+        [download] = fleet.requests(f"gw-000{number}", "download")
+        assert download.payload.string("dp.download.password") == f"{FILE_SECRET}-{number}"
+    _assert_hidden(_cli(scenario, "logs", "own-secret"), "logs")
+    for file in scenario.state_dir.rglob("*"):
+        if file.is_file():
+            _assert_hidden(file.read_bytes(), str(file))
+    record = scenario.state_dir / "scopes" / scenario.scope / "jobs" / "own-secret" / "job.json"
+    assert '"file": "acme/${device.clientId}.pw"' in record.read_text()
