@@ -5,14 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobrunner.engine.planning.live import (
-    Change,
-    JobLive,
-    LiveReport,
-    StepLive,
-    StepState,
-    TargetLive,
-)
+from jobrunner.engine.planning.drift import Change, StepLive, StepState
+from jobrunner.engine.planning.live import JobLive, LiveReport, TargetLive
 
 ARROW = "→"
 _OPEN = frozenset({StepState.WOULD_CHANGE, StepState.WOULD_FAIL, StepState.UNKNOWN})

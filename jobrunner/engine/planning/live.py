@@ -9,14 +9,12 @@ them) and every step, what the step would change on the device:
     Package Uninstall           DEPLOY-V2 GET packages: installed or not
     Bundle Start / Bundle Stop  DEPLOY-V2 GET bundles: the bundle's state
 
-Other steps have nothing to read back and are said so. A device is asked each read once,
+Other steps have nothing to read back and are said so; what a reply makes of a step is in
+`drift`. A device is asked each read once,
 whatever the number of steps that need it. Nothing here writes: the questions go through an
 `Asker` (`asking.ClientAsker` over MQTT, or a fake in tests), which sends GETs only; the
 recorded state is read (the registry's BIRTH facts: connected, application ids) and never
 written; nothing is frozen.
-
-Secrets stay masked: a property whose value is a secret reference, or that the device holds
-as a Password or encrypted, is shown `***` and not compared.
 
 `TargetSteps` is the seam for per-device values: the steps of one target as they would run
 on it. The default gives the frozen steps of a frozen job, else the manifest's steps.
@@ -26,50 +24,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Protocol
 
 from jobrunner.device.model import Request
 from jobrunner.device.operations import DEFAULT_SETTINGS, OperationSettings
-from jobrunner.device.operations.base import response_code, text_metric
-from jobrunner.device.operations.configuration import property_values
-from jobrunner.device.operations.packages import installed_packages
-from jobrunner.device.operations.readings import (
-    DeviceBundle,
-    DeviceProperty,
-    read_bundles,
-    read_configurations,
-    same_value,
-)
 from jobrunner.device.payload import KuraPayload
+from jobrunner.engine.planning import drift
+from jobrunner.engine.planning.drift import StepLive, StepState, with_state
 from jobrunner.engine.planning.plan import JobPlan, Plan
-from jobrunner.errors import JobError, OperationError
-from jobrunner.manifests.secrets import SecretRef
+from jobrunner.errors import JobError
 from jobrunner.manifests.steps import (
     BundleStartStep,
     BundleStopStep,
     ConfigurationPutStep,
     PackageDownloadStep,
     PackageUninstallStep,
-    ScalarValue,
     StepBase,
-    TypedProperty,
     load_steps,
 )
 from jobrunner.state.registry import DeviceRecord
-
-MASK = "***"
-ACTIVE = frozenset({"ACTIVE", "STARTING"})
-
-
-class StepState(StrEnum):
-    IN_SYNC = "in sync"
-    WOULD_CHANGE = "would change"
-    WOULD_FAIL = "would fail"
-    UNKNOWN = "unknown"
-    """The device could not be read (no reply, an error, an unreadable reply)."""
-    NOT_READ = "not read"
-    """The step has nothing to read back."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,28 +74,6 @@ class Asker(Protocol):
 
     def ask(self, account: str, encoding: str, reads: Sequence[Read]) -> Mapping[Read, Answer]:
         """An answer for every read of `reads` to the devices of `account`."""
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One thing a step would set, against what the device holds."""
-
-    what: str
-    old: str | None
-    """None: the device does not have it."""
-    new: str
-    in_sync: bool
-    note: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class StepLive:
-    index: int
-    name: str
-    definition: str
-    state: StepState
-    changes: tuple[Change, ...] = ()
-    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,150 +262,21 @@ def _step(
     definition = str(getattr(step, "definition", type(step).__name__))
     base = StepLive(index, step.name, definition, StepState.NOT_READ)
     if not found:
-        return _with(base, StepState.NOT_READ, reason="nothing to read back")
+        return with_state(base, StepState.NOT_READ, reason="nothing to read back")
     for read, answer in found.items():
         if read.app_id in missing:
-            return _with(base, StepState.UNKNOWN, reason=f"{read.app_id} not advertised")
+            return with_state(base, StepState.UNKNOWN, reason=f"{read.app_id} not advertised")
         if answer is None or answer.payload is None:
             why = answer.problem if answer is not None and answer.problem else "no reply"
-            return _with(base, StepState.UNKNOWN, reason=f"{read.name}: {why}")
+            return with_state(base, StepState.UNKNOWN, reason=f"{read.name}: {why}")
     payloads = {r.resources: a.payload for r, a in found.items() if a is not None}
     try:
         if isinstance(step, ConfigurationPutStep):
-            return _configuration(base, step, payloads)
+            return drift.configuration(base, step, payloads)
         if isinstance(step, PackageDownloadStep | PackageUninstallStep):
-            return _package(base, step, payloads[("packages",)])
+            return drift.package(base, step, payloads[("packages",)])
         if isinstance(step, BundleStartStep | BundleStopStep):
-            return _bundle(base, step, payloads[("bundles",)])
-    except _UnreadableError as error:
-        return _with(base, StepState.UNKNOWN, reason=str(error))
+            return drift.bundle(base, step, payloads[("bundles",)])
+    except drift.UnreadableError as error:
+        return with_state(base, StepState.UNKNOWN, reason=str(error))
     return base  # pragma: no cover - every step with reads is handled above
-
-
-class _UnreadableError(Exception):
-    """A reply that is not a 200 or whose body cannot be read."""
-
-
-def _with(
-    base: StepLive, state: StepState, changes: Sequence[Change] = (), reason: str | None = None
-) -> StepLive:
-    return StepLive(base.index, base.name, base.definition, state, tuple(changes), reason)
-
-
-def _summarized(base: StepLive, changes: list[Change]) -> StepLive:
-    if any(c.note and c.note.startswith("would fail") for c in changes):
-        return _with(base, StepState.WOULD_FAIL, changes)
-    if all(c.in_sync for c in changes):
-        return _with(base, StepState.IN_SYNC, changes)
-    return _with(base, StepState.WOULD_CHANGE, changes)
-
-
-def _failure(payload: KuraPayload | None, what: str) -> _UnreadableError:
-    if payload is None:
-        return _UnreadableError(f"{what}: no reply")
-    code = response_code(payload)
-    message = text_metric(payload, "response.exception.message")
-    if code != 200:
-        reason = f" ({message})" if message else ""
-        return _UnreadableError(f"{what}: the device answered {code}{reason}")
-    return _UnreadableError(f"{what}: the reply cannot be read")
-
-
-def _configuration(
-    base: StepLive,
-    step: ConfigurationPutStep,
-    payloads: Mapping[tuple[str, ...], KuraPayload | None],
-) -> StepLive:
-    changes: list[Change] = []
-    for configuration in step.properties.configurations:
-        payload = payloads[("configurations", configuration.pid)]
-        read = read_configurations(payload)
-        if read is None:
-            raise _failure(payload, f"CONF-V1 GET/configurations/{configuration.pid}")
-        held = read.get(configuration.pid)
-        for name, value in configuration.properties.items():
-            what = f"{configuration.pid} {name}"
-            if held is None:
-                changes.append(
-                    Change(
-                        what,
-                        None,
-                        _shown_new(name, value),
-                        False,
-                        "no such pid on the device: Kura would skip it",
-                    )
-                )
-                continue
-            changes.append(_property(what, name, value, held.get(name)))
-    return _summarized(base, changes)
-
-
-def _is_secret(value: ScalarValue | list[ScalarValue] | TypedProperty) -> bool:
-    return isinstance(value, TypedProperty) and (
-        value.type == "Password" or isinstance(value.value, SecretRef)
-    )
-
-
-def _shown_new(name: str, value: ScalarValue | list[ScalarValue] | TypedProperty) -> str:
-    if _is_secret(value):
-        return MASK
-    try:
-        _, values, array = property_values(name, value)
-    except OperationError:
-        return str(value)
-    return "[" + ", ".join(values) + "]" if array else values[0] if values else ""
-
-
-def _property(
-    what: str,
-    name: str,
-    value: ScalarValue | list[ScalarValue] | TypedProperty,
-    held: DeviceProperty | None,
-) -> Change:
-    secret_held = held is not None and (held.type == "Password" or held.encrypted)
-    if _is_secret(value) or secret_held:
-        old = None if held is None else MASK
-        return Change(what, old, MASK, held is not None, "a secret: not compared")
-    try:
-        kind, values, array = property_values(name, value)
-    except OperationError as error:
-        return Change(what, None if held is None else held.text, str(value), False, str(error))
-    new = "[" + ", ".join(values) + "]" if array else values[0] if values else ""
-    if held is None:
-        return Change(what, None, new, False)
-    return Change(what, held.text, new, same_value(kind, values, held.values))
-
-
-def _package(
-    base: StepLive, step: PackageDownloadStep | PackageUninstallStep, payload: KuraPayload | None
-) -> StepLive:
-    installed = installed_packages(payload)
-    if installed is None:
-        raise _failure(payload, "DEPLOY-V2 GET/packages")
-    name = step.properties.name
-    versions = sorted(v for n, v in installed if n == name)
-    old = ", ".join(versions) if versions else None
-    if isinstance(step, PackageDownloadStep):
-        wanted = step.properties.version
-        return _summarized(base, [Change(name, old, wanted, wanted in versions)])
-    version = step.properties.version
-    gone = not versions or (version is not None and version not in versions)
-    return _summarized(base, [Change(name, old, "not installed", gone)])
-
-
-def _bundle(
-    base: StepLive, step: BundleStartStep | BundleStopStep, payload: KuraPayload | None
-) -> StepLive:
-    bundles = read_bundles(payload)
-    if bundles is None:
-        raise _failure(payload, "DEPLOY-V2 GET/bundles")
-    bundle_id = step.properties.bundle_id
-    found: DeviceBundle | None = bundles.get(bundle_id)
-    start = isinstance(step, BundleStartStep)
-    new = "ACTIVE" if start else "RESOLVED"
-    if found is None:
-        note = f"would fail: no bundle {bundle_id} on the device"
-        return _summarized(base, [Change(f"bundle {bundle_id}", None, new, False, note)])
-    what = f"bundle {bundle_id} ({found.name} {found.version})"
-    in_sync = (found.state in ACTIVE) if start else (found.state not in ACTIVE)
-    return _summarized(base, [Change(what, found.state, new, in_sync)])

@@ -13,15 +13,8 @@ import pytest
 from jobrunner.device import BrokerSettings
 from jobrunner.device.payload import KuraPayload, Metric
 from jobrunner.engine.planning.asking import TokenBucket, reader_settings
-from jobrunner.engine.planning.live import (
-    Answer,
-    JobLive,
-    Read,
-    StepState,
-    choose,
-    inspect,
-    job_steps,
-)
+from jobrunner.engine.planning.drift import StepState
+from jobrunner.engine.planning.live import Answer, JobLive, Read, choose, inspect, job_steps
 from jobrunner.engine.planning.plan import JobPlan
 from jobrunner.engine.service.runner import make_plan
 from jobrunner.errors import JobError
