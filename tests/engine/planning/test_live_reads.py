@@ -4,12 +4,16 @@ clock, and the seam for per-device values."""
 from __future__ import annotations
 
 import dataclasses
+import socket
 import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from jobrunner.cli.live import text_lines
+from jobrunner.cli.main import cli
 from jobrunner.device import BrokerSettings
 from jobrunner.device.payload import KuraPayload, Metric
 from jobrunner.engine.planning.asking import TokenBucket, reader_settings
@@ -209,3 +213,33 @@ def test_the_reader_has_its_own_client_id_and_a_clean_session() -> None:
     assert reader.client_id.startswith("jobrunner-host-plan-") and reader.clean_session
     assert reader.requester == reader.client_id  # replies to it alone, not to the runners
     assert reader_settings(shared).client_id != reader.client_id
+
+
+def test_verbose_text_lists_what_is_in_sync_too(tmp_path: Path) -> None:
+    device = configuration(
+        ("rate", "Double", "2.5"), ("on", "Boolean", "true"), ("mode", "String", "fast")
+    )
+    job, plan = plan_of(tmp_path)
+    asker = FakeAsker({("configurations", PID): device, ("bundles",): BUNDLES})
+    report = inspect(plan, [job], asker, lambda s, c: None)  # type: ignore[arg-type]
+    short, full = text_lines(report), text_lines(report, verbose=True)
+    assert (
+        f"      {PID} rate: in sync (2.5)" in full
+        and f"      {PID} rate: in sync (2.5)" not in short
+    )
+    assert f"      {PID} list: (absent) → [1, 2]" in short
+    assert "  gw-1: 5 step(s) not in sync [connected]" in short  # of 6: 'stop' is in sync
+
+
+def test_a_broker_that_cannot_be_reached_is_said_and_nothing_is_read(tmp_path: Path) -> None:
+    plan_of(tmp_path)
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # nothing listens there once the socket closes
+    result = CliRunner().invoke(
+        cli,
+        ["plan", "--live", "--jobs-dir", str(tmp_path / "jobs.d"), "--state-dir",
+         str(tmp_path / "state"), "--broker", f"mqtt://127.0.0.1:{port}"],
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert "plan --live: " in result.output and f"127.0.0.1:{port}" in result.output
