@@ -16,12 +16,13 @@ import dataclasses
 import secrets
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
 from jobrunner.device import BrokerSettings
-from jobrunner.device.client import DeviceClient
+from jobrunner.device.client import DEFAULT_MAX_IN_FLIGHT, DeviceClient
 from jobrunner.device.model import Anomaly, Pending, Tracked
 from jobrunner.device.payload import KuraPayload
 from jobrunner.device.topics import LifecycleTopic, NotifyTopic
@@ -101,6 +102,7 @@ class ClientAsker:
         rate: float = DEFAULT_RATE,
         timeout: float = DEFAULT_TIMEOUT,
         connect_timeout: float = 10.0,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -109,7 +111,9 @@ class ClientAsker:
         self.connect_timeout = connect_timeout
         self.bucket = TokenBucket(rate, clock, sleep)
         self._events = _Replies()
-        self._client: DeviceClient[str] = DeviceClient(self.settings, self._events)
+        self._client: DeviceClient[str] = DeviceClient(
+            self.settings, self._events, max_in_flight=max_in_flight
+        )
         self.sent = 0
 
     def __enter__(self) -> ClientAsker:
@@ -125,16 +129,18 @@ class ClientAsker:
         self._client.stop()
 
     def ask(self, account: str, encoding: str, reads: Sequence[Read]) -> Mapping[Read, Answer]:
-        """Send every read (spaced by the bucket), then wait for each reply until its own
-        deadline; a read without a reply by then has an answer that says so."""
+        """Send every read (spaced by the bucket), each awaited until its own deadline; a
+        read without a reply by then has an answer that says so. Reads whose time ran out
+        are ended as the sending goes on, so that devices that do not answer never fill the
+        in-flight window."""
         self._client.add_account(account, encoding, self.connect_timeout)
         answers: dict[Read, Answer] = {}
-        waiting: list[tuple[Read, str, float]] = []
+        waiting: deque[tuple[Read, str, float]] = deque()  # in send order: deadline order
         for read in reads:
             self.bucket.take()
-            if not self._client.wait_for_capacity(self.timeout):
-                answers[read] = Answer(problem="not sent: too many requests in flight")
-                continue
+            self._collect(waiting, answers, block=False)
+            while waiting and self._client.in_flight >= self._client.max_in_flight:
+                self._collect(waiting, answers, block=True, most=1)  # the oldest ends first
             request_id = self._client.new_request_id()
             try:
                 self._client.send((account, read.client_id), read.request(), request_id, request_id)
@@ -143,18 +149,42 @@ class ClientAsker:
                 continue
             self.sent += 1
             waiting.append((read, request_id, time.monotonic() + self.timeout))
+        self._collect(waiting, answers, block=True)
+        return answers
+
+    def _collect(
+        self,
+        waiting: deque[tuple[Read, str, float]],
+        answers: dict[Read, Answer],
+        *,
+        block: bool,
+        most: int | None = None,
+    ) -> None:
+        """Answer the reads at the front of `waiting` whose reply came or whose time ran out
+        (at `most` that many); `block`: wait for each in turn until it is answered."""
         events = self._events
-        for read, request_id, deadline in waiting:
+        done = 0
+        while waiting and (most is None or done < most):
+            read, request_id, deadline = waiting[0]
             with events.changed:
-                while request_id not in events.replies:
+                while block and request_id not in events.replies:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         break
                     events.changed.wait(left)
                 payload = events.replies.pop(request_id, None)
-            if payload is None:
-                self._client.expire(request_id)
-                answers[read] = Answer(problem=f"no reply in {self.timeout:g}s")
-            else:
+            if payload is not None:
                 answers[read] = Answer(payload)
-        return answers
+            elif time.monotonic() >= deadline:
+                self._client.expire(request_id)
+                with events.changed:  # a reply that came as it expired still counts
+                    payload = events.replies.pop(request_id, None)
+                answers[read] = (
+                    Answer(payload)
+                    if payload is not None
+                    else Answer(problem=f"no reply in {self.timeout:g}s")
+                )
+            else:
+                return  # not answered and not due: neither are the ones sent after it
+            waiting.popleft()
+            done += 1

@@ -11,6 +11,9 @@ from types import MappingProxyType
 
 import pytest
 
+from jobrunner.device import BrokerSettings
+from jobrunner.engine.planning.asking import ClientAsker
+from jobrunner.engine.planning.live import Read
 from jobrunner.simulator.catalog import Component, Package, Property
 from jobrunner.simulator.config import DeviceProfile
 from jobrunner.simulator.faults import FaultPlan, OfflineFault
@@ -226,3 +229,18 @@ def test_plan_live_of_a_job_that_is_not_declared_says_which_are(
     code, output = live(scenario, "tuned")
     assert code == 2 and f"no job 'tuned' to read live; jobs: {scenario.scope}/tune" in output
     assert fleet.requests() == []
+
+
+def test_devices_that_never_answer_do_not_fill_the_window(scenario: Scenario) -> None:
+    """Reads to silent devices end at their deadline while the sending goes on: with a
+    window of 2, a live device and six silent ones are all answered."""
+    fleet = scenario.fleet(1)
+    settings = BrokerSettings.resolve(scenario.broker.url, client_id=f"reader-{scenario.scope}")
+    silent = [Read(f"gone-{n}", "DEPLOY-V2", ("bundles",)) for n in range(6)]
+    alive = Read("gw-0001", "DEPLOY-V2", ("packages",))
+    with ClientAsker(settings, rate=1000, timeout=2, max_in_flight=2) as asker:
+        answers = asker.ask(scenario.scope, "kura-protobuf", [alive, *silent])
+    assert asker.sent == 7
+    assert {answers[r].problem for r in silent} == {"no reply in 2s"}
+    assert answers[alive].payload is not None and answers[alive].problem is None
+    assert [(r.method, r.resources) for r in fleet.requests()] == [("GET", ("packages",))]
