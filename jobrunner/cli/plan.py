@@ -10,21 +10,29 @@ from typing import Any
 
 import click
 
+from jobrunner.cli.config import broker_settings
+from jobrunner.cli.configfile import current
+from jobrunner.cli.live import as_json, markdown, summary, text_lines
 from jobrunner.cli.options import (
+    broker_option,
+    client_id_option,
     echo_json,
     manifest_options,
-    output_option,
     reading_state,
     require_signed_option,
     state_options,
 )
+from jobrunner.engine.planning.asking import DEFAULT_RATE, DEFAULT_TIMEOUT, ClientAsker
 from jobrunner.engine.planning.plan import Action, JobPlan, Plan
 from jobrunner.engine.planning.values import shown_values, values_lines
 from jobrunner.engine.rollout.gate import estimate, zone_unknown
 from jobrunner.engine.rollout.windows import describe
+from jobrunner.engine.service.inspection import live_plan
 from jobrunner.engine.service.runner import make_plan
+from jobrunner.errors import ConfigError, ConnectError, JobError
 from jobrunner.manifests.fields import format_duration
 from jobrunner.manifests.rollout import DEVICE_ZONE, Rollout
+from jobrunner.state.layout import StateDir
 
 MARKERS = {
     Action.CREATE: "+",
@@ -38,14 +46,50 @@ MARKERS = {
 
 
 @click.command()
+@click.argument("jobs", nargs=-1, metavar="[JOB]...")
 @manifest_options
 @state_options
 @require_signed_option
-@click.option("-v", "--verbose", is_flag=True, help="List unchanged jobs and every target.")
-@output_option
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="List unchanged jobs and every target (--live: every value).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+    help="text for people, json for scripts, markdown for a pull-request comment.",
+)
+@click.option(
+    "--live",
+    is_flag=True,
+    help="Ask the target devices, with GETs only, what each step would change on them.",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0.1),
+    default=DEFAULT_RATE,
+    show_default=True,
+    help="--live: requests a second at most.",
+)
+@click.option(
+    "--timeout",
+    "reply_timeout",
+    type=click.FloatRange(min=0.1),
+    default=DEFAULT_TIMEOUT,
+    show_default=True,
+    help="--live: seconds to wait for each reply.",
+)
+@broker_option
+@client_id_option
 @click.pass_context
 def plan(
     ctx: click.Context,
+    jobs: tuple[str, ...],
     jobs_dir: Path,
     scope: str,
     state_dir: Path,
@@ -53,6 +97,11 @@ def plan(
     require_signed: bool,
     verbose: bool,
     output: str,
+    live: bool,
+    rate: float,
+    reply_timeout: float,
+    broker: str,
+    client_id: str | None,
 ) -> None:
     """Show what `reconcile` would do, without doing it.
 
@@ -77,18 +126,97 @@ def plan(
 
     `-o json` prints the plan as one object: revision, exitCode, diagnostics, and
     every job with its action, changes, start, stop, targets, run (the targets a
-    start would run), skipped and conflict.
+    start would run), skipped and conflict. `-o markdown` prints it for a
+    pull-request comment.
+
+    `--live [JOB]...` asks the targets of those jobs (every job when none is
+    named) where they stand, reading only: connected, applications advertised,
+    and per step what it would change: Configuration Put each property
+    `old → new` or in sync (CONF-V1 GET configurations/PID), Package Download /
+    Install and Uninstall the installed version (DEPLOY-V2 GET packages),
+    Bundle Start / Stop the bundle's state (GET bundles). It sends GETs only, at
+    most --rate a second, on a connection of its own; it freezes nothing and
+    writes nothing. Secrets are shown as ***.
 
     Exit status: 0 when nothing would change, 2 when something would, 1 on
     invalid manifests or conflicts, so that `jobrunner plan` can gate a pull
     request in CI (there, 2 is a success: `jobrunner plan || [ $? -eq 2 ]`).
+    With --live: 0 when every target is in sync, 2 when a step would change
+    something or a device could not be read, 1 on invalid manifests.
     """
-    result = make_plan(jobs_dir, reading_state(state_dir, state_db), scope, require_signed)
+    state = reading_state(state_dir, state_db)
+    if live:
+        ctx.exit(
+            _live(
+                ctx,
+                jobs,
+                jobs_dir,
+                state,
+                scope,
+                require_signed,
+                verbose,
+                output,
+                rate,
+                reply_timeout,
+                broker,
+                client_id,
+            )
+        )
+    if jobs:
+        raise click.UsageError("JOB names are for --live; `jobrunner plan` shows every job")
+    result = make_plan(jobs_dir, state, scope, require_signed)
     if output == "json":
         echo_json(plan_json(result))
+    elif output == "markdown":
+        click.echo(plan_markdown(result, verbose), nl=False)
     else:
         _print(result, verbose)
     ctx.exit(result.exit_code)
+
+
+def _live(
+    ctx: click.Context,
+    jobs: tuple[str, ...],
+    jobs_dir: Path,
+    state: StateDir,
+    scope: str,
+    require_signed: bool,
+    verbose: bool,
+    output: str,
+    rate: float,
+    reply_timeout: float,
+    broker: str,
+    client_id: str | None,
+) -> int:
+    try:
+        settings = broker_settings(current(ctx), broker, client_id)
+        with ClientAsker(settings, rate=rate, timeout=reply_timeout) as asker:
+            report = live_plan(jobs_dir, state, scope, jobs, asker, require_signed=require_signed)
+    except ConfigError as error:
+        raise click.BadParameter(str(error), param_hint="--broker") from None
+    except ConnectError as error:
+        raise click.ClickException(f"plan --live: {error}") from None
+    except JobError as error:
+        raise click.UsageError(str(error)) from None
+    if output == "json":
+        echo_json(as_json(report))
+    elif output == "markdown":
+        click.echo(markdown(report), nl=False)
+    else:
+        for line in text_lines(report, verbose):
+            click.echo(line)
+        click.echo(summary(report), err=True)
+    return report.exit_code
+
+
+def plan_markdown(result: Plan, verbose: bool) -> str:
+    """The plan for a pull-request comment: the summary, then the plan as `plan` prints it."""
+    lines = plan_lines(result, verbose)
+    starts = sum(1 for j in result.jobs if j.start and not j.blocked)
+    revision = f" at `{result.revision}`" if result.revision else ""
+    head = f"### jobrunner plan{revision}\n\n{starts} execution(s) would start.\n"
+    body = "\n```\n" + "\n".join(lines) + "\n```\n" if lines else "\nNothing would change.\n"
+    return head + body
 
 
 def plan_json(result: Plan) -> dict[str, Any]:

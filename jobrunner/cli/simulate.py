@@ -37,6 +37,10 @@ _FAULT_HELP = {
     "disconnect": "DEVICES[:OP][=AFTER][/RECONNECT]  drop the connection on the first OP.",
     "offline": "DEVICES[=AFTER]  offline at start; connect AFTER (omitted: never).",
     "stray": "DEVICES[:KIND][=DELAY]  notify an operation nobody asked for.",
+    "no_stick": "DEVICES[:PROPERTY]  answer a configuration PUT but keep PROPERTY's value (a"
+    " glob of names; every one when omitted).",
+    "snapshot_gone": "DEVICES  answer EXEC snapshot with an id whose snapshot is gone at once.",
+    "rollback_fails": "DEVICES  answer EXEC rollback 200, then restore nothing.",
 }
 
 
@@ -279,10 +283,10 @@ def simulate(
     \b
     Faults (each option may repeat). DEVICES is a client id, a glob, a
     comma list (gw-0007, gw-00[1-3]?, gw-0001,gw-0005) or tag:TAG; OP:
-      command configuration configuration-get bundle-start bundle-stop
-      bundles packages download download-status download-cancel install
-      install-status uninstall asset-write asset-read assets keystores
-      keystore-certificate keystore-keypair keystore-delete
+      command configuration configuration-get snapshots snapshot rollback
+      bundle-start bundle-stop bundles packages download download-status
+      download-cancel install install-status uninstall asset-write asset-read
+      assets keystores keystore-certificate keystore-keypair keystore-delete
       certificate-install certificate-revoke activity other
     or a group: * (all, the default), steps, keystore, certificate.
     DELAY/AFTER are durations: 500ms, 3s, 2m, 1h.

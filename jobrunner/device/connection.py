@@ -221,7 +221,7 @@ class Session:
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=settings.client_id,
-            clean_session=False,
+            clean_session=settings.clean_session,
             protocol=MQTTProtocolVersion.MQTTv311,
             reconnect_on_failure=True,
         )

@@ -72,6 +72,9 @@ class BrokerSettings:
     """The `requester.client.id` of the requests, where replies come back: the client id
     (None), or one id shared by several runners, so that any of them receives the replies
     of a job it took over."""
+    clean_session: bool = False
+    """A session the broker forgets when the client goes: for a short-lived reader (`plan
+    --live`), which must neither take the runner's session nor leave one behind."""
 
     def __post_init__(self) -> None:
         if not _CLIENT_ID_RE.match(self.client_id):

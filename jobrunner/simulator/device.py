@@ -177,6 +177,20 @@ class SimDevice:
         """Whether a later phase of accepted work (the install of a download) fails."""
         return self.faults is not None and self.faults.phase_fails(operation)
 
+    def sticks(self, name: str) -> bool:
+        """Whether a new value of configuration property `name` is applied."""
+        return self.faults is None or self.faults.sticks(name)
+
+    @property
+    def keeps_snapshots(self) -> bool:
+        """False when a fault makes the snapshots it takes gone at once."""
+        return self.faults is None or not self.faults.snapshot_gone
+
+    @property
+    def rolls_back(self) -> bool:
+        """False when a fault makes its rollbacks restore nothing."""
+        return self.faults is None or not self.faults.rollback_fails
+
     # --- wire -------------------------------------------------------------------------------
 
     def encode(self, payload: KuraPayload) -> bytes:

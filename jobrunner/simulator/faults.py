@@ -18,6 +18,13 @@ disconnect  on the first matching request the device drops its connection (LWT),
 offline     the device is offline at start and connects after a delay, or never
 stray       after its first request the device notifies that requester of an operation it
             was never asked to do
+no_stick    a configuration PUT is answered 200 but the property (a glob of names, every
+            one when omitted) keeps its value (Kura applies after the reply and only logs
+            what it could not apply)
+snapshot_gone  EXEC snapshot answers a new id, but that snapshot is gone when asked for
+            (as when ten newer ones pushed it out)
+rollback_fails  EXEC rollback is answered 200 (Kura rolls back a second later) and then
+            restores nothing (Kura only logs the failure)
 
 `jobrunner.simulator.faultspec` parses the command-line form of each.
 """
@@ -149,6 +156,15 @@ class StrayFault:
     delay: float = 1.0
 
 
+@dataclass(frozen=True, slots=True)
+class NoStickFault:
+    """Configuration properties whose new value a device never applies."""
+
+    devices: str
+    property: str = "*"
+    """A glob of property names."""
+
+
 _Targeted = TypeVar("_Targeted", FailFault, DropFault, DelayFault, DuplicateFault)
 
 
@@ -167,6 +183,11 @@ class FaultPlan:
     disconnect: tuple[DisconnectFault, ...] = ()
     offline: tuple[OfflineFault, ...] = ()
     stray: tuple[StrayFault, ...] = ()
+    no_stick: tuple[NoStickFault, ...] = ()
+    snapshot_gone: tuple[str, ...] = ()
+    """Device patterns."""
+    rollback_fails: tuple[str, ...] = ()
+    """Device patterns."""
 
     def for_device(self, client_id: str, tags: frozenset[str] = frozenset()) -> DeviceFaults | None:
         """The faults that hit one device (with `tags`); None when none does (the fast path)."""
@@ -191,6 +212,17 @@ class FaultPlan:
             stray=next(
                 (s for s in self.stray if Selector(s.devices).matches_device(client_id, tags)),
                 None,
+            ),
+            no_stick=tuple(
+                n.property
+                for n in self.no_stick
+                if Selector(n.devices).matches_device(client_id, tags)
+            ),
+            snapshot_gone=any(
+                Selector(d).matches_device(client_id, tags) for d in self.snapshot_gone
+            ),
+            rollback_fails=any(
+                Selector(d).matches_device(client_id, tags) for d in self.rollback_fails
             ),
         )
         return faults if faults.any() else None
@@ -228,6 +260,10 @@ class DeviceFaults:
     disconnect: list[DisconnectFault] = field(default_factory=list)
     stray: StrayFault | None = None
     stray_sent: bool = False
+    no_stick: tuple[str, ...] = ()
+    """Globs of the property names whose new values do not stick."""
+    snapshot_gone: bool = False
+    rollback_fails: bool = False
     _seen: dict[str, int] = field(default_factory=dict)
 
     def any(self) -> bool:
@@ -241,7 +277,14 @@ class DeviceFaults:
             or self.duplicate
             or self.disconnect
             or self.stray
+            or self.no_stick
+            or self.snapshot_gone
+            or self.rollback_fails
         )
+
+    def sticks(self, name: str) -> bool:
+        """Whether a new value of configuration property `name` is applied."""
+        return not any(fnmatch.fnmatchcase(name, glob) for glob in self.no_stick)
 
     def decide(self, operation: str) -> Decision | None:
         """Draw the faults for the next `operation` request; None when nothing happens."""

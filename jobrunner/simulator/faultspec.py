@@ -10,6 +10,9 @@
     disconnect  DEVICES[:OP][=AFTER][/RECONNECT]
     offline     DEVICES[=AFTER]               connect AFTER the start; omitted: never
     stray       DEVICES[:KIND][=DELAY]        KIND: download | install | uninstall | activity
+    no-stick    DEVICES[:PROPERTY]            a PUT's PROPERTY (a glob; all) keeps its value
+    snapshot-gone  DEVICES                    snapshots taken are gone when asked for
+    rollback-fails DEVICES                    a rollback answers 200 and restores nothing
 
 DEVICES is a client id, a glob (`gw-00[0-4]?`), `tag:NAME` (the devices given that tag with
 `--tag`) or a comma-separated list of them; OP an operation or group name (`*` when omitted).
@@ -32,6 +35,7 @@ from jobrunner.simulator.faults import (
     FailFault,
     FailOutcome,
     FaultPlan,
+    NoStickFault,
     OfflineFault,
     RateFault,
     Selector,
@@ -172,6 +176,24 @@ def parse_stray(spec: str) -> StrayFault:
     return StrayFault(devices, cast(StrayKind, kind), delay)
 
 
+def parse_no_stick(spec: str) -> NoStickFault:
+    """`DEVICES[:PROPERTY]`."""
+    devices, prop, value = _split(spec, "--no-stick", "gw-0003:publish.interval")
+    if value is not None:
+        raise FaultSpecError(f"--no-stick {spec!r} takes no value; write DEVICES[:PROPERTY]")
+    _selector(devices, "*", "--no-stick", spec)
+    return NoStickFault(devices, prop)
+
+
+def parse_devices(spec: str, what: str) -> str:
+    """`DEVICES` alone."""
+    devices = spec.strip()
+    if not devices or ":" in devices.removeprefix(TAG_PREFIX) or "=" in devices:
+        raise FaultSpecError(f"{what} {spec!r}: write DEVICES only, e.g. gw-0004 or tag:canary")
+    _selector(devices, "*", what, spec)
+    return devices
+
+
 def build_plan(
     *,
     seed: int = 0,
@@ -185,6 +207,9 @@ def build_plan(
     disconnect: Sequence[str] = (),
     offline: Sequence[str] = (),
     stray: Sequence[str] = (),
+    no_stick: Sequence[str] = (),
+    snapshot_gone: Sequence[str] = (),
+    rollback_fails: Sequence[str] = (),
 ) -> FaultPlan:
     """A FaultPlan from command-line specs; FaultSpecError names the one that is wrong."""
     return FaultPlan(
@@ -199,4 +224,7 @@ def build_plan(
         disconnect=tuple(parse_disconnect(s) for s in disconnect),
         offline=tuple(parse_offline(s) for s in offline),
         stray=tuple(parse_stray(s) for s in stray),
+        no_stick=tuple(parse_no_stick(s) for s in no_stick),
+        snapshot_gone=tuple(parse_devices(s, "--snapshot-gone") for s in snapshot_gone),
+        rollback_fails=tuple(parse_devices(s, "--rollback-fails") for s in rollback_fails),
     )

@@ -14,6 +14,9 @@ _NAMES: dict[tuple[str, str, str], str] = {
     ("CMD-V1", "EXEC", "command"): "command",
     ("CONF-V1", "PUT", "configurations"): "configuration",
     ("CONF-V1", "GET", "configurations"): "configuration-get",
+    ("CONF-V1", "GET", "snapshots"): "snapshots",
+    ("CONF-V1", "EXEC", "snapshot"): "snapshot",
+    ("CONF-V1", "EXEC", "rollback"): "rollback",
     ("DEPLOY-V2", "EXEC", "start"): "bundle-start",
     ("DEPLOY-V2", "EXEC", "stop"): "bundle-stop",
     ("DEPLOY-V2", "GET", "bundles"): "bundles",
@@ -53,6 +56,8 @@ STEP_OPERATIONS = frozenset(
     {
         "command",
         "configuration",
+        "snapshot",
+        "rollback",
         "bundle-start",
         "bundle-stop",
         "download",

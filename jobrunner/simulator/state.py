@@ -60,6 +60,9 @@ class DeviceState:
     """The install in progress (GET install reports it)."""
     deploy_queue: list[object] = field(default_factory=list)
     """Deployment work waiting for the one in progress (Kura runs it on one thread)."""
+    _snapshots: dict[int, Mapping[str, Component]] | None = None
+    last_snapshot: int = 0
+    """The newest snapshot id the device gave (kept or not): the next one is larger."""
 
     @classmethod
     def initial(cls, command_password: str | None = None) -> DeviceState:
@@ -135,6 +138,28 @@ class DeviceState:
         component = self.components.get(pid)
         prop = component.properties.get(name) if component else None
         return prop.values[0] if prop and prop.values else None
+
+    # --- configuration snapshots ----------------------------------------------------------
+
+    @property
+    def snapshots(self) -> Mapping[int, Mapping[str, Component]]:
+        """Kept snapshots by id; every device starts with snapshot 0, its first configuration."""
+        if self._snapshots is not None:
+            return self._snapshots
+        return {0: self.inventory.components}
+
+    def add_snapshot(self, snapshot_id: int, components: Mapping[str, Component]) -> None:
+        """Keep a snapshot (the caller prunes to Kura's count)."""
+        if self._snapshots is None:
+            self._snapshots = {0: self.inventory.components}
+        self._snapshots[snapshot_id] = components
+        self.last_snapshot = max(self.last_snapshot, snapshot_id)
+
+    def remove_snapshot(self, snapshot_id: int) -> None:
+        """Forget a snapshot (nothing when absent)."""
+        if self._snapshots is None:
+            self._snapshots = {0: self.inventory.components}
+        self._snapshots.pop(snapshot_id, None)
 
     # --- keystores -------------------------------------------------------------------------
 

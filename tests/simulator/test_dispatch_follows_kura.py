@@ -116,7 +116,7 @@ def test_unknown_resources_follow_each_app(
     assert requester.call("gw-0001", "CMD-V1", "EXEC", "command", "extra").code == 400
     assert requester.call("gw-0001", "DEPLOY-V2", "GET", "nothing").code == 404
     assert requester.call("gw-0001", "KEYS-V1", "GET", "nothing").code == 400  # Kura: never 404
-    assert requester.call("gw-0001", "CONF-V1", "GET", "snapshots").code == 404
+    assert requester.call("gw-0001", "CONF-V1", "GET", "snapshot").code == 404  # snapshots
 
 
 def test_the_log_counts_requests_per_device_and_operation(

@@ -102,6 +102,18 @@ class Device(Protocol):
     def phase_fails(self, operation: str) -> bool:
         """Whether the faults make a later phase (e.g. `install`) of accepted work fail."""
 
+    def sticks(self, name: str) -> bool:
+        """Whether a new value of configuration property `name` is applied (a fault may
+        keep it from sticking)."""
+
+    @property
+    def keeps_snapshots(self) -> bool:
+        """False when a fault makes every snapshot the device takes gone at once."""
+
+    @property
+    def rolls_back(self) -> bool:
+        """False when a fault makes every rollback restore nothing."""
+
 
 @dataclass(slots=True)
 class Call:

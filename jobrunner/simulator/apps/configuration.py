@@ -6,12 +6,14 @@ namespace to another prefix, or to the default namespace, parses but configures 
 each child element of a configuration read as a list of properties, the last one winning.
 An empty or unparsable body (or a value that does not parse as its type) is 400; 200 means
 "parsed", and the new values apply `Timing.config_apply_seconds` later, as in Kura; a PID
-the device does not have is skipped then (Kura only logs it).
+the device does not have is skipped then (Kura only logs it), and so is a property a
+`no_stick` fault holds. Snapshots and rollbacks (`GET snapshots`, `EXEC snapshot|rollback`)
+are in `snapshots`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from types import MappingProxyType
 from xml.dom.minidom import Element
 from xml.parsers.expat import ExpatError
@@ -20,6 +22,7 @@ from xml.sax.saxutils import escape, quoteattr
 from defusedxml import DefusedXmlException
 from defusedxml.expatbuilder import parseString
 
+from jobrunner.simulator.apps import snapshots
 from jobrunner.simulator.apps.base import Call, Handler, KuraError, Process, Reply
 from jobrunner.simulator.catalog import Component, Property
 
@@ -44,13 +47,21 @@ def _resources(call: Call) -> str | None:
 
 
 def get(call: Call) -> Reply:
-    """GET configurations[/PID]: the esf:configurations XML of the device."""
+    """GET configurations[/PID]: the esf:configurations XML of the device (GET snapshots:
+    see `snapshots`)."""
+    if call.request.resources[:1] == ("snapshots",):
+        return snapshots.get(call)
     pid = _resources(call)
     components = call.device.state.components
     if pid is None:
         chosen = list(components.values())
     else:
         chosen = [components[pid]] if pid in components else []
+    return Reply(body=render(chosen))
+
+
+def render(chosen: Iterable[Component]) -> bytes:
+    """The esf:configurations document of `chosen`, as Kura marshals it."""
     parts = [_HEAD]
     for component in chosen:
         parts.append(f"<esf:configuration pid={quoteattr(component.pid)}><esf:properties>")
@@ -64,7 +75,7 @@ def get(call: Call) -> Reply:
             parts.append("</esf:property>")
         parts.append("</esf:properties></esf:configuration>")
     parts.append("</esf:configurations>")
-    return Reply(body="".join(parts).encode("utf-8"))
+    return "".join(parts).encode("utf-8")
 
 
 def put(call: Call) -> Reply:
@@ -94,7 +105,9 @@ def _apply(call: Call, components: list[Component]) -> Process:
         if current is None:
             continue  # Kura logs "component not found" and applies nothing
         merged = dict(current.properties)
-        merged.update(update.properties)
+        merged.update(
+            (name, prop) for name, prop in update.properties.items() if call.device.sticks(name)
+        )
         state.set_component(Component(update.pid, MappingProxyType(merged)))
 
 
@@ -156,4 +169,4 @@ def _check(name: str, kind: str, value: str) -> None:
         raise ValueError(f"property {name!r}: {value!r} is not a {kind}") from None
 
 
-HANDLERS: dict[str, Handler] = {"GET": get, "PUT": put}
+HANDLERS: dict[str, Handler] = {"GET": get, "PUT": put, "EXEC": snapshots.execute}
