@@ -358,18 +358,23 @@ def test_reconcile_alone_on_the_database_drives_the_execution_itself(
 
 
 @pytest.mark.parametrize(
-    ("url", "message"),
+    ("url", "code", "message"),
     [
-        ("mysql://db/jobs", "is not a PostgreSQL URL; write postgresql://USER@HOST:PORT/DATABASE"),
+        (
+            "mysql://db/jobs",
+            2,  # a bad value
+            "is not a PostgreSQL URL; write postgresql://USER@HOST:PORT/DATABASE",
+        ),
         (
             "postgresql://jobrunner:s3cret@127.0.0.1:1/jobs",
+            1,
             "cannot connect to the state database postgresql://jobrunner:***@127.0.0.1:1/jobs",
         ),
     ],
 )
-def test_a_state_database_that_cannot_be_used_is_named(url: str, message: str) -> None:
+def test_a_state_database_that_cannot_be_used_is_named(url: str, code: int, message: str) -> None:
     result = CliRunner().invoke(cli, ["status", "--state-db", url])
-    assert result.exit_code == 1
+    assert result.exit_code == code
     assert message in result.output and "s3cret" not in result.output
     assert "Traceback" not in result.output
 
