@@ -89,13 +89,23 @@ Text = Annotated[str, Field(min_length=1, max_length=4096)]
 class CommandExecution(Strict):
     """CMD-V1 EXEC/command: run a command line on the gateway; non-zero exit fails the step."""
 
-    command: Text
-    arguments: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
-    environment: dict[str, str] = Field(default_factory=dict)
-    working_directory: Text | None = None
-    stdin: str | None = None
-    password: Secret | None = None
-    run_async: bool = False
+    command: Text = Field(description="the program the device runs")
+    arguments: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list, description="its arguments, one item each"
+    )
+    environment: dict[str, str] = Field(
+        default_factory=dict, description="environment variables set for it"
+    )
+    working_directory: Text | None = Field(default=None, description="the folder it runs in")
+    stdin: str | None = Field(default=None, description="text written to its standard input")
+    password: Secret | None = Field(
+        default=None,
+        description="the password of Kura's command service, when it asks for one (a secret)",
+    )
+    run_async: bool = Field(
+        default=False,
+        description="true: the device starts it and replies at once, without its output",
+    )
     command_timeout: Duration | None = Field(
         default=None, description="device-side limit, sent to the device in whole seconds"
     )
@@ -130,7 +140,9 @@ class TypedProperty(Strict):
     """
 
     type: ConfigurationType
-    value: ScalarValue | list[ScalarValue] | SecretRef
+    value: ScalarValue | list[ScalarValue] | SecretRef = Field(
+        description="the value; a list for an array property, a secret reference for a Password"
+    )
 
     @field_validator("value")
     @classmethod
@@ -148,8 +160,11 @@ class TypedProperty(Strict):
 class ComponentConfiguration(Strict):
     """The properties of one OSGi component, by its PID."""
 
-    pid: Text
-    properties: dict[str, ScalarValue | list[ScalarValue] | TypedProperty]
+    pid: Text = Field(description="the component's persistent id (PID)")
+    properties: dict[str, ScalarValue | list[ScalarValue] | TypedProperty] = Field(
+        description="property name: value; the Kura type is inferred (true/false, whole"
+        " number, decimal, text) or written out as {type, value}",
+    )
 
 
 def _either_structured_or_xml(key: str) -> Callable[[dict[str, Any]], None]:
@@ -197,7 +212,9 @@ class ConfigurationPut(Strict):
 
     model_config = ConfigDict(json_schema_extra=_either_structured_or_xml("configurations"))
 
-    configurations: list[ComponentConfiguration] = Field(min_length=1)
+    configurations: list[ComponentConfiguration] = Field(
+        min_length=1, description="the components to configure, each with its pid and properties"
+    )
     xml: str | None = Field(
         default=None, description="an esf:configurations (or configurations) XML document"
     )
@@ -242,32 +259,50 @@ class FileType(StrEnum):
 class PackageDownload(Strict):
     """DEPLOY-V2 EXEC/download: fetch (and by default install) a deployment package."""
 
-    uri: DownloadUri
-    name: Annotated[str, Field(min_length=1, max_length=256)]
-    version: Annotated[str, Field(min_length=1, max_length=256)]
-    install: bool = True
-    reboot: bool = False
-    reboot_delay: Duration | None = None
-    username: Credential | None = None
-    password: Secret | None = None
+    uri: DownloadUri = Field(
+        description="where the device downloads the deployment package (http, https or ftp)"
+    )
+    name: Annotated[str, Field(min_length=1, max_length=256)] = Field(
+        description="the package name, as DEPLOY-V2 GET packages lists it"
+    )
+    version: Annotated[str, Field(min_length=1, max_length=256)] = Field(description="its version")
+    install: bool = Field(
+        default=True, description="install it once downloaded (false: download only)"
+    )
+    reboot: bool = Field(default=False, description="reboot the device after the install")
+    reboot_delay: Duration | None = Field(
+        default=None, description="how long after the install it reboots"
+    )
+    username: Credential | None = Field(default=None, description="for the download server")
+    password: Secret | None = Field(default=None, description="for the download server (a secret)")
     file_hash: FileHash | None = Field(default=None, description="ALGO:hex, e.g. MD5:46cb...")
     # strict=False: the YAML text `EXECUTABLE_SCRIPT` is the enum member of that name.
     file_type: Annotated[FileType, Field(strict=False)] = FileType.DEPLOYMENT_PACKAGE
     restart: bool = Field(default=False, description="download again even if the file exists")
-    block_size: int | None = Field(default=None, gt=0)
-    block_delay: Duration | None = None
-    block_timeout: Duration | None = None
-    notify_block_size: int | None = Field(default=None, gt=0)
-    install_verifier_uri: DownloadUri | None = None
+    block_size: int | None = Field(default=None, gt=0, description="bytes per downloaded block")
+    block_delay: Duration | None = Field(default=None, description="a pause between two blocks")
+    block_timeout: Duration | None = Field(default=None, description="how long one block may take")
+    notify_block_size: int | None = Field(
+        default=None, gt=0, description="bytes between two progress notifications"
+    )
+    install_verifier_uri: DownloadUri | None = Field(
+        default=None, description="a script the device downloads and runs to check the install"
+    )
 
 
 class PackageUninstall(Strict):
     """DEPLOY-V2 EXEC/uninstall."""
 
-    name: Annotated[str, Field(min_length=1, max_length=256)]
-    version: Annotated[str, Field(min_length=1, max_length=256)] | None = None
-    reboot: bool = False
-    reboot_delay: Duration | None = None
+    name: Annotated[str, Field(min_length=1, max_length=256)] = Field(
+        description="the package to remove, as DEPLOY-V2 GET packages lists it"
+    )
+    version: Annotated[str, Field(min_length=1, max_length=256)] | None = Field(
+        default=None, description="its version (default: the one installed)"
+    )
+    reboot: bool = Field(default=False, description="reboot the device after the uninstall")
+    reboot_delay: Duration | None = Field(
+        default=None, description="how long after the uninstall it reboots"
+    )
 
 
 # --- Asset Write ------------------------------------------------------------------------------
@@ -280,9 +315,9 @@ _INT64 = (-(2**63), 2**63 - 1)
 class ChannelWrite(Strict):
     """One channel value; BYTE_ARRAY values are base64 text."""
 
-    name: Text
+    name: Text = Field(description="the channel's name")
     type: ChannelType
-    value: ScalarValue
+    value: ScalarValue = Field(description="the value written, of the channel type")
 
     @model_validator(mode="after")
     def _value_fits_type(self) -> ChannelWrite:
@@ -315,8 +350,8 @@ def _channel_value_problem(kind: str, value: ScalarValue) -> str | None:
 
 
 class AssetWriteTarget(Strict):
-    name: Text
-    channels: list[ChannelWrite] = Field(min_length=1)
+    name: Text = Field(description="the asset's name (its PID)")
+    channels: list[ChannelWrite] = Field(min_length=1, description="the channels written")
 
 
 class AssetWrite(Strict):
@@ -327,7 +362,9 @@ class AssetWrite(Strict):
 
     model_config = ConfigDict(json_schema_extra=_either_structured_or_xml("assets"))
 
-    assets: list[AssetWriteTarget] = Field(min_length=1)
+    assets: list[AssetWriteTarget] = Field(
+        min_length=1, description="the assets, each with the channels to write"
+    )
     xml: str | None = Field(default=None, description="a deviceAssets XML document")
 
     @model_validator(mode="before")
@@ -347,21 +384,23 @@ class AssetWrite(Strict):
 
 class KeystoreCertificateCreate(Strict):
     keystore_id: Text = Field(description="keystore service PID, e.g. SSLKeystore")
-    alias: Text
-    certificate: Pem
+    alias: Text = Field(description="the entry's alias in the keystore")
+    certificate: Pem = Field(description="the certificate, PEM")
 
 
 class KeystoreItemDelete(Strict):
-    keystore_id: Text
-    alias: Text
+    keystore_id: Text = Field(description="keystore service PID, e.g. SSLKeystore")
+    alias: Text = Field(description="the entry to delete")
 
 
 class KeystoreKeypairCreate(Strict):
-    keystore_id: Text
-    alias: Text
-    algorithm: Text = Field(examples=["RSA", "EC"])
-    size: int = Field(gt=0, examples=[2048, 4096])
-    signature_algorithm: Text = Field(examples=["SHA256withRSA"])
+    keystore_id: Text = Field(description="keystore service PID, e.g. SSLKeystore")
+    alias: Text = Field(description="the new entry's alias")
+    algorithm: Text = Field(examples=["RSA", "EC"], description="key algorithm: RSA or EC")
+    size: int = Field(gt=0, examples=[2048, 4096], description="key size in bits")
+    signature_algorithm: Text = Field(
+        examples=["SHA256withRSA"], description="its self-signed certificate's signature algorithm"
+    )
     attributes: Text = Field(description="the subject, e.g. CN=gw-0001,O=Acme,C=IT")
 
 
@@ -369,15 +408,19 @@ class KeystoreKeypairCreate(Strict):
 
 
 class DeviceCertificateInstall(Strict):
-    certificate: Pem
-    alias: Text | None = None
-    keystore_id: Text | None = None
+    certificate: Pem = Field(description="the certificate, PEM")
+    alias: Text | None = Field(default=None, description="its alias")
+    keystore_id: Text | None = Field(
+        default=None, description="the keystore (default: the device's)"
+    )
 
 
 class DeviceCertificateRevoke(Strict):
-    alias: Text | None = None
-    certificate: Pem | None = None
-    keystore_id: Text | None = None
+    alias: Text | None = Field(default=None, description="the alias of the certificate to revoke")
+    certificate: Pem | None = Field(default=None, description="or the certificate itself, PEM")
+    keystore_id: Text | None = Field(
+        default=None, description="the keystore (default: the device's)"
+    )
 
     @model_validator(mode="after")
     def _one_of(self) -> DeviceCertificateRevoke:
@@ -390,18 +433,28 @@ class DeviceCertificateRevoke(Strict):
 
 
 class ActivitySubmit(Strict):
-    activity_uri: DownloadUri
-    username: Credential | None = None
-    password: Secret | None = None
-    file_hash: FileHash | None = None
-    resume: bool = False
-    block_size: int | None = Field(default=None, gt=0)
-    block_delay: Duration | None = None
-    block_timeout: Duration | None = None
-    notify_block_size: int | None = Field(default=None, gt=0)
-    download_timeout: Duration | None = None
+    activity_uri: DownloadUri = Field(
+        description="where the device downloads the activity (an archive)"
+    )
+    username: Credential | None = Field(default=None, description="for the download server")
+    password: Secret | None = Field(default=None, description="for the download server (a secret)")
+    file_hash: FileHash | None = Field(
+        default=None, description="ALGO:hex of the download, checked by the device"
+    )
+    resume: bool = Field(default=False, description="resume a download that stopped")
+    block_size: int | None = Field(default=None, gt=0, description="bytes per downloaded block")
+    block_delay: Duration | None = Field(default=None, description="a pause between two blocks")
+    block_timeout: Duration | None = Field(default=None, description="how long one block may take")
+    notify_block_size: int | None = Field(
+        default=None, gt=0, description="bytes between two progress notifications"
+    )
+    download_timeout: Duration | None = Field(
+        default=None, description="how long the whole download may take"
+    )
     log_level: Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR"] = "INFO"
-    resource_properties: dict[str, str] = Field(default_factory=dict)
+    resource_properties: dict[str, str] = Field(
+        default_factory=dict, description="properties handed to the activity"
+    )
 
 
 # --- Steps --------------------------------------------------------------------------------------
@@ -417,8 +470,8 @@ class StepBase(Strict):
 
     mode: ClassVar[StepMode] = StepMode.SYNC
 
-    name: Name
-    description: str | None = None
+    name: Name = Field(description="unique in the job; status and the log name it")
+    description: str | None = Field(default=None, description="free text")
     timeout: Duration = Field(
         default=DEFAULT_TIMEOUT,
         description="how long to wait for the device's reply",
