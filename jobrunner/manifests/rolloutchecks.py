@@ -15,6 +15,7 @@ from jobrunner.manifests.declarations import Declared, DeclaredDevice, ManifestS
 from jobrunner.manifests.fields import format_duration
 from jobrunner.manifests.kinds import Job
 from jobrunner.manifests.rollout import DEVICE_ZONE, Rollout
+from jobrunner.manifests.selectors import device_facts
 
 
 def check_rollout(
@@ -69,14 +70,21 @@ def _remainder_last(declared: Declared[Job], rollout: Rollout, result: ManifestS
 
 
 def _targets(job: Job, registry: Mapping[str, DeclaredDevice]) -> set[str]:
-    """The job's targets as its first execution would resolve them now (from git alone)."""
+    """The job's targets as its first execution would resolve them now (from git alone; for
+    a selector, every device whose labels let it match)."""
     targets = job.spec.targets
     chosen = set(targets.devices)
     if targets.all:
         chosen.update(registry)
-    elif targets.tags:
+        return chosen
+    if targets.tags:
         wanted = set(targets.tags)
         chosen.update(c for c, d in registry.items() if wanted.intersection(d.device.tags))
+    selector = targets.parsed_selector
+    if selector is not None:  # those it could match: what the devices report is not known here
+        chosen.update(
+            c for c, d in registry.items() if selector.could_match(device_facts(d.device.labels))
+        )
     return chosen
 
 

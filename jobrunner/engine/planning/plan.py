@@ -29,6 +29,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from jobrunner.engine.planning.policy import Change, PolicyChange, review
+from jobrunner.engine.planning.selection import Selection, selection, unreported_warning
 from jobrunner.engine.planning.spec import (
     NO_DEVICES,
     ScopeDevices,
@@ -84,6 +85,8 @@ class JobPlan:
     """The targets the execution that would start covers (None: no start now)."""
     skipped: dict[str, str] = field(default_factory=dict)
     """The targets it would skip, each with why (done, or left out by the retry limit)."""
+    selection: Selection | None = None
+    """The label selector over the scope's devices, while the targets are not frozen."""
 
     @property
     def label(self) -> str:
@@ -187,7 +190,12 @@ def _compute(
         except StateError as error:
             plans[key] = _unusable(key, error, declared)
             continue
-        plans[key] = _plan_declared(declared, recorded, devices.get(key[0], NO_DEVICES), now)
+        scope_devices = devices.get(key[0], NO_DEVICES)
+        plans[key] = _plan_declared(declared, recorded, scope_devices, now)
+        if plans[key].selection is not None:
+            warning = unreported_warning(declared, scope_devices)
+            if warning is not None and warning not in manifests.diagnostics:
+                manifests.diagnostics.append(warning)
     for rejected in manifests.rejected:
         if rejected.kind != "Job" or rejected.scope is None or rejected.name is None:
             continue
@@ -236,6 +244,7 @@ def _plan_declared(
     if recorded is None:
         plan = JobPlan(scope, name, Action.CREATE, declared=declared)
         plan.targets = resolve_targets(job, devices)
+        plan.selection = selection(job, devices)
         _rollout(plan, job, None, devices)
         plan.changes = ["new job"]
         if job.spec.run is not None and not job.spec.suspend:
@@ -253,6 +262,7 @@ def _plan_declared(
         plan.conflict = _frozen_conflict(record, declared)
         return plan
     plan.targets = list(record.frozen.targets) if record.frozen else resolve_targets(job, devices)
+    plan.selection = None if record.frozen else selection(job, devices)
     _rollout(plan, job, record, devices)
     plan.changes = _changes(record, job, digest, declared)
     running = recorded.running
@@ -349,9 +359,7 @@ def _frozen_essence(record: JobRecord) -> dict[str, Any]:
     assert record.frozen is not None
     raw = record.spec.get("targets")
     try:
-        targets: Any = Targets.model_validate(raw, strict=False).model_dump(
-            mode="json", by_alias=True
-        )
+        targets: Any = Targets.model_validate(raw, strict=False).essence()
     except ValidationError:
         targets = "(not recorded)"  # recorded by another release: said, never guessed
     steps = [{k: v for k, v in s.items() if k != "description"} for s in record.frozen.steps]
