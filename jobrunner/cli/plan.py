@@ -76,7 +76,8 @@ def plan(
 
     `-o json` prints the plan as one object: revision, exitCode, diagnostics, and
     every job with its action, changes, start, stop, targets, run (the targets a
-    start would run), skipped and conflict.
+    start would run), skipped, conflict and selection (what its label selector
+    matches among the known devices, and why the first others do not).
 
     Exit status: 0 when nothing would change, 2 when something would, 1 on
     invalid manifests or conflicts, so that `jobrunner plan` can gate a pull
@@ -117,6 +118,7 @@ def plan_json(result: Plan) -> dict[str, Any]:
                     {"name": w.name, "selector": w.selector, "targets": w.targets}
                     for w in job.waves
                 ],
+                "selection": None if job.selection is None else job.selection.as_json(),
                 "conflict": None if job.conflict is None else job.conflict.model_dump(),
                 "problems": job.problems,
             }
@@ -176,6 +178,8 @@ def _details(job: JobPlan, verbose: bool, now: float) -> list[str]:
         details.append(f"stop: {job.stop}")
     if verbose and job.targets:
         details.append("targets: " + ", ".join(job.targets))
+    if verbose and job.selection is not None:
+        details.extend(job.selection.lines())
     if job.skipped:
         if verbose and job.run is not None:
             details.append("to run: " + (", ".join(job.run) or "none"))

@@ -17,6 +17,8 @@ from jobrunner.state.registry import DeviceRecord
 
 SHOWN = 10
 """Devices that do not match listed by name, each with why; the others are counted."""
+MATCHED_SHOWN = 20
+"""Devices that match listed by name in the selector's line (`targets:` lists them all)."""
 
 
 def record_facts(labels: Mapping[str, str] | None, record: DeviceRecord | None) -> Facts:
@@ -52,14 +54,19 @@ class Selection:
         }
 
     def lines(self) -> list[str]:
-        """As `plan -v` prints it."""
-        shown = ", ".join(self.matched) if self.matched else "no device"
-        lines = [f"selector {self.selector!r} matches {len(self.matched)}: {shown}"]
+        """As `plan -v` prints it: the devices it matches (the first few of a big fleet: the
+        targets are listed whole above), then those it does not, each with why."""
+        count = len(self.matched)
+        of = f"{count} of {count + self.missed} known device(s)"
+        shown = ", ".join(self.matched[:MATCHED_SHOWN]) or "none"
+        if count > MATCHED_SHOWN:
+            shown += f" and {count - MATCHED_SHOWN} more"
+        lines = [f"selector {self.selector!r} matches {of}: {shown}"]
         if self.missed:
-            listed = "; ".join(f"{c}: {r}" for c, r in self.why)
-            more = self.missed - len(self.why)
-            tail = f"; and {more} more" if more else ""
-            lines.append(f"not matched ({self.missed}): {listed}{tail}")
+            lines.append(f"not matched ({self.missed}):")
+            lines.extend(f"  {client}: {reason}" for client, reason in self.why)
+            if self.missed > len(self.why):
+                lines.append(f"  and {self.missed - len(self.why)} more")
         return lines
 
 
