@@ -220,7 +220,7 @@ their BIRTH, in kubectl's syntax: terms separated by `,`, all of which must hold
 | `line in (3,4)` | the label is one of them |
 | `line notin (3,4)` | the label is none of them, or absent |
 | `legacy` / `!legacy` | the device has the label / has not |
-| `kura.version>=5.4` (also `>`, `<=`, `<`) | the value is a version at least 5.4 (labels compare so too: `line>=3`) |
+| `kura.version>=5.4` (also `>`, `<=`, `<`) | the value is a version at least 5.4 (a label too) |
 
 Reserved keys, from the device's last BIRTH (a DeviceList label may not start with `kura.`):
 `kura.model` (`model_id`, e.g. `RPI-3B`), `kura.firmware` (`firmware_version`),

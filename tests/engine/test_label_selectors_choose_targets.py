@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 
+from jobrunner.engine.planning.spec import spec_essence
 from jobrunner.engine.service.runner import Runner
+from jobrunner.manifests import Job
 from jobrunner.simulator.config import LEGACY_PROFILE
 
 from .conftest import Scenario
@@ -136,3 +138,43 @@ def test_a_bad_selector_for_devices_exits_2_with_the_message(scenario: Scenario)
 
     assert code == 2
     assert "the list opened at character 9 is not closed; write site in (turin)" in output
+
+
+def test_a_changed_selector_after_the_first_execution_is_a_conflict_never_applied(
+    scenario: Scenario,
+) -> None:
+    _registry(scenario)
+    manifest = scenario.job("turin", STEP, targets="selector: site=turin")
+    with scenario.runner() as runner:
+        fleet = scenario.fleet(6)
+        _births(scenario, runner, dict.fromkeys(DEVICES, "KURA_5.4.1"))
+        runner.wait(runner.apply(runner.plan(runner.load())).started)
+    assert scenario.state("turin").record.frozen.targets == DEVICES[:4]  # type: ignore[union-attr]
+
+    scenario.job("turin", STEP, targets="selector: 'site in (turin,milan)'", run="2")
+    code, output = scenario.invoke("plan", "--jobs-dir", str(scenario.jobs_dir))
+
+    assert code == 1, output
+    assert f"{manifest}:5: targets changed after execution 1 froze them" in output
+    assert 'targets selector: "site=turin" -> "site in (turin,milan)"' in output
+    fleet.reset_observations()
+    assert scenario.reconcile() == [], "nothing of a conflicting change is applied"
+    assert fleet.count() == 0
+    assert scenario.state("turin").record.frozen.targets == DEVICES[:4]  # type: ignore[union-attr]
+
+
+def test_a_job_without_a_selector_digests_as_before_selectors_existed() -> None:
+    """Its essence has no `selector` key: jobs frozen by an older release are no conflict."""
+    job = Job.model_validate(
+        {
+            "apiVersion": "jobrunner/v1",
+            "kind": "Job",
+            "metadata": {"name": "j"},
+            "spec": {"targets": {"tags": ["a"]}, "steps": [json.loads(STEP_JSON)]},
+        }
+    )
+
+    assert spec_essence(job)["targets"] == {"devices": [], "tags": ["a"], "all": False}
+
+
+STEP_JSON = '{"name": "s", "definition": "Bundle Stop", "properties": {"bundleId": 1}}'

@@ -218,3 +218,42 @@ def test_a_selector_over_facts_alone_is_no_warning_in_git(
     result = load()
 
     assert not [w for w in result.diagnostics if w.file == path]
+
+
+LABELLED = """\
+apiVersion: jobrunner/v1
+kind: DeviceList
+metadata: {scope: acme}
+devices:
+  - {clientId: gw-7, labels: {site: turin}}
+  - {clientId: gw-8, labels: {site: milan}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("selector", "refused"),
+    [
+        ("site=turin", []),
+        ("site=turin,kura.version>=5.4", []),  # facts unknown in git: gw-7 may match
+        ("site=milan", ["device 'gw-7' of wave 'canary' is not a target of job 'job-1'"]),
+    ],
+)
+def test_a_wave_may_name_a_device_the_selector_could_choose(
+    write: Write, load: Callable[[], ManifestSet], selector: str, refused: list[str]
+) -> None:
+    write("labelled.yaml", LABELLED)
+    path = write(
+        "job.yaml",
+        job_with_spec(
+            f"""\
+            targets: {{selector: {selector!r}}}
+            {STEPS}
+            rollout:
+              waves: [{{name: canary, devices: [gw-7]}}, {{name: rest}}]
+            """
+        ),
+    )
+
+    result = load()
+
+    assert [m.split(";")[0] for _, m in messages(result, path)] == refused
