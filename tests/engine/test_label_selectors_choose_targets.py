@@ -131,6 +131,11 @@ def test_a_selector_over_facts_no_device_reported_is_a_warning_of_plan(
     ) in output
     assert "matches 0 of 6 known device(s): none" in output
     assert "gw-0001: no kura.version reported" in output
+    code, output = scenario.invoke("plan", "-o", "json", "--jobs-dir", str(scenario.jobs_dir))
+    found = json.loads(output)
+    assert found["jobs"][0]["selection"]["matched"] == []
+    assert found["jobs"][0]["selection"]["missed"] == 6
+    assert [d["severity"] for d in found["diagnostics"]] == ["warning"]
 
 
 def test_a_bad_selector_for_devices_exits_2_with_the_message(scenario: Scenario) -> None:
