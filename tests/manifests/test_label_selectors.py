@@ -99,7 +99,8 @@ def test_a_missing_part_of_a_version_is_zero() -> None:
         ("!legacy", TURIN_OLD, "legacy is yes"),
         ("legacy", TURIN_NEW, "no label legacy"),
         ("kura.model=RPI-3B", MILAN, "no kura.model reported"),
-        ("kura.app=KEYS-V1", TURIN_OLD, "kura.app is CMD-V1, not KEYS-V1"),
+        ("kura.app=KEYS-V1", TURIN_OLD, "kura.app lists none of KEYS-V1"),
+        ("kura.app!=KEYS-V1", TURIN_NEW, "kura.app lists KEYS-V1"),
         ("kura.version>=5.4", device_facts(version="unknown"), "'unknown' is not a version"),
     ],
 )
