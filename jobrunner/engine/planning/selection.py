@@ -75,13 +75,13 @@ def select(selector: Selector, clients: Iterable[str], facts: Mapping[str, Facts
     found = Selection(selector.text)
     empty: Facts = {}
     for client in sorted(clients):
-        reason = selector.why_not(facts.get(client, empty))
-        if reason is None:
+        device = facts.get(client, empty)
+        if selector.matches(device):
             found.matched.append(client)
             continue
         found.missed += 1
-        if len(found.why) < SHOWN:
-            found.why.append((client, reason))
+        if len(found.why) < SHOWN:  # the words for the first few only
+            found.why.append((client, selector.why_not(device) or ""))
     return found
 
 
