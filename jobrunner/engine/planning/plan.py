@@ -243,8 +243,8 @@ def _plan_declared(
     scope, name = declared.scope, job.metadata.name
     if recorded is None:
         plan = JobPlan(scope, name, Action.CREATE, declared=declared)
-        plan.targets = resolve_targets(job, devices)
         plan.selection = selection(job, devices)
+        plan.targets = resolve_targets(job, devices, _selected(plan))
         _rollout(plan, job, None, devices)
         plan.changes = ["new job"]
         if job.spec.run is not None and not job.spec.suspend:
@@ -261,8 +261,12 @@ def _plan_declared(
         plan.targets = list(record.frozen.targets)
         plan.conflict = _frozen_conflict(record, declared)
         return plan
-    plan.targets = list(record.frozen.targets) if record.frozen else resolve_targets(job, devices)
     plan.selection = None if record.frozen else selection(job, devices)
+    plan.targets = (
+        list(record.frozen.targets)
+        if record.frozen
+        else resolve_targets(job, devices, _selected(plan))
+    )
     _rollout(plan, job, record, devices)
     plan.changes = _changes(record, job, digest, declared)
     running = recorded.running
@@ -279,6 +283,11 @@ def _plan_declared(
     if plan.changes:
         plan.action = Action.UPDATE
     return plan
+
+
+def _selected(plan: JobPlan) -> list[str] | None:
+    """What the job's selector matches, as its plan found (the selector is evaluated once)."""
+    return None if plan.selection is None else plan.selection.matched
 
 
 def _run_start(job: Job) -> str:

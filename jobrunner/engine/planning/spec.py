@@ -88,12 +88,15 @@ _NO_FACTS: Facts = {}
 NO_DEVICES = ScopeDevices({})
 
 
-def resolve_targets(job: Job, devices: ScopeDevices) -> list[str]:
+def resolve_targets(
+    job: Job, devices: ScopeDevices, selected: Iterable[str] | None = None
+) -> list[str]:
     """Client ids selected by the job's targets, given the scope's devices and their tags.
 
     Explicit client ids are kept even when no such device is registered yet (it may register
     when it connects); tags, the selector and `all` select among the registered devices, the
-    selector by their labels and what they reported so far. Sorted, unique.
+    selector by their labels and what they reported so far (`selected`: what it matches,
+    when the caller knows already). Sorted, unique.
     """
     targets = job.spec.targets
     chosen = set(targets.devices)
@@ -103,6 +106,8 @@ def resolve_targets(job: Job, devices: ScopeDevices) -> list[str]:
     for tag in set(targets.tags):
         chosen.update(devices.by_tag.get(tag, ()))
     selector = targets.parsed_selector
-    if selector is not None:
+    if selected is not None:
+        chosen.update(selected)
+    elif selector is not None:
         chosen.update(c for c in devices.clients if selector.matches(devices.facts_of(c)))
     return sorted(chosen)
