@@ -126,8 +126,9 @@ def plan(
 
     `-o json` prints the plan as one object: revision, exitCode, diagnostics, and
     every job with its action, changes, start, stop, targets, run (the targets a
-    start would run), skipped and conflict. `-o markdown` prints it for a
-    pull-request comment.
+    start would run), skipped, conflict and selection (what its label selector
+    matches among the known devices, and why the first others do not).
+    `-o markdown` prints it for a pull-request comment.
 
     `--live [JOB]...` asks the targets of those jobs (every job when none is
     named) where they stand, reading only: connected, applications advertised,
@@ -249,6 +250,7 @@ def plan_json(result: Plan) -> dict[str, Any]:
                 "values": None
                 if job.values is None
                 else {c: shown_values(job.values.of(c)) for c in job.values.rows},
+                "selection": None if job.selection is None else job.selection.as_json(),
                 "conflict": None if job.conflict is None else job.conflict.model_dump(),
                 "problems": job.problems,
             }
@@ -309,6 +311,8 @@ def _details(job: JobPlan, verbose: bool, now: float) -> list[str]:
     if verbose and job.targets:
         details.append("targets: " + ", ".join(job.targets))
         details.extend(f"values {line}" for line in values_lines(job.values, job.targets))
+    if verbose and job.selection is not None:
+        details.extend(job.selection.lines())
     if job.skipped:
         if verbose and job.run is not None:
             details.append("to run: " + (", ".join(job.run) or "none"))

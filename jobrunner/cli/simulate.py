@@ -60,6 +60,16 @@ def _tag(spec: str) -> tuple[str, str]:
     return devices.strip(), tag.strip()
 
 
+def _version(spec: str) -> tuple[str, str]:
+    devices, sep, version = spec.partition("=")
+    if not sep or not devices.strip() or not version.strip():
+        raise click.BadParameter(
+            f"{spec!r}: write DEVICES=VERSION, e.g. 'gw-000[1-4]=KURA_5.5.0'",
+            param_hint="--kura-version",
+        )
+    return devices.strip(), version.strip()
+
+
 def _probe(address: BrokerSettings) -> None:
     """Fail at once, with the reason, when nothing listens at the broker's address."""
     try:
@@ -177,6 +187,14 @@ def _profiles(
     "--apps", multiple=True, metavar="DEVICES=APP,...", help="The exact apps of some devices."
 )
 @click.option(
+    "--kura-version",
+    "versions",
+    multiple=True,
+    metavar="DEVICES=VERSION",
+    help="The kura_version some devices report in their BIRTH, e.g. 'gw-000[1-4]=KURA_5.5.0'"
+    " (for label selectors such as kura.version>=5.4).",
+)
+@click.option(
     "--tag",
     "tags",
     multiple=True,
@@ -242,6 +260,7 @@ def simulate(
     gzip: bool,
     legacy: tuple[str, ...],
     apps: tuple[str, ...],
+    versions: tuple[str, ...],
     tags: tuple[str, ...],
     command_password: str | None,
     download_time: float,
@@ -301,6 +320,8 @@ def simulate(
           --disconnect gw-0009:download=1s/10s --stray gw-0004:install
       jobrunner simulate -n 20 --tag 'gw-000[1-2]=canary' \\
           --fail-rate 'tag:canary:bundle-start=1'
+      jobrunner simulate -n 6 --kura-version 'gw-000[1-2]=KURA_5.5.0' \
+          --legacy 'gw-000[4-6]'
     """
     try:
         plan = build_plan(seed=seed, **faults)
@@ -331,6 +352,7 @@ def simulate(
         connections=connections,
         profile=profile,
         profiles=_profiles(profile, legacy, apps),
+        versions=tuple(_version(spec) for spec in versions),
         tags=tuple(_tag(spec) for spec in tags),
         faults=plan,
         timing=Timing(

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from jobrunner.engine.planning.selection import record_facts
 from jobrunner.engine.planning.values import shown_values
 from jobrunner.engine.rollout.gate import ALL, held_reason, rollout_of
 from jobrunner.engine.schedules.scheduler import schedules_of
 from jobrunner.errors import JobError, StateError
 from jobrunner.manifests import ManifestSet
+from jobrunner.manifests.selectors import Selector
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import StateDir
 from jobrunner.state.outbox import backlog
@@ -449,9 +451,12 @@ def all_jobs(state: StateDir) -> list[dict[str, Any]]:
     return rows
 
 
-def devices_view(registry: DeviceRegistry, manifests: ManifestSet | None) -> list[dict[str, Any]]:
+def devices_view(
+    registry: DeviceRegistry, manifests: ManifestSet | None, selector: Selector | None = None
+) -> list[dict[str, Any]]:
     """Every device of every scope: what the registry recorded (connection status, last
-    seen, what its BIRTH said) with the tags and display names of the DeviceLists."""
+    seen, what its BIRTH said) with the tags, labels and display names of the DeviceLists;
+    with `selector`, only the devices it matches (as a job's targets would be chosen now)."""
     declared = manifests.devices if manifests is not None else {}
     scopes = sorted(set(registry.scopes()) | set(declared))
     rows: list[dict[str, Any]] = []
@@ -461,6 +466,9 @@ def devices_view(registry: DeviceRegistry, manifests: ManifestSet | None) -> lis
         for client_id in sorted(set(recorded) | set(listed)):
             record = recorded.get(client_id)
             entry = listed.get(client_id)
+            labels = entry.device.labels if entry else {}
+            if selector is not None and not selector.matches(record_facts(labels, record)):
+                continue
             rows.append(
                 {
                     "scope": scope,
@@ -471,7 +479,9 @@ def devices_view(registry: DeviceRegistry, manifests: ManifestSet | None) -> lis
                     "displayName": (entry.device.display_name if entry else None)
                     or (record.display_name if record else None),
                     "tags": list(entry.device.tags) if entry else [],
+                    "labels": dict(labels),
                     "model": record.model if record else None,
+                    "modelId": record.model_id if record else None,
                     "firmware": record.firmware if record else None,
                     "frameworkVersion": record.framework_version if record else None,
                     "applicationIds": (

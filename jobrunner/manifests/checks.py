@@ -27,6 +27,7 @@ from jobrunner.manifests.jobtemplates import TemplatedJob, TemplateSource
 from jobrunner.manifests.kinds import DeviceList, Job, Policy, Scope, Targets
 from jobrunner.manifests.notification import Notification
 from jobrunner.manifests.rolloutchecks import check_rollout
+from jobrunner.manifests.selectors import unmatched_labels
 from jobrunner.manifests.steps import CommandExecutionStep
 from jobrunner.manifests.yamlsource import DataPath
 
@@ -330,6 +331,16 @@ def _warn_unmatched(
                 origin.file,
                 origin.line("spec", "targets", "tags", index),
                 f"tag '{tag}' matches no registered device of scope '{scope}'",
+            )
+    selector = targets.parsed_selector
+    if selector is not None:
+        problem = unmatched_labels(selector, [d.device.labels for d in registry.values()])
+        if problem is not None:
+            result.warning(
+                origin.file,
+                origin.line("spec", "targets", "selector"),
+                f"selector {selector.text!r}: {problem} among the registered devices of scope"
+                f" '{scope}'",
             )
 
 

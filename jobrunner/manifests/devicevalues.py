@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from jobrunner.manifests.declarations import Declared, DeclaredDevice, ManifestSet, Origin
 from jobrunner.manifests.errors import dotted, message_for
 from jobrunner.manifests.kinds import Job
+from jobrunner.manifests.labelmatch import device_facts
 from jobrunner.manifests.steps import Step
 from jobrunner.manifests.steptemplates import StepTemplate, render
 from jobrunner.manifests.values import (
@@ -170,14 +171,21 @@ def _problem(
 
 def declared_targets(job: Job, devices: Mapping[str, DeclaredDevice]) -> list[str]:
     """The targets among the declared devices (and the client ids named): what `validate`
-    can tell without the devices that only connect."""
+    can tell without the devices that only connect; for a selector, every declared device
+    whose labels let it match (what the devices report is not known here)."""
     targets = job.spec.targets
     chosen = set(targets.devices)
     if targets.all:
         chosen.update(devices)
-    elif targets.tags:
+        return sorted(chosen)
+    if targets.tags:
         wanted = set(targets.tags)
         chosen.update(c for c, d in devices.items() if wanted.intersection(d.device.tags))
+    selector = targets.parsed_selector
+    if selector is not None:
+        chosen.update(
+            c for c, d in devices.items() if selector.could_match(device_facts(d.device.labels))
+        )
     return sorted(chosen)
 
 

@@ -35,6 +35,7 @@ from jobrunner.manifests.notification import Notification
 from jobrunner.manifests.parameters import with_parameters
 from jobrunner.manifests.rollout import Retry, Rollout
 from jobrunner.manifests.schedules import Schedule
+from jobrunner.manifests.selectors import Selector, SelectorText, parse_selector
 from jobrunner.manifests.steps import Step
 from jobrunner.manifests.steptemplates import StepOrTemplate
 
@@ -153,15 +154,31 @@ class Targets(Strict):
     devices: list[ClientId] = Field(default_factory=list)
     tags: list[Tag] = Field(default_factory=list)
     all: bool = Field(default=False, description="every device of the scope")
+    selector: SelectorText | None = Field(
+        default=None,
+        description="devices whose labels and reported facts match this label selector"
+        " (kubectl's syntax): `site=turin,kura.version>=5.4`",
+    )
 
     @model_validator(mode="after")
     def _something_selected(self) -> Targets:
-        if not (self.devices or self.tags or self.all):
+        if not (self.devices or self.tags or self.all or self.selector):
             raise ValueError(
                 "targets select no device; list client ids under 'devices',"
-                " tags under 'tags', or write 'all: true'"
+                " tags under 'tags', write a label selector under 'selector', or write"
+                " 'all: true'"
             )
         return self
+
+    @property
+    def parsed_selector(self) -> Selector | None:
+        """The selector, parsed (it was checked when the manifest was read)."""
+        return None if self.selector is None else parse_selector(self.selector)
+
+    def essence(self) -> dict[str, Any]:
+        """The selectors as digested and frozen; `selector` only when written, so that the
+        digests of jobs written before selectors existed stay the same."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 class RunStart(Strict):

@@ -209,6 +209,45 @@ def _section(title: str, model: type[BaseModel], skip: tuple[str, ...] = ()) -> 
     return [f"### {title}", "", *intro, *_table(model, skip), ""]
 
 
+SELECTORS = """\
+### Label selectors
+
+`targets.selector` chooses devices by their DeviceList `labels` and by what they reported in
+their BIRTH, in kubectl's syntax: terms separated by `,`, all of which must hold.
+
+| term | holds when |
+| --- | --- |
+| `site=turin`, `site==turin` | the label is `turin` |
+| `site!=turin` | the label is not `turin`, or the device has no such label |
+| `line in (3,4)` | the label is one of them |
+| `line notin (3,4)` | the label is none of them, or absent |
+| `legacy` / `!legacy` | the device has the label / has not |
+| `kura.version>=5.4` (also `>`, `<=`, `<`) | the value is a version at least 5.4 (a label too) |
+
+Reserved keys, from the device's last BIRTH (a DeviceList label may not start with `kura.`):
+`kura.model` (`model_id`, e.g. `RPI-3B`), `kura.firmware` (`firmware_version`),
+`kura.version` (`kura_version`, or the ESF version of a device that reports none, without
+its `KURA_` / `ESF_` prefix: `5.4.1`), and
+`kura.app`, one value per application id (`kura.app=KEYS-V1` holds for a device that lists
+KEYS-V1 among its applications; `kura.app!=KEYS-V1` for one that does not).
+
+Versions compare by the first number in the value with its dotted parts (`fw-5.4.1` is
+5.4.1), part by part as whole numbers (5.10 is after 5.4), a missing part counting as 0
+(5.4 = 5.4.0); with equal numbers, a value with something after its number comes first
+(`7.3.0-SNAPSHOT` < `7.3.0`), and two such suffixes compare as text. A value without a
+number is not a version: the term does not hold. A selector value is letters, digits, `-`,
+`_`, `.` and `+`; an empty value is refused.
+
+The selector is unioned with `devices`, `tags` and `all`, resolved against the devices
+known when the first execution starts, and frozen with them: a device that reports other
+facts later does not change the targets, and a change of the selector in git is a
+conflict. `jobrunner plan -v` shows who matches and, for the first devices that do not, the
+first term each fails (`gw-0003: kura.version 4.1.0 < 5.4`); `jobrunner devices -l
+SELECTOR` lists the devices it matches now.
+
+"""
+
+
 def render() -> str:
     """The whole reference, as written to docs/manifest-reference.md."""
     out = [
@@ -234,6 +273,7 @@ def render() -> str:
         *_section("JobMetadata", JobMetadata),
         *_section("JobSpec", JobSpec),
         *_section("Targets", Targets),
+        *SELECTORS.splitlines(),
         *_section("RunStart", RunStart),
         "## Per-device values and parameters",
         "",

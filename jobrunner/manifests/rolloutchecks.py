@@ -13,6 +13,7 @@ import math
 from collections.abc import Mapping
 
 from jobrunner.manifests.declarations import Declared, DeclaredDevice, ManifestSet
+from jobrunner.manifests.devicevalues import declared_targets
 from jobrunner.manifests.fields import format_duration
 from jobrunner.manifests.kinds import Job
 from jobrunner.manifests.rollout import DEVICE_ZONE, Rollout
@@ -98,15 +99,9 @@ def _remainder_last(declared: Declared[Job], rollout: Rollout, result: ManifestS
 
 
 def _targets(job: Job, registry: Mapping[str, DeclaredDevice]) -> set[str]:
-    """The job's targets as its first execution would resolve them now (from git alone)."""
-    targets = job.spec.targets
-    chosen = set(targets.devices)
-    if targets.all:
-        chosen.update(registry)
-    elif targets.tags:
-        wanted = set(targets.tags)
-        chosen.update(c for c, d in registry.items() if wanted.intersection(d.device.tags))
-    return chosen
+    """The job's targets as its first execution would resolve them now (from git alone; for
+    a selector, every device whose labels let it match)."""
+    return set(declared_targets(job, registry))
 
 
 def _waves_fit(

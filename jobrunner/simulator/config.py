@@ -83,6 +83,10 @@ class FleetConfig:
     """Connections of the shared mode."""
     profile: DeviceProfile = field(default_factory=DeviceProfile)
     profiles: tuple[tuple[str, DeviceProfile], ...] = ()
+    versions: tuple[tuple[str, str], ...] = ()
+    """(device pattern, kura_version): the Kura version these devices report in their BIRTH,
+    whatever their profile (a fleet some of whose gateways run `KURA_5.5.0`, others
+    `KURA_4.1.0`, for label selectors such as `kura.version>=5.4`); first match wins."""
     tags: tuple[tuple[str, str], ...] = ()
     """(device pattern, tag): the devices a fault's `tag:NAME` selects (a fleet whose
     canaries fail, say); give them the same tags in the DeviceList."""

@@ -29,6 +29,7 @@ Operation names are those of `jobrunner.simulator.operations` (`bundle-stop`, `d
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import threading
@@ -306,10 +307,15 @@ class Fleet:
     # --- internals ---------------------------------------------------------------------------
 
     def _profile(self, client_id: str) -> DeviceProfile:
+        chosen = self.config.profile
         for pattern, profile in self.config.profiles:
             if Selector(pattern).matches_device(client_id):
-                return profile
-        return self.config.profile
+                chosen = profile
+                break
+        for pattern, version in self.config.versions:
+            if Selector(pattern).matches_device(client_id):
+                return dataclasses.replace(chosen, kura_version=version)
+        return chosen
 
     def _tags(self, client_id: str) -> frozenset[str]:
         return frozenset(

@@ -3,8 +3,8 @@
 Per scope, per client id: declared in git (a DeviceList) or discovered (it connected
 without being declared: registered too, and marked so), its connection status (CONNECTED
 after a BIRTH or APPS, DISCONNECTED after a DC, MISSING after an LWT, UNKNOWN before any),
-when it was last seen, and what its BIRTH said (display name, model, firmware, framework
-version, application ids).
+when it was last seen, and what its BIRTH said (display name, model and model id, firmware,
+framework version, application ids).
 
 Stored as `<state>/scopes/<scope>/devices.journal`: one JSON line per change (the device's
 whole record, or `{"clientId": ..., "deleted": true}`), the last line of a client id wins.
@@ -63,6 +63,8 @@ class DeviceRecord:
     last_seen: datetime | None = None
     display_name: str | None = None
     model: str | None = None
+    model_id: str | None = None
+    """The BIRTH's model_id (`model` is its model_name, or this): selectors read it."""
     firmware: str | None = None
     framework_version: str | None = None
     application_ids: tuple[str, ...] | None = None
@@ -80,6 +82,7 @@ class DeviceRecord:
             "lastSeen": self.last_seen.isoformat() if self.last_seen else None,
             "displayName": self.display_name,
             "model": self.model,
+            "modelId": self.model_id,
             "firmware": self.firmware,
             "frameworkVersion": self.framework_version,
             "applicationIds": None if self.application_ids is None else list(self.application_ids),
@@ -108,6 +111,7 @@ class DeviceRecord:
             last_seen=datetime.fromisoformat(seen) if seen else None,
             display_name=_text(record, "displayName"),
             model=_text(record, "model"),
+            model_id=_text(record, "modelId"),
             firmware=_text(record, "firmware"),
             framework_version=_text(record, "frameworkVersion"),
             application_ids=None if ids is None else tuple(ids),
@@ -202,6 +206,7 @@ class ScopeRegistry:
         *,
         display_name: str | None = None,
         model: str | None = None,
+        model_id: str | None = None,
         firmware: str | None = None,
         framework_version: str | None = None,
         application_ids: Iterable[str] | None = None,
@@ -214,6 +219,7 @@ class ScopeRegistry:
             last_seen=at or datetime.now(UTC),
             display_name=display_name if display_name is not None else device.display_name,
             model=model if model is not None else device.model,
+            model_id=model_id if model_id is not None else device.model_id,
             firmware=firmware if firmware is not None else device.firmware,
             framework_version=framework_version or device.framework_version,
             application_ids=(

@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jobrunner.engine.status import backlog_view
 from jobrunner.manifests import ManifestSet
+from jobrunner.manifests.selectors import Selector, SelectorError, parse_selector
 from jobrunner.state.layout import safe_name
 from jobrunner.state.stores.base import Storage
 from jobrunner.state.targets import TargetStatus
@@ -96,8 +97,8 @@ def create_app(deps: Dependencies, host: str, token: str | None) -> Starlette:
         view["owner"] = deps.runner.client_id
         return JSONResponse(view)
 
-    async def devices(_: Request) -> Response:
-        return JSONResponse(deps.views.devices(deps.runner.manifests()))
+    async def devices(request: Request) -> Response:
+        return JSONResponse(deps.views.devices(deps.runner.manifests(), _selector(request)))
 
     async def notifications(_: Request) -> Response:
         return JSONResponse(backlog_view(deps.views.reader.state, deps.runner.client_id))
@@ -190,6 +191,17 @@ def _integer(request: Request, name: str, default: int, minimum: int, maximum: i
     if not minimum <= value <= maximum:
         raise BadQueryError(f"{name}={value} is outside {minimum}..{maximum}")
     return value
+
+
+def _selector(request: Request) -> Selector | None:
+    """`selector=`: a label selector, as `jobrunner devices -l` takes it (none when empty)."""
+    raw = request.query_params.get("selector", "").strip()
+    if not raw:
+        return None
+    try:
+        return parse_selector(raw)
+    except SelectorError as error:
+        raise BadQueryError(str(error)) from None
 
 
 def _target_filter(request: Request) -> TargetFilter:

@@ -98,13 +98,18 @@ _JOB = """<h1 id="title"></h1>
 """
 
 _DEVICES = """<h1>Devices</h1>
+<p id="problem" class="problem" hidden></p>
 <form id="filter" class="filter">
   <label>Client id, name or tag <input name="q" type="search" autocomplete="off"></label>
+  <label>Selector <input name="selector" type="search" autocomplete="off" size="40"
+    placeholder="site=turin,kura.version&gt;=5.4"
+    title="a label selector over labels and kura.model, kura.firmware, kura.version, kura.app">
+  </label>
   <span id="shown"></span>
 </form>
 <table id="devices" class="grid">
 <thead><tr><th>Scope</th><th>Client id</th><th>Name</th><th>Status</th><th>Last seen</th>
-<th>Firmware</th><th>Tags</th></tr></thead>
+<th>Firmware</th><th>Kura</th><th>Tags</th><th>Labels</th></tr></thead>
 <tbody></tbody>
 </table>
 <p id="empty" class="empty" hidden>No device is known yet.</p>

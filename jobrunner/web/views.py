@@ -14,6 +14,7 @@ from typing import Any
 from jobrunner.engine.attention import attention, by_attention
 from jobrunner.engine.status import TargetViews, devices_view, job_view, summary_row
 from jobrunner.manifests import ManifestSet
+from jobrunner.manifests.selectors import Selector
 from jobrunner.state.jobstore import KEPT_SUMMARIES, JobState
 from jobrunner.web.reader import FleetReader
 
@@ -87,8 +88,11 @@ class Views:
         view["page"] = {"offset": page.offset, "limit": page.limit, "total": len(chosen)}
         return view
 
-    def devices(self, manifests: ManifestSet | None) -> list[dict[str, Any]]:
-        return devices_view(self.reader.registry(), manifests)
+    def devices(
+        self, manifests: ManifestSet | None, selector: Selector | None = None
+    ) -> list[dict[str, Any]]:
+        """Every known device (`selector`: those it matches)."""
+        return devices_view(self.reader.registry(), manifests, selector)
 
     def _full(self, scope: str, name: str) -> dict[str, Any] | None:
         loaded = self.reader.job(scope, name)

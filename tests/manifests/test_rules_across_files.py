@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from jobrunner.manifests import ManifestSet
+from jobrunner.manifests import ManifestSet, load_manifests
 
 from .conftest import MINIMAL_JOB, Write, job_with_spec, messages
 
@@ -331,3 +331,32 @@ def test_a_jobrunnerignore_that_cannot_be_used_is_said_and_every_file_is_read(
         )
     ]
     assert sorted(name for _, name in result.jobs) == ["applied", "draft"]
+
+
+def test_values_are_checked_for_every_device_a_selector_may_choose(tmp_path: Path) -> None:
+    (tmp_path / "devices.yaml").write_text(
+        "apiVersion: jobrunner/v1\nkind: DeviceList\nmetadata: {scope: acme}\ndevices:\n"
+        "  - {clientId: gw-1, labels: {site: turin}, vars: {ntp: 10.0.0.1}}\n"
+        "  - {clientId: gw-2, labels: {site: turin}}\n"
+        "  - {clientId: gw-3, labels: {site: milan}}\n"
+    )
+    job = tmp_path / "job.yaml"
+    job.write_text(
+        "apiVersion: jobrunner/v1\nkind: Job\nmetadata: {name: ntp, scope: acme}\nspec:\n"
+        '  targets: {selector: "site=turin,kura.version>=5.4"}\n'
+        "  steps:\n"
+        "    - name: clock\n"
+        "      definition: Configuration Put\n"
+        "      properties:\n"
+        "        configurations:\n"
+        "          - pid: org.eclipse.kura.clock.ClockService\n"
+        "            properties: {clock.ntp.host: \"${device.vars.ntp}\"}\n"
+    )
+
+    result = load_manifests([tmp_path], default_scope="acme")
+
+    errors = [(d.file, d.line, d.message) for d in result.errors]
+    assert len(errors) == 1, errors
+    file, line, message = errors[0]
+    assert (file, line) == (job, 12)
+    assert "gw-2" in message and "ntp" in message and "gw-3" not in message

@@ -42,6 +42,9 @@ def test_a_wrong_fault_or_broker_is_a_usage_error() -> None:
     assert result.exit_code == 2 and "has scheme 'http'; write mqtt://host:port" in result.output
     result = CliRunner().invoke(simulate, ["--apps", "gw-0001=CMD-V1,NOPE-V9"])
     assert result.exit_code == 2 and "NOPE-V9" in result.output
+    result = CliRunner().invoke(simulate, ["--kura-version", "KURA_5.5.0"])
+    assert result.exit_code == 2
+    assert "'KURA_5.5.0': write DEVICES=VERSION, e.g. 'gw-000[1-4]=KURA_5.5.0'" in result.output
 
 
 def test_an_unreachable_broker_is_a_clear_error() -> None:
@@ -62,8 +65,9 @@ def test_it_runs_a_fleet_with_its_faults_and_stops_with_dc(
 ) -> None:
     requester = Requester(broker, account)
     command = _simulate(
-        broker, account, "-n", "3", "--fail", "gw-0002:bundle-stop=400", "--legacy", "gw-0003"
-    )
+        broker, account, "-n", "3", "--fail", "gw-0002:bundle-stop=400", "--legacy", "gw-0003",
+        "--kura-version", "gw-000[13]=KURA_5.5.0",
+    )  # fmt: skip
     try:
         with subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -73,7 +77,17 @@ def test_it_runs_a_fleet_with_its_faults_and_stops_with_dc(
                 first = process.stdout.readline()
                 assert first.startswith("fleet up in "), first + process.stderr.read()
                 assert "3 simulated devices (gw-0001..gw-0003)" in first
-                requester.wait_lifecycle("gw-0003", "BIRTH")
+                births = {
+                    device: requester.wait_lifecycle(device, "BIRTH")[0].payload.metrics
+                    for device in ("gw-0001", "gw-0002", "gw-0003")
+                }
+                versions = {d: m["kura_version"].value for d, m in births.items()}
+                assert versions == {
+                    "gw-0001": "KURA_5.5.0",
+                    "gw-0002": "KURA_5.4.1",
+                    "gw-0003": "KURA_5.5.0",  # a legacy gateway, with the version it was given
+                }
+                assert births["gw-0003"]["model_id"].value == "RPI-3B"
                 assert requester.call("gw-0002", "DEPLOY-V2", "EXEC", "stop", "42").code == 400
                 assert requester.call("gw-0001", "DEPLOY-V2", "EXEC", "stop", "42").code == 200
                 legacy = requester.send("gw-0003", "KEYS-V1", "GET", "keystores")

@@ -28,6 +28,7 @@ def test_lifecycle_changes_and_reload(tmp_path: Path) -> None:
         T0,
         display_name="Line 3",
         model="RG 10-20",
+        model_id="RG-10-20",
         firmware="fw.v42",
         framework_version="KURA_5.4.0",
         application_ids=["CMD-V1", "DEPLOY-V2"],
@@ -47,6 +48,7 @@ def test_lifecycle_changes_and_reload(tmp_path: Path) -> None:
         last_seen=T0 + timedelta(seconds=4),
         display_name="Line 3",  # kept: the APPS-like update did not say
         model="RG 10-20",
+        model_id="RG-10-20",
         firmware="fw.v42",
         framework_version="KURA_5.4.0",
         application_ids=("CMD-V1",),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 from contextlib import AbstractContextManager
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -13,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from jobrunner.device import BrokerSettings
 from jobrunner.engine.status import job_view
 from jobrunner.simulator.broker import free_port
+from jobrunner.simulator.config import LEGACY_PROFILE as LEGACY
 from jobrunner.simulator.faults import FailFault, FaultPlan, Selector
 from jobrunner.state.layout import StateDir
 from jobrunner.state.outbox import Outbox, OutboxReader, lane_folder
@@ -268,3 +270,26 @@ def test_the_notifications_backlog_is_in_the_api_the_page_and_the_metrics(
         assert age.value > 0
     finally:
         served.stop()
+
+
+def test_devices_are_filtered_by_a_label_selector(scenario: Scenario, served: Served) -> None:
+    scenario.registry(4)
+    scenario.fleet(4, versions=(("gw-000[12]", "KURA_5.5.0"),), profiles=(("gw-0004", LEGACY),))
+    served.wait_for(
+        lambda: len(served.json("/api/v1/devices?selector=kura.version")) == 4,
+        "every BIRTH",
+    )
+
+    chosen = served.json("/api/v1/devices?selector=kura.version%3E5.4.1,kura.app%3DKEYS-V1")
+    legacy = served.json("/api/v1/devices?selector=" + quote("kura.model in (RPI-3B)"))
+    everyone = served.json("/api/v1/devices?selector=")
+    bad = served.get("/api/v1/devices?selector=" + quote("kura.version>=new"))
+
+    assert [d["clientId"] for d in chosen] == ["gw-0001", "gw-0002"]
+    assert [d["clientId"] for d in legacy] == ["gw-0004"]
+    assert len(everyone) == 4
+    assert bad.status_code == 400
+    assert bad.json() == {
+        "error": "selector 'kura.version>=new', at character 15: >= compares versions, and"
+        " 'new' is not one; write digits and dots, e.g. kura.version>=5.4"
+    }

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from jobrunner.simulator.config import LEGACY_PROFILE
 from jobrunner.simulator.faults import DelayFault, FailFault, FaultPlan, Selector
 
 from ..engine.conftest import Scenario
@@ -269,4 +270,47 @@ def test_the_overview_puts_what_needs_attention_first_and_each_page_is_pictured(
     page.screenshot(path=str(shots["devices"]), full_page=True)
     for name, shot in shots.items():
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    assert page.errors == []
+
+
+def test_the_devices_page_filters_by_a_label_selector(
+    scenario: Scenario, served: Served, page: Any
+) -> None:
+    scenario.write(
+        "registry.yaml",
+        "apiVersion: jobrunner/v1\nkind: DeviceList\n"
+        f"metadata: {{scope: {scenario.scope}}}\ndevices:\n"
+        "  - {clientId: gw-0001, labels: {site: turin}}\n"
+        "  - {clientId: gw-0002, labels: {site: milan}}\n"
+        "  - {clientId: gw-0003, labels: {site: turin}}\n",
+    )
+    scenario.fleet(
+        3,
+        versions=(("gw-0001", "KURA_5.5.0"),),
+        profiles=(("gw-0003", LEGACY_PROFILE),),
+    )
+    # A link to a filtered list: the selector comes from the address.
+    page.goto(served.url + "/devices?selector=kura.version%3E%3D5.4")
+    page.wait_for_function(
+        "[...document.querySelectorAll('#devices tbody tr')].map((r) => r.cells[1].textContent)"
+        ".join() === 'gw-0001,gw-0002'",
+        timeout=20_000,
+    )
+    assert page.input_value("#filter input[name=selector]") == "kura.version>=5.4"
+    page.wait_for_function(  # the labels, once the daemon read the DeviceList
+        "document.querySelector('#devices tbody').textContent.includes('site=milan')"
+    )
+
+    page.fill("#filter input[name=selector]", "site=turin,kura.model=RPI-3B")
+    page.wait_for_function(
+        "[...document.querySelectorAll('#devices tbody tr')].map((r) => r.cells[1].textContent)"
+        ".join() === 'gw-0003'"
+    )
+    assert "selector=site%3Dturin%2Ckura.model%3DRPI-3B" in page.url
+
+    page.fill("#filter input[name=selector]", "site in (turin")
+    page.wait_for_function("!document.getElementById('problem').hidden")
+    assert "400 selector 'site in (turin', at character 15: the list opened at character 9" in (
+        page.text_content("#problem")
+    )
     assert page.errors == []

@@ -55,6 +55,7 @@ class Devices:
             moment,
             display_name=facts.display_name,
             model=facts.model,
+            model_id=facts.model_id,
             firmware=facts.firmware_version,
             framework_version=facts.framework_version,
             application_ids=facts.application_ids,

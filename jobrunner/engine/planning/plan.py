@@ -29,6 +29,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from jobrunner.engine.planning.policy import Change, PolicyChange, review
+from jobrunner.engine.planning.selection import Selection, selection, unreported_warning
 from jobrunner.engine.planning.spec import (
     NO_DEVICES,
     ScopeDevices,
@@ -99,6 +100,8 @@ class JobPlan:
     values: FrozenValues | None = None
     """Per target, the values its steps read: as frozen, or as the first execution would
     freeze them (None: the steps read none)."""
+    selection: Selection | None = None
+    """The label selector over the scope's devices, while the targets are not frozen."""
 
     @property
     def label(self) -> str:
@@ -202,13 +205,14 @@ def _compute(
         except StateError as error:
             plans[key] = _unusable(key, error, declared)
             continue
+        scope_devices = devices.get(key[0], NO_DEVICES)
         plans[key] = _plan_declared(
-            declared,
-            recorded,
-            devices.get(key[0], NO_DEVICES),
-            now,
-            manifests.devices.get(key[0], {}),
+            declared, recorded, scope_devices, now, manifests.devices.get(key[0], {})
         )
+        if plans[key].selection is not None:
+            warning = unreported_warning(declared, scope_devices)
+            if warning is not None and warning not in manifests.diagnostics:
+                manifests.diagnostics.append(warning)
     for rejected in manifests.rejected:
         if rejected.kind != "Job" or rejected.scope is None or rejected.name is None:
             continue
@@ -261,7 +265,8 @@ def _plan_declared(
     entries = entries or {}
     if recorded is None:
         plan = JobPlan(scope, name, Action.CREATE, declared=declared)
-        plan.targets = resolve_targets(job, devices)
+        plan.selection = selection(job, devices)
+        plan.targets = resolve_targets(job, devices, _selected(plan))
         if not _values(plan, declared, entries):
             return plan
         _rollout(plan, job, None, devices)
@@ -280,6 +285,7 @@ def _plan_declared(
         plan.targets = list(record.frozen.targets)
         plan.conflict = _frozen_conflict(record, declared)
         return plan
+    plan.selection = None if record.frozen else selection(job, devices)
     if not _targets_and_values(plan, declared, record, devices, entries):
         return plan
     _rollout(plan, job, record, devices)
@@ -311,7 +317,7 @@ def _targets_and_values(
     False when the plan ends there (a frozen value changed: CONFLICT; a value that does
     not resolve: INVALID)."""
     if record.frozen is None:
-        plan.targets = resolve_targets(declared.manifest, devices)
+        plan.targets = resolve_targets(declared.manifest, devices, _selected(plan))
         return _values(plan, declared, entries)
     plan.targets = list(record.frozen.targets)
     plan.values = record.frozen.values
@@ -332,6 +338,11 @@ def _values(plan: JobPlan, declared: Declared[Job], entries: Mapping[str, Declar
         return False
     plan.values = frozen_values(found)
     return True
+
+
+def _selected(plan: JobPlan) -> list[str] | None:
+    """What the job's selector matches, as its plan found (the selector is evaluated once)."""
+    return None if plan.selection is None else plan.selection.matched
 
 
 def _run_start(job: Job) -> str:
@@ -412,9 +423,7 @@ def _frozen_essence(record: JobRecord) -> dict[str, Any]:
     assert record.frozen is not None
     raw = record.spec.get("targets")
     try:
-        targets: Any = Targets.model_validate(raw, strict=False).model_dump(
-            mode="json", by_alias=True
-        )
+        targets: Any = Targets.model_validate(raw, strict=False).essence()
     except ValidationError:
         targets = "(not recorded)"  # recorded by another release: said, never guessed
     steps = [{k: v for k, v in s.items() if k != "description"} for s in record.frozen.steps]

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from jobrunner.manifests import Job
+from jobrunner.manifests.selectors import Facts
 from jobrunner.manifests.steps import dump_steps as dump_step_list
 
 
@@ -28,7 +29,7 @@ def dump_steps(job: Job) -> list[dict[str, Any]]:
 
 def spec_essence(job: Job) -> dict[str, Any]:
     steps = [{k: v for k, v in step.items() if k != "description"} for step in dump_steps(job)]
-    targets = job.spec.targets.model_dump(mode="json", by_alias=True)
+    targets = job.spec.targets.essence()
     essence: dict[str, Any] = {"targets": targets, "steps": steps}
     waves = dump_waves(job)
     if waves:  # absent, not empty, without waves: the digests of older jobs stay the same
@@ -58,12 +59,17 @@ class ScopeDevices:
     what they select, not a pass over every device (1,000 jobs x 10,000 devices otherwise)."""
 
     def __init__(
-        self, devices: Mapping[str, Iterable[str]], zones: Mapping[str, str] | None = None
+        self,
+        devices: Mapping[str, Iterable[str]],
+        zones: Mapping[str, str] | None = None,
+        facts: Mapping[str, Facts] | None = None,
     ) -> None:
         self.clients = list(devices)
         self.tags = devices
         self.zones: Mapping[str, str] = zones or {}
         """Client id -> the time zone its DeviceList gives (none for most devices)."""
+        self.facts: Mapping[str, Facts] = facts or {}
+        """Client id -> what a selector reads of it: its labels, the facts of its BIRTH."""
         self.by_tag: dict[str, list[str]] = {}
         for client, tags in devices.items():
             for tag in tags:
@@ -72,21 +78,36 @@ class ScopeDevices:
     def tags_of(self, client_id: str) -> Iterable[str]:
         return self.tags.get(client_id, ())
 
+    def facts_of(self, client_id: str) -> Facts:
+        return self.facts.get(client_id, _NO_FACTS)
+
+
+_NO_FACTS: Facts = {}
+
 
 NO_DEVICES = ScopeDevices({})
 
 
-def resolve_targets(job: Job, devices: ScopeDevices) -> list[str]:
+def resolve_targets(
+    job: Job, devices: ScopeDevices, selected: Iterable[str] | None = None
+) -> list[str]:
     """Client ids selected by the job's targets, given the scope's devices and their tags.
 
     Explicit client ids are kept even when no such device is registered yet (it may register
-    when it connects); tags and `all` select among the registered devices. Sorted, unique.
+    when it connects); tags, the selector and `all` select among the registered devices, the
+    selector by their labels and what they reported so far (`selected`: what it matches,
+    when the caller knows already). Sorted, unique.
     """
     targets = job.spec.targets
     chosen = set(targets.devices)
     if targets.all:
         chosen.update(devices.clients)
-    else:
-        for tag in set(targets.tags):
-            chosen.update(devices.by_tag.get(tag, ()))
+        return sorted(chosen)
+    for tag in set(targets.tags):
+        chosen.update(devices.by_tag.get(tag, ()))
+    selector = targets.parsed_selector
+    if selected is not None:
+        chosen.update(selected)
+    elif selector is not None:
+        chosen.update(c for c in devices.clients if selector.matches(devices.facts_of(c)))
     return sorted(chosen)

@@ -33,6 +33,7 @@ from jobrunner.engine.link.operations import operations_factory
 from jobrunner.engine.link.ports import DeviceLink
 from jobrunner.engine.planning.git import git_revision
 from jobrunner.engine.planning.plan import Action, Plan, compute_plan
+from jobrunner.engine.planning.selection import record_facts
 from jobrunner.engine.planning.spec import ScopeDevices
 from jobrunner.engine.rollout.approval import Approval, approve
 from jobrunner.engine.service import heap
@@ -41,6 +42,7 @@ from jobrunner.engine.service.reconcile import Applied, Reconciler, history_boun
 from jobrunner.errors import JobError, LeaseLostError, NothingToDo, NotRunning, StateError
 from jobrunner.manifests import ManifestSet, load_manifests
 from jobrunner.manifests.secrets import SecretResolver
+from jobrunner.manifests.selectors import Facts
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import JobKey, StateDir
 from jobrunner.state.lock import OwnerLock
@@ -79,17 +81,33 @@ class Link(DeviceLink, Protocol):
 def device_tags(
     manifests: ManifestSet, registry: DeviceRegistry | None = None
 ) -> dict[str, ScopeDevices]:
-    """Per scope, every known device and its tags: declared in git, or discovered on connect."""
+    """Per scope, every known device and its tags: declared in git, or discovered on connect;
+    and what a label selector reads of each (its labels, the facts of its BIRTH)."""
     known: dict[str, dict[str, Iterable[str]]] = {}
     zones: dict[str, dict[str, str]] = {}
+    facts: dict[str, dict[str, Facts]] = {}
+    # Read only for the scopes whose jobs select by labels: a plan of 10,000 devices and no
+    # selector builds none.
+    selecting = {d.scope for d in manifests.jobs.values() if d.manifest.spec.targets.selector}
     for scope, devices in manifests.devices.items():
         known[scope] = {cid: d.device.tags for cid, d in devices.items()}
         zones[scope] = {cid: d.device.timezone for cid, d in devices.items() if d.device.timezone}
+        if scope in selecting:
+            facts[scope] = {cid: record_facts(d.device.labels, None) for cid, d in devices.items()}
     if registry is not None:
         for scope in registry.scopes():
+            declared = manifests.devices.get(scope, {})
+            read = facts.setdefault(scope, {}) if scope in selecting else None
             for record in registry.scope(scope):
                 known.setdefault(scope, {}).setdefault(record.client_id, ())
-    return {scope: ScopeDevices(devices, zones.get(scope)) for scope, devices in known.items()}
+                if read is not None:
+                    entry = declared.get(record.client_id)
+                    labels = entry.device.labels if entry else None
+                    read[record.client_id] = record_facts(labels, record)
+    return {
+        scope: ScopeDevices(devices, zones.get(scope), facts.get(scope))
+        for scope, devices in known.items()
+    }
 
 
 def make_plan(

@@ -112,7 +112,12 @@ function jobLink(scope, name) {
 async function api(path) {
   const response = await fetch(path, {headers: {Accept: "application/json"},
     credentials: "same-origin"});
-  if (!response.ok) throw new Error(response.status + " " + (await response.text()));
+  if (!response.ok) {
+    const text = await response.text();
+    let said = text;
+    try { said = JSON.parse(text).error || text; } catch (_) { /* not JSON: as it came */ }
+    throw new Error(response.status + " " + said);
+  }
   return response.json();
 }
 
@@ -281,9 +286,13 @@ function jobPage() {
 
 const DEVICES_SHOWN = 500;  // a fleet of 10,000 is filtered, not drawn whole every second
 
+// The selector filters on the server (as `jobrunner devices -l`); it is kept in the page's
+// address (?selector=...), so that a filtered list can be shared as a link.
 async function devices() {
-  const rows = await api("/api/v1/devices");
-  document.getElementById("empty").hidden = rows.length > 0;
+  const selector = document.querySelector("#filter input[name=selector]").value.trim();
+  const query = selector ? "?selector=" + encodeURIComponent(selector) : "";
+  const rows = await api("/api/v1/devices" + query);
+  document.getElementById("empty").hidden = rows.length > 0 || !!selector;
   const q = document.querySelector("#filter input[name=q]").value.trim();
   const matching = rows.filter((d) => !q || d.clientId.includes(q) ||
     (d.displayName || "").includes(q) || (d.tags || []).includes(q));
@@ -292,7 +301,8 @@ async function devices() {
     rows.length;
   fill(document.querySelector("#devices tbody"), matching.slice(0, DEVICES_SHOWN).map((d) =>
     row([d.scope, d.clientId, d.displayName || "", badge(d.status), time(d.lastSeen),
-      d.firmware || "", (d.tags || []).join(", ")])));
+      d.firmware || "", d.frameworkVersion || "", (d.tags || []).join(", "),
+      Object.entries(d.labels || {}).map(([k, v]) => k + "=" + v).join(", ")])));
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -302,8 +312,16 @@ document.addEventListener("DOMContentLoaded", () => {
   else if (page === "job") jobPage();
   else if (page === "devices") {
     const form = document.getElementById("filter");
+    const field = form.querySelector("input[name=selector]");
+    field.value = new URLSearchParams(location.search).get("selector") || "";
     form.addEventListener("submit", (event) => event.preventDefault());
-    form.addEventListener("input", () => devices().catch(problem));
+    form.addEventListener("input", () => {
+      const address = new URL(location.href);
+      if (field.value.trim()) address.searchParams.set("selector", field.value.trim());
+      else address.searchParams.delete("selector");
+      history.replaceState(null, "", address);
+      devices().then(() => problem(null), problem);
+    });
     every(devices);
   }
 });
