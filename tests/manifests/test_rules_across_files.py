@@ -350,7 +350,7 @@ def test_values_are_checked_for_every_device_a_selector_may_choose(tmp_path: Pat
         "      properties:\n"
         "        configurations:\n"
         "          - pid: org.eclipse.kura.clock.ClockService\n"
-        "            properties: {clock.ntp.host: \"${device.vars.ntp}\"}\n"
+        '            properties: {clock.ntp.host: "${device.vars.ntp}"}\n'
     )
 
     result = load_manifests([tmp_path], default_scope="acme")

@@ -189,24 +189,35 @@ def test_a_paused_owner_sends_nothing_more_once_it_runs_again(
     scenario: Scenario, state_db: str
 ) -> None:
     scenario.registry(4)
-    fleet = scenario.fleet(4, FaultPlan(slow=(DelayFault(Selector("*", "*"), 0.25),)))
-    scenario.job("rollout", STEPS)
+    # Each reply takes a second: the execution (3 steps, 2 requests at once) runs for several.
+    fleet = scenario.fleet(4, FaultPlan(slow=(DelayFault(Selector("*", "*"), 1.0),)))
 
     with runners(scenario, state_db) as two:
-        a = two.start("a")
-        two.wait("runner a owning the job", lambda: two.owner("rollout") == two.client_id("a"))
-        two.start("b")
-        two.wait("runner b alive", lambda: two.client_id("b") in two.alive())
+        started = {name: two.start(name) for name in ("a", "b")}
+        two.wait("both runners alive", lambda: {two.client_id("a"), two.client_id("b")}
+                 <= two.alive())  # fmt: skip
+        # The job only now: its execution runs while both are there, however slow the
+        # machine is to start them.
+        scenario.job("rollout", STEPS)
+        two.wait("a runner owning the job", lambda: two.owner("rollout") is not None)
+        owner = next(n for n in started if two.owner("rollout") == two.client_id(n))
+        other = "b" if owner == "a" else "a"
+        paused = started[owner]
         two.wait("requests of the first steps", lambda: two.sent("rollout") >= 2)
-        os.kill(a.pid, signal.SIGSTOP)  # paused (a VM frozen, a long GC) past its lease
-        two.wait("runner b owning the job", lambda: two.owner("rollout") == two.client_id("b"))
+        os.kill(paused.pid, signal.SIGSTOP)  # paused (a VM frozen, a long GC) past its lease
+        two.wait(
+            f"runner {other} owning the job",
+            lambda: two.owner("rollout") == two.client_id(other),
+        )
         two.wait("the end of the execution", lambda: two.ended("rollout"), timeout=60)
         before = fleet.count()
-        os.kill(a.pid, signal.SIGCONT)
-        two.wait("runner a letting the job go", lambda: "let go" in two.log("a"), timeout=20)
+        os.kill(paused.pid, signal.SIGCONT)
+        two.wait(
+            f"runner {owner} letting the job go", lambda: "let go" in two.log(owner), timeout=20
+        )
         time.sleep(LEASE)  # what it would still send, it sends by now
         after = fleet.count()
-        assert a.poll() is None, two.log("a")  # it goes on, with the jobs it may own
+        assert paused.poll() is None, two.log(owner)  # it goes on, with the jobs it may own
 
     assert after == before, fleet.requests()[-(after - before) :]
     never_twice(fleet)
