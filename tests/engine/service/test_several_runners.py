@@ -118,6 +118,32 @@ class Runners:
                 raise AssertionError(f"{what} did not happen within {timeout:g}s\n{logs}")
             time.sleep(0.05)
 
+    def both_then(self, declare: Callable[[], object]) -> tuple[str, str]:
+        """Start runners a and b, and once both are alive and subscribed, `declare` the job:
+        its execution runs while both are there, however slow the machine is to start them.
+        (owner, the other) of the job, by name."""
+        for name in ("a", "b"):
+            self.start(name)
+        both = {self.client_id("a"), self.client_id("b")}
+        self.wait("both runners alive", lambda: both <= self.alive())
+        self.wait(
+            "both runners subscribed",
+            lambda: all("connected to" in self.log(n) for n in ("a", "b")),
+        )
+        declare()
+        owners = {self.client_id(n): n for n in ("a", "b")}
+        self.wait("a runner owning the job", lambda: self._any_owner() in owners)
+        owner = owners[str(self._any_owner())]
+        return owner, "b" if owner == "a" else "a"
+
+    def _any_owner(self) -> str | None:
+        with psycopg.connect(self.state_db) as connection:
+            row = connection.execute(
+                "SELECT owner FROM jobrunner_leases WHERE scope = %s AND expires_at >= now()",
+                (self.scenario.scope,),
+            ).fetchone()
+        return None if row is None else str(row[0])
+
     def ended(self, name: str) -> bool:
         job = self.job(name)
         return job is not None and any(
@@ -151,23 +177,21 @@ def test_the_other_runner_finishes_an_execution_whose_owner_was_killed(
 ) -> None:
     scenario.registry(10)
     fleet = scenario.fleet(10, FaultPlan(slow=(DelayFault(Selector("*", "*"), 0.25),)))
-    scenario.job("rollout", STEPS)
 
     with runners(scenario, state_db) as two:
-        a = two.start("a")
-        two.wait("runner a owning the job", lambda: two.owner("rollout") == two.client_id("a"))
-        two.start("b")
-        two.wait("runner b alive", lambda: two.client_id("b") in two.alive())
-        # Subscribed (its heartbeat comes first): it hears the replies from now on.
-        two.wait("runner b subscribed", lambda: "connected to" in two.log("b"))
+        owner, other = two.both_then(lambda: scenario.job("rollout", STEPS))
         two.wait("requests of the first steps", lambda: two.sent("rollout") >= 8)
-        os.kill(a.pid, signal.SIGKILL)  # in the middle of the execution
-        a.wait()
-        two.wait("runner b owning the job", lambda: two.owner("rollout") == two.client_id("b"))
+        killed = two.processes[owner]
+        os.kill(killed.pid, signal.SIGKILL)  # in the middle of the execution
+        killed.wait()
+        two.wait(
+            f"runner {other} owning the job",
+            lambda: two.owner("rollout") == two.client_id(other),
+        )
         two.wait("the end of the execution", lambda: two.ended("rollout"), timeout=90)
         job = two.job("rollout")
         assert job is not None
-        log_b = two.log("b")
+        log_b = two.log(other)
         log_1 = two.state.storage.read(job.paths.log(1)).decode()
 
     assert "took over" in log_b and "resumed" in log_b, log_b
@@ -193,16 +217,8 @@ def test_a_paused_owner_sends_nothing_more_once_it_runs_again(
     fleet = scenario.fleet(4, FaultPlan(slow=(DelayFault(Selector("*", "*"), 1.0),)))
 
     with runners(scenario, state_db) as two:
-        started = {name: two.start(name) for name in ("a", "b")}
-        two.wait("both runners alive", lambda: {two.client_id("a"), two.client_id("b")}
-                 <= two.alive())  # fmt: skip
-        # The job only now: its execution runs while both are there, however slow the
-        # machine is to start them.
-        scenario.job("rollout", STEPS)
-        two.wait("a runner owning the job", lambda: two.owner("rollout") is not None)
-        owner = next(n for n in started if two.owner("rollout") == two.client_id(n))
-        other = "b" if owner == "a" else "a"
-        paused = started[owner]
+        owner, other = two.both_then(lambda: scenario.job("rollout", STEPS))
+        paused = two.processes[owner]
         two.wait("requests of the first steps", lambda: two.sent("rollout") >= 2)
         os.kill(paused.pid, signal.SIGSTOP)  # paused (a VM frozen, a long GC) past its lease
         two.wait(
@@ -320,18 +336,17 @@ def test_a_failover_across_a_broker_restart(
     scenario = Scenario(own_broker, tmp_path, f"tr-{uuid.uuid4().hex[:6]}")
     scenario.registry(6)
     fleet = scenario.fleet(6, FaultPlan(slow=(DelayFault(Selector("*", "*"), 0.25),)))
-    scenario.job("rollout", STEPS)
 
     try:
         with runners(scenario, state_db) as two:
-            a = two.start("a")
-            two.wait("runner a owning", lambda: two.owner("rollout") == two.client_id("a"))
-            two.start("b")
-            two.wait("runner b alive", lambda: two.client_id("b") in two.alive())
+            owner, other = two.both_then(lambda: scenario.job("rollout", STEPS))
             two.wait("requests of the first steps", lambda: two.sent("rollout") >= 4)
-            os.kill(a.pid, signal.SIGKILL)
+            os.kill(two.processes[owner].pid, signal.SIGKILL)
             own_broker.restart(downtime=2.0)  # and the broker goes away meanwhile
-            two.wait("runner b owning", lambda: two.owner("rollout") == two.client_id("b"))
+            two.wait(
+                f"runner {other} owning",
+                lambda: two.owner("rollout") == two.client_id(other),
+            )
             two.wait("the end of the execution", lambda: two.ended("rollout"), timeout=90)
             job = two.job("rollout")
     finally:
@@ -397,22 +412,16 @@ def test_an_asynchronous_operation_is_asked_about_by_the_runner_that_takes_over(
     fleet = scenario.fleet(
         4, timing=Timing(download_seconds=8.0, install_seconds=0.1, progress_steps=2)
     )
-    scenario.job(
-        "package",
-        """
+    package = """
         - name: install
           definition: Package Download / Install
           timeout: 60s            # a reply comes, however busy the machine: never waited out
           completionTimeout: 120s
           properties: {uri: "http://repo.example.com/a-1.0.dp", name: a, version: 1.0.0}
-        """,
-    )
+        """
 
     with runners(scenario, state_db) as two:
-        a = two.start("a")
-        two.wait("runner a owning", lambda: two.owner("package") == two.client_id("a"))
-        two.start("b")
-        two.wait("runner b alive", lambda: two.client_id("b") in two.alive())
+        owner, other = two.both_then(lambda: scenario.job("package", package))
         # Every download accepted, and one at least still running on its device (on a busy
         # machine the first may end before the last is sent).
         two.wait(
@@ -424,8 +433,9 @@ def test_an_asynchronous_operation_is_asked_about_by_the_runner_that_takes_over(
                 and any(t.status.value == "AWAITING_COMPLETION" for t in job.targets)
             ),
         )
-        os.kill(a.pid, signal.SIGKILL)  # the downloads go on on the devices, unheard
-        a.wait()
+        killed = two.processes[owner]
+        os.kill(killed.pid, signal.SIGKILL)  # the downloads go on on the devices, unheard
+        killed.wait()
         two.wait("the end of the execution", lambda: two.ended("package"), timeout=60)
         job = two.job("package")
         assert job is not None
@@ -433,7 +443,7 @@ def test_an_asynchronous_operation_is_asked_about_by_the_runner_that_takes_over(
 
     assert {(t.step_index, t.status.value) for t in job.targets} == {(0, "PROCESS_OK")}, log
     never_twice(fleet)  # the install was never sent again
-    assert "took over" in two.log("b")
+    assert "took over" in two.log(other)
 
 
 def test_each_runner_prunes_the_history_of_the_jobs_it_owns_only(
