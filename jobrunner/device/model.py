@@ -21,7 +21,8 @@ from enum import StrEnum
 from typing import Generic, Protocol, TypeVar
 
 from jobrunner.device.payload import KuraPayload, Metric
-from jobrunner.device.topics import LifecycleTopic, NotifyTopic, RequestTopic
+from jobrunner.device.topics import CONTROL_PREFIX, LifecycleTopic, NotifyTopic
+from jobrunner.immutable import immutable
 
 T = TypeVar("T")
 
@@ -86,8 +87,10 @@ class Request:
 
     def topic(self, account: str, client_id: str) -> str:
         """`$EDC/{account}/{client}/{APP-VER}/{METHOD}/{resources...}`, as `RequestTopic`
-        spells it (the one that also reads it back)."""
-        return str(RequestTopic(account, client_id, self.app_id, self.method, self.resources))
+        spells it (the one that also reads it back), without making one per request."""
+        return "/".join(
+            (CONTROL_PREFIX, account, client_id, self.app_id, self.method, *self.resources)
+        )
 
     @property
     def name(self) -> str:
@@ -126,7 +129,7 @@ def _shown(metric: Metric) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Pending(Generic[T]):
     """A request whose reply is awaited; `tag` is the caller's, handed back with events."""
 
@@ -139,7 +142,7 @@ class Pending(Generic[T]):
     """False for a request re-armed with `expect` (sent by an earlier process)."""
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Tracked(Generic[T]):
     """An asynchronous operation whose notifications are awaited."""
 

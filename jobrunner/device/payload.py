@@ -18,6 +18,7 @@ from typing import Any
 from google.protobuf import descriptor_pb2, descriptor_pool, message, message_factory
 
 from jobrunner.errors import PayloadError
+from jobrunner.immutable import immutable
 
 MAX_DECOMPRESSED_BYTES = 16 * 1024 * 1024
 """Largest payload accepted after gunzip: a device's biggest reply (a configuration dump)
@@ -55,7 +56,7 @@ _INT32_RANGE = range(-(2**31), 2**31)
 _INT64_RANGE = range(-(2**63), 2**63)
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Metric:
     """A typed metric value, e.g. `Metric.int64(job_id)`."""
 

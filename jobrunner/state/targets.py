@@ -10,13 +10,13 @@ snapshot of the current values.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from jobrunner.errors import StateError
-from jobrunner.state.journal import Journal, Record
+from jobrunner.immutable import immutable
+from jobrunner.state.journal import Journal, Record, json_line, json_text
 from jobrunner.state.stores.base import Storage
 
 TARGETS_FORMAT = "jobrunner.targets"
@@ -36,7 +36,7 @@ class TargetStatus(StrEnum):
 _STATUSES = {status.value: status for status in TargetStatus}
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class TargetState:
     """Where one target stands. `step_index` counts from 0, as the device cloud does.
 
@@ -188,6 +188,38 @@ class TargetState:
 
     # -- records ---------------------------------------------------------------------------
 
+    def journal_line(self) -> bytes:
+        """`json_line(self.to_record())`, the same bytes, written field by field: a line for
+        every transition, without the dictionary and the generic encoder (half the cost).
+        Anything but the types the fields are made of (a value read from a file written by
+        hand) takes the generic way, which writes or refuses it as JSON does."""
+        try:
+            text = f'{{"t":{json_text(self.client_id)},"i":{_integer(self.step_index)}'
+            text += f',"s":"{self.status}"'
+            if self.message is not None:
+                text += ',"m":' + json_text(self.message)
+            if self.execution is not None:
+                text += f',"e":{_integer(self.execution)}'
+            if self.request_id is not None:
+                text += ',"r":' + json_text(self.request_id)
+            if self.operation_id is not None:
+                text += f',"o":{_integer(self.operation_id)}'
+            if self.phase is not None:
+                text += ',"p":' + json_text(self.phase)
+            if self.deadline is not None:
+                text += ',"d":' + _number(self.deadline)
+            if self.updated is not None:
+                text += ',"u":' + _number(self.updated)
+            if self.failure is not None:
+                text += ',"f":' + json_text(self.failure)
+            if self.attempts:
+                text += f',"a":{_integer(self.attempts)}'
+            if self.started_in is not None:
+                text += f',"x":{_integer(self.started_in)}'
+        except (TypeError, ValueError):
+            return json_line(self.to_record())
+        return (text + "}\n").encode("utf-8")
+
     def to_record(self) -> Record:
         # The member itself, a str: `.value` goes through the enum's descriptor (slow).
         record: Record = {"t": self.client_id, "i": self.step_index, "s": self.status}
@@ -235,6 +267,27 @@ class TargetState:
             attempts=int(record.get("a", 0)),
             started_in=record.get("x"),
         )
+
+
+def _integer(value: int) -> str:
+    """An integer as JSON writes it; TypeError for anything else (a bool is written true)."""
+    if type(value) is int:
+        return int.__repr__(value)
+    raise TypeError(f"not an integer: {value!r}")
+
+
+def _number(value: float) -> str:
+    """A time as JSON writes it (`float.__repr__`); TypeError for what is no finite number
+    (JSON writes NaN and Infinity otherwise, and a bool as true or false)."""
+    kind = type(value)
+    if kind is float and -_HUGE < value < _HUGE:
+        return float.__repr__(value)
+    if kind is int:
+        return int.__repr__(value)
+    raise TypeError(f"not a finite number: {value!r}")
+
+
+_HUGE = float("inf")
 
 
 class TargetTable:
@@ -320,7 +373,7 @@ class TargetTable:
     def put(self, state: TargetState) -> None:
         """Record a new value (written on the next `flush`)."""
         self._targets[state.client_id] = state
-        self.journal.append(state.to_record())
+        self.journal.append_line(state.journal_line())
         self._lines += 1
         self._puts += 1
 
@@ -331,7 +384,7 @@ class TargetTable:
     def flush(self, durable: bool = False) -> None:
         """Write what was put; compact when the journal is much longer than the table."""
         if self._lines > max(self.COMPACT_MINIMUM, self.COMPACT_FACTOR * len(self._targets)):
-            self.journal.compact(s.to_record() for s in self._targets.values())
+            self.journal.compact_lines(s.journal_line() for s in self._targets.values())
             self._lines = len(self._targets)
             return
         self.journal.flush(durable)
@@ -340,7 +393,7 @@ class TargetTable:
         """An execution ended: the journal becomes one line per target, so that loading the
         job (at every start and takeover) costs its targets, not the history of their steps."""
         if self._lines > len(self._targets):
-            self.journal.compact(s.to_record() for s in self._targets.values())
+            self.journal.compact_lines(s.journal_line() for s in self._targets.values())
             self._lines = len(self._targets)
 
     def close(self) -> None:

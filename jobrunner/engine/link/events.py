@@ -17,15 +17,16 @@ from typing import Any
 from jobrunner.device.lifecycle import DeviceFacts
 from jobrunner.device.payload import KuraPayload
 from jobrunner.engine.link.ports import Tag
+from jobrunner.immutable import immutable
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class ReplyArrived:
     tag: Tag
     payload: KuraPayload
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class NotificationArrived:
     account: str
     client_id: str
