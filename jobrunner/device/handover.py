@@ -163,13 +163,21 @@ class Handover:
             thread.join()
 
     def _read(self) -> None:
+        ready, urgent, later = self._ready, self._urgent, self._later
         while True:
-            with self._ready:
-                self._ready.wait_for(lambda: self._stopping or bool(self._urgent or self._later))
+            with ready:
+                while not (self._stopping or urgent or later):
+                    ready.wait()
                 if self._stopping:
                     return
-                message = self._urgent.popleft() if self._urgent else self._later.popleft()
-                self._bytes -= len(message.payload)
+                # Every reply waiting is taken at once (one lock a batch, not one a message);
+                # a lifecycle message one at a time, so that a reply never waits behind many.
+                if urgent:
+                    batch = list(urgent)
+                    urgent.clear()
+                else:
+                    batch = [later.popleft()]
+                self._bytes -= sum(len(message.payload) for message in batch)
                 caught_up = self._overflowing and self.waiting <= self.max_waiting // 2
                 if caught_up:
                     dropped, self._dropped = self._dropped, dict.fromkeys(Lane, 0)
@@ -181,10 +189,13 @@ class Handover:
                     dropped[Lane.REPLIES],
                     dropped[Lane.LIFECYCLE],
                 )
-            try:
-                self._handle(message)
-            except Exception:  # a bug in a handler must never stop the reader
-                log.exception("failed to handle a message on %s", _topic_text(message))
+            for message in batch:
+                if self._stopping:  # stopped meanwhile: what was taken is forgotten too
+                    return
+                try:
+                    self._handle(message)
+                except Exception:  # a bug in a handler must never stop the reader
+                    log.exception("failed to handle a message on %s", _topic_text(message))
 
 
 def _topic_text(message: Message) -> str:

@@ -84,6 +84,9 @@ class Request:
     """Set for asynchronous operations: their notifications carry it as `job.id`."""
     secrets: frozenset[str] = frozenset()
     """Names of metrics never shown (passwords)."""
+    prepared: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
+    """What each payload codec encoded of this request once (`ProtobufCodec.prepare`): a
+    request sent to every target is encoded once; one made for a target, for that target."""
 
     def topic(self, account: str, client_id: str) -> str:
         """`$EDC/{account}/{client}/{APP-VER}/{METHOD}/{resources...}`, as `RequestTopic`

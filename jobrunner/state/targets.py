@@ -193,31 +193,52 @@ class TargetState:
         every transition, without the dictionary and the generic encoder (half the cost).
         Anything but the types the fields are made of (a value read from a file written by
         hand) takes the generic way, which writes or refuses it as JSON does."""
+        index, execution, operation = self.step_index, self.execution, self.operation_id
+        attempts, started, deadline, updated = (
+            self.attempts, self.started_in, self.deadline, self.updated
+        )  # fmt: skip
+        if (  # exactly int (a bool is written true) and finite floats, checked without a call
+            type(index) is not int
+            or type(attempts) is not int
+            or (execution is not None and type(execution) is not int)
+            or (operation is not None and type(operation) is not int)
+            or (started is not None and type(started) is not int)
+            or not (
+                deadline is None
+                or type(deadline) is int
+                or (type(deadline) is float and -_HUGE < deadline < _HUGE)
+            )
+            or not (
+                updated is None
+                or type(updated) is int
+                or (type(updated) is float and -_HUGE < updated < _HUGE)
+            )
+        ):
+            return json_line(self.to_record())
         try:
-            text = f'{{"t":{json_text(self.client_id)},"i":{_integer(self.step_index)}'
-            text += f',"s":"{self.status}"'
+            text = f'{{"t":{json_text(self.client_id)},"i":{index},"s":"{self.status}"'
             if self.message is not None:
                 text += ',"m":' + json_text(self.message)
-            if self.execution is not None:
-                text += f',"e":{_integer(self.execution)}'
+            if execution is not None:
+                text += f',"e":{execution}'
             if self.request_id is not None:
                 text += ',"r":' + json_text(self.request_id)
-            if self.operation_id is not None:
-                text += f',"o":{_integer(self.operation_id)}'
+            if operation is not None:
+                text += f',"o":{operation}'
             if self.phase is not None:
                 text += ',"p":' + json_text(self.phase)
-            if self.deadline is not None:
-                text += ',"d":' + _number(self.deadline)
-            if self.updated is not None:
-                text += ',"u":' + _number(self.updated)
+            if deadline is not None:
+                text += f',"d":{deadline!r}'
+            if updated is not None:
+                text += f',"u":{updated!r}'
             if self.failure is not None:
                 text += ',"f":' + json_text(self.failure)
-            if self.attempts:
-                text += f',"a":{_integer(self.attempts)}'
-            if self.started_in is not None:
-                text += f',"x":{_integer(self.started_in)}'
-        except (TypeError, ValueError):
+        except TypeError:  # a text field that is no text
             return json_line(self.to_record())
+        if attempts:
+            text += f',"a":{attempts}'
+        if started is not None:
+            text += f',"x":{started}'
         return (text + "}\n").encode("utf-8")
 
     def to_record(self) -> Record:
@@ -269,25 +290,8 @@ class TargetState:
         )
 
 
-def _integer(value: int) -> str:
-    """An integer as JSON writes it; TypeError for anything else (a bool is written true)."""
-    if type(value) is int:
-        return int.__repr__(value)
-    raise TypeError(f"not an integer: {value!r}")
-
-
-def _number(value: float) -> str:
-    """A time as JSON writes it (`float.__repr__`); TypeError for what is no finite number
-    (JSON writes NaN and Infinity otherwise, and a bool as true or false)."""
-    kind = type(value)
-    if kind is float and -_HUGE < value < _HUGE:
-        return float.__repr__(value)
-    if kind is int:
-        return int.__repr__(value)
-    raise TypeError(f"not a finite number: {value!r}")
-
-
 _HUGE = float("inf")
+"""Floats JSON writes as `repr` does lie strictly between -_HUGE and _HUGE (not NaN)."""
 
 
 class TargetTable:

@@ -107,6 +107,10 @@ class RunningJob:
     stopped execution does not wait for every reply, a reply that comes is still recorded)."""
     on_end: list[Callable[[ExecutionSummary], None]] = field(default_factory=list)
     described: set[tuple[int, int]] = field(default_factory=set)  # (execution, step) logged
+    _said: tuple[list[StepBase], list[str]] = field(
+        default=([], []), init=False, repr=False, compare=False
+    )
+    """`subject`'s text of each step, and the list of steps it was made of."""
 
     @property
     def key(self) -> JobKey:
@@ -122,8 +126,15 @@ class RunningJob:
 
     def subject(self, client_id: str, step_index: int) -> str:
         """`target gw-0007 step 2 'install'`: the subject of a log line."""
-        name = self.steps[step_index].name if step_index < len(self.steps) else "?"
-        return f"target {client_id} step {step_index} '{name}'"
+        said = self._said
+        if said[0] is not self.steps:  # the steps' part is made once (two lines a request)
+            said = self._said = (
+                self.steps,
+                [f" step {i} '{s.name}'" for i, s in enumerate(self.steps)],
+            )
+        if 0 <= step_index < len(said[1]):
+            return "target " + client_id + said[1][step_index]
+        return f"target {client_id} step {step_index} '?'"
 
     def say(self, target: TargetState, text: str, now: float | None = None) -> None:
         """A line about `target` in the log of its execution."""

@@ -93,6 +93,9 @@ Event = (
 )
 
 
+_URGENT = (ReplyArrived, NotificationArrived)  # a tuple: `A | B` makes a union at every call
+
+
 class Inbox:
     """A thread-safe queue of events, taken out in batches: replies and notifications first.
 
@@ -110,7 +113,7 @@ class Inbox:
         self._ready = threading.Condition(threading.Lock())
 
     def put(self, event: Event) -> None:
-        urgent = isinstance(event, ReplyArrived | NotificationArrived)
+        urgent = isinstance(event, _URGENT)
         with self._ready:
             (self._urgent if urgent else self._ordered).append(event)
             self._ready.notify()
