@@ -93,6 +93,7 @@ class Handover:
         self._dropped: dict[Lane, int] = dict.fromkeys(Lane, 0)  # in the current overflow
         self._overflowing = False
         self._stopping = False
+        self._reading_waits = False  # the reader sleeps until `put` notifies it
         self._thread: threading.Thread | None = None
 
     @property
@@ -118,7 +119,8 @@ class Handover:
             else:
                 self._lanes[lane].append(message)
                 self._bytes += size
-                self._ready.notify()
+                if self._reading_waits:  # else the reader takes it when done with its batch
+                    self._ready.notify()
                 return
         if first:
             log.warning(
@@ -167,7 +169,11 @@ class Handover:
         while True:
             with ready:
                 while not (self._stopping or urgent or later):
-                    ready.wait()
+                    self._reading_waits = True
+                    try:
+                        ready.wait()
+                    finally:
+                        self._reading_waits = False
                 if self._stopping:
                     return
                 # Every reply waiting is taken at once (one lock a batch, not one a message);
