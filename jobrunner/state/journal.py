@@ -243,5 +243,5 @@ def _compact_encoder() -> Callable[[Record], bytes]:
 _line = _compact_encoder()
 json_line = _line
 """A record as one journal line: compact JSON, UTF-8, ending with a newline."""
-json_text: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
+json_text: Callable[[str], str] = json.encoder.encode_basestring
 """A string as `json_line` writes it, quotes included (escapes as `ensure_ascii=False`)."""
