@@ -8,8 +8,8 @@ a broker restart come by the thousand, and each one the broker drops is a device
 that never happens, with nothing said. Paho's thread therefore only puts each message, as
 received (topic and payload bytes), in one of two lanes; one reader thread takes them out,
 decodes, checks and handles them (`Inbound.handle`): replies, notifications and anything
-else first, lifecycle messages (BIRTH, APPS, DC, LWT) when no reply waits, so that a flood
-of BIRTHs never delays the reply a step awaits.
+else first (every one waiting at once), lifecycle messages (BIRTH, APPS, DC, LWT) one at a
+time when no reply waits, so that a flood of BIRTHs never delays the reply a step awaits.
 
 What waits is bounded: past `max_waiting` messages (or `max_waiting_bytes` of payload) a
 message is dropped instead of queued, never waited for. Each drop is counted
