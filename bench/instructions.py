@@ -1,6 +1,7 @@
 """Instructions per request/reply round trip: the runner against the floor, in the same run.
 
     python -m bench.instructions [--small 1000] [--large 4000]
+    python -m bench.instructions --engine [--small 500 --large 2000]
 
 Wall times on a shared 2-core machine move by tens of percent from one run to the next; the
 instructions a process executes do not. Each of the floor (bare paho + protobuf) and
@@ -85,6 +86,17 @@ def count(running: RunningBroker, small: int, large: int, window: int = 200) -> 
     return Counted(per("floor"), per("runner"), totals)
 
 
+def engine(small: int = 500, large: int = 2_000) -> float:
+    """Instructions per round trip of the engine alone (`bench.loopback`: no broker, no
+    threads, no waits), over `small` then `large` targets: the same count at every run, for
+    telling apart changes smaller than the 5 % two runs of `count` differ by."""
+    totals = [
+        _instructions([PYTHON, "-m", "bench.loopback", "--targets", str(targets)])
+        for targets in (small, large)
+    ]
+    return (totals[1] - totals[0]) / ((large - small) * SYNC_STEPS)
+
+
 def row(counted: Counted, small: int, large: int) -> Row:
     return Row(
         "instructions per request/reply round trip",
@@ -109,9 +121,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.instructions")
     parser.add_argument("--small", type=int, default=1_000)
     parser.add_argument("--large", type=int, default=4_000)
+    parser.add_argument(
+        "--engine",
+        action="store_true",
+        help="the engine alone (bench.loopback), over --small and --large targets",
+    )
     args = parser.parse_args(argv)
     if not available():
         parser.error("valgrind is not installed")
+    if args.engine:
+        print(json.dumps({"engine": engine(args.small, args.large)}))
+        return 0
     with broker() as running:
         fleet = FleetProcess(running, args.large, SCOPE)
         try:

@@ -30,6 +30,8 @@ from jobrunner.simulator.broker import RunningBroker
 SCOPE = "bench"
 SYNC_STEPS = 3
 MB = 1_000_000
+MEMORY_PER_TARGET = 2_000
+"""Bytes of Python heap per target the runner may use at its peak (loopback, 3 sync steps)."""
 
 
 @contextmanager
@@ -226,6 +228,18 @@ def memory_scaling(sizes: list[int]) -> tuple[list[Row], dict[str, object]]:
         grown = float(traced[large][key]) - float(traced[small][key])
         return grown / (large - small)
 
+    peak = float(traced[large]["heap_peak_bytes"]) / large
+    rows.append(
+        Row(
+            "memory per target (Python heap at its peak, loopback)",
+            large,
+            target=f"<= {MEMORY_PER_TARGET:,} B",
+            holds=peak <= MEMORY_PER_TARGET,
+            note=f"{peak:,.0f} B per target: the most the heap held (tracemalloc) over the whole"
+            f" command, manifests, plan, execution and journal; at {small:,} targets"
+            f" {float(traced[small]['heap_peak_bytes']) / small:,.0f} B",
+        )
+    )
     rows.append(
         Row(
             "state held per target after the execution",

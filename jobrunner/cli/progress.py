@@ -199,6 +199,7 @@ class ProgressView:
         chunk = storage.read_from(log, position)
         complete = chunk[: chunk.rfind(b"\n") + 1]  # a line still being written waits
         self._positions[log] = position + len(complete)
-        lines = complete.decode("utf-8", errors="replace").splitlines()
-        if lines:  # one write for the batch: 60,000 echoes cost the engine's thread 0.4 s
-            click.echo("".join(f"{label} {line}\n" for line in lines), err=True, nl=False)
+        if complete:  # one write for the batch, each line prefixed in one pass, not one by one
+            prefix = f"{label} "
+            text = complete.decode("utf-8", errors="replace")
+            click.echo(prefix + text[:-1].replace("\n", "\n" + prefix) + "\n", err=True, nl=False)

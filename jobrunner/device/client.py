@@ -46,7 +46,7 @@ from jobrunner.device.model import (
     Tracked,
     device_text,
 )
-from jobrunner.device.payload import KuraPayload, Metric
+from jobrunner.device.payload import KuraPayload, Metric, Prepared, ProtobufCodec
 from jobrunner.device.settings import BrokerSettings
 from jobrunner.errors import ClientBusyError, ConnectError, DeviceError, NotConnectedError
 
@@ -65,6 +65,9 @@ __all__ = [
     "NotConnectedError",
     "codec_named",
 ]
+
+
+_UNPREPARED = object()
 
 
 def _check_segment(value: str, what: str) -> None:
@@ -99,6 +102,7 @@ class DeviceClient(Generic[T]):
         self._prefix = secrets.token_hex(4) + "-"  # ids never repeat those of an earlier run
         self._ids = itertools.count(1)
         self._requester = Metric.string(settings.requester)
+        self._requester_bytes: bytes | None = None  # the same metric, as kura-protobuf writes it
         self._inbound = Inbound(
             settings.requester,
             events,
@@ -228,12 +232,7 @@ class DeviceClient(Generic[T]):
             request_id = self.new_request_id()
         else:
             _check_segment(request_id, "request id")
-        metrics = dict(request.metrics)
-        metrics["request.id"] = Metric.string(request_id)
-        metrics["requester.client.id"] = self._requester
-        data = codec.encode(
-            KuraPayload(metrics=metrics, body=request.body, timestamp=int(time.time() * 1000))
-        )
+        data = self._encode(codec, request, request_id)
         pending = Pending((account, client_id), request_id, request.app_id, request.name, tag)
         try:
             self._table.add(pending)
@@ -254,6 +253,26 @@ class DeviceClient(Generic[T]):
                 f" {self.settings.url} is down ({problem})"
             )
         return request_id
+
+    def _encode(self, codec: PayloadCodec, request: Request, request_id: str) -> bytes:
+        """The request's payload with its id, the requester and the time. In kura-protobuf,
+        its own metrics and body are encoded once per request object (the same bytes)."""
+        timestamp = int(time.time() * 1000)
+        if isinstance(codec, ProtobufCodec):
+            prepared = request.prepared.get(codec.name, _UNPREPARED)
+            if prepared is _UNPREPARED:
+                prepared = request.prepared[codec.name] = codec.prepare(
+                    request.metrics, request.body
+                )
+            if isinstance(prepared, Prepared):
+                requester = self._requester_bytes
+                if requester is None:
+                    requester = self._requester_bytes = codec.requester(self.settings.requester)
+                return codec.encode_request(prepared, request_id, requester, timestamp)
+        metrics = dict(request.metrics)
+        metrics["request.id"] = Metric.string(request_id)
+        metrics["requester.client.id"] = self._requester
+        return codec.encode(KuraPayload(metrics=metrics, body=request.body, timestamp=timestamp))
 
     def expect(
         self,

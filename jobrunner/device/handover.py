@@ -8,8 +8,8 @@ a broker restart come by the thousand, and each one the broker drops is a device
 that never happens, with nothing said. Paho's thread therefore only puts each message, as
 received (topic and payload bytes), in one of two lanes; one reader thread takes them out,
 decodes, checks and handles them (`Inbound.handle`): replies, notifications and anything
-else first, lifecycle messages (BIRTH, APPS, DC, LWT) when no reply waits, so that a flood
-of BIRTHs never delays the reply a step awaits.
+else first (every one waiting at once), lifecycle messages (BIRTH, APPS, DC, LWT) one at a
+time when no reply waits, so that a flood of BIRTHs never delays the reply a step awaits.
 
 What waits is bounded: past `max_waiting` messages (or `max_waiting_bytes` of payload) a
 message is dropped instead of queued, never waited for. Each drop is counted
@@ -93,6 +93,7 @@ class Handover:
         self._dropped: dict[Lane, int] = dict.fromkeys(Lane, 0)  # in the current overflow
         self._overflowing = False
         self._stopping = False
+        self._reading_waits = False  # the reader sleeps until `put` notifies it
         self._thread: threading.Thread | None = None
 
     @property
@@ -118,7 +119,8 @@ class Handover:
             else:
                 self._lanes[lane].append(message)
                 self._bytes += size
-                self._ready.notify()
+                if self._reading_waits:  # else the reader takes it when done with its batch
+                    self._ready.notify()
                 return
         if first:
             log.warning(
@@ -163,13 +165,25 @@ class Handover:
             thread.join()
 
     def _read(self) -> None:
+        ready, urgent, later = self._ready, self._urgent, self._later
         while True:
-            with self._ready:
-                self._ready.wait_for(lambda: self._stopping or bool(self._urgent or self._later))
+            with ready:
+                while not (self._stopping or urgent or later):
+                    self._reading_waits = True
+                    try:
+                        ready.wait()
+                    finally:
+                        self._reading_waits = False
                 if self._stopping:
                     return
-                message = self._urgent.popleft() if self._urgent else self._later.popleft()
-                self._bytes -= len(message.payload)
+                # Every reply waiting is taken at once (one lock a batch, not one a message);
+                # a lifecycle message one at a time, so that a reply never waits behind many.
+                if urgent:
+                    batch = list(urgent)
+                    urgent.clear()
+                else:
+                    batch = [later.popleft()]
+                self._bytes -= sum(len(message.payload) for message in batch)
                 caught_up = self._overflowing and self.waiting <= self.max_waiting // 2
                 if caught_up:
                     dropped, self._dropped = self._dropped, dict.fromkeys(Lane, 0)
@@ -181,10 +195,13 @@ class Handover:
                     dropped[Lane.REPLIES],
                     dropped[Lane.LIFECYCLE],
                 )
-            try:
-                self._handle(message)
-            except Exception:  # a bug in a handler must never stop the reader
-                log.exception("failed to handle a message on %s", _topic_text(message))
+            for message in batch:
+                if self._stopping:  # stopped meanwhile: what was taken is forgotten too
+                    return
+                try:
+                    self._handle(message)
+                except Exception:  # a bug in a handler must never stop the reader
+                    log.exception("failed to handle a message on %s", _topic_text(message))
 
 
 def _topic_text(message: Message) -> str:

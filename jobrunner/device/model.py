@@ -21,7 +21,8 @@ from enum import StrEnum
 from typing import Generic, Protocol, TypeVar
 
 from jobrunner.device.payload import KuraPayload, Metric
-from jobrunner.device.topics import LifecycleTopic, NotifyTopic, RequestTopic
+from jobrunner.device.topics import CONTROL_PREFIX, LifecycleTopic, NotifyTopic
+from jobrunner.immutable import immutable
 
 T = TypeVar("T")
 
@@ -83,11 +84,16 @@ class Request:
     """Set for asynchronous operations: their notifications carry it as `job.id`."""
     secrets: frozenset[str] = frozenset()
     """Names of metrics never shown (passwords)."""
+    prepared: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
+    """What each payload codec encoded of this request once (`ProtobufCodec.prepare`): a
+    request sent to every target is encoded once; one made for a target, for that target."""
 
     def topic(self, account: str, client_id: str) -> str:
         """`$EDC/{account}/{client}/{APP-VER}/{METHOD}/{resources...}`, as `RequestTopic`
-        spells it (the one that also reads it back)."""
-        return str(RequestTopic(account, client_id, self.app_id, self.method, self.resources))
+        spells it (the one that also reads it back), without making one per request."""
+        return "/".join(
+            (CONTROL_PREFIX, account, client_id, self.app_id, self.method, *self.resources)
+        )
 
     @property
     def name(self) -> str:
@@ -126,7 +132,7 @@ def _shown(metric: Metric) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Pending(Generic[T]):
     """A request whose reply is awaited; `tag` is the caller's, handed back with events."""
 
@@ -139,7 +145,7 @@ class Pending(Generic[T]):
     """False for a request re-armed with `expect` (sent by an earlier process)."""
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Tracked(Generic[T]):
     """An asynchronous operation whose notifications are awaited."""
 

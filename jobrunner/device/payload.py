@@ -18,6 +18,7 @@ from typing import Any
 from google.protobuf import descriptor_pb2, descriptor_pool, message, message_factory
 
 from jobrunner.errors import PayloadError
+from jobrunner.immutable import immutable
 
 MAX_DECOMPRESSED_BYTES = 16 * 1024 * 1024
 """Largest payload accepted after gunzip: a device's biggest reply (a configuration dump)
@@ -55,7 +56,7 @@ _INT32_RANGE = range(-(2**31), 2**31)
 _INT64_RANGE = range(-(2**63), 2**63)
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Metric:
     """A typed metric value, e.g. `Metric.int64(job_id)`."""
 
@@ -288,6 +289,47 @@ def gzip_if_smaller(data: bytes) -> bytes:
     return packed if len(packed) < len(data) else data
 
 
+REQUEST_ID = "request.id"
+REQUESTER = "requester.client.id"
+
+
+@immutable
+class Prepared:
+    """What `ProtobufCodec.prepare` encoded of a request: its own metrics, and its body."""
+
+    metrics: bytes
+    body: bytes
+
+
+def _put_metrics(pb: Any, metrics: Mapping[str, Metric]) -> None:
+    for name, metric in metrics.items():
+        entry = pb.metric.add()
+        entry.name = name
+        entry.type = metric.type
+        setattr(entry, _VALUE_FIELD[metric.type], metric.value)
+
+
+def _varint(value: int) -> bytes:
+    """A non-negative integer as protobuf writes it (seven bits a byte, low bits first)."""
+    if value < 0x80:
+        return bytes((value,))
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+_METRIC_FIELD = _varint(5000 << 3 | 2)
+"""The key of one element of `metric` (field 5000, length-delimited)."""
+_REQUEST_ID_ENTRY = (
+    b"\x0a" + _varint(len(REQUEST_ID)) + REQUEST_ID.encode() + b"\x10" + bytes((MetricType.STRING,))
+    + _varint(8 << 3 | 2)
+)  # fmt: skip
+"""A `request.id` metric up to its value: name (1), type STRING (2), string_value (8)."""
+
+
 class ProtobufCodec:
     """`kura-protobuf` payload encoding (Kura's default)."""
 
@@ -295,6 +337,8 @@ class ProtobufCodec:
 
     def __init__(self, gzip: bool = False) -> None:
         self.gzip = gzip
+        self._stamped: tuple[int | None, bytes] = (None, b"")
+        """The last timestamp a request was encoded at, encoded."""
 
     def encode(self, payload: KuraPayload) -> bytes:
         pb: Any = _KuraPayloadPB()
@@ -308,14 +352,59 @@ class ProtobufCodec:
                 value = getattr(payload.position, name)
                 if value is not None:
                     setattr(position, name, value)
-        for name, metric in payload.metrics.items():
-            entry = pb.metric.add()
-            entry.name = name
-            entry.type = metric.type
-            setattr(entry, _VALUE_FIELD[metric.type], metric.value)
+        _put_metrics(pb, payload.metrics)
         if payload.body is not None:
             pb.body = payload.body
         data: bytes = pb.SerializeToString()
+        return gzip_if_smaller(data) if self.gzip else data
+
+    # -- a request sent to many devices: its own part encoded once ----------------------------
+    #
+    # A request's payload is its timestamp, its own metrics, `request.id`, `requester.client.id`
+    # and its body, in that order. Protobuf writes the fields of a message by field number
+    # (timestamp 1, metric 5000, body 5001) and a repeated field element by element, so the
+    # payload is the concatenation of those parts, each encoded on its own: the same bytes
+    # as `encode` (tests/device pins them), with only the timestamp and the request id
+    # encoded per request.
+
+    def prepare(self, metrics: Mapping[str, Metric], body: bytes | None) -> Prepared | None:
+        """The parts of a request that are the same at every send (`metrics`, `body`); None
+        when it names a metric the client adds (then `encode` is the way)."""
+        if REQUEST_ID in metrics or REQUESTER in metrics:
+            return None
+        pb: Any = _KuraPayloadPB()
+        _put_metrics(pb, metrics)
+        own = pb.SerializeToString()
+        tail = b""
+        if body is not None:
+            pb = _KuraPayloadPB()
+            pb.body = body
+            tail = pb.SerializeToString()
+        return Prepared(own, tail)
+
+    def requester(self, client_id: str) -> bytes:
+        """The `requester.client.id` metric, encoded (the same for every request)."""
+        pb: Any = _KuraPayloadPB()
+        _put_metrics(pb, {REQUESTER: Metric.string(client_id)})
+        data: bytes = pb.SerializeToString()
+        return data
+
+    def encode_request(
+        self, prepared: Prepared, request_id: str, requester: bytes, timestamp: int
+    ) -> bytes:
+        """`encode` of the request's metrics, `request.id`, `requester.client.id` (as
+        `requester` encoded it) and its body, at `timestamp`."""
+        stamped = self._stamped
+        if stamped[0] != timestamp:  # requests sent within a millisecond share it
+            pb: Any = _KuraPayloadPB()
+            pb.timestamp = timestamp
+            stamped = self._stamped = (timestamp, pb.SerializeToString())
+        value = request_id.encode("utf-8")
+        entry = _REQUEST_ID_ENTRY + _varint(len(value)) + value
+        data = b"".join(
+            (stamped[1], prepared.metrics, _METRIC_FIELD, _varint(len(entry)), entry, requester,
+             prepared.body)
+        )  # fmt: skip
         return gzip_if_smaller(data) if self.gzip else data
 
     def decode(self, data: bytes) -> KuraPayload:
@@ -328,7 +417,7 @@ class ProtobufCodec:
             raise PayloadError(f"not a KuraPayload (protobuf: {error})") from None
         metrics: dict[str, Metric] = {}
         for entry in pb.metric:
-            if not entry.HasField("name") or not entry.HasField("type"):
+            if not entry.IsInitialized():  # a name and a type, its two required fields
                 continue
             kind, value_field = _KINDS[entry.type]
             metrics[entry.name] = Metric(kind, getattr(entry, value_field))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from jobrunner.errors import TopicError
+from jobrunner.immutable import immutable
 
 CONTROL_PREFIX = "$EDC"
 METHODS = frozenset({"GET", "PUT", "POST", "DEL", "EXEC", "SUBMIT", "CANCEL"})
@@ -27,7 +28,7 @@ class Lifecycle(StrEnum):
     APPS = "APPS"
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class RequestTopic:
     account: str
     device: str
@@ -54,7 +55,7 @@ class ReplyTopic:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class NotifyTopic:
     account: str
     requester: str

@@ -162,9 +162,13 @@ class Journal:
 
     def append(self, record: Record) -> None:
         """Queue one record; `flush` writes the queue (a batch of transitions costs one write)."""
+        self.append_line(_line(record))
+
+    def append_line(self, line: bytes) -> None:
+        """Queue one record as `json_line` writes it (its owner made the bytes)."""
         if not self._pending:
             self.on_pending()
-        self._pending.append(_line(record))
+        self._pending.append(line)
 
     def flush(self, durable: bool = False) -> None:
         """Write queued records; with `durable`, also fsync (a crash then cannot lose them)."""
@@ -175,8 +179,12 @@ class Journal:
 
     def compact(self, records: Iterable[Record]) -> None:
         """Replace the whole journal by `records` (a snapshot), atomically."""
+        self.compact_lines(_line(r) for r in records)
+
+    def compact_lines(self, lines: Iterable[bytes]) -> None:
+        """`compact`, the records as `json_line` writes them."""
         self.flush()
-        body = b"".join(_line(r) for r in records)
+        body = b"".join(lines)
         self.storage.replace(self.path, self._header() + body)
 
     def close(self) -> None:
@@ -233,3 +241,7 @@ def _compact_encoder() -> Callable[[Record], bytes]:
 
 
 _line = _compact_encoder()
+json_line = _line
+"""A record as one journal line: compact JSON, UTF-8, ending with a newline."""
+json_text: Callable[[str], str] = json.encoder.encode_basestring
+"""A string as `json_line` writes it, quotes included (escapes as `ensure_ascii=False`)."""

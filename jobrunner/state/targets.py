@@ -10,13 +10,13 @@ snapshot of the current values.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from jobrunner.errors import StateError
-from jobrunner.state.journal import Journal, Record
+from jobrunner.immutable import immutable
+from jobrunner.state.journal import Journal, Record, json_line, json_text
 from jobrunner.state.stores.base import Storage
 
 TARGETS_FORMAT = "jobrunner.targets"
@@ -36,7 +36,7 @@ class TargetStatus(StrEnum):
 _STATUSES = {status.value: status for status in TargetStatus}
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class TargetState:
     """Where one target stands. `step_index` counts from 0, as the device cloud does.
 
@@ -188,6 +188,59 @@ class TargetState:
 
     # -- records ---------------------------------------------------------------------------
 
+    def journal_line(self) -> bytes:
+        """`json_line(self.to_record())`, the same bytes, written field by field: a line for
+        every transition, without the dictionary and the generic encoder (half the cost).
+        Anything but the types the fields are made of (a value read from a file written by
+        hand) takes the generic way, which writes or refuses it as JSON does."""
+        index, execution, operation = self.step_index, self.execution, self.operation_id
+        attempts, started, deadline, updated = (
+            self.attempts, self.started_in, self.deadline, self.updated
+        )  # fmt: skip
+        if (  # exactly int (a bool is written true) and finite floats, checked without a call
+            type(index) is not int
+            or type(attempts) is not int
+            or (execution is not None and type(execution) is not int)
+            or (operation is not None and type(operation) is not int)
+            or (started is not None and type(started) is not int)
+            or not (
+                deadline is None
+                or type(deadline) is int
+                or (type(deadline) is float and -_HUGE < deadline < _HUGE)
+            )
+            or not (
+                updated is None
+                or type(updated) is int
+                or (type(updated) is float and -_HUGE < updated < _HUGE)
+            )
+        ):
+            return json_line(self.to_record())
+        try:
+            text = f'{{"t":{json_text(self.client_id)},"i":{index},"s":"{self.status}"'
+            if self.message is not None:
+                text += ',"m":' + json_text(self.message)
+            if execution is not None:
+                text += f',"e":{execution}'
+            if self.request_id is not None:
+                text += ',"r":' + json_text(self.request_id)
+            if operation is not None:
+                text += f',"o":{operation}'
+            if self.phase is not None:
+                text += ',"p":' + json_text(self.phase)
+            if deadline is not None:
+                text += f',"d":{deadline!r}'
+            if updated is not None:
+                text += f',"u":{updated!r}'
+            if self.failure is not None:
+                text += ',"f":' + json_text(self.failure)
+        except TypeError:  # a text field that is no text
+            return json_line(self.to_record())
+        if attempts:
+            text += f',"a":{attempts}'
+        if started is not None:
+            text += f',"x":{started}'
+        return (text + "}\n").encode("utf-8")
+
     def to_record(self) -> Record:
         # The member itself, a str: `.value` goes through the enum's descriptor (slow).
         record: Record = {"t": self.client_id, "i": self.step_index, "s": self.status}
@@ -235,6 +288,10 @@ class TargetState:
             attempts=int(record.get("a", 0)),
             started_in=record.get("x"),
         )
+
+
+_HUGE = float("inf")
+"""Floats JSON writes as `repr` does lie strictly between -_HUGE and _HUGE (not NaN)."""
 
 
 class TargetTable:
@@ -320,7 +377,7 @@ class TargetTable:
     def put(self, state: TargetState) -> None:
         """Record a new value (written on the next `flush`)."""
         self._targets[state.client_id] = state
-        self.journal.append(state.to_record())
+        self.journal.append_line(state.journal_line())
         self._lines += 1
         self._puts += 1
 
@@ -331,7 +388,7 @@ class TargetTable:
     def flush(self, durable: bool = False) -> None:
         """Write what was put; compact when the journal is much longer than the table."""
         if self._lines > max(self.COMPACT_MINIMUM, self.COMPACT_FACTOR * len(self._targets)):
-            self.journal.compact(s.to_record() for s in self._targets.values())
+            self.journal.compact_lines(s.journal_line() for s in self._targets.values())
             self._lines = len(self._targets)
             return
         self.journal.flush(durable)
@@ -340,7 +397,7 @@ class TargetTable:
         """An execution ended: the journal becomes one line per target, so that loading the
         job (at every start and takeover) costs its targets, not the history of their steps."""
         if self._lines > len(self._targets):
-            self.journal.compact(s.to_record() for s in self._targets.values())
+            self.journal.compact_lines(s.journal_line() for s in self._targets.values())
             self._lines = len(self._targets)
 
     def close(self) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from jobrunner.device.jsoncodec import JsonCodec
 from jobrunner.device.payload import (
@@ -17,6 +19,7 @@ from jobrunner.device.payload import (
     gunzip_if_gzip,
 )
 from jobrunner.errors import PayloadError
+from tests.device.fuzzing import FUZZ, kura_payloads
 
 CODEC = ProtobufCodec()
 
@@ -190,3 +193,38 @@ def test_json_document_of_unknown_shape_becomes_the_body_like_kura() -> None:
 def test_json_that_is_not_json_raises_payload_error() -> None:
     with pytest.raises(PayloadError, match="not a simple-json payload"):
         JsonCodec().decode(b"\x08\x01")
+
+
+# --- a request encoded in parts: the same bytes as encoding it whole -----------------------
+
+
+@FUZZ
+@given(
+    kura_payloads(floats=False),
+    st.text(min_size=1, max_size=200) | st.integers(0, 2**63 - 1).map(str),
+    st.text(min_size=1, max_size=30),
+    st.integers(0, 2**63 - 1),
+    st.booleans(),
+)
+def test_a_request_encoded_in_parts_is_byte_for_byte_the_request_encoded_whole(
+    request: KuraPayload, request_id: str, requester: str, timestamp: int, gzip: bool
+) -> None:
+    codec = ProtobufCodec(gzip=gzip)
+    prepared = codec.prepare(request.metrics, request.body)
+    whole = {**request.metrics, "request.id": Metric.string(request_id)}
+    whole["requester.client.id"] = Metric.string(requester)
+    expected = codec.encode(KuraPayload(metrics=whole, body=request.body, timestamp=timestamp))
+    if prepared is None:  # it names request.id or requester.client.id itself
+        assert {"request.id", "requester.client.id"} & set(request.metrics)
+        return
+    parts = codec.encode_request(prepared, request_id, codec.requester(requester), timestamp)
+    assert parts == expected
+    again = codec.encode_request(prepared, request_id, codec.requester(requester), timestamp)
+    assert again == expected  # the timestamp remembered from the last request
+
+
+def test_a_request_naming_a_metric_the_client_adds_is_not_prepared() -> None:
+    codec = ProtobufCodec()
+    assert codec.prepare({"request.id": Metric.string("mine")}, None) is None
+    assert codec.prepare({"requester.client.id": Metric.string("x")}, b"") is None
+    assert codec.prepare({"command.command": Metric.string("ls")}, b"") is not None

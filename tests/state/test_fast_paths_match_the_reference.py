@@ -62,12 +62,41 @@ def test_journal_lines_of_targets_and_enums_match_json_dumps() -> None:
     assert files._line({"s": TargetStatus.PROCESS_OK}) == reference_line({"s": "PROCESS_OK"})
 
 
+anything = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6)
+states = st.builds(
+    TargetState,
+    st.text(max_size=8) | anything,
+    st.integers(min_value=0, max_value=20) | anything,
+    st.sampled_from(TargetStatus),
+    st.none() | st.text(max_size=12) | anything,
+    st.none() | st.integers(min_value=1, max_value=10**6) | anything,
+    st.none() | st.text(alphabet="0123456789", min_size=1, max_size=19) | anything,
+    st.none() | st.integers(min_value=1, max_value=2**62) | anything,
+    st.none() | st.text(max_size=8) | anything,
+    st.none() | st.floats(min_value=0, max_value=5e9) | anything,
+    st.none() | st.floats(min_value=0, max_value=5e9) | st.integers() | anything,
+    st.none() | st.sampled_from(["timeout", "device-error:404"]) | anything,
+    st.integers(min_value=0, max_value=99) | anything,
+    st.none() | st.integers(min_value=1, max_value=10**6) | anything,
+)  # every field of its own type mostly, and now and then something a hand might write
+
+
+@SETTINGS
+@given(states)
+def test_a_target_writes_its_journal_line_as_json_dumps_writes_its_record(
+    state: TargetState,
+) -> None:
+    assert outcome(lambda s: s.journal_line(), state) == outcome(
+        lambda s: reference_line(s.to_record()), state
+    )
+
+
 def test_what_json_cannot_hold_is_refused_as_json_dumps_refuses_it() -> None:
     with pytest.raises(TypeError, match="not JSON serializable"):
         files._line({"x": object()})
 
 
-def outcome(parse: Any, line: bytes) -> str:
+def outcome(parse: Any, line: Any) -> str:
     try:
         return repr(parse(line))
     except Exception as error:

@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from jobrunner.device.model import FailureKind, Request
 from jobrunner.device.payload import KuraPayload, Metric
 from jobrunner.errors import OperationError, PayloadError
+from jobrunner.immutable import immutable
 from jobrunner.manifests.secrets import SecretRef
 from jobrunner.manifests.steps import StepBase, StepMode, definition_of, properties_of
 
@@ -40,7 +41,7 @@ class OutcomeStatus(StrEnum):
     """A message that changes nothing (malformed, or not for this operation's phase)."""
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class AsyncState:
     """Where an asynchronous operation stands: its id (`job.id`), phase and last progress."""
 
@@ -74,7 +75,7 @@ class Settle:
     summary: str
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Outcome:
     status: OutcomeStatus
     summary: str
@@ -238,9 +239,11 @@ class Operation(ABC, Generic[P]):
 
     def unsupported_reason(self, application_ids: Iterable[str]) -> str | None:
         """Why a device whose BIRTH lists `application_ids` cannot run this step, or None."""
-        listed = sorted(set(application_ids))
-        if self.app_id in listed:
+        if not isinstance(application_ids, tuple | list | set | frozenset):
+            application_ids = tuple(application_ids)
+        if self.app_id in application_ids:  # at every dispatch: nothing sorted then
             return None
+        listed = sorted(set(application_ids))
         return (
             f"the device does not support {self.definition}: its BIRTH lists application ids"
             f" {', '.join(listed) or '(none)'}, not {self.app_id}"

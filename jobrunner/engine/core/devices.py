@@ -15,6 +15,18 @@ from jobrunner.state.registry import DeviceRecord, DeviceRegistry, DeviceStatus
 _AWAY = (DeviceStatus.DISCONNECTED, DeviceStatus.MISSING)
 
 
+def away(record: DeviceRecord | None, trusted_after: float) -> str | None:
+    """`Devices.absence` of a device whose record is `record`."""
+    if record is None or record.last_seen is None or record.status not in _AWAY:
+        return None  # the common case first: a device that answers is not away
+    if record.last_seen.timestamp() < trusted_after:
+        return None
+    seen = f" at {record.last_seen:%Y-%m-%d %H:%M:%S} UTC"
+    if record.status is DeviceStatus.DISCONNECTED:
+        return f"device disconnected{seen}"
+    return f"device lost its connection{seen} (LWT)"
+
+
 class Devices:
     def __init__(self, registry: DeviceRegistry) -> None:
         self.registry = registry
@@ -26,15 +38,7 @@ class Devices:
         BIRTH while the runner was not listening (before it started, or during a broker
         outage). A device not known to be away is tried.
         """
-        record = self.registry.scope(scope).get(client_id)
-        if record is None or record.last_seen is None or record.status not in _AWAY:
-            return None  # the common case first: a device that answers is not away
-        if record.last_seen.timestamp() < trusted_after:
-            return None
-        seen = f" at {record.last_seen:%Y-%m-%d %H:%M:%S} UTC"
-        if record.status is DeviceStatus.DISCONNECTED:
-            return f"device disconnected{seen}"
-        return f"device lost its connection{seen} (LWT)"
+        return away(self.registry.scope(scope).get(client_id), trusted_after)
 
     def record(self, scope: str, client_id: str) -> DeviceRecord | None:
         """All the registry knows of the device (None: not even declared)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from jobrunner.engine.core import progression
+from jobrunner.engine.core.devices import away
 from jobrunner.engine.core.outcomes import Outcomes
 from jobrunner.engine.core.recovery import StatusQueries
 from jobrunner.engine.core.runtime import (
@@ -96,12 +97,12 @@ class Dispatcher:
             return None
         now = self.rt.clock()
         operation = job.operation(target)
-        devices = self.rt.devices
-        absent = devices.absence(job.scope, client_id, self.rt.connection.listening_since)
+        record = self.rt.devices.record(job.scope, client_id)  # looked up once for both
+        absent = away(record, self.rt.connection.listening_since)
         if absent is not None:
             self.outcomes.apply(job, target, progression.not_sent(f"{absent}; not sent"), "failed")
             return None
-        apps = devices.applications(job.scope, client_id)
+        apps = None if record is None else record.application_ids
         unsupported = operation.unsupported_reason(apps) if apps is not None else None
         if unsupported is not None:
             kind = FailureKind.NOT_SENT if unsupported.startswith("not sent") else None

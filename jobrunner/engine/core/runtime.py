@@ -8,7 +8,9 @@ loop) share; only the engine's thread touches it.
 
 from __future__ import annotations
 
+import os
 import secrets
+import struct
 import time
 from collections import deque
 from collections.abc import Callable
@@ -50,8 +52,20 @@ class EngineSettings:
 def new_request_id() -> str:
     # Random 63-bit decimal, as the device cloud does: unique without coordination. From the
     # system's CSPRNG: in Kura's topics the id is all that ties a reply to its request, so a
-    # device must not be able to predict the ids of requests sent to other devices.
-    return str(secrets.randbits(63))
+    # device must not be able to predict the ids of requests sent to other devices. Drawn
+    # 512 at a time: one `os.urandom` call per request cost more than the rest of the id.
+    try:
+        return str(_random_ids.popleft())  # deque.popleft is atomic: any thread may take one
+    except IndexError:
+        block = os.urandom(8 * _DRAWN)
+        _random_ids.extend(value >> 1 for (value,) in struct.iter_unpack(">Q", block))
+        return str(_random_ids.popleft())
+
+
+_DRAWN = 512
+_random_ids: deque[int] = deque()
+"""Random 63-bit ids drawn from the OS and not used yet."""
+os.register_at_fork(after_in_child=_random_ids.clear)  # a child never reuses its parent's
 
 
 def new_operation_id() -> int:
@@ -101,6 +115,10 @@ class RunningJob:
     stopped execution does not wait for every reply, a reply that comes is still recorded)."""
     on_end: list[Callable[[ExecutionSummary], None]] = field(default_factory=list)
     described: set[tuple[int, int]] = field(default_factory=set)  # (execution, step) logged
+    _said: tuple[list[StepBase], list[str]] = field(
+        default=([], []), init=False, repr=False, compare=False
+    )
+    """`subject`'s text of each step, and the list of steps it was made of."""
 
     def operation(self, target: TargetState) -> StepOperation:
         """The operation of the target's step, with the target's own values in it."""
@@ -133,8 +151,15 @@ class RunningJob:
 
     def subject(self, client_id: str, step_index: int) -> str:
         """`target gw-0007 step 2 'install'`: the subject of a log line."""
-        name = self.steps[step_index].name if step_index < len(self.steps) else "?"
-        return f"target {client_id} step {step_index} '{name}'"
+        said = self._said
+        if said[0] is not self.steps:  # the steps' part is made once (two lines a request)
+            said = self._said = (
+                self.steps,
+                [f" step {i} '{s.name}'" for i, s in enumerate(self.steps)],
+            )
+        if 0 <= step_index < len(said[1]):
+            return "target " + client_id + said[1][step_index]
+        return f"target {client_id} step {step_index} '?'"
 
     def say(self, target: TargetState, text: str, now: float | None = None) -> None:
         """A line about `target` in the log of its execution."""

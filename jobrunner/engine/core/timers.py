@@ -22,17 +22,18 @@ from itertools import count
 from typing import cast
 
 from jobrunner.engine.link.ports import Tag
+from jobrunner.immutable import immutable
 from jobrunner.state.layout import JobKey
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class ReplyDue:
     """The reply to the request of `tag` (a step, a status query or a cancel) is due."""
 
     tag: Tag
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class CompletionDue:
     """An asynchronous operation's completion notification is due."""
 
@@ -52,7 +53,7 @@ class LwtGrace:
     heard: float
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class SettleDue:
     """A settling progress (`phase`): nothing else came, so the step succeeded."""
 

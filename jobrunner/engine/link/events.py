@@ -17,15 +17,16 @@ from typing import Any
 from jobrunner.device.lifecycle import DeviceFacts
 from jobrunner.device.payload import KuraPayload
 from jobrunner.engine.link.ports import Tag
+from jobrunner.immutable import immutable
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class ReplyArrived:
     tag: Tag
     payload: KuraPayload
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class NotificationArrived:
     account: str
     client_id: str
@@ -92,6 +93,9 @@ Event = (
 )
 
 
+_URGENT = (ReplyArrived, NotificationArrived)  # a tuple: `A | B` makes a union at every call
+
+
 class Inbox:
     """A thread-safe queue of events, taken out in batches: replies and notifications first.
 
@@ -107,21 +111,28 @@ class Inbox:
         self._urgent: deque[Event] = deque()
         self._ordered: deque[Event] = deque()
         self._ready = threading.Condition(threading.Lock())
+        self._takers = 0  # threads waiting in `take`: an event for nobody wakes nobody
 
     def put(self, event: Event) -> None:
-        urgent = isinstance(event, ReplyArrived | NotificationArrived)
+        urgent = isinstance(event, _URGENT)
         with self._ready:
             (self._urgent if urgent else self._ordered).append(event)
-            self._ready.notify()
+            if self._takers:
+                self._ready.notify()
 
     def take(self, timeout: float, limit: int = 2000) -> list[Event]:
         """Wait up to `timeout` seconds for a first event, then take what else is there, up
         to `limit`: the replies and notifications waiting, then the other events."""
         with self._ready:
-            if not self._ready.wait_for(
-                lambda: bool(self._urgent or self._ordered), max(timeout, 0.0)
-            ):
-                return []
+            if not (self._urgent or self._ordered):
+                self._takers += 1
+                try:
+                    if not self._ready.wait_for(
+                        lambda: bool(self._urgent or self._ordered), max(timeout, 0.0)
+                    ):
+                        return []
+                finally:
+                    self._takers -= 1
             events: list[Event] = []
             for lane in (self._urgent, self._ordered):
                 while lane and len(events) < limit:

@@ -11,11 +11,11 @@ answered by a function: for unit tests and the loopback benchmark).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from jobrunner.device.model import FailureKind, Request
 from jobrunner.device.payload import KuraPayload
+from jobrunner.immutable import immutable
 
 __all__ = [
     "Accepted",
@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Tag:
     """Attached to every request, so that its reply or deadline finds its target again."""
 
@@ -51,14 +51,14 @@ class Tag:
 # --- outcomes of a reply, a notification or a status query ----------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Succeeded:
     """The step is done on the device."""
 
     summary: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Failed:
     """The step failed; `reason` says what happened, `kind` (and `code`) classify it."""
 
@@ -72,14 +72,14 @@ class Failed:
         return f"{self.kind.value}:{self.code}" if self.code is not None else self.kind.value
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Accepted:
     """An asynchronous operation was accepted; `phase` is where its completion stands."""
 
     phase: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Progressed:
     """A notification that is not the last one (download 40%, download done, install next).
 
@@ -92,7 +92,7 @@ class Progressed:
     settled: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Ignored:
     """A notification that changes nothing (for another phase, or unreadable), and why."""
 
