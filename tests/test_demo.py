@@ -6,12 +6,13 @@ import json
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from jobrunner.cli.demo import command_again
+from jobrunner.cli.demo import INSTALLED_EXAMPLES, command_again, examples_dir
 from jobrunner.cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,11 +29,10 @@ def test_demo_rolls_out_the_examples_with_the_expected_final_statuses(tmp_path: 
             "demo",
             "--state-dir",
             str(state),
-            "--jobs-dir",
-            str(ROOT / "jobs.d"),
             "--timeout",
             "90",
         ],
+        cwd=tmp_path,  # outside the checkout: the examples installed with the package
         capture_output=True,
         text=True,
         timeout=150,
@@ -44,7 +44,13 @@ def test_demo_rolls_out_the_examples_with_the_expected_final_statuses(tmp_path: 
     # the commands it prints work as printed, in the same shell
     printed = completed.stderr.split(f"state written to {state}\n")[1].splitlines()[0]
     again = subprocess.run(
-        printed.strip(), shell=True, capture_output=True, text=True, timeout=60, check=False
+        printed.strip(),
+        shell=True,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert again.returncode == 0, (printed, again.stderr)
     assert "acme/modbus-driver-1.2" in again.stdout
@@ -105,3 +111,21 @@ def test_the_commands_it_prints_name_the_jobrunner_that_ran(
     assert command_again() == "jobrunner"
     monkeypatch.setattr(sys, "argv", ["/somewhere/jobrunner/__main__.py", "demo"])
     assert command_again().endswith(" -m jobrunner")
+
+
+def test_the_examples_ship_with_the_package_and_the_checkout_links_to_them(
+    tmp_path: Path,
+) -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    shipped = pyproject["tool"]["setuptools"]["package-data"]["jobrunner"]
+    package = ROOT / "jobrunner"
+    examples = sorted(INSTALLED_EXAMPLES.rglob("*.yaml"))
+    assert examples, "the examples are in the package"
+    for file in examples:
+        relative = file.relative_to(package)
+        assert any(relative.match(pattern) for pattern in shipped), relative
+    assert (ROOT / "jobs.d").resolve() == INSTALLED_EXAMPLES
+    assert examples_dir(tmp_path) == INSTALLED_EXAMPLES  # nowhere near a checkout
+    (tmp_path / "jobs.d").mkdir()
+    (tmp_path / "jobs.d" / "mine.yaml").write_text("apiVersion: jobrunner/v1\n")
+    assert examples_dir(tmp_path) == tmp_path / "jobs.d"  # the operator's own come first

@@ -62,9 +62,9 @@ FLEET_TAGS = (("gw-0022,gw-0023,gw-0024", "lab"),)
 @click.option(
     "--jobs-dir",
     type=click.Path(path_type=Path, file_okay=False),
-    default=Path("jobs.d"),
-    show_default=True,
-    help="The example manifests.",
+    default=None,
+    help="The example manifests (default: ./jobs.d when it holds manifests, else the"
+    " examples installed with jobrunner).",
 )
 @click.option(
     "--state-dir",
@@ -95,7 +95,7 @@ FLEET_TAGS = (("gw-0022,gw-0023,gw-0024", "lab"),)
     help="Give up (exit 1) if the rollout has not settled after this many seconds.",
 )
 def demo(
-    jobs_dir: Path,
+    jobs_dir: Path | None,
     state_dir: Path | None,
     broker: str | None,
     devices: int,
@@ -120,10 +120,11 @@ def demo(
     Exit status: 0 when every execution ended, 1 if the rollout did not settle
     within --timeout.
     """
+    jobs_dir = jobs_dir or examples_dir()
     if not any(manifest_files([jobs_dir])) or not jobs_dir.is_dir():
         raise click.ClickException(
-            f"the example manifests are not in {jobs_dir}: run the demo from the jobrunner"
-            " repository (where jobs.d/ holds them), or point --jobs-dir at them"
+            f"the example manifests are not in {jobs_dir}: point --jobs-dir at them (the"
+            f" installed ones are in {INSTALLED_EXAMPLES})"
         )
     folder = state_dir or Path(tempfile.mkdtemp(prefix="jobrunner-demo-")) / "state"
     loaded = current(click.get_current_context())
@@ -277,6 +278,19 @@ def _summary(state: StateDir, log: Path) -> None:
         f"daemon log: {log}",
         err=True,
     )
+
+
+INSTALLED_EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "jobs.d"
+"""The example manifests, installed with the package (the checkout's jobs.d links to them)."""
+
+
+def examples_dir(here: Path | None = None) -> Path:
+    """./jobs.d when it holds manifests (a checkout, or the operator's own), else the
+    examples installed with jobrunner: `pipx install` then `jobrunner demo` works anywhere."""
+    local = (here or Path.cwd()) / "jobs.d"
+    if local.is_dir() and any(manifest_files([local])):
+        return local
+    return INSTALLED_EXAMPLES
 
 
 def command_again() -> str:

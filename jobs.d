@@ -1,0 +1,1 @@
+jobrunner/examples/jobs.d
