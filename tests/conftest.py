@@ -12,6 +12,7 @@ import gc
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import cast
 
 import psycopg
@@ -19,6 +20,13 @@ import pytest
 
 from jobrunner.simulator.broker import BrokerKind, RunningBroker, external_broker, start_broker
 from tests.support.postgres import NoPostgres, postgres_server
+
+# Commands the tests start (`python -m jobrunner ...`) import this checkout's package, not
+# whichever one the environment installed (another worktree of the same repository).
+_ROOT = str(Path(__file__).resolve().parent.parent)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [_ROOT, *(p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != _ROOT)]
+)
 
 CHOSEN = os.environ.get("JOBRUNNER_TEST_BROKER", "auto")
 EXTERNAL = CHOSEN if "://" in CHOSEN else None
