@@ -41,7 +41,7 @@ class Declared(Generic[M]):
     scope: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DeclaredDevice:
     device: Device
     origin: Origin
