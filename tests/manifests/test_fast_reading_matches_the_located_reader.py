@@ -4,6 +4,7 @@ errors as the reader that keeps every line as it reads."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jobrunner.errors import YamlError
+from jobrunner.manifests.loader import load_manifests
 from jobrunner.manifests.yamlsource import _read_located, _read_plain, read_documents
 
 SETTINGS = settings(max_examples=200, derandomize=True, deadline=None, database=None)
@@ -80,3 +82,26 @@ trees = st.recursive(
 def test_any_data_written_as_yaml_reads_the_same_both_ways(tree: Any, flow: bool) -> None:
     text = yaml.safe_dump_all([tree, {"second": tree}], default_flow_style=flow)
     assert _read(read_documents, text) == _read(_read_located, text)
+
+
+def test_valid_manifests_find_no_line_but_their_documents_own(tmp_path: Path) -> None:
+    """Loading a valid DeviceList and a job keeps no line of their values: those are found
+    only when a message asks for one (and then name the right line)."""
+    devices = "".join(f"  - {{clientId: gw-{n}, tags: [fleet]}}\n" for n in range(100))
+    (tmp_path / "devices.yaml").write_text(
+        "apiVersion: jobrunner/v1\nkind: DeviceList\nmetadata: {scope: acme}\ndevices:\n" + devices
+    )
+    (tmp_path / "job.yaml").write_text(
+        "apiVersion: jobrunner/v1\nkind: Job\nmetadata: {name: check, scope: acme}\n"
+        "spec:\n  targets: {tags: [fleet]}\n  steps:\n"
+        "    - {name: stop, definition: Bundle Stop, properties: {bundleId: 42}}\n"
+    )
+    manifests = load_manifests([tmp_path], default_scope="acme")
+    assert not manifests.errors
+    job = manifests.jobs[("acme", "check")]
+    device = manifests.devices["acme"]["gw-42"]
+    assert job.origin.line() == 1
+    assert job.origin.source._located is not None, "no line looked for yet"
+    assert device.origin.source._located is not None
+    assert device.line == 5 + 42, "found when asked"
+    assert job.origin.line("spec", "steps", 0) == 7
