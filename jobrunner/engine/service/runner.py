@@ -99,19 +99,21 @@ def make_plan(
     now: float | None = None,
 ) -> Plan:
     """The plan for the manifests under `jobs_dir` against the recorded `state`, at `now`
-    (default: the time of day)."""
+    (default: the time of day). Everything it reads lives until the plan is shown: no
+    collection meanwhile (a quarter of the CPU of a plan of 5,000 jobs otherwise)."""
     layout = state if isinstance(state, StateDir) else StateDir(state)
-    manifests = load_manifests([jobs_dir], default_scope=scope)
-    with DeviceRegistry(layout, autoflush=False) as registry:
-        devices = device_tags(manifests, registry)
-    return compute_plan(
-        manifests,
-        layout,
-        devices,
-        git_revision(jobs_dir),
-        require_signed=require_signed,
-        now=now,
-    )
+    with heap.loading():
+        manifests = load_manifests([jobs_dir], default_scope=scope)
+        with DeviceRegistry(layout, autoflush=False) as registry:
+            devices = device_tags(manifests, registry)
+        return compute_plan(
+            manifests,
+            layout,
+            devices,
+            git_revision(jobs_dir),
+            require_signed=require_signed,
+            now=now,
+        )
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,15 @@ import gc
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bench.loopback import run
 from jobrunner.engine.service import heap
+from jobrunner.engine.service import runner as runner_module
 from jobrunner.engine.service.daemon import Daemon
+from jobrunner.manifests import loader as manifest_loader
 
 from ..conftest import FakeClock, memory_runner
 from .test_resync_costs_what_changed import JOB
@@ -114,3 +117,22 @@ def test_a_daemon_start_freezes_what_it_loaded_before_the_collector_is_on_again(
         assert gc.isenabled() and gc.get_freeze_count() > 0
         daemon.runner = None
     assert gc.get_freeze_count() == 0
+
+
+def test_a_plan_is_made_with_the_collector_off_and_leaves_it_on(tmp_path: Path) -> None:
+    (tmp_path / "jobs.d").mkdir()
+    (tmp_path / "jobs.d" / "check.yaml").write_text(JOB)
+    (tmp_path / "state").mkdir()
+    seen: list[bool] = []
+    load = manifest_loader.load_manifests
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        seen.append(gc.isenabled())
+        return load(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(runner_module, "load_manifests", watched)
+        plan = runner_module.make_plan(tmp_path / "jobs.d", tmp_path / "state", "acme")
+    assert [j.name for j in plan.jobs] == ["check"]
+    assert seen == [False]
+    assert gc.isenabled()
