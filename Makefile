@@ -48,5 +48,5 @@ clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
 
 .PHONY: bench
-bench: $(STAMP)  ## the performance benchmarks (own mosquitto and fleet; about 8 min)
+bench: $(STAMP)  ## the performance benchmarks (own mosquitto and fleet; about 17 min)
 	$(BIN)/python -m bench

@@ -1,6 +1,6 @@
 """`make bench` / `python -m bench`: every scenario of docs/performance.md, and one table.
 
-    python -m bench [--only sync,async,memory,jobs,soak,history] [--repeat 2] [--results DIR]
+    python -m bench [--only sync,async,memory,jobs,soak,history,held] [--repeat 2] [--results DIR]
 
 Starts its own stock mosquitto (on a free port) and a simulated fleet of 10,000 devices in a
 process of its own; the floor, each `jobrunner` command and the loopback engine run in
@@ -18,12 +18,12 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import history, instructions, measure, scenarios
+from bench import held, history, instructions, measure, scenarios
 from bench.measure import broker, machine
 from bench.report import Row, markdown_table, text_table
 from jobrunner.simulator.broker import RunningBroker
 
-SCENARIOS = ("sync", "async", "memory", "jobs", "soak", "history")
+SCENARIOS = ("sync", "async", "memory", "jobs", "soak", "history", "held")
 
 
 def _say(text: str) -> None:
@@ -130,6 +130,14 @@ def _measure(args: argparse.Namespace, chosen: set[str]) -> tuple[list[Row], dic
     if "history" in chosen:
         _say("disk of a job fired 300 times: with keepExecutions 20, and without a retention")
         rows += history.rows()
+    if "held" in chosen:
+        _say(
+            f"a daemon holding {args.jobs:,} jobs x 100 targets against 1 job of"
+            f" {args.jobs * 100:,}: start, resync, takeover; plan and status of 5,000 jobs"
+        )
+        figures = held.measure_all(args.jobs, 100, 5_000)
+        rows += held.rows(figures)
+        details["held"] = figures
     return rows, details
 
 

@@ -48,7 +48,7 @@ class Declared(Generic[M]):
         return self.steps_origin or self.origin
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DeclaredDevice:
     device: Device
     origin: Origin

@@ -10,6 +10,7 @@ exhaust the stack. ISO times stay strings: the manifest models parse them and in
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,27 +35,83 @@ PathKey = str | int
 DataPath = tuple[PathKey, ...]
 
 
-@dataclass
 class SourceMap:
-    """Where each part of one document is: 1-based lines of keys and of values, by data path."""
+    """Where each part of one document is: 1-based lines of keys and of values, by data path.
 
-    start_line: int
-    key_lines: dict[DataPath, int] = field(default_factory=dict)
-    value_lines: dict[DataPath, int] = field(default_factory=dict)
+    A document read by the fast path (`read_documents`) knows only its start and the line of
+    its root; the rest is found when first asked for, by reading the file's text again with
+    every position kept. Lines are asked for when something is wrong, which is rare: a
+    DeviceList of 100,000 devices then costs neither the time nor the memory of a line for
+    each of its 700,000 keys and values."""
+
+    __slots__ = ("_key_lines", "_located", "_root_line", "_value_lines", "start_line")
+
+    def __init__(
+        self,
+        start_line: int,
+        key_lines: dict[DataPath, int] | None = None,
+        value_lines: dict[DataPath, int] | None = None,
+        *,
+        root_line: int | None = None,
+        located: tuple[_Located, int] | None = None,
+    ) -> None:
+        self.start_line = start_line
+        self._key_lines = {} if key_lines is None else key_lines
+        self._value_lines = {} if value_lines is None else value_lines
+        self._root_line = root_line
+        self._located = located
+
+    def _found(self) -> None:
+        if self._located is not None:
+            text, index = self._located
+            self._located = None
+            full = text.maps()[index]
+            self._key_lines, self._value_lines = full._key_lines, full._value_lines
+
+    @property
+    def key_lines(self) -> dict[DataPath, int]:
+        self._found()
+        return self._key_lines
+
+    @property
+    def value_lines(self) -> dict[DataPath, int]:
+        self._found()
+        return self._value_lines
 
     def line_of(self, path: DataPath) -> int:
         """Line of the key at `path` (or of the list item), else of its nearest recorded parent."""
+        if not path and self._root_line is not None:
+            return self._root_line  # no key is at (): the root's own line
+        key_lines, value_lines = self.key_lines, self.value_lines
         for end in range(len(path), -1, -1):
             prefix = path[:end]
-            line = self.key_lines.get(prefix) or self.value_lines.get(prefix)
+            line = key_lines.get(prefix) or value_lines.get(prefix)
             if line is not None:
                 return line
         return self.start_line
 
     def value_line(self, path: DataPath) -> int:
         """Line where the value at `path` starts (for a mapping: its first key)."""
+        if not path and self._root_line is not None:
+            return self._root_line
         line = self.value_lines.get(path)
         return line if line is not None else self.line_of(path)
+
+
+class _Located:
+    """The text of a file read by the fast path, kept to find its lines when asked."""
+
+    __slots__ = ("_maps", "_text")
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._maps: list[SourceMap] | None = None
+
+    def maps(self) -> list[SourceMap]:
+        if self._maps is None:
+            self._maps = [document.source for document in _read_located(self._text)]
+            self._text = ""
+        return self._maps
 
 
 @dataclass
@@ -86,7 +143,9 @@ class _DocumentBuilder:
     """Turns the events of one document into data and a SourceMap, iteratively."""
 
     def __init__(self, start_line: int) -> None:
-        self.source = SourceMap(start_line)
+        self.key_lines: dict[DataPath, int] = {}
+        self.value_lines: dict[DataPath, int] = {}
+        self.source = SourceMap(start_line, self.key_lines, self.value_lines)
         self.stack: list[_Frame] = []
         self.anchors: dict[str, _Anchored] = {}
         self.nodes = 0
@@ -136,11 +195,11 @@ class _DocumentBuilder:
         if key in top.value:
             raise YamlError(
                 top.pending_key_line,
-                f"duplicate key '{key}' (first at line {self.source.key_lines[(*top.path, key)]});"
+                f"duplicate key '{key}' (first at line {self.key_lines[(*top.path, key)]});"
                 " YAML would silently keep only the last one",
             )
         top.value[key] = value
-        self.source.key_lines[(*top.path, key)] = top.pending_key_line
+        self.key_lines[(*top.path, key)] = top.pending_key_line
 
     def _merge(self, frame: _Frame, value: Any, line: int) -> None:
         sources = value if isinstance(value, list) else [value]
@@ -164,7 +223,7 @@ class _DocumentBuilder:
             top.pending_key = key
             top.pending_key_line = line
             return
-        self.source.value_lines[path] = line
+        self.value_lines[path] = line
         self._attach(self._construct(event, line), line, event.anchor, 1)
 
     def _construct(self, event: yaml.ScalarEvent, line: int) -> Any:
@@ -196,7 +255,7 @@ class _DocumentBuilder:
         if len(self.stack) >= MAX_DEPTH:
             raise YamlError(line, f"the document is nested more than {MAX_DEPTH} levels deep")
         self._count(1, line)
-        self.source.value_lines[path] = line
+        self.value_lines[path] = line
         value: dict[str, Any] | list[Any] = {} if is_mapping else []
         self.stack.append(_Frame(value, path, event.anchor, line))
 
@@ -208,7 +267,7 @@ class _DocumentBuilder:
                 for key, merged in source.items():
                     if key not in frame.value:
                         frame.value[key] = merged
-                        self.source.key_lines.setdefault((*frame.path, key), line)
+                        self.key_lines.setdefault((*frame.path, key), line)
         # Sizes make an alias cost what it expands to, counted in O(1) per alias.
         children = frame.value.values() if isinstance(frame.value, dict) else frame.value
         size = 1 + sum(self.sizes.get(id(child), 1) for child in children)
@@ -226,7 +285,7 @@ class _DocumentBuilder:
         if path is None:
             raise YamlError(line, "an alias cannot be a key; keys are plain names")
         self._count(anchored.size, line)
-        self.source.value_lines[path] = line
+        self.value_lines[path] = line
         self._attach(anchored.value, line, None, anchored.size)
 
 
@@ -262,8 +321,19 @@ def _line(event: yaml.Event) -> int:
 def read_documents(text: str) -> Iterator[Document]:
     """Yield each document of a YAML stream with its SourceMap; raise YamlError at the first fault.
 
-    Documents before a fault are yielded first, so a caller may keep them.
+    Documents before a fault are yielded first, so a caller may keep them. Plain data (no
+    tag, anchor, alias or merge key, no key twice) is read by a fast path that keeps no line
+    but the documents' own; anything else, and every fault, by the reader that keeps them all.
     """
+    fast = _read_plain(text)
+    if fast is None:
+        yield from _read_located(text)
+    else:
+        yield from fast
+
+
+def _read_located(text: str) -> Iterator[Document]:
+    """`read_documents` keeping the line of every key and value as it reads."""
     builder: _DocumentBuilder | None = None
     try:
         for event in yaml.parse(text, Loader=_Parser):
@@ -291,3 +361,124 @@ def read_documents(text: str) -> Iterator[Document]:
         raise YamlError(line, f"YAML syntax error: {problem}{context}") from None
     except yaml.YAMLError as error:
         raise YamlError(1, f"YAML error: {error}") from None
+
+
+class _UnusualError(Exception):
+    """What the fast path leaves to the reader that keeps every line."""
+
+
+_NO_KEY: Any = object()
+_PLAIN_FIRST = frozenset(_RESOLVER.yaml_implicit_resolvers)
+"""First characters for which YAML 1.1 may give a plain scalar a type other than text."""
+
+
+def _read_plain(text: str) -> list[Document] | None:  # noqa: PLR0912, PLR0915 (one loop, inlined: it runs per event)
+    """Every document of `text` when it is plain data, each with a SourceMap that finds its
+    lines when asked; None when anything in it is for `_read_located` to read or refuse.
+
+    The same data as `_read_located` builds, without a path or a line per value: one pass
+    over the events, a stack of the collections being built."""
+    if None in _PLAIN_FIRST:
+        return None  # a resolver for any first character: not the stock YAML 1.1 one
+    documents: list[Document] = []
+    located = _Located(text)
+    parser = _Parser(text)
+    next_event = parser.get_event
+    scalar_event, mapping_start, sequence_start = (
+        yaml.ScalarEvent,
+        yaml.MappingStartEvent,
+        yaml.SequenceStartEvent,
+    )
+    mapping_end, sequence_end = yaml.MappingEndEvent, yaml.SequenceEndEvent
+    document_start, document_end = yaml.DocumentStartEvent, yaml.DocumentEndEvent
+    stream_end = yaml.StreamEndEvent
+    plain_first, implicit_tag, typed_value = _PLAIN_FIRST, _implicit_tag, _typed_value
+    str_tags = (TAG + "str", TAG + "timestamp")
+    intern = sys.intern
+    try:
+        containers: list[Any] = []
+        keys: list[Any] = []  # the pending key of each mapping being built
+        nodes = 0
+        start_line = root_line = 0
+        root: Any = None
+        done = False
+        while True:
+            event = next_event()
+            kind = event.__class__
+            if kind is scalar_event:
+                nodes += 1
+                if event.anchor is not None or event.tag is not None:
+                    raise _UnusualError
+                value: Any = event.value
+                # One text object for each text repeated (keys, tags, definitions): a
+                # DeviceList of 100,000 devices repeats `clientId` and its tags 100,000 times;
+                # and its client ids are those the registry and the targets hold.
+                value = intern(value)
+                if containers and keys[-1] is _NO_KEY:  # a mapping key
+                    top = containers[-1]
+                    if value in top or (value == "<<" and event.implicit[0]):
+                        raise _UnusualError
+                    keys[-1] = value
+                    continue
+                plain = event.implicit[0]
+                if plain and value[:1] in plain_first:
+                    tag = implicit_tag(value, plain, event.implicit[1])
+                    if tag not in str_tags:
+                        value = typed_value(tag, value)
+            elif kind is mapping_start or kind is sequence_start:
+                nodes += 1
+                if event.anchor is not None or event.tag is not None:
+                    raise _UnusualError
+                if containers and keys[-1] is _NO_KEY:
+                    raise _UnusualError  # a mapping or list as a key
+                if len(containers) >= MAX_DEPTH:
+                    raise _UnusualError
+                if not containers:
+                    root_line = event.start_mark.line + 1
+                if kind is mapping_start:
+                    containers.append({})
+                    keys.append(_NO_KEY)
+                else:
+                    containers.append([])
+                    keys.append(None)  # a list takes no key
+                continue
+            elif kind is mapping_end or kind is sequence_end:
+                value = containers.pop()
+                keys.pop()
+            elif kind is document_start:
+                start_line = event.start_mark.line + 1
+                nodes, root, done = 0, None, False
+                continue
+            elif kind is document_end:
+                if nodes > MAX_NODES:
+                    raise _UnusualError
+                if done:
+                    source = SourceMap(
+                        start_line, root_line=root_line, located=(located, len(documents))
+                    )
+                    documents.append(Document(root, source))
+                continue
+            elif kind is stream_end:
+                break
+            elif kind is yaml.AliasEvent:
+                raise _UnusualError
+            else:
+                continue
+            # A value (scalar or collection just ended): into its parent, or the root.
+            if not containers:
+                if kind is scalar_event:
+                    root_line = event.start_mark.line + 1
+                root, done = value, True
+                continue
+            top = containers[-1]
+            key = keys[-1]
+            if key is None:
+                top.append(value)
+            else:
+                top[key] = value
+                keys[-1] = _NO_KEY
+    except (_UnusualError, yaml.YAMLError):
+        return None
+    finally:
+        parser.dispose()
+    return documents

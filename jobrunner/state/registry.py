@@ -16,6 +16,7 @@ BIRTHs is 10,000 appends. Not thread-safe: the engine's single thread owns it.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -90,32 +91,43 @@ class DeviceRecord:
 
     @classmethod
     def from_record(cls, record: Record) -> DeviceRecord:
-        """The record `as_record` wrote; ValueError saying which field is wrong."""
-        client_id = _text(record, "clientId", required=True)
-        assert client_id is not None
-        declared = record.get("declared", False)
+        """The record `as_record` wrote; ValueError saying which field is wrong. A start
+        reads one for each device of the fleet: the checks are written out, not called."""
+        get = record.get
+        client_id = get("clientId")
+        if not isinstance(client_id, str) or not client_id:
+            raise ValueError("'clientId' is not a non-empty string")
+        declared = get("declared", False)
         if not isinstance(declared, bool):
             raise ValueError("'declared' is not true or false")
-        try:
-            status = DeviceStatus(record.get("status", "UNKNOWN"))
-        except ValueError:
-            raise ValueError(f"'status' {record.get('status')!r} is not a status") from None
-        seen = _text(record, "lastSeen")
-        ids = record.get("applicationIds")
+        given = get("status", "UNKNOWN")
+        status = _STATUSES.get(given) if isinstance(given, str) else None
+        if status is None:
+            raise ValueError(f"'status' {get('status')!r} is not a status")
+        texts = [get(name) for name in _TEXTS]
+        for name, value in zip(_TEXTS, texts, strict=True):
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"'{name}' is not a string")
+        seen, display_name, model, model_id, firmware, framework_version = texts
+        ids = get("applicationIds")
         if ids is not None and not (isinstance(ids, list) and all(isinstance(i, str) for i in ids)):
             raise ValueError("'applicationIds' is not a list of strings")
         return cls(
-            client_id=client_id,
-            declared=declared,
-            status=status,
-            last_seen=datetime.fromisoformat(seen) if seen else None,
-            display_name=_text(record, "displayName"),
-            model=_text(record, "model"),
-            model_id=_text(record, "modelId"),
-            firmware=_text(record, "firmware"),
-            framework_version=_text(record, "frameworkVersion"),
-            application_ids=None if ids is None else tuple(ids),
+            sys.intern(client_id),  # the same text as the targets' and the manifests' ids
+            declared,
+            status,
+            datetime.fromisoformat(seen) if seen else None,
+            display_name,
+            model,
+            model_id,
+            firmware,
+            framework_version,
+            None if ids is None else tuple(ids),
         )
+
+
+_STATUSES = {status.value: status for status in DeviceStatus}
+_TEXTS = ("lastSeen", "displayName", "model", "modelId", "firmware", "frameworkVersion")
 
 
 def _text(record: Record, name: str, required: bool = False) -> str | None:

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from jobrunner.state import journal as files
 from jobrunner.state.logs import timestamp
+from jobrunner.state.registry import DeviceRecord, DeviceStatus
 from jobrunner.state.targets import TargetState, TargetStatus
 
 SETTINGS = settings(max_examples=300, derandomize=True, deadline=None, database=None)
@@ -115,6 +116,104 @@ def test_journal_lines_are_read_as_json_loads_reads_them(tail: bytes, head: byte
 def test_what_is_written_reads_back(record: dict[str, Any]) -> None:
     line = files._line(record).rstrip(b"\n")
     assert outcome(files._loads, line) == outcome(json.loads, line)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [b'{"a":1} ', b'{"a":1}\r', b'{"a":1}{"b":2}', b'{"a":1},', b'{"a":NaN}', b'{"a":"\xff"}',
+     b'{"a":1', b'{"a":"\\ud800"}', b'{"a":[1,{"b":null}]}'],
+)  # fmt: skip
+def test_lines_the_scanner_does_not_read_whole_are_read_by_json_loads(line: bytes) -> None:
+    assert outcome(files._loads, line) == outcome(json.loads, line)
+
+
+# --- device records -------------------------------------------------------------------------
+
+
+def reference_device(record: dict[str, Any]) -> DeviceRecord:
+    """`DeviceRecord.from_record` as it was written first: a call per field."""
+
+    def text(name: str, required: bool = False) -> str | None:
+        value = record.get(name)
+        if value is None and not required:
+            return None
+        if not isinstance(value, str) or (required and not value):
+            raise ValueError(f"'{name}' is not {'a non-empty' if required else 'a'} string")
+        return value
+
+    client_id = text("clientId", required=True)
+    assert client_id is not None
+    declared = record.get("declared", False)
+    if not isinstance(declared, bool):
+        raise ValueError("'declared' is not true or false")
+    try:
+        status = DeviceStatus(record.get("status", "UNKNOWN"))
+    except ValueError:
+        raise ValueError(f"'status' {record.get('status')!r} is not a status") from None
+    seen = text("lastSeen")
+    ids = record.get("applicationIds")
+    if ids is not None and not (isinstance(ids, list) and all(isinstance(i, str) for i in ids)):
+        raise ValueError("'applicationIds' is not a list of strings")
+    return DeviceRecord(
+        client_id=client_id,
+        declared=declared,
+        status=status,
+        last_seen=datetime.fromisoformat(seen) if seen else None,
+        display_name=text("displayName"),
+        model=text("model"),
+        model_id=text("modelId"),
+        firmware=text("firmware"),
+        framework_version=text("frameworkVersion"),
+        application_ids=None if ids is None else tuple(ids),
+    )
+
+
+def device_outcome(read: Any, record: dict[str, Any]) -> str:
+    try:
+        return repr(read(record))
+    except (ValueError, TypeError) as error:
+        return f"{type(error).__name__}: {error}"
+
+
+wrong = st.none() | st.booleans() | st.integers() | st.text(max_size=3) | st.lists(st.text())
+device_records = st.fixed_dictionaries(
+    {"clientId": st.sampled_from(["gw-1", ""]) | wrong},
+    optional={
+        "declared": st.booleans() | wrong,
+        "status": st.sampled_from([s.value for s in DeviceStatus]) | wrong,
+        "lastSeen": st.sampled_from([None, "2026-12-01T00:00:00+00:00"]) | wrong,
+        "displayName": st.none() | st.text(max_size=3) | wrong,
+        "model": st.none() | st.text(max_size=3),
+        "modelId": st.none() | st.text(max_size=3),
+        "firmware": st.none() | wrong,
+        "frameworkVersion": st.none() | st.text(max_size=3),
+        "applicationIds": st.none() | st.lists(st.text(max_size=3)) | wrong,
+    },
+)
+
+
+@SETTINGS
+@given(device_records)
+def test_device_records_read_as_the_reference_reads_them(record: dict[str, Any]) -> None:
+    single = sum(  # with several fields wrong, the two may name another one first
+        device_outcome(reference_device, {"clientId": "gw-1", k: v}).startswith("ValueError")
+        for k, v in record.items()
+        if k != "clientId"
+    )
+    found = device_outcome(DeviceRecord.from_record, record)
+    expected = device_outcome(reference_device, record)
+    if single <= 1 or not expected.startswith("ValueError"):
+        assert found == expected
+    else:
+        assert found.startswith("ValueError")
+
+
+def test_every_recorded_device_reads_back() -> None:
+    device = DeviceRecord(
+        "gw-é", True, DeviceStatus.CONNECTED, datetime(2026, 12, 1, tzinfo=UTC), "n", "m",
+        "mid", "f", "v", ("a", "b"),
+    )  # fmt: skip
+    assert DeviceRecord.from_record(device.as_record()) == device
 
 
 # --- log timestamps -------------------------------------------------------------------------

@@ -227,9 +227,11 @@ class Daemon:
 
     def _first_reconcile(self, started: contextlib.ExitStack[bool | None]) -> None:
         """The first reconcile; what it loaded (jobs, targets, devices) lives as long as the
-        daemon, so that collections need not walk it again (see `heap`)."""
-        self._safely("reconcile", lambda: self.reconcile("start"))
-        started.enter_context(heap.long_lived())
+        daemon, so that collections need not walk it again (see `heap`): frozen before the
+        collector is on again, which would otherwise walk all of it at once."""
+        with heap.loading():
+            self._safely("reconcile", lambda: self.reconcile("start"))
+            started.enter_context(heap.long_lived())
 
     def _tick(self) -> None:
         """What a turn looks at besides reconcile: each on its own, a failure of one never
@@ -391,6 +393,10 @@ class Daemon:
 
     def reconcile(self, why: str) -> None:
         """Reconcile now (on the engine thread); every decision gets a log line."""
+        with heap.loading():  # what it reads lives on: manifests, plan, jobs taken up
+            self._reconcile(why)
+
+    def _reconcile(self, why: str) -> None:
         runner = self._runner()
         self._reconciled_at = time.monotonic()
         manifests = self._manifests(fresh=why == "requested from the command line")

@@ -8,6 +8,11 @@ hardly makes, yet every full collection walks every tracked object: measured on 
 next to nothing. `long_lived()` moves what exists once the execution is loaded to the
 permanent generation (`gc.freeze`), so that collections walk only what the execution makes
 from then on, and makes young collections rarer; on leaving it puts both back as they were.
+
+`loading()` keeps the collector off while a runner loads what it will hold (the manifests,
+the registry, the recorded jobs): everything made then is alive at the end, and the
+collections that came every 700 allocations walked a heap growing to millions of objects
+for nothing: a third of the start of a daemon holding 1,000 jobs of 100 targets.
 """
 
 from __future__ import annotations
@@ -53,3 +58,31 @@ def long_lived() -> Iterator[None]:
             if _frozen.depth == 0:
                 gc.set_threshold(*_frozen.saved)
                 gc.unfreeze()  # back to the oldest generation: collected again as usual
+
+
+class _Loading:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.depth = 0
+        self.was_enabled = True
+
+
+_loading = _Loading()
+
+
+@contextmanager
+def loading() -> Iterator[None]:
+    """No collection for the time of the block (loading what lives on); blocks may overlap,
+    the last to leave puts the collector back as the first found it."""
+    with _loading.lock:
+        _loading.depth += 1
+        if _loading.depth == 1:
+            _loading.was_enabled = gc.isenabled()
+            gc.disable()
+    try:
+        yield
+    finally:
+        with _loading.lock:
+            _loading.depth -= 1
+            if _loading.depth == 0 and _loading.was_enabled:
+                gc.enable()

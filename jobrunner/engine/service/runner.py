@@ -62,6 +62,7 @@ from jobrunner.state.targets import TargetStatus
 log = logging.getLogger("jobrunner.runner")
 
 ExecutionRef = tuple[str, str, int]  # scope, job name, execution id
+TagsOf = tuple[ManifestSet, tuple[tuple[str, int], ...], dict[str, ScopeDevices]]
 MAX_QUEUED = 20
 """Starts a job may have queued behind its running execution (`start --enqueue`)."""
 
@@ -118,19 +119,21 @@ def make_plan(
     now: float | None = None,
 ) -> Plan:
     """The plan for the manifests under `jobs_dir` against the recorded `state`, at `now`
-    (default: the time of day)."""
+    (default: the time of day). Everything it reads lives until the plan is shown: no
+    collection meanwhile (a quarter of the CPU of a plan of 5,000 jobs otherwise)."""
     layout = state if isinstance(state, StateDir) else StateDir(state)
-    manifests = load_manifests([jobs_dir], default_scope=scope)
-    with DeviceRegistry(layout, autoflush=False) as registry:
-        devices = device_tags(manifests, registry)
-    return compute_plan(
-        manifests,
-        layout,
-        devices,
-        git_revision(jobs_dir),
-        require_signed=require_signed,
-        now=now,
-    )
+    with heap.loading():
+        manifests = load_manifests([jobs_dir], default_scope=scope)
+        with DeviceRegistry(layout, autoflush=False) as registry:
+            devices = device_tags(manifests, registry)
+        return compute_plan(
+            manifests,
+            layout,
+            devices,
+            git_revision(jobs_dir),
+            require_signed=require_signed,
+            now=now,
+        )
 
 
 @dataclass(frozen=True)
@@ -242,6 +245,8 @@ class Runner:
         """Called with each job taken over from another runner, once it is held."""
         self._declared: set[JobKey] = set()
         self._recorded: list[JobKey] = []
+        self._tags_of: TagsOf | None = None
+        """The manifests, the registry's sizes and the device tags made of them, last."""
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -259,7 +264,8 @@ class Runner:
                 self.engine.connection.connected = False  # until the session is subscribed
                 self.link.start_in_background()
             if self.resume_all:
-                self.resume()
+                with heap.loading():
+                    self.resume()
         except BaseException:
             self.close()
             raise
@@ -409,7 +415,7 @@ class Runner:
         if self.ownership is not None:
             self._declared = set(manifests.jobs)
             self.keep_leases(force=True)
-        devices = device_tags(manifests, self.registry)
+        devices = self._device_tags(manifests)
         plan = compute_plan(
             manifests,
             self.state,
@@ -636,9 +642,25 @@ class Runner:
             return job.state.executions[ref[2]]
         return ExecutionSummary.load(self.state.storage, self.state.job(*ref[:2]).summary(ref[2]))
 
+    def _device_tags(self, manifests: ManifestSet) -> dict[str, ScopeDevices]:
+        """`device_tags`, made again only when the manifests or the registry's devices
+        changed: a resync of the manifests read last (the daemon's, every five minutes) then
+        costs what changed, not a pass over every device. The registry only gains devices
+        (one connects undeclared) as long as the manifests are the same."""
+        sizes = tuple((scope, len(self.registry.scope(scope))) for scope in self.registry.scopes())
+        held = self._tags_of
+        if held is not None and held[0] is manifests and held[1] == sizes:
+            return held[2]
+        devices = device_tags(manifests, self.registry)
+        self._tags_of = (manifests, sizes, devices)
+        return devices
+
     def _declare(self, manifests: ManifestSet) -> None:
-        for scope, devices in manifests.devices.items():
-            self.registry.scope(scope).declare(devices)
+        if self._tags_of is None or self._tags_of[0] is not manifests:
+            # Declared again only from manifests read again: only `declare` makes a
+            # device declared or not, so those read last are declared already.
+            for scope, devices in manifests.devices.items():
+                self.registry.scope(scope).declare(devices)
         for scope in {s for s, _ in manifests.jobs} | set(manifests.devices):
             encoding = "kura-protobuf"
             declared_scope = manifests.scopes.get(scope)

@@ -78,7 +78,8 @@ class FileStorage:
 
     def children(self, folder: Path) -> list[str]:
         try:
-            return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+            names = os.listdir(folder)  # noqa: PTH208 (names only: no Path made per entry)
+            return sorted(name for name in names if not name.startswith("."))
         except (FileNotFoundError, NotADirectoryError):
             return []
 

@@ -58,3 +58,32 @@ def test_the_manifests_are_read_again_only_when_a_file_changed(
         daemon.reconcile("periodic resync")
         assert len(reads) == 4, "now and then, whatever"
         daemon.runner = None
+
+
+DEVICES = (
+    "apiVersion: jobrunner/v1\nkind: DeviceList\nmetadata: {scope: acme}\n"
+    "devices:\n  - {clientId: gw-1}\n  - {clientId: gw-2}\n"
+)
+EVERY_DEVICE = JOB.replace("{devices: [gw-1]}", "{all: true}")
+
+
+def test_a_resync_of_the_same_manifests_still_sees_a_device_that_connected_meanwhile(
+    tmp_path: Path,
+) -> None:
+    """The devices' tags are made once for the manifests read last, and again when the
+    registry gained a device (one connected without being declared)."""
+    (tmp_path / "jobs.d").mkdir()
+    (tmp_path / "jobs.d" / "devices.yaml").write_text(DEVICES)
+    (tmp_path / "jobs.d" / "check.yaml").write_text(EVERY_DEVICE)
+    runner, _ = memory_runner(tmp_path, FakeClock(), lambda sent: None)
+    with runner:
+        manifests = runner.load()
+        assert runner.plan(manifests).jobs[0].targets == ["gw-1", "gw-2"]
+        assert runner.plan(manifests).jobs[0].targets == ["gw-1", "gw-2"]
+        runner.registry.scope("acme").connected("gw-3")  # not declared: discovered
+        assert runner.plan(manifests).jobs[0].targets == ["gw-1", "gw-2", "gw-3"]
+
+        (tmp_path / "jobs.d" / "devices.yaml").write_text(DEVICES.replace("gw-2", "gw-4"))
+        fresh = runner.load()
+        assert runner.plan(fresh).jobs[0].targets == ["gw-1", "gw-3", "gw-4"]
+        assert not runner.registry.scope("acme").get("gw-2"), "never seen, no longer declared"
