@@ -49,8 +49,8 @@ Description = Annotated[str, Field(max_length=4096)]
 
 
 class ScopeMetadata(Strict):
-    name: ScopeName
-    description: Description | None = None
+    name: ScopeName = Field(description="the scope: the Kura account in MQTT topics")
+    description: Description | None = Field(default=None, description="free text, shown by status")
 
 
 class HistorySpec(Strict):
@@ -96,9 +96,13 @@ class Scope(Strict):
 class Device(Strict):
     """A gateway of the registry, known by its MQTT client id."""
 
-    client_id: ClientId
-    display_name: Annotated[str, Field(max_length=256)] | None = None
-    tags: list[Tag] = Field(default_factory=list)
+    client_id: ClientId = Field(description="its MQTT client id")
+    display_name: Annotated[str, Field(max_length=256)] | None = Field(
+        default=None, description="a name for people (status, the dashboard, ${device.displayName})"
+    )
+    tags: list[Tag] = Field(
+        default_factory=list, description="what `targets.tags` and rollout waves choose by"
+    )
     timezone: TimeZone | None = Field(
         default=None, description="where it is: a rollout window `timezone: device` uses it"
     )
@@ -127,7 +131,7 @@ class Device(Strict):
 
 class DeviceListMetadata(Strict):
     scope: ScopeName | None = Field(default=None, description="default: the configured scope")
-    description: Description | None = None
+    description: Description | None = Field(default=None, description="free text")
 
 
 class DeviceList(Strict):
@@ -136,23 +140,27 @@ class DeviceList(Strict):
     api_version: ApiVersion
     kind: Literal["DeviceList"]
     metadata: DeviceListMetadata = DeviceListMetadata()
-    devices: list[Device]
+    devices: list[Device] = Field(description="the devices of the scope")
 
 
 # --- Job --------------------------------------------------------------------------------------
 
 
 class JobMetadata(Strict):
-    name: Name
+    name: Name = Field(description="the job's name, unique in its scope")
     scope: ScopeName | None = Field(default=None, description="default: the configured scope")
-    description: Description | None = None
+    description: Description | None = Field(
+        default=None, description="free text, shown by status and the dashboard"
+    )
 
 
 class Targets(Strict):
     """The union of the selectors; resolved and frozen at the first execution."""
 
-    devices: list[ClientId] = Field(default_factory=list)
-    tags: list[Tag] = Field(default_factory=list)
+    devices: list[ClientId] = Field(default_factory=list, description="these client ids")
+    tags: list[Tag] = Field(
+        default_factory=list, description="every device of the scope with one of these tags"
+    )
     all: bool = Field(default=False, description="every device of the scope")
     selector: SelectorText | None = Field(
         default=None,
@@ -236,7 +244,10 @@ def _steps_or_template(schema: dict[str, Any]) -> None:
 class JobSpec(Strict):
     model_config = ConfigDict(json_schema_extra=_steps_or_template)
 
-    targets: Targets
+    targets: Targets = Field(
+        description="which devices: the union of devices, tags, a selector or all; frozen"
+        " at the first execution"
+    )
     parameters: Parameters = Field(
         default_factory=dict,
         description="values for ${params.NAME} in the steps' properties; with a template, the"
@@ -247,8 +258,13 @@ class JobSpec(Strict):
         description="the JobTemplate (of the job's scope) whose steps, schedules and rollout"
         " the job runs, with `parameters` as its values",
     )
-    steps: list[StepOrTemplate]
-    schedules: list[Schedule] = Field(default_factory=list)
+    steps: list[StepOrTemplate] = Field(
+        description="the operations, in order, each on every target; frozen at the first execution"
+    )
+    schedules: list[Schedule] = Field(
+        default_factory=list,
+        description="when executions start besides `run`: at an interval, a cron, a device connect",
+    )
     run: Run | None = Field(
         default=None,
         description="on-demand start: every new token starts one execution; as a mapping,"
@@ -319,10 +335,12 @@ class JobTemplateSpec(Strict):
         default_factory=dict,
         description="name: default; `name: null` has none, and every job must give it",
     )
-    steps: list[StepOrTemplate] = Field(min_length=1)
-    schedules: list[Schedule] = Field(default_factory=list)
-    rollout: Rollout | None = None
-    retry: Retry | None = None
+    steps: list[StepOrTemplate] = Field(
+        min_length=1, description="the operations, in order, of every job that names the template"
+    )
+    schedules: list[Schedule] = Field(default_factory=list, description="the jobs' schedules")
+    rollout: Rollout | None = Field(default=None, description="the jobs' rollout")
+    retry: Retry | None = Field(default=None, description="the jobs' retry limit")
 
 
 class JobTemplate(Strict):
@@ -339,7 +357,7 @@ class JobTemplate(Strict):
 
 class PolicyMetadata(Strict):
     scope: ScopeName | None = Field(default=None, description="default: the configured scope")
-    description: Description | None = None
+    description: Description | None = Field(default=None, description="free text")
 
 
 class PolicySpec(Strict):

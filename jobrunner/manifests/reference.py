@@ -147,6 +147,15 @@ STEP_EXAMPLES: dict[str, str] = {
 }
 
 
+STRUCTURE = {
+    "apiVersion": "the manifest language's version: jobrunner/v1",
+    "kind": "what the document declares",
+    "metadata": "its name, scope and description",
+    "spec": "what it declares",
+}
+"""The meaning of the keys every kind has (their models do not repeat it)."""
+
+
 def _type_name(annotation: Any) -> str:
     origin = get_origin(annotation)
     if origin is Annotated:
@@ -198,7 +207,7 @@ def _table(model: type[BaseModel], skip: tuple[str, ...] = ()) -> list[str]:
         key = info.alias or name
         if key in skip:
             continue
-        meaning = (info.description or "").replace("|", "\\|")
+        meaning = (info.description or STRUCTURE.get(key, "")).replace("|", "\\|")
         lines.append(f"| `{key}` | {_type_name(info.annotation)} | {_default(info)} | {meaning} |")
     return lines
 

@@ -126,7 +126,9 @@ class SecretRef(Strict):
     """`{valueFrom: {env: NAME}}` or `{valueFrom: {file: PATH}}`: the reference is recorded,
     the value never is."""
 
-    value_from: SecretSource
+    value_from: SecretSource = Field(
+        description="where the value is read when the request is sent: {env: NAME} or {file: PATH}"
+    )
 
     def __str__(self) -> str:
         return f"valueFrom {self.value_from}"

@@ -143,3 +143,11 @@ def test_schema_takes_a_reference_where_a_step_property_is_typed() -> None:
     step["timeout"] = "${device.vars.timeout}"  # only properties read values
     step["properties"]["bundleId"] = 42
     assert not validator.is_valid(job)
+
+
+def test_every_key_of_the_reference_says_what_it_means() -> None:
+    rows = [line for line in reference.render().splitlines() if line.startswith("| `")]
+    keys = [row.split("|") for row in rows if len(row.split("|")) >= 6]  # key, type, default
+    assert len(keys) > 150
+    silent = [cells[1].strip() for cells in keys if not cells[4].strip()]
+    assert silent == [], f"keys without a meaning: {silent}"
