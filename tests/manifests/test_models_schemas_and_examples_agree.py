@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,8 @@ def _documents_with_schema() -> list[tuple[Path, dict[str, Any], Path]]:
         text = file.read_text(encoding="utf-8")
         match = re.match(r"# yaml-language-server: \$schema=(\S+)\n", text)
         assert match, f"{file} does not start with a yaml-language-server $schema line"
-        schema = (file.parent / match.group(1)).resolve()
+        # As an editor reads it: relative to the path the file is opened by (jobs.d/...).
+        schema = Path(os.path.normpath(file.parent / match.group(1)))
         found.extend((file, doc.data, schema) for doc in read_documents(text))
     return found
 
