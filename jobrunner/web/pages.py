@@ -105,8 +105,14 @@ _DEVICES = """<h1>Devices</h1>
     placeholder="site=turin,kura.version&gt;=5.4"
     title="a label selector over labels and kura.model, kura.firmware, kura.version, kura.app">
   </label>
+  <label>Status <select name="status"><option value="">any</option>
+    <option>CONNECTED</option><option>DISCONNECTED</option><option>MISSING</option>
+    <option>UNKNOWN</option></select></label>
   <span id="shown"></span>
+  <button type="button" id="previous">&larr;</button>
+  <button type="button" id="next">&rarr;</button>
 </form>
+<p id="device-counts" class="summary"></p>
 <table id="devices" class="grid">
 <thead><tr><th>Scope</th><th>Client id</th><th>Name</th><th>Status</th><th>Last seen</th>
 <th>Firmware</th><th>Kura</th><th>Tags</th><th>Labels</th></tr></thead>

@@ -130,7 +130,7 @@ def test_the_overview_and_devices_pages(scenario: Scenario, served: Served, page
     assert page.text_content("#devices tbody").count("CONNECTED") == 3
     page.fill("#filter input[name=q]", "gw-0002")
     page.wait_for_function("document.querySelectorAll('#devices tbody tr').length === 1")
-    assert page.text_content("#shown") == "1 of 3"
+    assert page.text_content("#shown") == "1-1 of 1 (3 in all)"
     assert page.errors == []
 
 
@@ -313,4 +313,31 @@ def test_the_devices_page_filters_by_a_label_selector(
     assert "400 selector 'site in (turin', at character 15: the list opened at character 9" in (
         page.text_content("#problem")
     )
+    assert page.errors == []
+
+
+def test_the_devices_page_pages_through_every_device_counts_and_filters_by_status(
+    scenario: Scenario, served: Served, page: Any
+) -> None:
+    scenario.registry(250)  # declared; three of them connect
+    scenario.fleet(3)
+    served.wait_for(
+        lambda: sum(d["status"] == "CONNECTED" for d in served.json("/api/v1/devices")) == 3,
+        "three devices connected",
+    )
+    page.goto(served.url + "/devices")
+    page.wait_for_function("document.querySelectorAll('#devices tbody tr').length === 200")
+    assert page.text_content("#shown") == "1-200 of 250"
+    counts = page.text_content("#device-counts")
+    assert "3 connected" in counts and "247 unknown" in counts
+    page.click("#next")
+    page.wait_for_function("document.querySelectorAll('#devices tbody tr').length === 50")
+    assert page.text_content("#shown") == "201-250 of 250"
+    assert page.is_disabled("#next") and not page.is_disabled("#previous")
+
+    page.select_option("#filter select[name=status]", "CONNECTED")
+    page.wait_for_function("document.querySelectorAll('#devices tbody tr').length === 3")
+    rows = page.query_selector_all("#devices tbody tr")
+    assert {r.get_attribute("data-status") for r in rows} == {"CONNECTED"}
+    assert page.text_content("#shown") == "1-3 of 3 (250 in all)"
     assert page.errors == []

@@ -241,7 +241,7 @@ function jobPage() {
     }));
     const page = job.page;
     document.getElementById("page-info").textContent = page.total === 0 ? "none" :
-      (page.offset + 1) + "–" + Math.min(page.offset + page.limit, page.total) + " of " +
+      (page.offset + 1) + "-" + Math.min(page.offset + page.limit, page.total) + " of " +
       page.total;
     document.getElementById("previous").disabled = page.offset === 0;
     document.getElementById("next").disabled = page.offset + page.limit >= page.total;
@@ -284,25 +284,40 @@ function jobPage() {
   every(refresh);
 }
 
-const DEVICES_SHOWN = 500;  // a fleet of 10,000 is filtered, not drawn whole every second
+const DEVICES_PAGE = 200;  // a fleet of 10,000 is paged, not drawn whole every second
+let devicesOffset = 0;
 
-// The selector filters on the server (as `jobrunner devices -l`); it is kept in the page's
-// address (?selector=...), so that a filtered list can be shared as a link.
 async function devices() {
-  const selector = document.querySelector("#filter input[name=selector]").value.trim();
+  const form = document.getElementById("filter");
+  const selector = form.elements.selector.value.trim();
   const query = selector ? "?selector=" + encodeURIComponent(selector) : "";
   const rows = await api("/api/v1/devices" + query);
   document.getElementById("empty").hidden = rows.length > 0 || !!selector;
-  const q = document.querySelector("#filter input[name=q]").value.trim();
-  const matching = rows.filter((d) => !q || d.clientId.includes(q) ||
+  const q = form.elements.q.value.trim();
+  const status = form.elements.status.value;
+  const found = rows.filter((d) => !q || d.clientId.includes(q) ||
     (d.displayName || "").includes(q) || (d.tags || []).includes(q));
-  document.getElementById("shown").textContent = matching.length > DEVICES_SHOWN ?
-    "the first " + DEVICES_SHOWN + " of " + matching.length : matching.length + " of " +
-    rows.length;
-  fill(document.querySelector("#devices tbody"), matching.slice(0, DEVICES_SHOWN).map((d) =>
-    row([d.scope, d.clientId, d.displayName || "", badge(d.status), time(d.lastSeen),
+  // Counts by status of what the text and the selector keep, whatever the status filter.
+  const counts = {};
+  for (const d of found) counts[d.status] = (counts[d.status] || 0) + 1;
+  document.getElementById("device-counts").replaceChildren(...Object.keys(counts).sort()
+    .map((s) => el("span", counts[s] + " " + s.toLowerCase(), "badge s-" + s.toLowerCase())));
+  const matching = status ? found.filter((d) => d.status === status) : found;
+  if (devicesOffset >= matching.length) devicesOffset = 0;
+  const page = matching.slice(devicesOffset, devicesOffset + DEVICES_PAGE);
+  document.getElementById("shown").textContent = matching.length === 0 ? "none of " +
+    rows.length : (devicesOffset + 1) + "-" + (devicesOffset + page.length) + " of " +
+    matching.length + (matching.length < rows.length ? " (" + rows.length + " in all)" : "");
+  document.getElementById("previous").disabled = devicesOffset === 0;
+  document.getElementById("next").disabled = devicesOffset + DEVICES_PAGE >= matching.length;
+  fill(document.querySelector("#devices tbody"), page.map((d) => {
+    const tr = row([d.scope, d.clientId, d.displayName || "", badge(d.status), time(d.lastSeen),
       d.firmware || "", d.frameworkVersion || "", (d.tags || []).join(", "),
-      Object.entries(d.labels || {}).map(([k, v]) => k + "=" + v).join(", ")])));
+      Object.entries(d.labels || {}).map(([k, v]) => k + "=" + v).join(", ")]);
+    tr.dataset.clientId = d.clientId;
+    tr.dataset.status = d.status;
+    return tr;
+  }));
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -320,6 +335,15 @@ document.addEventListener("DOMContentLoaded", () => {
       if (field.value.trim()) address.searchParams.set("selector", field.value.trim());
       else address.searchParams.delete("selector");
       history.replaceState(null, "", address);
+      devicesOffset = 0;
+      devices().then(() => problem(null), problem);
+    });
+    document.getElementById("previous").addEventListener("click", () => {
+      devicesOffset = Math.max(0, devicesOffset - DEVICES_PAGE);
+      devices().then(() => problem(null), problem);
+    });
+    document.getElementById("next").addEventListener("click", () => {
+      devicesOffset += DEVICES_PAGE;
       devices().then(() => problem(null), problem);
     });
     every(devices);
