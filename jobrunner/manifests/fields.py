@@ -99,10 +99,19 @@ LabelKey = Annotated[
     WithJsonSchema({"type": "string", "pattern": LABEL_KEY_PATTERN}),
 ]
 
+
+def _label_text(value: object) -> object:
+    """A YAML scalar as the text a selector writes: `true` (not `True`), `3`, `1.5`."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
 LabelValue = Annotated[
     str,
-    BeforeValidator(lambda value: str(value).lower() if isinstance(value, bool) else value),
-    BeforeValidator(lambda value: str(value) if isinstance(value, int | float) else value),
+    BeforeValidator(_label_text),
     _named_pattern(
         LABEL_VALUE_PATTERN,
         "label value",

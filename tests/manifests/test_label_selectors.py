@@ -8,6 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from jobrunner.manifests import ManifestSet
+from jobrunner.manifests.kinds import Device
 from jobrunner.manifests.selectors import (
     SelectorError,
     Version,
@@ -269,3 +270,12 @@ def test_a_wave_may_name_a_device_the_selector_could_choose(
     result = load()
 
     assert [m.split(";")[0] for _, m in messages(result, path)] == refused
+
+
+def test_a_label_written_as_a_yaml_number_or_boolean_is_the_text_a_selector_writes() -> None:
+    device = Device.model_validate(
+        {"clientId": "gw-1", "labels": {"legacy": True, "spare": False, "line": 3, "rev": 1.5}}
+    )
+    assert device.labels == {"legacy": "true", "spare": "false", "line": "3", "rev": "1.5"}
+    facts = device_facts(device.labels)
+    assert parse_selector("legacy=true,line in (3,4),rev=1.5").matches(facts)
