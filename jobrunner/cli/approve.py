@@ -21,7 +21,6 @@ from jobrunner.engine.service import handoff
 from jobrunner.engine.status import resolve_job_ref
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import StateDir
-from jobrunner.state.records import ExecutionStatus
 
 
 def _who() -> str:
@@ -109,12 +108,6 @@ def _record(state: StateDir, scope: str, name: str, wave: str | None, by: str) -
     execution's log, which the next runner takes up)."""
     job = JobState.load(state, scope, name)
     try:
-        now = datetime.now(UTC)
-        given = approve(job, wave, by, now)
-        last = job.last_execution
-        if not given.already and last is not None and last.status is ExecutionStatus.RUNNING:
-            line = f"wave '{given.wave}' approved by {by}"
-            job.log(last.id).write("rollout", line, now.timestamp())
+        return approve(job, wave, by, datetime.now(UTC))
     finally:
-        job.close()  # writes the line
-    return given
+        job.close()  # writes the log's line

@@ -26,11 +26,14 @@ class Approval:
     by: str
     on: datetime
     already: bool = False
+    execution: int | None = None
+    """The running execution whose log says it was given (None: none runs, or given before)."""
 
 
 def approve(state: JobState, wave: str | None, by: str, now: datetime) -> Approval:
-    """Record that `by` approved `wave` of the job (None: the wave awaiting an approval now);
-    JobError saying why not, and what would be right."""
+    """Record that `by` approved `wave` of the job (None: the wave awaiting an approval now),
+    and say it in the running execution's log; JobError saying why not, and what would be
+    right."""
     label = state.label
     record = state.record
     settings = gate_settings(record)
@@ -71,7 +74,10 @@ def approve(state: JobState, wave: str | None, by: str, now: datetime) -> Approv
         raise JobError(f"wave '{wave}' of job {label} has passed already; nothing to approve")
     entry.approved_by, entry.approved_on = by, now
     state.save_record()
-    return Approval(wave, by, now)
+    running = state.running
+    if running is not None:  # its log says so; a runner that takes the execution up reads it
+        state.log(running.id).write("rollout", f"wave '{wave}' approved by {by}", now.timestamp())
+    return Approval(wave, by, now, execution=None if running is None else running.id)
 
 
 def approval_view(given: Approval) -> dict[str, object]:

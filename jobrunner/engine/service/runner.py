@@ -602,14 +602,10 @@ class Runner:
         logged in the running execution, heard by the observer (`rollout.wave.approved`)."""
         self._check_owned(scope, name)
         job = self.reconciler.job(scope, name)
-        now = self.engine.rt.clock()
-        given = approve(job.state, wave, by, datetime.fromtimestamp(now, UTC))
+        now = datetime.fromtimestamp(self.engine.rt.clock(), UTC)
+        given = approve(job.state, wave, by, now)
         if not given.already:
-            execution = job.run.id if job.run is not None else None
-            if execution is not None:
-                line = f"wave '{given.wave}' approved by {by}"
-                job.state.log(execution).write("rollout", line, now)
-            self.engine.rt.observer.wave_approved(job.key, execution, given.wave, by)
+            self.engine.rt.observer.wave_approved(job.key, given.execution, given.wave, by)
         return given
 
     def wait(
