@@ -43,7 +43,11 @@ def attention(row: dict[str, Any]) -> str:
     return "ok" if last else "idle"
 
 
+_RANK = {name: index for index, name in enumerate(ORDER)}
+
+
 def by_attention(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rows, what needs attention first, then by scope and name."""
-    rank = {name: index for index, name in enumerate(ORDER)}
-    return sorted(rows, key=lambda r: (rank[attention(r)], r["scope"], r["name"]))
+    """The rows, each with its `attention`, what needs attention first, then by scope and
+    name."""
+    marked = [{**row, "attention": attention(row)} for row in rows]
+    return sorted(marked, key=lambda r: (_RANK[r["attention"]], r["scope"], r["name"]))

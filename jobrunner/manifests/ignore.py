@@ -30,16 +30,10 @@ class Ignored:
         except (OSError, UnicodeDecodeError) as error:
             self.problem = f"cannot be read ({error}); every file is read as a manifest"
             return
-        for number, line in enumerate(lines, 1):
-            try:
-                GitIgnoreSpec.from_lines([line])
-            except ValueError as error:  # pathspec's pattern error, whatever its release
-                self.problem = (
-                    f"line {number}: {line!r} is not a gitignore pattern ({error}); every"
-                    " file is read as a manifest"
-                )
-                return
-        self._spec = GitIgnoreSpec.from_lines(lines)
+        try:
+            self._spec = GitIgnoreSpec.from_lines(lines)
+        except ValueError:  # pathspec's pattern error, whatever its release: which line?
+            self.problem = _first_bad(lines)
 
     def folder(self, path: Path) -> bool:
         """Whether a folder under the root is ignored (nothing in it is read)."""
@@ -54,3 +48,16 @@ class Ignored:
             return path.relative_to(self.root).as_posix()
         except ValueError:
             return path.as_posix()
+
+
+def _first_bad(lines: list[str]) -> str:
+    """What is wrong with the first line that is not a pattern (every file is then read)."""
+    for number, line in enumerate(lines, 1):
+        try:
+            GitIgnoreSpec.from_lines([line])
+        except ValueError as error:
+            return (
+                f"line {number}: {line!r} is not a gitignore pattern ({error}); every file is"
+                " read as a manifest"
+            )
+    return "its patterns are not valid together; every file is read as a manifest"

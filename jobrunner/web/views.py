@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from jobrunner.engine.attention import attention, by_attention
+from jobrunner.engine.attention import by_attention
 from jobrunner.engine.status import TargetViews, devices_view, job_view, summary_row
 from jobrunner.manifests import ManifestSet
 from jobrunner.manifests.selectors import Selector
@@ -69,7 +69,7 @@ class Views:
             rows.append(_made_once(self._rows, key, loaded, summary_row))
         for gone in set(self._rows) - set(recorded):
             del self._rows[gone]
-        return [{**row, "attention": attention(row)} for row in by_attention(rows)]
+        return by_attention(rows)
 
     def exists(self, scope: str, name: str) -> bool:
         """The job is recorded (and readable), without making its view."""

@@ -29,6 +29,7 @@ def test_each_job_is_ranked_by_what_needs_attention_first() -> None:
     ]
     ordered = by_attention(rows)
     assert [attention(r) for r in ordered] == list(ORDER)
+    assert [r["attention"] for r in ordered] == list(ORDER)  # each row says its own
     assert [r["name"] for r in ordered] == [
         "broken", "stopped-by-gate", "bad", "gated", "clash", "busy", "held", "gone", "fine",
         "idle",
