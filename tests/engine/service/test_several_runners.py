@@ -78,13 +78,14 @@ class Runners:
     def log(self, name: str) -> str:
         return self.log_path(name).read_text(errors="replace")
 
-    def owner(self, job: str) -> str | None:
+    def owner(self, job: str | None) -> str | None:
+        """Who holds the job's lease now (`None` for the job: any job of the scope)."""
+        query = "SELECT owner FROM jobrunner_leases WHERE scope = %s AND expires_at >= now()"
+        given: tuple[str, ...] = (self.scenario.scope,)
+        if job is not None:
+            query, given = query + " AND job = %s", (*given, job)
         with psycopg.connect(self.state_db) as connection:
-            row = connection.execute(
-                "SELECT owner FROM jobrunner_leases WHERE scope = %s AND job = %s"
-                " AND expires_at >= now()",
-                (self.scenario.scope, job),
-            ).fetchone()
+            row = connection.execute(query, given).fetchone()
         return None if row is None else str(row[0])
 
     def alive(self) -> set[str]:
@@ -132,17 +133,9 @@ class Runners:
         )
         declare()
         owners = {self.client_id(n): n for n in ("a", "b")}
-        self.wait("a runner owning the job", lambda: self._any_owner() in owners)
-        owner = owners[str(self._any_owner())]
+        self.wait("a runner owning the job", lambda: self.owner(None) in owners)
+        owner = owners[str(self.owner(None))]
         return owner, "b" if owner == "a" else "a"
-
-    def _any_owner(self) -> str | None:
-        with psycopg.connect(self.state_db) as connection:
-            row = connection.execute(
-                "SELECT owner FROM jobrunner_leases WHERE scope = %s AND expires_at >= now()",
-                (self.scenario.scope,),
-            ).fetchone()
-        return None if row is None else str(row[0])
 
     def ended(self, name: str) -> bool:
         job = self.job(name)
