@@ -59,6 +59,10 @@ class FailureKind(StrEnum):
     """The operation was cancelled on the device."""
     UNREADABLE = "unreadable"
     """The reply could not be read."""
+    NOT_VERIFIED = "not-verified"
+    """`verify: true` read back something else than the step wrote (or could not read it)."""
+    ROLLED_BACK = "rolled-back"
+    """The step had succeeded; its rollout was aborted and the device rolled back."""
 
 
 class PayloadCodec(Protocol):

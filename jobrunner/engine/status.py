@@ -391,6 +391,13 @@ def target_views(
             entry["failure"] = failure_view(target.failure)
         if target.attempts:
             entry["attempts"] = target.attempts
+        snapshot = target.snapshot
+        if snapshot is not None:  # DESIGN §11: the snapshot to roll back to, and its rollback
+            entry["snapshot"] = {
+                "id": snapshot.id,
+                "step": snapshot.step,
+                "rollback": None if snapshot.rollback is None else snapshot.rollback.value,
+            }
         if with_wave:
             entry["wave"] = wave_of.get(target.client_id)
         if values is not None:

@@ -84,6 +84,8 @@ STEP_EXAMPLES: dict[str, str] = {
     "Configuration Put": """\
 - name: publisher-rate
   definition: Configuration Put
+  rollback: onFailure    # snapshot first; roll back if this step or a later one fails
+  verify: true           # read it back once Kura applied it
   properties:
     configurations:
       - pid: org.eclipse.kura.cloud.publisher.CloudPublisher-warehouse
@@ -132,6 +134,7 @@ STEP_EXAMPLES: dict[str, str] = {
   definition: Package Download / Install
   timeout: 30s
   completionTimeout: 1h
+  verify: true           # once installed, GET packages must list it with this version
   properties:
     uri: https://repo.example.com/kura/org.eclipse.kura.driver.modbus-1.2.0.dp
     name: org.eclipse.kura.driver.modbus
@@ -326,6 +329,8 @@ def render() -> str:
         assert isinstance(properties, type) and issubclass(properties, BaseModel)
         mode = "asynchronous" if issubclass(step, AsyncStepBase) else "synchronous"
         summary = (properties.__doc__ or "").strip().splitlines() or [definition]
+        own = [n for n in step.model_fields if n not in AsyncStepBase.model_fields]
+        keys = [n for n in own if n not in ("definition", "properties")]
         out += [
             f"### {definition}",
             "",
@@ -333,6 +338,25 @@ def render() -> str:
             "",
             *_table(properties),
             "",
+        ]
+        if keys:  # the step's own keys, beside name and timeout (README: Snapshots...)
+            out += [
+                "Keys of the step itself (beside `properties`):",
+                "",
+                *_table(
+                    step,
+                    skip=(
+                        "name",
+                        "description",
+                        "timeout",
+                        "completionTimeout",
+                        "definition",
+                        "properties",
+                    ),
+                ),
+                "",
+            ]
+        out += [
             "```yaml",
             STEP_EXAMPLES[definition].rstrip(),
             "```",

@@ -169,11 +169,20 @@ class Ramp(Strict):
 
 
 class Abort(Strict):
-    """End the execution ABORTED when too many targets fail."""
+    """End the execution ABORTED when too many targets fail; what an abort also does."""
 
-    failure_threshold: Percent = Field(description="failed / finished targets, execution-wide")
+    failure_threshold: Percent | None = Field(
+        default=None,
+        description="failed / finished targets, execution-wide (none: only a wave that"
+        " cannot pass aborts)",
+    )
     min_finished: int = Field(default=1, ge=1, description="decide only once this many finished")
     cancel: bool = Field(default=False, description="also cancel the downloads under way")
+    rollback: bool = Field(
+        default=False,
+        description="roll back every target whose Configuration Put succeeded to the snapshot"
+        " taken before it",
+    )
 
 
 DEVICE_ZONE = "device"

@@ -216,7 +216,12 @@ def _warnings(
             f" ({rollout.max_per_minute}): it never ramps",
         )
     rule = rollout.abort
-    if rule is not None and targets and rule.min_finished > len(targets):
+    if (
+        rule is not None
+        and rule.failure_threshold is not None
+        and targets
+        and rule.min_finished > len(targets)
+    ):
         result.warning(
             origin.file,
             origin.line(*_path("abort", "minFinished")),

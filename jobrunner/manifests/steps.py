@@ -519,6 +519,16 @@ class CommandExecutionStep(StepBase):
 class ConfigurationPutStep(StepBase):
     definition: Literal["Configuration Put"]
     properties: ConfigurationPut
+    rollback: Literal["onFailure"] | None = Field(
+        default=None,
+        description="onFailure: take a snapshot before the put, and roll the device back to"
+        " it when this step or a later one of the target fails",
+    )
+    verify: bool | None = Field(
+        default=None,
+        description="read back what the put wrote once Kura applied it; a difference fails"
+        " the step",
+    )
 
 
 class DeviceCertificateInstallStep(StepBase):
@@ -549,6 +559,19 @@ class KeystoreKeypairCreateStep(StepBase):
 class PackageDownloadStep(AsyncStepBase):
     definition: Literal["Package Download / Install"]
     properties: PackageDownload
+    verify: bool | None = Field(
+        default=None,
+        description="once installed, check that GET packages lists its name and version",
+    )
+
+    @model_validator(mode="after")
+    def _verify_needs_install(self) -> PackageDownloadStep:
+        if self.verify and not self.properties.install:
+            raise ValueError(
+                "verify: true checks the installed package, but this step only downloads it"
+                " (install: false): drop verify, or install"
+            )
+        return self
 
 
 class PackageUninstallStep(AsyncStepBase):

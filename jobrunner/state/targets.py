@@ -37,6 +37,55 @@ class TargetStatus(StrEnum):
 _STATUSES = {status.value: status for status in TargetStatus}
 
 
+class RollbackState(StrEnum):
+    """Where the rollback to a target's snapshot stands."""
+
+    DUE = "due"
+    """Asked for (the target failed, or its rollout was aborted): not sent yet."""
+    SENT = "sent"
+    """`EXEC rollback/{id}` was sent (never again): what it restored is to be read back."""
+    DONE = "done"
+    """The device holds the snapshot's values again."""
+    GONE = "gone"
+    """The device no longer keeps the snapshot: nothing was rolled back."""
+    FAILED = "failed"
+    """The device refused the rollback, or the values read back are not the snapshot's."""
+
+
+@immutable
+class Snapshot:
+    """A configuration snapshot the device took for a target: Kura's id for it, the step
+    whose Configuration Put it guards, and its rollback (None: none asked for)."""
+
+    id: int
+    step: int
+    rollback: RollbackState | None = None
+
+    @property
+    def rolled_back(self) -> bool:
+        return self.rollback is RollbackState.DONE
+
+    @property
+    def rolling_back(self) -> bool:
+        """A rollback is asked for and has not ended."""
+        return self.rollback in (RollbackState.DUE, RollbackState.SENT)
+
+    def to_record(self) -> list[Any]:
+        return [self.id, self.step] + ([self.rollback.value] if self.rollback else [])
+
+    @staticmethod
+    def from_record(record: Any) -> Snapshot:
+        """The snapshot `to_record` wrote; ValueError for anything else."""
+        if (
+            not isinstance(record, list)
+            or len(record) not in (2, 3)
+            or not all(type(n) is int for n in record[:2])
+        ):
+            raise ValueError(f"snapshot: {record!r} is not [id, step(, rollback)]")
+        rollback = RollbackState(record[2]) if len(record) == 3 else None
+        return Snapshot(record[0], record[1], rollback)
+
+
 @immutable
 class TargetState:
     """Where one target stands. `step_index` counts from 0, as the device cloud does.
@@ -64,6 +113,13 @@ class TargetState:
     started_in: int | None = None
     """The execution that last started it: in a rollout, a target of the running execution
     that it has not started yet waits for its wave, its window and its turn."""
+    stage: str | None = None
+    """Which request of its step is next or out, when the step takes several: `snapshot`
+    (before a Configuration Put with a rollback), `verify:N` (the N-th read-back); None: the
+    step's own request."""
+    snapshot: Snapshot | None = None
+    """The configuration snapshot taken before this round's first guarded Configuration Put,
+    and whether the device was rolled back to it."""
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -90,13 +146,20 @@ class TargetState:
 
     def enter(self, execution: int, now: float) -> TargetState:
         """Join an execution: a failed target is retried at the step that failed."""
-        status = self.status
+        status, step_index = self.status, self.step_index
+        stage, snapshot = self.stage, self.snapshot
         if status is TargetStatus.PROCESS_FAILED:
             status = TargetStatus.PROCESS_AWAITING
+        if self.is_final:  # a new round: it takes its own snapshot
+            stage, snapshot = None, None
+            if self.snapshot is not None and self.snapshot.rolled_back:
+                # Rolled back: the changes since the snapshot are undone, so they are done
+                # again, from the step that took it.
+                status, step_index = TargetStatus.PROCESS_AWAITING, self.snapshot.step
         return TargetState(
-            self.client_id, self.step_index, status, None, execution,
+            self.client_id, step_index, status, None, execution,
             self.request_id, self.operation_id, self.phase, self.deadline, now, None,
-            self.attempts, self.started_in,
+            self.attempts, self.started_in, stage, snapshot,
         )  # fmt: skip
 
     def restart(self, step_index: int, execution: int, now: float) -> TargetState:
@@ -120,7 +183,7 @@ class TargetState:
         return TargetState(
             self.client_id, self.step_index, self.status, None, self.execution,
             self.request_id, self.operation_id, self.phase, self.deadline, now, self.failure,
-            self.attempts + 1, execution,
+            self.attempts + 1, execution, self.stage, self.snapshot,
         )  # fmt: skip
 
     def waiting(self, message: str, now: float) -> TargetState:
@@ -128,7 +191,7 @@ class TargetState:
         return TargetState(
             self.client_id, self.step_index, self.status, message, self.execution,
             self.request_id, self.operation_id, self.phase, self.deadline, now, self.failure,
-            self.attempts, self.started_in,
+            self.attempts, self.started_in, self.stage, self.snapshot,
         )  # fmt: skip
 
     def dispatched(
@@ -137,7 +200,7 @@ class TargetState:
         return TargetState(
             self.client_id, self.step_index, TargetStatus.PROCESS_AWAITING, None,
             self.execution, request_id, operation_id, None, deadline, now, None,
-            self.attempts, self.started_in,
+            self.attempts, self.started_in, self.stage, self.snapshot,
         )  # fmt: skip
 
     def unanswered(self, now: float) -> TargetState:
@@ -145,6 +208,7 @@ class TargetState:
         return TargetState(
             self.client_id, self.step_index, TargetStatus.PROCESS_AWAITING, None,
             self.execution, None, None, None, None, now, None, self.attempts, self.started_in,
+            self.stage, self.snapshot,
         )  # fmt: skip
 
     def accepted(self, deadline: float, phase: str | None, now: float) -> TargetState:
@@ -152,21 +216,21 @@ class TargetState:
         return TargetState(
             self.client_id, self.step_index, TargetStatus.AWAITING_COMPLETION, self.message,
             self.execution, None, self.operation_id, phase, deadline, now, None,
-            self.attempts, self.started_in,
+            self.attempts, self.started_in, self.stage, self.snapshot,
         )  # fmt: skip
 
     def progressed(self, phase: str | None, message: str | None, now: float) -> TargetState:
         return TargetState(
             self.client_id, self.step_index, self.status, message, self.execution,
             self.request_id, self.operation_id, phase, self.deadline, now, None,
-            self.attempts, self.started_in,
+            self.attempts, self.started_in, self.stage, self.snapshot,
         )  # fmt: skip
 
     def notified(self, message: str | None, now: float) -> TargetState:
         return TargetState(
             self.client_id, self.step_index, TargetStatus.NOTIFIED_COMPLETION, message,
             self.execution, None, self.operation_id, self.phase, None, now, None,
-            self.attempts, self.started_in,
+            self.attempts, self.started_in, self.stage, self.snapshot,
         )  # fmt: skip
 
     def succeeded(self, step_count: int, message: str | None, now: float) -> TargetState:
@@ -175,16 +239,51 @@ class TargetState:
             return TargetState(
                 self.client_id, self.step_index + 1, TargetStatus.PROCESS_AWAITING, None,
                 self.execution, None, None, None, None, now, None, self.attempts, self.started_in,
+                None, self.snapshot,
             )  # fmt: skip
         return TargetState(
             self.client_id, self.step_index, TargetStatus.PROCESS_OK, message,
             self.execution, None, None, None, None, now, None, self.attempts, self.started_in,
+            None, self.snapshot,
         )  # fmt: skip
 
     def failed(self, reason: str, now: float, failure: str | None = None) -> TargetState:
         return TargetState(
             self.client_id, self.step_index, TargetStatus.PROCESS_FAILED, reason,
             self.execution, None, None, None, None, now, failure, self.attempts, self.started_in,
+            None, self.snapshot,
+        )  # fmt: skip
+
+    def proceeded(
+        self, stage: str | None, message: str | None, now: float, snapshot: Snapshot | None
+    ) -> TargetState:
+        """One request of a step of several is answered: `stage` is the next one to send."""
+        return TargetState(
+            self.client_id, self.step_index, TargetStatus.PROCESS_AWAITING, message,
+            self.execution, None, None, None, None, now, None, self.attempts, self.started_in,
+            stage, snapshot,
+        )  # fmt: skip
+
+    def rolling_back(self, rollback: RollbackState, now: float) -> TargetState:
+        """Its snapshot's rollback moved on (recorded before its request is sent)."""
+        assert self.snapshot is not None
+        snapshot = Snapshot(self.snapshot.id, self.snapshot.step, rollback)
+        return TargetState(
+            self.client_id, self.step_index, self.status, self.message, self.execution,
+            self.request_id, self.operation_id, self.phase, self.deadline, now, self.failure,
+            self.attempts, self.started_in, self.stage, snapshot,
+        )  # fmt: skip
+
+    def rolled_back(
+        self, rollback: RollbackState, message: str, now: float, failure: str | None
+    ) -> TargetState:
+        """Its rollback ended (`rollback` says how): PROCESS_FAILED, `message` says why."""
+        assert self.snapshot is not None
+        snapshot = Snapshot(self.snapshot.id, self.snapshot.step, rollback)
+        return TargetState(
+            self.client_id, self.step_index, TargetStatus.PROCESS_FAILED, message,
+            self.execution, None, None, None, None, now, failure, self.attempts,
+            self.started_in, None, snapshot,
         )  # fmt: skip
 
     # -- records ---------------------------------------------------------------------------
@@ -199,7 +298,9 @@ class TargetState:
             self.attempts, self.started_in, self.deadline, self.updated
         )  # fmt: skip
         if (  # exactly int (a bool is written true) and finite floats, checked without a call
-            type(index) is not int
+            self.stage is not None  # a step of several requests, a snapshot: rare
+            or self.snapshot is not None
+            or type(index) is not int
             or type(attempts) is not int
             or (execution is not None and type(execution) is not int)
             or (operation is not None and type(operation) is not int)
@@ -265,6 +366,10 @@ class TargetState:
             record["a"] = self.attempts
         if self.started_in is not None:
             record["x"] = self.started_in
+        if self.stage is not None:
+            record["g"] = self.stage
+        if self.snapshot is not None:
+            record["k"] = self.snapshot.to_record()
         return record
 
     @staticmethod
@@ -292,6 +397,8 @@ class TargetState:
             failure=record.get("f"),
             attempts=int(record.get("a", 0)),
             started_in=record.get("x"),
+            stage=record.get("g"),
+            snapshot=None if "k" not in record else Snapshot.from_record(record["k"]),
         )
 
 

@@ -132,6 +132,9 @@ class OperationSettings:
     activity_method: str = "SUBMIT"
     activity_resources: tuple[str, ...] = ()
     activity_notify_resource: str = "activity"
+    apply_seconds: float = 2.0
+    """How long after Kura's 200 to a configuration PUT or a rollback what it wrote is read
+    back: Kura applies it a second after replying."""
     hash_check_seconds: float = 15.0
     """How long a download with `fileHash` and `install: false` waits after its COMPLETED
     for the FAILED Kura sends when the hash does not match (a match sends nothing more)."""

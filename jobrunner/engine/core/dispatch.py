@@ -15,6 +15,7 @@ from jobrunner.engine.core import progression
 from jobrunner.engine.core.devices import away
 from jobrunner.engine.core.outcomes import Outcomes
 from jobrunner.engine.core.recovery import StatusQueries
+from jobrunner.engine.core.rollbacks import Rollbacks
 from jobrunner.engine.core.runtime import (
     RunningJob,
     Runtime,
@@ -22,6 +23,7 @@ from jobrunner.engine.core.runtime import (
     new_request_id,
 )
 from jobrunner.engine.core.timers import ReplyDue, RetryPublish
+from jobrunner.engine.link.checks import SNAPSHOT
 from jobrunner.engine.link.ports import FailureKind, Tag
 from jobrunner.errors import NotSentError, OperationError, SecretError
 from jobrunner.state.targets import TargetState, TargetStatus
@@ -31,10 +33,13 @@ Outgoing = tuple[RunningJob, TargetState, str]
 
 
 class Dispatcher:
-    def __init__(self, runtime: Runtime, outcomes: Outcomes, queries: StatusQueries) -> None:
+    def __init__(
+        self, runtime: Runtime, outcomes: Outcomes, queries: StatusQueries, rollbacks: Rollbacks
+    ) -> None:
         self.rt = runtime
         self.outcomes = outcomes
         self.queries = queries
+        self.rollbacks = rollbacks
 
     def has_ready(self) -> bool:
         """Whether a request could go out now (the loop then does not wait for events)."""
@@ -42,7 +47,7 @@ class Dispatcher:
             return False
         if self.rt.link.in_flight() >= self.rt.settings.max_in_flight:
             return False
-        if self.queries.waiting:
+        if self.queries.waiting or self.rollbacks.waiting:
             return True
         return any(j.run and j.run.ready and not j.run.stopping for j in self.rt.jobs.values())
 
@@ -54,6 +59,7 @@ class Dispatcher:
         self._take_granted()
         capacity = self.rt.settings.max_in_flight - self.rt.link.in_flight()
         capacity -= self.queries.send(capacity)
+        capacity -= self.rollbacks.collect(capacity)
         outgoing: list[Outgoing] = []
         self._round_robin(outgoing, capacity)
         if self.rt.claims is not None and self._take_granted():
@@ -117,7 +123,11 @@ class Dispatcher:
             self.rt.device_queue.park((job.scope, client_id), job.key, client_id)
             return None
         step = job.steps[target.step_index]
-        operation_id = new_operation_id() if operation.asynchronous else None
+        stage = target.stage
+        if stage is None and job.puts and self._takes_snapshot(job, target):
+            stage = SNAPSHOT
+            target = target.proceeded(stage, None, now, None)
+        operation_id = new_operation_id() if operation.asynchronous and stage is None else None
         sent = target.dispatched(
             new_request_id(), now + step.timeout.total_seconds(), now, operation_id
         )
@@ -126,7 +136,11 @@ class Dispatcher:
         if operation_id is not None:
             self.rt.operations[operation_id] = (job.key, client_id)
         described = (sent.execution or 0, sent.step_index)
-        if described in job.described:
+        if stage is not None:
+            checks = operation.checks
+            assert checks is not None, "only a step with checks has stages"
+            text = checks.request(stage).name + f" ({stage.partition(':')[0]})"
+        elif described in job.described:
             text = operation.name() + (f" (job.id {operation_id})" if operation_id else "")
         else:  # the whole request once per step and execution: the log stays small
             job.described.add(described)
@@ -140,7 +154,12 @@ class Dispatcher:
             tag = Tag(job.key, target.client_id, target.step_index, target.request_id)
             operation = job.operation(target)
             try:
-                request = operation.request(target.operation_id)
+                if target.stage is None:
+                    request = operation.request(target.operation_id)
+                else:
+                    checks = operation.checks
+                    assert checks is not None, "only a step with checks has stages"
+                    request = checks.request(target.stage)
             except (SecretError, OperationError) as error:
                 failure = progression.not_sent(operation.redact(f"not sent: {error}"))
                 self.outcomes.apply(job, target, failure, "not sent")
@@ -167,6 +186,8 @@ class Dispatcher:
             updated=now,
             attempts=target.attempts,
             started_in=target.started_in,
+            stage=target.stage,
+            snapshot=target.snapshot,
         )
         job.state.targets.put(back)
         if target.operation_id is not None:
@@ -180,6 +201,21 @@ class Dispatcher:
             # later, whichever first) nothing more is tried.
             self.rt.connection.connected = False
             self.rt.deadlines.add(now + self.rt.settings.reconnect_retry, RetryPublish())
+
+    def _takes_snapshot(self, job: RunningJob, target: TargetState) -> bool:
+        """Whether the target's step is a Configuration Put that takes a snapshot before its
+        put (none was taken in this round): it says `rollback: onFailure`, or its rollout
+        rolls back when aborted."""
+        step_index = target.step_index
+        if target.snapshot is not None or not job.puts[step_index]:
+            return False
+        if job.snapshotting[step_index]:
+            return True
+        run = job.run
+        if run is None or run.gate is None:
+            return False
+        abort = run.gate.settings.abort
+        return abort is not None and abort.rollback
 
     def cancel(self, job: RunningJob, client_id: str) -> bool:
         """Ask the device to cancel the target's operation where it stands (a download in

@@ -20,8 +20,10 @@ from jobrunner.engine.link.operations import OperationFactory
 from jobrunner.engine.rollout.coverage import coverage
 from jobrunner.engine.rollout.gate import gate_settings, retry_of
 from jobrunner.errors import JobError
+from jobrunner.manifests import StepBase
 from jobrunner.manifests.fields import format_duration
 from jobrunner.manifests.rollout import Retry
+from jobrunner.manifests.steptemplates import StepTemplate
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.records import (
     FrozenJob,
@@ -51,8 +53,25 @@ def attach(engine: Engine, state: JobState, operations: OperationFactory) -> Run
     state.prune()  # what grew past the retention while no runner held the job
     job = RunningJob(state, state.steps, step_operations(state.steps, operations))
     job.per_device = PerDevice(operations)
+    _read_checks(job)
     engine.hold(job)
     return job
+
+
+def _read_checks(job: RunningJob) -> None:
+    """Which of the job's steps verify, take a snapshot, are Configuration Puts."""
+    steps = job.steps
+    job.verifying = [_written(step, "verify") is True for step in steps]
+    job.snapshotting = [_written(step, "rollback") == "onFailure" for step in steps]
+    puts = [getattr(step, "definition", None) == "Configuration Put" for step in steps]
+    job.puts = puts if any(puts) else []
+
+
+def _written(step: StepBase, name: str) -> object:
+    """A step's field as written (a step that reads per-device values keeps it as text)."""
+    if isinstance(step, StepTemplate):
+        return step.written.get(name)
+    return getattr(step, name, None)
 
 
 def freeze(
@@ -132,6 +151,7 @@ def start(
     if not job.steps:  # frozen since the engine took the job in
         job.steps = state.steps
         job.operations = step_operations(job.steps, operations)
+        _read_checks(job)
     restart_at = trigger.options.restart_at if trigger.options is not None else None
     if restart_at is not None and not 0 <= restart_at < len(job.steps):
         raise JobError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from jobrunner.engine.core.rollbacks import Rollbacks, roll_back_all
 from jobrunner.engine.core.runtime import RunningJob, Runtime
 from jobrunner.engine.core.timers import DrainOver, GateDue
 from jobrunner.manifests.rollout import Rollout
@@ -19,7 +20,7 @@ ABORT_GRACE = 5.0
 """Seconds past the longest step timeout an aborted execution waits for its replies."""
 
 
-def turn_gates(rt: Runtime, cancel: Cancel) -> None:
+def turn_gates(rt: Runtime, cancel: Cancel, rollbacks: Rollbacks) -> None:
     """One turn of every running rollout: start what may start, decide, abort, re-arm."""
     now = rt.clock()
     for job in rt.jobs.values():
@@ -36,6 +37,8 @@ def turn_gates(rt: Runtime, cancel: Cancel) -> None:
             rt.observer.wave_approved(job.key, run.id, wave, by)
         if decision.abort is not None:
             abort(rt, cancel, job, decision.abort)
+            if run.gate.settings.abort is not None and run.gate.settings.abort.rollback:
+                roll_back_all(rollbacks, job, decision.abort)
             rt.observer.rollout_aborted(job.key, run.id, decision.abort)
             continue
         targets = job.state.targets

@@ -11,6 +11,7 @@ that are over.
     Engine
     ├── Runtime          what the parts share: jobs, busy devices, operations, deadlines, link
     ├── StatusQueries    asking devices where their operations stand (recovery)
+    ├── Rollbacks        rolling devices back to their snapshots (DESIGN §11)
     ├── Outcomes         what replies, notifications and deadlines do to the targets
     └── Dispatcher       which targets get a request this turn
 """
@@ -30,6 +31,7 @@ from jobrunner.engine.core.dispatch import Dispatcher
 from jobrunner.engine.core.outcomes import Outcomes
 from jobrunner.engine.core.probes import Probes
 from jobrunner.engine.core.recovery import StatusQueries
+from jobrunner.engine.core.rollbacks import Rollbacks
 from jobrunner.engine.core.runtime import Connection, EngineSettings, RunningJob, Runtime
 from jobrunner.engine.core.timers import (
     CompletionDue,
@@ -37,8 +39,10 @@ from jobrunner.engine.core.timers import (
     DrainOver,
     Due,
     LwtGrace,
+    ProceedDue,
     ReplyDue,
     RetryPublish,
+    RollbackDue,
     SettleDue,
 )
 from jobrunner.engine.link.events import (
@@ -102,8 +106,9 @@ class Engine:
         self.inbox = inbox or Inbox()
         self.queries = StatusQueries(self.rt)
         self.probes = Probes(self.rt)
-        self.outcomes = Outcomes(self.rt, self.queries)
-        self.dispatcher = Dispatcher(self.rt, self.outcomes, self.queries)
+        self.rollbacks = Rollbacks(self.rt)
+        self.outcomes = Outcomes(self.rt, self.queries, self.rollbacks)
+        self.dispatcher = Dispatcher(self.rt, self.outcomes, self.queries, self.rollbacks)
         self.storage_problem: str | None = None
         """Why the state directory cannot be written (dispatching is paused), or None."""
         self._to_flush: set[JobKey] = set()
@@ -148,6 +153,18 @@ class Engine:
         job.state.on_pending(functools.partial(self._to_flush.add, job.key))
         if job.steps:
             recovery.resume(self.rt, self.queries, job)
+            self._resume_rollbacks(job)
+
+    def _resume_rollbacks(self, job: RunningJob) -> None:
+        """Take up the rollbacks a previous process recorded and did not end."""
+        run = job.run
+        if run is not None and run.summary.aborted and run.gate is not None:
+            abort = run.gate.settings.abort
+            if abort is not None and abort.rollback:
+                run.roll_back_all = run.summary.message or "aborted"
+        for target in job.state.targets:
+            if target.snapshot is not None and target.snapshot.rolling_back:
+                self.rollbacks.take_up(job, target)
 
     def forget(self, key: JobKey, why: str) -> RunningJob | None:
         """Let a job go at once (its lease was lost, or given to another runner): nothing
@@ -159,6 +176,7 @@ class Engine:
             return None
         log.warning("%s: let go (%s)", job.label, why)
         self._to_flush.discard(key)
+        self.rollbacks.forget(key)
         queue = self.rt.device_queue
         for device, holder in list(queue.busy.items()):
             if holder == key:
@@ -215,24 +233,27 @@ class Engine:
         for due in self.rt.deadlines.due():
             self._due(due)
         if not self.storage_problem:
-            gates.turn_gates(self.rt, self.cancel)
+            gates.turn_gates(self.rt, self.cancel, self.rollbacks)
         outgoing = [] if self.storage_problem else self.dispatcher.collect()
         if self._flush(durable=self.settings.durable and bool(outgoing)):
             # Only what was recorded for a job still held: a job whose lease was lost in
             # this very flush sends nothing.
             held = [o for o in outgoing if self.jobs.get(o[0].key) is o[0]]
-            if held and not self.rt.connection.leases_hold:
+            if (held or self.rollbacks.outgoing) and not self.rt.connection.leases_hold:
                 # The commit took past the lease (a slow database): another runner may own
                 # the job by now. Nothing leaves; once renewed, they are sent.
                 for job, target, _ in held:
                     self.dispatcher.unsend(
                         job, target, "the lease ended while the request was recorded"
                     )
+                self.rollbacks.put_back()
             else:
                 self.dispatcher.publish(held)
+                self.rollbacks.publish()
         else:  # not recorded, so not sent: they go back to their queue
             for job, target, _ in outgoing:
                 self.dispatcher.unsend(job, target, "the state cannot be written")
+            self.rollbacks.put_back()
         if self.probes.waiting and self.rt.connection.connected:  # what the jobs left of the window
             self.probes.send(self.settings.max_in_flight - self.link.in_flight())
         self._end_finished_executions()
@@ -275,6 +296,10 @@ class Engine:
             self.outcomes.on_completion_due(due)
         elif isinstance(due, SettleDue):
             self.outcomes.on_settle_due(due)
+        elif isinstance(due, ProceedDue):
+            self.outcomes.on_proceed_due(due)
+        elif isinstance(due, RollbackDue):
+            self.rollbacks.on_due(due)
         elif isinstance(due, LwtGrace):
             self._lwt_settles(due)
         elif isinstance(due, DrainOver):
@@ -416,8 +441,8 @@ class Engine:
     def _end_finished_executions(self) -> None:
         for job in list(self.jobs.values()):
             run = job.run
-            if run is None:
-                continue
+            if run is None or (self.rollbacks.under_way and self.rollbacks.busy(job.key)):
+                continue  # an execution ends once its rollbacks have
             if run.stopping:  # a user's stop ends STOPPED, even when every target finished
                 waiting = (job.out & run.covered) | run.cancelling
                 if waiting and not run.drain_over:

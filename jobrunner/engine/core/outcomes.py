@@ -14,19 +14,29 @@ from jobrunner.device.operations.base import response_code
 from jobrunner.device.payload import KuraPayload
 from jobrunner.engine.core import progression
 from jobrunner.engine.core.recovery import StatusQueries
+from jobrunner.engine.core.rollbacks import Rollbacks, put_went_out
 from jobrunner.engine.core.runtime import RunningJob, Runtime
-from jobrunner.engine.core.timers import CompletionDue, SettleDue
+from jobrunner.engine.core.timers import CompletionDue, ProceedDue, SettleDue
 from jobrunner.engine.link.events import NotificationArrived, ReplyArrived
-from jobrunner.engine.link.ports import Accepted, Ignored, Outcome, Succeeded, Tag
+from jobrunner.engine.link.ports import (
+    Accepted,
+    Failed,
+    FailureKind,
+    Ignored,
+    Outcome,
+    Succeeded,
+    Tag,
+)
 from jobrunner.state.targets import TargetState, TargetStatus
 
 log = logging.getLogger(__name__)
 
 
 class Outcomes:
-    def __init__(self, runtime: Runtime, queries: StatusQueries) -> None:
+    def __init__(self, runtime: Runtime, queries: StatusQueries, rollbacks: Rollbacks) -> None:
         self.rt = runtime
         self.queries = queries
+        self.rollbacks = rollbacks
         self.early: dict[int, list[NotificationArrived]] = {}
         """Notifications that came before the reply that accepted their operation."""
 
@@ -35,6 +45,8 @@ class Outcomes:
     def apply(self, job: RunningJob, target: TargetState, outcome: Outcome, how: str) -> None:
         """Move a target on according to `outcome`."""
         now = self.rt.clock()
+        if job.verifying and outcome.__class__ is Succeeded and target.stage is None:
+            outcome = self._verification(job, target, outcome)
         change = progression.progress(target, outcome, job.steps, how, now)
         for value in change.records:
             job.state.targets.put(value)
@@ -43,6 +55,11 @@ class Outcomes:
             self.rt.observer.target_failed(job.key, change.target.execution or 0, change.target)
         if change.line:
             job.say(target, change.line, now)
+        if change.target.snapshot is not None:
+            self._roll_back_if_due(job, change.target, outcome)
+        if change.proceed_after is not None:
+            self._proceed(job, target, change.target, change.proceed_after)
+            return
         if change.awaiting_until is not None:  # the reply is in; the device stays busy
             job.out.discard(target.client_id)
             completion = CompletionDue(job.key, target.client_id, change.awaiting_until)
@@ -53,15 +70,89 @@ class Outcomes:
         if change.step_over:
             self._step_over(job, target, change.target)
 
-    def _step_over(self, job: RunningJob, before: TargetState, after: TargetState) -> None:
-        """A step ended for a target: free its device, count it, queue its next step."""
+    def _verification(self, job: RunningJob, target: TargetState, done: Succeeded) -> Outcome:
+        """A step with `verify: true` succeeded: its read-back goes next."""
+        if not job.verifying[target.step_index]:
+            return done
+        checks = job.operation(target).checks
+        proceed = None if checks is None else checks.verification(done.summary)
+        return done if proceed is None else proceed
+
+    def _roll_back_if_due(self, job: RunningJob, target: TargetState, outcome: Outcome) -> None:
+        """A target with a snapshot moved: when it failed at or after a step that rolls back
+        on failure, or its execution was aborted with a rollback, its device is rolled back
+        (once no request of it is out)."""
+        snapshot = target.snapshot
+        assert snapshot is not None
+        if snapshot.rollback is not None or target.request_id is not None:
+            return
+        failed = target.status is TargetStatus.PROCESS_FAILED
+        if failed and job.snapshotting[snapshot.step]:
+            sent = not (
+                target.step_index == snapshot.step
+                and isinstance(outcome, Failed)
+                and outcome.kind in (FailureKind.NOT_SENT, FailureKind.UNSUPPORTED)
+            )
+            if sent:
+                self.rollbacks.due(job, target, f"step {target.step_index} failed")
+            return
+        run = job.run
+        if run is not None and run.roll_back_all is not None and put_went_out(target):
+            self.rollbacks.due(job, target, f"the execution was aborted ({run.roll_back_all})")
+
+    def _proceed(
+        self, job: RunningJob, before: TargetState, after: TargetState, seconds: float
+    ) -> None:
+        """The next request of the target's step goes `seconds` from now; its device stays
+        the target's meanwhile."""
         job.out.discard(after.client_id)
+        self._untrack(job, before, after)
+        run = job.run
+        if run is None or after.client_id not in run.covered or run.stopping:
+            current = job.state.targets.get(after.client_id)
+            if current.snapshot is None or not current.snapshot.rolling_back:
+                self.rt.release(job, after.client_id)  # the next execution takes it up
+            return
+        if seconds <= 0:
+            run.ready.append(after.client_id)
+        else:
+            due = ProceedDue(job.key, after.client_id, after.stage)
+            self.rt.deadlines.add(self.rt.clock() + seconds, due)
+
+    def on_proceed_due(self, due: ProceedDue) -> None:
+        job = self.rt.jobs.get(due.job)
+        if job is None or due.client_id not in job.state.targets:
+            return
+        target = job.state.targets.get(due.client_id)
+        run = job.run
+        if (
+            target.status is TargetStatus.PROCESS_AWAITING
+            and target.stage == due.stage
+            and target.request_id is None
+            and run is not None
+            and due.client_id in run.covered
+            and not run.stopping
+        ):
+            run.ready.append(due.client_id)
+        elif target.request_id is None and not (
+            target.snapshot is not None and target.snapshot.rolling_back
+        ):
+            self.rt.release(job, due.client_id)
+
+    def _untrack(self, job: RunningJob, before: TargetState, after: TargetState) -> None:
         if before.operation_id is not None:
             self.rt.operations.pop(before.operation_id, None)
             self.queries.forget(job, after.client_id)
             tag = Tag(job.key, after.client_id, before.step_index, before.request_id or "")
             self.rt.link.untrack(tag, before.operation_id)
-        self.rt.release(job, after.client_id)
+
+    def _step_over(self, job: RunningJob, before: TargetState, after: TargetState) -> None:
+        """A step ended for a target: free its device, count it, queue its next step."""
+        job.out.discard(after.client_id)
+        self._untrack(job, before, after)
+        current = job.state.targets.get(after.client_id)
+        if current.snapshot is None or not current.snapshot.rolling_back:
+            self.rt.release(job, after.client_id)  # else its rollback frees it
         run = job.run
         if run is None or after.client_id not in run.covered:
             return
@@ -83,10 +174,16 @@ class Outcomes:
         target = job.state.targets.get(tag.client_id)
         if tag.purpose == "status":
             self.on_status_answer(job, target, tag, event.payload)
+        elif tag.purpose == "rollback":
+            self.rollbacks.on_reply(job, tag, event.payload)
         elif tag.purpose == "cancel":
             self.on_cancel_answer(job, target, event.payload)
         elif target.request_id != tag.request_id:
             job.say(target, "anomaly: reply to a request that is no longer awaited; ignored")
+        elif target.stage is not None:
+            checks = job.operation(target).checks
+            assert checks is not None, "only a step with checks has stages"
+            self.apply(job, target, checks.on_reply(target.stage, event.payload), "replied")
         else:
             outcome = job.operation(target).on_reply(event.payload, target.operation_id)
             self.apply(job, target, outcome, "replied")
@@ -109,9 +206,21 @@ class Outcomes:
         if tag.purpose == "cancel":
             self.on_cancel_answer(job, target, None)
             return
+        if tag.purpose == "rollback":
+            self.rollbacks.on_reply(job, tag, None)
+            return
         if target.request_id != tag.request_id:
             return
         earlier = target.phase in (progression.RESTARTED, progression.UNANSWERED)
+        if earlier and target.stage is not None:
+            # A snapshot or a read-back changes no configuration: asked again, not guessed.
+            self._send_again(
+                job,
+                target,
+                f"no reply by its deadline to the {target.stage.partition(':')[0]} request sent"
+                " before the restart; it changes no configuration, so it is sent again",
+            )
+            return
         if earlier and target.operation_id is not None:
             # An asynchronous request recorded before a restart, its reply lost: the device
             # may have accepted it. Ask the device rather than guess.
@@ -133,16 +242,18 @@ class Outcomes:
         )
         self.apply(job, target, failure, "timeout")
 
-    def _send_again(self, job: RunningJob, target: TargetState) -> None:
+    def _send_again(
+        self,
+        job: RunningJob,
+        target: TargetState,
+        why: str = "no reply by its deadline to the earlier execution's request; the step is"
+        " sent again",
+    ) -> None:
         """An ended execution's request, unanswered by its deadline: the new execution sends
         the step again (the operator who started it asked for the step to be done)."""
         now = self.rt.clock()
         job.state.targets.put(target.unanswered(now))
-        job.say(
-            target,
-            "no reply by its deadline to the earlier execution's request; the step is sent again",
-            now,
-        )
+        job.say(target, why, now)
         job.out.discard(target.client_id)
         self.rt.release(job, target.client_id)
         run = job.run

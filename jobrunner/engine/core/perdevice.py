@@ -72,6 +72,8 @@ class Unsendable:
     """A target's step its frozen values do not make (a state written by hand, or by a
     release that checked less): the target fails, saying why, and nothing is sent."""
 
+    checks = None
+
     def __init__(self, reason: str) -> None:
         self.reason = reason
 

@@ -17,11 +17,12 @@ from jobrunner.engine.link.ports import (
     Failed,
     FailureKind,
     Outcome,
+    Proceed,
     Succeeded,
 )
 from jobrunner.manifests import StepBase
 from jobrunner.state.registry import DeviceRecord, DeviceStatus
-from jobrunner.state.targets import TargetState, TargetStatus
+from jobrunner.state.targets import Snapshot, TargetState, TargetStatus
 
 
 @dataclass(slots=True)  # not frozen: built once per outcome, on the hot path
@@ -40,6 +41,9 @@ class Transition:
     """A settling progress: the step succeeds at this time if nothing else comes."""
     settled: str | None = None
     """What the success of a settling progress will say."""
+    proceed_after: float | None = None
+    """The step's next request (its `stage`) goes this many seconds from now; the device
+    stays the target's meanwhile."""
 
     @property
     def target(self) -> TargetState:
@@ -73,6 +77,12 @@ def progress(
         deadline = now + step.completion_timeout.total_seconds()  # type: ignore[attr-defined]
         accepted = target.accepted(deadline, outcome.phase, now)
         return Transition((accepted,), "accepted; AWAITING_COMPLETION", awaiting_until=deadline)
+    if isinstance(outcome, Proceed):
+        snapshot = target.snapshot
+        if outcome.snapshot is not None:
+            snapshot = Snapshot(outcome.snapshot, target.step_index)
+        ahead = target.proceeded(outcome.stage, outcome.summary, now, snapshot)
+        return Transition((ahead,), f"{how}: {outcome.summary}", proceed_after=outcome.after)
     moved = target.progressed(outcome.phase, outcome.message, now)
     if outcome.settle_after is None:
         return Transition((moved,), outcome.message or "")

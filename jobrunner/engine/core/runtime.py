@@ -44,7 +44,10 @@ class EngineSettings:
     reconnect_retry: float = 1.0
     """Seconds before a target whose request could not be published is tried again."""
     query_timeout: float = 30.0
-    """Seconds a status query or a cancel waits for its reply."""
+    """Seconds a status query, a cancel or a rollback's request waits for its reply."""
+    apply_seconds: float = 2.0
+    """Seconds after Kura's 200 to a rollback before what it restored is read back (Kura
+    applies it a second after replying)."""
     history: History = DEFAULT_HISTORY
     """How many ended executions each job keeps, and for how long (a Scope may say)."""
 
@@ -86,6 +89,9 @@ class ExecutionRun:
     gate: Gate | None = None
     """The rollout's gate: which of its targets may start now (None: all start at once)."""
     gate_wake: float = 0.0  # when the engine is woken for the gate next (0: not armed)
+    roll_back_all: str | None = None
+    """Aborted with `abort: {rollback: true}`: why. Every target whose Configuration Put
+    went out is rolled back, once no reply of it is awaited."""
 
     @property
     def id(self) -> int:
@@ -115,6 +121,13 @@ class RunningJob:
     stopped execution does not wait for every reply, a reply that comes is still recorded)."""
     on_end: list[Callable[[ExecutionSummary], None]] = field(default_factory=list)
     described: set[tuple[int, int]] = field(default_factory=set)  # (execution, step) logged
+    verifying: list[bool] = field(default_factory=list)
+    """Per step: `verify: true` (its success is followed by read-backs)."""
+    puts: list[bool] = field(default_factory=list)
+    """Per step: a Configuration Put (empty: the job has none)."""
+    snapshotting: list[bool] = field(default_factory=list)
+    """Per step: a Configuration Put with `rollback: onFailure` (a rollout that rolls back
+    when aborted has every put take a snapshot too)."""
     _said: tuple[list[StepBase], list[str]] = field(
         default=([], []), init=False, repr=False, compare=False
     )
@@ -180,8 +193,11 @@ class DeviceQueue:
     waiting: dict[DeviceKey, deque[tuple[JobKey, str]]] = field(default_factory=dict)
 
     def try_take(self, device: DeviceKey, job: JobKey) -> bool:
-        if device in self.busy:
-            return False
+        """Take the device for `job`; True also when the job holds it already (the next
+        request of a step of several: a snapshot, a read-back)."""
+        holder = self.busy.get(device)
+        if holder is not None:
+            return holder == job
         self.busy[device] = job
         return True
 

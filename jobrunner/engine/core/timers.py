@@ -79,11 +79,38 @@ class GateDue:
 
 
 @dataclass(frozen=True, slots=True)
+class ProceedDue:
+    """A step of several requests: its next one (`stage`) may go now."""
+
+    job: JobKey
+    client_id: str
+    stage: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RollbackDue:
+    """A rollback sent a while ago: what it restored may be read back now."""
+
+    job: JobKey
+    client_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class RetryPublish:
     """Publishing failed (the connection was down): look at the connection again."""
 
 
-Due = ReplyDue | CompletionDue | LwtGrace | SettleDue | DrainOver | GateDue | RetryPublish
+Due = (
+    ReplyDue
+    | CompletionDue
+    | LwtGrace
+    | SettleDue
+    | DrainOver
+    | GateDue
+    | RetryPublish
+    | ProceedDue
+    | RollbackDue
+)
 
 
 class Deadlines:

@@ -26,6 +26,7 @@ from jobrunner.device import (
 from jobrunner.device.model import FailureKind
 from jobrunner.device.operations import DEFAULT_SETTINGS
 from jobrunner.engine.link import ports
+from jobrunner.engine.link.checks import checks_of
 from jobrunner.errors import SecretError
 from jobrunner.manifests import StepBase
 from jobrunner.manifests.secrets import (
@@ -50,8 +51,15 @@ log = logging.getLogger("jobrunner.secrets")
 class OperationAdapter:
     """A device-layer `Operation` as the engine's `StepOperation`."""
 
-    def __init__(self, operation: Operation[Any], secrets: SecretResolver | None = None) -> None:
+    def __init__(
+        self,
+        operation: Operation[Any],
+        secrets: SecretResolver | None = None,
+        verify: bool = False,
+    ) -> None:
         self.operation = operation
+        self.checks = checks_of(operation, verify)
+        """Its snapshot and read-backs (a Configuration Put, a verified install), or None."""
         self.secrets = secrets or SecretResolver.from_environment()
         found = list(secrets_in(operation.properties))
         self._references = [s for _, s in found if isinstance(s, SecretRef)]
@@ -206,6 +214,7 @@ def operations_factory(
     resolver = secrets or SecretResolver.from_environment()
 
     def build(step: StepBase) -> ports.StepOperation:
-        return OperationAdapter(operation_for_step(step, settings), resolver)
+        verify = getattr(step, "verify", None) is True
+        return OperationAdapter(operation_for_step(step, settings), resolver, verify)
 
     return build

@@ -10,7 +10,7 @@ answered by a function: for unit tests and the loopback benchmark).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Literal, Protocol
 
 from jobrunner.device.model import FailureKind, Request
@@ -24,7 +24,9 @@ __all__ = [
     "FailureKind",  # the device layer's vocabulary of failures, which the engine adds to
     "Ignored",
     "Outcome",
+    "Proceed",
     "Progressed",
+    "StepChecks",
     "StepOperation",
     "Succeeded",
     "Tag",
@@ -39,7 +41,7 @@ class Tag:
     client_id: str
     step_index: int
     request_id: str
-    purpose: Literal["step", "status", "cancel", "probe"] = "step"
+    purpose: Literal["step", "status", "cancel", "probe", "rollback"] = "step"
     query: str | None = None  # for a status query: which one
 
     @property
@@ -93,16 +95,48 @@ class Progressed:
 
 
 @immutable
+class Proceed:
+    """One request of a step of several was answered: `stage` goes next (None: the step's
+    own request), `after` seconds from now; `snapshot` is the id of a snapshot just taken."""
+
+    stage: str | None
+    summary: str
+    after: float = 0.0
+    snapshot: int | None = None
+
+
+@immutable
 class Ignored:
     """A notification that changes nothing (for another phase, or unreadable), and why."""
 
     reason: str
 
 
-Outcome = Succeeded | Failed | Accepted | Progressed
+Outcome = Succeeded | Failed | Accepted | Progressed | Proceed
 
 
 # --- the steps, and the link -------------------------------------------------------------------
+
+
+Written = Mapping[str, Mapping[str, tuple[str, tuple[str, ...]]]]
+"""pid -> property name -> (Kura type, values as text): what Configuration Puts write."""
+
+
+class StepChecks(Protocol):
+    """The requests a step sends besides its own (DESIGN §11): a configuration snapshot
+    before it, and the read-backs (`verify: true`) after it. Each is a `stage`."""
+
+    def request(self, stage: str) -> Request:
+        """The request of `stage` (`snapshot`, `verify:N`)."""
+
+    def on_reply(self, stage: str, payload: KuraPayload) -> Outcome:
+        """Proceed to the next stage, or the step's outcome."""
+
+    def verification(self, summary: str | None) -> Proceed | None:
+        """What follows the step's own success (`summary`): the first read-back, or None."""
+
+    def written(self) -> Written:
+        """What the step writes (a Configuration Put; empty for any other step)."""
 
 
 class StepOperation(Protocol):
@@ -156,6 +190,10 @@ class StepOperation(Protocol):
 
     def cancel_request(self, operation_id: int, phase: str | None) -> Request | None:
         """The request that cancels the operation in `phase`; None: it cannot be."""
+
+    @property
+    def checks(self) -> StepChecks | None:
+        """Its snapshot and read-backs (a Configuration Put, a verified install); None."""
 
 
 class DeviceLink(Protocol):

@@ -442,7 +442,12 @@ class Gate:
         """The abort rule across the execution: when it trips, the wave that was running
         ends ABORTED with the rule's numbers (it neither passed nor failed its gate)."""
         rule = self.settings.abort
-        if rule is None or self.finished < rule.min_finished or not self.finished:
+        if (
+            rule is None
+            or rule.failure_threshold is None
+            or self.finished < rule.min_finished
+            or not self.finished
+        ):
             return False
         share = 100.0 * self.failed / self.finished
         if share + 1e-9 < rule.failure_threshold:

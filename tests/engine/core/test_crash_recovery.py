@@ -8,17 +8,20 @@ every target ended, and that no device received any operation twice.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import signal
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Callable
 
 import pytest
 
 from jobrunner.simulator.config import Timing
-from jobrunner.simulator.faults import DelayFault, FaultPlan, Selector
+from jobrunner.simulator.faults import DelayFault, FailFault, FaultPlan, Selector
+from jobrunner.simulator.state import DeviceState
 
 from ..conftest import FAST, Scenario, never_twice
 
@@ -151,3 +154,117 @@ def test_a_kill_right_after_start_leaves_nothing_half_done(scenario: Scenario) -
     assert finished.returncode in (0, 3), finished.stderr
     assert {s for _, s in scenario.statuses("rollout").values()} <= {"PROCESS_OK", "PROCESS_FAILED"}
     never_twice(fleet)
+
+
+def _holds(state: DeviceState, pid: str, host: str) -> bool:
+    return state.setting(pid, "clock.ntp.host") == host
+
+
+def _between_snapshot_and_put(text: str) -> set[str]:
+    """The targets whose snapshot is recorded and whose put is not (their last line: a
+    snapshot id, no request out, no stage)."""
+    last: dict[str, dict[str, object]] = {}
+    for line in text.splitlines()[1:]:
+        with contextlib.suppress(ValueError):  # a line being written
+            record = json.loads(line)
+            last[record["t"]] = record
+    return {t for t, r in last.items() if "k" in r and "r" not in r and "g" not in r}
+
+
+def test_sigkill_between_the_snapshot_and_the_put_sends_the_put_once_after_restart(
+    scenario: Scenario,
+) -> None:
+    """The snapshot's id is recorded before the put goes: a target the kill caught between
+    the two gets its put after the restart, without a second snapshot. A target whose put
+    was in flight and whose reply the kill lost fails as any such request does, and is
+    rolled back to its snapshot. No device gets the put twice."""
+    scenario.registry(16)
+    # Slow puts and a window of 2: snapshots answered while the window is full wait, recorded.
+    slow = FaultPlan(slow=(DelayFault(Selector("*", "configuration"), 0.3),))
+    fleet = scenario.fleet(16, slow)
+    clock = "org.eclipse.kura.clock.ClockService"
+    scenario.job(
+        "guarded",
+        f"""\
+        - name: ntp
+          definition: Configuration Put
+          rollback: onFailure
+          timeout: 3s
+          properties:
+            configurations:
+              - {{pid: {clock}, properties: {{clock.ntp.host: 10.7.7.7}}}}
+        """,
+    )
+    caught: set[str] = set()
+
+    def between(text: str) -> bool:
+        caught.update(_between_snapshot_and_put(text))
+        return bool(caught)
+
+    _kill_when(scenario, "guarded", "", 0, window=2, done=between)
+    killed_with = _between_snapshot_and_put(
+        (
+            scenario.state_dir / "scopes" / scenario.scope / "jobs/guarded/targets.journal"
+        ).read_text()
+    )
+    finished = _finish(scenario, window=2)
+
+    assert finished.returncode in (0, 3), finished.stdout + finished.stderr
+    assert killed_with, "the kill caught a target between its snapshot and its put"
+    sent = Counter((r.device, r.operation) for r in fleet.requests())
+    targets = {t.client_id: t for t in scenario.state("guarded").targets}
+    for client_id in killed_with:
+        target = targets[client_id]
+        assert (target.status.value, target.snapshot is not None) == ("PROCESS_OK", True)
+        assert sent[(client_id, "snapshot")] == 1, "no second snapshot"
+    for client_id, target in targets.items():
+        assert sent[(client_id, "configuration")] == 1, client_id  # never twice
+        assert sent[(client_id, "snapshot")] in (1, 2)  # a lost snapshot reply: asked again
+        device = fleet.device(client_id)
+        if target.status.value == "PROCESS_OK":
+            assert fleet.wait_for(functools.partial(_holds, device.state, clock, "10.7.7.7"))
+        else:  # its put's reply lost with the kill: failed, and rolled back
+            assert target.message is not None
+            assert "runner restarted before the reply" in target.message
+            assert "rolled back to snapshot" in target.message, target.message
+            assert device.state.setting(clock, "clock.ntp.host") == "0.pool.ntp.org"
+
+
+def test_sigkill_after_a_rollback_was_sent_reads_it_back_and_never_sends_it_twice(
+    scenario: Scenario,
+) -> None:
+    """A rollback is recorded `sent` before it leaves: the runner killed once the device has
+    it takes it up after its restart by reading back what it restored, and sends no second
+    rollback."""
+    scenario.registry(1)
+    faults = FaultPlan(
+        fail=(FailFault(Selector("gw-0001", "command"), 500),),
+        slow=(DelayFault(Selector("*", "rollback"), 0.5),),
+    )
+    fleet = scenario.fleet(1, faults)
+    clock = "org.eclipse.kura.clock.ClockService"
+    scenario.job(
+        "guarded",
+        f"""\
+        - name: ntp
+          definition: Configuration Put
+          rollback: onFailure
+          timeout: 3s
+          properties:
+            configurations:
+              - {{pid: {clock}, properties: {{clock.ntp.host: 10.7.7.7}}}}
+        - {{name: check, definition: Command Execution, timeout: 3s, properties: {{command: echo}}}}
+        """,
+    )
+
+    _kill_when(
+        scenario, "guarded", "", 0, done=lambda _: bool(fleet.requests(operation="rollback"))
+    )
+    finished = _finish(scenario)
+
+    assert finished.returncode == 3, finished.stdout + finished.stderr  # a target failed
+    assert scenario.statuses("guarded") == {"gw-0001": (1, "PROCESS_FAILED")}
+    assert len(fleet.requests("gw-0001", "rollback")) == 1
+    assert fleet.device("gw-0001").state.setting(clock, "clock.ntp.host") == "0.pool.ntp.org"
+    message = scenario.messages("guarded")["gw-0001"] or ""
+    assert "rolled back to snapshot" in message, message

@@ -1,0 +1,199 @@
+"""Snapshots, read-backs and rollbacks on the engine's fake clock: what waits for Kura's
+apply delay waits for it, and what a restart interrupts is taken up where it was recorded,
+never sent twice. The in-memory link plays a Kura gateway's configuration service."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from jobrunner.device import KuraPayload
+from jobrunner.engine.link.memory import MemoryLink, Sent, error, ok
+from jobrunner.engine.service.runner import Runner
+from jobrunner.state.targets import RollbackState
+
+from ..conftest import FakeClock, memory_runner
+
+CLOCK = "org.eclipse.kura.clock.ClockService"
+SNAPSHOT_ID = 1_700_000_000_123
+STEPS = f"""\
+  steps:
+    - name: ntp
+      definition: Configuration Put
+      rollback: onFailure
+      verify: true
+      properties:
+        configurations:
+          - {{pid: {CLOCK}, properties: {{clock.ntp.host: 10.9.9.9}}}}
+    - {{name: check, definition: Command Execution, properties: {{command: echo}}}}
+"""
+
+
+def _document(host: str) -> bytes:
+    return (
+        '<esf:configurations xmlns:esf="http://eurotech.com/esf/2.0">'
+        f'<esf:configuration pid="{CLOCK}"><esf:properties>'
+        '<esf:property name="clock.ntp.host" array="false" encrypted="false" type="String">'
+        f"<esf:value>{host}</esf:value></esf:property>"
+        "</esf:properties></esf:configuration></esf:configurations>"
+    ).encode()
+
+
+@dataclass
+class Gateway:
+    """One Kura gateway's configuration service, as far as these tests need it: the host it
+    holds now, its one snapshot, the requests it got; silent on what `mute` names."""
+
+    host: str = "0.pool.ntp.org"
+    snapshot: str | None = None
+    command_fails: bool = True
+    mute: set[str] = field(default_factory=set)
+    got: list[str] = field(default_factory=list)
+
+    def __call__(self, sent: Sent) -> KuraPayload | None:
+        request = sent.request
+        name = f"{request.method} {'/'.join(request.resources)}"
+        self.got.append(name)
+        if any(name.startswith(m) for m in self.mute):
+            return None
+        if name == "EXEC snapshot":
+            self.snapshot = self.host
+            body = (
+                '<esf:snapshot-ids xmlns:esf="http://eurotech.com/esf/2.0">'
+                f"<esf:snapshotIds>{SNAPSHOT_ID}</esf:snapshotIds>"
+            )
+            return _with_body(ok(), (body + "</esf:snapshot-ids>").encode())
+        if name == "PUT configurations":
+            self.host = "10.9.9.9"
+            return ok()
+        if name.startswith("GET snapshots/"):
+            return _with_body(ok(), _document(self.snapshot or ""))
+        if name.startswith("EXEC rollback/"):
+            self.host = self.snapshot or self.host
+            return ok()
+        if name.startswith("GET configurations/"):
+            return _with_body(ok(), _document(self.host))
+        if name == "EXEC command":
+            return error(500, "the check failed") if self.command_fails else ok()
+        raise AssertionError(f"unexpected request {name}")
+
+
+def _with_body(payload: KuraPayload, body: bytes) -> KuraPayload:
+    return KuraPayload(metrics=payload.metrics, body=body)
+
+
+@dataclass
+class World:
+    root: Path
+    clock: FakeClock
+    link: MemoryLink | None = None
+
+    def runner(self, gateway: Gateway) -> Runner:
+        jobs = self.root / "jobs.d"
+        jobs.mkdir(exist_ok=True)
+        (jobs / "guarded.yaml").write_text(
+            "apiVersion: jobrunner/v1\nkind: Job\nmetadata: {name: guarded, scope: acme}\n"
+            f"spec:\n  targets: {{devices: [gw-1]}}\n{STEPS}  run: '1'\n"
+        )
+        runner, self.link = memory_runner(self.root, self.clock, gateway)
+        return runner
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    yield World(tmp_path, FakeClock())
+
+
+def _turns(runner: Runner, count: int = 6) -> None:
+    for _ in range(count):
+        runner.engine.step(0)
+
+
+def test_the_read_back_waits_for_kuras_apply_delay_on_the_engine_clock(world: World) -> None:
+    gateway = Gateway(command_fails=False)
+    with world.runner(gateway) as runner:
+        runner.apply(runner.plan(runner.load()))
+        _turns(runner)
+        assert gateway.got == ["EXEC snapshot", "PUT configurations"], "nothing read back yet"
+        world.clock.advance(1.9)
+        _turns(runner)
+        assert gateway.got[-1] == "PUT configurations"
+        world.clock.advance(0.2)
+        _turns(runner)
+        target = runner.job_state("acme", "guarded").targets.get("gw-1")
+
+    assert gateway.got == [
+        "EXEC snapshot",
+        "PUT configurations",
+        f"GET configurations/{CLOCK}",
+        "EXEC command",
+    ]
+    assert (target.step_index, target.status.value) == (1, "PROCESS_OK")
+    assert target.snapshot is not None and target.snapshot.rollback is None
+
+
+def test_a_snapshot_whose_reply_a_restart_lost_is_asked_again(world: World) -> None:
+    silent = Gateway(mute={"EXEC snapshot"})
+    with world.runner(silent) as runner:
+        runner.apply(runner.plan(runner.load()))
+        _turns(runner)
+        assert silent.got == ["EXEC snapshot"]
+    world.clock.advance(31)  # past the snapshot request's deadline, runner gone meanwhile
+
+    gateway = Gateway(command_fails=False)
+    with world.runner(gateway) as runner:
+        _turns(runner)
+        assert gateway.got == [], "its reply still counts until a second after the restart"
+        world.clock.advance(1.1)
+        _turns(runner)
+        world.clock.advance(2.1)  # Kura's apply delay before the read-back
+        _turns(runner)
+        job = runner.job_state("acme", "guarded")
+        target = job.targets.get("gw-1")
+        log = job.paths.storage.read(job.paths.log(1)).decode()
+
+    assert (target.step_index, target.status.value) == (1, "PROCESS_OK")
+    assert gateway.got[:2] == ["EXEC snapshot", "PUT configurations"]
+    assert "it changes no configuration, so it is sent again" in log
+    assert "restarted before the reply" not in log
+
+
+def test_a_rollback_recorded_due_before_a_restart_is_taken_up_and_sent_once(
+    world: World,
+) -> None:
+    first = Gateway(mute={"GET snapshots/"})  # the rollback's first request goes unanswered
+    with world.runner(first) as runner:
+        runner.apply(runner.plan(runner.load()))
+        _turns(runner)
+        world.clock.advance(2.1)
+        _turns(runner)
+        target = runner.job_state("acme", "guarded").targets.get("gw-1")
+        assert target.snapshot is not None
+        assert target.snapshot.rollback is RollbackState.DUE
+        assert first.got[-1] == f"GET snapshots/{SNAPSHOT_ID}"
+
+    second = Gateway(host=first.host, snapshot=first.snapshot)
+    with world.runner(second) as runner:
+        _turns(runner)
+        world.clock.advance(2.1)  # Kura's apply delay after the rollback
+        _turns(runner)
+        job = runner.job_state("acme", "guarded")
+        target = job.targets.get("gw-1")
+        execution = job.executions[1]
+
+    assert second.got == [
+        f"GET snapshots/{SNAPSHOT_ID}",
+        f"EXEC rollback/{SNAPSHOT_ID}",
+        f"GET configurations/{CLOCK}",
+    ]
+    assert second.host == "0.pool.ntp.org"
+    assert target.status.value == "PROCESS_FAILED" and target.failure == "device-error:500"
+    assert target.snapshot is not None and target.snapshot.rolled_back
+    assert target.message == (
+        f"device replied 500: the check failed; rolled back to snapshot {SNAPSHOT_ID}"
+        f" ({CLOCK} read back as the snapshot holds them)"
+    )
+    assert execution.status.value == "TERMINATED", "it ended once its rollback had"
