@@ -88,6 +88,14 @@ class EngineMetrics(Observer):
             ["scope", "job", "result"],
             registry=registry,
         )
+        self.rollbacks = Counter(
+            "jobrunner_rollbacks",
+            "Rollbacks of targets to their configuration snapshot by how they ended (done:"
+            " read back as the snapshot holds it; gone: the device no longer keeps the"
+            " snapshot; failed: refused, or the values read back are not the snapshot's).",
+            ["scope", "job", "result"],
+            registry=registry,
+        )
         self._sent: dict[str, float] = {}
         self._lock = threading.Lock()
 
@@ -116,6 +124,9 @@ class EngineMetrics(Observer):
 
     def schedule_fired(self, job: JobKey, result: str) -> None:
         self.schedule_fires.labels(job[0], job[1], result).inc()
+
+    def rollback_ended(self, job: JobKey, client_id: str, result: str) -> None:
+        self.rollbacks.labels(job[0], job[1], result).inc()
 
 
 class RunnerFacts(Protocol):

@@ -327,3 +327,4 @@ class Rollbacks:
         job.state.targets.put(ended)
         job.say(ended, text, now)
         self.rt.release(job, key[1])
+        self.rt.observer.rollback_ended(job.key, key[1], how.value)

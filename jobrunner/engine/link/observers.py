@@ -56,6 +56,9 @@ class Observer:
     def rollout_aborted(self, job: JobKey, execution: int, reason: str) -> None:
         """A rollout's execution was aborted."""
 
+    def rollback_ended(self, job: JobKey, client_id: str, result: str) -> None:
+        """A target's rollback to its snapshot ended: `done`, `gone` or `failed`."""
+
     def schedule_fired(self, job: JobKey, result: str) -> None:
         """A time schedule of the job fired; `result` is one of FIRE_RESULTS."""
 
@@ -105,6 +108,10 @@ class Observers(Observer):
     def rollout_aborted(self, job: JobKey, execution: int, reason: str) -> None:
         for observer in self.observers:
             observer.rollout_aborted(job, execution, reason)
+
+    def rollback_ended(self, job: JobKey, client_id: str, result: str) -> None:
+        for observer in self.observers:
+            observer.rollback_ended(job, client_id, result)
 
     def schedule_fired(self, job: JobKey, result: str) -> None:
         for observer in self.observers:

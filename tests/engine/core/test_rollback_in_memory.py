@@ -12,7 +12,9 @@ import pytest
 
 from jobrunner.device import KuraPayload
 from jobrunner.engine.link.memory import MemoryLink, Sent, error, ok
+from jobrunner.engine.link.observers import Observer
 from jobrunner.engine.service.runner import Runner
+from jobrunner.state.layout import JobKey
 from jobrunner.state.targets import RollbackState
 
 from ..conftest import FakeClock, memory_runner
@@ -83,6 +85,14 @@ class Gateway:
 
 def _with_body(payload: KuraPayload, body: bytes) -> KuraPayload:
     return KuraPayload(metrics=payload.metrics, body=body)
+
+
+class Heard(Observer):
+    def __init__(self) -> None:
+        self.rollbacks: list[tuple[JobKey, str, str]] = []
+
+    def rollback_ended(self, job: JobKey, client_id: str, result: str) -> None:
+        self.rollbacks.append((job, client_id, result))
 
 
 @dataclass
@@ -176,7 +186,9 @@ def test_a_rollback_recorded_due_before_a_restart_is_taken_up_and_sent_once(
         assert first.got[-1] == f"GET snapshots/{SNAPSHOT_ID}"
 
     second = Gateway(host=first.host, snapshot=first.snapshot)
+    heard = Heard()
     with world.runner(second) as runner:
+        runner.engine.rt.observer = heard
         _turns(runner)
         world.clock.advance(2.1)  # Kura's apply delay after the rollback
         _turns(runner)
@@ -197,3 +209,4 @@ def test_a_rollback_recorded_due_before_a_restart_is_taken_up_and_sent_once(
         f" ({CLOCK} read back as the snapshot holds them)"
     )
     assert execution.status.value == "TERMINATED", "it ended once its rollback had"
+    assert heard.rollbacks == [(("acme", "guarded"), "gw-1", "done")]  # jobrunner_rollbacks
