@@ -82,6 +82,18 @@ def test_demo_rolls_out_the_examples_with_the_expected_final_statuses(tmp_path: 
     assert [(t["stepIndex"], t["status"]) for t in bridges] == [(0, "PROCESS_AWAITING")] * 3
     assert all(t["message"].startswith("not started: the execution was aborted") for t in bridges)
 
+    # The publisher's put took a snapshot first, and was read back once applied.
+    result = CliRunner().invoke(
+        cli, ["status", "acme/cloud-publisher-tuning", "-o", "json", "--state-dir", str(state)]
+    )
+    view = json.loads(result.output)
+    assert {(t["stepIndex"], t["status"]) for t in view["targets"]} == {(1, "PROCESS_OK")}
+    assert all(t["snapshot"]["rollback"] is None for t in view["targets"])
+    result = CliRunner().invoke(
+        cli, ["logs", "acme/cloud-publisher-tuning", "--state-dir", str(state)]
+    )
+    assert "read back as written: org.eclipse.kura.cloud.publisher" in result.output
+
     # Each utilities gateway got its own NTP server and Modbus address, frozen with it.
     result = CliRunner().invoke(
         cli, ["status", "acme/site-settings", "-o", "json", "--state-dir", str(state)]
