@@ -18,7 +18,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -54,6 +54,33 @@ def codec_named(name: str) -> PayloadCodec:
         ) from None
 
 
+_WAKE = b"0"  # what paho writes to its socket pair to wake its network thread
+
+
+class _Client(mqtt.Client):
+    """paho's client, whose publications from one thread can be queued without waking the
+    network thread for each (`Session.publishing`).
+
+    paho writes a byte to a socket pair at every publication, so that its network thread
+    leaves `select` and writes the packet: from another thread, one system call and one
+    turn of that thread (with the interpreter lock handed over twice) per request. While a
+    thread defers, paho sees no socket pair from that thread only, and queues the packets;
+    the byte is written once when the batch ends, and the network thread writes them all.
+    """
+
+    _deferring: int | None = None
+    """The thread whose publications are queued without a wake-up (None: none)."""
+    _wake: socket.socket | None = None
+
+    @property
+    def _sockpairW(self) -> socket.socket | None:  # noqa: N802 - paho's name
+        return None if self._deferring == threading.get_ident() else self._wake
+
+    @_sockpairW.setter
+    def _sockpairW(self, value: socket.socket | None) -> None:  # noqa: N802
+        self._wake = value
+
+
 class Session:
     """The MQTT session of the runner; `codecs` (account -> codec) is shared with the client."""
 
@@ -79,6 +106,7 @@ class Session:
         self._retry = threading.Event()  # set by stop(): ends the backoff of a first connect
         self._starting = threading.Lock()  # a network thread is started, or all are stopped
         self._down_since: float | None = None
+        self._deferring = threading.Lock()  # held by the thread in `publishing`
         self.session_kept = True
         """Whether the broker kept the runner's session on the last connection (it queued
         what was published for the runner meanwhile); False after a broker restart."""
@@ -177,6 +205,26 @@ class Session:
             return None
         return mqtt.error_string(info.rc)
 
+    @contextlib.contextmanager
+    def publishing(self) -> Iterator[None]:
+        """Publications of this thread inside are written by paho's network thread together,
+        once the block ends (woken once, not once each). Nested, or while another thread
+        defers: publications go as usual."""
+        client = self.mqtt
+        if not self._deferring.acquire(blocking=False):
+            yield
+            return
+        client._deferring = threading.get_ident()
+        try:
+            yield
+        finally:
+            client._deferring = None
+            self._deferring.release()
+            wake = client._wake
+            if wake is not None:
+                with contextlib.suppress(OSError):  # full (a wake-up is pending), or closed
+                    wake.send(_WAKE)
+
     def stop(self) -> None:
         self._stopping = True
         self._retry.set()
@@ -216,9 +264,9 @@ class Session:
 
     # -- paho (network thread) -------------------------------------------------------------
 
-    def _paho(self, on_message: OnMessage) -> mqtt.Client:
+    def _paho(self, on_message: OnMessage) -> _Client:
         settings = self.settings
-        client = mqtt.Client(
+        client = _Client(
             CallbackAPIVersion.VERSION2,
             client_id=settings.client_id,
             clean_session=settings.clean_session,
