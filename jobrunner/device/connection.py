@@ -55,6 +55,31 @@ def codec_named(name: str) -> PayloadCodec:
 
 
 _WAKE = b"0"  # what paho writes to its socket pair to wake its network thread
+_MAX_PAYLOAD = 268_435_455  # MQTT's largest remaining length, as paho checks it
+_MAX_TOPIC = 65_535
+
+
+class _Sent(mqtt.MQTTMessageInfo):
+    """A QoS 0 publication's info, which paho marks published once written: without the
+    `threading.Condition` of its own class, made at every publication for a wait that
+    nobody does on a request (it cost as much as encoding the request)."""
+
+    __slots__ = ()
+
+    def __init__(self, mid: int) -> None:  # no super().__init__(): no condition to make
+        self.mid = mid
+        self._published = False
+        self.rc = MQTTErrorCode.MQTT_ERR_SUCCESS
+        self._iterpos = 0
+
+    def _set_as_published(self) -> None:
+        self._published = True
+
+    def is_published(self) -> bool:
+        return self._published
+
+    def wait_for_publish(self, timeout: float | None = None) -> None:
+        raise NotImplementedError("nothing waits for a request to be written")
 
 
 class _Client(mqtt.Client):
@@ -71,6 +96,23 @@ class _Client(mqtt.Client):
     _deferring: int | None = None
     """The thread whose publications are queued without a wake-up (None: none)."""
     _wake: socket.socket | None = None
+
+    def publish_at_most_once(self, topic: str, payload: bytes) -> MQTTErrorCode:
+        """`publish(topic, payload, 0, False)`: the same checks, the same packet queued the
+        same way, without the condition variable paho makes for each publication (for its
+        `wait_for_publish`, which nobody calls on a request). The wildcards are looked for
+        in the text: `b"+" in topic` first tries `b"+"` as an integer, and raises and
+        formats a TypeError inside, twice a request (no byte of a character beyond ASCII
+        is `+` or `#` in UTF-8, so the answer is the same)."""
+        if "+" in topic or "#" in topic:
+            raise ValueError("Publish topic cannot contain wildcards.")
+        topic_bytes = topic.encode("utf-8")
+        if len(topic_bytes) > _MAX_TOPIC:
+            raise ValueError("Publish topic is too long.")
+        if len(payload) > _MAX_PAYLOAD:
+            raise ValueError("Payload too large.")
+        mid = self._mid_generate()
+        return self._send_publish(mid, topic_bytes, payload, 0, False, False, _Sent(mid), None)
 
     @property
     def _sockpairW(self) -> socket.socket | None:  # noqa: N802 - paho's name
@@ -200,10 +242,10 @@ class Session:
 
     def publish(self, topic: str, data: bytes) -> str | None:
         """Publish at QoS 0, not retained; None when paho took it, else why not."""
-        info = self.mqtt.publish(topic, data, 0, False)
-        if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+        rc = self.mqtt.publish_at_most_once(topic, data)
+        if rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
             return None
-        return mqtt.error_string(info.rc)
+        return mqtt.error_string(rc)
 
     @contextlib.contextmanager
     def publishing(self) -> Iterator[None]:
