@@ -18,7 +18,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -54,6 +54,75 @@ def codec_named(name: str) -> PayloadCodec:
         ) from None
 
 
+_WAKE = b"0"  # what paho writes to its socket pair to wake its network thread
+_MAX_PAYLOAD = 268_435_455  # MQTT's largest remaining length, as paho checks it
+_MAX_TOPIC = 65_535
+
+
+class _Sent(mqtt.MQTTMessageInfo):
+    """A QoS 0 publication's info, which paho marks published once written: without the
+    `threading.Condition` of its own class, made at every publication for a wait that
+    nobody does on a request (it cost as much as encoding the request)."""
+
+    __slots__ = ()
+
+    def __init__(self, mid: int) -> None:  # no super().__init__(): no condition to make
+        self.mid = mid
+        self._published = False
+        self.rc = MQTTErrorCode.MQTT_ERR_SUCCESS
+        self._iterpos = 0
+
+    def _set_as_published(self) -> None:
+        self._published = True
+
+    def is_published(self) -> bool:
+        return self._published
+
+    def wait_for_publish(self, timeout: float | None = None) -> None:
+        raise NotImplementedError("nothing waits for a request to be written")
+
+
+class _Client(mqtt.Client):
+    """paho's client, whose publications from one thread can be queued without waking the
+    network thread for each (`Session.publishing`).
+
+    paho writes a byte to a socket pair at every publication, so that its network thread
+    leaves `select` and writes the packet: from another thread, one system call and one
+    turn of that thread (with the interpreter lock handed over twice) per request. While a
+    thread defers, paho sees no socket pair from that thread only, and queues the packets;
+    the byte is written once when the batch ends, and the network thread writes them all.
+    """
+
+    _deferring: int | None = None
+    """The thread whose publications are queued without a wake-up (None: none)."""
+    _wake: socket.socket | None = None
+
+    def publish_at_most_once(self, topic: str, payload: bytes) -> MQTTErrorCode:
+        """`publish(topic, payload, 0, False)`: the same checks, the same packet queued the
+        same way, without the condition variable paho makes for each publication (for its
+        `wait_for_publish`, which nobody calls on a request). The wildcards are looked for
+        in the text: `b"+" in topic` first tries `b"+"` as an integer, and raises and
+        formats a TypeError inside, twice a request (no byte of a character beyond ASCII
+        is `+` or `#` in UTF-8, so the answer is the same)."""
+        if "+" in topic or "#" in topic:
+            raise ValueError("Publish topic cannot contain wildcards.")
+        topic_bytes = topic.encode("utf-8")
+        if len(topic_bytes) > _MAX_TOPIC:
+            raise ValueError("Publish topic is too long.")
+        if len(payload) > _MAX_PAYLOAD:
+            raise ValueError("Payload too large.")
+        mid = self._mid_generate()
+        return self._send_publish(mid, topic_bytes, payload, 0, False, False, _Sent(mid), None)
+
+    @property
+    def _sockpairW(self) -> socket.socket | None:  # noqa: N802 - paho's name
+        return None if self._deferring == threading.get_ident() else self._wake
+
+    @_sockpairW.setter
+    def _sockpairW(self, value: socket.socket | None) -> None:  # noqa: N802
+        self._wake = value
+
+
 class Session:
     """The MQTT session of the runner; `codecs` (account -> codec) is shared with the client."""
 
@@ -79,6 +148,7 @@ class Session:
         self._retry = threading.Event()  # set by stop(): ends the backoff of a first connect
         self._starting = threading.Lock()  # a network thread is started, or all are stopped
         self._down_since: float | None = None
+        self._deferring = threading.Lock()  # held by the thread in `publishing`
         self.session_kept = True
         """Whether the broker kept the runner's session on the last connection (it queued
         what was published for the runner meanwhile); False after a broker restart."""
@@ -172,10 +242,30 @@ class Session:
 
     def publish(self, topic: str, data: bytes) -> str | None:
         """Publish at QoS 0, not retained; None when paho took it, else why not."""
-        info = self.mqtt.publish(topic, data, 0, False)
-        if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+        rc = self.mqtt.publish_at_most_once(topic, data)
+        if rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
             return None
-        return mqtt.error_string(info.rc)
+        return mqtt.error_string(rc)
+
+    @contextlib.contextmanager
+    def publishing(self) -> Iterator[None]:
+        """Publications of this thread inside are written by paho's network thread together,
+        once the block ends (woken once, not once each). Nested, or while another thread
+        defers: publications go as usual."""
+        client = self.mqtt
+        if not self._deferring.acquire(blocking=False):
+            yield
+            return
+        client._deferring = threading.get_ident()
+        try:
+            yield
+        finally:
+            client._deferring = None
+            self._deferring.release()
+            wake = client._wake
+            if wake is not None:
+                with contextlib.suppress(OSError):  # full (a wake-up is pending), or closed
+                    wake.send(_WAKE)
 
     def stop(self) -> None:
         self._stopping = True
@@ -216,9 +306,9 @@ class Session:
 
     # -- paho (network thread) -------------------------------------------------------------
 
-    def _paho(self, on_message: OnMessage) -> mqtt.Client:
+    def _paho(self, on_message: OnMessage) -> _Client:
         settings = self.settings
-        client = mqtt.Client(
+        client = _Client(
             CallbackAPIVersion.VERSION2,
             client_id=settings.client_id,
             clean_session=settings.clean_session,

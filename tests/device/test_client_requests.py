@@ -5,6 +5,9 @@ that ran out of time with `expire`."""
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 import pytest
 
 from jobrunner.device.client import DeviceClient
@@ -60,6 +63,66 @@ def test_a_caller_chosen_request_id_is_used(
     chosen = client.new_request_id()
     assert client.send((account, "gw-1"), PING, "t", request_id=chosen) == chosen
     recorder.reply_for(chosen)
+
+
+class _CountingWake:
+    """paho's socket pair end that wakes its network thread, counting the wake-ups."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.wakes = 0
+
+    def send(self, data: bytes) -> int:
+        self.wakes += 1
+        return int(self.real.send(data))
+
+    def close(self) -> None:
+        self.real.close()
+
+
+def test_requests_sent_together_wake_the_network_thread_once_and_all_leave(
+    client: DeviceClient[str], responder: Responder, recorder: Recorder, account: str
+) -> None:
+    paho = client._session.mqtt
+    wake = paho._sockpairW = _CountingWake(paho._sockpairW)
+
+    with client.sending():
+        batch = [client.send((account, f"gw-{i}"), PING, tag=f"t{i}") for i in range(5)]
+        assert wake.wakes == 0, "queued, not yet written"
+    assert wake.wakes == 1
+    alone = client.send((account, "gw-9"), PING, tag="alone")
+    assert wake.wakes == 2, "outside a batch, a request wakes paho's thread itself"
+
+    for request_id in [*batch, alone]:
+        assert recorder.reply_for(request_id).integer("response.code") == 200
+    assert sorted(r.topic.device for r in responder.wait_received(6)) == [
+        *(f"gw-{i}" for i in range(5)),
+        "gw-9",
+    ]
+    assert recorder.anomalies == []
+
+
+def test_a_batch_of_another_thread_leaves_this_threads_requests_alone(
+    client: DeviceClient[str], responder: Responder, recorder: Recorder, account: str
+) -> None:
+    paho = client._session.mqtt
+    wake = paho._sockpairW = _CountingWake(paho._sockpairW)
+    inside, go_on = threading.Event(), threading.Event()
+
+    def batch() -> None:
+        with client.sending():
+            inside.set()
+            go_on.wait(WAIT)
+
+    other = threading.Thread(target=batch)
+    other.start()
+    assert inside.wait(WAIT)
+    with client.sending():  # taken by the other thread: this one's requests go as usual
+        request_id = client.send((account, "gw-1"), PING, tag="t")
+        assert wake.wakes == 1
+    go_on.set()
+    other.join(WAIT)
+    recorder.reply_for(request_id)
 
 
 def test_a_dropped_reply_expires_once_and_others_are_not_disturbed(

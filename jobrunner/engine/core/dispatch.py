@@ -9,8 +9,6 @@ the log says "sent" only of what left.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from jobrunner.engine.core import progression
 from jobrunner.engine.core.devices import away
 from jobrunner.engine.core.outcomes import Outcomes
@@ -147,8 +145,15 @@ class Dispatcher:
             text = operation.describe(operation_id)
         return sent, text
 
-    def publish(self, outgoing: Iterable[Outgoing]) -> None:
-        """Publish what was recorded, and await each reply until its deadline."""
+    def publish(self, outgoing: list[Outgoing]) -> None:
+        """Publish what was recorded, and await each reply until its deadline. The turn's
+        requests leave together (`DeviceLink.sending`)."""
+        if not outgoing:
+            return
+        with self.rt.link.sending():
+            self._publish(outgoing)
+
+    def _publish(self, outgoing: list[Outgoing]) -> None:
         for job, target, text in outgoing:
             assert target.request_id is not None and target.deadline is not None
             tag = Tag(job.key, target.client_id, target.step_index, target.request_id)

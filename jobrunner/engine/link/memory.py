@@ -12,7 +12,9 @@ put in by the test (`notify`, `birth`, `lost`, `connection`); a late reply by `r
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from jobrunner.device.lifecycle import DeviceFacts
@@ -104,6 +106,9 @@ class MemoryLink:
         reply = self.handler(sent)
         if reply is not None:
             self.reply(tag.request_id, reply)
+
+    def sending(self) -> AbstractContextManager[None]:
+        return contextlib.nullcontext()
 
     def expect(self, tag: Tag, app_id: str, deadline: float | None = None) -> None:
         self._rearmed[tag.request_id] = tag

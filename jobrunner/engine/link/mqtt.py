@@ -8,6 +8,7 @@ thread: it publishes what the engine built and recorded).
 from __future__ import annotations
 
 import time
+from contextlib import AbstractContextManager
 
 from jobrunner.device import (
     Anomaly as DeviceAnomaly,
@@ -125,6 +126,9 @@ class ClientLink:
         except BaseException:
             self.observer.request_unsent(tag.request_id)
             raise
+
+    def sending(self) -> AbstractContextManager[None]:
+        return self.client.sending()
 
     def expect(self, tag: Tag, app_id: str, deadline: float | None = None) -> None:
         self.client.expect(tag.device, tag.request_id, app_id=app_id, tag=tag, deadline=deadline)

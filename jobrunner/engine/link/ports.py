@@ -11,6 +11,7 @@ answered by a function: for unit tests and the loopback benchmark).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
 from typing import Literal, Protocol
 
 from jobrunner.device.model import FailureKind, Request
@@ -204,6 +205,10 @@ class DeviceLink(Protocol):
         """Publish `request` to the tag's device; NotSentError (NotConnectedError,
         ClientBusyError) when it did not leave. An asynchronous request (with an
         `operation_id`) has its notifications reported from now on, until `untrack`."""
+
+    def sending(self) -> AbstractContextManager[None]:
+        """A block whose requests may leave together when it ends (a turn's): each `send`
+        inside still raises at once when its request cannot go."""
 
     def expect(self, tag: Tag, app_id: str, deadline: float | None = None) -> None:
         """Accept the reply to a request that a previous process sent; one that came
