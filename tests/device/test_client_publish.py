@@ -22,7 +22,7 @@ class _Socket:
 def _paho() -> Any:
     settings = BrokerSettings.from_url("mqtt://127.0.0.1:1", client_id="runner")
     client = Session(settings, {}, lambda *_: None, lambda *_: None).mqtt
-    client._sock = _Socket()  # "connected": paho queues what is published
+    client._sock = _Socket()  # type: ignore[assignment]  # "connected": paho queues what is published
     return client
 
 

@@ -84,7 +84,7 @@ def test_requests_sent_together_wake_the_network_thread_once_and_all_leave(
     client: DeviceClient[str], responder: Responder, recorder: Recorder, account: str
 ) -> None:
     paho = client._session.mqtt
-    wake = paho._sockpairW = _CountingWake(paho._sockpairW)
+    wake = paho._sockpairW = _CountingWake(paho._sockpairW)  # type: ignore[assignment]
 
     with client.sending():
         batch = [client.send((account, f"gw-{i}"), PING, tag=f"t{i}") for i in range(5)]
@@ -106,7 +106,7 @@ def test_a_batch_of_another_thread_leaves_this_threads_requests_alone(
     client: DeviceClient[str], responder: Responder, recorder: Recorder, account: str
 ) -> None:
     paho = client._session.mqtt
-    wake = paho._sockpairW = _CountingWake(paho._sockpairW)
+    wake = paho._sockpairW = _CountingWake(paho._sockpairW)  # type: ignore[assignment]
     inside, go_on = threading.Event(), threading.Event()
 
     def batch() -> None:
