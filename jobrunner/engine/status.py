@@ -473,7 +473,7 @@ def devices_view(
         for client_id in sorted(set(recorded) | set(listed)):
             record = recorded.get(client_id)
             entry = listed.get(client_id)
-            labels = entry.device.labels if entry else {}
+            labels = entry.labels if entry else {}
             if selector is not None and not selector.matches(record_facts(labels, record)):
                 continue
             rows.append(
@@ -483,9 +483,9 @@ def devices_view(
                     "declared": entry is not None or bool(record and record.declared),
                     "status": record.status.value if record else "UNKNOWN",
                     "lastSeen": _iso(record.last_seen) if record else None,
-                    "displayName": (entry.device.display_name if entry else None)
+                    "displayName": (entry.display_name if entry else None)
                     or (record.display_name if record else None),
-                    "tags": list(entry.device.tags) if entry else [],
+                    "tags": list(entry.tags) if entry else [],
                     "labels": dict(labels),
                     "model": record.model if record else None,
                     "modelId": record.model_id if record else None,

@@ -15,16 +15,16 @@ from pydantic import BaseModel
 
 from jobrunner.manifests.declarations import (
     Declared,
-    DeclaredDevice,
     ManifestSet,
     Origin,
     RejectedDocument,
 )
+from jobrunner.manifests.devicelists import ReadDeviceList, Shared
 from jobrunner.manifests.devicevalues import check_values
 from jobrunner.manifests.differences import differences, show
 from jobrunner.manifests.fields import DOT_HINT
 from jobrunner.manifests.jobtemplates import TemplatedJob, TemplateSource
-from jobrunner.manifests.kinds import DeviceList, Job, Policy, Scope, Targets
+from jobrunner.manifests.kinds import Job, Policy, Scope, Targets
 from jobrunner.manifests.notification import Notification
 from jobrunner.manifests.rolloutchecks import check_rollout
 from jobrunner.manifests.selectors import unmatched_labels
@@ -37,7 +37,9 @@ class Collected:
     """Valid documents in reading order, before the cross-document checks."""
 
     scopes: list[Declared[Scope]] = field(default_factory=list)
-    device_lists: list[Declared[DeviceList]] = field(default_factory=list)
+    device_lists: list[ReadDeviceList] = field(default_factory=list)
+    shared: Shared = field(default_factory=Shared)
+    """What the devices of every DeviceList share (tags, labels), held once."""
     jobs: list[Declared[Job]] = field(default_factory=list)
     policies: list[Declared[Policy]] = field(default_factory=list)
     notifications: list[Declared[Notification]] = field(default_factory=list)
@@ -60,7 +62,7 @@ def check_declarations(collected: Collected, result: ManifestSet) -> None:
     _check_policies(collected.policies, result)
     jobs_per_scope: Counter[str] = Counter()
     known_tags = {  # once per scope, not once per job (1,000 jobs x 10,000 devices otherwise)
-        scope: {tag for d in devices.values() for tag in d.device.tags}
+        scope: {tag for d in devices.values() for tag in d.tags}
         for scope, devices in result.devices.items()
     }
     for declared in collected.jobs:
@@ -123,7 +125,9 @@ def _check_scopes(scopes: list[Declared[Scope]], result: ManifestSet) -> None:
                 declared.origin.file,
                 declared.origin.line("metadata", "name"),
                 f"scope '{name}' is already declared at {first.origin.at('metadata', 'name')}"
-                + _how_they_differ(first.manifest, first.origin, (), declared.manifest, declared),
+                + _how_they_differ(
+                    first.manifest, first.origin, (), declared.manifest, declared.origin
+                ),
             )
             continue
         result.scopes[name] = declared
@@ -164,7 +168,9 @@ def _check_notifications(notifications: list[Declared[Notification]], result: Ma
                 declared.origin.line("metadata", "name"),
                 f"notification '{name}' is already declared in scope '{declared.scope}' at"
                 f" {first.origin.at('metadata', 'name')}; names are unique in a scope"
-                + _how_they_differ(first.manifest, first.origin, (), declared.manifest, declared),
+                + _how_they_differ(
+                    first.manifest, first.origin, (), declared.manifest, declared.origin
+                ),
             )
             result.rejected.append(
                 RejectedDocument(
@@ -194,28 +200,34 @@ def _warn_dots(result: ManifestSet, origin: Origin, path: tuple[str | int, ...],
     result.warning(origin.file, origin.line(*path), f"'.' in {what}: {DOT_HINT}")
 
 
-def _check_devices(device_lists: list[Declared[DeviceList]], result: ManifestSet) -> None:
+def _check_devices(device_lists: list[ReadDeviceList], result: ManifestSet) -> None:
     for declared in device_lists:
         registry = result.devices.setdefault(declared.scope, {})
+        origin = declared.origin
         if "." in declared.scope:
-            _warn_dots(result, declared.origin, ("metadata",), f"scope '{declared.scope}'")
-        for index, device in enumerate(declared.manifest.devices):
-            path = ("devices", index, "clientId")
-            if "." in device.client_id:
-                _warn_dots(result, declared.origin, path, f"client id '{device.client_id}'")
-            first = registry.get(device.client_id)
+            _warn_dots(result, origin, ("metadata",), f"scope '{declared.scope}'")
+        for device in declared.devices:
+            client_id = device.client_id
+            if "." in client_id:
+                _warn_dots(result, origin, device.path, f"client id '{client_id}'")
+            first = registry.get(client_id)
             if first is not None:
                 result.error(
-                    declared.origin.file,
-                    declared.origin.line(*path),
-                    f"device '{device.client_id}' is already declared in scope"
+                    origin.file,
+                    device.line,
+                    f"device '{client_id}' is already declared in scope"
                     f" '{declared.scope}' at {first.origin.file}:{first.line}"
                     + _how_they_differ(
-                        first.device, first.origin, first.path[:-1], device, declared, path[:-1]
+                        first.model(),
+                        first.origin,
+                        first.path[:-1],
+                        device.model(),
+                        origin,
+                        device.path[:-1],
                     ),
                 )
                 continue
-            registry[device.client_id] = DeclaredDevice(device, declared.origin, path)
+            registry[client_id] = device
 
 
 def _job_is_consistent(declared: Declared[Job], result: ManifestSet) -> bool:
@@ -228,7 +240,7 @@ def _job_is_consistent(declared: Declared[Job], result: ManifestSet) -> bool:
             origin.line("metadata", "name"),
             f"job '{job.metadata.name}' is already declared in scope '{declared.scope}'"
             f" at {first.origin.at('metadata', 'name')}; job names are unique in a scope"
-            + _how_they_differ(first.manifest, first.origin, (), job, declared),
+            + _how_they_differ(first.manifest, first.origin, (), job, declared.origin),
         )
         return False
     ok = _unique_names(origin, "steps", [s.name for s in job.spec.steps], "step", result)
@@ -241,7 +253,7 @@ def _how_they_differ(
     first_origin: Origin,
     first_base: DataPath,
     second: BaseModel,
-    declared: Declared[Any],
+    origin: Origin,
     base: DataPath = (),
 ) -> str:
     """How a second declaration of a name differs from the first: every difference, each
@@ -249,7 +261,6 @@ def _how_they_differ(
     found = differences(_dumped(first), _dumped(second))
     if not found:
         return "; the two are the same: remove one"
-    origin = declared.origin
     listed = "; ".join(
         f"{d.where} is {show(d.old)} at {first_origin.at(*first_base, *d.path)}"
         f" and {show(d.new)} here (line {origin.line(*base, *d.path)})"
@@ -334,7 +345,7 @@ def _warn_unmatched(
             )
     selector = targets.parsed_selector
     if selector is not None:
-        problem = unmatched_labels(selector, [d.device.labels for d in registry.values()])
+        problem = unmatched_labels(selector, [d.labels for d in registry.values()])
         if problem is not None:
             result.warning(
                 origin.file,

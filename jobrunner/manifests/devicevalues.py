@@ -52,8 +52,7 @@ def device_values(declared: DeclaredDevice | None, client_id: str) -> DeviceValu
     """What `${device.*}` reads for a device: its DeviceList entry, or only its client id."""
     if declared is None:
         return DeviceValues(client_id, declared=False)
-    device = declared.device
-    return DeviceValues(client_id, device.display_name, device.labels, device.vars)
+    return DeviceValues(client_id, declared.display_name, declared.labels, declared.vars)
 
 
 def templates_of(job: Job) -> list[tuple[int, StepTemplate]]:
@@ -180,12 +179,10 @@ def declared_targets(job: Job, devices: Mapping[str, DeclaredDevice]) -> list[st
         return sorted(chosen)
     if targets.tags:
         wanted = set(targets.tags)
-        chosen.update(c for c, d in devices.items() if wanted.intersection(d.device.tags))
+        chosen.update(c for c, d in devices.items() if wanted.intersection(d.tags))
     selector = targets.parsed_selector
     if selector is not None:
-        chosen.update(
-            c for c, d in devices.items() if selector.could_match(device_facts(d.device.labels))
-        )
+        chosen.update(c for c, d in devices.items() if selector.could_match(device_facts(d.labels)))
     return sorted(chosen)
 
 

@@ -193,11 +193,16 @@ def dotted(path: DataPath) -> str:
 
 
 def located_messages(
-    error: ValidationError, model: type[BaseModel], data: Any, source: SourceMap
+    error: ValidationError | list[ErrorDetails],
+    model: type[BaseModel],
+    data: Any,
+    source: SourceMap,
 ) -> list[tuple[int, str]]:
-    """(line, message) for each distinct problem of one document, in document order."""
+    """(line, message) for each distinct problem of one document, in document order (`error`:
+    what validating it with `model` raised, or the details of it)."""
     by_path: dict[DataPath, list[ErrorDetails]] = {}
-    for detail in error.errors(include_url=False):
+    details = error.errors(include_url=False) if isinstance(error, ValidationError) else error
+    for detail in details:
         if _is_secret(detail["loc"]):
             detail["input"] = _Hidden()
         by_path.setdefault(data_path(model, data, detail["loc"]), []).append(detail)

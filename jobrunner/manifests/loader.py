@@ -14,16 +14,18 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from jobrunner.errors import BadValueError, YamlError
 from jobrunner.manifests.base import API_VERSION
 from jobrunner.manifests.checks import Collected, check_declarations
 from jobrunner.manifests.declarations import Declared, ManifestSet, Origin, RejectedDocument
+from jobrunner.manifests.devicelists import read_device_list
 from jobrunner.manifests.errors import dotted, located_messages, suggest
 from jobrunner.manifests.fields import SCOPE_PATTERN
 from jobrunner.manifests.ignore import IGNORE_FILE, Ignored
 from jobrunner.manifests.jobtemplates import TemplatedJob, TemplateSource, expand
-from jobrunner.manifests.kinds import KINDS, DeviceList, Job, JobTemplate, Policy, Scope, Targets
+from jobrunner.manifests.kinds import KINDS, Job, JobTemplate, Policy, Scope, Targets
 from jobrunner.manifests.notification import Notification
 from jobrunner.manifests.secrets import LiteralSecret, secrets_in
 from jobrunner.manifests.yamlsource import DataPath, SourceMap, read_documents
@@ -181,6 +183,13 @@ def _load_document(
         scope = data["metadata"].get("scope") or result.default_scope
         collected.templated_jobs.append(TemplatedJob(file, data, source, str(scope)))
         return
+    if kind == "DeviceList":  # each device validated, then held lean
+        read = read_device_list(data, Origin(file, source), result.default_scope, collected.shared)
+        if isinstance(read, list):
+            _reject(file, data, source, kind, read, result, collected)
+        else:
+            collected.device_lists.append(read)
+        return
     model = KINDS[kind]
     try:
         manifest = model.model_validate(data)
@@ -195,7 +204,7 @@ def _reject(
     data: dict[str, Any],
     source: SourceMap,
     kind: str,
-    error: ValidationError,
+    error: ValidationError | list[ErrorDetails],
     result: ManifestSet,
     collected: Collected,
 ) -> None:
@@ -215,9 +224,6 @@ def _collect(
     file, source = origin.file, origin.source
     if isinstance(manifest, Scope):
         collected.scopes.append(Declared(manifest, origin, manifest.metadata.name))
-    elif isinstance(manifest, DeviceList):
-        scope = manifest.metadata.scope or result.default_scope
-        collected.device_lists.append(Declared(manifest, origin, scope))
     elif isinstance(manifest, Policy):
         scope = manifest.metadata.scope or result.default_scope
         collected.policies.append(Declared(manifest, origin, scope))

@@ -129,7 +129,7 @@ def _waves_fit(
             left -= set(wave.devices)
         elif wave.tags:
             wanted = set(wave.tags)
-            left -= {c for c in left if c in registry and wanted & set(registry[c].device.tags)}
+            left -= {c for c in left if c in registry and wanted & set(registry[c].tags)}
         elif isinstance(wave.size, int):
             if targets and wave.size > len(left):
                 result.error(
@@ -185,7 +185,7 @@ def _warnings(
     for index, wave in enumerate(rollout.waves):
         if wave.tags and targets:
             wanted = set(wave.tags)
-            if not any(c in registry and wanted & set(registry[c].device.tags) for c in targets):
+            if not any(c in registry and wanted & set(registry[c].tags) for c in targets):
                 result.warning(
                     origin.file,
                     origin.line(*_path("waves", index, "tags")),
@@ -194,7 +194,7 @@ def _warnings(
                 )
     window = rollout.window
     if window is not None and window.timezone == DEVICE_ZONE:
-        without = sorted(c for c in targets if c not in registry or not registry[c].device.timezone)
+        without = sorted(c for c in targets if c not in registry or not registry[c].timezone)
         if without:
             result.warning(
                 origin.file,

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from jobrunner.errors import StateError, StateVersionError
+from jobrunner.state import journal as journal_module
 from jobrunner.state.journal import Journal, read_json, write_json
 from jobrunner.state.stores.files import FileStorage, atomic_write
 
@@ -97,3 +98,32 @@ def test_a_journal_says_when_it_has_something_to_write_once_per_batch(tmp_path: 
     journal.append({"n": 3})
     journal.close()
     assert len(told) == 2
+
+
+def test_a_journal_larger_than_what_is_cut_at_once_reads_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A journal is cut into lines a piece at a time: records across pieces, the numbering of
+    a damaged line and a torn tail are as in one piece."""
+    monkeypatch.setattr(journal_module, "LINES_AT_ONCE", 50)
+    path = tmp_path / "t.journal"
+    records = [{"n": n, "text": "x" * (n % 7)} for n in range(40)]
+    written = Journal(FileStorage(tmp_path), path, "targets", 1)
+    for record in records:
+        written.append(record)
+    written.flush()
+    written.close()
+    whole = path.read_bytes()
+    path.write_bytes(whole + b'{"n": 40')  # torn
+
+    assert list(Journal(FileStorage(tmp_path), path, "targets", 1).read()) == records
+
+    lines = whole.split(b"\n")
+    lines[30] = b'{"n":'
+    path.write_bytes(b"\n".join(lines))
+    with pytest.raises(StateError, match=r"t\.journal:31: damaged journal line"):
+        list(Journal(FileStorage(tmp_path), path, "targets", 1).read())
+    lines[30] = b""
+    path.write_bytes(b"\n".join(lines))
+    with pytest.raises(StateError, match=r"t\.journal:31: empty line in a journal"):
+        list(Journal(FileStorage(tmp_path), path, "targets", 1).read())

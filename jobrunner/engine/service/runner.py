@@ -91,10 +91,10 @@ def device_tags(
     # selector builds none.
     selecting = {d.scope for d in manifests.jobs.values() if d.manifest.spec.targets.selector}
     for scope, devices in manifests.devices.items():
-        known[scope] = {cid: d.device.tags for cid, d in devices.items()}
-        zones[scope] = {cid: d.device.timezone for cid, d in devices.items() if d.device.timezone}
+        known[scope] = {cid: d.tags for cid, d in devices.items()}
+        zones[scope] = {cid: d.timezone for cid, d in devices.items() if d.timezone}
         if scope in selecting:
-            facts[scope] = {cid: record_facts(d.device.labels, None) for cid, d in devices.items()}
+            facts[scope] = {cid: record_facts(d.labels, None) for cid, d in devices.items()}
     if registry is not None:
         for scope in registry.scopes():
             declared = manifests.devices.get(scope, {})
@@ -103,7 +103,7 @@ def device_tags(
                 known.setdefault(scope, {}).setdefault(record.client_id, ())
                 if read is not None:
                     entry = declared.get(record.client_id)
-                    labels = entry.device.labels if entry else None
+                    labels = entry.labels if entry else None
                     read[record.client_id] = record_facts(labels, record)
     return {
         scope: ScopeDevices(devices, zones.get(scope), facts.get(scope))
