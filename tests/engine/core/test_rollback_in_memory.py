@@ -197,3 +197,46 @@ def test_a_rollback_recorded_due_before_a_restart_is_taken_up_and_sent_once(
         f" ({CLOCK} read back as the snapshot holds them)"
     )
     assert execution.status.value == "TERMINATED", "it ended once its rollback had"
+
+
+def test_a_start_while_a_stopped_executions_rollback_is_under_way_leaves_its_target_alone(
+    world: World,
+) -> None:
+    # The command's reply comes after the stop's drain: the target fails with no execution
+    # running, and its rollback runs on its own (its first request unanswered for a while).
+    gateway = Gateway(mute={"EXEC command", "GET snapshots/"})
+    with world.runner(gateway) as runner:
+        runner.apply(runner.plan(runner.load()))
+        _turns(runner)
+        world.clock.advance(2.1)  # the read-back, then the command (unanswered)
+        _turns(runner)
+        assert gateway.got[-1] == "EXEC command"
+        runner.stop_job("acme", "guarded", "stopped by the test", drain=5)
+        world.clock.advance(6)
+        _turns(runner)
+        assert runner.job_state("acme", "guarded").running is None
+        world.clock.advance(30)  # the command's deadline: the target fails, rolled back
+        _turns(runner)
+        rolling = runner.job_state("acme", "guarded").targets.get("gw-1")
+        assert rolling.snapshot is not None and rolling.snapshot.rolling_back
+        assert gateway.got[-1] == f"GET snapshots/{SNAPSHOT_ID}"
+        got = len(gateway.got)
+
+        summary = runner.start_job("acme", "guarded", runner.load())
+        _turns(runner)
+        assert gateway.got[got:] == [], "nothing else goes to the device during its rollback"
+        during = runner.job_state("acme", "guarded").targets.get("gw-1")
+        assert during.snapshot == rolling.snapshot, "its rollback is still recorded"
+        gateway.mute.clear()
+        world.clock.advance(31)  # the rollback's GET goes unanswered by its deadline
+        _turns(runner)
+        job = runner.job_state("acme", "guarded")
+        target = job.targets.get("gw-1")
+        ended = job.executions[summary.id]
+        log = job.paths.storage.read(job.paths.log(summary.id)).decode()
+
+    assert gateway.got[got:] == []
+    assert target.status.value == "PROCESS_FAILED"
+    assert target.snapshot is not None and target.snapshot.rollback is RollbackState.FAILED
+    assert ended.status.value == "TERMINATED"
+    assert "its rollback to snapshot" in log and "under way" in log
