@@ -240,3 +240,93 @@ def test_a_start_while_a_stopped_executions_rollback_is_under_way_leaves_its_tar
     assert target.snapshot is not None and target.snapshot.rollback is RollbackState.FAILED
     assert ended.status.value == "TERMINATED"
     assert "its rollback to snapshot" in log and "under way" in log
+
+
+@dataclass
+class Fleet:
+    """gw-1 and gw-2, each a Gateway; gw-2's command fails; what `held` names goes
+    unanswered (another job's request in flight on gw-1)."""
+
+    gateways: dict[str, Gateway] = field(
+        default_factory=lambda: {
+            "gw-1": Gateway(command_fails=False),
+            "gw-2": Gateway(command_fails=True),
+        }
+    )
+    held: set[str] = field(default_factory=set)
+    order: list[tuple[str, str, str]] = field(default_factory=list)  # (device, job, request)
+
+    def __call__(self, sent: Sent) -> KuraPayload | None:
+        request = sent.request
+        name = f"{request.method} {'/'.join(request.resources)}"
+        self.order.append((sent.client_id, sent.tag.job[1], name))
+        if name.startswith("EXEC stop"):
+            return None if sent.client_id in self.held else ok()
+        return self.gateways[sent.client_id](sent)
+
+
+def test_an_aborted_rollouts_rollback_waits_for_the_device_another_job_holds(
+    world: World,
+) -> None:
+    """The canary ended PROCESS_OK and its device went to another job; the rollout is then
+    aborted with a rollback: the canary's rollback waits until the other job's step on
+    that device is over (one operation at a time per device, whatever the job)."""
+    jobs = world.root / "jobs.d"
+    jobs.mkdir()
+    rollout = (
+        "  rollout:\n"
+        "    waves:\n"
+        "      - {name: canary, devices: [gw-1]}\n"
+        "      - {name: rest}\n"
+        "    abort: {rollback: true}\n"
+    )
+    (jobs / "rollout.yaml").write_text(
+        "apiVersion: jobrunner/v1\nkind: Job\nmetadata: {name: rollout, scope: acme}\n"
+        "spec:\n  targets: {devices: [gw-1, gw-2]}\n"
+        + STEPS.replace("      rollback: onFailure\n", "").replace("      verify: true\n", "")
+        + rollout
+        + "  run: '1'\n"
+    )
+    fleet = Fleet(held={"gw-1"})
+    fleet.gateways["gw-2"].mute.add("EXEC command")  # it fails at its timeout
+    runner, world.link = memory_runner(world.root, world.clock, fleet)
+    with runner:
+        runner.apply(runner.plan(runner.load()))
+        _turns(runner)
+        assert fleet.order[-1] == ("gw-2", "rollout", "EXEC command"), "the canary is over"
+        (jobs / "other.yaml").write_text(
+            "apiVersion: jobrunner/v1\nkind: Job\nmetadata: {name: other, scope: acme}\n"
+            "spec:\n  targets: {devices: [gw-1]}\n  steps:\n"
+            "    - {name: stop, definition: Bundle Stop, timeout: 60s,"
+            " properties: {bundleId: 42}}\n"
+            "  run: '1'\n"
+        )
+        runner.apply(runner.plan(runner.load()))
+        _turns(runner)
+        assert fleet.order[-1] == ("gw-1", "other", "EXEC stop/42")
+        stop = len(fleet.order) - 1
+        world.clock.advance(31)  # gw-2's command times out: the rollout is aborted
+        for _ in range(4):
+            _turns(runner)
+            world.clock.advance(2.1)
+        job = runner.job_state("acme", "rollout")
+        assert job.running is not None and job.running.aborted, "held open by the rollback"
+        canary = job.targets.get("gw-1")
+        assert canary.snapshot is not None and canary.snapshot.rollback is RollbackState.DUE
+        assert [o for o in fleet.order[stop + 1 :] if o[0] == "gw-1"] == [], (
+            "nothing else is sent to gw-1 while the other job's request is awaited"
+        )
+        world.clock.advance(30)  # the other job's request is never answered: its timeout
+        for _ in range(4):
+            _turns(runner)
+            world.clock.advance(2.1)
+        canary = runner.job_state("acme", "rollout").targets.get("gw-1")
+        rolled_back = runner.job_state("acme", "rollout").executions[1]
+
+    assert [o[2] for o in fleet.order[stop + 1 :] if o[0] == "gw-1"] == [
+        f"GET snapshots/{SNAPSHOT_ID}",
+        f"EXEC rollback/{SNAPSHOT_ID}",
+        f"GET configurations/{CLOCK}",
+    ]
+    assert canary.snapshot is not None and canary.snapshot.rolled_back
+    assert rolled_back.status.value == "ABORTED"
