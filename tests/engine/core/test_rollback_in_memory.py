@@ -52,6 +52,9 @@ class Gateway:
     command_fails: bool = True
     mute: set[str] = field(default_factory=set)
     got: list[str] = field(default_factory=list)
+    applies_later: bool = False
+    """A put is held in `pending` until the test applies it (Kura applies it after its reply)."""
+    pending: str | None = None
 
     def __call__(self, sent: Sent) -> KuraPayload | None:
         request = sent.request
@@ -67,7 +70,10 @@ class Gateway:
             )
             return _with_body(ok(), (body + "</esf:snapshot-ids>").encode())
         if name == "PUT configurations":
-            self.host = "10.9.9.9"
+            if self.applies_later:
+                self.pending = "10.9.9.9"
+            else:
+                self.host = "10.9.9.9"
             return ok()
         if name.startswith("GET snapshots/"):
             return _with_body(ok(), _document(self.snapshot or ""))
@@ -159,6 +165,58 @@ def test_a_snapshot_whose_reply_a_restart_lost_is_asked_again(world: World) -> N
     assert gateway.got[:2] == ["EXEC snapshot", "PUT configurations"]
     assert "it changes no configuration, so it is sent again" in log
     assert "restarted before the reply" not in log
+
+
+def test_a_restart_during_kuras_apply_delay_still_waits_for_it_before_the_read_back(
+    world: World,
+) -> None:
+    gateway = Gateway(command_fails=False, applies_later=True)
+    with world.runner(gateway) as runner:
+        runner.apply(runner.plan(runner.load()))
+        _turns(runner)
+        assert gateway.got == ["EXEC snapshot", "PUT configurations"]
+    world.clock.advance(0.5)  # a quick restart, before Kura applied the put
+
+    with world.runner(gateway) as runner:
+        _turns(runner)
+        assert gateway.got[2:] == [], "the read-back waits for Kura's apply delay"
+        gateway.host = gateway.pending or ""  # Kura applied it meanwhile
+        world.clock.advance(1.6)  # 2.1 s after the put's reply
+        _turns(runner)
+        target = runner.job_state("acme", "guarded").targets.get("gw-1")
+
+    assert gateway.got[2:] == [f"GET configurations/{CLOCK}", "EXEC command"]
+    assert (target.step_index, target.status.value) == (1, "PROCESS_OK"), target.message
+
+
+def test_a_start_right_after_a_stop_during_kuras_apply_delay_reads_back_once(
+    world: World,
+) -> None:
+    gateway = Gateway(command_fails=False)
+    with world.runner(gateway) as runner:
+        runner.apply(runner.plan(runner.load()))
+        _turns(runner)
+        assert gateway.got == ["EXEC snapshot", "PUT configurations"]
+        runner.stop_job("acme", "guarded", "stopped by the test", drain=5)
+        _turns(runner)
+        assert runner.job_state("acme", "guarded").running is None
+        summary = runner.start_job("acme", "guarded", runner.load())
+        # No turn before the apply delay is over (a full in-flight window holds the ready
+        # targets as long): the target is then both ready and due to proceed.
+        world.clock.advance(2.1)
+        _turns(runner)
+        job = runner.job_state("acme", "guarded")
+        target = job.targets.get("gw-1")
+        ended = job.executions[summary.id]
+
+    assert gateway.got == [
+        "EXEC snapshot",
+        "PUT configurations",
+        f"GET configurations/{CLOCK}",
+        "EXEC command",
+    ], "each request once"
+    assert (target.step_index, target.status.value) == (1, "PROCESS_OK"), target.message
+    assert ended.status.value == "TERMINATED"
 
 
 def test_a_rollback_recorded_due_before_a_restart_is_taken_up_and_sent_once(
