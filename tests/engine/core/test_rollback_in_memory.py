@@ -5,7 +5,7 @@ never sent twice. The in-memory link plays a Kura gateway's configuration servic
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -388,3 +388,43 @@ def test_an_aborted_rollouts_rollback_waits_for_the_device_another_job_holds(
     ]
     assert canary.snapshot is not None and canary.snapshot.rolled_back
     assert rolled_back.status.value == "ABORTED"
+
+
+def test_a_stop_between_the_snapshot_and_the_put_frees_the_device(world: World) -> None:
+    """With a window of one request, gw-1's snapshot is answered while gw-2's waits for the
+    window: gw-1 waits for its put, its device the job's meanwhile. A stop then: gw-1's put
+    is not sent, and its device is free for another job."""
+    jobs = world.root / "jobs.d"
+    jobs.mkdir()
+    (jobs / "guarded.yaml").write_text(
+        "apiVersion: jobrunner/v1\nkind: Job\nmetadata: {name: guarded, scope: acme}\n"
+        f"spec:\n  targets: {{devices: [gw-1, gw-2]}}\n{STEPS}  run: '1'\n"
+    )
+    fleet = Fleet()
+    runner, world.link = memory_runner(world.root, world.clock, fleet)
+    with runner:
+        one = replace(runner.engine.rt.settings, max_in_flight=1)
+        runner.engine.rt.settings = one
+        runner.apply(runner.plan(runner.load()))
+        runner.engine.step(0)  # gw-1's snapshot
+        runner.engine.step(0)  # its reply; gw-2's snapshot takes the window
+        assert [o[:3] for o in fleet.order] == [
+            ("gw-1", "guarded", "EXEC snapshot"),
+            ("gw-2", "guarded", "EXEC snapshot"),
+        ]
+        runner.stop_job("acme", "guarded", "stopped by the test", drain=5)
+        _turns(runner)
+        assert runner.job_state("acme", "guarded").running is None
+        (jobs / "other.yaml").write_text(
+            "apiVersion: jobrunner/v1\nkind: Job\nmetadata: {name: other, scope: acme}\n"
+            "spec:\n  targets: {devices: [gw-1]}\n  steps:\n"
+            "    - {name: stop, definition: Bundle Stop, properties: {bundleId: 42}}\n"
+            "  run: '1'\n"
+        )
+        runner.apply(runner.plan(runner.load()))
+        _turns(runner)
+        other = runner.job_state("acme", "other").targets.get("gw-1")
+
+    assert ("gw-1", "other", "EXEC stop/42") in fleet.order, "gw-1 is free for another job"
+    assert (other.step_index, other.status.value) == (0, "PROCESS_OK")
+    assert ("gw-1", "guarded", "PUT configurations") not in fleet.order
