@@ -21,7 +21,7 @@ from jobrunner.state.records import ExecutionStatus, JobRecord, Trigger, Trigger
 from jobrunner.state.stores.base import Storage
 from jobrunner.state.stores.leases import Leases
 from jobrunner.state.stores.postgres import PostgresStorage
-from jobrunner.state.targets import TargetState, TargetStatus
+from jobrunner.state.targets import RollbackState, Snapshot, TargetState, TargetStatus
 
 
 def at(storage: Storage, key: str) -> Path:
@@ -161,6 +161,32 @@ def test_a_job_is_recorded_and_loaded_again(storage: Storage) -> None:
     assert again.executions[1].status is ExecutionStatus.TERMINATED
     assert again.executions[1].counts == {"PROCESS_OK": 1, "PROCESS_AWAITING": 1}
     assert b"target gw-1: done" in storage.read(again.paths.log(1))
+
+
+def test_a_targets_stage_and_snapshot_round_trip(storage: Storage) -> None:
+    """DESIGN §11: a target between two requests of its step, with its snapshot and where
+    its rollback stands, reads back the same: appended, followed by a reader, compacted."""
+    state = StateDir(storage.root, storage)
+    job = JobState.create(state, JobRecord(scope="acme", name="safe"))
+    job.add_targets(["gw-1", "gw-2"], 1.0)
+    waiting = TargetState("gw-1", 0, TargetStatus.PROCESS_AWAITING, execution=1, stage="verify:1",
+                          snapshot=Snapshot(1_700_000_000_123, 0))  # fmt: skip
+    rolling = TargetState("gw-2", 1, TargetStatus.PROCESS_FAILED, execution=1,
+                          snapshot=Snapshot(1_700_000_000_456, 0, RollbackState.SENT))  # fmt: skip
+    job.targets.put_all([waiting, rolling])
+    job.flush()
+    reader = JobState.load(state, "acme", "safe")
+    assert {t.client_id: t for t in reader.targets} == {"gw-1": waiting, "gw-2": rolling}
+    done = TargetState("gw-2", 1, TargetStatus.PROCESS_FAILED, execution=1,
+                       snapshot=Snapshot(1_700_000_000_456, 0, RollbackState.DONE))  # fmt: skip
+    job.targets.put(done)
+    job.flush()
+    assert reader.targets.follow()
+    assert reader.targets.get("gw-2") == done
+    job.targets.settle()  # compacted: one line per target
+    job.close()
+    again = JobState.load(state, "acme", "safe")
+    assert {t.client_id: t for t in again.targets} == {"gw-1": waiting, "gw-2": done}
 
 
 # -- what only the state database has ----------------------------------------------------------

@@ -33,7 +33,7 @@ from jobrunner.state.records import (
     Trigger,
     utc_now,
 )
-from jobrunner.state.targets import TargetState
+from jobrunner.state.targets import TargetState, TargetTable
 
 DRAIN = 10.0
 """Seconds a stop awaits the replies of requests in flight, by default: the operator's stop
@@ -162,6 +162,8 @@ def start(
     state.add_targets(frozen.targets, now)
     found = coverage(state, len(job.steps), now, only, chosen, restart_at)
     given_up, resting, covered = found.given_up, found.resting, found.covered
+    rolling = [c for c in covered if _rolling_back(state.targets, c)]
+    covered = [c for c in covered if c not in rolling] if rolling else covered
     retry = None if chosen else retry_of(state.record.spec)
     summary = state.begin_execution(trigger, covered, revision)
     if chosen or given_up:  # a restart must know them: the gate must not hold chosen targets
@@ -181,6 +183,7 @@ def start(
     )
     if retry is not None:
         _log_left_out(state, run.id, retry, given_up, resting, now)
+    _log_rolling_back(state, run.id, rolling, now)
     if chosen and state.record.rollout is not None:
         state.log(run.id).write(
             "rollout", "the targets were chosen: the waves, window and rate do not hold them", now
@@ -197,6 +200,27 @@ def start(
             target = state.targets.get(client_id)
             state.targets.put(target.waiting(run.gate.waiting_reason(client_id), now))
     return run
+
+
+def _rolling_back(targets: TargetTable, client_id: str) -> bool:
+    """Whether the target's device is being rolled back (its failure came after its
+    execution ended): a start leaves it to its rollback, since nothing else may be sent to
+    the device meanwhile, and joining would lose the rollback's record."""
+    if client_id not in targets:
+        return False
+    snapshot = targets.get(client_id).snapshot
+    return snapshot is not None and snapshot.rolling_back
+
+
+def _log_rolling_back(state: JobState, execution: int, rolling: list[str], now: float) -> None:
+    for client_id in rolling:
+        snapshot = state.targets.get(client_id).snapshot
+        assert snapshot is not None
+        state.log(execution).write(
+            f"target {client_id}",
+            f"its rollback to snapshot {snapshot.id} is under way: not in this execution",
+            now,
+        )
 
 
 def _enter(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from jobrunner.engine.core.rollbacks import Rollbacks, roll_back_all
-from jobrunner.engine.core.runtime import RunningJob, Runtime
+from jobrunner.engine.core.runtime import ExecutionRun, RunningJob, Runtime
 from jobrunner.engine.core.timers import DrainOver, GateDue
 from jobrunner.manifests.rollout import Rollout
 
@@ -100,6 +100,7 @@ def stop_run(
         + "; nothing more is sent"
         + (f"; {out} reply(ies) in flight awaited, at most {drain:g}s" if out else ""),
     )
+    _free_ready(rt, job, run)
     run.ready.clear()
     if cancel_operations:
         for client_id in sorted(run.covered):
@@ -107,3 +108,17 @@ def stop_run(
                 run.cancelling.add(client_id)
     rt.deadlines.add(rt.clock() + drain, DrainOver(job.key, run.id))
     return True
+
+
+def _free_ready(rt: Runtime, job: RunningJob, run: ExecutionRun) -> None:
+    """The ready targets that hold their device (between two requests of a step: a
+    snapshot taken, its put not sent yet) free it: nothing more is sent to them."""
+    busy = rt.device_queue.busy
+    for client_id in set(run.ready):
+        if busy.get((job.scope, client_id)) != job.key:
+            continue
+        target = job.state.targets.get(client_id)
+        if target.request_id is None and not (
+            target.snapshot is not None and target.snapshot.rolling_back
+        ):
+            rt.release(job, client_id)

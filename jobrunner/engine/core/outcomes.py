@@ -13,7 +13,7 @@ import logging
 from jobrunner.device.operations.base import response_code
 from jobrunner.device.payload import KuraPayload
 from jobrunner.engine.core import progression
-from jobrunner.engine.core.recovery import StatusQueries
+from jobrunner.engine.core.recovery import StatusQueries, proceed_later
 from jobrunner.engine.core.rollbacks import Rollbacks, put_went_out
 from jobrunner.engine.core.runtime import RunningJob, Runtime
 from jobrunner.engine.core.timers import CompletionDue, ProceedDue, SettleDue
@@ -116,8 +116,7 @@ class Outcomes:
         if seconds <= 0:
             run.ready.append(after.client_id)
         else:
-            due = ProceedDue(job.key, after.client_id, after.stage)
-            self.rt.deadlines.add(self.rt.clock() + seconds, due)
+            proceed_later(self.rt, job, after.client_id, after.stage, self.rt.clock() + seconds)
 
     def on_proceed_due(self, due: ProceedDue) -> None:
         job = self.rt.jobs.get(due.job)

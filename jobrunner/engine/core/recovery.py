@@ -15,7 +15,8 @@ from dataclasses import replace
 from jobrunner.device.payload import KuraPayload
 from jobrunner.engine.core.progression import RESTARTED, UNANSWERED
 from jobrunner.engine.core.runtime import ExecutionRun, RunningJob, Runtime, new_request_id
-from jobrunner.engine.core.timers import CompletionDue, ReplyDue
+from jobrunner.engine.core.timers import CompletionDue, ProceedDue, ReplyDue
+from jobrunner.engine.link.checks import verify_stage
 from jobrunner.engine.link.ports import Accepted, Outcome, Tag
 from jobrunner.errors import NotSentError
 from jobrunner.state.layout import JobKey
@@ -186,8 +187,44 @@ def take_up(
         rearm(rt, job, client_id, resumed=resumed)
     elif run.gate is not None and not run.gate.started(target):
         run.gate.hold(client_id)  # its wave, its window and its turn decide when it starts
+    elif target.stage is not None:  # between two requests of its step (rare)
+        at = read_back_at(job, target)
+        if at is not None and at > rt.clock():
+            # Its put was answered less than Kura's apply delay ago (a quick restart, a
+            # start right after a stop): the read-back still waits for it.
+            rt.device_queue.try_take((job.scope, client_id), job.key)
+            proceed_later(rt, job, client_id, target.stage, at)
+        else:
+            rt.deadlines.cancel(_proceed_key(job.key, client_id))  # an earlier one: void
+            run.ready.append(client_id)
     else:
         run.ready.append(client_id)
+
+
+def read_back_at(job: RunningJob, target: TargetState) -> float | None:
+    """When the target's first read-back may go (its step's success plus Kura's apply
+    delay), or None: it is not waiting for one."""
+    if target.stage != verify_stage(0) or target.updated is None:
+        return None
+    checks = job.operation(target).checks
+    proceed = None if checks is None else checks.verification(None)
+    if proceed is None or proceed.after <= 0:
+        return None
+    return target.updated + proceed.after
+
+
+def proceed_later(
+    rt: Runtime, job: RunningJob, client_id: str, stage: str | None, at: float
+) -> None:
+    """The target's next request (`stage`) goes at `at`: one such deadline per target, an
+    earlier one (armed by a stopped execution) is void."""
+    key = _proceed_key(job.key, client_id)
+    rt.deadlines.cancel(key)
+    rt.deadlines.add(at, ProceedDue(job.key, client_id, stage), key=key)
+
+
+def _proceed_key(job: JobKey, client_id: str) -> str:
+    return f"proceed\0{job[0]}\0{job[1]}\0{client_id}"
 
 
 def rearm(rt: Runtime, job: RunningJob, client_id: str, *, resumed: bool) -> None:

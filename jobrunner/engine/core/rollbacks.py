@@ -89,6 +89,7 @@ class Rollbacks:
         self.rt = runtime
         self.under_way: dict[Key, _Rollback] = {}
         self.waiting: deque[Key] = deque()  # with a request to send
+        self.parked: list[Key] = []  # waiting for their device (another job's step on it)
         self.outgoing: list[Outgoing] = []  # recorded this turn, published after the write
 
     # -- asking ------------------------------------------------------------------------------
@@ -121,8 +122,32 @@ class Rollbacks:
             for pid, properties in checks.written().items():
                 written.setdefault(pid, set()).update(properties)
         self.under_way[key] = _Rollback(app_id, written)
-        self.waiting.append(key)
-        self.rt.device_queue.try_take((job.scope, target.client_id), job.key)
+        if self._take_device(job, target.client_id):
+            self.waiting.append(key)
+        else:  # one operation at a time per device: it goes once the other job's is over
+            self.parked.append(key)
+
+    def _take_device(self, job: RunningJob, client_id: str) -> bool:
+        """Take the target's device for its rollback (across runners too); False while
+        another job has it (a target that ended before its rollout was aborted gave its
+        device up)."""
+        claims = self.rt.claims
+        if claims is not None and not claims.holds(job.key, client_id):
+            claims.want(job.key, client_id)  # held once granted: tried again next turn
+            return False
+        return self.rt.device_queue.try_take((job.scope, client_id), job.key)
+
+    def _unpark(self) -> None:
+        """The parked rollbacks whose device is free now go on."""
+        parked, self.parked = self.parked, []
+        for key in parked:
+            job = self.rt.jobs.get(key[0])
+            if job is None or key not in self.under_way:
+                continue
+            if self._take_device(job, key[1]):
+                self.waiting.append(key)
+            else:
+                self.parked.append(key)
 
     def busy(self, job: JobKey) -> bool:
         """Whether a rollback of the job's is under way (its execution waits for it)."""
@@ -133,12 +158,15 @@ class Rollbacks:
         for key in [k for k in self.under_way if k[0] == job]:
             del self.under_way[key]
         self.waiting = deque(k for k in self.waiting if k[0] != job)
+        self.parked = [k for k in self.parked if k[0] != job]
 
     # -- sending -----------------------------------------------------------------------------
 
     def collect(self, capacity: int) -> int:
         """Record the next request of each rollback waiting, within `capacity`; they are
         published after the state is written (`publish`). How many that took."""
+        if self.parked:
+            self._unpark()
         used = 0
         while self.waiting and used < capacity:
             key = self.waiting.popleft()

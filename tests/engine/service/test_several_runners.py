@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,13 +28,14 @@ from click.testing import CliRunner
 from jobrunner.cli.main import cli
 from jobrunner.simulator.broker import RunningBroker, free_port
 from jobrunner.simulator.config import Timing
-from jobrunner.simulator.faults import DelayFault, FaultPlan, Selector
+from jobrunner.simulator.faults import DelayFault, DropFault, FailFault, FaultPlan, Selector
 from jobrunner.state.history import History
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import StateDir
 from jobrunner.state.records import ExecutionStatus, JobRecord, Trigger, TriggerKind
 from jobrunner.state.stores import database
 from jobrunner.state.stores.postgres import ROOT, PostgresStorage
+from jobrunner.state.targets import RollbackState
 
 from ..conftest import Scenario, never_twice
 
@@ -436,6 +438,78 @@ def test_an_asynchronous_operation_is_asked_about_by_the_runner_that_takes_over(
 
     assert {(t.step_index, t.status.value) for t in job.targets} == {(0, "PROCESS_OK")}, log
     never_twice(fleet)  # the install was never sent again
+    assert "took over" in two.log(other)
+
+
+CLOCK = "org.eclipse.kura.clock.ClockService"
+GUARDED = f"""
+- name: ntp
+  definition: Configuration Put
+  rollback: onFailure
+  properties:
+    configurations:
+      - {{pid: {CLOCK}, properties: {{clock.ntp.host: 10.9.9.9}}}}
+- {{name: check, definition: Command Execution, properties: {{command: echo}}}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("unanswered", "recorded"),
+    [("snapshots", RollbackState.DUE), ("rollback", RollbackState.SENT)],
+)
+def test_the_runner_that_takes_over_finishes_a_rollback_its_owner_left(
+    scenario: Scenario, state_db: str, unanswered: str, recorded: RollbackState
+) -> None:
+    """The owner is killed while gw-0001's rollback is recorded `due` (its GET snapshots
+    unanswered) or `sent` (its EXEC rollback's reply lost, the device rolled back): the
+    other runner takes the job over, finishes the rollback, and never sends the rollback
+    twice."""
+    scenario.registry(2)
+    fleet = scenario.fleet(
+        2,
+        FaultPlan(
+            fail=(FailFault(Selector("gw-0001", "command"), 500),),
+            drop=(DropFault(Selector("gw-0001", unanswered)),),
+        ),
+        timing=Timing(config_apply_seconds=0.0),  # the device holds what it is sent at once
+    )
+
+    def left() -> bool:
+        job = two.job("guarded")
+        if job is None or "gw-0001" not in job.targets:
+            return False
+        snapshot = job.targets.get("gw-0001").snapshot
+        return snapshot is not None and snapshot.rollback is recorded
+
+    with runners(scenario, state_db) as two:
+        owner, other = two.both_then(lambda: scenario.job("guarded", GUARDED))
+        two.wait(f"the rollback recorded {recorded.value}", left)
+        killed = two.processes[owner]
+        os.kill(killed.pid, signal.SIGKILL)  # the unanswered request is the owner's alone
+        killed.wait()
+        fleet.device("gw-0001").faults = None  # the other runner's requests are answered
+        two.wait(
+            f"runner {other} owning the job",
+            lambda: two.owner("guarded") == two.client_id(other),
+        )
+        two.wait("the end of the execution", lambda: two.ended("guarded"), timeout=90)
+        job = two.job("guarded")
+        assert job is not None
+        log = two.state.storage.read(job.paths.log(1)).decode()
+
+    target = job.targets.get("gw-0001")
+    assert target.status.value == "PROCESS_FAILED", target
+    assert target.snapshot is not None and target.snapshot.rolled_back, (target, log)
+    assert fleet.device("gw-0001").state.setting(CLOCK, "clock.ntp.host") != "10.9.9.9"
+    assert job.executions[1].status is ExecutionStatus.TERMINATED
+    assert (job.targets.get("gw-0002").step_index, job.targets.get("gw-0002").status.value) == (
+        1,
+        "PROCESS_OK",
+    )
+    sent = Counter(r.operation for r in fleet.requests("gw-0001"))
+    assert (sent["snapshot"], sent["configuration"], sent["command"]) == (1, 1, 1), sent
+    assert sent["rollback"] == 1, sent  # never sent twice, whichever runner sent it
+    assert sent["snapshots"] == 2, sent  # the snapshot read again by the runner taking over
     assert "took over" in two.log(other)
 
 
