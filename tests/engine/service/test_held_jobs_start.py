@@ -1,12 +1,17 @@
 """What a runner does per job it holds: a reconcile that changes nothing writes no record, one
-that changes something writes what the manifest says."""
+that changes something writes what the manifest says; a job taken up makes its steps'
+operations only when they are first asked for."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from jobrunner.engine.core import executions
+from jobrunner.engine.link import ports
 from jobrunner.engine.link.memory import ok
+from jobrunner.engine.link.operations import operations_factory
 from jobrunner.engine.planning.spec import schedule_digest, spec_digest
+from jobrunner.manifests import StepBase
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.layout import StateDir
 
@@ -55,3 +60,26 @@ def test_a_reconcile_writes_the_record_only_when_the_manifest_changed_it(tmp_pat
     assert job.record.spec_digest == spec_digest(declared)
     assert job.record.schedule_digest == schedule_digest(declared)
     assert job.record.spec["steps"][1]["timeout"] == "1m30s"
+
+
+def test_a_job_taken_up_makes_its_operations_when_first_asked(tmp_path: Path) -> None:
+    (tmp_path / "jobs.d").mkdir()
+    (tmp_path / "jobs.d" / "check.yaml").write_text(JOB)
+    _reconcile(tmp_path)
+    built: list[str] = []
+    build = operations_factory()
+
+    def counted(step: StepBase) -> ports.StepOperation:
+        built.append(step.name)
+        return build(step)
+
+    runner, _ = memory_runner(tmp_path, FakeClock(), lambda sent: ok())
+    with runner:
+        state = JobState.load(runner.state, "acme", "check")
+        runner.engine.forget(("acme", "check"), "the test takes it up itself")
+        job = executions.attach(runner.engine, state, counted)
+        assert built == [], "held, not sent: no operation made yet"
+        first = job.operations
+        assert built == ["stop", "start"]
+        assert job.operations is first, "made once"
+        assert len(first) == 2 and None not in first
