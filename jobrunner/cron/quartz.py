@@ -45,7 +45,7 @@ How a schedule behaves, in plain words (this is what Quartz does; we do the same
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
@@ -220,8 +220,9 @@ def _parse(expression: str, max_year: int) -> QuartzExpression:
     notes = list(raw.notes)
     days = _day_rule(raw, notes)
     # Before 1970 nothing is scheduled any more (and Quartz keeps '*' as the number 99).
-    years = tuple(sorted(y for y in raw.values[YEAR] if 1970 <= y <= max_year))
-    late = sorted(y for y in raw.values[YEAR] if y > max_year)
+    ordered = sorted(raw.values[YEAR])  # '*' holds every year to max_year: cut, not filtered
+    years = tuple(ordered[bisect_left(ordered, 1970) : bisect_right(ordered, max_year)])
+    late = ordered[bisect_right(ordered, max_year) :]
     if late:
         notes.append(
             f"year: {late[0]} is after {max_year} (this year + 100), the last year Quartz "

@@ -311,6 +311,9 @@ class FieldReader:
         if kind == YEAR:
             # Years past max_year never fire; a range like 1-2000000000 must not fill memory.
             stop = min(stop, self.max_year)
+        if not wrap:  # the values as they come, added at once ('*' of the years: 150 of them)
+            values.update(range(start, stop + 1, step))
+            return
         one_based = kind in (DAY_OF_MONTH, MONTH, DAY_OF_WEEK)
         for value in range(start, stop + 1, step):
             # A wrapped range continues from the start: 0 for 0-based fields, 1 for 1-based.

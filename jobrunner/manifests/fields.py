@@ -7,6 +7,7 @@ describes itself in JSON Schema, so that editors check the same rules as `jobrun
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from datetime import datetime, timedelta
 from typing import Annotated, Any
@@ -146,6 +147,13 @@ def parse_duration(text: object) -> timedelta:
         return text
     if not isinstance(text, str):
         raise ValueError(f"a duration must be a string; {_DURATION_HINT}")
+    return _duration_of(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _duration_of(text: str) -> timedelta:
+    """`parse_duration` of a text. Cached: every job repeats its steps' timeouts, validated
+    in its manifest, in its frozen steps and in its schedules (a timedelta is immutable)."""
     match = _DURATION_RE.match(text.strip())
     if not text.strip() or match is None:
         raise ValueError(f"{text!r} is not a duration; {_DURATION_HINT}")
@@ -163,8 +171,10 @@ def parse_duration(text: object) -> timedelta:
     return value
 
 
+@functools.lru_cache(maxsize=1024)
 def format_duration(value: timedelta) -> str:
-    """The shortest manifest spelling of a duration: 90 seconds is `1m30s`."""
+    """The shortest manifest spelling of a duration: 90 seconds is `1m30s`. Cached: the
+    digests and the record of every job write their steps' timeouts again."""
     millis = round(value.total_seconds() * 1000)
     parts = []
     for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):

@@ -14,7 +14,7 @@ from typing import Any
 
 from jobrunner.engine.core import gates
 from jobrunner.engine.core.loop import Engine
-from jobrunner.engine.core.perdevice import PerDevice, step_operations
+from jobrunner.engine.core.perdevice import PerDevice
 from jobrunner.engine.core.runtime import ExecutionRun, RunningJob
 from jobrunner.engine.link.operations import OperationFactory
 from jobrunner.engine.rollout.coverage import coverage
@@ -51,7 +51,7 @@ def attach(engine: Engine, state: JobState, operations: OperationFactory) -> Run
         return running
     state.retention = engine.settings.history
     state.prune()  # what grew past the retention while no runner held the job
-    job = RunningJob(state, state.steps, step_operations(state.steps, operations))
+    job = RunningJob(state, state.steps, operations)
     job.per_device = PerDevice(operations)
     _read_checks(job)
     engine.hold(job)
@@ -149,8 +149,7 @@ def start(
     if frozen is None:
         raise JobError(f"job {job.label} has no frozen targets and steps; reconcile it first")
     if not job.steps:  # frozen since the engine took the job in
-        job.steps = state.steps
-        job.operations = step_operations(job.steps, operations)
+        job.steps, job.build = state.steps, operations  # its operations made of these
         _read_checks(job)
     restart_at = trigger.options.restart_at if trigger.options is not None else None
     if restart_at is not None and not 0 <= restart_at < len(job.steps):

@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobrunner.engine.core.devices import Devices
-from jobrunner.engine.core.perdevice import PerDevice
+from jobrunner.engine.core.perdevice import PerDevice, step_operations
 from jobrunner.engine.core.timers import Deadlines
 from jobrunner.engine.link.observers import Observer
+from jobrunner.engine.link.operations import OperationFactory
 from jobrunner.engine.link.ports import DeviceClaims, DeviceLink, StepOperation
 from jobrunner.engine.rollout.gate import Gate, gate_settings
 from jobrunner.manifests import StepBase
@@ -106,13 +107,14 @@ class ExecutionRun:
 class RunningJob:
     """A job loaded by the engine: its state, its frozen steps ready to send, its execution.
 
-    `operations` holds each step's operation, the same for every target; a step that reads
-    per-device values (a `StepTemplate`) has None there, and `operation(target)` makes the
-    target's own from the values frozen with it (`engine.core.perdevice`)."""
+    `operations` holds each step's operation, the same for every target, made by `build`
+    when first asked for; a step that reads per-device values (a `StepTemplate`) has None
+    there, and `operation(target)` makes the target's own from the values frozen with it
+    (`engine.core.perdevice`)."""
 
     state: JobState
     steps: list[StepBase]
-    operations: list[StepOperation | None]
+    build: OperationFactory
     run: ExecutionRun | None = None
     per_device: PerDevice | None = None
     """Builds the operations of steps that read per-device values (None: no step does)."""
@@ -132,6 +134,20 @@ class RunningJob:
         default=([], []), init=False, repr=False, compare=False
     )
     """`subject`'s text of each step, and the list of steps it was made of."""
+    _operations: tuple[list[StepBase], list[StepOperation | None]] = field(
+        default=([], []), init=False, repr=False, compare=False
+    )
+    """`operations`, and the list of steps they were made of."""
+
+    @property
+    def operations(self) -> list[StepOperation | None]:
+        """The operation of each step, the same for every target (None: the step reads
+        per-device values). Made at the first look, not when the job is taken in: a daemon
+        holds many jobs, and most send nothing for a while."""
+        made = self._operations
+        if made[0] is not self.steps:
+            made = self._operations = (self.steps, step_operations(self.steps, self.build))
+        return made[1]
 
     def operation(self, target: TargetState) -> StepOperation:
         """The operation of the target's step, with the target's own values in it."""

@@ -102,6 +102,10 @@ class JobPlan:
     freeze them (None: the steps read none)."""
     selection: Selection | None = None
     """The label selector over the scope's devices, while the targets are not frozen."""
+    spec_digest: str | None = None
+    """The declared manifest's `spec_digest`, when planning made it (applying records it)."""
+    schedule_digest: str | None = None
+    """The declared manifest's `schedule_digest`, when planning made it."""
 
     @property
     def label(self) -> str:
@@ -279,7 +283,7 @@ def _plan_declared(
     record = recorded.record
     plan = JobPlan(scope, name, Action.UNCHANGED, declared=declared, record=record)
     plan.frozen = record.frozen is not None
-    digest = spec_digest(job)
+    digest = plan.spec_digest = spec_digest(job)
     if record.frozen is not None and digest != record.frozen.digest:
         plan.action = Action.CONFLICT
         plan.targets = list(record.frozen.targets)
@@ -289,7 +293,8 @@ def _plan_declared(
     if not _targets_and_values(plan, declared, record, devices, entries):
         return plan
     _rollout(plan, job, record, devices)
-    plan.changes = _changes(record, job, digest, declared)
+    plan.schedule_digest = schedule_digest(job)
+    plan.changes = _changes(record, job, plan, declared)
     running = recorded.running
     if job.spec.suspend:
         if running is not None:
@@ -465,17 +470,17 @@ def _nothing_to_freeze(plan: JobPlan) -> str | None:
     )
 
 
-def _changes(record: JobRecord, job: Job, digest: str, declared: Declared[Job]) -> list[str]:
+def _changes(record: JobRecord, job: Job, plan: JobPlan, declared: Declared[Job]) -> list[str]:
     changes = []
     if record.orphaned:
         changes.append("declared again (was removed)")
     if record.conflict is not None:
         changes.append("conflict resolved: targets and steps are back to what was frozen")
-    if record.frozen is None and record.spec_digest != digest:
+    if record.frozen is None and record.spec_digest != plan.spec_digest:
         changes.append("targets or steps (not frozen yet: no execution so far)")
     if (record.description or None) != (job.metadata.description or None):
         changes.append("description")
-    if record.schedule_digest != schedule_digest(job):
+    if record.schedule_digest != plan.schedule_digest:
         changes.append("schedules")
     if job.spec.run is not None and job.spec.run_token != record.run_token:
         changes.append(f"run token {record.run_token!r} -> {job.spec.run_token!r}")

@@ -164,22 +164,30 @@ class Reconciler:
         else:
             job = self.job(plan.scope, plan.name)
         record = job.state.record
-        before = record.model_dump(exclude={"updated"})
-        record.description = manifest.metadata.description
-        record.source = SourceRef(file=str(declared.origin.file), line=declared.origin.line())
-        record.spec = manifest.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
-        record.spec_digest = spec_digest(manifest)
-        record.schedule_digest = schedule_digest(manifest)
-        record.suspend = manifest.spec.suspend
-        record.resolved_targets = None if record.frozen is not None else list(plan.targets)
-        record.zones = plan.zones
-        record.orphaned = False
-        record.conflict = None
-        record.problem = None
-        record.revision_attempted = revision
-        record.revision_applied = revision
-        record.history = history
-        if record.model_dump(exclude={"updated"}) != before:  # write only what changed
+        # What reconcile sets; nothing else of the record changes here, so comparing these
+        # (not a dump of the whole record, its frozen targets too, twice) says whether to write.
+        reconciled: dict[str, object] = {
+            "description": manifest.metadata.description,
+            "source": SourceRef(file=str(declared.origin.file), line=declared.origin.line()),
+            "spec": manifest.spec.model_dump(mode="json", by_alias=True, exclude_none=True),
+            "spec_digest": plan.spec_digest or spec_digest(manifest),
+            "schedule_digest": plan.schedule_digest or schedule_digest(manifest),
+            "suspend": manifest.spec.suspend,
+            "resolved_targets": None if record.frozen is not None else list(plan.targets),
+            "zones": plan.zones,
+            "orphaned": False,
+            "conflict": None,
+            "problem": None,
+            "revision_attempted": revision,
+            "revision_applied": revision,
+            "history": history,
+        }
+        changed = False
+        for name, value in reconciled.items():
+            if getattr(record, name) != value:
+                setattr(record, name, value)
+                changed = True
+        if changed:  # write only what changed
             job.state.save_record()
         return job
 
