@@ -13,6 +13,7 @@ import pytest
 from jobrunner.errors import LeaseLostError, StateVersionError
 from jobrunner.state.opening import open_state
 from jobrunner.state.ownership import LeasedOwners
+from jobrunner.state.stores import schema
 from jobrunner.state.stores.leases import Leases
 from jobrunner.state.stores.schema import SCHEMA_VERSION
 
@@ -218,3 +219,29 @@ def test_a_database_of_the_schema_before_is_migrated_and_its_runners_kept(
         assert again.alive() == ["runner-new", "runner-old"]
     finally:
         again.close()
+
+
+def test_a_runner_frozen_inside_its_fence_does_not_block_the_takeover(
+    database: str, job: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A runner frozen (SIGSTOP, a paused VM) inside a fenced transaction holds its lease's
+    row locked: the server ends its session once it sits idle in the transaction past
+    IDLE_IN_TRANSACTION, and the other runner takes the expired lease over."""
+    monkeypatch.setattr(schema, "IDLE_IN_TRANSACTION", "1s")
+    a, b = Leases(database, "runner-a", LEASE), Leases(database, "runner-b", LEASE)
+    try:
+        old = a.acquire(*job)
+        assert old is not None
+        with (
+            pytest.raises(OSError, match=r"cannot be reached: terminating connection"),
+            a.fenced(old),  # frozen here, its fence held
+        ):
+            time.sleep(LEASE + 0.3)  # past its lease
+            # Without the timeout this waits for the frozen runner for ever: bounded.
+            b.connection.execute("SET statement_timeout = '30s'")
+            new = b.acquire(*job)
+            assert new is not None and new.owner == "runner-b"
+            assert new.epoch == old.epoch + 1
+    finally:
+        a.close()
+        b.close()

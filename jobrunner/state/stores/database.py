@@ -13,12 +13,17 @@ import threading
 from collections.abc import Iterator
 
 import psycopg
+import psycopg.errors
 from psycopg.rows import TupleRow
 
 from jobrunner.state.stores.base import redacted
 from jobrunner.state.stores.schema import connect
 
-__all__ = ["Database", "connect"]  # connect: the one way in (the tests count its calls)
+__all__ = ["LOST", "Database", "connect"]  # connect: the one way in (the tests count its calls)
+
+LOST = (psycopg.OperationalError, psycopg.errors.IdleInTransactionSessionTimeout)
+"""The errors of a connection that is gone: the server unreachable, or our session ended by
+the server (idle in a transaction past its timeout: a runner that was frozen)."""
 
 
 class Database:
@@ -53,7 +58,7 @@ class Database:
         with self.lock:
             try:
                 yield self.connection()
-            except psycopg.OperationalError as error:
+            except LOST as error:
                 raise OSError(f"the {self.describe()} failed: {error}".strip()) from None
 
     def close(self) -> None:

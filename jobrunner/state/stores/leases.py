@@ -26,7 +26,7 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from jobrunner.errors import LeaseLostError, StateError
-from jobrunner.state.stores.database import Database
+from jobrunner.state.stores.database import LOST, Database
 from jobrunner.state.stores.schema import lost_jobs
 
 
@@ -69,7 +69,7 @@ class Leases:
         try:
             with self.database.lock:
                 return self.database.connection().execute(query, params)
-        except (psycopg.OperationalError, StateError) as error:
+        except (*LOST, StateError) as error:
             raise OSError(f"the state database cannot be reached: {error}") from None
 
     # -- leases -----------------------------------------------------------------------------
@@ -185,7 +185,7 @@ class Leases:
                     ([lease.scope], [lease.job], [lease.epoch], lease.owner),
                 )
                 yield cursor
-        except psycopg.OperationalError as error:
+        except LOST as error:
             raise OSError(f"the state database cannot be reached: {error}") from None
         except psycopg.Error as error:
             if lost_jobs(error) is None:

@@ -99,10 +99,23 @@ def lost_jobs(error: psycopg.Error) -> frozenset[tuple[str, str]] | None:
     return frozenset((scope, job) for scope, _, job in (line.partition("/") for line in lines))
 
 
+IDLE_IN_TRANSACTION = "10s"
+"""How long the server lets a session of ours sit idle inside a transaction before it ends
+the session. A runner's transactions last one round trip; one left open is a runner that is
+frozen (a paused VM, SIGSTOP) while it held the fence of its leases, and those row locks
+would otherwise block every other runner's takeover of its jobs for as long as it stays
+frozen. Its session ended, the frozen runner finds its connection broken when it wakes, and
+its leases lost."""
+
+
 def connect(conninfo: str) -> psycopg.Connection[TupleRow]:
     """A connection (autocommit) to a prepared state database; StateError when there is none."""
     try:
         connection = psycopg.connect(conninfo, autocommit=True, connect_timeout=10)
+        connection.execute(
+            "SELECT set_config('idle_in_transaction_session_timeout', %s, false)",
+            (IDLE_IN_TRANSACTION,),
+        )
     except psycopg.Error as error:
         raise StateError(
             f"cannot connect to the state database {redacted(conninfo)}: {error}".strip()
