@@ -156,6 +156,19 @@ def test_a_kill_right_after_start_leaves_nothing_half_done(scenario: Scenario) -
     never_twice(fleet)
 
 
+CLOCK = "org.eclipse.kura.clock.ClockService"
+GUARDED_PUT = f"""\
+- name: ntp
+  definition: Configuration Put
+  rollback: onFailure
+  timeout: 3s
+  properties:
+    configurations:
+      - {{pid: {CLOCK}, properties: {{clock.ntp.host: 10.7.7.7}}}}
+"""
+"""A put that takes a snapshot first: a later failure of its target rolls it back."""
+
+
 def _holds(state: DeviceState, pid: str, host: str) -> bool:
     return state.setting(pid, "clock.ntp.host") == host
 
@@ -182,19 +195,8 @@ def test_sigkill_between_the_snapshot_and_the_put_sends_the_put_once_after_resta
     # Slow puts and a window of 2: snapshots answered while the window is full wait, recorded.
     slow = FaultPlan(slow=(DelayFault(Selector("*", "configuration"), 0.3),))
     fleet = scenario.fleet(16, slow)
-    clock = "org.eclipse.kura.clock.ClockService"
-    scenario.job(
-        "guarded",
-        f"""\
-        - name: ntp
-          definition: Configuration Put
-          rollback: onFailure
-          timeout: 3s
-          properties:
-            configurations:
-              - {{pid: {clock}, properties: {{clock.ntp.host: 10.7.7.7}}}}
-        """,
-    )
+    clock = CLOCK
+    scenario.job("guarded", GUARDED_PUT)
     caught: set[str] = set()
 
     def between(text: str) -> bool:
@@ -242,19 +244,11 @@ def test_sigkill_after_a_rollback_was_sent_reads_it_back_and_never_sends_it_twic
         slow=(DelayFault(Selector("*", "rollback"), 0.5),),
     )
     fleet = scenario.fleet(1, faults)
-    clock = "org.eclipse.kura.clock.ClockService"
+    clock = CLOCK
     scenario.job(
         "guarded",
-        f"""\
-        - name: ntp
-          definition: Configuration Put
-          rollback: onFailure
-          timeout: 3s
-          properties:
-            configurations:
-              - {{pid: {clock}, properties: {{clock.ntp.host: 10.7.7.7}}}}
-        - {{name: check, definition: Command Execution, timeout: 3s, properties: {{command: echo}}}}
-        """,
+        GUARDED_PUT + "- {name: check, definition: Command Execution, timeout: 3s,"
+        " properties: {command: echo}}\n",
     )
 
     _kill_when(
