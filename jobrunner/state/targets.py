@@ -136,6 +136,11 @@ class TargetState:
     def awaits_reply(self) -> bool:
         return self.request_id is not None
 
+    @property
+    def being_rolled_back(self) -> bool:
+        """Its device is being rolled back to its snapshot (the rollback holds the device)."""
+        return self.snapshot is not None and self.snapshot.rolling_back
+
     # -- transitions -----------------------------------------------------------------------
 
     # Each transition builds its value with one positional constructor call: fields in
@@ -275,13 +280,19 @@ class TargetState:
         )  # fmt: skip
 
     def rolled_back(
-        self, rollback: RollbackState, message: str, now: float, failure: str | None
+        self,
+        rollback: RollbackState,
+        message: str,
+        now: float,
+        failure: str | None,
+        status: TargetStatus = TargetStatus.PROCESS_FAILED,
     ) -> TargetState:
-        """Its rollback ended (`rollback` says how): PROCESS_FAILED, `message` says why."""
+        """Its rollback ended (`rollback` says how), `message` says why: PROCESS_FAILED, or
+        `status` (a target whose change stands when its rollback did not happen)."""
         assert self.snapshot is not None
         snapshot = Snapshot(self.snapshot.id, self.snapshot.step, rollback)
         return TargetState(
-            self.client_id, self.step_index, TargetStatus.PROCESS_FAILED, message,
+            self.client_id, self.step_index, status, message,
             self.execution, None, None, None, None, now, failure, self.attempts,
             self.started_in, None, snapshot,
         )  # fmt: skip

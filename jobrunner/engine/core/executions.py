@@ -205,10 +205,7 @@ def _rolling_back(targets: TargetTable, client_id: str) -> bool:
     """Whether the target's device is being rolled back (its failure came after its
     execution ended): a start leaves it to its rollback, since nothing else may be sent to
     the device meanwhile, and joining would lose the rollback's record."""
-    if client_id not in targets:
-        return False
-    snapshot = targets.get(client_id).snapshot
-    return snapshot is not None and snapshot.rolling_back
+    return client_id in targets and targets.get(client_id).being_rolled_back
 
 
 def _log_rolling_back(state: JobState, execution: int, rolling: list[str], now: float) -> None:

@@ -118,7 +118,5 @@ def _free_ready(rt: Runtime, job: RunningJob, run: ExecutionRun) -> None:
         if busy.get((job.scope, client_id)) != job.key:
             continue
         target = job.state.targets.get(client_id)
-        if target.request_id is None and not (
-            target.snapshot is not None and target.snapshot.rolling_back
-        ):
+        if target.request_id is None and not target.being_rolled_back:
             rt.release(job, client_id)

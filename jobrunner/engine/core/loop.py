@@ -163,7 +163,7 @@ class Engine:
             if abort is not None and abort.rollback:
                 run.roll_back_all = run.summary.message or "aborted"
         for target in job.state.targets:
-            if target.snapshot is not None and target.snapshot.rolling_back:
+            if target.being_rolled_back:
                 self.rollbacks.take_up(job, target)
 
     def forget(self, key: JobKey, why: str) -> RunningJob | None:

@@ -55,10 +55,13 @@ class Outcomes:
             self.rt.observer.target_failed(job.key, change.target.execution or 0, change.target)
         if change.line:
             job.say(target, change.line, now)
-        if change.target.snapshot is not None:
-            self._roll_back_if_due(job, change.target, outcome)
+        # A rollback under way (or started now) holds the target's device until it ends.
+        rolling = change.target.snapshot is not None and (
+            change.target.snapshot.rolling_back
+            or self._roll_back_if_due(job, change.target, outcome)
+        )
         if change.proceed_after is not None:
-            self._proceed(job, target, change.target, change.proceed_after)
+            self._proceed(job, target, change.target, change.proceed_after, rolling)
             return
         if change.awaiting_until is not None:  # the reply is in; the device stays busy
             job.out.discard(target.client_id)
@@ -68,7 +71,7 @@ class Outcomes:
             due = SettleDue(job.key, target.client_id, change.target.phase, change.settled)
             self.rt.deadlines.add(change.settle_at, due)
         if change.step_over:
-            self._step_over(job, target, change.target)
+            self._step_over(job, target, change.target, rolling)
 
     def _verification(self, job: RunningJob, target: TargetState, done: Succeeded) -> Outcome:
         """A step with `verify: true` succeeded: its read-back goes next."""
@@ -78,14 +81,14 @@ class Outcomes:
         proceed = None if checks is None else checks.verification(done.summary)
         return done if proceed is None else proceed
 
-    def _roll_back_if_due(self, job: RunningJob, target: TargetState, outcome: Outcome) -> None:
+    def _roll_back_if_due(self, job: RunningJob, target: TargetState, outcome: Outcome) -> bool:
         """A target with a snapshot moved: when it failed at or after a step that rolls back
         on failure, or its execution was aborted with a rollback, its device is rolled back
-        (once no request of it is out)."""
+        (once no request of it is out). Whether a rollback started."""
         snapshot = target.snapshot
         assert snapshot is not None
         if snapshot.rollback is not None or target.request_id is not None:
-            return
+            return False
         failed = target.status is TargetStatus.PROCESS_FAILED
         if failed and job.snapshotting[snapshot.step]:
             sent = not (
@@ -95,22 +98,28 @@ class Outcomes:
             )
             if sent:
                 self.rollbacks.due(job, target, f"step {target.step_index} failed")
-            return
+            return sent
         run = job.run
         if run is not None and run.roll_back_all is not None and put_went_out(target):
             self.rollbacks.due(job, target, f"the execution was aborted ({run.roll_back_all})")
+            return True
+        return False
 
     def _proceed(
-        self, job: RunningJob, before: TargetState, after: TargetState, seconds: float
+        self,
+        job: RunningJob,
+        before: TargetState,
+        after: TargetState,
+        seconds: float,
+        rolling: bool,
     ) -> None:
         """The next request of the target's step goes `seconds` from now; its device stays
-        the target's meanwhile."""
+        the target's meanwhile (`rolling`: its rollback holds it)."""
         job.out.discard(after.client_id)
         self._untrack(job, before, after)
         run = job.run
         if run is None or after.client_id not in run.covered or run.stopping:
-            current = job.state.targets.get(after.client_id)
-            if current.snapshot is None or not current.snapshot.rolling_back:
+            if not rolling:
                 self.rt.release(job, after.client_id)  # the next execution takes it up
             return
         if seconds <= 0:
@@ -133,9 +142,7 @@ class Outcomes:
             and not run.stopping
         ):
             run.ready.append(due.client_id)
-        elif target.request_id is None and not (
-            target.snapshot is not None and target.snapshot.rolling_back
-        ):
+        elif target.request_id is None and not target.being_rolled_back:
             self.rt.release(job, due.client_id)
 
     def _untrack(self, job: RunningJob, before: TargetState, after: TargetState) -> None:
@@ -145,12 +152,14 @@ class Outcomes:
             tag = Tag(job.key, after.client_id, before.step_index, before.request_id or "")
             self.rt.link.untrack(tag, before.operation_id)
 
-    def _step_over(self, job: RunningJob, before: TargetState, after: TargetState) -> None:
-        """A step ended for a target: free its device, count it, queue its next step."""
+    def _step_over(
+        self, job: RunningJob, before: TargetState, after: TargetState, rolling: bool
+    ) -> None:
+        """A step ended for a target: free its device (unless its rollback holds it:
+        `rolling`), count it, queue its next step."""
         job.out.discard(after.client_id)
         self._untrack(job, before, after)
-        current = job.state.targets.get(after.client_id)
-        if current.snapshot is None or not current.snapshot.rolling_back:
+        if not rolling:
             self.rt.release(job, after.client_id)  # else its rollback frees it
         run = job.run
         if run is None or after.client_id not in run.covered:

@@ -114,11 +114,12 @@ class Rollbacks:
         written: dict[str, set[str]] = {}
         app_id = "CONF-V1"
         for index in range(snapshot.step, min(target.step_index, len(job.steps) - 1) + 1):
-            checks = job.operation(TargetState(target.client_id, index)).checks
+            operation = job.operation(TargetState(target.client_id, index))
+            checks = operation.checks
             if checks is None:
                 continue
             if index == snapshot.step:
-                app_id = job.operation(TargetState(target.client_id, index)).app_id
+                app_id = operation.app_id
             for pid, properties in checks.written().items():
                 written.setdefault(pid, set()).update(properties)
         self.under_way[key] = _Rollback(app_id, written)
@@ -341,12 +342,7 @@ class Rollbacks:
         if was_ok and how is not RollbackState.DONE:
             # Its change stands: it stays what it was, saying the rollback did not happen.
             message = f"{target.message or 'PROCESS_OK'}; {text}"
-            ended = target.rolling_back(how, now)
-            ended = TargetState(
-                ended.client_id, ended.step_index, ended.status, message, ended.execution,
-                None, None, None, None, now, ended.failure, ended.attempts, ended.started_in,
-                None, ended.snapshot,
-            )  # fmt: skip
+            ended = target.rolled_back(how, message, now, target.failure, target.status)
         elif was_ok:
             ended = target.rolled_back(how, f"{text}: the rollout was aborted", now,
                                        FailureKind.ROLLED_BACK.value)  # fmt: skip

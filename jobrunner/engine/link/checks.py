@@ -9,6 +9,7 @@ apply delay), a package install `GET packages` (`verify:0`).
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 from jobrunner.device import KuraPayload, Operation, OperationError, Request
@@ -35,7 +36,7 @@ class ConfigurationChecks:
         self.app_id = operation.app_id
         self.verify = verify
         self.apply_seconds = operation.settings.apply_seconds
-        self._written = _written(operation)
+        self._operation = operation
         self.pids = [c.pid for c in operation.properties.configurations]
 
     def request(self, stage: str) -> Request:
@@ -58,7 +59,7 @@ class ConfigurationChecks:
                                  snapshot=taken)  # fmt: skip
         index = _index(stage)
         pid = self.pids[index]
-        found = snapshots.differences(pid, self._written, payload)
+        found = snapshots.differences(pid, self.written(), payload)
         if isinstance(found, str):
             return ports.Failed(f"verify: {found}", FailureKind.NOT_VERIFIED)
         if found:
@@ -82,7 +83,13 @@ class ConfigurationChecks:
         )
 
     def written(self) -> ports.Written:
-        return self._written
+        return self._written_once
+
+    @cached_property
+    def _written_once(self) -> ports.Written:
+        # Only a read-back or a rollback asks: most puts (one a target, for a step of
+        # per-device values) never do.
+        return _written(self._operation)
 
 
 class PackageChecks:

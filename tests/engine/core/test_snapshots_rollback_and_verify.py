@@ -47,8 +47,16 @@ def operations(fleet: Fleet, client_id: str) -> list[str]:
     ]
 
 
-def failing_command(*devices: str) -> FaultPlan:
-    return FaultPlan(fail=tuple(FailFault(Selector(d, "command"), 500) for d in devices))
+def failing_command(
+    *devices: str, snapshot_gone: bool = False, rollback_fails: bool = False
+) -> FaultPlan:
+    """The command step fails (500) on `devices`; their snapshots gone, or their rollbacks
+    failing, as asked."""
+    return FaultPlan(
+        fail=tuple(FailFault(Selector(d, "command"), 500) for d in devices),
+        snapshot_gone=devices if snapshot_gone else (),
+        rollback_fails=devices if rollback_fails else (),
+    )
 
 
 def test_a_later_step_that_fails_rolls_the_device_back_to_its_snapshot(
@@ -105,9 +113,8 @@ def test_a_retry_after_a_rollback_does_the_undone_steps_again(scenario: Scenario
 def test_a_snapshot_that_is_gone_is_said_so_and_nothing_is_rolled_back(
     scenario: Scenario,
 ) -> None:
-    faults = failing_command("gw-0001")
     scenario.registry(1)
-    fleet = scenario.fleet(1, FaultPlan(fail=faults.fail, snapshot_gone=("gw-0001",)))
+    fleet = scenario.fleet(1, failing_command("gw-0001", snapshot_gone=True))
     scenario.job("guarded", PUT_THEN_COMMAND)
 
     scenario.reconcile()
@@ -119,9 +126,8 @@ def test_a_snapshot_that_is_gone_is_said_so_and_nothing_is_rolled_back(
 
 
 def test_a_rollback_that_restores_nothing_is_caught_by_reading_back(scenario: Scenario) -> None:
-    faults = failing_command("gw-0001")
     scenario.registry(1)
-    fleet = scenario.fleet(1, FaultPlan(fail=faults.fail, rollback_fails=("gw-0001",)))
+    fleet = scenario.fleet(1, failing_command("gw-0001", rollback_fails=True))
     scenario.job("guarded", PUT_THEN_COMMAND)
 
     scenario.reconcile()
