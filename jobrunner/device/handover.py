@@ -42,7 +42,7 @@ class Lane(StrEnum):
 
 
 class Message(Protocol):
-    """What is read of a received message (paho's MQTTMessage)."""
+    """What is read of a received message (`pahoclient.Received`, or paho's MQTTMessage)."""
 
     @property
     def topic(self) -> str: ...
