@@ -21,6 +21,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode, MQTTProtocolVersion
@@ -30,6 +31,10 @@ from jobrunner.device.handover import Message
 _MAX_PAYLOAD = 268_435_455  # MQTT's largest remaining length, as paho checks it
 _MAX_TOPIC = 65_535
 _PUBLISH = 0x30
+_PUBLISH_QOS_0 = b"\x30"
+_DISCONNECT = 0xE0
+WRITE_SIZE = 65_536
+"""Bytes of queued packets written by one `send` at most."""
 READ_SIZE = 65_536
 """Bytes asked of the socket at a time (a reply is about 100 bytes; a BIRTH about 1 KB)."""
 MAX_READS = 8
@@ -127,7 +132,28 @@ class Client(mqtt.Client):
         if len(payload) > _MAX_PAYLOAD:
             raise ValueError("Payload too large.")
         mid = self._mid_generate()
-        return self._send_publish(mid, topic_bytes, payload, 0, False, False, Sent(mid), None)
+        if self._sock is None:
+            return MQTTErrorCode.MQTT_ERR_NO_CONN
+        if self._logger is not None or self._on_log is not None:
+            self._easy_log(
+                mqtt.MQTT_LOG_DEBUG,
+                "Sending PUBLISH (d0, q0, r0, m%d), '%s', ... (%d bytes)",
+                mid,
+                topic_bytes,
+                len(payload),
+            )
+        # paho's `_send_publish` at QoS 0, MQTT 3.1.1, without its bytearray built a piece at
+        # a time: the fixed header, the topic's length and the topic, the payload.
+        packet = b"".join(
+            (
+                _PUBLISH_QOS_0,
+                _remaining_bytes(2 + len(topic_bytes) + len(payload)),
+                len(topic_bytes).to_bytes(2, "big"),
+                topic_bytes,
+                payload,
+            )
+        )
+        return self._packet_queue(_PUBLISH, packet, mid, 0, Sent(mid))
 
     @property
     def _sockpairW(self) -> socket.socket | None:  # noqa: N802 - paho's name
@@ -136,6 +162,67 @@ class Client(mqtt.Client):
     @_sockpairW.setter
     def _sockpairW(self, value: socket.socket | None) -> None:  # noqa: N802
         self._wake = value
+
+    def _packet_write(self) -> MQTTErrorCode:
+        """paho's `_packet_write`, but what waits in the queue (a turn's requests) is written
+        by one `send` up to WRITE_SIZE bytes, not one `send` a packet. A DISCONNECT, which
+        ends the connection once written, is paho's to write."""
+        if self._on_publish is not None:  # paho calls it for each publication written
+            return super()._packet_write()
+        out = self._out_packet
+        while out:
+            rc = self._write_together(out)
+            if rc is not None:
+                return rc
+        with self._msgtime_mutex:
+            self._last_msg_out = mqtt.time_func()
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _write_together(self, out: Any) -> MQTTErrorCode | None:
+        """Write the packets at the head of `out` at once; None when all were written."""
+        batch, parts, size = [], [], 0
+        while out and size < WRITE_SIZE:
+            packet = out[0]
+            if packet["command"] & 0xF0 == _DISCONNECT:
+                break
+            batch.append(out.popleft())  # only this thread takes packets out
+            part = packet["packet"][packet["pos"] :] if packet["pos"] else packet["packet"]
+            parts.append(part)
+            size += len(part)
+        if not batch:
+            return super()._packet_write()
+        try:
+            written = self._sock_send(parts[0] if len(parts) == 1 else b"".join(parts))
+        except (AttributeError, ValueError):
+            out.extendleft(reversed(batch))
+            return MQTTErrorCode.MQTT_ERR_SUCCESS
+        except BlockingIOError:
+            out.extendleft(reversed(batch))
+            return MQTTErrorCode.MQTT_ERR_AGAIN
+        except OSError as error:
+            out.extendleft(reversed(batch))
+            self._easy_log(mqtt.MQTT_LOG_ERR, "failed to receive on socket: %s", error)
+            return MQTTErrorCode.MQTT_ERR_CONN_LOST
+        if written <= 0:  # as paho: stop writing for this pass
+            out.extendleft(reversed(batch))
+            with self._msgtime_mutex:
+                self._last_msg_out = mqtt.time_func()
+            return MQTTErrorCode.MQTT_ERR_SUCCESS
+        for index, packet in enumerate(batch):
+            length = packet["to_process"]
+            if written < length:  # the socket is full: the rest waits, as in paho
+                packet["pos"] += written
+                packet["to_process"] -= written
+                out.extendleft(reversed(batch[index:]))
+                return MQTTErrorCode.MQTT_ERR_AGAIN
+            written -= length
+            packet["pos"] += length
+            packet["to_process"] = 0
+            if packet["command"] & 0xF0 == _PUBLISH and packet["qos"] == 0:
+                info = packet["info"]
+                if info is not None:
+                    info._set_as_published()
+        return None
 
     # -- receiving -----------------------------------------------------------------------
 
@@ -235,6 +322,18 @@ class Client(mqtt.Client):
     def _sock_close(self) -> None:
         self._in_buffer, self._in_at = b"", 0  # never read on the next connection
         super()._sock_close()
+
+
+def _remaining_bytes(length: int) -> bytes:
+    """A packet's remaining length as MQTT writes it (seven bits a byte, low bits first)."""
+    if length < 0x80:
+        return bytes((length,))
+    out = bytearray()
+    while True:
+        byte, length = length & 0x7F, length >> 7
+        out.append(byte | 0x80 if length else byte)
+        if not length:
+            return bytes(out)
 
 
 def _remaining_length(buffer: bytes, at: int) -> tuple[int, int] | None:
