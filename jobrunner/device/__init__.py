@@ -8,6 +8,9 @@
   interpreters (`operation_for_step`).
 - `read_lifecycle` (lifecycle.py): BIRTH / APPS / DC / LWT payloads as typed facts.
 - payload.py, jsoncodec.py, topics.py: the wire formats.
+- connection.py (the session: connect, subscribe, reconnect) and pahoclient.py (paho's client,
+  cheaper per message: what the broker sends read in blocks, a turn's requests written
+  together): the only modules that import paho.
 """
 
 from __future__ import annotations

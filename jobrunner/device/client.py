@@ -26,7 +26,7 @@ import secrets
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from jobrunner.device.connection import CODECS, Session, codec_named
 from jobrunner.device.correlation import Claim, PendingTable
@@ -35,7 +35,6 @@ from jobrunner.device.handover import (
     DEFAULT_MAX_WAITING_BYTES,
     Handover,
     Lane,
-    Message,
 )
 from jobrunner.device.inbound import Inbound
 from jobrunner.device.model import (
@@ -118,7 +117,7 @@ class DeviceClient(Generic[T]):
             max_waiting_bytes=max_waiting_bytes,
             on_dropped=on_dropped,
         )
-        self._session = Session(settings, self._codecs, self._received, self._connection)
+        self._session = Session(settings, self._codecs, self._handover.put, self._connection)
 
     # -- observation -----------------------------------------------------------------------
 
@@ -327,11 +326,6 @@ class DeviceClient(Generic[T]):
         return self._tracked.pop((account, operation_id), None) is not None
 
     # -- events from the other threads ----------------------------------------------------
-
-    def _received(self, _client: Any, _userdata: Any, message: Message) -> None:
-        """paho's on_message, on its network thread: hand the message over, nothing more
-        (paho acknowledges it when this returns, and reads the next one)."""
-        self._handover.put(message)
 
     def _connection(self, connected: bool, reason: str) -> None:
         self._events.connection(connected, reason)

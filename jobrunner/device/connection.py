@@ -1,5 +1,6 @@
 """The runner's MQTT session: connect, subscribe per account, reconnect and resubscribe.
-The only module of the runner that imports paho.
+With pahoclient.py (paho's client, cheaper per message), the only modules of the runner
+that import paho.
 
 One paho client (callback API v2) with its own network thread (`loop_start`), a persistent
 session (the broker queues the QoS 1 BIRTH, DC and LWT published while the runner is away,
@@ -27,6 +28,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from jobrunner.device.jsoncodec import JsonCodec
 from jobrunner.device.model import PayloadCodec
+from jobrunner.device.pahoclient import Client, Deliver
 from jobrunner.device.payload import ProtobufCodec
 from jobrunner.device.settings import BrokerSettings
 from jobrunner.device.topics import lifecycle_filter, notify_filter, reply_filter
@@ -35,7 +37,6 @@ from jobrunner.errors import ConnectError, DeviceError
 log = logging.getLogger(__name__)
 
 SUBSCRIBE_QOS = 1  # BIRTH and APPS are published at QoS 1; replies arrive at the QoS sent (0)
-OnMessage = Callable[[Any, Any, mqtt.MQTTMessage], None]
 OnConnection = Callable[[bool, str], None]
 
 CODECS: dict[str, Callable[[], PayloadCodec]] = {
@@ -55,82 +56,17 @@ def codec_named(name: str) -> PayloadCodec:
 
 
 _WAKE = b"0"  # what paho writes to its socket pair to wake its network thread
-_MAX_PAYLOAD = 268_435_455  # MQTT's largest remaining length, as paho checks it
-_MAX_TOPIC = 65_535
-
-
-class _Sent(mqtt.MQTTMessageInfo):
-    """A QoS 0 publication's info, which paho marks published once written: without the
-    `threading.Condition` of its own class, made at every publication for a wait that
-    nobody does on a request (it cost as much as encoding the request)."""
-
-    __slots__ = ()
-
-    def __init__(self, mid: int) -> None:  # no super().__init__(): no condition to make
-        self.mid = mid
-        self._published = False
-        self.rc = MQTTErrorCode.MQTT_ERR_SUCCESS
-        self._iterpos = 0
-
-    def _set_as_published(self) -> None:
-        self._published = True
-
-    def is_published(self) -> bool:
-        return self._published
-
-    def wait_for_publish(self, timeout: float | None = None) -> None:
-        raise NotImplementedError("nothing waits for a request to be written")
-
-
-class _Client(mqtt.Client):
-    """paho's client, whose publications from one thread can be queued without waking the
-    network thread for each (`Session.publishing`).
-
-    paho writes a byte to a socket pair at every publication, so that its network thread
-    leaves `select` and writes the packet: from another thread, one system call and one
-    turn of that thread (with the interpreter lock handed over twice) per request. While a
-    thread defers, paho sees no socket pair from that thread only, and queues the packets;
-    the byte is written once when the batch ends, and the network thread writes them all.
-    """
-
-    _deferring: int | None = None
-    """The thread whose publications are queued without a wake-up (None: none)."""
-    _wake: socket.socket | None = None
-
-    def publish_at_most_once(self, topic: str, payload: bytes) -> MQTTErrorCode:
-        """`publish(topic, payload, 0, False)`: the same checks, the same packet queued the
-        same way, without the condition variable paho makes for each publication (for its
-        `wait_for_publish`, which nobody calls on a request). The wildcards are looked for
-        in the text: `b"+" in topic` first tries `b"+"` as an integer, and raises and
-        formats a TypeError inside, twice a request (no byte of a character beyond ASCII
-        is `+` or `#` in UTF-8, so the answer is the same)."""
-        if "+" in topic or "#" in topic:
-            raise ValueError("Publish topic cannot contain wildcards.")
-        topic_bytes = topic.encode("utf-8")
-        if len(topic_bytes) > _MAX_TOPIC:
-            raise ValueError("Publish topic is too long.")
-        if len(payload) > _MAX_PAYLOAD:
-            raise ValueError("Payload too large.")
-        mid = self._mid_generate()
-        return self._send_publish(mid, topic_bytes, payload, 0, False, False, _Sent(mid), None)
-
-    @property
-    def _sockpairW(self) -> socket.socket | None:  # noqa: N802 - paho's name
-        return None if self._deferring == threading.get_ident() else self._wake
-
-    @_sockpairW.setter
-    def _sockpairW(self, value: socket.socket | None) -> None:  # noqa: N802
-        self._wake = value
 
 
 class Session:
-    """The MQTT session of the runner; `codecs` (account -> codec) is shared with the client."""
+    """The MQTT session of the runner; `codecs` (account -> codec) is shared with the client;
+    every message received goes to `deliver`, on paho's network thread."""
 
     def __init__(
         self,
         settings: BrokerSettings,
         codecs: dict[str, PayloadCodec],
-        on_message: OnMessage,
+        deliver: Deliver,
         on_connection: OnConnection,
     ) -> None:
         self.settings = settings
@@ -152,7 +88,7 @@ class Session:
         self.session_kept = True
         """Whether the broker kept the runner's session on the last connection (it queued
         what was published for the runner meanwhile); False after a broker restart."""
-        self.mqtt = self._paho(on_message)
+        self.mqtt = self._paho(deliver)
 
     @property
     def connected(self) -> bool:
@@ -306,9 +242,9 @@ class Session:
 
     # -- paho (network thread) -------------------------------------------------------------
 
-    def _paho(self, on_message: OnMessage) -> _Client:
+    def _paho(self, deliver: Deliver) -> Client:
         settings = self.settings
-        client = _Client(
+        client = Client(
             CallbackAPIVersion.VERSION2,
             client_id=settings.client_id,
             clean_session=settings.clean_session,
@@ -333,7 +269,9 @@ class Session:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
-        client.on_message = on_message
+        client.deliver = deliver
+        # What paho reads itself (QoS 2) comes as its MQTTMessage, which reads the same.
+        client.on_message = lambda _client, _userdata, message: deliver(message)
         return client
 
     def _filters(self, account: str) -> tuple[str, str, str]:

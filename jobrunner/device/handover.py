@@ -42,7 +42,7 @@ class Lane(StrEnum):
 
 
 class Message(Protocol):
-    """What is read of a received message (paho's MQTTMessage)."""
+    """What is read of a received message (`pahoclient.Received`, or paho's MQTTMessage)."""
 
     @property
     def topic(self) -> str: ...
@@ -88,12 +88,17 @@ class Handover:
         self._lanes: dict[Lane, deque[Message]] = {lane: deque() for lane in Lane}
         self._urgent = self._lanes[Lane.REPLIES]
         self._later = self._lanes[Lane.LIFECYCLE]
-        self._ready = threading.Condition(threading.Lock())
+        self._ready = threading.Lock()  # guards the lanes and the counts
+        # The reader sleeps on `_wakeup` (held while nobody wakes it) and `put` releases it,
+        # once, when `_reading_waits`: without a condition variable, whose wait and notify
+        # are Python code (a lock made per wait) on every reply.
+        self._wakeup = threading.Lock()
+        self._wakeup.acquire()
         self._bytes = 0
         self._dropped: dict[Lane, int] = dict.fromkeys(Lane, 0)  # in the current overflow
         self._overflowing = False
         self._stopping = False
-        self._reading_waits = False  # the reader sleeps until `put` notifies it
+        self._reading_waits = False  # the reader sleeps until `put` wakes it
         self._thread: threading.Thread | None = None
 
     @property
@@ -120,7 +125,8 @@ class Handover:
                 self._lanes[lane].append(message)
                 self._bytes += size
                 if self._reading_waits:  # else the reader takes it when done with its batch
-                    self._ready.notify()
+                    self._reading_waits = False
+                    self._wakeup.release()
                 return
         if first:
             log.warning(
@@ -159,21 +165,24 @@ class Handover:
             for lane in self._lanes.values():
                 lane.clear()
             self._bytes = 0
-            self._ready.notify_all()
+            if self._reading_waits:
+                self._reading_waits = False
+                self._wakeup.release()
             thread, self._thread = self._thread, None
         if thread is not None and thread is not threading.current_thread():
             thread.join()
 
     def _read(self) -> None:
-        ready, urgent, later = self._ready, self._urgent, self._later
+        ready, wakeup, urgent, later = self._ready, self._wakeup, self._urgent, self._later
         while True:
             with ready:
                 while not (self._stopping or urgent or later):
-                    self._reading_waits = True
+                    self._reading_waits = True  # `put` or `stop` releases `wakeup` once
+                    ready.release()
                     try:
-                        ready.wait()
+                        wakeup.acquire()
                     finally:
-                        self._reading_waits = False
+                        ready.acquire()
                 if self._stopping:
                     return
                 # Every reply waiting is taken at once (one lock a batch, not one a message);

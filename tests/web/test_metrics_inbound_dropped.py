@@ -27,8 +27,8 @@ def test_a_message_dropped_unread_is_counted_in_the_metrics_by_lane() -> None:
     )
     link.client._handover.max_waiting = 1  # the reader is not started: what comes waits
     for device in ("gw-1", "gw-2", "gw-3"):
-        link.client._received(None, None, received(f"$EDC/acme/{device}/MQTT/BIRTH"))
-    link.client._received(None, None, received("$EDC/acme/runner/CMD-V1/REPLY/1"))
+        link.client._handover.put(received(f"$EDC/acme/{device}/MQTT/BIRTH"))
+    link.client._handover.put(received("$EDC/acme/runner/CMD-V1/REPLY/1"))
 
     text = generate_latest(registry).decode()
     assert 'jobrunner_inbound_dropped_total{lane="lifecycle"} 2.0' in text
