@@ -2,6 +2,8 @@
 
     STATE/
       owner.lock                          held (flock) by the process that owns the directory
+      manifests.parsed                    the YAML of the manifest files its owner read, by
+                                          digest of their text (a cache: may be removed)
       requests/                           start/stop/reconcile requests handed to the daemon
       outbox/notifications/SCOPE/NAME/    a lane per notification: its events, which delivered
       scopes/SCOPE/
@@ -99,6 +101,12 @@ class StateDir:
 
     def scope(self, scope: str) -> Path:
         return self.root / "scopes" / safe_name(scope, "scope")
+
+    @property
+    def parsed_manifests(self) -> Path:
+        """The YAML of the manifest files as its owner read them last, by their text's
+        digest (`manifests.parsed`): a cache, read as empty whenever it is not whole."""
+        return self.root / "manifests.parsed"
 
     def devices(self, scope: str) -> Path:
         return self.scope(scope) / "devices.journal"
