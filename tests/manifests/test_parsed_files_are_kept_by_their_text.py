@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from jobrunner.manifests import DeclaredDevice, ManifestSet, load_manifests
+from jobrunner.manifests import parsed as parsed_files
 from jobrunner.manifests.parsed import ParsedFiles
 
 SCOPE = "acme"
@@ -82,9 +83,11 @@ def _seen(manifests: ManifestSet) -> dict[str, Any]:
     }
 
 
+@pytest.mark.parametrize("chunk", [1000, 7])
 def test_files_read_before_are_taken_from_what_was_kept_and_declare_the_same(
-    tmp_path: Path,
+    tmp_path: Path, chunk: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(parsed_files, "CHUNK", chunk)  # the devices kept in parts, or whole
     jobs = _write(tmp_path)
     from_yaml = _seen(load_manifests([jobs], SCOPE))
     assert from_yaml["diagnostics"], "the bad job and the broken file are told of"
@@ -95,7 +98,9 @@ def test_files_read_before_are_taken_from_what_was_kept_and_declare_the_same(
     assert (first.found, first.kept) == (0, 6)
     assert first.changed()
 
-    again = ParsedFiles(first.dump())
+    stored = first.dump()
+    assert stored.count(parsed_files.SEPARATOR.encode()) == (0 if chunk > 41 else 41 // chunk + 1)
+    again = ParsedFiles(stored)
     assert _seen(load_manifests([jobs], SCOPE, again)) == from_yaml
     assert (again.found, again.kept) == (6, 0)
     assert not again.changed(), "nothing to write again"
@@ -147,8 +152,9 @@ def _damaged(stored: bytes) -> list[bytes]:
 
 @pytest.mark.parametrize("damage", range(5))
 def test_what_was_kept_but_is_not_whole_is_read_as_nothing_kept(
-    tmp_path: Path, damage: int
+    tmp_path: Path, damage: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(parsed_files, "CHUNK", 10)
     jobs = _write(tmp_path)
     kept = ParsedFiles()
     load_manifests([jobs], SCOPE, kept)
