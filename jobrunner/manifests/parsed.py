@@ -80,7 +80,7 @@ class ParsedFiles:
             return None
         try:
             documents = _documents(entry, text)
-        except (ValueError, TypeError, IndexError):
+        except (ValueError, TypeError, IndexError, KeyError, StopIteration):
             return None  # cannot be: the whole file's digest held; read the YAML then
         self._used[key] = entry
         self.found += 1
