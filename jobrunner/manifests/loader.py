@@ -48,6 +48,15 @@ def is_manifest_file(path: Path) -> bool:
     return path.name.endswith(MANIFEST_SUFFIXES) and not path.name.startswith(".")
 
 
+def _manifest_name(name: str) -> bool:
+    """`is_manifest_file` of a name listed in a folder (no Path made for it)."""
+    return name.endswith(MANIFEST_SUFFIXES) and not name.startswith(".")
+
+
+def _parts(path: Path) -> tuple[str, ...]:
+    return path.parts
+
+
 def manifest_files(
     paths: Iterable[Path], unreadable: list[tuple[Path, str]] | None = None
 ) -> Iterator[Path]:
@@ -74,9 +83,10 @@ def manifest_files(
                 d for d in subfolders if not d.startswith(".") and not ignored.folder(here / d)
             )
             found.extend(
-                here / n for n in names if is_manifest_file(Path(n)) and not ignored.file(here / n)
+                here / n for n in names if _manifest_name(n) and not ignored.file(here / n)
             )
-        yield from sorted(found)
+        # In the order of paths (their parts compared), each path's parts made once.
+        yield from sorted(found, key=_parts)
 
 
 def load_manifests(

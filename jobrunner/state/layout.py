@@ -24,6 +24,7 @@ itself (untrusted): every name is checked again before it becomes part of a path
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -53,15 +54,18 @@ class JobPaths:
     folder: Path
     storage: Storage
 
-    @property
+    # Made once each (a path joined is a few microseconds, and a runner holding 1,000 jobs
+    # asks for them at every start, reconcile and turn); the dataclass is frozen, and a
+    # cached_property writes the instance's dict, not through `__setattr__`.
+    @functools.cached_property
     def record(self) -> Path:
         return self.folder / "job.json"
 
-    @property
+    @functools.cached_property
     def targets(self) -> Path:
         return self.folder / "targets.journal"
 
-    @property
+    @functools.cached_property
     def executions(self) -> Path:
         return self.folder / "executions"
 
