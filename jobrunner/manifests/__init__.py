@@ -1,7 +1,8 @@
 """Manifests: the operator's declarations (Scope, DeviceList, Job, Policy), read and validated.
 
 Public surface: `load_manifests()` returns a `ManifestSet` of validated declarations with
-their origins, and the diagnostics (`FILE:LINE: message`) of everything that is wrong.
+their origins, and the diagnostics (`FILE:LINE: message`) of everything that is wrong;
+given a `parsed.ParsedFiles`, it takes the YAML of a file whose text it read before from it.
 """
 
 from jobrunner.manifests.declarations import (

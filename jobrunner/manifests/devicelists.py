@@ -9,6 +9,7 @@ model gives, `devices[INDEX]...`), and a DeviceList with an error declares no de
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -41,7 +42,9 @@ class Shared:
     def lean(self, device: Device, origin: Origin, index: int) -> DeclaredDevice:
         """The device, as held once validated."""
         tags = tuple(device.tags)
-        tags = self.tags.setdefault(tags, tags)
+        held = self.tags.get(tags)
+        if held is None:  # each text once, whatever read it (YAML, or the texts kept)
+            held = self.tags[tags] = tuple(sys.intern(tag) for tag in tags)
         labels = NOTHING
         if device.labels:
             key = tuple(device.labels.items())
@@ -49,8 +52,9 @@ class Shared:
             labels = found if found is not None else MappingProxyType(device.labels)
             self.labels.setdefault(key, labels)
         return DeclaredDevice(
-            device.client_id,
-            tags,
+            # The one text of the client id that the registry and the targets hold too.
+            sys.intern(device.client_id),
+            held,
             origin,
             index,
             device.display_name,

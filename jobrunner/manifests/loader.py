@@ -27,8 +27,16 @@ from jobrunner.manifests.ignore import IGNORE_FILE, Ignored
 from jobrunner.manifests.jobtemplates import TemplatedJob, TemplateSource, expand
 from jobrunner.manifests.kinds import KINDS, Job, JobTemplate, Policy, Scope, Targets
 from jobrunner.manifests.notification import Notification
+from jobrunner.manifests.parsed import ParsedFiles
 from jobrunner.manifests.secrets import LiteralSecret, secrets_in
-from jobrunner.manifests.yamlsource import DataPath, SourceMap, read_documents
+from jobrunner.manifests.yamlsource import (
+    DataPath,
+    Document,
+    SourceMap,
+    read_documents,
+    read_located,
+    read_plain,
+)
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
 MANIFEST_SUFFIXES = (".yaml", ".yml")
@@ -38,6 +46,15 @@ def is_manifest_file(path: Path) -> bool:
     """Whether a file is read as manifests: `*.yaml` or `*.yml`, not hidden (the loader
     and the daemon's file watcher decide alike)."""
     return path.name.endswith(MANIFEST_SUFFIXES) and not path.name.startswith(".")
+
+
+def _manifest_name(name: str) -> bool:
+    """`is_manifest_file` of a name listed in a folder (no Path made for it)."""
+    return name.endswith(MANIFEST_SUFFIXES) and not name.startswith(".")
+
+
+def _parts(path: Path) -> tuple[str, ...]:
+    return path.parts
 
 
 def manifest_files(
@@ -66,13 +83,17 @@ def manifest_files(
                 d for d in subfolders if not d.startswith(".") and not ignored.folder(here / d)
             )
             found.extend(
-                here / n for n in names if is_manifest_file(Path(n)) and not ignored.file(here / n)
+                here / n for n in names if _manifest_name(n) and not ignored.file(here / n)
             )
-        yield from sorted(found)
+        # In the order of paths (their parts compared), each path's parts made once.
+        yield from sorted(found, key=_parts)
 
 
-def load_manifests(paths: Sequence[Path], default_scope: str) -> ManifestSet:
-    """Read and check every manifest under `paths` (files or directories).
+def load_manifests(
+    paths: Sequence[Path], default_scope: str, parsed: ParsedFiles | None = None
+) -> ManifestSet:
+    """Read and check every manifest under `paths` (files or directories). `parsed`: the
+    YAML of files read before, by their text's digest (taken from, and added to).
 
     ConfigError when `default_scope` (the configured scope) is not a valid scope name: it
     becomes a topic segment and a folder name, like the names written in the manifests."""
@@ -94,7 +115,7 @@ def load_manifests(paths: Sequence[Path], default_scope: str) -> ManifestSet:
     unreadable: list[tuple[Path, str]] = []
     for file in manifest_files(present, unreadable):
         result.files.append(file)
-        _load_file(file, result, collected)
+        _load_file(file, result, collected, parsed)
     for folder, reason in unreadable:
         result.error(folder, 0, reason)
         result.unreadable_files.add(folder)
@@ -109,6 +130,11 @@ def load_manifests(paths: Sequence[Path], default_scope: str) -> ManifestSet:
 
 def read_text(file: Path) -> str:
     """The text of a manifest file; YamlError when it is missing, huge, binary or not UTF-8."""
+    return _read_bytes(file)[1]
+
+
+def _read_bytes(file: Path) -> tuple[bytes, str]:
+    """The bytes of a manifest file and their text (see `read_text`)."""
     try:
         size = file.stat().st_size
         if size > MAX_FILE_BYTES:
@@ -126,7 +152,7 @@ def read_text(file: Path) -> str:
         line = raw[: raw.index(b"\0")].count(b"\n") + 1
         raise YamlError(line, "the file is binary (it holds NUL bytes), not a YAML manifest")
     try:
-        return raw.decode("utf-8-sig")
+        return raw, raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line = raw[: error.start].count(b"\n") + 1
         raise YamlError(
@@ -134,7 +160,9 @@ def read_text(file: Path) -> str:
         ) from None
 
 
-def _load_file(file: Path, result: ManifestSet, collected: Collected) -> None:
+def _load_file(
+    file: Path, result: ManifestSet, collected: Collected, parsed: ParsedFiles | None
+) -> None:
     try:
         if not _utf8_name(file):
             raise YamlError(
@@ -142,9 +170,9 @@ def _load_file(file: Path, result: ManifestSet, collected: Collected) -> None:
                 "the file name is not UTF-8 text; rename the file (its name is recorded with the"
                 " jobs it declares)",
             )
-        text = read_text(file)
+        raw, text = _read_bytes(file)
         count = 0
-        for document in read_documents(text):
+        for document in _documents(raw, text, parsed):
             if document.data is None:
                 continue
             count += 1
@@ -154,6 +182,20 @@ def _load_file(file: Path, result: ManifestSet, collected: Collected) -> None:
     except YamlError as error:
         result.error(file, error.line, error.message)
         result.unreadable_files.add(file)
+
+
+def _documents(raw: bytes, text: str, parsed: ParsedFiles | None) -> Iterable[Document]:
+    """The documents of a file: as read before when `parsed` holds its text, else from its
+    YAML (what the fast path reads is then kept in `parsed`)."""
+    if parsed is None:
+        return read_documents(text)
+    documents = parsed.documents(raw, text)
+    if documents is None:
+        documents = read_plain(text)
+        if documents is None:
+            return read_located(text)  # anything unusual, and every fault: lines kept
+        parsed.keep(raw, documents)
+    return documents
 
 
 def _utf8_name(file: Path) -> bool:

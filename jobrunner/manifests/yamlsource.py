@@ -90,6 +90,13 @@ class SourceMap:
                 return line
         return self.start_line
 
+    def fast_lines(self) -> tuple[int, int] | None:
+        """(start line, root line) of a document read by the fast path, which finds every
+        other line from its file's text (`located`); None for one read keeping every line."""
+        if self._root_line is None:
+            return None
+        return self.start_line, self._root_line
+
     def value_line(self, path: DataPath) -> int:
         """Line where the value at `path` starts (for a mapping: its first key)."""
         if not path and self._root_line is not None:
@@ -109,9 +116,16 @@ class _Located:
 
     def maps(self) -> list[SourceMap]:
         if self._maps is None:
-            self._maps = [document.source for document in _read_located(self._text)]
+            self._maps = [document.source for document in read_located(self._text)]
             self._text = ""
         return self._maps
+
+
+def located(text: str) -> _Located:
+    """The text of a file whose documents' SourceMaps find their lines in it when asked
+    (`SourceMap(..., located=(located(text), index))`, index: the document's among those
+    that hold something)."""
+    return _Located(text)
 
 
 @dataclass
@@ -327,12 +341,18 @@ def read_documents(text: str) -> Iterator[Document]:
     """
     fast = _read_plain(text)
     if fast is None:
-        yield from _read_located(text)
+        yield from read_located(text)
     else:
         yield from fast
 
 
-def _read_located(text: str) -> Iterator[Document]:
+def read_plain(text: str) -> list[Document] | None:
+    """The documents of `text` read by the fast path, when it is plain data; else None (read
+    it with `read_located`, which yields the documents before a fault, then raises it)."""
+    return _read_plain(text)
+
+
+def read_located(text: str) -> Iterator[Document]:
     """`read_documents` keeping the line of every key and value as it reads."""
     builder: _DocumentBuilder | None = None
     try:
@@ -374,9 +394,9 @@ _PLAIN_FIRST = frozenset(_RESOLVER.yaml_implicit_resolvers)
 
 def _read_plain(text: str) -> list[Document] | None:  # noqa: PLR0912, PLR0915 (one loop, inlined: it runs per event)
     """Every document of `text` when it is plain data, each with a SourceMap that finds its
-    lines when asked; None when anything in it is for `_read_located` to read or refuse.
+    lines when asked; None when anything in it is for `read_located` to read or refuse.
 
-    The same data as `_read_located` builds, without a path or a line per value: one pass
+    The same data as `read_located` builds, without a path or a line per value: one pass
     over the events, a stack of the collections being built."""
     if None in _PLAIN_FIRST:
         return None  # a resolver for any first character: not the stock YAML 1.1 one

@@ -2,6 +2,8 @@
 
     STATE/
       owner.lock                          held (flock) by the process that owns the directory
+      manifests.parsed                    the YAML of the manifest files its owner read, by
+                                          digest of their text (a cache: may be removed)
       requests/                           start/stop/reconcile requests handed to the daemon
       outbox/notifications/SCOPE/NAME/    a lane per notification: its events, which delivered
       scopes/SCOPE/
@@ -22,6 +24,7 @@ itself (untrusted): every name is checked again before it becomes part of a path
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -51,15 +54,18 @@ class JobPaths:
     folder: Path
     storage: Storage
 
-    @property
+    # Made once each (a path joined is a few microseconds, and a runner holding 1,000 jobs
+    # asks for them at every start, reconcile and turn); the dataclass is frozen, and a
+    # cached_property writes the instance's dict, not through `__setattr__`.
+    @functools.cached_property
     def record(self) -> Path:
         return self.folder / "job.json"
 
-    @property
+    @functools.cached_property
     def targets(self) -> Path:
         return self.folder / "targets.journal"
 
-    @property
+    @functools.cached_property
     def executions(self) -> Path:
         return self.folder / "executions"
 
@@ -99,6 +105,12 @@ class StateDir:
 
     def scope(self, scope: str) -> Path:
         return self.root / "scopes" / safe_name(scope, "scope")
+
+    @property
+    def parsed_manifests(self) -> Path:
+        """The YAML of the manifest files as its owner read them last, by their text's
+        digest (`manifests.parsed`): a cache, read as empty whenever it is not whole."""
+        return self.root / "manifests.parsed"
 
     def devices(self, scope: str) -> Path:
         return self.scope(scope) / "devices.journal"

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from jobrunner.errors import YamlError
 from jobrunner.manifests.loader import load_manifests
-from jobrunner.manifests.yamlsource import _read_located, _read_plain, read_documents
+from jobrunner.manifests.yamlsource import _read_plain, read_documents, read_located
 
 SETTINGS = settings(max_examples=200, derandomize=True, deadline=None, database=None)
 
@@ -55,8 +55,8 @@ def _read(reader: Any, text: str) -> Any:
 def test_plain_text_is_read_fast_to_the_same_data_and_lines(text: str) -> None:
     fast = _read_plain(text)
     assert fast is not None, "read by the fast path"
-    assert _read(lambda t: fast, text) == _read(_read_located, text)
-    for document, located in zip(_read_plain(text) or [], _read_located(text), strict=True):
+    assert _read(lambda t: fast, text) == _read(read_located, text)
+    for document, located in zip(_read_plain(text) or [], read_located(text), strict=True):
         for path in located.source.value_lines:
             assert document.source.line_of(path) == located.source.line_of(path)
             assert document.source.value_line(path) == located.source.value_line(path)
@@ -65,7 +65,7 @@ def test_plain_text_is_read_fast_to_the_same_data_and_lines(text: str) -> None:
 @pytest.mark.parametrize("text", UNUSUAL)
 def test_anything_else_is_left_to_the_located_reader(text: str) -> None:
     assert _read_plain(text) is None
-    assert _read(read_documents, text) == _read(_read_located, text)
+    assert _read(read_documents, text) == _read(read_located, text)
 
 
 scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
@@ -83,7 +83,7 @@ trees = st.recursive(scalars, _nested, max_leaves=12)
 @given(trees, st.booleans())
 def test_any_data_written_as_yaml_reads_the_same_both_ways(tree: Any, flow: bool) -> None:
     text = yaml.safe_dump_all([tree, {"second": tree}], default_flow_style=flow)
-    assert _read(read_documents, text) == _read(_read_located, text)
+    assert _read(read_documents, text) == _read(read_located, text)
 
 
 def test_valid_manifests_find_no_line_but_their_documents_own(tmp_path: Path) -> None:

@@ -41,6 +41,7 @@ from jobrunner.engine.service.ownership import DatabaseClaims, Ownership
 from jobrunner.engine.service.reconcile import Applied, Reconciler, history_bounds
 from jobrunner.errors import JobError, LeaseLostError, NothingToDo, NotRunning, StateError
 from jobrunner.manifests import ManifestSet, load_manifests
+from jobrunner.manifests.parsed import ParsedFiles
 from jobrunner.manifests.secrets import SecretResolver
 from jobrunner.manifests.selectors import Facts
 from jobrunner.state.jobstore import JobState
@@ -406,7 +407,31 @@ class Runner:
     # -- work -----------------------------------------------------------------------------
 
     def load(self) -> ManifestSet:
-        return load_manifests([self.config.jobs_dir], default_scope=self.config.scope)
+        """The manifests; the YAML of the files whose text it read before is taken from the
+        state directory it owns (`ParsedFiles`), which keeps what it read this time."""
+        parsed = self._parsed_files()
+        manifests = load_manifests(
+            [self.config.jobs_dir], default_scope=self.config.scope, parsed=parsed
+        )
+        if parsed is not None and parsed.changed():
+            try:  # a cache: not written is read again next time, nothing else
+                self.state.storage.replace(self.state.parsed_manifests, parsed.dump(), False)
+            except OSError as error:
+                log.warning("the manifests read are not kept for the next start: %s", error)
+        return manifests
+
+    def _parsed_files(self) -> ParsedFiles | None:
+        """What the runner read of the manifest files before, when it owns a state directory
+        (kept there, beside the lock: a state database shared by runners keeps none)."""
+        if self.lock is None:
+            return None
+        try:
+            return ParsedFiles(self.state.storage.read(self.state.parsed_manifests))
+        except FileNotFoundError:
+            return ParsedFiles()
+        except OSError as error:
+            log.warning("the manifests read before cannot be read (%s): reading every file", error)
+            return ParsedFiles()
 
     def plan(self, manifests: ManifestSet) -> Plan:
         """What reconcile would do; with several runners, for the jobs this one owns (it

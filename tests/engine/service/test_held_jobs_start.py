@@ -83,3 +83,29 @@ def test_a_job_taken_up_makes_its_operations_when_first_asked(tmp_path: Path) ->
         assert built == ["stop", "start"]
         assert job.operations is first, "made once"
         assert len(first) == 2 and None not in first
+
+
+def test_a_runner_keeps_the_manifests_read_in_its_state_directory_by_their_text(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "jobs.d").mkdir()
+    manifest = tmp_path / "jobs.d" / "check.yaml"
+    manifest.write_text(JOB)
+    kept = tmp_path / "state" / "manifests.parsed"
+
+    def load() -> str | None:
+        runner, _ = memory_runner(tmp_path, FakeClock(), lambda sent: ok())
+        with runner:
+            return runner.load().jobs[("acme", "check")].manifest.metadata.description
+
+    assert load() == "first"
+    written = kept.read_bytes()
+    assert load() == "first"
+    assert kept.read_bytes() == written, "nothing read anew: not written again"
+
+    manifest.write_text(JOB.replace("description: first", "description: second"))
+    assert load() == "second", "a text changed is read again, whatever its time and size"
+    assert kept.read_bytes() != written
+    kept.write_bytes(b"damaged")
+    assert load() == "second"
+    assert kept.read_bytes().startswith(b'{"format": "jobrunner.parsed-manifests"')
