@@ -74,6 +74,16 @@ def test_a_reader_follows_appends_until_the_record_is_replaced(storage: Storage)
     assert storage.read_after(path, stamp, len(data)) is None
 
 
+def test_a_record_read_in_pieces_is_the_whole_record(storage: Storage) -> None:
+    path = at(storage, "scopes/acme/devices.journal")
+    storage.append(path, b"one\ntwo\n", header=b"H\n")
+    pieces, stamp = storage.read_chunks(path, 3)
+    assert b"".join(pieces) == b"H\none\ntwo\n"
+    assert stamp == storage.read_stamped(path)[1]
+    with pytest.raises(FileNotFoundError):
+        storage.read_chunks(at(storage, "scopes/acme/nothing.journal"), 3)
+
+
 def test_children_are_the_names_directly_under_a_folder(storage: Storage) -> None:
     for key in (
         "scopes/acme/jobs/b/job.json",

@@ -40,6 +40,15 @@ class FileStorage:
         with path.open("rb") as handle:
             return handle.read(), os.fstat(handle.fileno()).st_ino
 
+    def read_chunks(self, path: Path, size: int) -> tuple[Iterator[bytes], Stamp]:
+        handle = path.open("rb")  # FileNotFoundError now, not at the first piece
+        try:
+            stamp = os.fstat(handle.fileno()).st_ino
+        except BaseException:
+            handle.close()
+            raise
+        return _pieces(handle, size), stamp
+
     def read_after(self, path: Path, stamp: Stamp, offset: int) -> bytes | None:
         try:
             with path.open("rb") as handle:
@@ -135,6 +144,14 @@ def fsync_folder(folder: Path) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+def _pieces(handle: IO[bytes], size: int) -> Iterator[bytes]:
+    """What is left of `handle`, `size` bytes at a time; closed at the end (or when the
+    iterator is let go of)."""
+    with handle:
+        while piece := handle.read(size):
+            yield piece
 
 
 def atomic_write(path: Path, data: bytes, durable: bool = True) -> None:
