@@ -14,8 +14,9 @@ by a newer jobrunner (a higher version) is refused with a message that says so.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +99,7 @@ class Journal:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def read(self) -> Iterator[Record]:
+    def read(self) -> Generator[Record]:
         """The records (without the header). A torn last line is dropped; other damage raises.
         The record is read LINES_AT_ONCE bytes at a time: its whole text is never held (a
         registry of 100,000 devices is 22 MB, read beside everything a start holds)."""
@@ -110,14 +111,15 @@ class Journal:
             return
         offset = lines = 0
         rest = b""
-        for piece in pieces:
-            data = rest + piece if rest else piece
-            whole = data.rfind(b"\n") + 1
-            if whole:
-                yield from self._records(data, lines + 1)
-                offset += whole
-                lines += data.count(b"\n", 0, whole)
-            rest = data[whole:]  # the start of a line the next piece ends (or a torn one)
+        with contextlib.closing(pieces):  # read to its end, or stopped by damage: let go
+            for piece in pieces:
+                data = rest + piece if rest else piece
+                whole = data.rfind(b"\n") + 1
+                if whole:
+                    yield from self._records(data, lines + 1)
+                    offset += whole
+                    lines += data.count(b"\n", 0, whole)
+                rest = data[whole:]  # the start of a line the next piece ends (or a torn one)
         self.read_to = (stamp, offset, lines)
 
     def read_appended(self) -> Iterator[Record] | None:

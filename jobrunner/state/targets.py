@@ -433,12 +433,14 @@ class TargetTable:
         """Read the journal; a damaged line raises StateError naming the file and line."""
         targets: dict[str, TargetState] = {}
         lines = 0
+        records = self.journal.read()
         try:  # around the loop, not each line: replay reads every line of the journal
-            for record in self.journal.read():
+            for record in records:
                 lines += 1
                 state = TargetState.from_record(record)
                 targets[state.client_id] = state
         except (KeyError, ValueError, TypeError) as error:
+            records.close()  # the journal is let go now, not when the error is
             raise self._damaged(error) from None
         self._targets = targets
         self._lines = lines

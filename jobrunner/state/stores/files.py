@@ -11,7 +11,7 @@ import contextlib
 import errno
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -40,7 +40,7 @@ class FileStorage:
         with path.open("rb") as handle:
             return handle.read(), os.fstat(handle.fileno()).st_ino
 
-    def read_chunks(self, path: Path, size: int) -> tuple[Iterator[bytes], Stamp]:
+    def read_chunks(self, path: Path, size: int) -> tuple[Generator[bytes], Stamp]:
         handle = path.open("rb")  # FileNotFoundError now, not at the first piece
         try:
             stamp = os.fstat(handle.fileno()).st_ino
@@ -146,7 +146,7 @@ def fsync_folder(folder: Path) -> None:
         os.close(descriptor)
 
 
-def _pieces(handle: IO[bytes], size: int) -> Iterator[bytes]:
+def _pieces(handle: IO[bytes], size: int) -> Generator[bytes]:
     """What is left of `handle`, `size` bytes at a time; closed at the end (or when the
     iterator is let go of)."""
     with handle:
