@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from jobrunner.errors import StateError
+from jobrunner.state.frozensteps import frozen_steps
 from jobrunner.state.records import JobRecord, SourceRef
 from jobrunner.state.stores.files import FileStorage
 from jobrunner.state.targets import TargetState, TargetStatus
@@ -68,3 +71,23 @@ def test_a_target_at_rest_is_held_small_and_is_the_same_value() -> None:
         tracemalloc.stop()
     # The value itself (its client id's text aside: about 60 B, held once for the runner).
     assert each - 60 <= 120, f"{each:.0f} B a target at rest"
+
+
+def test_jobs_frozen_with_the_same_steps_share_their_step_models(tmp_path: Path) -> None:
+    """1,000 jobs of one rollout validate their frozen steps once and hold one set of step
+    models; a job whose steps differ has its own, and damage is still told per record."""
+    steps: list[dict[str, Any]] = [
+        {
+            "name": "stop",
+            "definition": "Bundle Stop",
+            "timeout": "30s",
+            "properties": {"bundleId": 42},
+        },
+    ]
+    first = frozen_steps(json.loads(json.dumps(steps)), tmp_path / "a.json")
+    second = frozen_steps(json.loads(json.dumps(steps)), tmp_path / "b.json")
+    assert first == second and first[0] is second[0] and first is not second
+    other = frozen_steps([{**steps[0], "properties": {"bundleId": 43}}], tmp_path / "c.json")
+    assert other[0] is not first[0] and other[0] != first[0]
+    with pytest.raises(StateError, match=r"d\.json: frozen step 0 does not validate"):
+        frozen_steps([{**steps[0], "properties": {"bundleId": "x"}}], tmp_path / "d.json")
