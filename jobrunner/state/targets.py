@@ -256,11 +256,13 @@ class TargetState:
 
     # -- transitions -----------------------------------------------------------------------
 
-    # Each transition builds its value with one positional constructor call: fields in
-    # declaration order (client_id, step_index, status, message, execution, request_id,
-    # operation_id, phase, deadline, updated, failure, attempts, started_in).
-    # `dataclasses.replace` looks the fields up on every call, and made up most of the
-    # engine's cost per target transition.
+    # Each transition builds its value with one call: those of every request (start,
+    # dispatched, succeeded, failed...) with `_made`, handing on the rarely set fields as
+    # their tuple (`_rest`) instead of reading each one by its property, the others with the
+    # constructor's parameters in order (client_id, step_index, status, message, execution,
+    # request_id, operation_id, phase, deadline, updated, failure, attempts, started_in,
+    # stage, snapshot). `dataclasses.replace` looks the fields up on every call, and made up
+    # most of the engine's cost per target transition.
 
     def enter(self, execution: int, now: float) -> TargetState:
         """Join an execution: a failed target is retried at the step that failed."""
@@ -298,78 +300,82 @@ class TargetState:
 
     def start(self, execution: int, now: float) -> TargetState:
         """Started by `execution` (one attempt more): its steps are sent from now on."""
-        return TargetState(
-            self.client_id, self.step_index, self.status, None, self.execution,
-            self.request_id, self.operation_id, self.phase, self.deadline, now, self.failure,
-            self.attempts + 1, execution, self.stage, self.snapshot,
+        return _made(
+            self.client_id, self.step_index, self.status, None, self.execution, now,
+            self.attempts + 1, execution, self._rest,
         )  # fmt: skip
 
     def waiting(self, message: str, now: float) -> TargetState:
         """Not started yet, and why (shown by status)."""
-        return TargetState(
-            self.client_id, self.step_index, self.status, message, self.execution,
-            self.request_id, self.operation_id, self.phase, self.deadline, now, self.failure,
-            self.attempts, self.started_in, self.stage, self.snapshot,
+        return _made(
+            self.client_id, self.step_index, self.status, message, self.execution, now,
+            self.attempts, self.started_in, self._rest,
         )  # fmt: skip
 
     def dispatched(
         self, request_id: str, deadline: float, now: float, operation_id: int | None = None
     ) -> TargetState:
-        return TargetState(
+        stage, snapshot = self._rest[5:] if self._rest is not None else _NONE_2
+        return _made(
             self.client_id, self.step_index, TargetStatus.PROCESS_AWAITING, None,
-            self.execution, request_id, operation_id, None, deadline, now, None,
-            self.attempts, self.started_in, self.stage, self.snapshot,
+            self.execution, now, self.attempts, self.started_in,
+            _packed(request_id, operation_id, None, deadline, None, stage, snapshot),
         )  # fmt: skip
 
     def unanswered(self, now: float) -> TargetState:
         """Its request was not answered, and is to be sent again: nothing awaited any more."""
-        return TargetState(
+        stage, snapshot = self._rest[5:] if self._rest is not None else _NONE_2
+        return _made(
             self.client_id, self.step_index, TargetStatus.PROCESS_AWAITING, None,
-            self.execution, None, None, None, None, now, None, self.attempts, self.started_in,
-            self.stage, self.snapshot,
+            self.execution, now, self.attempts, self.started_in,
+            _packed(None, None, None, None, None, stage, snapshot),
         )  # fmt: skip
 
     def accepted(self, deadline: float, phase: str | None, now: float) -> TargetState:
         """The device accepted an asynchronous operation; its completion is awaited."""
-        return TargetState(
+        _, operation_id, _, _, _, stage, snapshot = self._rest or _AT_REST
+        return _made(
             self.client_id, self.step_index, TargetStatus.AWAITING_COMPLETION, self.message,
-            self.execution, None, self.operation_id, phase, deadline, now, None,
-            self.attempts, self.started_in, self.stage, self.snapshot,
+            self.execution, now, self.attempts, self.started_in,
+            _packed(None, operation_id, phase, deadline, None, stage, snapshot),
         )  # fmt: skip
 
     def progressed(self, phase: str | None, message: str | None, now: float) -> TargetState:
-        return TargetState(
-            self.client_id, self.step_index, self.status, message, self.execution,
-            self.request_id, self.operation_id, phase, self.deadline, now, None,
-            self.attempts, self.started_in, self.stage, self.snapshot,
+        request_id, operation_id, _, deadline, _, stage, snapshot = self._rest or _AT_REST
+        return _made(
+            self.client_id, self.step_index, self.status, message, self.execution, now,
+            self.attempts, self.started_in,
+            _packed(request_id, operation_id, phase, deadline, None, stage, snapshot),
         )  # fmt: skip
 
     def notified(self, message: str | None, now: float) -> TargetState:
-        return TargetState(
+        _, operation_id, phase, _, _, stage, snapshot = self._rest or _AT_REST
+        return _made(
             self.client_id, self.step_index, TargetStatus.NOTIFIED_COMPLETION, message,
-            self.execution, None, self.operation_id, self.phase, None, now, None,
-            self.attempts, self.started_in, self.stage, self.snapshot,
+            self.execution, now, self.attempts, self.started_in,
+            _packed(None, operation_id, phase, None, None, stage, snapshot),
         )  # fmt: skip
 
     def succeeded(self, step_count: int, message: str | None, now: float) -> TargetState:
         """The step at step_index is done: on to the next step, or PROCESS_OK at the last."""
+        snapshot = self._rest[6] if self._rest is not None else None
+        rest = None if snapshot is None else (None, None, None, None, None, None, snapshot)
         if self.step_index + 1 < step_count:
-            return TargetState(
+            return _made(
                 self.client_id, self.step_index + 1, TargetStatus.PROCESS_AWAITING, None,
-                self.execution, None, None, None, None, now, None, self.attempts, self.started_in,
-                None, self.snapshot,
+                self.execution, now, self.attempts, self.started_in, rest,
             )  # fmt: skip
-        return TargetState(
+        return _made(
             self.client_id, self.step_index, TargetStatus.PROCESS_OK, message,
-            self.execution, None, None, None, None, now, None, self.attempts, self.started_in,
-            None, self.snapshot,
+            self.execution, now, self.attempts, self.started_in, rest,
         )  # fmt: skip
 
     def failed(self, reason: str, now: float, failure: str | None = None) -> TargetState:
-        return TargetState(
+        snapshot = self._rest[6] if self._rest is not None else None
+        return _made(
             self.client_id, self.step_index, TargetStatus.PROCESS_FAILED, reason,
-            self.execution, None, None, None, None, now, failure, self.attempts, self.started_in,
-            None, self.snapshot,
+            self.execution, now, self.attempts, self.started_in,
+            _packed(None, None, None, None, failure, None, snapshot),
         )  # fmt: skip
 
     def proceeded(
@@ -417,13 +423,14 @@ class TargetState:
         every transition, without the dictionary and the generic encoder (half the cost).
         Anything but the types the fields are made of (a value read from a file written by
         hand) takes the generic way, which writes or refuses it as JSON does."""
-        index, execution, operation = self.step_index, self.execution, self.operation_id
-        attempts, started, deadline, updated = (
-            self.attempts, self.started_in, self.deadline, self.updated
+        index, execution = self.step_index, self.execution
+        attempts, started, updated = self.attempts, self.started_in, self.updated
+        request_id, operation, phase, deadline, failure, stage, snapshot = (
+            self._rest or _AT_REST
         )  # fmt: skip
         if (  # exactly int (a bool is written true) and finite floats, checked without a call
-            self.stage is not None  # a step of several requests, a snapshot: rare
-            or self.snapshot is not None
+            stage is not None  # a step of several requests, a snapshot: rare
+            or snapshot is not None
             or type(index) is not int
             or type(attempts) is not int
             or (execution is not None and type(execution) is not int)
@@ -447,18 +454,18 @@ class TargetState:
                 text += ',"m":' + json_text(self.message)
             if execution is not None:
                 text += f',"e":{execution}'
-            if self.request_id is not None:
-                text += ',"r":' + json_text(self.request_id)
+            if request_id is not None:
+                text += ',"r":' + json_text(request_id)
             if operation is not None:
                 text += f',"o":{operation}'
-            if self.phase is not None:
-                text += ',"p":' + json_text(self.phase)
+            if phase is not None:
+                text += ',"p":' + json_text(phase)
             if deadline is not None:
                 text += f',"d":{deadline!r}'
             if updated is not None:
                 text += f',"u":{updated!r}'
-            if self.failure is not None:
-                text += ',"f":' + json_text(self.failure)
+            if failure is not None:
+                text += ',"f":' + json_text(failure)
         except TypeError:  # a text field that is no text
             return json_line(self.to_record())
         if attempts:
@@ -532,6 +539,58 @@ FIELDS = (
 )  # fmt: skip
 """A target's fields, in the order of `TargetState`'s parameters."""
 _AT_REST = (None, None, None, None, None, None, None)
+_NONE_2 = (None, None)
+_new = object.__new__
+
+
+def _made(
+    client_id: str,
+    step_index: int,
+    status: TargetStatus,
+    message: str | None,
+    execution: int | None,
+    updated: float | None,
+    attempts: int,
+    started_in: int | None,
+    rest: tuple[Any, ...] | None,
+) -> TargetState:
+    """A TargetState of these slots as they are (`rest`: None, or not all None), without
+    the constructor's fifteen parameters: the transitions of every request make them."""
+    state: TargetState = _new(TargetState)
+    state.client_id = client_id
+    state.step_index = step_index
+    state.status = status
+    state.message = message
+    state.execution = execution
+    state.updated = updated
+    state.attempts = attempts
+    state.started_in = started_in
+    state._rest = rest
+    return state
+
+
+def _packed(
+    request_id: str | None,
+    operation_id: int | None,
+    phase: str | None,
+    deadline: float | None,
+    failure: str | None,
+    stage: str | None,
+    snapshot: Snapshot | None,
+) -> tuple[Any, ...] | None:
+    """The rarely set fields as `_rest` holds them: None when every one is None."""
+    if (
+        request_id is None
+        and operation_id is None
+        and phase is None
+        and deadline is None
+        and failure is None
+        and stage is None
+        and snapshot is None
+    ):
+        return None
+    return (request_id, operation_id, phase, deadline, failure, stage, snapshot)
+
 
 _HUGE = float("inf")
 """Floats JSON writes as `repr` does lie strictly between -_HUGE and _HUGE (not NaN)."""
