@@ -13,11 +13,9 @@ from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from pydantic import ValidationError
-
 from jobrunner.errors import StateError
 from jobrunner.manifests.steps import StepBase
-from jobrunner.manifests.steptemplates import load_steps
+from jobrunner.state.frozensteps import frozen_steps
 from jobrunner.state.history import DEFAULT, History
 from jobrunner.state.layout import JobPaths, StateDir
 from jobrunner.state.logs import ExecutionLog
@@ -399,17 +397,7 @@ class JobState:
 
 
 def _frozen_steps(paths: JobPaths, record: JobRecord) -> list[StepBase]:
-    """The record's frozen steps, validated; StateError naming the file when they do not
-    validate (a record edited by hand, or written by a release that read them otherwise)."""
+    """The record's frozen steps, validated (see `frozensteps`); none before it froze."""
     if record.frozen is None:
         return []
-    try:
-        return load_steps(record.frozen.steps)
-    except ValidationError as error:
-        first = error.errors()[0]
-        index = first["loc"][0] if first["loc"] else "?"
-        raise StateError(
-            f"{paths.record}: frozen step {index} does not validate ({first['msg']}); the job"
-            " is set aside, the other jobs go on: restore the file from a backup, or remove"
-            " the job's state folder to forget the job"
-        ) from None
+    return frozen_steps(record.frozen.steps, paths.record)

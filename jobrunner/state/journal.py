@@ -14,8 +14,9 @@ by a newer jobrunner (a higher version) is refused with a message that says so.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -98,16 +99,28 @@ class Journal:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def read(self) -> Iterator[Record]:
-        """The records (without the header). A torn last line is dropped; other damage raises."""
+    def read(self) -> Generator[Record]:
+        """The records (without the header). A torn last line is dropped; other damage raises.
+        The record is read LINES_AT_ONCE bytes at a time: its whole text is never held (a
+        registry of 100,000 devices is 22 MB, read beside everything a start holds)."""
+        self.read_to = (None, 0, 0)  # until the last piece is read: a reader stopped
+        # halfway then reads it whole again
         try:
-            data, stamp = self.storage.read_stamped(self.path)
+            pieces, stamp = self.storage.read_chunks(self.path, LINES_AT_ONCE)
         except FileNotFoundError:
-            self.read_to = (None, 0, 0)
             return
-        whole = data.rfind(b"\n") + 1
-        self.read_to = (stamp, whole, data.count(b"\n", 0, whole))
-        yield from self._records(data, 1)
+        offset = lines = 0
+        rest = b""
+        with contextlib.closing(pieces):  # read to its end, or stopped by damage: let go
+            for piece in pieces:
+                data = rest + piece if rest else piece
+                whole = data.rfind(b"\n") + 1
+                if whole:
+                    yield from self._records(data, lines + 1)
+                    offset += whole
+                    lines += data.count(b"\n", 0, whole)
+                rest = data[whole:]  # the start of a line the next piece ends (or a torn one)
+        self.read_to = (stamp, offset, lines)
 
     def read_appended(self) -> Iterator[Record] | None:
         """The records appended since the last `read` or `read_appended`, for a reader of a
@@ -189,14 +202,15 @@ class Journal:
         return _line({"format": self.kind, "version": self.version})
 
 
-LINES_AT_ONCE = 1 << 20
-"""Bytes of a journal cut into lines at once. A registry of 100,000 devices is 22 MB: cut
-whole, its lines would be held beside its text while it is read (twice its size)."""
+LINES_AT_ONCE = 1 << 18
+"""Bytes of a journal read and cut into lines at once. A registry of 100,000 devices is
+22 MB: read whole, its text would be held while its records are made (and, cut whole, its
+lines beside it); read so, reading it takes about 1 MB at a time."""
 
 
 def _lines(data: bytes, end: int) -> Iterator[bytes]:
     """`data[:end].split(b"\n")` without the empty last item (`end`: just after a newline, or
-    0), cut a megabyte at a time."""
+    0), cut LINES_AT_ONCE bytes at a time."""
     start = 0
     while start < end:
         cut = data.find(b"\n", min(start + LINES_AT_ONCE, end - 1), end)

@@ -16,17 +16,18 @@ BIRTHs is 10,000 appends. Not thread-safe: the engine's single thread owns it.
 from __future__ import annotations
 
 import logging
-import sys
+import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
-from enum import StrEnum
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from jobrunner.state.devices import DeviceRecord, DeviceStatus, Facts, seconds
 from jobrunner.state.journal import Journal, Record
 from jobrunner.state.layout import StateDir
 from jobrunner.state.stores.base import Storage
+
+__all__ = ["DeviceRecord", "DeviceRegistry", "DeviceStatus", "ScopeRegistry"]
 
 FORMAT = "jobrunner.devices"
 VERSION = 1
@@ -40,94 +41,17 @@ HEARD_EVERY = 60.0
 """Seconds between two records of a connected device's last word (replies, notifications):
 its "last seen" is at most this old."""
 
+Moment = datetime | float | None
+"""When something was heard: a datetime, epoch seconds, or None (now)."""
+
 
 def _skipped(problem: str) -> None:
     log.warning("%s: skipped; the device is learned again when it speaks", problem)
 
 
-class DeviceStatus(StrEnum):
-    """Connection status; the values are those of `jobrunner.device.lifecycle.ConnectionStatus`."""
-
-    UNKNOWN = "UNKNOWN"
-    CONNECTED = "CONNECTED"
-    DISCONNECTED = "DISCONNECTED"
-    MISSING = "MISSING"
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceRecord:
-    """One device of one scope, as recorded."""
-
-    client_id: str
-    declared: bool = False
-    status: DeviceStatus = DeviceStatus.UNKNOWN
-    last_seen: datetime | None = None
-    display_name: str | None = None
-    model: str | None = None
-    model_id: str | None = None
-    """The BIRTH's model_id (`model` is its model_name, or this): selectors read it."""
-    firmware: str | None = None
-    framework_version: str | None = None
-    application_ids: tuple[str, ...] | None = None
-
-    @property
-    def discovered(self) -> bool:
-        """Known only because it connected: not declared in git."""
-        return not self.declared
-
-    def as_record(self) -> Record:
-        return {
-            "clientId": self.client_id,
-            "declared": self.declared,
-            "status": self.status.value,
-            "lastSeen": self.last_seen.isoformat() if self.last_seen else None,
-            "displayName": self.display_name,
-            "model": self.model,
-            "modelId": self.model_id,
-            "firmware": self.firmware,
-            "frameworkVersion": self.framework_version,
-            "applicationIds": None if self.application_ids is None else list(self.application_ids),
-        }
-
-    @classmethod
-    def from_record(cls, record: Record) -> DeviceRecord:
-        """The record `as_record` wrote; ValueError saying which field is wrong. A start
-        reads one for each device of the fleet: the checks are written out, not called."""
-        get = record.get
-        client_id = get("clientId")
-        if not isinstance(client_id, str) or not client_id:
-            raise ValueError("'clientId' is not a non-empty string")
-        declared = get("declared", False)
-        if not isinstance(declared, bool):
-            raise ValueError("'declared' is not true or false")
-        given = get("status", "UNKNOWN")
-        status = _STATUSES.get(given) if isinstance(given, str) else None
-        if status is None:
-            raise ValueError(f"'status' {get('status')!r} is not a status")
-        texts = [get(name) for name in _TEXTS]
-        for name, value in zip(_TEXTS, texts, strict=True):
-            if value is not None and not isinstance(value, str):
-                raise ValueError(f"'{name}' is not a string")
-        seen, display_name, model, model_id, firmware, framework_version = texts
-        ids = get("applicationIds")
-        if ids is not None and not (isinstance(ids, list) and all(isinstance(i, str) for i in ids)):
-            raise ValueError("'applicationIds' is not a list of strings")
-        return cls(
-            sys.intern(client_id),  # the same text as the targets' and the manifests' ids
-            declared,
-            status,
-            datetime.fromisoformat(seen) if seen else None,
-            display_name,
-            model,
-            model_id,
-            firmware,
-            framework_version,
-            None if ids is None else tuple(ids),
-        )
-
-
-_STATUSES = {status.value: status for status in DeviceStatus}
-_TEXTS = ("lastSeen", "displayName", "model", "modelId", "firmware", "frameworkVersion")
+def _now(at: Moment) -> float:
+    found = seconds(at)
+    return time.time() if found is None else found
 
 
 def _text(record: Record, name: str, required: bool = False) -> str | None:
@@ -149,6 +73,9 @@ class ScopeRegistry:
         # and the jobs of the scope go on (they would all stop on one garbled line).
         self._journal = Journal(storage, path, FORMAT, VERSION, damaged=_skipped)
         self._devices: dict[str, DeviceRecord] = {}
+        self._facts: dict[Facts, Facts] = {}
+        """The BIRTH facts the devices hold, each distinct one once (a fleet of one model
+        and firmware shares one)."""
         self._quiet_until: dict[str, float] = {}
         """Per device heard lately: until when another word of it writes nothing."""
         self._lines = 0
@@ -161,7 +88,7 @@ class ScopeRegistry:
                 if record.get("deleted") is True:
                     self._devices.pop(_text(record, "clientId", required=True) or "", None)
                     continue
-                device = DeviceRecord.from_record(record)
+                device = DeviceRecord.from_record(record, self._facts)
             except ValueError as error:
                 _skipped(f"{self.path}:{self._journal.line}: damaged device record ({error})")
                 continue
@@ -188,6 +115,7 @@ class ScopeRegistry:
         other.path, other.autoflush, other._lines = self.path, False, self._lines
         other._journal = Journal(self._journal.storage, self.path, FORMAT, VERSION)
         other._devices = self._devices.copy()
+        other._facts = {}
         return other
 
     # -- changes ---------------------------------------------------------------------------
@@ -202,19 +130,19 @@ class ScopeRegistry:
             if device is None:
                 self._put(DeviceRecord(client_id, declared=True))
             elif not device.declared:
-                self._put(replace(device, declared=True))
+                self._put(device.with_declared(True))
         for device in list(self._devices.values()):
             if device.declared and device.client_id not in wanted:
-                if device.last_seen is None:
+                if device.seen is None:
                     self._delete(device.client_id)
                 else:
-                    self._put(replace(device, declared=False))
+                    self._put(device.with_declared(False))
         self._maybe_flush()
 
     def connected(
         self,
         client_id: str,
-        at: datetime | None = None,
+        at: Moment = None,
         *,
         display_name: str | None = None,
         model: str | None = None,
@@ -225,18 +153,26 @@ class ScopeRegistry:
     ) -> DeviceRecord:
         """A BIRTH or APPS: CONNECTED, and the facts it gave (None keeps what was known)."""
         device = self._devices.get(client_id) or DeviceRecord(client_id)
-        updated = replace(
-            device,
-            status=DeviceStatus.CONNECTED,
-            last_seen=at or datetime.now(UTC),
-            display_name=display_name if display_name is not None else device.display_name,
-            model=model if model is not None else device.model,
-            model_id=model_id if model_id is not None else device.model_id,
-            firmware=firmware if firmware is not None else device.firmware,
-            framework_version=framework_version or device.framework_version,
-            application_ids=(
-                tuple(application_ids) if application_ids is not None else device.application_ids
-            ),
+        known = device.facts
+        facts: Facts | None = (
+            model if model is not None else device.model,
+            model_id if model_id is not None else device.model_id,
+            firmware if firmware is not None else device.firmware,
+            framework_version or device.framework_version,
+            tuple(application_ids) if application_ids is not None else device.application_ids,
+        )
+        if facts == known or (known is None and facts == (None, None, None, None, None)):
+            facts = known
+        else:
+            assert facts is not None
+            facts = self._facts.setdefault(facts, facts)
+        updated = DeviceRecord.made(
+            device.client_id,
+            device.declared,
+            DeviceStatus.CONNECTED,
+            _now(at),
+            display_name if display_name is not None else device.display_name,
+            facts,
         )
         return self._change(updated)
 
@@ -248,19 +184,18 @@ class ScopeRegistry:
         if at < self._quiet_until.get(client_id, 0.0):
             return  # the hot path: one dict lookup per reply
         device = self._devices.get(client_id) or DeviceRecord(client_id)
-        last = device.last_seen.timestamp() if device.last_seen is not None else None
+        last = device.seen
         if device.status is not DeviceStatus.CONNECTED or last is None or at - last >= every:
-            moment = datetime.fromtimestamp(at, UTC)
-            self._change(replace(device, status=DeviceStatus.CONNECTED, last_seen=moment))
+            self._change(device.with_status(DeviceStatus.CONNECTED, at))
             last = at
         self._quiet_until[client_id] = last + every
 
-    def disconnected(self, client_id: str, at: datetime | None = None) -> DeviceRecord | None:
+    def disconnected(self, client_id: str, at: Moment = None) -> DeviceRecord | None:
         """A DC: the device disconnected cleanly. None for a device the registry does not
         know: a DC or an LWT makes no device (anyone may publish on those topics)."""
         return self._status(client_id, DeviceStatus.DISCONNECTED, at)
 
-    def missing(self, client_id: str, at: datetime | None = None) -> DeviceRecord | None:
+    def missing(self, client_id: str, at: Moment = None) -> DeviceRecord | None:
         """An LWT: the broker lost the device (None: unknown, as for `disconnected`)."""
         return self._status(client_id, DeviceStatus.MISSING, at)
 
@@ -279,13 +214,11 @@ class ScopeRegistry:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _status(
-        self, client_id: str, status: DeviceStatus, at: datetime | None
-    ) -> DeviceRecord | None:
+    def _status(self, client_id: str, status: DeviceStatus, at: Moment) -> DeviceRecord | None:
         device = self._devices.get(client_id)
         if device is None:
             return None
-        return self._change(replace(device, status=status, last_seen=at or datetime.now(UTC)))
+        return self._change(device.with_status(status, _now(at)))
 
     def _change(self, device: DeviceRecord) -> DeviceRecord:
         if self._devices.get(device.client_id) != device:
@@ -308,6 +241,8 @@ class ScopeRegistry:
         if self._lines > max(COMPACT_MIN_LINES, COMPACT_FACTOR * len(self._devices)):
             self._journal.compact(d.as_record() for d in self._devices.values())
             self._lines = len(self._devices)
+            # Only the facts devices hold now: those of a firmware long replaced go.
+            self._facts = {f: f for d in self._devices.values() if (f := d.facts) is not None}
 
     def _maybe_flush(self) -> None:
         if self.autoflush:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -268,35 +267,36 @@ def test_target_records_read_their_status_as_the_enum_does(raw: object) -> None:
 
 
 def reference_transitions(s: TargetState, now: float) -> dict[str, TargetState]:
-    """The transitions as `dataclasses.replace` wrote them before."""
+    """The transitions as `dataclasses.replace` wrote them before (`TargetState.replace`
+    makes the same value)."""
     status = s.status
     if status is TargetStatus.PROCESS_FAILED:
         status = TargetStatus.PROCESS_AWAITING
-    cleared = replace(s, request_id=None, operation_id=None, phase=None, deadline=None, updated=now)
+    cleared = s.replace(request_id=None, operation_id=None, phase=None, deadline=None, updated=now)
     return {
-        "enter": replace(s, status=status, execution=9, message=None, updated=now),
-        "start": replace(s, attempts=s.attempts + 1, started_in=9, message=None, updated=now),
-        "waiting": replace(s, message="waits for wave 'rest'", updated=now),
-        "dispatched": replace(
-            s, status=TargetStatus.PROCESS_AWAITING, request_id="r-9", operation_id=99,
+        "enter": s.replace(status=status, execution=9, message=None, updated=now),
+        "start": s.replace(attempts=s.attempts + 1, started_in=9, message=None, updated=now),
+        "waiting": s.replace(message="waits for wave 'rest'", updated=now),
+        "dispatched": s.replace(
+            status=TargetStatus.PROCESS_AWAITING, request_id="r-9", operation_id=99,
             phase=None, deadline=now + 30, message=None, updated=now,
         ),
-        "accepted": replace(
-            s, status=TargetStatus.AWAITING_COMPLETION, request_id=None, deadline=now + 60,
+        "accepted": s.replace(
+            status=TargetStatus.AWAITING_COMPLETION, request_id=None, deadline=now + 60,
             phase="download", updated=now,
         ),
-        "progressed": replace(s, phase="install", message="50 %", updated=now),
-        "notified": replace(
-            s, status=TargetStatus.NOTIFIED_COMPLETION, request_id=None, deadline=None,
+        "progressed": s.replace(phase="install", message="50 %", updated=now),
+        "notified": s.replace(
+            status=TargetStatus.NOTIFIED_COMPLETION, request_id=None, deadline=None,
             message="done", updated=now,
         ),
-        "succeeded-next": replace(
-            cleared, step_index=s.step_index + 1, status=TargetStatus.PROCESS_AWAITING,
+        "succeeded-next": cleared.replace(
+            step_index=s.step_index + 1, status=TargetStatus.PROCESS_AWAITING,
             message=None,
         ),
-        "succeeded-last": replace(cleared, status=TargetStatus.PROCESS_OK, message="all done"),
-        "failed": replace(
-            s, status=TargetStatus.PROCESS_FAILED, message="no reply", request_id=None,
+        "succeeded-last": cleared.replace(status=TargetStatus.PROCESS_OK, message="all done"),
+        "failed": s.replace(
+            status=TargetStatus.PROCESS_FAILED, message="no reply", request_id=None,
             operation_id=None, phase=None, deadline=None, updated=now,
         ),
     }  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -116,7 +117,14 @@ def test_a_journal_larger_than_what_is_cut_at_once_reads_the_same(
     whole = path.read_bytes()
     path.write_bytes(whole + b'{"n": 40')  # torn
 
-    assert list(Journal(FileStorage(tmp_path), path, "targets", 1).read()) == records
+    read = Journal(FileStorage(tmp_path), path, "targets", 1)
+    assert list(read.read()) == records
+    assert read.read_to[1:] == (len(whole), 41)  # where a reader goes on: the torn tail left
+    with path.open("r+b") as handle:  # the owner finishes the torn line, and appends one
+        handle.seek(len(whole))
+        handle.write(b'{"n":40}\n{"n":41}\n')
+    appended = read.read_appended()
+    assert appended is not None and list(appended) == [{"n": 40}, {"n": 41}]
 
     lines = whole.split(b"\n")
     lines[30] = b'{"n":'
@@ -127,3 +135,24 @@ def test_a_journal_larger_than_what_is_cut_at_once_reads_the_same(
     path.write_bytes(b"\n".join(lines))
     with pytest.raises(StateError, match=r"t\.journal:31: empty line in a journal"):
         list(Journal(FileStorage(tmp_path), path, "targets", 1).read())
+
+
+def test_a_journal_is_read_without_holding_its_whole_text(tmp_path: Path) -> None:
+    """A start reads the registry's journal (22 MB for 100,000 devices) beside all it holds:
+    it is read a piece at a time, so what reading it takes stays far under its size."""
+    path = tmp_path / "devices.journal"
+    written = Journal(FileStorage(tmp_path), path, "devices", 1)
+    for n in range(60_000):
+        written.append({"clientId": f"gw-{n:06d}", "status": "CONNECTED", "pad": "x" * 80})
+    written.flush()
+    written.close()
+    size = path.stat().st_size
+    assert size > 6_000_000
+    tracemalloc.start()
+    try:
+        count = sum(1 for _ in Journal(FileStorage(tmp_path), path, "devices", 1).read())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert count == 60_000
+    assert peak < size / 4, f"reading {size:,} B took {peak:,} B at once"

@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jobrunner.errors import StateError, StateVersionError
 from jobrunner.state.journal import Journal
@@ -203,3 +205,74 @@ def test_a_burst_of_births_costs_linear_work(
     gw3 = reloaded.get("gw-3")
     assert len(reloaded) == 10 and gw3 is not None
     assert gw3.last_seen == T0 + timedelta(milliseconds=9_993)
+
+
+def test_a_registry_written_before_last_seen_was_held_as_a_number_loads_the_same(
+    tmp_path: Path,
+) -> None:
+    """A journal as earlier releases wrote it (`lastSeen` ISO text, any offset) reads as the
+    same moments, and a record written now is byte for byte the line they wrote (so they can
+    read it too)."""
+    path = journal(tmp_path)
+    path.parent.mkdir(parents=True)
+    old = [
+        '{"format":"jobrunner.devices","version":1}',
+        '{"clientId":"gw-1","declared":true,"status":"CONNECTED",'
+        '"lastSeen":"2026-12-07T23:09:34.452495+00:00","displayName":null,"model":null,'
+        '"modelId":null,"firmware":null,"frameworkVersion":null,"applicationIds":null}',
+        '{"clientId":"gw-2","declared":false,"status":"MISSING",'
+        '"lastSeen":"2026-12-08T01:09:34+02:00","displayName":"Line 3","model":"RG",'
+        '"modelId":"RG-1","firmware":"fw","frameworkVersion":"KURA_5.4.0",'
+        '"applicationIds":["CMD-V1"]}',
+        '{"clientId":"gw-3","declared":true,"status":"UNKNOWN","lastSeen":null,'
+        '"displayName":null,"model":null,"modelId":null,"firmware":null,'
+        '"frameworkVersion":null,"applicationIds":null}',
+    ]
+    path.write_text("\n".join(old) + "\n")
+    acme = DeviceRegistry(tmp_path).scope("acme")
+    gw1, gw2, gw3 = acme.get("gw-1"), acme.get("gw-2"), acme.get("gw-3")
+    assert gw1 is not None and gw2 is not None and gw3 is not None
+    assert gw1.last_seen == datetime(2026, 12, 7, 23, 9, 34, 452495, tzinfo=UTC)
+    assert gw2.last_seen == datetime(2026, 12, 7, 23, 9, 34, tzinfo=UTC)
+    assert (gw2.model, gw2.model_id, gw2.firmware, gw2.application_ids) == (
+        "RG", "RG-1", "fw", ("CMD-V1",)
+    )  # fmt: skip
+    assert gw3.last_seen is None and gw3.facts is None
+    assert json.dumps(gw1.as_record(), separators=(",", ":")) == old[1]
+    assert gw2.as_record()["lastSeen"] == "2026-12-07T23:09:34+00:00"  # said in UTC now
+
+
+@given(st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2105, 12, 31)))
+@settings(max_examples=500, derandomize=True, deadline=None, database=None)
+def test_last_seen_held_as_a_number_writes_the_text_a_datetime_wrote(moment: datetime) -> None:
+    """Epoch seconds in a float keep every microsecond of a moment until 2106: the text
+    written from the number is the text written from the datetime it was made of."""
+    moment = moment.replace(tzinfo=UTC)
+    device = DeviceRecord("gw-1", last_seen=moment)
+    assert device.last_seen == moment
+    assert device.as_record()["lastSeen"] == moment.isoformat()
+    assert DeviceRecord.from_record(device.as_record()) == device
+
+
+def test_devices_that_report_the_same_facts_share_them(tmp_path: Path) -> None:
+    """A fleet of one model, firmware and applications holds those facts once, as it runs
+    and when it is loaded again."""
+    registry = DeviceRegistry(tmp_path)
+    acme = registry.scope("acme")
+    for n in range(3):
+        acme.connected(
+            f"gw-{n}", T0, display_name=f"gateway {n}", model="RG", firmware="fw",
+            application_ids=["CMD-V1", "DEPLOY-V2"],
+        )  # fmt: skip
+    acme.connected("gw-9", T0, model="other")
+    held = [acme.get(f"gw-{n}") for n in range(3)]
+    assert held[0] is not None and held[0].facts is not None
+    assert all(d is not None and d.facts is held[0].facts for d in held)
+    registry.close()
+    again = DeviceRegistry(tmp_path).scope("acme")
+    loaded = [again.get(f"gw-{n}") for n in range(3)]
+    assert loaded[0] is not None and loaded[0].application_ids == ("CMD-V1", "DEPLOY-V2")
+    assert all(d is not None and d.facts is loaded[0].facts for d in loaded)
+    assert [d.display_name for d in loaded if d is not None] == [f"gateway {n}" for n in range(3)]
+    other = again.get("gw-9")
+    assert other is not None and other.model == "other" and other.facts is not loaded[0].facts

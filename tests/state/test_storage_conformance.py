@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -17,7 +18,7 @@ from jobrunner.errors import LeaseLostError, StateError
 from jobrunner.state.jobstore import JobState
 from jobrunner.state.journal import Journal
 from jobrunner.state.layout import StateDir
-from jobrunner.state.records import ExecutionStatus, JobRecord, Trigger, TriggerKind
+from jobrunner.state.records import ExecutionStatus, FrozenJob, JobRecord, Trigger, TriggerKind
 from jobrunner.state.stores.base import Storage
 from jobrunner.state.stores.leases import Leases
 from jobrunner.state.stores.postgres import PostgresStorage
@@ -72,6 +73,16 @@ def test_a_reader_follows_appends_until_the_record_is_replaced(storage: Storage)
     assert storage.read_after(path, stamp, len(data)) == b"three\n"
     storage.remove(path)
     assert storage.read_after(path, stamp, len(data)) is None
+
+
+def test_a_record_read_in_pieces_is_the_whole_record(storage: Storage) -> None:
+    path = at(storage, "scopes/acme/devices.journal")
+    storage.append(path, b"one\ntwo\n", header=b"H\n")
+    pieces, stamp = storage.read_chunks(path, 3)
+    assert b"".join(pieces) == b"H\none\ntwo\n"
+    assert stamp == storage.read_stamped(path)[1]
+    with pytest.raises(FileNotFoundError):
+        storage.read_chunks(at(storage, "scopes/acme/nothing.journal"), 3)
 
 
 def test_children_are_the_names_directly_under_a_folder(storage: Storage) -> None:
@@ -161,6 +172,24 @@ def test_a_job_is_recorded_and_loaded_again(storage: Storage) -> None:
     assert again.executions[1].status is ExecutionStatus.TERMINATED
     assert again.executions[1].counts == {"PROCESS_OK": 1, "PROCESS_AWAITING": 1}
     assert b"target gw-1: done" in storage.read(again.paths.log(1))
+
+
+def test_a_loaded_job_holds_each_client_id_once(storage: Storage) -> None:
+    """The record's frozen targets, each summary's targets and the targets' own values name
+    the same devices: a loaded job holds one text per client id for all three (a daemon
+    holding 100,000 targets held each id three times)."""
+    state = StateDir(storage.root, storage)
+    job = JobState.create(state, JobRecord(scope="acme", name="held"))
+    ids = [f"gw-{n:04d}" for n in range(3)]
+    job.freeze(FrozenJob(at=datetime(2026, 12, 1, tzinfo=UTC), targets=ids, steps=[], digest="d"))
+    job.add_targets(ids, 1.0)
+    job.begin_execution(Trigger(kind=TriggerKind.MANUAL), ids, None)
+    job.close()
+    again = JobState.load(state, "acme", "held")
+    assert again.record.frozen is not None and again.record.frozen.targets == ids
+    listed = again.executions[1].targets
+    for frozen, summary in zip(again.record.frozen.targets, listed, strict=True):
+        assert frozen is summary is again.targets.get(frozen).client_id
 
 
 def test_a_targets_stage_and_snapshot_round_trip(storage: Storage) -> None:

@@ -17,11 +17,11 @@ _AWAY = (DeviceStatus.DISCONNECTED, DeviceStatus.MISSING)
 
 def away(record: DeviceRecord | None, trusted_after: float) -> str | None:
     """`Devices.absence` of a device whose record is `record`."""
-    if record is None or record.last_seen is None or record.status not in _AWAY:
+    if record is None or record.seen is None or record.status not in _AWAY:
         return None  # the common case first: a device that answers is not away
-    if record.last_seen.timestamp() < trusted_after:
+    if record.seen < trusted_after:
         return None
-    seen = f" at {record.last_seen:%Y-%m-%d %H:%M:%S} UTC"
+    seen = f" at {datetime.fromtimestamp(record.seen, UTC):%Y-%m-%d %H:%M:%S} UTC"
     if record.status is DeviceStatus.DISCONNECTED:
         return f"device disconnected{seen}"
     return f"device lost its connection{seen} (LWT)"
@@ -49,14 +49,13 @@ class Devices:
         return None if record is None else record.application_ids
 
     def connected(self, scope: str, client_id: str, facts: DeviceFacts | None, at: float) -> None:
-        moment = datetime.fromtimestamp(at, UTC)
         registry = self.registry.scope(scope)
         if facts is None:
-            registry.connected(client_id, moment)
+            registry.connected(client_id, at)
             return
         registry.connected(
             client_id,
-            moment,
+            at,
             display_name=facts.display_name,
             model=facts.model,
             model_id=facts.model_id,
@@ -70,12 +69,11 @@ class Devices:
         self.registry.scope(scope).heard(client_id, at)
 
     def disconnected(self, scope: str, client_id: str, reason: str, at: float) -> None:
-        moment = datetime.fromtimestamp(at, UTC)
         registry = self.registry.scope(scope)
         if reason == "LWT":
-            registry.missing(client_id, moment)
+            registry.missing(client_id, at)
         else:
-            registry.disconnected(client_id, moment)
+            registry.disconnected(client_id, at)
 
     def flush(self) -> None:
         self.registry.flush()

@@ -10,7 +10,6 @@ The same questions are asked when a device that was running an operation for us 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import replace
 
 from jobrunner.device.payload import KuraPayload
 from jobrunner.engine.core.progression import RESTARTED, UNANSWERED
@@ -235,7 +234,7 @@ def rearm(rt: Runtime, job: RunningJob, client_id: str, *, resumed: bool) -> Non
         return  # this process still awaits it (an execution stopped before its reply came)
     target = job.state.targets.get(client_id)
     assert target.request_id is not None
-    job.state.targets.put(replace(target, phase=RESTARTED if resumed else UNANSWERED))
+    job.state.targets.put(target.replace(phase=RESTARTED if resumed else UNANSWERED))
     operation = job.operation(target)
     tag = Tag(job.key, client_id, target.step_index, target.request_id)
     rt.device_queue.try_take((job.scope, client_id), job.key)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Hashable
+from collections.abc import Generator, Hashable
 from pathlib import Path
 from typing import Protocol
 
@@ -43,6 +43,13 @@ class Storage(Protocol):
 
     def read_stamped(self, path: Path) -> tuple[bytes, Stamp]:
         """The whole record and its stamp, read together; FileNotFoundError when none."""
+        ...
+
+    def read_chunks(self, path: Path, size: int) -> tuple[Generator[bytes], Stamp]:
+        """The whole record as `read_stamped` reads it, in pieces of about `size` bytes (cut
+        anywhere), and its stamp; FileNotFoundError when none. A reader that takes it line
+        by line then never holds all of it at once (a registry of 100,000 devices is 22 MB).
+        A reader that stops early closes the generator (what it holds open is let go)."""
         ...
 
     def read_after(self, path: Path, stamp: Stamp, offset: int) -> bytes | None:

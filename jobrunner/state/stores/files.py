@@ -11,7 +11,7 @@ import contextlib
 import errno
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -39,6 +39,15 @@ class FileStorage:
     def read_stamped(self, path: Path) -> tuple[bytes, Stamp]:
         with path.open("rb") as handle:
             return handle.read(), os.fstat(handle.fileno()).st_ino
+
+    def read_chunks(self, path: Path, size: int) -> tuple[Generator[bytes], Stamp]:
+        handle = path.open("rb")  # FileNotFoundError now, not at the first piece
+        try:
+            stamp = os.fstat(handle.fileno()).st_ino
+        except BaseException:
+            handle.close()
+            raise
+        return _pieces(handle, size), stamp
 
     def read_after(self, path: Path, stamp: Stamp, offset: int) -> bytes | None:
         try:
@@ -135,6 +144,14 @@ def fsync_folder(folder: Path) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+def _pieces(handle: IO[bytes], size: int) -> Generator[bytes]:
+    """What is left of `handle`, `size` bytes at a time; closed at the end (or when the
+    iterator is let go of)."""
+    with handle:
+        while piece := handle.read(size):
+            yield piece
 
 
 def atomic_write(path: Path, data: bytes, durable: bool = True) -> None:

@@ -20,7 +20,7 @@ pauses dispatching (as for a full disk) and the next batch commits it first, in 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -104,6 +104,10 @@ class PostgresStorage:
         if row is None:
             raise FileNotFoundError(str(path))
         return _bytes(row[1]) + _bytes(row[2]), row[0]
+
+    def read_chunks(self, path: Path, size: int) -> tuple[Generator[bytes], Stamp]:
+        data, stamp = self.read_stamped(path)  # one row: it comes whole from the database
+        return _whole(data), stamp
 
     def read_after(self, path: Path, stamp: Stamp, offset: int) -> bytes | None:
         if offset == 0:
@@ -300,3 +304,8 @@ def _bytes(value: object) -> bytes:
     if value is None:
         return b""
     return bytes(value) if isinstance(value, bytes | bytearray | memoryview) else b""
+
+
+def _whole(data: bytes) -> Generator[bytes]:
+    """`read_chunks` of a record that came whole: one piece."""
+    yield data
