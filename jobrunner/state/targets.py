@@ -21,7 +21,9 @@ from jobrunner.state.journal import Journal, Record, json_line, json_text
 from jobrunner.state.stores.base import Storage
 
 TARGETS_FORMAT = "jobrunner.targets"
-TARGETS_VERSION = 1
+TARGETS_VERSION = 2
+"""2: a target's times (`deadline`, `updated`) are written as integer milliseconds (`D`,
+`U`); version 1 wrote seconds as floats (`d`, `u`), which are still read."""
 
 
 class TargetStatus(StrEnum):
@@ -319,12 +321,12 @@ class TargetState:
             or not (
                 deadline is None
                 or type(deadline) is int
-                or (type(deadline) is float and -_HUGE < deadline < _HUGE)
+                or (type(deadline) is float and -_FAR < deadline < _FAR)
             )
             or not (
                 updated is None
                 or type(updated) is int
-                or (type(updated) is float and -_HUGE < updated < _HUGE)
+                or (type(updated) is float and -_FAR < updated < _FAR)
             )
         ):
             return json_line(self.to_record())
@@ -340,10 +342,14 @@ class TargetState:
                 text += f',"o":{operation}'
             if self.phase is not None:
                 text += ',"p":' + json_text(self.phase)
+            # Milliseconds as `_millis` makes them, inline (the shortest `repr` of a float
+            # cost a tenth of a round trip's instructions).
             if deadline is not None:
-                text += f',"d":{deadline!r}'
+                ms = deadline * 1000 if deadline.__class__ is int else int(deadline * 1e3 + 0.5)
+                text += f',"D":{ms}'
             if updated is not None:
-                text += f',"u":{updated!r}'
+                ms = updated * 1000 if updated.__class__ is int else int(updated * 1e3 + 0.5)
+                text += f',"U":{ms}'
             if self.failure is not None:
                 text += ',"f":' + json_text(self.failure)
         except TypeError:  # a text field that is no text
@@ -368,9 +374,9 @@ class TargetState:
         if self.phase is not None:
             record["p"] = self.phase
         if self.deadline is not None:
-            record["d"] = self.deadline
+            _put_time(record, "D", "d", self.deadline)
         if self.updated is not None:
-            record["u"] = self.updated
+            _put_time(record, "U", "u", self.updated)
         if self.failure is not None:
             record["f"] = self.failure
         if self.attempts:
@@ -403,8 +409,8 @@ class TargetState:
             request_id=record.get("r"),
             operation_id=record.get("o"),
             phase=record.get("p"),
-            deadline=record.get("d"),
-            updated=record.get("u"),
+            deadline=record["D"] / 1000 if "D" in record else record.get("d"),
+            updated=record["U"] / 1000 if "U" in record else record.get("u"),
             failure=record.get("f"),
             attempts=int(record.get("a", 0)),
             started_in=record.get("x"),
@@ -413,8 +419,24 @@ class TargetState:
         )
 
 
-_HUGE = float("inf")
-"""Floats JSON writes as `repr` does lie strictly between -_HUGE and _HUGE (not NaN)."""
+_FAR = 1e15
+"""Seconds: a time beyond (or NaN) is no clock's, and is written as it is (`_put_time`)."""
+
+
+def _millis(seconds: float) -> int:
+    """A time in seconds as whole milliseconds (`journal_line` writes it inline). Rounded
+    half up: a time is positive. An int (a test's clock) stays exact."""
+    return seconds * 1000 if seconds.__class__ is int else int(seconds * 1e3 + 0.5)
+
+
+def _put_time(record: Record, millis: str, seconds: str, value: Any) -> None:
+    """A time into `record`: in milliseconds under `millis` when it is a finite number (one
+    JSON writes as a number), else as it is under `seconds` (a value a hand wrote, kept as
+    it was read; version 1 wrote every time so)."""
+    if value.__class__ is int or (value.__class__ is float and -_FAR < value < _FAR):
+        record[millis] = _millis(value)
+    else:
+        record[seconds] = value
 
 
 class TargetTable:
