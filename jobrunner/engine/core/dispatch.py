@@ -120,14 +120,13 @@ class Dispatcher:
         if not self.rt.device_queue.try_take((job.scope, client_id), job.key):
             self.rt.device_queue.park((job.scope, client_id), job.key, client_id)
             return None
-        step = job.steps[target.step_index]
         stage = target.stage
         if stage is None and job.puts and self._takes_snapshot(job, target):
             stage = SNAPSHOT
             target = target.proceeded(stage, None, now, None)
         operation_id = new_operation_id() if operation.asynchronous and stage is None else None
         sent = target.dispatched(
-            new_request_id(), now + step.timeout.total_seconds(), now, operation_id
+            new_request_id(), now + job.timeout(target.step_index), now, operation_id
         )
         job.state.targets.put(sent)
         job.out.add(client_id)

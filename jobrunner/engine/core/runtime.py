@@ -138,6 +138,19 @@ class RunningJob:
         default=([], []), init=False, repr=False, compare=False
     )
     """`operations`, and the list of steps they were made of."""
+    _timeouts: tuple[list[StepBase], list[float]] = field(
+        default=([], []), init=False, repr=False, compare=False
+    )
+    """Each step's reply timeout in seconds, and the list of steps they were read from."""
+    key: JobKey = field(init=False, repr=False, compare=False)
+    """(scope, name): asked for several times a request, so taken once (the record's
+    `key` makes a new tuple at every look; a job's scope and name never change)."""
+    scope: str = field(init=False, repr=False, compare=False)
+    """The job's scope (the Kura account of its devices)."""
+
+    def __post_init__(self) -> None:
+        self.key = self.state.key
+        self.scope = self.key[0]
 
     @property
     def operations(self) -> list[StepOperation | None]:
@@ -151,7 +164,8 @@ class RunningJob:
 
     def operation(self, target: TargetState) -> StepOperation:
         """The operation of the target's step, with the target's own values in it."""
-        found = self.operations[target.step_index]
+        made = self._operations  # `operations`, without its call when made already
+        found = (made[1] if made[0] is self.steps else self.operations)[target.step_index]
         if found is not None:
             return found
         assert self.per_device is not None, "a step without an operation reads no values"
@@ -166,13 +180,12 @@ class RunningJob:
         values = frozen.values if frozen is not None else None
         return values.of(client_id) if values is not None else {}
 
-    @property
-    def key(self) -> JobKey:
-        return self.state.key
-
-    @property
-    def scope(self) -> str:
-        return self.state.record.scope
+    def timeout(self, step_index: int) -> float:
+        """Seconds the reply to a request of the step is awaited (read once per step)."""
+        made = self._timeouts
+        if made[0] is not self.steps:
+            made = self._timeouts = (self.steps, [s.timeout.total_seconds() for s in self.steps])
+        return made[1][step_index]
 
     @property
     def label(self) -> str:
