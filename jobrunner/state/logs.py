@@ -59,10 +59,11 @@ class ExecutionLog:
 
     def write(self, subject: str, message: str, at: float | None = None) -> None:
         """Queue `TIME SUBJECT: MESSAGE` (newlines in the message are flattened)."""
-        text = message.replace("\n", " | ").replace("\r", "")
+        if "\n" in message or "\r" in message:  # rare: looked for, not replaced, first
+            message = message.replace("\n", " | ").replace("\r", "")
         if not self._pending:
             self.on_pending()
-        self._pending.append(f"{timestamp(at)} {subject}: {text}\n")
+        self._pending.append(f"{timestamp(at)} {subject}: {message}\n")
 
     def flush(self) -> None:
         """Write the queued lines, all of them or none (kept for the next try)."""

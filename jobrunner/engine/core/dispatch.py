@@ -97,7 +97,7 @@ class Dispatcher:
     def _record(self, job: RunningJob, client_id: str) -> tuple[TargetState, str] | None:
         """The target with its request recorded, and what the log says once it is sent."""
         target = job.state.targets.get(client_id)
-        if target.is_final or target.status is not TargetStatus.PROCESS_AWAITING:
+        if target.status is not TargetStatus.PROCESS_AWAITING:  # a final one is not either
             return None
         now = self.rt.clock()
         operation = job.operation(target)

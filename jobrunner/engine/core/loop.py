@@ -264,10 +264,11 @@ class Engine:
             listener(event)
         if isinstance(event, ReplyArrived):
             # The link awaits it no more: its deadline would be popped and ignored.
-            self.rt.deadlines.cancel(event.tag.request_id)
-            self.devices.heard(*event.tag.device, self.clock())
-            if event.tag.purpose == "probe":
-                self._found(event.tag)
+            tag = event.tag
+            self.rt.deadlines.cancel(tag.request_id)
+            self.rt.devices.heard(tag.job[0], tag.client_id, self.rt.clock())
+            if tag.purpose == "probe":
+                self._found(tag)
             else:
                 self.outcomes.on_reply(event)
         elif isinstance(event, NotificationArrived):
