@@ -330,12 +330,16 @@ class TargetState:
             )
         ):
             return json_line(self.to_record())
+        ints = _INTS  # the text of a small int, looked up: a third of formatting it
         try:
-            text = f'{{"t":{json_text(self.client_id)},"i":{index},"s":"{self.status}"'
+            text = (
+                f'{{"t":{json_text(self.client_id)},'
+                f'"i":{ints[index] if 0 <= index < _SMALL else index},"s":"{self.status}"'
+            )
             if self.message is not None:
                 text += ',"m":' + json_text(self.message)
             if execution is not None:
-                text += f',"e":{execution}'
+                text += ',"e":' + (ints[execution] if 0 <= execution < _SMALL else str(execution))
             if self.request_id is not None:
                 text += ',"r":' + json_text(self.request_id)
             if operation is not None:
@@ -355,9 +359,9 @@ class TargetState:
         except TypeError:  # a text field that is no text
             return json_line(self.to_record())
         if attempts:
-            text += f',"a":{attempts}'
+            text += ',"a":' + (ints[attempts] if 0 <= attempts < _SMALL else str(attempts))
         if started is not None:
-            text += f',"x":{started}'
+            text += ',"x":' + (ints[started] if 0 <= started < _SMALL else str(started))
         return (text + "}\n").encode("utf-8")
 
     def to_record(self) -> Record:
@@ -418,6 +422,10 @@ class TargetState:
             snapshot=None if "k" not in record else Snapshot.from_record(record["k"]),
         )
 
+
+_SMALL = 1024
+_INTS = [str(n) for n in range(_SMALL)]
+"""The text of each int from 0 to _SMALL - 1 (step indexes, execution ids, attempts)."""
 
 _FAR = 1e15
 """Seconds: a time beyond (or NaN) is no clock's, and is written as it is (`_put_time`)."""

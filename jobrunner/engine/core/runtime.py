@@ -124,7 +124,7 @@ class RunningJob:
     on_end: list[Callable[[ExecutionSummary], None]] = field(default_factory=list)
     described: set[tuple[int, int]] = field(default_factory=set)  # (execution, step) logged
     verifying: list[bool] = field(default_factory=list)
-    """Per step: `verify: true` (its success is followed by read-backs)."""
+    """Per step: `verify: true` (its success is followed by read-backs); empty: none does."""
     puts: list[bool] = field(default_factory=list)
     """Per step: a Configuration Put (empty: the job has none)."""
     snapshotting: list[bool] = field(default_factory=list)
@@ -205,9 +205,12 @@ class RunningJob:
 
     def say(self, target: TargetState, text: str, now: float | None = None) -> None:
         """A line about `target` in the log of its execution."""
-        self.state.log(target.execution or 0).write(
-            self.subject(target.client_id, target.step_index), text, now
-        )
+        said, index = self._said, target.step_index
+        if said[0] is self.steps and 0 <= index < len(said[1]):  # `subject`, without a call
+            subject = "target " + target.client_id + said[1][index]
+        else:
+            subject = self.subject(target.client_id, index)
+        self.state.log(target.execution or 0).write(subject, text, now)
 
 
 @dataclass
