@@ -242,7 +242,7 @@ class Engine:
             if (held or self.rollbacks.outgoing) and not self.rt.connection.leases_hold:
                 # The commit took past the lease (a slow database): another runner may own
                 # the job by now. Nothing leaves; once renewed, they are sent.
-                for job, target, _ in held:
+                for job, target, _, _ in held:
                     self.dispatcher.unsend(
                         job, target, "the lease ended while the request was recorded"
                     )
@@ -251,7 +251,7 @@ class Engine:
                 self.dispatcher.publish(held)
                 self.rollbacks.publish()
         else:  # not recorded, so not sent: they go back to their queue
-            for job, target, _ in outgoing:
+            for job, target, _, _ in outgoing:
                 self.dispatcher.unsend(job, target, "the state cannot be written")
             self.rollbacks.put_back()
         if self.probes.waiting and self.rt.connection.connected:  # what the jobs left of the window
