@@ -21,12 +21,44 @@ from jobrunner.state.stores.base import Storage
 def timestamp(at: float | None = None) -> str:
     """ISO-8601 UTC with milliseconds: `2026-11-27T10:15:02.314Z`.
 
-    Every log line has one, so the text of the whole second is made once and kept: the
-    split into second and microsecond is `datetime.fromtimestamp`'s own (rounded half to
-    even), so the result is exactly `datetime.fromtimestamp(at, UTC)`'s, formatted.
+    Every log line has one, so the text of the whole second is made once and kept, and the
+    last text made is given again for a time in the same millisecond. The result is exactly
+    `datetime.fromtimestamp(at, UTC)`'s, formatted (`_exact`): a time more than 2 us from a
+    millisecond's edge is in the millisecond its product by 1000 says, whichever way
+    `datetime` rounds it to the microsecond (up to 2**32 s, the product is off by half a
+    microsecond at most); a time nearer an edge takes `datetime`'s own way.
     """
+    global _milli  # noqa: PLW0603 - a one-entry cache, replaced whole (thread-safe)
+    if at is None:
+        at = time.time()
+    scaled = at * 1000.0
+    if 0.0 < scaled < _FAST_UNTIL:
+        whole = scaled // 1.0
+        if 0.002 < scaled - whole < 0.998:
+            cached = _milli
+            if cached[0] == whole:
+                return cached[1]
+            millis = int(whole)
+            second = millis // 1000
+            known = _second
+            if known[0] == second:
+                text = known[1] + _MILLIS[millis - second * 1000]
+                _milli = (whole, text)
+                return text
+    return _exact(at)
+
+
+_FAST_UNTIL = 2.0**32 * 1000.0
+_MILLIS = [f"{n:03d}Z" for n in range(1000)]
+_milli: tuple[float, str] = (-1.0, "")
+"""The last millisecond `timestamp` wrote (milliseconds since the epoch) and its text."""
+
+
+def _exact(at: float) -> str:
+    """`timestamp`, the split into second and microsecond done as `datetime.fromtimestamp`
+    does it (rounded half to even)."""
     global _second  # noqa: PLW0603 - a one-entry cache, replaced whole (thread-safe)
-    fraction, whole = math.modf(time.time() if at is None else at)
+    fraction, whole = math.modf(at)
     micros = round(fraction * 1e6)
     if micros >= 1_000_000:
         whole, micros = whole + 1.0, micros - 1_000_000
@@ -59,10 +91,11 @@ class ExecutionLog:
 
     def write(self, subject: str, message: str, at: float | None = None) -> None:
         """Queue `TIME SUBJECT: MESSAGE` (newlines in the message are flattened)."""
-        text = message.replace("\n", " | ").replace("\r", "")
+        if "\n" in message or "\r" in message:  # rare: looked for, not replaced, first
+            message = message.replace("\n", " | ").replace("\r", "")
         if not self._pending:
             self.on_pending()
-        self._pending.append(f"{timestamp(at)} {subject}: {text}\n")
+        self._pending.append(f"{timestamp(at)} {subject}: {message}\n")
 
     def flush(self) -> None:
         """Write the queued lines, all of them or none (kept for the next try)."""

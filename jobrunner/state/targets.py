@@ -21,7 +21,9 @@ from jobrunner.state.journal import Journal, Record, json_line, json_text
 from jobrunner.state.stores.base import Storage
 
 TARGETS_FORMAT = "jobrunner.targets"
-TARGETS_VERSION = 1
+TARGETS_VERSION = 2
+"""2: a target's times (`deadline`, `updated`) are written as integer milliseconds (`D`,
+`U`); version 1 wrote seconds as floats (`d`, `u`), which are still read."""
 
 
 class TargetStatus(StrEnum):
@@ -439,39 +441,47 @@ class TargetState:
             or not (
                 deadline is None
                 or type(deadline) is int
-                or (type(deadline) is float and -_HUGE < deadline < _HUGE)
+                or (type(deadline) is float and -_FAR < deadline < _FAR)
             )
             or not (
                 updated is None
                 or type(updated) is int
-                or (type(updated) is float and -_HUGE < updated < _HUGE)
+                or (type(updated) is float and -_FAR < updated < _FAR)
             )
         ):
             return json_line(self.to_record())
+        ints = _INTS  # the text of a small int, looked up: a third of formatting it
         try:
-            text = f'{{"t":{json_text(self.client_id)},"i":{index},"s":"{self.status}"'
+            text = (
+                f'{{"t":{json_text(self.client_id)},'
+                f'"i":{ints[index] if 0 <= index < _SMALL else index},"s":"{self.status}"'
+            )
             if self.message is not None:
                 text += ',"m":' + json_text(self.message)
             if execution is not None:
-                text += f',"e":{execution}'
+                text += ',"e":' + (ints[execution] if 0 <= execution < _SMALL else str(execution))
             if request_id is not None:
                 text += ',"r":' + json_text(request_id)
             if operation is not None:
                 text += f',"o":{operation}'
             if phase is not None:
                 text += ',"p":' + json_text(phase)
+            # Milliseconds as `_millis` makes them, inline (the shortest `repr` of a float
+            # cost a tenth of a round trip's instructions).
             if deadline is not None:
-                text += f',"d":{deadline!r}'
+                ms = deadline * 1000 if deadline.__class__ is int else int(deadline * 1e3 + 0.5)
+                text += f',"D":{ms}'
             if updated is not None:
-                text += f',"u":{updated!r}'
+                ms = updated * 1000 if updated.__class__ is int else int(updated * 1e3 + 0.5)
+                text += f',"U":{ms}'
             if failure is not None:
                 text += ',"f":' + json_text(failure)
         except TypeError:  # a text field that is no text
             return json_line(self.to_record())
         if attempts:
-            text += f',"a":{attempts}'
+            text += ',"a":' + (ints[attempts] if 0 <= attempts < _SMALL else str(attempts))
         if started is not None:
-            text += f',"x":{started}'
+            text += ',"x":' + (ints[started] if 0 <= started < _SMALL else str(started))
         return (text + "}\n").encode("utf-8")
 
     def to_record(self) -> Record:
@@ -488,9 +498,9 @@ class TargetState:
         if self.phase is not None:
             record["p"] = self.phase
         if self.deadline is not None:
-            record["d"] = self.deadline
+            _put_time(record, "D", "d", self.deadline)
         if self.updated is not None:
-            record["u"] = self.updated
+            _put_time(record, "U", "u", self.updated)
         if self.failure is not None:
             record["f"] = self.failure
         if self.attempts:
@@ -523,8 +533,8 @@ class TargetState:
             request_id=record.get("r"),
             operation_id=record.get("o"),
             phase=record.get("p"),
-            deadline=record.get("d"),
-            updated=record.get("u"),
+            deadline=record["D"] / 1000 if "D" in record else record.get("d"),
+            updated=record["U"] / 1000 if "U" in record else record.get("u"),
             failure=record.get("f"),
             attempts=int(record.get("a", 0)),
             started_in=record.get("x"),
@@ -592,8 +602,28 @@ def _packed(
     return (request_id, operation_id, phase, deadline, failure, stage, snapshot)
 
 
-_HUGE = float("inf")
-"""Floats JSON writes as `repr` does lie strictly between -_HUGE and _HUGE (not NaN)."""
+_SMALL = 1024
+_INTS = [str(n) for n in range(_SMALL)]
+"""The text of each int from 0 to _SMALL - 1 (step indexes, execution ids, attempts)."""
+
+_FAR = 1e15
+"""Seconds: a time beyond (or NaN) is no clock's, and is written as it is (`_put_time`)."""
+
+
+def _millis(seconds: float) -> int:
+    """A time in seconds as whole milliseconds (`journal_line` writes it inline). Rounded
+    half up: a time is positive. An int (a test's clock) stays exact."""
+    return seconds * 1000 if seconds.__class__ is int else int(seconds * 1e3 + 0.5)
+
+
+def _put_time(record: Record, millis: str, seconds: str, value: Any) -> None:
+    """A time into `record`: in milliseconds under `millis` when it is a finite number (one
+    JSON writes as a number), else as it is under `seconds` (a value a hand wrote, kept as
+    it was read; version 1 wrote every time so)."""
+    if value.__class__ is int or (value.__class__ is float and -_FAR < value < _FAR):
+        record[millis] = _millis(value)
+    else:
+        record[seconds] = value
 
 
 class TargetTable:

@@ -240,6 +240,21 @@ def test_log_timestamps_are_those_of_datetime(second: int, fraction: float) -> N
     assert timestamp(at) == reference_timestamp(at)  # the cached second gives the same text
 
 
+@SETTINGS
+@given(
+    st.integers(min_value=0, max_value=4_102_444_799),
+    st.lists(st.floats(min_value=0.0, max_value=2.0, exclude_max=True), max_size=12),
+)
+def test_log_timestamps_of_times_close_together_are_those_of_datetime(
+    second: int, fractions: list[float]
+) -> None:
+    """Lines of one turn: in the same second and millisecond as the one before, or near a
+    millisecond's edge, each time is written as `datetime` writes it."""
+    for fraction in [0.5, *sorted(fractions), 0.5004999, 0.5005001, 0.5009999]:
+        at = second + fraction
+        assert timestamp(at) == reference_timestamp(at)
+
+
 def test_a_timestamp_without_argument_is_now() -> None:
     text = timestamp()
     parsed = datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()

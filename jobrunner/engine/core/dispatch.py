@@ -22,12 +22,13 @@ from jobrunner.engine.core.runtime import (
 )
 from jobrunner.engine.core.timers import ReplyDue, RetryPublish
 from jobrunner.engine.link.checks import SNAPSHOT
-from jobrunner.engine.link.ports import FailureKind, Tag
+from jobrunner.engine.link.ports import FailureKind, StepOperation, Tag
 from jobrunner.errors import NotSentError, OperationError, SecretError
 from jobrunner.state.targets import TargetState, TargetStatus
 
-Outgoing = tuple[RunningJob, TargetState, str]
-"""A target whose request is recorded, to publish; with what the log says once it left."""
+Outgoing = tuple[RunningJob, TargetState, StepOperation, str]
+"""A target whose request is recorded, to publish: with its step's operation, and what the
+log says once it left."""
 
 
 class Dispatcher:
@@ -76,7 +77,7 @@ class Dispatcher:
                     continue
                 recorded = self._record(job, run.ready.popleft())
                 if recorded is not None:
-                    outgoing.append((job, *recorded))
+                    outgoing.append(recorded)
                     capacity -= 1
                     if capacity == 0:
                         break
@@ -94,10 +95,10 @@ class Dispatcher:
                 granted = True
         return granted
 
-    def _record(self, job: RunningJob, client_id: str) -> tuple[TargetState, str] | None:
+    def _record(self, job: RunningJob, client_id: str) -> Outgoing | None:
         """The target with its request recorded, and what the log says once it is sent."""
         target = job.state.targets.get(client_id)
-        if target.is_final or target.status is not TargetStatus.PROCESS_AWAITING:
+        if target.status is not TargetStatus.PROCESS_AWAITING:  # a final one is not either
             return None
         now = self.rt.clock()
         operation = job.operation(target)
@@ -120,14 +121,13 @@ class Dispatcher:
         if not self.rt.device_queue.try_take((job.scope, client_id), job.key):
             self.rt.device_queue.park((job.scope, client_id), job.key, client_id)
             return None
-        step = job.steps[target.step_index]
         stage = target.stage
         if stage is None and job.puts and self._takes_snapshot(job, target):
             stage = SNAPSHOT
             target = target.proceeded(stage, None, now, None)
         operation_id = new_operation_id() if operation.asynchronous and stage is None else None
         sent = target.dispatched(
-            new_request_id(), now + step.timeout.total_seconds(), now, operation_id
+            new_request_id(), now + job.timeout(target.step_index), now, operation_id
         )
         job.state.targets.put(sent)
         job.out.add(client_id)
@@ -143,7 +143,7 @@ class Dispatcher:
         else:  # the whole request once per step and execution: the log stays small
             job.described.add(described)
             text = operation.describe(operation_id)
-        return sent, text
+        return job, sent, operation, text
 
     def publish(self, outgoing: list[Outgoing]) -> None:
         """Publish what was recorded, and await each reply until its deadline. The turn's
@@ -154,10 +154,9 @@ class Dispatcher:
             self._publish(outgoing)
 
     def _publish(self, outgoing: list[Outgoing]) -> None:
-        for job, target, text in outgoing:
+        for job, target, operation, text in outgoing:
             assert target.request_id is not None and target.deadline is not None
             tag = Tag(job.key, target.client_id, target.step_index, target.request_id)
-            operation = job.operation(target)
             try:
                 if target.stage is None:
                     request = operation.request(target.operation_id)

@@ -61,7 +61,8 @@ def attach(engine: Engine, state: JobState, operations: OperationFactory) -> Run
 def _read_checks(job: RunningJob) -> None:
     """Which of the job's steps verify, take a snapshot, are Configuration Puts."""
     steps = job.steps
-    job.verifying = [_written(step, "verify") is True for step in steps]
+    verifying = [_written(step, "verify") is True for step in steps]
+    job.verifying = verifying if any(verifying) else []  # empty: no look at every reply
     job.snapshotting = [_written(step, "rollback") == "onFailure" for step in steps]
     puts = [getattr(step, "definition", None) == "Configuration Put" for step in steps]
     job.puts = puts if any(puts) else []

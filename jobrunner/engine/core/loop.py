@@ -242,7 +242,7 @@ class Engine:
             if (held or self.rollbacks.outgoing) and not self.rt.connection.leases_hold:
                 # The commit took past the lease (a slow database): another runner may own
                 # the job by now. Nothing leaves; once renewed, they are sent.
-                for job, target, _ in held:
+                for job, target, _, _ in held:
                     self.dispatcher.unsend(
                         job, target, "the lease ended while the request was recorded"
                     )
@@ -251,7 +251,7 @@ class Engine:
                 self.dispatcher.publish(held)
                 self.rollbacks.publish()
         else:  # not recorded, so not sent: they go back to their queue
-            for job, target, _ in outgoing:
+            for job, target, _, _ in outgoing:
                 self.dispatcher.unsend(job, target, "the state cannot be written")
             self.rollbacks.put_back()
         if self.probes.waiting and self.rt.connection.connected:  # what the jobs left of the window
@@ -264,10 +264,11 @@ class Engine:
             listener(event)
         if isinstance(event, ReplyArrived):
             # The link awaits it no more: its deadline would be popped and ignored.
-            self.rt.deadlines.cancel(event.tag.request_id)
-            self.devices.heard(*event.tag.device, self.clock())
-            if event.tag.purpose == "probe":
-                self._found(event.tag)
+            tag = event.tag
+            self.rt.deadlines.cancel(tag.request_id)
+            self.rt.devices.heard(tag.job[0], tag.client_id, self.rt.clock())
+            if tag.purpose == "probe":
+                self._found(tag)
             else:
                 self.outcomes.on_reply(event)
         elif isinstance(event, NotificationArrived):

@@ -48,30 +48,34 @@ class Outcomes:
         if job.verifying and outcome.__class__ is Succeeded and target.stage is None:
             outcome = self._verification(job, target, outcome)
         change = progression.progress(target, outcome, job.steps, how, now)
-        for value in change.records:
-            job.state.targets.put(value)
-        failed = change.target.status is TargetStatus.PROCESS_FAILED
-        if failed and target.status is not TargetStatus.PROCESS_FAILED:
-            self.rt.observer.target_failed(job.key, change.target.execution or 0, change.target)
+        records = change.records
+        table = job.state.targets
+        for value in records:
+            table.put(value)
+        after = records[-1]  # `change.target`
+        if (
+            after.status is TargetStatus.PROCESS_FAILED
+            and target.status is not TargetStatus.PROCESS_FAILED
+        ):
+            self.rt.observer.target_failed(job.key, after.execution or 0, after)
         if change.line:
             job.say(target, change.line, now)
         # A rollback under way (or started now) holds the target's device until it ends.
-        rolling = change.target.snapshot is not None and (
-            change.target.snapshot.rolling_back
-            or self._roll_back_if_due(job, change.target, outcome)
+        rolling = after.snapshot is not None and (
+            after.snapshot.rolling_back or self._roll_back_if_due(job, after, outcome)
         )
         if change.proceed_after is not None:
-            self._proceed(job, target, change.target, change.proceed_after, rolling)
+            self._proceed(job, target, after, change.proceed_after, rolling)
             return
         if change.awaiting_until is not None:  # the reply is in; the device stays busy
             job.out.discard(target.client_id)
             completion = CompletionDue(job.key, target.client_id, change.awaiting_until)
             self.rt.deadlines.add(change.awaiting_until, completion)
         if change.settle_at is not None:
-            due = SettleDue(job.key, target.client_id, change.target.phase, change.settled)
+            due = SettleDue(job.key, target.client_id, after.phase, change.settled)
             self.rt.deadlines.add(change.settle_at, due)
         if change.step_over:
-            self._step_over(job, target, change.target, rolling)
+            self._step_over(job, target, after, rolling)
 
     def _verification(self, job: RunningJob, target: TargetState, done: Succeeded) -> Outcome:
         """A step with `verify: true` succeeded: its read-back goes next."""
@@ -158,7 +162,8 @@ class Outcomes:
         """A step ended for a target: free its device (unless its rollback holds it:
         `rolling`), count it, queue its next step."""
         job.out.discard(after.client_id)
-        self._untrack(job, before, after)
+        if before.operation_id is not None:
+            self._untrack(job, before, after)
         if not rolling:
             self.rt.release(job, after.client_id)  # else its rollback frees it
         run = job.run

@@ -124,7 +124,7 @@ class RunningJob:
     on_end: list[Callable[[ExecutionSummary], None]] = field(default_factory=list)
     described: set[tuple[int, int]] = field(default_factory=set)  # (execution, step) logged
     verifying: list[bool] = field(default_factory=list)
-    """Per step: `verify: true` (its success is followed by read-backs)."""
+    """Per step: `verify: true` (its success is followed by read-backs); empty: none does."""
     puts: list[bool] = field(default_factory=list)
     """Per step: a Configuration Put (empty: the job has none)."""
     snapshotting: list[bool] = field(default_factory=list)
@@ -138,6 +138,19 @@ class RunningJob:
         default=([], []), init=False, repr=False, compare=False
     )
     """`operations`, and the list of steps they were made of."""
+    _timeouts: tuple[list[StepBase], list[float]] = field(
+        default=([], []), init=False, repr=False, compare=False
+    )
+    """Each step's reply timeout in seconds, and the list of steps they were read from."""
+    key: JobKey = field(init=False, repr=False, compare=False)
+    """(scope, name): asked for several times a request, so taken once (the record's
+    `key` makes a new tuple at every look; a job's scope and name never change)."""
+    scope: str = field(init=False, repr=False, compare=False)
+    """The job's scope (the Kura account of its devices)."""
+
+    def __post_init__(self) -> None:
+        self.key = self.state.key
+        self.scope = self.key[0]
 
     @property
     def operations(self) -> list[StepOperation | None]:
@@ -151,7 +164,8 @@ class RunningJob:
 
     def operation(self, target: TargetState) -> StepOperation:
         """The operation of the target's step, with the target's own values in it."""
-        found = self.operations[target.step_index]
+        made = self._operations  # `operations`, without its call when made already
+        found = (made[1] if made[0] is self.steps else self.operations)[target.step_index]
         if found is not None:
             return found
         assert self.per_device is not None, "a step without an operation reads no values"
@@ -166,13 +180,12 @@ class RunningJob:
         values = frozen.values if frozen is not None else None
         return values.of(client_id) if values is not None else {}
 
-    @property
-    def key(self) -> JobKey:
-        return self.state.key
-
-    @property
-    def scope(self) -> str:
-        return self.state.record.scope
+    def timeout(self, step_index: int) -> float:
+        """Seconds the reply to a request of the step is awaited (read once per step)."""
+        made = self._timeouts
+        if made[0] is not self.steps:
+            made = self._timeouts = (self.steps, [s.timeout.total_seconds() for s in self.steps])
+        return made[1][step_index]
 
     @property
     def label(self) -> str:
@@ -192,9 +205,12 @@ class RunningJob:
 
     def say(self, target: TargetState, text: str, now: float | None = None) -> None:
         """A line about `target` in the log of its execution."""
-        self.state.log(target.execution or 0).write(
-            self.subject(target.client_id, target.step_index), text, now
-        )
+        said, index = self._said, target.step_index
+        if said[0] is self.steps and 0 <= index < len(said[1]):  # `subject`, without a call
+            subject = "target " + target.client_id + said[1][index]
+        else:
+            subject = self.subject(target.client_id, index)
+        self.state.log(target.execution or 0).write(subject, text, now)
 
 
 @dataclass

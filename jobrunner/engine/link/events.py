@@ -133,8 +133,14 @@ class Inbox:
                         return []
                 finally:
                     self._takers -= 1
-            events: list[Event] = []
-            for lane in (self._urgent, self._ordered):
+            urgent, ordered = self._urgent, self._ordered
+            if len(urgent) + len(ordered) <= limit:  # the usual batch: every event, at once
+                events: list[Event] = [*urgent, *ordered]
+                urgent.clear()
+                ordered.clear()
+                return events
+            events = []
+            for lane in (urgent, ordered):
                 while lane and len(events) < limit:
                     events.append(lane.popleft())
             return events

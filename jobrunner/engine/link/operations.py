@@ -58,6 +58,9 @@ class OperationAdapter:
         verify: bool = False,
     ) -> None:
         self.operation = operation
+        # Read at every dispatch: taken once (`mode.value` goes through the enum's descriptor).
+        self._app_id = operation.app_id
+        self._asynchronous = operation.mode.value == "async"
         self.checks = checks_of(operation, verify)
         """Its snapshot and read-backs (a Configuration Put, a verified install), or None."""
         self.secrets = secrets or SecretResolver.from_environment()
@@ -134,11 +137,11 @@ class OperationAdapter:
 
     @property
     def app_id(self) -> str:
-        return self.operation.app_id
+        return self._app_id
 
     @property
     def asynchronous(self) -> bool:
-        return self.operation.mode.value == "async"
+        return self._asynchronous
 
     def name(self) -> str:
         return self._name
@@ -147,6 +150,12 @@ class OperationAdapter:
         return self._shown.request(operation_id or 0).describe()
 
     def unsupported_reason(self, application_ids: Iterable[str]) -> str | None:
+        if (  # at every dispatch to a device whose BIRTH is known: the usual answer first
+            not self._references
+            and application_ids.__class__ is tuple
+            and self._app_id in application_ids
+        ):
+            return None
         return self.operation.unsupported_reason(application_ids) or self.refusal()
 
     # -- what the device says -------------------------------------------------------------
