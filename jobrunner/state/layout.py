@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,6 +93,8 @@ class StateDir:
     storage: Storage = field(default=None, compare=False)  # type: ignore[assignment]
     owners: Owners = field(default=None, compare=False, repr=False)  # type: ignore[assignment]
     """Who owns the state, and where their requests go: alone or shared (`ownership`)."""
+    _jobs_folders: dict[str, Path] = field(default_factory=dict, compare=False, repr=False)
+    """Each scope's `jobs/` folder, joined once: a start asks for it per job held."""
 
     def __post_init__(self) -> None:
         if self.storage is None:
@@ -116,15 +118,31 @@ class StateDir:
         return self.scope(scope) / "devices.journal"
 
     def job(self, scope: str, name: str) -> JobPaths:
-        return JobPaths(self.scope(scope) / "jobs" / safe_name(name, "job"), self.storage)
+        return JobPaths(self._jobs_folder(scope) / safe_name(name, "job"), self.storage)
+
+    def _jobs_folder(self, scope: str) -> Path:
+        folder = self._jobs_folders.get(scope)
+        if folder is None:
+            folder = self._jobs_folders[scope] = self.scope(scope) / "jobs"
+        return folder
 
     def scopes(self) -> Iterator[str]:
         yield from (n for n in self.storage.children(self.root / "scopes") if _SAFE_NAME.match(n))
 
-    def jobs(self) -> Iterator[tuple[str, str]]:
-        """(scope, name) of every job with a record."""
+    def jobs(self, besides: Container[JobKey] = ()) -> Iterator[JobKey]:
+        """(scope, name) of every job with a record, but those in `besides`, whose record is
+        not looked for (a plan has read theirs already)."""
+        for scope, name in self.job_folders():
+            if (scope, name) not in besides and self.storage.exists(
+                self._jobs_folder(scope) / name / "job.json"
+            ):
+                yield scope, name
+
+    def job_folders(self) -> Iterator[JobKey]:
+        """(scope, name) of every job folder, its record not looked for: for a reader that
+        reads the record next, which has none when `JobRecord.load` raises
+        FileNotFoundError (a folder left by hand, or by a crash before its first record)."""
         for scope in self.scopes():
-            folder = self.scope(scope) / "jobs"
-            for name in self.storage.children(folder):
-                if _SAFE_NAME.match(name) and self.storage.exists(folder / name / "job.json"):
+            for name in self.storage.children(self._jobs_folder(scope)):
+                if _SAFE_NAME.match(name):
                     yield scope, name

@@ -100,8 +100,10 @@ def test_children_are_the_names_directly_under_a_folder(storage: Storage) -> Non
     assert storage.children(at(storage, "scopes/acme/jobs/a/executions")) == ["000001"]
     state = StateDir(storage.root, storage)
     assert list(state.jobs()) == [("acme", "a"), ("acme", "b"), ("acme2", "c")]
+    assert list(state.jobs(besides={("acme", "a")})) == [("acme", "b"), ("acme2", "c")]
     storage.remove(at(storage, "scopes/acme/jobs/b/job.json"))  # an empty folder may stay
     assert list(state.jobs()) == [("acme", "a"), ("acme2", "c")]
+    assert {("acme", "a"), ("acme2", "c")} <= set(state.job_folders())  # and ("acme", "b")
 
 
 def test_remove_tree_removes_every_record_under_a_folder_and_nothing_beside(

@@ -226,12 +226,11 @@ def _compute(
         plan = JobPlan(scope, name, Action.INVALID, record=_record_or_none(state, scope, name))
         plan.problems = [str(d) for d in manifests.errors if d.file == rejected.file]
         plans[(scope, name)] = plan
-    for scope, name in state.jobs():
-        if (scope, name) not in plans:
-            try:
-                plans[(scope, name)] = _plan_undeclared(state, scope, name, manifests, loaded)
-            except StateError as error:
-                plans[(scope, name)] = _unusable((scope, name), error, None)
+    for scope, name in state.jobs(besides=plans):  # recorded, no longer declared
+        try:
+            plans[(scope, name)] = _plan_undeclared(state, scope, name, manifests, loaded)
+        except StateError as error:
+            plans[(scope, name)] = _unusable((scope, name), error, None)
     return Plan([plans[k] for k in sorted(plans)], manifests, revision)
 
 

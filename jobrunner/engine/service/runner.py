@@ -322,7 +322,7 @@ class Runner:
         if self.ownership is not None:
             self.keep_leases(force=True)  # lists the recorded jobs itself
             return
-        for scope, name in self.state.jobs():
+        for scope, name in self.state.job_folders():  # each record read, not looked for first
             self._take_up(scope, name)
 
     def _take_up(self, scope: str, name: str) -> RunningJob | None:
@@ -333,6 +333,8 @@ class Runner:
         except StateError as error:
             self.unreadable.append(str(error))
             return None  # reported; the other jobs go on
+        except FileNotFoundError:
+            return None  # a folder without a record: no job (`StateDir.job_folders`)
         self.serve(scope)
         job = executions.attach(self.engine, state, self.operations)
         if job.run is not None:

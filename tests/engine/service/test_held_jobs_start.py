@@ -109,3 +109,18 @@ def test_a_runner_keeps_the_manifests_read_in_its_state_directory_by_their_text(
     kept.write_bytes(b"damaged")
     assert load() == "second"
     assert kept.read_bytes().startswith(b'{"format": "jobrunner.parsed-manifests"')
+
+
+def test_a_job_folder_without_a_record_is_no_job_at_the_start(tmp_path: Path) -> None:
+    """The start reads each job's record without looking for it first: a folder that has
+    none (left by hand, or by a crash before its first record) is still no job."""
+    (tmp_path / "jobs.d").mkdir()
+    (tmp_path / "jobs.d" / "check.yaml").write_text(JOB)
+    _reconcile(tmp_path)
+    (tmp_path / "state" / "scopes" / "acme" / "jobs" / "empty" / "executions").mkdir(parents=True)
+    runner, _ = memory_runner(tmp_path, FakeClock(), lambda sent: ok())
+    with runner:
+        assert set(runner.engine.jobs) == {("acme", "check")}
+        assert runner.unreadable == []
+        plan = runner.plan(runner.load())
+    assert [(j.scope, j.name) for j in plan.jobs] == [("acme", "check")]
