@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, Final, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -391,7 +391,7 @@ def _execution_ids(raw: dict[str, Any]) -> None:
             raw[name] = _interned(raw[name])
 
 
-_EVERY: dict[type[BaseModel], set[str]] = {}
+_EVERY: dict[type[BaseModel], tuple[set[str], tuple[str, ...]]] = {}
 
 
 def _every_field_set(model: M) -> M:
@@ -400,13 +400,16 @@ def _every_field_set(model: M) -> M:
     (`model_fields_set`), instead of a set each: a record of 26 fields held its own 2.3 KB
     set, and a daemon holds a record and summaries per job. Pydantic only ever adds a field's
     own name to that set (when it is assigned), which such a set holds already, and a copy
-    of a record copies it."""
-    every = _EVERY.get(model.__class__)
-    if every is None:
-        every = _EVERY[model.__class__] = set(model.__class__.model_fields)
+    of a record copies it. Only the fields whose type may hold a record are walked."""
+    known = _EVERY.get(model.__class__)
+    if known is None:
+        known = _EVERY[model.__class__] = _fields_of(model.__class__)
+    every, nested = known
     if model.__pydantic_fields_set__ == every:
         object.__setattr__(model, "__pydantic_fields_set__", every)
-    for value in model.__dict__.values():
+    values = model.__dict__
+    for name in nested:
+        value = values[name]
         if isinstance(value, BaseModel):
             _every_field_set(value)
         elif isinstance(value, list):
@@ -418,3 +421,18 @@ def _every_field_set(model: M) -> M:
                 if isinstance(item, BaseModel):
                     _every_field_set(item)
     return model
+
+
+def _fields_of(model: type[BaseModel]) -> tuple[set[str], tuple[str, ...]]:
+    """The names of `model`'s fields, and of those whose type names a model (in a list, a
+    dict or a union too): the only ones `_every_field_set` walks."""
+    nested = tuple(
+        name for name, info in model.model_fields.items() if _names_a_model(info.annotation)
+    )
+    return set(model.model_fields), nested
+
+
+def _names_a_model(annotation: Any) -> bool:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return True
+    return any(_names_a_model(argument) for argument in get_args(annotation))
