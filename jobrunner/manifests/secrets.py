@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, get_args
 
 from pydantic import AfterValidator, BaseModel, Field, model_validator
 
@@ -161,8 +161,39 @@ SecretValue = LiteralSecret | SecretRef
 
 def secrets_in(model: BaseModel) -> Iterator[tuple[tuple[str | int, ...], SecretValue]]:
     """(path in manifest spelling, secret) of every literal secret and reference in `model`."""
-    for name, info in type(model).model_fields.items():
-        yield from _walk(getattr(model, name), (info.alias or name,))
+    fields = _secret_fields.get(type(model))
+    if fields is None:
+        fields = _secret_fields[type(model)] = tuple(
+            (name, info.alias or name)
+            for name, info in type(model).model_fields.items()
+            if _may_hold_a_secret(info.annotation, set())
+        )
+    for name, spelled in fields:
+        yield from _walk(getattr(model, name), (spelled,))
+
+
+_secret_fields: dict[type[BaseModel], tuple[tuple[str, str], ...]] = {}
+"""A model's fields that may hold a secret, by class: the others are not walked (a job's
+steps are looked through for literal passwords at every read of the manifests). A field
+that holds a secret names `SecretRef` in its type (`Secret`, `Credential`, a typed
+property's value: a literal is made from a text by a validator, beside that reference)."""
+
+
+def _may_hold_a_secret(annotation: Any, seen: set[type]) -> bool:
+    if annotation is Any or annotation is object:
+        return True  # anything: walked, as every field was
+    if isinstance(annotation, type):
+        if issubclass(annotation, SecretRef | LiteralSecret):
+            return True
+        if issubclass(annotation, BaseModel):
+            if annotation in seen:
+                return False  # a model holding itself: its other fields answer
+            seen.add(annotation)
+            return any(
+                _may_hold_a_secret(info.annotation, seen)
+                for info in annotation.model_fields.values()
+            )
+    return any(_may_hold_a_secret(argument, seen) for argument in get_args(annotation))
 
 
 def _walk(value: Any, path: tuple[str | int, ...]) -> Iterator[tuple[tuple[str | int, ...], Any]]:

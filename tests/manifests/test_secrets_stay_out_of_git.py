@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from jobrunner.errors import SecretError
 from jobrunner.manifests import ManifestSet
@@ -15,6 +17,7 @@ from jobrunner.manifests.secrets import (
     LiteralSecret,
     SecretRef,
     SecretResolver,
+    _secret_fields,
     masked,
     secrets_in,
     with_secrets,
@@ -287,3 +290,23 @@ def test_a_symbolic_link_inside_the_secrets_directory_is_followed(tmp_path: Path
     (tmp_path / "..data").symlink_to("..2026")
     (tmp_path / "repo").symlink_to("..data/repo")
     assert SecretResolver(tmp_path, {}).resolve(_ref(file="repo")) == SECRET
+
+
+def test_only_the_fields_that_may_hold_a_secret_are_looked_through() -> None:
+    """A step's properties are looked through for secrets at every read of the manifests:
+    the fields whose type cannot hold one (a URI, a timeout) are left out, those that can
+    (a password, a user name, a typed property's value, anything typed `Any`) are not."""
+    download = _download(username="admin", password=SECRET)
+    found = {path: type(secret).__name__ for path, secret in secrets_in(download)}
+    assert found == {("password",): "LiteralSecret"}  # a user name is a Credential: no warning
+    walked = [name for name, _ in _secret_fields[PackageDownload]]
+    assert walked == ["username", "password"]
+    assert [name for name, _ in _secret_fields[ConfigurationPut]] == ["configurations"]
+
+    class Loose(BaseModel):
+        anything: Any = None
+        count: int = 0
+
+    loose = Loose(anything={"nested": [SecretRef.model_validate({"valueFrom": {"env": "X"}})]})
+    assert [path for path, _ in secrets_in(loose)] == [("anything", "nested", 0)]
+    assert [name for name, _ in _secret_fields[Loose]] == ["anything"]
