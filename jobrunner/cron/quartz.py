@@ -213,6 +213,11 @@ def parse_quartz(expression: str, *, max_year: int | None = None) -> QuartzExpre
     return _parse(expression, MAX_YEAR if max_year is None else max_year)
 
 
+@lru_cache(maxsize=4)
+def _every_year(max_year: int) -> tuple[int, ...]:
+    return tuple(range(1970, max_year + 1))
+
+
 @lru_cache(maxsize=1024)
 def _parse(expression: str, max_year: int) -> QuartzExpression:
     # Remembered: triggers parse their expression again on every evaluation.
@@ -222,6 +227,10 @@ def _parse(expression: str, max_year: int) -> QuartzExpression:
     # Before 1970 nothing is scheduled any more (and Quartz keeps '*' as the number 99).
     ordered = sorted(raw.values[YEAR])  # '*' holds every year to max_year: cut, not filtered
     years = tuple(ordered[bisect_left(ordered, 1970) : bisect_right(ordered, max_year)])
+    if len(years) == max_year - 1969:
+        # Every year ('*', most expressions): 157 numbers of 32 B and their tuple, held
+        # once instead of once per expression remembered (5 KB each).
+        years = _every_year(max_year)
     late = ordered[bisect_right(ordered, max_year) :]
     if late:
         notes.append(

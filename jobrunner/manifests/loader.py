@@ -33,9 +33,9 @@ from jobrunner.manifests.yamlsource import (
     DataPath,
     Document,
     SourceMap,
-    read_documents,
     read_located,
     read_plain,
+    text_rests_in,
 )
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
@@ -172,7 +172,7 @@ def _load_file(
             )
         raw, text = _read_bytes(file)
         count = 0
-        for document in _documents(raw, text, parsed):
+        for document in _documents(file, raw, text, parsed):
             if document.data is None:
                 continue
             count += 1
@@ -184,17 +184,18 @@ def _load_file(
         result.unreadable_files.add(file)
 
 
-def _documents(raw: bytes, text: str, parsed: ParsedFiles | None) -> Iterable[Document]:
+def _documents(file: Path, raw: bytes, text: str, parsed: ParsedFiles | None) -> Iterable[Document]:
     """The documents of a file: as read before when `parsed` holds its text, else from its
-    YAML (what the fast path reads is then kept in `parsed`)."""
-    if parsed is None:
-        return read_documents(text)
-    documents = parsed.documents(raw, text)
+    YAML (what the fast path reads is then kept in `parsed`). The fast path's text is not
+    held for their lines: its file is read again when one is asked for."""
+    documents = None if parsed is None else parsed.documents(raw, text)
     if documents is None:
         documents = read_plain(text)
         if documents is None:
             return read_located(text)  # anything unusual, and every fault: lines kept
-        parsed.keep(raw, documents)
+        if parsed is not None:
+            parsed.keep(raw, documents)
+    text_rests_in(documents, file, raw)
     return documents
 
 

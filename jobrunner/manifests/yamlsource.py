@@ -10,9 +10,11 @@ exhaust the stack. ISO times stay strings: the manifest models parse them and in
 from __future__ import annotations
 
 import functools
+import hashlib
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -65,8 +67,10 @@ class SourceMap:
         if self._located is not None:
             text, index = self._located
             self._located = None
-            full = text.maps()[index]
-            self._key_lines, self._value_lines = full._key_lines, full._value_lines
+            maps = text.maps()
+            if index < len(maps):  # else its file changed since: the start and root lines
+                full = maps[index]
+                self._key_lines, self._value_lines = full._key_lines, full._value_lines
 
     @property
     def key_lines(self) -> dict[DataPath, int]:
@@ -106,19 +110,53 @@ class SourceMap:
 
 
 class _Located:
-    """The text of a file read by the fast path, kept to find its lines when asked."""
+    """The text of a file read by the fast path, to find its lines when asked: held, or let
+    go (`rest_in`) and read again from its file then, when it is still the same text."""
 
-    __slots__ = ("_maps", "_text")
+    __slots__ = ("_digest", "_file", "_maps", "_text")
 
     def __init__(self, text: str) -> None:
         self._text = text
         self._maps: list[SourceMap] | None = None
+        self._file: Path | None = None
+        self._digest = b""
+
+    def rest_in(self, file: Path, raw: bytes) -> None:
+        """Let go of the text, which is `raw` decoded, as read from `file`: a line is asked
+        for when something is wrong, which is rare, and the text of every manifest held for
+        it is as large as the files (a DeviceList of 100,000 devices: 5 MB)."""
+        if self._maps is None and self._file is None:
+            self._file, self._digest, self._text = file, _digest(raw), ""
 
     def maps(self) -> list[SourceMap]:
         if self._maps is None:
-            self._maps = [document.source for document in read_located(self._text)]
-            self._text = ""
+            text = self._text if self._file is None else self._text_again(self._file)
+            # A file changed since it was read finds no line but its documents' starts and
+            # roots (kept in their SourceMaps): the lines of another text would be wrong.
+            self._maps = [] if text is None else [d.source for d in read_located(text)]
+            self._text, self._file = "", None
         return self._maps
+
+    def _text_again(self, file: Path) -> str | None:
+        try:
+            raw = file.read_bytes()
+            if _digest(raw) != self._digest:
+                return None
+            return raw.decode("utf-8-sig")
+        except (OSError, UnicodeDecodeError):
+            return None
+
+
+def _digest(raw: bytes) -> bytes:
+    return hashlib.blake2b(raw, digest_size=20).digest()
+
+
+def text_rests_in(documents: list[Document], file: Path, raw: bytes) -> None:
+    """The text the SourceMaps of the fast path's `documents` find their lines in let go,
+    read again from `file` (whose bytes were `raw`) when a line is first asked for."""
+    for document in documents:
+        if document.source._located is not None:
+            document.source._located[0].rest_in(file, raw)
 
 
 def located(text: str) -> _Located:

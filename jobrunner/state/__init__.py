@@ -9,7 +9,8 @@ Its modules, from the top: `opening` (where the state is); `jobstore` (one job's
 `registry` (the devices), `policies` (the scopes' accepted Policy), `outbox` (notification
 events); `records` (job records, execution summaries), `targets` (each target's journal),
 `devices` (a device's record in the registry), `frozensteps` (a job's frozen steps,
-validated once per distinct list);
+validated once per distinct list), `shared` (the equal parts of job records read, held
+once);
 `layout` (the names of the records); `ownership` (who owns the state and where requests go);
 `lock` (the directory's owner lock); `journal` (documents and journals over any storage),
 `logs` (execution logs); `stores` (the storages: files, PostgreSQL). Records are replaced

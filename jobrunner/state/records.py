@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from jobrunner.errors import StateError
 from jobrunner.state.journal import read_json, write_json
+from jobrunner.state.shared import share_equal_parts
 from jobrunner.state.stores.base import Storage
 
 JOB_FORMAT: Final = "jobrunner.job"
@@ -224,7 +225,9 @@ class JobRecord(Record):
 
     @classmethod
     def load(cls, storage: Storage, path: Path) -> JobRecord:
-        return _load(cls, storage, path, JOB_FORMAT, JOB_VERSION, _job_ids)
+        record = _load(cls, storage, path, JOB_FORMAT, JOB_VERSION, _job_ids)
+        share_equal_parts(record.spec, record.frozen.steps if record.frozen else [])
+        return record
 
 
 class ExecutionStatus(StrEnum):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tracemalloc
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 
 from jobrunner.errors import StateError
 from jobrunner.state.frozensteps import frozen_steps
-from jobrunner.state.records import JobRecord, SourceRef
+from jobrunner.state.records import FrozenJob, JobRecord, SourceRef
 from jobrunner.state.stores.files import FileStorage
 from jobrunner.state.targets import TargetState, TargetStatus
 
@@ -91,3 +92,42 @@ def test_jobs_frozen_with_the_same_steps_share_their_step_models(tmp_path: Path)
     assert other[0] is not first[0] and other[0] != first[0]
     with pytest.raises(StateError, match=r"d\.json: frozen step 0 does not validate"):
         frozen_steps([{**steps[0], "properties": {"bundleId": "x"}}], tmp_path / "d.json")
+
+
+def test_loaded_records_share_the_equal_parts_of_their_spec_and_frozen_steps(
+    tmp_path: Path,
+) -> None:
+    """1,000 jobs of one rollout differ by their targets: their steps and schedules, as
+    read, are held once; the records read are the records written, and a reconcile's new
+    spec or a record's own fields move nothing in another record."""
+    storage = FileStorage(tmp_path)
+    steps: list[dict[str, Any]] = [
+        {"name": "stop", "definition": "Bundle Stop", "properties": {"bundleId": 42}},
+        {"name": "start", "definition": "Bundle Start", "properties": {"bundleId": 42}},
+    ]
+
+    def written(name: str, tag: str, bundle: int = 42) -> JobRecord:
+        own = [{**s, "properties": {"bundleId": bundle}} for s in steps]
+        spec = {"targets": {"tags": [tag]}, "steps": own, "schedules": [], "run": "1"}
+        frozen = FrozenJob(
+            at=datetime(2026, 12, 1, tzinfo=UTC), targets=["gw-1"], steps=own, digest="d"
+        )
+        record = JobRecord(scope="acme", name=name, spec=spec, frozen=frozen)
+        record.save(storage, tmp_path / f"{name}.json")
+        return record
+
+    records = [written("a", "g1"), written("b", "g2"), written("c", "g3", bundle=43)]
+    a, b, c = (JobRecord.load(storage, tmp_path / f"{r.name}.json") for r in records)
+    for loaded, record in zip((a, b, c), records, strict=True):
+        assert loaded.model_dump(exclude={"updated"}) == record.model_dump(exclude={"updated"})
+    assert a.frozen is not None and b.frozen is not None and c.frozen is not None
+    assert a.spec["steps"] is b.spec["steps"] and a.spec["schedules"] is b.spec["schedules"]
+    assert a.spec["targets"] is not b.spec["targets"] and a.spec is not b.spec
+    assert a.frozen.steps is not b.frozen.steps
+    assert all(x is y for x, y in zip(a.frozen.steps, b.frozen.steps, strict=True))
+    assert c.spec["steps"] is not a.spec["steps"] and c.frozen.steps[0] is not a.frozen.steps[0]
+
+    a.spec = {**a.spec, "run": "2"}  # as a reconcile gives a record its manifest anew
+    a.suspend = True
+    assert b.spec["run"] == "1" and not b.suspend
+    assert b.model_dump(exclude={"updated"}) == records[1].model_dump(exclude={"updated"})

@@ -39,6 +39,7 @@ from jobrunner.engine.rollout.approval import Approval, approve
 from jobrunner.engine.service import heap
 from jobrunner.engine.service.ownership import DatabaseClaims, Ownership
 from jobrunner.engine.service.reconcile import Applied, Reconciler, history_bounds
+from jobrunner.engine.service.tagview import TagView
 from jobrunner.errors import JobError, LeaseLostError, NothingToDo, NotRunning, StateError
 from jobrunner.manifests import ManifestSet, load_manifests
 from jobrunner.manifests.parsed import ParsedFiles
@@ -85,14 +86,13 @@ def device_tags(
 ) -> dict[str, ScopeDevices]:
     """Per scope, every known device and its tags: declared in git, or discovered on connect;
     and what a label selector reads of each (its labels, the facts of its BIRTH)."""
-    known: dict[str, dict[str, Iterable[str]]] = {}
+    undeclared: dict[str, dict[str, None]] = {scope: {} for scope in manifests.devices}
     zones: dict[str, dict[str, str]] = {}
     facts: dict[str, dict[str, Facts]] = {}
     # Read only for the scopes whose jobs select by labels: a plan of 10,000 devices and no
     # selector builds none.
     selecting = {d.scope for d in manifests.jobs.values() if d.manifest.spec.targets.selector}
     for scope, devices in manifests.devices.items():
-        known[scope] = {cid: d.tags for cid, d in devices.items()}
         zones[scope] = {cid: d.timezone for cid, d in devices.items() if d.timezone}
         if scope in selecting:
             facts[scope] = {cid: record_facts(d.labels, None) for cid, d in devices.items()}
@@ -100,15 +100,20 @@ def device_tags(
         for scope in registry.scopes():
             declared = manifests.devices.get(scope, {})
             read = facts.setdefault(scope, {}) if scope in selecting else None
+            extra = undeclared.setdefault(scope, {})
             for record in registry.scope(scope):
-                known.setdefault(scope, {}).setdefault(record.client_id, ())
+                if record.client_id not in declared:
+                    extra[record.client_id] = None
                 if read is not None:
                     entry = declared.get(record.client_id)
                     labels = entry.labels if entry else None
                     read[record.client_id] = record_facts(labels, record)
+    # The table of tags a view over the declared devices (`TagView`), not a copy of it.
     return {
-        scope: ScopeDevices(devices, zones.get(scope), facts.get(scope))
-        for scope, devices in known.items()
+        scope: ScopeDevices(
+            TagView(manifests.devices.get(scope, {}), extra), zones.get(scope), facts.get(scope)
+        )
+        for scope, extra in undeclared.items()
     }
 
 
