@@ -148,18 +148,7 @@ class TargetState:
         self.updated = updated
         self.attempts = attempts
         self.started_in = started_in
-        if (
-            request_id is None
-            and operation_id is None
-            and phase is None
-            and deadline is None
-            and failure is None
-            and stage is None
-            and snapshot is None
-        ):
-            self._rest = None
-        else:
-            self._rest = (request_id, operation_id, phase, deadline, failure, stage, snapshot)
+        self._rest = _packed(request_id, operation_id, phase, deadline, failure, stage, snapshot)
 
     @property
     def request_id(self) -> str | None:
