@@ -267,7 +267,11 @@ class Rollbacks:
         else:
             rollback.wanted = snapshots.held_values(found, rollback.written)
             if target.snapshot.rollback is RollbackState.SENT:
-                self._wait(job, key, rollback, 0.0)  # sent before a restart: read back
+                # Sent before a restart: read back once Kura's apply delay after it is over.
+                # When its reply came is lost with the process; when it left is recorded.
+                sent = target.updated if target.updated is not None else self.rt.clock()
+                apply = self.rt.settings.apply_seconds
+                self._wait(job, key, rollback, max(0.0, sent + apply - self.rt.clock()))
             else:
                 rollback.stage = "exec"
                 self.waiting.append(key)

@@ -441,3 +441,33 @@ def test_a_stop_between_the_snapshot_and_the_put_frees_the_device(world: World) 
     assert ("gw-1", "other", "EXEC stop/42") in fleet.order, "gw-1 is free for another job"
     assert (other.step_index, other.status.value) == (0, "PROCESS_OK")
     assert ("gw-1", "guarded", "PUT configurations") not in fleet.order
+
+
+def test_a_rollback_sent_just_before_a_restart_is_read_back_after_kuras_apply_delay(
+    world: World,
+) -> None:
+    """The rollback's reply is lost with the process that sent it; the read-back after the
+    restart still waits for Kura's apply delay, counted from when the rollback left."""
+    first = Gateway(mute={"EXEC rollback/"})
+    with world.runner(first) as runner:
+        runner.apply(runner.plan(runner.load()))
+        _turns(runner)
+        world.clock.advance(2.1)  # the put's read-back, then the failing check
+        _turns(runner)
+        target = runner.job_state("acme", "guarded").targets.get("gw-1")
+        assert target.snapshot is not None
+        assert target.snapshot.rollback is RollbackState.SENT
+        assert first.got[-1] == f"EXEC rollback/{SNAPSHOT_ID}"
+    world.clock.advance(0.5)  # a quick restart: Kura has not applied the rollback yet
+
+    second = Gateway(host=first.host, snapshot=first.snapshot)
+    with world.runner(second) as runner:
+        _turns(runner)
+        assert second.got == [f"GET snapshots/{SNAPSHOT_ID}"], "no read-back before the delay"
+        second.host = "0.pool.ntp.org"  # Kura applied the rollback meanwhile
+        world.clock.advance(1.6)  # 2.1 s after the rollback left
+        _turns(runner)
+        target = runner.job_state("acme", "guarded").targets.get("gw-1")
+
+    assert second.got == [f"GET snapshots/{SNAPSHOT_ID}", f"GET configurations/{CLOCK}"]
+    assert target.snapshot is not None and target.snapshot.rolled_back, target.message
